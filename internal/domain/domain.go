@@ -1,0 +1,161 @@
+// Package domain holds the sending domain, its DNS records and the rules that turn the
+// results of a DNS check into the domain's state. It does no I/O, so the rules can be
+// tested exhaustively and shared by the API, the background verifier and the CLI.
+package domain
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"time"
+)
+
+// Status is a domain's overall verification status, as the v1 API reports it.
+type Status string
+
+// The three statuses of the v1 API. The set is fixed so that AutoSend clients never
+// meet a value they do not know.
+const (
+	StatusPendingConfiguration Status = "PENDING_CONFIGURATION"
+	StatusPending              Status = "PENDING"
+	StatusVerified             Status = "VERIFIED"
+)
+
+// RecordKey names one of the records a domain publishes. A domain has at most one
+// record per key.
+type RecordKey string
+
+// The records domaind asks a customer to publish.
+const (
+	KeyOwnership   RecordKey = "ownership"
+	KeyDKIM        RecordKey = "dkim"
+	KeyMailFromMX  RecordKey = "mailfrom_mx"
+	KeyMailFromSPF RecordKey = "mailfrom_spf"
+	KeyDMARC       RecordKey = "dmarc"
+	KeyInboundMX   RecordKey = "inbound_mx"
+)
+
+// SendingKeys lists the records every sending domain has, in the order they are shown.
+var SendingKeys = []RecordKey{KeyOwnership, KeyDKIM, KeyMailFromMX, KeyMailFromSPF, KeyDMARC}
+
+// Required reports whether a record must verify before the domain may send.
+// MAIL FROM and DMARC are recommended only, as with AutoSend and SES.
+func (k RecordKey) Required() bool {
+	return k == KeyOwnership || k == KeyDKIM
+}
+
+// CheckStatus is the outcome of the latest look at one record.
+type CheckStatus string
+
+// The outcomes of a record check.
+const (
+	// CheckUnchecked means the record has not been looked at yet.
+	CheckUnchecked CheckStatus = "unchecked"
+	// CheckVerified means DNS publishes the expected value.
+	CheckVerified CheckStatus = "verified"
+	// CheckMissing means DNS definitely has no such record (NXDOMAIN or no data).
+	CheckMissing CheckStatus = "missing"
+	// CheckMismatch means DNS has a record at the name, but not the expected one.
+	CheckMismatch CheckStatus = "mismatch"
+	// CheckTemporaryFailure means DNS could not give a definite answer (timeout,
+	// SERVFAIL); such a result never changes what is known about the record.
+	CheckTemporaryFailure CheckStatus = "temporary_failure"
+)
+
+// Definite reports whether the outcome is a definite answer from DNS.
+func (s CheckStatus) Definite() bool {
+	return s == CheckVerified || s == CheckMissing || s == CheckMismatch
+}
+
+// Problem is one thing wrong with a record, with a fix the customer can act on.
+type Problem struct {
+	// Code is a stable upper-case identifier such as NOT_FOUND.
+	Code string `json:"code"`
+	// Message is one plain English sentence saying what to change.
+	Message string `json:"message"`
+}
+
+// Record is one DNS record the customer publishes, and what domaind last saw of it.
+type Record struct {
+	Key      RecordKey
+	Name     string // fully qualified, lower case, no trailing dot
+	Type     string // "TXT" or "MX"
+	Value    string
+	Priority uint16 // MX only
+	Purpose  string
+
+	// Verified is the record's flag as reported: it follows definite answers and
+	// keeps its value through temporary failures.
+	Verified bool
+	// Status, Found and Problems describe the latest look at the record.
+	Status   CheckStatus
+	Found    []string
+	Problems []Problem
+	// Failures counts consecutive definite failures since the record last verified.
+	Failures  int
+	CheckedAt time.Time // zero until the first check
+
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Domain is a sending domain of one project.
+type Domain struct {
+	ID        string // 24 lowercase hex characters
+	ProjectID int64
+	Name      string // normalized, see NormalizeName
+	Region    string
+
+	Status            Status
+	OwnershipVerified bool
+	DKIMEnabled       bool
+	MailFromEnabled   bool
+	DMARCEnabled      bool
+
+	// Records holds the domain's records in display order.
+	Records []Record
+
+	CreatedAt     time.Time
+	LastCheckedAt time.Time // equals CreatedAt until the first check
+	VerifiedAt    time.Time // zero until first verified
+
+	InboundEnabledAt  time.Time // zero while receiving is off
+	InboundVerifiedAt time.Time // zero until the inbound MX is seen
+}
+
+// Record returns the domain's record with the given key, or nil.
+func (d *Domain) Record(k RecordKey) *Record {
+	for i := range d.Records {
+		if d.Records[i].Key == k {
+			return &d.Records[i]
+		}
+	}
+	return nil
+}
+
+// NewID returns a fresh 24-character lowercase hex identifier. Like a MongoDB
+// ObjectID (which AutoSend's ids are), it starts with the creation time in seconds,
+// so ids sort roughly by age; the other 8 bytes come from crypto/rand.
+func NewID(now time.Time) (string, error) {
+	var b [12]byte
+	s := uint32(now.Unix())
+	b[0], b[1], b[2], b[3] = byte(s>>24), byte(s>>16), byte(s>>8), byte(s)
+	if _, err := rand.Read(b[4:]); err != nil {
+		return "", fmt.Errorf("domain: new id: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// ValidID reports whether s has the form of a domain id: 24 lowercase hex characters.
+func ValidID(s string) bool {
+	if len(s) != 24 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
