@@ -1,0 +1,173 @@
+// Package records generates the DNS records a customer publishes for a sending domain:
+// the ownership token, a DKIM key pair, the MAIL FROM MX and SPF records and DMARC.
+package records
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/domaind/domaind/internal/domain"
+)
+
+// Config holds the operator's templates for generated records. The zero value is
+// not useful; start from DefaultConfig.
+type Config struct {
+	MailFromSubdomain string // the MAIL FROM domain is this label under the domain
+	DKIMSelector      string
+	OwnershipPrefix   string // the token lives at _<prefix>.<domain> and starts with <prefix>-
+	MXTemplate        string // MAIL FROM MX host; {region} is replaced by the region key
+	SPFInclude        string
+	DMARCValue        string
+	InboundMXTemplate string // inbound MX host; {region} is replaced by the region key
+	DKIMBits          int
+}
+
+// DefaultConfig returns the contract's defaults, which match AutoSend's records.
+func DefaultConfig() Config {
+	return Config{
+		MailFromSubdomain: "mail",
+		DKIMSelector:      "autosend",
+		OwnershipPrefix:   "autosend-verify",
+		MXTemplate:        "feedback-smtp.{region}.amazonses.com",
+		SPFInclude:        "amazonses.com",
+		DMARCValue:        "v=DMARC1; p=none;",
+		InboundMXTemplate: "inbound-smtp.{region}.amazonaws.com",
+		DKIMBits:          2048,
+	}
+}
+
+// Validate reports the first setting that would generate records DNS cannot hold.
+func (c Config) Validate() error {
+	for _, f := range []struct{ name, v string }{
+		{"mail-from-subdomain", c.MailFromSubdomain},
+		{"dkim-selector", c.DKIMSelector},
+		{"ownership-prefix", c.OwnershipPrefix},
+	} {
+		if !validLabels(f.v) {
+			return fmt.Errorf("records: --%s %q must be one or more DNS labels of letters, digits and hyphens", f.name, f.v)
+		}
+	}
+	for _, f := range []struct{ name, v string }{
+		{"mx-template", c.MXTemplate},
+		{"inbound-mx-template", c.InboundMXTemplate},
+		{"spf-include", c.SPFInclude},
+	} {
+		if !validLabels(strings.ReplaceAll(f.v, "{region}", "us-east-1")) || !strings.Contains(f.v, ".") {
+			return fmt.Errorf("records: --%s %q must be a host name", f.name, f.v)
+		}
+	}
+	if !strings.HasPrefix(c.DMARCValue, "v=DMARC1") {
+		return fmt.Errorf("records: --dmarc-value %q must start with v=DMARC1", c.DMARCValue)
+	}
+	if c.DKIMBits < 1024 || c.DKIMBits > 4096 {
+		return fmt.Errorf("records: --dkim-bits %d must be between 1024 and 4096", c.DKIMBits)
+	}
+	return nil
+}
+
+func validLabels(s string) bool {
+	if s == "" || len(s) > 200 {
+		return false
+	}
+	for _, l := range strings.Split(s, ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || 'A' <= c && c <= 'Z') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Generated is a new domain's records and the private half of its DKIM key.
+type Generated struct {
+	Records []domain.Record
+	// DKIMPrivateKey is the PKCS #8 DER private key. Callers seal it before storing.
+	DKIMPrivateKey []byte
+}
+
+// Generate creates the records for a new domain named name in region: a fresh
+// ownership token and RSA key pair, and the templated MAIL FROM and DMARC records.
+func (c Config) Generate(name, region string, now time.Time) (Generated, error) {
+	var tok [16]byte
+	if _, err := rand.Read(tok[:]); err != nil {
+		return Generated{}, fmt.Errorf("records: ownership token: %w", err)
+	}
+	key, err := rsa.GenerateKey(rand.Reader, c.DKIMBits)
+	if err != nil {
+		return Generated{}, fmt.Errorf("records: dkim key: %w", err)
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return Generated{}, fmt.Errorf("records: dkim public key: %w", err)
+	}
+	priv, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return Generated{}, fmt.Errorf("records: dkim private key: %w", err)
+	}
+	mailFrom := c.MailFromSubdomain + "." + name
+	recs := []domain.Record{
+		{
+			Key: domain.KeyOwnership, Type: "TXT",
+			Name:    "_" + c.OwnershipPrefix + "." + name,
+			Value:   c.OwnershipPrefix + "-" + hex.EncodeToString(tok[:]),
+			Purpose: "Proves that you own the domain.",
+		},
+		{
+			Key: domain.KeyDKIM, Type: "TXT",
+			Name:    c.DKIMSelector + "._domainkey." + name,
+			Value:   base64.StdEncoding.EncodeToString(pub),
+			Purpose: "DKIM public key that receivers use to check the signature on your mail.",
+		},
+		{
+			Key: domain.KeyMailFromMX, Type: "MX", Priority: 10,
+			Name:    mailFrom,
+			Value:   strings.ReplaceAll(c.MXTemplate, "{region}", region),
+			Purpose: "Custom MAIL FROM domain: receives bounces and complaints.",
+		},
+		{
+			Key: domain.KeyMailFromSPF, Type: "TXT",
+			Name:    mailFrom,
+			Value:   "v=spf1 include:" + c.SPFInclude + " ~all",
+			Purpose: "SPF for the MAIL FROM domain: authorizes the platform's servers to send.",
+		},
+		{
+			Key: domain.KeyDMARC, Type: "TXT",
+			Name:    "_dmarc." + name,
+			Value:   c.DMARCValue,
+			Purpose: "DMARC policy: tells receivers what to do with mail that fails SPF and DKIM.",
+		},
+	}
+	for i := range recs {
+		recs[i].Status = domain.CheckUnchecked
+		recs[i].CreatedAt, recs[i].UpdatedAt = now, now
+	}
+	return Generated{Records: recs, DKIMPrivateKey: priv}, nil
+}
+
+// InboundMX returns the MX record a domain publishes to receive mail through the platform.
+func (c Config) InboundMX(name, region string, now time.Time) domain.Record {
+	return domain.Record{
+		Key: domain.KeyInboundMX, Type: "MX", Priority: 10,
+		Name:      name,
+		Value:     strings.ReplaceAll(c.InboundMXTemplate, "{region}", region),
+		Purpose:   "Inbound MX: routes mail for the domain to the platform.",
+		Status:    domain.CheckUnchecked,
+		CreatedAt: now, UpdatedAt: now,
+	}
+}
+
+// ErrSealed is returned by Open when a sealed value cannot be opened: the master key
+// is wrong, the value was tampered with, or it belongs to another domain.
+var ErrSealed = errors.New("records: sealed value cannot be opened with this master key")

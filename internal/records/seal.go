@@ -1,0 +1,58 @@
+package records
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"fmt"
+)
+
+// sealVersion is the first byte of every sealed value, so that a later master-key
+// rotation can tell old values from new ones.
+const sealVersion = 1
+
+// Sealer encrypts private DKIM keys at rest with AES-256-GCM under the operator's
+// master key. Each value is bound to its domain id (as additional data), so a sealed
+// key copied onto another domain's row does not open.
+type Sealer struct {
+	aead cipher.AEAD
+}
+
+// NewSealer returns a Sealer for a 32-byte master key.
+func NewSealer(masterKey []byte) (*Sealer, error) {
+	if len(masterKey) != 32 {
+		return nil, fmt.Errorf("records: master key must be 32 bytes, got %d", len(masterKey))
+	}
+	block, err := aes.NewCipher(masterKey)
+	if err != nil {
+		return nil, fmt.Errorf("records: master key: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("records: master key: %w", err)
+	}
+	return &Sealer{aead: aead}, nil
+}
+
+// Seal encrypts plaintext for the domain with the given id.
+func (s *Sealer) Seal(plaintext []byte, domainID string) ([]byte, error) {
+	out := make([]byte, 1+s.aead.NonceSize(), 1+s.aead.NonceSize()+len(plaintext)+s.aead.Overhead())
+	out[0] = sealVersion
+	if _, err := rand.Read(out[1:]); err != nil {
+		return nil, fmt.Errorf("records: seal: %w", err)
+	}
+	return s.aead.Seal(out, out[1:], plaintext, []byte(domainID)), nil
+}
+
+// Open decrypts a value sealed for the domain with the given id.
+func (s *Sealer) Open(sealed []byte, domainID string) ([]byte, error) {
+	n := s.aead.NonceSize()
+	if len(sealed) < 1+n+s.aead.Overhead() || sealed[0] != sealVersion {
+		return nil, ErrSealed
+	}
+	pt, err := s.aead.Open(nil, sealed[1:1+n], sealed[1+n:], []byte(domainID))
+	if err != nil {
+		return nil, ErrSealed
+	}
+	return pt, nil
+}
