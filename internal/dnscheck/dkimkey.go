@@ -1,0 +1,383 @@
+package dnscheck
+
+import (
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"strings"
+)
+
+// DKIMMinRSABits is the smallest RSA key that verifiers accept (RFC 8301 section 3.2).
+const DKIMMinRSABits = 1024
+
+// DKIMKey is a DKIM key record (RFC 6376 section 3.6.1). Fields hold the values that apply,
+// with the RFC's defaults filled in for tags that are absent.
+type DKIMKey struct {
+	// Version is "DKIM1", or "" when the record has no v= tag.
+	Version string
+	// KeyType is the k= tag: "rsa" (the default) or "ed25519" (RFC 8463).
+	KeyType string
+	// PublicKey is the p= tag with all whitespace removed; it is "" for a revoked key.
+	PublicKey string
+	// Testing is set by the t=y flag: the domain is testing DKIM.
+	Testing bool
+	// StrictDomain is set by the t=s flag: the i= domain of signatures must equal d=.
+	StrictDomain bool
+	// HashAlgs is the h= list of acceptable hash algorithms, or nil when absent (all allowed).
+	HashAlgs []string
+	// Services is the s= list of service types; ["*"] when absent.
+	Services []string
+	// Notes is the n= tag as written.
+	Notes string
+	// KeyBits is the size of an RSA key's modulus in bits; 0 for other keys and revoked keys.
+	KeyBits int
+}
+
+// Revoked reports whether the record revokes its key with an empty p= tag.
+func (k DKIMKey) Revoked() bool { return k.PublicKey == "" }
+
+// ParseDKIMKey parses a DKIM key record strictly by RFC 6376 sections 3.2 and 3.6.1.
+//
+// The record is a tag=value list separated by semicolons; tag names are case-sensitive and a
+// tag may appear only once. v= is optional but must be first and exactly "DKIM1". p= is
+// required; whitespace inside it is removed, and an empty value means the key is revoked,
+// which is not an error (see Revoked). A non-empty p= must be padded base64; for k=rsa it must
+// decode to a SubjectPublicKeyInfo or PKCS#1 RSA public key of at least DKIMMinRSABits bits,
+// and for k=ed25519 to 32 bytes. Key types other than rsa and ed25519, which verifiers ignore,
+// are reported as errors, as are malformed h=, t= and s= lists. Unknown tags are ignored, as
+// the RFC requires, once their syntax has been checked. All failures are a *SyntaxError.
+func ParseDKIMKey(txt string) (DKIMKey, error) {
+	fail := func(format string, args ...any) (DKIMKey, error) {
+		return DKIMKey{}, &SyntaxError{Kind: "DKIM", Record: txt, Reason: fmt.Sprintf(format, args...)}
+	}
+	if dkimLooksBareKey(txt) {
+		return fail("The record holds only a base64 key; a DKIM key record is a tag list such as v=DKIM1; k=rsa; p=<key>.")
+	}
+	tags, reason := dkimParseTags(txt, false)
+	if reason != "" {
+		return fail("%s", reason)
+	}
+	key := DKIMKey{KeyType: "rsa", Services: []string{"*"}}
+	var hasP bool
+	for i, t := range tags {
+		if t.name != "p" && t.name != "n" {
+			if reason := dkimMissingSemicolon(t); reason != "" {
+				return fail("%s", reason)
+			}
+		}
+		switch t.name {
+		case "v":
+			if i != 0 {
+				return fail("The v= tag must be the first tag of the record.")
+			}
+			if t.value != "DKIM1" {
+				if strings.EqualFold(t.value, "DKIM1") {
+					return fail("The version must be written exactly v=DKIM1, in capital letters.")
+				}
+				return fail("The version must be v=DKIM1, not %s.", dkimShowValue(t.value))
+			}
+			key.Version = t.value
+		case "k":
+			switch t.value {
+			case "rsa", "ed25519":
+				key.KeyType = t.value
+			default:
+				if strings.EqualFold(t.value, "rsa") || strings.EqualFold(t.value, "ed25519") {
+					return fail("The key type must be written in lowercase, as k=%s.", strings.ToLower(t.value))
+				}
+				return fail("The key type k=%s is not one receivers support, so they would ignore the key; use k=rsa.", dkimShowValue(t.value))
+			}
+		case "p":
+			hasP = true
+			key.PublicKey = dkimStripSpace(t.value)
+		case "h":
+			list, ok := dkimColonList(t.value, false)
+			if !ok {
+				return fail("The h= tag must be a colon-separated list of hash algorithms such as sha256, not %s.", dkimShowValue(t.value))
+			}
+			key.HashAlgs = list
+		case "t":
+			list, ok := dkimColonList(t.value, false)
+			if !ok {
+				return fail("The t= tag must be a colon-separated list of flags such as y or s, not %s.", dkimShowValue(t.value))
+			}
+			for _, f := range list {
+				switch f {
+				case "y":
+					key.Testing = true
+				case "s":
+					key.StrictDomain = true
+				}
+			}
+		case "s":
+			list, ok := dkimColonList(t.value, true)
+			if !ok {
+				return fail("The s= tag must be a colon-separated list of service types such as email or *, not %s.", dkimShowValue(t.value))
+			}
+			key.Services = list
+		case "n":
+			key.Notes = t.value
+		}
+	}
+	if !hasP {
+		for _, t := range tags {
+			if t.name == "P" {
+				return fail("Tag names are case-sensitive; write the public key tag as p= in lowercase.")
+			}
+		}
+		return fail("The record has no p= tag; add p= followed by the public key.")
+	}
+	if key.PublicKey == "" {
+		return key, nil
+	}
+	der, reason := dkimDecodeBase64(key.PublicKey)
+	if reason != "" {
+		return fail("%s", reason)
+	}
+	switch key.KeyType {
+	case "rsa":
+		pub, reason := dkimParseRSA(der)
+		if reason != "" {
+			return fail("%s", reason)
+		}
+		key.KeyBits = pub.N.BitLen()
+		if key.KeyBits < DKIMMinRSABits {
+			return fail("The RSA key is only %d bits long; receivers ignore keys shorter than %d bits, so publish a 2048-bit key.", key.KeyBits, DKIMMinRSABits)
+		}
+	case "ed25519":
+		if len(der) != 32 {
+			return fail("The p= value is %d bytes long, but an ed25519 key is 32 bytes; copy the key again.", len(der))
+		}
+	}
+	return key, nil
+}
+
+// dkimLooksBareKey reports whether txt is a long run of base64 without any tag, which is
+// what publishing only a key's value looks like.
+func dkimLooksBareKey(txt string) bool {
+	body := strings.TrimRight(dkimStripSpace(txt), "=")
+	if len(body) < 64 {
+		return false
+	}
+	for i := 0; i < len(body); i++ {
+		if c := body[i]; !(spfIsAlpha(c) || spfIsDigit(c) || c == '+' || c == '/') {
+			return false
+		}
+	}
+	return true
+}
+
+// dkimDecodeBase64 decodes a p= value (whitespace already removed) and explains a failure in
+// terms of the usual copy-and-paste mistakes.
+func dkimDecodeBase64(p string) ([]byte, string) {
+	if strings.Contains(p, "-----") || strings.Contains(p, "BEGIN") {
+		return nil, "The p= value contains a PEM header such as -----BEGIN PUBLIC KEY-----; publish only the base64 text between the BEGIN and END lines."
+	}
+	body := strings.TrimRight(p, "=")
+	if len(p)-len(body) > 2 {
+		return nil, "The p= value ends in more than two '=' signs, so it is not valid base64; copy the key again."
+	}
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if !(spfIsAlpha(c) || spfIsDigit(c) || c == '+' || c == '/') {
+			if c == '"' {
+				return nil, "The p= value contains a quotation mark; publish the key without quotes."
+			}
+			return nil, fmt.Sprintf("The p= value contains %q, which is not a base64 character; copy the key again.", c)
+		}
+	}
+	der, err := base64.StdEncoding.DecodeString(p)
+	if err != nil {
+		return nil, "The p= value is not complete base64 (its length is wrong, so part of it may be missing); copy the whole key again."
+	}
+	return der, ""
+}
+
+// dkimParseRSA reads an RSA public key as a SubjectPublicKeyInfo or, failing that, a PKCS#1
+// RSAPublicKey, the two forms RFC 6376 section 3.6.1 and common practice allow.
+func dkimParseRSA(der []byte) (*rsa.PublicKey, string) {
+	if pub, err := x509.ParsePKIXPublicKey(der); err == nil {
+		if rsaPub, ok := pub.(*rsa.PublicKey); ok {
+			return rsaPub, ""
+		}
+		return nil, fmt.Sprintf("The p= value holds a %s key, not an RSA key; publish the RSA key or set k= to its type.", dkimKeyKind(pub))
+	}
+	if pub, err := x509.ParsePKCS1PublicKey(der); err == nil {
+		return pub, ""
+	}
+	return nil, "The p= value is base64 but does not decode to an RSA public key; copy the key again."
+}
+
+// dkimKeyKind names the type of a parsed public key for a message.
+func dkimKeyKind(pub any) string {
+	switch pub.(type) {
+	case *ecdsa.PublicKey:
+		return "ECDSA"
+	case ed25519.PublicKey:
+		return "Ed25519"
+	case *ecdh.PublicKey:
+		return "ECDH"
+	}
+	return "non-RSA"
+}
+
+// dkimShowValue quotes a tag value for a message, pointing out quotation marks, which are the
+// most common mistake when a record is copied from a zone file.
+func dkimShowValue(v string) string {
+	if strings.Contains(v, `"`) {
+		return fmt.Sprintf("%q (remove the quotation marks)", v)
+	}
+	if v == "" {
+		return "an empty value"
+	}
+	return fmt.Sprintf("%q", v)
+}
+
+// dkimIsSpace matches the whitespace that folding white space (FWS) and WSP allow.
+func dkimIsSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// dkimStripSpace removes all whitespace from s.
+func dkimStripSpace(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if !dkimIsSpace(s[i]) {
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}
+
+// dkimTrimSpace removes leading and trailing whitespace from s.
+func dkimTrimSpace(s string) string { return strings.Trim(s, " \t\r\n") }
+
+// dkimColonList splits a colon-separated list of hyphenated-words (RFC 6376 section 2.10),
+// allowing whitespace around the colons; with star, "*" is also a valid element. It reports
+// false if any element is malformed.
+func dkimColonList(v string, star bool) ([]string, bool) {
+	parts := strings.Split(v, ":")
+	out := make([]string, 0, len(parts))
+	for _, p := range parts {
+		p = dkimTrimSpace(p)
+		if !(star && p == "*") && !dkimIsHyphenatedWord(p) {
+			return nil, false
+		}
+		out = append(out, p)
+	}
+	return out, true
+}
+
+// dkimIsHyphenatedWord matches ALPHA [ *(ALPHA / DIGIT / "-") (ALPHA / DIGIT) ].
+func dkimIsHyphenatedWord(s string) bool {
+	if s == "" || !spfIsAlpha(s[0]) || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if !(spfIsAlpha(s[i]) || spfIsDigit(s[i]) || s[i] == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// dkimTag is one tag=value pair of a tag list, the value trimmed of surrounding whitespace.
+type dkimTag struct {
+	name, value string
+}
+
+// dkimParseTags splits a tag list (RFC 6376 section 3.2), which DMARC records use too (RFC
+// 7489 section 6.3). Tag names are ALPHA *(ALPHA / DIGIT / "_"); values are printable ASCII
+// other than ';', with inner whitespace allowed. A single trailing ';' is allowed, an empty
+// entry elsewhere is not, and neither is a repeated tag name; with foldCase, names are
+// lowercased first, as DMARC's ABNF makes them case-insensitive. It returns the tags or a
+// reason sentence.
+func dkimParseTags(txt string, foldCase bool) ([]dkimTag, string) {
+	if dkimTrimSpace(txt) == "" {
+		return nil, "The record is empty."
+	}
+	parts := strings.Split(txt, ";")
+	tags := make([]dkimTag, 0, len(parts))
+	seen := make(map[string]bool, len(parts))
+	for i, part := range parts {
+		if dkimTrimSpace(part) == "" {
+			if i == len(parts)-1 {
+				break // The list may end with a semicolon.
+			}
+			return nil, "The record has an empty entry between two semicolons (or starts with one); remove the extra semicolon."
+		}
+		rawName, rawValue, ok := strings.Cut(part, "=")
+		if !ok {
+			return nil, fmt.Sprintf("The entry %s has no '=' sign; every entry must look like name=value.", dkimShowValue(dkimShorten(dkimTrimSpace(part))))
+		}
+		name := dkimTrimSpace(rawName)
+		if !dkimIsTagName(name) {
+			if strings.ContainsFunc(name, func(r rune) bool { return r > 0x7e }) {
+				return nil, "The record contains a non-ASCII character (often a non-breaking space pasted from a document) before a tag name; retype it in plain ASCII."
+			}
+			if strings.Contains(name, `"`) {
+				return nil, "The record contains quotation marks; enter it without quotes."
+			}
+			if name == "" {
+				return nil, fmt.Sprintf("The entry %q has no tag name before the '=' sign.", dkimShorten(dkimTrimSpace(part)))
+			}
+			return nil, fmt.Sprintf("The tag name %q is not valid; tag names are letters, digits and underscores, starting with a letter.", dkimShorten(name))
+		}
+		value := dkimTrimSpace(rawValue)
+		for j := 0; j < len(value); j++ {
+			if c := value[j]; !dkimIsSpace(c) && (c < 0x21 || c > 0x7e) {
+				if c >= 0x80 {
+					return nil, fmt.Sprintf("The value of the %s= tag contains a non-ASCII character (often a non-breaking space or curly quote pasted from a document); retype it in plain ASCII.", name)
+				}
+				return nil, fmt.Sprintf("The value of the %s= tag contains the control character %q; remove it.", name, c)
+			}
+		}
+		if foldCase {
+			name = strings.ToLower(name)
+		}
+		if seen[name] {
+			return nil, fmt.Sprintf("The %s= tag appears more than once; keep only one.", name)
+		}
+		seen[name] = true
+		tags = append(tags, dkimTag{name: name, value: value})
+	}
+	return tags, ""
+}
+
+// dkimMissingSemicolon explains a value such as "rsa p=MIIB..." or "DMARC1 p=none", where a
+// ';' was left out between two tags; it returns "" for any other value. It must not be used on
+// values that may hold '=' after whitespace, such as a split p= key or n= notes.
+func dkimMissingSemicolon(t dkimTag) string {
+	i := strings.IndexAny(t.value, " \t\r\n")
+	if i < 0 {
+		return ""
+	}
+	next, _, ok := strings.Cut(dkimTrimSpace(t.value[i:]), "=")
+	if !ok || !dkimIsTagName(dkimTrimSpace(next)) {
+		return ""
+	}
+	return fmt.Sprintf("The record seems to be missing a semicolon after %s=%s; separate tags with ';'.", t.name, t.value[:i])
+}
+
+// dkimIsTagName matches ALPHA *(ALPHA / DIGIT / "_").
+func dkimIsTagName(s string) bool {
+	if s == "" || !spfIsAlpha(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if !(spfIsAlpha(s[i]) || spfIsDigit(s[i]) || s[i] == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// dkimShorten cuts s for quoting in a message, so that a long key does not swamp it.
+func dkimShorten(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}

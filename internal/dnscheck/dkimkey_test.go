@@ -1,0 +1,169 @@
+package dnscheck
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// dkimFixture reads a base64 key from testdata/dkim: rsa2048.spki (SubjectPublicKeyInfo),
+// rsa1024.pkcs1 (PKCS#1), rsa512.spki (too short), p256.spki (ECDSA) and ed25519.raw.
+func dkimFixture(t testing.TB, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "dkim", name+".b64"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// dkimSpaced inserts a space every n characters, as DNS panels and zone files split keys.
+func dkimSpaced(s string, n int) string {
+	var parts []string
+	for len(s) > n {
+		parts = append(parts, s[:n])
+		s = s[n:]
+	}
+	return strings.Join(append(parts, s), " ")
+}
+
+func TestParseDKIMKeyValid(t *testing.T) {
+	rsa2048 := dkimFixture(t, "rsa2048.spki")
+	rsa1024 := dkimFixture(t, "rsa1024.pkcs1")
+	ed := dkimFixture(t, "ed25519.raw")
+	tests := []struct {
+		txt  string
+		want DKIMKey
+	}{
+		{"v=DKIM1; k=rsa; p=" + rsa2048,
+			DKIMKey{Version: "DKIM1", KeyType: "rsa", PublicKey: rsa2048, Services: []string{"*"}, KeyBits: 2048}},
+		// Spaces inside p=, as when a long key is split, are removed.
+		{"v=DKIM1; k=rsa; p=" + dkimSpaced(rsa2048, 64),
+			DKIMKey{Version: "DKIM1", KeyType: "rsa", PublicKey: rsa2048, Services: []string{"*"}, KeyBits: 2048}},
+		// v= and k= are optional; a PKCS#1 key is accepted; a trailing semicolon is allowed.
+		{"p=" + rsa1024 + ";",
+			DKIMKey{KeyType: "rsa", PublicKey: rsa1024, Services: []string{"*"}, KeyBits: 1024}},
+		{" v = DKIM1 ;\tk=ed25519 ; p = " + ed + " ; ",
+			DKIMKey{Version: "DKIM1", KeyType: "ed25519", PublicKey: ed, Services: []string{"*"}}},
+		// Every tag, with whitespace around the colons and unknown flags, algorithms, services
+		// and tags, which must be ignored.
+		{"v=DKIM1; h=sha256 : sha1:sha512; k=rsa; n=Contact postmaster; s=email:*:x-future; t=y:s:x-new; g=*; foo_bar=baz; p=" + rsa2048,
+			DKIMKey{Version: "DKIM1", KeyType: "rsa", PublicKey: rsa2048, Testing: true, StrictDomain: true,
+				HashAlgs: []string{"sha256", "sha1", "sha512"}, Services: []string{"email", "*", "x-future"},
+				Notes: "Contact postmaster", KeyBits: 2048}},
+		// An empty p= revokes the key; that is not an error.
+		{"v=DKIM1; p=", DKIMKey{Version: "DKIM1", KeyType: "rsa", Services: []string{"*"}}},
+		{"v=DKIM1; k=rsa; t=y; p=", DKIMKey{Version: "DKIM1", KeyType: "rsa", Testing: true, Services: []string{"*"}}},
+	}
+	for _, tt := range tests {
+		got, err := ParseDKIMKey(tt.txt)
+		if err != nil {
+			t.Errorf("ParseDKIMKey(%.60q) error: %v", tt.txt, err)
+			continue
+		}
+		if got.Version != tt.want.Version || got.KeyType != tt.want.KeyType || got.PublicKey != tt.want.PublicKey ||
+			got.Testing != tt.want.Testing || got.StrictDomain != tt.want.StrictDomain || got.Notes != tt.want.Notes ||
+			got.KeyBits != tt.want.KeyBits || !slices.Equal(got.HashAlgs, tt.want.HashAlgs) || !slices.Equal(got.Services, tt.want.Services) {
+			t.Errorf("ParseDKIMKey(%.60q):\n got %+v\nwant %+v", tt.txt, got, tt.want)
+		}
+		if got.Revoked() != (tt.want.PublicKey == "") {
+			t.Errorf("ParseDKIMKey(%.60q).Revoked() = %v", tt.txt, got.Revoked())
+		}
+	}
+}
+
+func TestParseDKIMKeyInvalid(t *testing.T) {
+	rsa2048 := dkimFixture(t, "rsa2048.spki")
+	tests := []struct {
+		txt    string
+		reason string
+	}{
+		{"", "empty"},
+		{"k=rsa; v=DKIM1; p=" + rsa2048, "v= tag must be the first"},
+		{"v=DKIM2; p=" + rsa2048, `not "DKIM2"`},
+		{"v=dkim1; p=" + rsa2048, "capital letters"},
+		{`v="DKIM1"; p=` + rsa2048, "remove the quotation marks"},
+		{`"v=DKIM1; k=rsa; p=` + rsa2048 + `"`, "without quotes"},
+		{"v=DKIM1; k=rsa; p=" + rsa2048[:200] + `" "` + rsa2048[200:], "quotation mark"},
+		{"v=DKIM1; k=rsa", "no p= tag"},
+		{"v=DKIM1; k=rsa; P=" + rsa2048, "p= in lowercase"},
+		{"v=DKIM1; p=" + rsa2048 + "; p=" + rsa2048, "p= tag appears more than once"},
+		{"v=DKIM1; k=rsa; k=rsa; p=" + rsa2048, "k= tag appears more than once"},
+		{"v=DKIM1;; p=" + rsa2048, "empty entry"},
+		{"; v=DKIM1; p=" + rsa2048, "empty entry"},
+		{"v=DKIM1; k=rsa p=" + rsa2048, "missing a semicolon after k=rsa;"},
+		{"v=DKIM1; rsa; p=" + rsa2048, `"rsa" has no '=' sign`},
+		{"v=DKIM1; 1k=rsa; p=" + rsa2048, "tag name"},
+		{"v=DKIM1; =rsa; p=" + rsa2048, "no tag name"},
+		{"v=DKIM1;\u00a0p=" + rsa2048, "non-ASCII"},
+		{"v=DKIM1; n=caf\u00e9; p=" + rsa2048, "non-ASCII"},
+		{"v=DKIM1; k=RSA; p=" + rsa2048, "lowercase"},
+		{"v=DKIM1; k=dsa; p=" + rsa2048, "k=rsa"},
+		{"v=DKIM1; h=sha256:; p=" + rsa2048, "h= tag"},
+		{"v=DKIM1; t=y,s; p=" + rsa2048, "t= tag"},
+		{"v=DKIM1; s=e mail; p=" + rsa2048, "s= tag"},
+		{"v=DKIM1; k=rsa; p=-----BEGIN PUBLIC KEY-----" + rsa2048 + "-----END PUBLIC KEY-----", "PEM header"},
+		{"v=DKIM1; k=rsa; p=" + strings.ReplaceAll(rsa2048, "/", "_"), "not a base64 character"},
+		{"v=DKIM1; k=rsa; p=" + rsa2048[:len(rsa2048)-1], "not complete base64"},
+		{"v=DKIM1; k=rsa; p=" + rsa2048 + "===", "more than two '='"},
+		{"v=DKIM1; k=rsa; p=" + rsa2048[:100] + rsa2048[104:], "does not decode to an RSA public key"},
+		{"v=DKIM1; k=rsa; p=" + dkimFixture(t, "p256.spki"), "ECDSA key"},
+		{"v=DKIM1; k=rsa; p=" + dkimFixture(t, "rsa512.spki"), "only 512 bits"},
+		{"v=DKIM1; k=ed25519; p=" + rsa2048, "32 bytes"},
+		{"v=DKIM1; k=rsa; p=" + dkimFixture(t, "ed25519.raw"), "does not decode to an RSA public key"},
+		{rsa2048, "only a base64 key"},
+	}
+	for _, tt := range tests {
+		_, err := ParseDKIMKey(tt.txt)
+		var se *SyntaxError
+		if !errors.As(err, &se) {
+			t.Errorf("ParseDKIMKey(%.60q) = %v, want a *SyntaxError", tt.txt, err)
+			continue
+		}
+		if se.Kind != "DKIM" || se.Record != tt.txt {
+			t.Errorf("ParseDKIMKey(%.60q): Kind %q, Record %.60q", tt.txt, se.Kind, se.Record)
+		}
+		if !strings.Contains(se.Reason, tt.reason) {
+			t.Errorf("ParseDKIMKey(%.60q) reason %q, want it to mention %q", tt.txt, se.Reason, tt.reason)
+		}
+		if !strings.HasPrefix(se.Reason, "The ") && !strings.HasPrefix(se.Reason, "Tag ") || !strings.HasSuffix(se.Reason, ".") {
+			t.Errorf("ParseDKIMKey(%.60q) reason %q is not a sentence", tt.txt, se.Reason)
+		}
+	}
+}
+
+func FuzzParseDKIMKey(f *testing.F) {
+	f.Add("v=DKIM1; k=rsa; p=" + dkimFixture(f, "rsa2048.spki"))
+	f.Add("v=DKIM1; h=sha256; t=y:s; s=email; n=x; p=")
+	f.Fuzz(func(t *testing.T, txt string) {
+		key, err := ParseDKIMKey(txt)
+		if err != nil {
+			var se *SyntaxError
+			if !errors.As(err, &se) || se.Kind != "DKIM" || se.Record != txt || se.Reason == "" {
+				t.Fatalf("ParseDKIMKey(%q) error %#v is not a complete *SyntaxError", txt, err)
+			}
+			return
+		}
+		if key.Version != "" && key.Version != "DKIM1" {
+			t.Fatalf("ParseDKIMKey(%q): version %q", txt, key.Version)
+		}
+		if key.KeyType != "rsa" && key.KeyType != "ed25519" {
+			t.Fatalf("ParseDKIMKey(%q): key type %q", txt, key.KeyType)
+		}
+		if strings.ContainsAny(key.PublicKey, " \t\r\n") {
+			t.Fatalf("ParseDKIMKey(%q): public key %q keeps whitespace", txt, key.PublicKey)
+		}
+		if !key.Revoked() {
+			der, reason := dkimDecodeBase64(key.PublicKey)
+			if reason != "" || len(der) == 0 {
+				t.Fatalf("ParseDKIMKey(%q) accepted a p= that does not decode: %s", txt, reason)
+			}
+			if key.KeyType == "rsa" && key.KeyBits < DKIMMinRSABits {
+				t.Fatalf("ParseDKIMKey(%q) accepted a %d-bit RSA key", txt, key.KeyBits)
+			}
+		}
+	})
+}

@@ -1,0 +1,487 @@
+package dnscheck
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestIsSPF(t *testing.T) {
+	tests := []struct {
+		txt  string
+		want bool
+	}{
+		{"v=spf1", true},
+		{"v=spf1 -all", true},
+		{"V=SPF1 include:amazonses.com ~all", true},
+		{"v=spf10", false},
+		{"v=spf1x -all", false},
+		{"v=spf1\t-all", false},
+		{" v=spf1 -all", false},
+		{`"v=spf1 -all"`, false},
+		{"v=spf2.0/pra -all", false},
+		{"spf1 -all", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got := IsSPF(tt.txt); got != tt.want {
+			t.Errorf("IsSPF(%q) = %v, want %v", tt.txt, got, tt.want)
+		}
+	}
+}
+
+// spfMech builds an expected mechanism term without prefix lengths.
+func spfMech(q byte, name, value string) SPFTerm {
+	return SPFTerm{Qualifier: q, Name: name, Value: value, CIDR4: -1, CIDR6: -1}
+}
+
+// spfModifier builds an expected modifier term.
+func spfModifier(name, value string) SPFTerm {
+	return SPFTerm{Name: name, Value: value, Modifier: true, CIDR4: -1, CIDR6: -1}
+}
+
+// spfWithCIDR returns term with its prefix lengths set.
+func spfWithCIDR(term SPFTerm, c4, c6 int) SPFTerm {
+	term.CIDR4, term.CIDR6 = c4, c6
+	return term
+}
+
+func TestParseSPFValid(t *testing.T) {
+	tests := []struct {
+		txt  string
+		want []SPFTerm
+	}{
+		{"v=spf1", nil},
+		{"v=spf1 include:amazonses.com ~all", []SPFTerm{
+			spfMech('+', "include", "amazonses.com"), spfMech('~', "all", ""),
+		}},
+		{"v=spf1 include:_spf.google.com include:amazonses.com -all", []SPFTerm{
+			spfMech('+', "include", "_spf.google.com"), spfMech('+', "include", "amazonses.com"), spfMech('-', "all", ""),
+		}},
+		{"v=spf1 ip4:192.0.2.0/24 ip4:198.51.100.7 ip6:2001:db8::/32 ip6:::ffff:192.0.2.1 ?all", []SPFTerm{
+			spfWithCIDR(spfMech('+', "ip4", "192.0.2.0"), 24, -1),
+			spfMech('+', "ip4", "198.51.100.7"),
+			spfWithCIDR(spfMech('+', "ip6", "2001:db8::"), -1, 32),
+			spfMech('+', "ip6", "::ffff:192.0.2.1"),
+			spfMech('?', "all", ""),
+		}},
+		{"v=spf1 ip4:0.0.0.0/0 ip6:::/0 ip4:255.255.255.255/32 ip6:::1/128", []SPFTerm{
+			spfWithCIDR(spfMech('+', "ip4", "0.0.0.0"), 0, -1),
+			spfWithCIDR(spfMech('+', "ip6", "::"), -1, 0),
+			spfWithCIDR(spfMech('+', "ip4", "255.255.255.255"), 32, -1),
+			spfWithCIDR(spfMech('+', "ip6", "::1"), -1, 128),
+		}},
+		// Names are case-insensitive, qualifiers explicit, spaces repeated and trailing.
+		{"V=SPF1  +MX  A:Mail.Example.COM/24//64   ~All  ", []SPFTerm{
+			spfMech('+', "mx", ""),
+			spfWithCIDR(spfMech('+', "a", "Mail.Example.COM"), 24, 64),
+			spfMech('~', "all", ""),
+		}},
+		{"v=spf1 a/24 mx//64 a:example.com. ptr ptr:example.org -all", []SPFTerm{
+			spfWithCIDR(spfMech('+', "a", ""), 24, -1),
+			spfWithCIDR(spfMech('+', "mx", ""), -1, 64),
+			spfMech('+', "a", "example.com."),
+			spfMech('+', "ptr", ""),
+			spfMech('+', "ptr", "example.org"),
+			spfMech('-', "all", ""),
+		}},
+		{"v=spf1 redirect=_spf.example.com", []SPFTerm{spfModifier("redirect", "_spf.example.com")}},
+		{"v=spf1 -all exp=explain._spf.%{d}", []SPFTerm{
+			spfMech('-', "all", ""), spfModifier("exp", "explain._spf.%{d}"),
+		}},
+		// Macros (RFC 7208 section 7.4 examples) and an unknown modifier, which is ignored.
+		{"v=spf1 exists:%{ir}.%{l1r+-}._spf.%{d} include:%{d2}.example.net include:%{IR}.%{v}._spf.%{d2} -all foo-bar=%{c}x%%", nil},
+		{"v=spf1 include:example.com moo=", []SPFTerm{
+			spfMech('+', "include", "example.com"), spfModifier("moo", ""),
+		}},
+		// A modifier named like a mechanism is ignored by receivers but allowed by the ABNF
+		// only for names that are not mechanisms; a name with a dot is a valid modifier.
+		{"v=spf1 a.b=c -all", []SPFTerm{spfModifier("a.b", "c"), spfMech('-', "all", "")}},
+		{"v=spf1 include:x.1-2 ~all", nil}, // "1-2" is a valid toplabel: it has a hyphen.
+	}
+	for _, tt := range tests {
+		rec, err := ParseSPF(tt.txt)
+		if err != nil {
+			t.Errorf("ParseSPF(%q) error: %v", tt.txt, err)
+			continue
+		}
+		if tt.want != nil && !reflect.DeepEqual(rec.Terms, tt.want) {
+			t.Errorf("ParseSPF(%q) terms:\n got %+v\nwant %+v", tt.txt, rec.Terms, tt.want)
+		}
+	}
+}
+
+func TestParseSPFInvalid(t *testing.T) {
+	tests := []struct {
+		txt    string
+		reason string // a part of the reason that names the actual problem
+	}{
+		{"v=spf10 -all", "followed by a space"},
+		{"v=spf1x", "followed by a space"},
+		{"spf1 -all", "must start with v=spf1"},
+		{`"v=spf1 include:amazonses.com ~all"`, "starts with a quotation mark"},
+		{`v=spf1 include:amazonses.com ~all"`, "quotation mark"},
+		{"v=spf1 include:amazonses.com\t~all", "tab or line break"},
+		{"v=spf1\u00a0include:amazonses.com ~all", "non-breaking space"},
+		{"v=spf1 inlcude:amazonses.com ~all", `unknown mechanism "inlcude:amazonses.com"`},
+		{"v=spf1 include=amazonses.com ~all", "write include:amazonses.com"},
+		{"v=spf1 redirect:example.com", "redirect is a modifier"},
+		{"v=spf1 include: ~all", "needs a domain"},
+		{"v=spf1 include ~all", "needs a domain"},
+		{"v=spf1 include:localhost ~all", "not a full domain name"},
+		{"v=spf1 include:example.123 ~all", "valid top-level domain"},
+		{"v=spf1 include:2001:db8::1 ~all", "use ip4: or ip6:"},
+		{"v=spf1 include:example..com ~all", "empty label"},
+		{"v=spf1 include:" + strings.Repeat("a", 64) + ".com ~all", "longer than 63"},
+		{"v=spf1 a:1.2.3.4 -all", "use ip4: or ip6:"},
+		{"v=spf1 ip4:192.0.2.0/33 -all", "/33"},
+		{"v=spf1 ip4:192.0.2.0/024 -all", "without leading zeros"},
+		{"v=spf1 ip4:192.0.2/24 -all", "valid IPv4"},
+		{"v=spf1 ip4:192.0.2.01 -all", "valid IPv4"},
+		{"v=spf1 ip4:256.0.0.1 -all", "valid IPv4"},
+		{"v=spf1 ip4:2001:db8::1 -all", "use ip6:"},
+		{"v=spf1 ip4 -all", "needs an address"},
+		{"v=spf1 ip6:192.0.2.1 -all", "use ip4:"},
+		{"v=spf1 ip6:2001:db8::/129 -all", "/129"},
+		{"v=spf1 ip6:fe80::1%eth0 -all", "valid IPv6"},
+		{"v=spf1 ip6:2001:db8:::1 -all", "valid IPv6"},
+		{"v=spf1 a/33 -all", "/33"},
+		{"v=spf1 mx:example.com/24/ -all", "prefix length"},
+		{"v=spf1 a:example.com//129 -all", "/129"},
+		{"v=spf1 ptr/24 -all", "ptr takes"},
+		{"v=spf1 all:example.com", "takes no value"},
+		{"v=spf1 -all -", "stands alone"},
+		{"v=spf1 -redirect=example.com", "qualifier before a modifier"},
+		{"v=spf1 redirect=a.example redirect=b.example", "more than one redirect"},
+		{"v=spf1 exp=a.example -all exp=b.example", "more than one exp"},
+		{"v=spf1 exists:%{x}.example.com -all", "malformed"},
+		{"v=spf1 exists:%{d0}.example.com -all", "at least 1"},
+		{"v=spf1 exists:%{c}.example.com -all", "only allowed in explanation"},
+		{"v=spf1 exists:%{d.example.com -all", "no closing"},
+		{"v=spf1 include:50%.example.com -all", "literal percent"},
+		{"v=spf1 include:%{d}com -all", "not a full domain name"}, // no "." toplabel after the macro
+		{"v=spf1 foo=%x", "literal percent"},
+	}
+	for _, tt := range tests {
+		_, err := ParseSPF(tt.txt)
+		var se *SyntaxError
+		if !errors.As(err, &se) {
+			t.Errorf("ParseSPF(%q) = %v, want a *SyntaxError", tt.txt, err)
+			continue
+		}
+		if se.Kind != "SPF" || se.Record != tt.txt {
+			t.Errorf("ParseSPF(%q): Kind %q, Record %q", tt.txt, se.Kind, se.Record)
+		}
+		if !strings.Contains(se.Reason, tt.reason) {
+			t.Errorf("ParseSPF(%q) reason %q, want it to mention %q", tt.txt, se.Reason, tt.reason)
+		}
+		if !strings.HasPrefix(se.Reason, "The ") || !strings.HasSuffix(se.Reason, ".") {
+			t.Errorf("ParseSPF(%q) reason %q is not a sentence", tt.txt, se.Reason)
+		}
+	}
+}
+
+func TestSPFTermStringRoundTrip(t *testing.T) {
+	txt := "v=spf1 +a -mx:example.com/24//64 ~ip4:192.0.2.0/24 ?ip6:2001:db8::/32 include:%{d}.example.com exists:x.example ptr redirect=example.net foo=bar"
+	rec, err := ParseSPF(txt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "v=spf1 a -mx:example.com/24//64 ~ip4:192.0.2.0/24 ?ip6:2001:db8::/32 include:%{d}.example.com exists:x.example ptr redirect=example.net foo=bar"
+	if got := rec.String(); got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+}
+
+func TestSPFIncludesRedirect(t *testing.T) {
+	rec, err := ParseSPF("v=spf1 include:_spf.google.com a include:amazonses.com redirect=_spf.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rec.Includes(), []string{"_spf.google.com", "amazonses.com"}; !slices.Equal(got, want) {
+		t.Errorf("Includes() = %q, want %q", got, want)
+	}
+	if got := rec.Redirect(); got != "_spf.example.com" {
+		t.Errorf("Redirect() = %q", got)
+	}
+	rec, _ = ParseSPF("v=spf1 -all")
+	if rec.Includes() != nil || rec.Redirect() != "" {
+		t.Errorf("record without includes: Includes %q, Redirect %q", rec.Includes(), rec.Redirect())
+	}
+}
+
+// spfZone is an in-memory TXT lookup; names not in it have no records. It records the
+// names it was asked for.
+type spfZone struct {
+	txt     map[string][]string
+	fail    map[string]error
+	queried []string
+}
+
+func (z *spfZone) lookup(ctx context.Context, name string) ([]string, error) {
+	z.queried = append(z.queried, name)
+	if err := z.fail[name]; err != nil {
+		return nil, err
+	}
+	return z.txt[name], nil
+}
+
+func TestSPFLookups(t *testing.T) {
+	errServFail := errors.New("SERVFAIL")
+	tests := []struct {
+		name    string
+		zone    map[string][]string
+		fail    map[string]error
+		domain  string
+		count   int
+		domains []string
+		err     error
+	}{
+		{
+			name:    "single include",
+			zone:    map[string][]string{"mail.example.com": {"v=spf1 include:amazonses.com ~all"}, "amazonses.com": {"v=spf1 ip4:199.255.192.0/22 -all"}},
+			domain:  "mail.example.com",
+			count:   1,
+			domains: []string{"mail.example.com", "amazonses.com"},
+		},
+		{
+			name: "nested includes counted",
+			zone: map[string][]string{
+				"example.com":            {"google-site-verification=abc", "v=spf1 a mx include:_spf.google.com include:amazonses.com -all"},
+				"_spf.google.com":        {"v=spf1 include:_netblocks.google.com include:_netblocks2.google.com ~all"},
+				"_netblocks.google.com":  {"v=spf1 ip4:35.190.247.0/24 ~all"},
+				"_netblocks2.google.com": {"v=spf1 ip6:2001:4860:4000::/36 exists:%{i}.x.google.com ~all"},
+				"amazonses.com":          {"v=spf1 ip4:199.255.192.0/22 -all"},
+			},
+			domain:  "Example.COM.",
+			count:   2 + 1 + 2 + 1 + 1, // a, mx; include google; its two includes; exists; include amazonses
+			domains: []string{"example.com", "_spf.google.com", "_netblocks.google.com", "_netblocks2.google.com", "amazonses.com"},
+		},
+		{
+			name: "over ten stops early",
+			zone: map[string][]string{
+				"example.com": {"v=spf1 a mx include:one.example include:two.example -all"},
+				"one.example": {"v=spf1 a mx ptr exists:x.one.example a:b.one.example ~all"},
+				"two.example": {"v=spf1 a mx ptr include:never.example ~all"},
+			},
+			domain:  "example.com",
+			count:   11, // 2 + (1+5) + 1 + a, mx = 11: ptr and never.example are not reached
+			domains: []string{"example.com", "one.example", "two.example"},
+		},
+		{
+			name:    "terms after all and redirect with all are not counted",
+			zone:    map[string][]string{"example.com": {"v=spf1 mx -all a include:x.example redirect=y.example"}},
+			domain:  "example.com",
+			count:   1,
+			domains: []string{"example.com"},
+		},
+		{
+			name: "redirect followed",
+			zone: map[string][]string{
+				"example.com":      {"v=spf1 redirect=_spf.example.com"},
+				"_spf.example.com": {"v=spf1 mx include:amazonses.com ~all"},
+				"amazonses.com":    {"v=spf1 ip4:199.255.192.0/22 -all"},
+			},
+			domain:  "example.com",
+			count:   3,
+			domains: []string{"example.com", "_spf.example.com", "amazonses.com"},
+		},
+		{
+			name:    "macro include counted not followed",
+			zone:    map[string][]string{"example.com": {"v=spf1 include:%{ir}.%{d}.spf.example.net -all"}},
+			domain:  "example.com",
+			count:   1,
+			domains: []string{"example.com", "%{ir}.%{d}.spf.example.net"},
+		},
+		{
+			name: "diamond is not a loop",
+			zone: map[string][]string{
+				"example.com": {"v=spf1 include:a.example include:b.example -all"},
+				"a.example":   {"v=spf1 include:c.example -all"},
+				"b.example":   {"v=spf1 include:c.example -all"},
+				"c.example":   {"v=spf1 a -all"},
+			},
+			domain:  "example.com",
+			count:   6,
+			domains: []string{"example.com", "a.example", "c.example", "b.example", "c.example"},
+		},
+		{
+			name: "include loop",
+			zone: map[string][]string{
+				"example.com": {"v=spf1 include:a.example -all"},
+				"a.example":   {"v=spf1 include:b.example -all"},
+				"b.example":   {"v=spf1 include:A.Example. -all"},
+			},
+			domain: "example.com",
+			count:  3,
+			err:    ErrSPFLoop,
+		},
+		{
+			name:   "redirect to self",
+			zone:   map[string][]string{"example.com": {"v=spf1 redirect=example.com"}},
+			domain: "example.com",
+			count:  1,
+			err:    ErrSPFLoop,
+		},
+		{
+			name:   "missing include target",
+			zone:   map[string][]string{"example.com": {"v=spf1 include:amazonses.co ~all"}, "amazonses.co": {"some other text"}},
+			domain: "example.com",
+			count:  1,
+			err:    ErrSPFMissing,
+		},
+		{
+			name:   "missing root record",
+			zone:   map[string][]string{},
+			domain: "example.com",
+			count:  0,
+			err:    ErrSPFMissing,
+		},
+		{
+			name: "multiple records at include target",
+			zone: map[string][]string{
+				"example.com": {"v=spf1 include:a.example ~all"},
+				"a.example":   {"v=spf1 -all", "v=spf1 a -all"},
+			},
+			domain: "example.com",
+			count:  1,
+			err:    ErrSPFMultiple,
+		},
+		{
+			name:   "lookup error passed through",
+			zone:   map[string][]string{"example.com": {"v=spf1 include:a.example ~all"}},
+			fail:   map[string]error{"a.example": errServFail},
+			domain: "example.com",
+			count:  1,
+			err:    errServFail,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			z := &spfZone{txt: tt.zone, fail: tt.fail}
+			res, err := SPFLookups(context.Background(), tt.domain, z.lookup)
+			if tt.err == nil && err != nil {
+				t.Fatalf("error: %v", err)
+			}
+			if tt.err != nil && !errors.Is(err, tt.err) {
+				t.Fatalf("error %v, want one wrapping %v", err, tt.err)
+			}
+			if res.Count != tt.count {
+				t.Errorf("Count = %d, want %d", res.Count, tt.count)
+			}
+			if tt.domains != nil && !slices.Equal(res.Domains(), tt.domains) {
+				t.Errorf("Domains() = %q, want %q", res.Domains(), tt.domains)
+			}
+		})
+	}
+}
+
+func TestSPFLookupsDetails(t *testing.T) {
+	zone := map[string][]string{
+		"example.com":    {"v=spf1 a include:amazonses.com ~all"},
+		"amazonses.com":  {"v=spf1 ip4:199.255.192.0/22 -all"},
+		"bad.example":    {"v=spf1 include:broken.example -all"},
+		"broken.example": {"v=spf1 inlcude:x.example -all"},
+	}
+	z := &spfZone{txt: zone}
+	res, err := SPFLookups(context.Background(), "example.com", z.lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := res.Root
+	if root.Record != "v=spf1 a include:amazonses.com ~all" || root.Lookups != 2 || len(root.Children) != 1 {
+		t.Fatalf("root = %+v", root)
+	}
+	if c := root.Children[0]; c.Via != "include" || c.Domain != "amazonses.com" || c.Lookups != 0 || c.Record == "" {
+		t.Errorf("child = %+v", c)
+	}
+
+	// The error names the domain whose record does not parse and keeps the *SyntaxError.
+	_, err = SPFLookups(context.Background(), "bad.example", (&spfZone{txt: zone}).lookup)
+	var se *SyntaxError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "broken.example") {
+		t.Errorf("error %v, want a *SyntaxError naming broken.example", err)
+	}
+
+	// A missing include target is named in the error.
+	_, err = SPFLookups(context.Background(), "x", (&spfZone{txt: map[string][]string{"x": {"v=spf1 include:gone.example -all"}}}).lookup)
+	if !errors.Is(err, ErrSPFMissing) || !strings.Contains(err.Error(), "gone.example") {
+		t.Errorf("error %v, want ErrSPFMissing naming gone.example", err)
+	}
+
+	// A canceled context stops the walk before any lookup.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	z = &spfZone{txt: zone}
+	if _, err := SPFLookups(ctx, "example.com", z.lookup); !errors.Is(err, context.Canceled) || len(z.queried) != 0 {
+		t.Errorf("canceled: error %v, queried %q", err, z.queried)
+	}
+}
+
+func TestSPFLookupsLongChain(t *testing.T) {
+	// A chain of 20 includes: the walk must stop after the 11th without visiting the rest.
+	zone := map[string][]string{}
+	for i := range 20 {
+		zone[fmt.Sprintf("d%d.example", i)] = []string{fmt.Sprintf("v=spf1 include:d%d.example -all", i+1)}
+	}
+	z := &spfZone{txt: zone}
+	res, err := SPFLookups(context.Background(), "d0.example", z.lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Count != SPFLookupLimit+1 || len(z.queried) != SPFLookupLimit+1 {
+		t.Errorf("Count = %d after %d queries, want %d and %d", res.Count, len(z.queried), SPFLookupLimit+1, SPFLookupLimit+1)
+	}
+}
+
+func FuzzParseSPF(f *testing.F) {
+	for _, s := range []string{
+		"v=spf1 include:amazonses.com ~all",
+		"v=spf1 a:%{d}/24//64 exists:%{ir}.%{l1r+-}._spf.%{d} redirect=x.example",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, txt string) {
+		rec, err := ParseSPF(txt)
+		if err != nil {
+			var se *SyntaxError
+			if !errors.As(err, &se) || se.Kind != "SPF" || se.Record != txt || se.Reason == "" {
+				t.Fatalf("ParseSPF(%q) error %#v is not a complete *SyntaxError", txt, err)
+			}
+			return
+		}
+		if !IsSPF(txt) {
+			t.Fatalf("ParseSPF(%q) succeeded but IsSPF is false", txt)
+		}
+		redirects, exps := 0, 0
+		for _, term := range rec.Terms {
+			if term.Name == "" || term.Name != strings.ToLower(term.Name) {
+				t.Fatalf("ParseSPF(%q): bad term name %q", txt, term.Name)
+			}
+			if term.Modifier != (term.Qualifier == 0) || (!term.Modifier && !strings.ContainsRune("+-~?", rune(term.Qualifier))) {
+				t.Fatalf("ParseSPF(%q): term %+v has qualifier %q", txt, term, term.Qualifier)
+			}
+			if term.CIDR4 > 32 || term.CIDR6 > 128 {
+				t.Fatalf("ParseSPF(%q): term %+v has a prefix out of range", txt, term)
+			}
+			if term.Modifier && term.Name == "redirect" {
+				redirects++
+			}
+			if term.Modifier && term.Name == "exp" {
+				exps++
+			}
+		}
+		if redirects > 1 || exps > 1 {
+			t.Fatalf("ParseSPF(%q) accepted %d redirects and %d exps", txt, redirects, exps)
+		}
+		// The canonical form parses to the same terms.
+		again, err := ParseSPF(rec.String())
+		if err != nil || !reflect.DeepEqual(again.Terms, rec.Terms) {
+			t.Fatalf("ParseSPF(%q) = %+v, but its String %q parses to %+v, %v", txt, rec.Terms, rec.String(), again.Terms, err)
+		}
+	})
+}
