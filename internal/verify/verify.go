@@ -1,0 +1,193 @@
+// Package verify runs one DNS check of one domain end to end: it asks dnscheck what
+// DNS publishes, applies the domain rules and stores the new state. It guarantees
+// one check per domain at a time; a caller that asks while a check runs joins it.
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/domaind/domaind/internal/dnscheck"
+	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/store"
+)
+
+// Checker looks records up in DNS; *dnscheck.Checker is the real one.
+type Checker interface {
+	Check(ctx context.Context, exps []dnscheck.Expectation) []domain.Observation
+}
+
+// Config tunes a Verifier.
+type Config struct {
+	// Budget is how long Verify waits for a check before it answers with the stored
+	// state and lets the check finish in the background.
+	Budget time.Duration
+	// MinInterval is how soon after a finished check a new one may start.
+	MinInterval time.Duration
+	// CheckTimeout bounds one whole check, however long DNS takes.
+	CheckTimeout time.Duration
+	// Rules are the domain rules checks apply.
+	Rules domain.Rules
+}
+
+// TooSoonError is returned by Verify when the domain was checked less than
+// MinInterval ago.
+type TooSoonError struct {
+	RetryAfter time.Duration
+}
+
+func (e *TooSoonError) Error() string {
+	return fmt.Sprintf("verify: checked moments ago; retry after %s", e.RetryAfter)
+}
+
+// Outcome is what Verify reports.
+type Outcome struct {
+	Domain *domain.Domain
+	// InProgress is true when the budget ran out before the check finished; Domain
+	// is then the state stored before the check.
+	InProgress bool
+}
+
+// Verifier runs checks. It is safe for concurrent use.
+type Verifier struct {
+	store   store.Store
+	checker Checker
+	cfg     Config
+	now     func() time.Time
+	log     *slog.Logger
+
+	// ctx is cancelled by Close; checks run under it, not under the request that
+	// started them, so a client hanging up does not abandon a check.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	running map[string]*run
+}
+
+type run struct {
+	done chan struct{}
+	d    *domain.Domain // the new state, set before done closes
+	err  error
+}
+
+// New returns a Verifier. now is the clock; nil means time.Now.
+func New(st store.Store, checker Checker, cfg Config, now func() time.Time, log *slog.Logger) *Verifier {
+	if now == nil {
+		now = time.Now
+	}
+	if cfg.CheckTimeout <= 0 {
+		cfg.CheckTimeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Verifier{
+		store: st, checker: checker, cfg: cfg, now: now, log: log,
+		ctx: ctx, cancel: cancel, running: make(map[string]*run),
+	}
+}
+
+// Close cancels running checks and waits for them to end.
+func (v *Verifier) Close() {
+	v.cancel()
+	v.wg.Wait()
+}
+
+// InProgress reports whether a check of the domain is running.
+func (v *Verifier) InProgress(id string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.running[id] != nil
+}
+
+// Verify checks the project's domain now. It returns store.ErrNotFound for an
+// unknown domain and a *TooSoonError when the last check finished less than
+// MinInterval ago. A call while a check of the domain runs joins that check.
+func (v *Verifier) Verify(ctx context.Context, projectID int64, id string) (Outcome, error) {
+	d, err := v.store.Domain(ctx, projectID, id)
+	if err != nil {
+		return Outcome{}, err
+	}
+	v.mu.Lock()
+	r := v.running[id]
+	if r == nil {
+		if wait := v.cfg.MinInterval - v.now().Sub(d.LastCheckedAt); checked(d) && wait > 0 {
+			v.mu.Unlock()
+			return Outcome{}, &TooSoonError{RetryAfter: wait}
+		}
+		r = v.start(projectID, id)
+	}
+	v.mu.Unlock()
+
+	budget := time.NewTimer(v.cfg.Budget)
+	defer budget.Stop()
+	select {
+	case <-r.done:
+		if r.err != nil {
+			return Outcome{}, r.err
+		}
+		return Outcome{Domain: r.d}, nil
+	case <-budget.C:
+		return Outcome{Domain: d, InProgress: true}, nil
+	case <-ctx.Done():
+		return Outcome{}, ctx.Err()
+	}
+}
+
+// checked reports whether the domain has been checked at least once.
+func checked(d *domain.Domain) bool {
+	for _, r := range d.Records {
+		if !r.CheckedAt.IsZero() {
+			return true
+		}
+	}
+	return false
+}
+
+// start begins a check of the domain; v.mu must be held.
+func (v *Verifier) start(projectID int64, id string) *run {
+	r := &run{done: make(chan struct{})}
+	v.running[id] = r
+	v.wg.Add(1)
+	go func() {
+		defer v.wg.Done()
+		r.d, r.err = v.check(projectID, id)
+		v.mu.Lock()
+		delete(v.running, id)
+		v.mu.Unlock()
+		close(r.done)
+	}()
+	return r
+}
+
+// check runs one check: DNS first, then the freshest stored state is updated and
+// saved, so that a change made while DNS was being asked is not overwritten.
+func (v *Verifier) check(projectID int64, id string) (*domain.Domain, error) {
+	ctx, cancel := context.WithTimeout(v.ctx, v.cfg.CheckTimeout)
+	defer cancel()
+	d, err := v.store.Domain(ctx, projectID, id)
+	if err != nil {
+		return nil, err
+	}
+	started := v.now()
+	obs := v.checker.Check(ctx, dnscheck.ExpectationsOf(d))
+	// Re-read: the domain may have changed or gone while DNS was asked.
+	d, err = v.store.Domain(ctx, projectID, id)
+	if err != nil {
+		return nil, err
+	}
+	change := d.Apply(obs, v.now(), v.cfg.Rules)
+	if err := v.store.SaveCheck(ctx, d); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("verify: save %s: %w", id, err)
+	}
+	v.log.Info("domain checked", "domain", d.Name, "id", d.ID, "status", d.Status,
+		"changed", change.Changed(), "took", v.now().Sub(started).Round(time.Millisecond))
+	return d, nil
+}
