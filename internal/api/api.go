@@ -1,0 +1,254 @@
+// Package api serves domaind's HTTP API: v1, wire-compatible with AutoSend's Domains
+// API, and v2, domaind's per-record view. It only translates HTTP to calls of verify
+// and store and their results to the contract's JSON.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/domaind/domaind/internal/apikey"
+	"github.com/domaind/domaind/internal/records"
+	"github.com/domaind/domaind/internal/store"
+	"github.com/domaind/domaind/internal/verify"
+)
+
+// MaxBodyBytes bounds every request body.
+const MaxBodyBytes = 1 << 20
+
+// Config holds a Server's dependencies.
+type Config struct {
+	Store    store.Store
+	Verifier *verify.Verifier
+	Records  records.Config
+	Sealer   *records.Sealer
+	// Regions are the region keys a domain may use; the first is the default.
+	Regions   []string
+	RateLimit Limit
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	Log *slog.Logger
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg     Config
+	limiter *limiter
+	mux     http.Handler
+}
+
+// New returns a Server for cfg.
+func New(cfg Config) *Server {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, limiter: newLimiter(cfg.RateLimit)}
+	s.mux = s.routes()
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	// Paths are registered without methods and dispatched by methods{}, so that a
+	// wrong method gets the contract's JSON 405 with Allow rather than the mux's
+	// plain-text one.
+	mux.Handle("/healthz", methods{"GET": http.HandlerFunc(s.healthz)})
+	mux.Handle("/v1/domains", s.authed(methods{
+		"GET":  s.fn(s.listDomains),
+		"POST": s.fn(s.addDomain),
+	}))
+	mux.Handle("/v1/domains/{domainId}", s.authed(methods{
+		"GET":    s.fn(s.getDomain),
+		"DELETE": s.fn(s.deleteDomain),
+	}))
+	mux.Handle("/v1/domains/{domainId}/verify", s.authed(methods{
+		"POST": s.fn(s.verifyDomain),
+	}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, codeNotFound, "No route matches "+r.Method+" "+r.URL.Path+".")
+	})
+	return s.logged(limitBody(mux))
+}
+
+// methods dispatches on the request method and answers 405 with Allow otherwise.
+type methods map[string]http.Handler
+
+func (m methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h, ok := m[r.Method]; ok {
+		h.ServeHTTP(w, r)
+		return
+	}
+	if r.Method == http.MethodHead {
+		if h, ok := m["GET"]; ok {
+			h.ServeHTTP(w, r)
+			return
+		}
+	}
+	allow := make([]string, 0, len(m))
+	for k := range m {
+		allow = append(allow, k)
+	}
+	slices.Sort(allow)
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	writeError(w, http.StatusMethodNotAllowed, codeMethodNotAllowed,
+		"Method "+r.Method+" is not allowed here; use "+strings.Join(allow, " or ")+".")
+}
+
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > MaxBodyBytes {
+			writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, "The request body is larger than 1 MiB.")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// statusRecorder remembers the status a handler wrote, for the access log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (sr *statusRecorder) WriteHeader(code int) {
+	if sr.status == 0 {
+		sr.status = code
+	}
+	sr.ResponseWriter.WriteHeader(code)
+}
+
+func (sr *statusRecorder) Write(b []byte) (int, error) {
+	if sr.status == 0 {
+		sr.status = http.StatusOK
+	}
+	return sr.ResponseWriter.Write(b)
+}
+
+// logged logs each request and turns a panic into a 500 that reveals nothing.
+func (s *Server) logged(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := s.cfg.Now()
+		sr := &statusRecorder{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.cfg.Log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", p)
+				if sr.status == 0 {
+					writeError(sr, http.StatusInternalServerError, codeInternal, "Something went wrong on our side.")
+				}
+			}
+			s.cfg.Log.Info("request", "method", r.Method, "path", r.URL.Path, "status", sr.status,
+				"took", s.cfg.Now().Sub(start).Round(time.Microsecond))
+		}()
+		next.ServeHTTP(sr, r)
+	})
+}
+
+type ctxKey struct{}
+
+// caller is the authenticated API key of a request.
+type caller struct {
+	keyID     int64
+	projectID int64
+}
+
+func callerOf(ctx context.Context) caller { return ctx.Value(ctxKey{}).(caller) }
+
+// authed requires a valid API key, applies the key's rate limit and sets the
+// X-RateLimit headers on every response after it.
+func (s *Server) authed(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key, ok := bearer(r.Header.Get("Authorization"))
+		if !ok || !apikey.Valid(key) {
+			writeError(w, http.StatusUnauthorized, codeUnauthorized,
+				"A valid API key is required in the Authorization header as: Bearer AS_...")
+			return
+		}
+		hash := apikey.Hash(key)
+		k, err := s.cfg.Store.APIKeyByHash(r.Context(), hash)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.internal(w, r, err)
+			return
+		}
+		// The lookup is by hash, so it leaks nothing useful; the comparison is
+		// constant-time all the same, so that no store can make it otherwise.
+		if err != nil || subtle.ConstantTimeCompare(k.Hash[:], hash[:]) != 1 || !k.RevokedAt.IsZero() {
+			writeError(w, http.StatusUnauthorized, codeUnauthorized, "The API key is not valid or has been revoked.")
+			return
+		}
+		now := s.cfg.Now()
+		v := s.limiter.allow(k.ID, now)
+		h := w.Header()
+		h.Set("X-RateLimit-Limit", strconv.Itoa(s.cfg.RateLimit.N))
+		h.Set("X-RateLimit-Remaining", strconv.Itoa(v.remaining))
+		h.Set("X-RateLimit-Reset", strconv.FormatInt(ceilUnix(v.reset), 10))
+		if !v.ok {
+			writeRateLimited(w, v.retryAfter, "Too many requests for this API key; the limit is "+s.cfg.RateLimit.String()+".")
+			return
+		}
+		ctx := context.WithValue(r.Context(), ctxKey{}, caller{keyID: k.ID, projectID: k.ProjectID})
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func ceilUnix(t time.Time) int64 {
+	s := t.Unix()
+	if t.Nanosecond() > 0 {
+		s++
+	}
+	return s
+}
+
+// bearer extracts the token of an "Authorization: Bearer <token>" header.
+func bearer(h string) (string, bool) {
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
+
+// fn adapts a handler that returns an error: errors it does not handle itself
+// become a 500 that reveals nothing, and are logged.
+func (s *Server) fn(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := fn(w, r); err != nil {
+			s.internal(w, r, err)
+		}
+	})
+}
+
+func (s *Server) internal(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		return // the client went away
+	}
+	s.cfg.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	writeError(w, http.StatusInternalServerError, codeInternal, "Something went wrong on our side; please try again.")
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := s.cfg.Store.APIKeyByHash(ctx, [32]byte{}); err != nil && !errors.Is(err, store.ErrNotFound) {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}

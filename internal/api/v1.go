@@ -1,0 +1,402 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/store"
+	"github.com/domaind/domaind/internal/verify"
+)
+
+// The v1 JSON types. Field names are the contract's and exist only here.
+
+type v1Record struct {
+	Name     string  `json:"name"`
+	Value    string  `json:"value"`
+	Type     string  `json:"type"`
+	Purpose  string  `json:"purpose"`
+	Priority *uint16 `json:"priority,omitempty"`
+}
+
+type v1DNSRecords struct {
+	Ownership v1Record   `json:"ownership"`
+	DKIM      v1Record   `json:"dkim"`
+	MailFrom  []v1Record `json:"mailFrom"`
+	DMARC     v1Record   `json:"dmarc"`
+	InboundMX *v1Record  `json:"inboundMx,omitempty"`
+}
+
+type v1Domain struct {
+	ID                      string       `json:"id"`
+	DomainName              string       `json:"domainName"`
+	VerificationStatus      string       `json:"verificationStatus"`
+	OwnershipVerified       bool         `json:"ownershipVerified"`
+	DKIMEnabled             bool         `json:"dkimEnabled"`
+	MailFromEnabled         bool         `json:"mailFromEnabled"`
+	DMARCEnabled            bool         `json:"dmarcEnabled"`
+	DNSRecords              v1DNSRecords `json:"dnsRecords"`
+	CreatedAt               string       `json:"createdAt"`
+	LastCheckedAt           string       `json:"lastCheckedAt"`
+	VerifiedAt              *string      `json:"verifiedAt,omitempty"`
+	RegionKey               string       `json:"regionKey"`
+	VerificationInProgress  bool         `json:"verificationInProgress"`
+	InboundEnabledAt        *string      `json:"inboundEnabledAt"`
+	InboundDomainVerifiedAt *string      `json:"inboundDomainVerifiedAt"`
+}
+
+// v1Unchecked names a record that DNS could not answer for during a verify.
+type v1Unchecked struct {
+	Record  string `json:"record"`
+	Name    string `json:"name"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+type v1VerifyData struct {
+	Domain                 v1Domain `json:"domain"`
+	VerificationInProgress bool     `json:"verificationInProgress"`
+	OwnershipVerified      bool     `json:"ownershipVerified"`
+	VerificationStatus     string   `json:"verificationStatus"`
+	DKIMEnabled            bool     `json:"dkimEnabled"`
+	MailFromEnabled        bool     `json:"mailFromEnabled"`
+	DMARCEnabled           bool     `json:"dmarcEnabled"`
+	// UncheckedRecords is domaind's addition: the records whose check failed
+	// temporarily (timeout, SERVFAIL) and so kept their previous state. It is left
+	// out when empty, so AutoSend's shape is unchanged in the common case.
+	UncheckedRecords []v1Unchecked `json:"uncheckedRecords,omitempty"`
+}
+
+type successData struct {
+	Success bool `json:"success"`
+	Data    any  `json:"data"`
+}
+
+type successMessage struct {
+	Success bool   `json:"success"`
+	Message string `json:"message"`
+	Data    any    `json:"data,omitempty"`
+}
+
+// timestamp formats t as the contract does: RFC 3339, UTC, milliseconds.
+func timestamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+func optTimestamp(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := timestamp(t)
+	return &s
+}
+
+func toV1Record(r *domain.Record) v1Record {
+	out := v1Record{Name: r.Name, Value: r.Value, Type: r.Type, Purpose: r.Purpose}
+	if r.Type == "MX" {
+		p := r.Priority
+		out.Priority = &p
+	}
+	return out
+}
+
+// toV1Domain builds the contract's Domain from a domain; inProgress says whether a
+// check of it is running.
+func toV1Domain(d *domain.Domain, inProgress bool) v1Domain {
+	out := v1Domain{
+		ID:                      d.ID,
+		DomainName:              d.Name,
+		VerificationStatus:      string(d.Status),
+		OwnershipVerified:       d.OwnershipVerified,
+		DKIMEnabled:             d.DKIMEnabled,
+		MailFromEnabled:         d.MailFromEnabled,
+		DMARCEnabled:            d.DMARCEnabled,
+		CreatedAt:               timestamp(d.CreatedAt),
+		LastCheckedAt:           timestamp(d.LastCheckedAt),
+		VerifiedAt:              optTimestamp(d.VerifiedAt),
+		RegionKey:               d.Region,
+		VerificationInProgress:  inProgress,
+		InboundEnabledAt:        optTimestamp(d.InboundEnabledAt),
+		InboundDomainVerifiedAt: optTimestamp(d.InboundVerifiedAt),
+	}
+	out.DNSRecords.MailFrom = []v1Record{}
+	for i := range d.Records {
+		r := &d.Records[i]
+		switch r.Key {
+		case domain.KeyOwnership:
+			out.DNSRecords.Ownership = toV1Record(r)
+		case domain.KeyDKIM:
+			out.DNSRecords.DKIM = toV1Record(r)
+		case domain.KeyMailFromMX, domain.KeyMailFromSPF:
+			out.DNSRecords.MailFrom = append(out.DNSRecords.MailFrom, toV1Record(r))
+		case domain.KeyDMARC:
+			out.DNSRecords.DMARC = toV1Record(r)
+		case domain.KeyInboundMX:
+			rec := toV1Record(r)
+			out.DNSRecords.InboundMX = &rec
+		}
+	}
+	return out
+}
+
+// addDomainRequest is the body of POST /v1/domains. Pointers tell a missing field
+// from an empty one.
+type addDomainRequest struct {
+	Domain    *string `json:"domain"`
+	RegionKey *string `json:"regionKey"`
+}
+
+func (s *Server) addDomain(w http.ResponseWriter, r *http.Request) error {
+	var req addDomainRequest
+	if !decodeBody(w, r, &req) {
+		return nil
+	}
+	if req.Domain == nil {
+		writeValidation(w, FieldError{Field: "domain", Message: "domain is required, e.g. {\"domain\": \"example.com\"}."})
+		return nil
+	}
+	name, err := domain.NormalizeName(*req.Domain)
+	if err != nil {
+		var ne *domain.NameError
+		msg := "domain is not a valid domain name."
+		if errors.As(err, &ne) {
+			msg = ne.Message
+		}
+		writeValidation(w, FieldError{Field: "domain", Message: msg})
+		return nil
+	}
+	region := s.cfg.Regions[0]
+	if req.RegionKey != nil && *req.RegionKey != "" {
+		region = strings.TrimSpace(*req.RegionKey)
+		if !slices.Contains(s.cfg.Regions, region) {
+			writeValidation(w, FieldError{Field: "regionKey", Message: fmt.Sprintf(
+				"regionKey %q is not available; use one of %s.", truncateRunes(region, 64), strings.Join(s.cfg.Regions, ", "))})
+			return nil
+		}
+	}
+
+	c := callerOf(r.Context())
+	now := s.cfg.Now().UTC().Truncate(time.Millisecond)
+	id, err := domain.NewID(now)
+	if err != nil {
+		return err
+	}
+	gen, err := s.cfg.Records.Generate(name, region, now)
+	if err != nil {
+		return err
+	}
+	sealed, err := s.cfg.Sealer.Seal(gen.DKIMPrivateKey, id)
+	clear(gen.DKIMPrivateKey)
+	if err != nil {
+		return err
+	}
+	d := &domain.Domain{
+		ID: id, ProjectID: c.projectID, Name: name, Region: region,
+		Status: domain.StatusPendingConfiguration, Records: gen.Records,
+		CreatedAt: now, LastCheckedAt: now,
+	}
+	if err := s.cfg.Store.CreateDomain(r.Context(), d, sealed); err != nil {
+		if errors.Is(err, store.ErrDomainExists) {
+			writeError(w, http.StatusConflict, codeDomainExists, fmt.Sprintf("The domain %s already exists in this project.", name))
+			return nil
+		}
+		return err
+	}
+	s.cfg.Log.Info("domain added", "domain", name, "id", id, "project", c.projectID, "region", region)
+	writeJSON(w, http.StatusCreated, successData{Success: true, Data: toV1Domain(d, false)})
+	return nil
+}
+
+// decodeBody decodes a JSON object into v, answering the error itself and
+// returning false when the body is not acceptable.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, err := io.ReadAll(r.Body)
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, "The request body is larger than 1 MiB.")
+		return false
+	}
+	if err != nil {
+		writeValidation(w, FieldError{Field: "body", Message: "The request body could not be read."})
+		return false
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		writeValidation(w, FieldError{Field: "body", Message: "The request body must be a JSON object."})
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	// Unknown fields are refused: a misspelt "region" silently falling back to
+	// the default region is worse than an error naming it.
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeValidation(w, decodeError(err))
+		return false
+	}
+	if dec.More() {
+		writeValidation(w, FieldError{Field: "body", Message: "The request body must hold one JSON object and nothing after it."})
+		return false
+	}
+	return true
+}
+
+func decodeError(err error) FieldError {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		if typeErr.Field == "" {
+			return FieldError{Field: "body", Message: "The request body must be a JSON object."}
+		}
+		return FieldError{Field: typeErr.Field, Message: fmt.Sprintf("%s must be a %s.", typeErr.Field, jsonKind(typeErr.Type.Kind().String()))}
+	case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF):
+		return FieldError{Field: "body", Message: "The request body is not valid JSON."}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return FieldError{Field: truncateRunes(f, 64), Message: fmt.Sprintf("%q is not a known field; the body takes domain and regionKey.", truncateRunes(f, 64))}
+	}
+	return FieldError{Field: "body", Message: "The request body is not valid JSON."}
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "ptr", "string":
+		return "string"
+	case "struct", "map":
+		return "object"
+	}
+	return goKind
+}
+
+func truncateRunes(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}
+
+func (s *Server) listDomains(w http.ResponseWriter, r *http.Request) error {
+	var page store.Page
+	q := r.URL.Query()
+	if v := q.Get("limit"); v != "" || q.Has("limit") {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			writeValidation(w, FieldError{Field: "limit", Message: "limit must be a whole number from 1 to 1000."})
+			return nil
+		}
+		page.Limit = n
+	}
+	if v := q.Get("offset"); v != "" || q.Has("offset") {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeValidation(w, FieldError{Field: "offset", Message: "offset must be a whole number of 0 or more."})
+			return nil
+		}
+		page.Offset = n
+	}
+	ds, _, err := s.cfg.Store.Domains(r.Context(), callerOf(r.Context()).projectID, page)
+	if err != nil {
+		return err
+	}
+	out := make([]v1Domain, len(ds))
+	for i, d := range ds {
+		out[i] = toV1Domain(d, s.cfg.Verifier.InProgress(d.ID))
+	}
+	writeJSON(w, http.StatusOK, successData{Success: true, Data: map[string]any{"domains": out}})
+	return nil
+}
+
+// domainID returns the request's domain id, answering 400 itself if it is malformed.
+func domainID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := r.PathValue("domainId")
+	if !domain.ValidID(id) {
+		writeValidation(w, FieldError{Field: "domainId", Message: "domainId must be 24 lowercase hexadecimal characters."})
+		return "", false
+	}
+	return id, true
+}
+
+func writeDomainNotFound(w http.ResponseWriter) {
+	writeError(w, http.StatusNotFound, codeDomainNotFound, "No domain with this id exists in this project.")
+}
+
+func (s *Server) getDomain(w http.ResponseWriter, r *http.Request) error {
+	id, ok := domainID(w, r)
+	if !ok {
+		return nil
+	}
+	d, err := s.cfg.Store.Domain(r.Context(), callerOf(r.Context()).projectID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		writeDomainNotFound(w)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, successData{Success: true, Data: toV1Domain(d, s.cfg.Verifier.InProgress(id))})
+	return nil
+}
+
+func (s *Server) deleteDomain(w http.ResponseWriter, r *http.Request) error {
+	id, ok := domainID(w, r)
+	if !ok {
+		return nil
+	}
+	err := s.cfg.Store.DeleteDomain(r.Context(), callerOf(r.Context()).projectID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		writeDomainNotFound(w)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.cfg.Log.Info("domain deleted", "id", id, "project", callerOf(r.Context()).projectID)
+	writeJSON(w, http.StatusOK, successMessage{Success: true, Message: "Domain deleted successfully"})
+	return nil
+}
+
+func (s *Server) verifyDomain(w http.ResponseWriter, r *http.Request) error {
+	id, ok := domainID(w, r)
+	if !ok {
+		return nil
+	}
+	out, err := s.cfg.Verifier.Verify(r.Context(), callerOf(r.Context()).projectID, id)
+	var tooSoon *verify.TooSoonError
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeDomainNotFound(w)
+		return nil
+	case errors.As(err, &tooSoon):
+		writeRateLimited(w, tooSoon.RetryAfter, "This domain was checked moments ago; wait before verifying it again.")
+		return nil
+	case err != nil:
+		return err
+	}
+	d := out.Domain
+	data := v1VerifyData{
+		Domain:                 toV1Domain(d, out.InProgress),
+		VerificationInProgress: out.InProgress,
+		OwnershipVerified:      d.OwnershipVerified,
+		VerificationStatus:     string(d.Status),
+		DKIMEnabled:            d.DKIMEnabled,
+		MailFromEnabled:        d.MailFromEnabled,
+		DMARCEnabled:           d.DMARCEnabled,
+	}
+	if !out.InProgress {
+		for _, rec := range d.Records {
+			if rec.Status == domain.CheckTemporaryFailure && len(rec.Problems) > 0 {
+				data.UncheckedRecords = append(data.UncheckedRecords, v1Unchecked{
+					Record: string(rec.Key), Name: rec.Name, Code: rec.Problems[0].Code, Message: rec.Problems[0].Message,
+				})
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, successMessage{Success: true, Message: "Domain verification status updated", Data: data})
+	return nil
+}
