@@ -1,0 +1,229 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/domaind/domaind/internal/dnstest"
+)
+
+func runCmd(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err = run(context.Background(), args, &out, &errb)
+	return out.String(), errb.String(), err
+}
+
+var keyRE = regexp.MustCompile(`^AS_[A-Za-z0-9_-]{43}$`)
+
+func TestAPIKeyCommands(t *testing.T) {
+	db := "sqlite:" + filepath.Join(t.TempDir(), "d.db")
+	out, errOut, err := runCmd(t, "apikey", "create", "--project", "acme", "--db", db)
+	if err != nil {
+		t.Fatalf("create: %v %s", err, errOut)
+	}
+	key := strings.TrimSpace(out)
+	if !keyRE.MatchString(key) {
+		t.Fatalf("printed key %q does not look like AS_ + 43 characters", key)
+	}
+	if strings.Contains(errOut, key) {
+		t.Error("the key was also written to stderr")
+	}
+	out2, _, err := runCmd(t, "apikey", "create", "--project", "acme", "--db", db)
+	if err != nil || strings.TrimSpace(out2) == key {
+		t.Fatalf("second create: %v, same key %v", err, strings.TrimSpace(out2) == key)
+	}
+
+	list, _, err := runCmd(t, "apikey", "list", "--db", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(list, key) || !strings.Contains(list, key[:11]) || strings.Count(list, "acme") != 2 {
+		t.Fatalf("list shows the whole key or misses a prefix:\n%s", list)
+	}
+	// The database holds no key in the clear.
+	raw, err := os.ReadFile(strings.TrimPrefix(db, "sqlite:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte(key)) {
+		t.Fatal("the API key is stored in the clear")
+	}
+
+	if _, _, err := runCmd(t, "apikey", "revoke", "--db", db, "AS_"); err == nil {
+		t.Error("revoke with a too-short prefix succeeded")
+	}
+	if _, _, err := runCmd(t, "apikey", "revoke", "--db", db, "AS_zzzzzzzz"); err == nil || !strings.Contains(err.Error(), "no API key") {
+		t.Errorf("revoke of an unknown prefix: %v", err)
+	}
+	out, _, err = runCmd(t, "apikey", "revoke", "--db", db, key[:12])
+	if err != nil || !strings.Contains(out, "Revoked") {
+		t.Fatalf("revoke: %v %s", err, out)
+	}
+	list, _, _ = runCmd(t, "apikey", "list", "--db", db)
+	if !regexp.MustCompile(regexp.QuoteMeta(key[:11]) + `\s+acme\s+\S+\s+\d{4}-`).MatchString(list) {
+		t.Errorf("list does not show the revocation:\n%s", list)
+	}
+
+	if _, _, err := runCmd(t, "apikey", "create", "--db", db); err == nil {
+		t.Error("create without --project succeeded")
+	}
+}
+
+func TestEnvironmentVariables(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("DOMAIND_DB", "sqlite:"+filepath.Join(dir, "env.db"))
+	t.Setenv("DOMAIND_PROJECT", "from-env")
+	if _, errOut, err := runCmd(t, "apikey", "create"); err != nil {
+		t.Fatalf("create from env: %v %s", err, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "env.db")); err != nil {
+		t.Fatalf("DOMAIND_DB was not used: %v", err)
+	}
+	// A flag wins over the variable.
+	other := "sqlite:" + filepath.Join(dir, "flag.db")
+	if _, _, err := runCmd(t, "apikey", "create", "--db", other); err != nil {
+		t.Fatal(err)
+	}
+	list, _, _ := runCmd(t, "apikey", "list", "--db", other)
+	if !strings.Contains(list, "from-env") {
+		t.Errorf("flag --db did not win over DOMAIND_DB:\n%s", list)
+	}
+	t.Setenv("DOMAIND_DNS_TIMEOUT", "soon")
+	if _, _, err := runCmd(t, "serve", "--dev", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "DOMAIND_DNS_TIMEOUT") {
+		t.Errorf("a bad variable is not named in the error: %v", err)
+	}
+}
+
+func TestServeRefusesBadSettings(t *testing.T) {
+	dir := t.TempDir()
+	db := "sqlite:" + filepath.Join(dir, "d.db")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "--db", db, "--resolvers", "127.0.0.1:53"}, "master-key"},
+		{[]string{"serve", "--db", db, "--master-key", "c2hvcnQ="}, "32 bytes"},
+		{[]string{"serve", "--db", db, "--dev", "--data-dir", dir, "--rate-limit", "lots"}, "rate-limit"},
+		{[]string{"serve", "--db", db, "--dev", "--data-dir", dir, "--dkim-selector", "bad selector"}, "dkim-selector"},
+		{[]string{"serve", "--db", "mysql://x", "--dev", "--data-dir", dir, "--resolvers", "127.0.0.1:53"}, "sqlite:"},
+		{[]string{"serve", "--db", db, "--dev", "--data-dir", dir, "--resolvers", "nonsense"}, "host:port"},
+	} {
+		_, _, err := runCmd(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want it to mention %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestServeEndToEnd runs the real serve command as an operator would, then a
+// customer takes a domain from added to VERIFIED against a loopback DNS server.
+func TestServeEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	db := "sqlite:" + filepath.Join(dir, "d.db")
+	zone := dnstest.NewZone("example.com.")
+	dnsSrv := dnstest.Start(t, zone)
+	addr := freeAddr(t)
+
+	out, _, err := runCmd(t, "apikey", "create", "--project", "acme", "--db", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := strings.TrimSpace(out)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var logs bytes.Buffer
+	go func() {
+		done <- run(ctx, []string{"serve", "--listen", addr, "--db", db, "--dev", "--data-dir", dir,
+			"--resolvers", dnsSrv.Addr(), "--dkim-bits", "1024", "--verify-min-interval", "0s"}, io.Discard, &logs)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+
+	base := "http://" + addr
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not come up: %v\n%s", err, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "domaind-master.key")); err != nil {
+		t.Fatalf("--dev did not keep a master key: %v", err)
+	}
+
+	call := func(method, path, body string) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+			t.Fatal(err)
+		}
+		if resp.Header.Get("X-RateLimit-Limit") != "120" {
+			t.Errorf("default rate limit header = %q", resp.Header.Get("X-RateLimit-Limit"))
+		}
+		return m
+	}
+	d := call("POST", "/v1/domains", `{"domain":"example.com"}`)["data"].(map[string]any)
+	recs := d["dnsRecords"].(map[string]any)
+	for _, k := range []string{"ownership", "dkim"} {
+		r := recs[k].(map[string]any)
+		if err := zone.AddTXT(r["name"].(string)+".", r["value"].(string)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mx := recs["mailFrom"].([]any)[0].(map[string]any)
+	zone.MustAdd(mx["name"].(string) + ". 300 IN MX " + strconv.Itoa(int(mx["priority"].(float64))) + " " + mx["value"].(string) + ".")
+	v := call("POST", "/v1/domains/"+d["id"].(string)+"/verify", "")["data"].(map[string]any)
+	if v["verificationStatus"] != "VERIFIED" {
+		t.Fatalf("verify through serve: %v", v)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve did not shut down cleanly: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop after its context was cancelled")
+	}
+	done <- nil // for the cleanup
+	if !strings.Contains(logs.String(), "shutting down") {
+		t.Errorf("no shutdown log:\n%s", logs.String())
+	}
+}

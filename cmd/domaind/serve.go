@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/domaind/domaind/internal/api"
+	"github.com/domaind/domaind/internal/dnscheck"
+	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/records"
+	"github.com/domaind/domaind/internal/store"
+	"github.com/domaind/domaind/internal/store/sqlite"
+	"github.com/domaind/domaind/internal/verify"
+)
+
+// openStore opens the database a --db value names and migrates it.
+func openStore(ctx context.Context, dsn string) (store.Store, error) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		path := strings.TrimPrefix(dsn, "sqlite:")
+		if path == "" {
+			return nil, fmt.Errorf("--db %q names no file; use sqlite:./domaind.db", dsn)
+		}
+		return sqlite.Open(ctx, path)
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return nil, errors.New("--db: PostgreSQL is not supported yet; use sqlite:PATH")
+	}
+	return nil, fmt.Errorf("--db %q must start with sqlite: (or postgres:// once supported)", dsn)
+}
+
+func dbFlag(fs *flag.FlagSet) *string {
+	return fs.String("db", "sqlite:./domaind.db", "database: sqlite:PATH")
+}
+
+func newLogger(format string, w io.Writer) (*slog.Logger, error) {
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q must be text or json", format)
+}
+
+// dnsFlags are the DNS settings shared by serve and check.
+type dnsFlags struct {
+	resolvers string
+	timeout   time.Duration
+}
+
+func (d *dnsFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&d.resolvers, "resolvers", "", "comma-separated host:port recursive resolvers (default: those of /etc/resolv.conf)")
+	fs.DurationVar(&d.timeout, "dns-timeout", 2*time.Second, "timeout of each DNS query attempt")
+}
+
+func (d *dnsFlags) checker() (*dnscheck.Checker, error) {
+	var servers []string
+	if d.resolvers == "" {
+		var err error
+		if servers, err = dnscheck.SystemResolvers("/etc/resolv.conf"); err != nil {
+			return nil, fmt.Errorf("--resolvers not given and %w", err)
+		}
+	} else {
+		for _, s := range strings.Split(d.resolvers, ",") {
+			s = strings.TrimSpace(s)
+			if _, _, err := net.SplitHostPort(s); err != nil {
+				return nil, fmt.Errorf("--resolvers: %q must be host:port", s)
+			}
+			servers = append(servers, s)
+		}
+	}
+	if d.timeout <= 0 {
+		return nil, errors.New("--dns-timeout must be positive")
+	}
+	return dnscheck.New(dnscheck.Config{Resolvers: servers, Timeout: d.timeout, Retries: 1})
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
+	db := dbFlag(fs)
+	var dnsf dnsFlags
+	dnsf.register(fs)
+	masterKey := fs.String("master-key", "", "base64 of 32 bytes that encrypt private DKIM keys at rest")
+	dev := fs.Bool("dev", false, "development mode: generate and keep a master key in --data-dir")
+	dataDir := fs.String("data-dir", ".", "folder for files domaind keeps (the --dev master key)")
+	regions := fs.String("regions", "us-east-1,us-east-2,ap-south-1,eu-central-1", "region keys; the first is the default")
+	rc := records.DefaultConfig()
+	fs.StringVar(&rc.MailFromSubdomain, "mail-from-subdomain", rc.MailFromSubdomain, "label of the MAIL FROM domain")
+	fs.StringVar(&rc.DKIMSelector, "dkim-selector", rc.DKIMSelector, "DKIM selector")
+	fs.StringVar(&rc.OwnershipPrefix, "ownership-prefix", rc.OwnershipPrefix, "ownership record label and token prefix")
+	fs.StringVar(&rc.MXTemplate, "mx-template", rc.MXTemplate, "MAIL FROM MX host; {region} is replaced")
+	fs.StringVar(&rc.SPFInclude, "spf-include", rc.SPFInclude, "domain the MAIL FROM SPF record includes")
+	fs.StringVar(&rc.DMARCValue, "dmarc-value", rc.DMARCValue, "DMARC record value")
+	fs.StringVar(&rc.InboundMXTemplate, "inbound-mx-template", rc.InboundMXTemplate, "inbound MX host; {region} is replaced")
+	fs.IntVar(&rc.DKIMBits, "dkim-bits", rc.DKIMBits, "RSA key size of generated DKIM keys")
+	rateLimit := fs.String("rate-limit", "120/m", "requests per API key: N/s, N/m or N/h")
+	minInterval := fs.Duration("verify-min-interval", 2*time.Second, "shortest time between two checks of one domain")
+	budget := fs.Duration("verify-budget", 5*time.Second, "how long verify waits for DNS before answering")
+	logFormat := fs.String("log-format", "text", "text or json")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
+	}
+
+	log, err := newLogger(*logFormat, stderr)
+	if err != nil {
+		return err
+	}
+	if err := rc.Validate(); err != nil {
+		return err
+	}
+	limit, err := api.ParseLimit(*rateLimit)
+	if err != nil {
+		return fmt.Errorf("--rate-limit: %w", err)
+	}
+	regionList, err := parseRegions(*regions)
+	if err != nil {
+		return err
+	}
+	if *budget <= 0 || *minInterval < 0 {
+		return errors.New("--verify-budget must be positive and --verify-min-interval not negative")
+	}
+	key, err := loadMasterKey(*masterKey, *dev, *dataDir, log)
+	if err != nil {
+		return err
+	}
+	sealer, err := records.NewSealer(key)
+	if err != nil {
+		return err
+	}
+	checker, err := dnsf.checker()
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	verifier := verify.New(st, checker, verify.Config{
+		Budget: *budget, MinInterval: *minInterval, Rules: domain.Rules{DegradeAfter: 1},
+	}, nil, log)
+	defer verifier.Close()
+
+	srv := &http.Server{
+		Handler: api.New(api.Config{
+			Store: st, Verifier: verifier, Records: rc, Sealer: sealer,
+			Regions: regionList, RateLimit: limit, Log: log,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      *budget + 30*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	log.Info("domaind serving", "addr", ln.Addr().String(), "db", redactDSN(*db))
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+func parseRegions(s string) ([]string, error) {
+	var out []string
+	for _, r := range strings.Split(s, ",") {
+		r = strings.TrimSpace(r)
+		if r == "" {
+			continue
+		}
+		if strings.ContainsAny(r, "./ ") || len(r) > 32 {
+			return nil, fmt.Errorf("--regions: %q is not a region key such as us-east-1", r)
+		}
+		out = append(out, r)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("--regions names no region")
+	}
+	return out, nil
+}
+
+// loadMasterKey decodes --master-key, or in --dev mode reads (creating it on first
+// use) a key file in the data folder.
+func loadMasterKey(b64 string, dev bool, dataDir string, log *slog.Logger) ([]byte, error) {
+	if b64 != "" {
+		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
+		if err != nil || len(key) != 32 {
+			return nil, errors.New("--master-key must be the base64 of exactly 32 bytes (try: head -c 32 /dev/urandom | base64)")
+		}
+		return key, nil
+	}
+	if !dev {
+		return nil, errors.New("no --master-key (or DOMAIND_MASTER_KEY) given; generate one with 'head -c 32 /dev/urandom | base64', or pass --dev for local use")
+	}
+	path := filepath.Join(dataDir, "domaind-master.key")
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(dataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("--data-dir: %w", err)
+		}
+		if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+			return nil, fmt.Errorf("write dev master key: %w", err)
+		}
+		log.Warn("dev mode: generated a master key; do not use --dev in production", "file", path)
+		return key, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read dev master key: %w", err)
+	}
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data)))
+	if err != nil || len(key) != 32 {
+		return nil, fmt.Errorf("%s does not hold the base64 of 32 bytes", path)
+	}
+	log.Warn("dev mode: using the master key file; do not use --dev in production", "file", path)
+	return key, nil
+}
+
+// redactDSN hides a password in a database URL for logs.
+func redactDSN(dsn string) string {
+	if i := strings.Index(dsn, "@"); i > 0 && strings.Contains(dsn, "://") {
+		return dsn[:strings.Index(dsn, "://")+3] + "…" + dsn[i:]
+	}
+	return dsn
+}
