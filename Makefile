@@ -1,0 +1,23 @@
+# The README's two commands are `make run` and `make test`; CI runs `make test`.
+GO ?= go
+
+.PHONY: run test build vet fuzz
+
+# Runs the service on the embedded SQLite database with a development master key.
+run:
+	$(GO) run ./cmd/domaind serve --dev
+
+# Runs every test, with the race detector.
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+build:
+	$(GO) build -o domaind ./cmd/domaind
+
+# Runs each fuzz target briefly (they also run their seed corpus in `make test`).
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzNormalizeName -fuzztime 20s ./internal/domain/
+	$(GO) test -run '^$$' -fuzz FuzzParseSPF -fuzztime 20s ./internal/dnscheck/
+	$(GO) test -run '^$$' -fuzz FuzzParseDKIMKey -fuzztime 20s ./internal/dnscheck/
+	$(GO) test -run '^$$' -fuzz FuzzParseDMARC -fuzztime 20s ./internal/dnscheck/
