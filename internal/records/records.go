@@ -50,16 +50,19 @@ func (c Config) Validate() error {
 		{"dkim-selector", c.DKIMSelector},
 		{"ownership-prefix", c.OwnershipPrefix},
 	} {
-		if !validLabels(f.v) {
+		if !validLabels(f.v, false) {
 			return fmt.Errorf("records: --%s %q must be one or more DNS labels of letters, digits and hyphens", f.name, f.v)
 		}
 	}
-	for _, f := range []struct{ name, v string }{
-		{"mx-template", c.MXTemplate},
-		{"inbound-mx-template", c.InboundMXTemplate},
-		{"spf-include", c.SPFInclude},
+	for _, f := range []struct {
+		name, v    string
+		underscore bool
+	}{
+		{"mx-template", c.MXTemplate, false},
+		{"inbound-mx-template", c.InboundMXTemplate, false},
+		{"spf-include", c.SPFInclude, true},
 	} {
-		if !validLabels(strings.ReplaceAll(f.v, "{region}", "us-east-1")) || !strings.Contains(f.v, ".") {
+		if !validLabels(strings.ReplaceAll(f.v, "{region}", "us-east-1"), f.underscore) || !strings.Contains(f.v, ".") {
 			return fmt.Errorf("records: --%s %q must be a host name", f.name, f.v)
 		}
 	}
@@ -72,7 +75,10 @@ func (c Config) Validate() error {
 	return nil
 }
 
-func validLabels(s string) bool {
+// validLabels reports whether s is a dot-separated list of DNS labels; underscore
+// allows underscores, which host names may not hold but SPF include targets such
+// as _spf.example.com do.
+func validLabels(s string, underscore bool) bool {
 	if s == "" || len(s) > 200 {
 		return false
 	}
@@ -82,7 +88,7 @@ func validLabels(s string) bool {
 		}
 		for i := 0; i < len(l); i++ {
 			c := l[i]
-			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || 'A' <= c && c <= 'Z') {
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || 'A' <= c && c <= 'Z' || c == '_' && underscore) {
 				return false
 			}
 		}
