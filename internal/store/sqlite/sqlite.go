@@ -39,8 +39,9 @@ var _ store.Store = (*Store)(nil)
 // Open opens (creating if needed) the database file at path and migrates it to the
 // current schema.
 func Open(ctx context.Context, path string) (*Store, error) {
-	if path == "" || strings.Contains(path, "?") {
-		return nil, fmt.Errorf("sqlite: invalid database path %q", path)
+	// The driver reads the path as a URI, where these characters mean something.
+	if path == "" || strings.ContainsAny(path, "?#%") {
+		return nil, fmt.Errorf("sqlite: invalid database path %q: it must not be empty or contain ?, # or %%", path)
 	}
 	dsn := func(extra string) string {
 		q := url.Values{}
@@ -209,12 +210,17 @@ func (s *Store) APIKeys(ctx context.Context) ([]store.APIKey, error) {
 // RevokeAPIKey implements store.Store.
 func (s *Store) RevokeAPIKey(ctx context.Context, prefix string, now time.Time) (store.APIKey, error) {
 	var k store.APIKey
+	if prefix == "" {
+		return k, store.ErrNotFound // an empty prefix would match every key
+	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		// The stored prefix is a fixed-length start of the key; an operator may type
-		// more or fewer characters, so match in both directions.
+		// more or fewer characters, so match in both directions. LIKE would not do:
+		// it ignores ASCII case, and the stored prefix itself contains _, a wildcard.
 		rows, err := tx.QueryContext(ctx, `SELECT `+apiKeyColumns+`
 			FROM api_keys k JOIN projects p ON p.id = k.project_id
-			WHERE (k.prefix LIKE ? ESCAPE '\' OR ? LIKE k.prefix || '%')`, likePrefix(prefix), prefix)
+			WHERE substr(k.prefix, 1, length(?)) = ? OR substr(?, 1, length(k.prefix)) = k.prefix`,
+			prefix, prefix, prefix)
 		if err != nil {
 			return fmt.Errorf("sqlite: revoke: %w", err)
 		}
@@ -250,11 +256,6 @@ func (s *Store) RevokeAPIKey(ctx context.Context, prefix string, now time.Time) 
 	return k, err
 }
 
-func likePrefix(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return r.Replace(s) + "%"
-}
-
 // CreateDomain implements store.Store.
 func (s *Store) CreateDomain(ctx context.Context, d *domain.Domain, sealedKey []byte) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
@@ -281,31 +282,35 @@ func (s *Store) CreateDomain(ctx context.Context, d *domain.Domain, sealedKey []
 }
 
 func insertRecord(ctx context.Context, tx *sql.Tx, domainID string, pos int, r *domain.Record) error {
-	found, problems, err := marshalState(r)
+	found, problems, propagation, err := marshalState(r)
 	if err != nil {
 		return err
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO domain_records (domain_id, key, position, name, type, value,
-		priority, purpose, verified, status, found, problems, failures, checked_at, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		priority, purpose, verified, status, found, problems, propagation, failures, checked_at, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		domainID, string(r.Key), pos, r.Name, r.Type, r.Value, r.Priority, r.Purpose, r.Verified,
-		string(r.Status), found, problems, r.Failures, ms(r.CheckedAt), ms(r.CreatedAt), ms(r.UpdatedAt))
+		string(r.Status), found, problems, propagation, r.Failures, ms(r.CheckedAt), ms(r.CreatedAt), ms(r.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("sqlite: insert record %s: %w", r.Key, err)
 	}
 	return nil
 }
 
-func marshalState(r *domain.Record) (found, problems string, err error) {
+func marshalState(r *domain.Record) (found, problems, propagation string, err error) {
 	f, err := json.Marshal(nonNil(r.Found))
 	if err != nil {
-		return "", "", fmt.Errorf("sqlite: record %s: %w", r.Key, err)
+		return "", "", "", fmt.Errorf("sqlite: record %s: %w", r.Key, err)
 	}
 	p, err := json.Marshal(nonNil(r.Problems))
 	if err != nil {
-		return "", "", fmt.Errorf("sqlite: record %s: %w", r.Key, err)
+		return "", "", "", fmt.Errorf("sqlite: record %s: %w", r.Key, err)
 	}
-	return string(f), string(p), nil
+	g, err := json.Marshal(nonNil(r.Propagation))
+	if err != nil {
+		return "", "", "", fmt.Errorf("sqlite: record %s: %w", r.Key, err)
+	}
+	return string(f), string(p), string(g), nil
 }
 
 func nonNil[T any](s []T) []T {
@@ -397,18 +402,18 @@ func (s *Store) loadRecords(ctx context.Context, ds []*domain.Domain) error {
 			args[i] = d.ID
 		}
 		rows, err := s.r.QueryContext(ctx, `SELECT domain_id, key, name, type, value, priority, purpose,
-			verified, status, found, problems, failures, checked_at, created_at, updated_at
+			verified, status, found, problems, propagation, failures, checked_at, created_at, updated_at
 			FROM domain_records WHERE domain_id IN (?`+strings.Repeat(",?", len(part)-1)+`)
 			ORDER BY domain_id, position`, args...)
 		if err != nil {
 			return fmt.Errorf("sqlite: records: %w", err)
 		}
 		for rows.Next() {
-			var id, key, status, found, problems string
+			var id, key, status, found, problems, propagation string
 			var r domain.Record
 			var checked, created, updated int64
 			if err := rows.Scan(&id, &key, &r.Name, &r.Type, &r.Value, &r.Priority, &r.Purpose,
-				&r.Verified, &status, &found, &problems, &r.Failures, &checked, &created, &updated); err != nil {
+				&r.Verified, &status, &found, &problems, &propagation, &r.Failures, &checked, &created, &updated); err != nil {
 				rows.Close()
 				return fmt.Errorf("sqlite: records: %w", err)
 			}
@@ -421,6 +426,10 @@ func (s *Store) loadRecords(ctx context.Context, ds []*domain.Domain) error {
 			if err := json.Unmarshal([]byte(problems), &r.Problems); err != nil {
 				rows.Close()
 				return fmt.Errorf("sqlite: record %s/%s problems: %w", id, key, err)
+			}
+			if err := json.Unmarshal([]byte(propagation), &r.Propagation); err != nil {
+				rows.Close()
+				return fmt.Errorf("sqlite: record %s/%s propagation: %w", id, key, err)
 			}
 			d := byID[id]
 			d.Records = append(d.Records, r)
@@ -465,13 +474,13 @@ func (s *Store) SaveCheck(ctx context.Context, d *domain.Domain) error {
 		}
 		for i := range d.Records {
 			r := &d.Records[i]
-			found, problems, err := marshalState(r)
+			found, problems, propagation, err := marshalState(r)
 			if err != nil {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, `UPDATE domain_records SET verified = ?, status = ?, found = ?,
-				problems = ?, failures = ?, checked_at = ?, updated_at = ? WHERE domain_id = ? AND key = ?`,
-				r.Verified, string(r.Status), found, problems, r.Failures, ms(r.CheckedAt), ms(r.UpdatedAt),
+				problems = ?, propagation = ?, failures = ?, checked_at = ?, updated_at = ? WHERE domain_id = ? AND key = ?`,
+				r.Verified, string(r.Status), found, problems, propagation, r.Failures, ms(r.CheckedAt), ms(r.UpdatedAt),
 				d.ID, string(r.Key)); err != nil {
 				return fmt.Errorf("sqlite: save record %s/%s: %w", d.ID, r.Key, err)
 			}

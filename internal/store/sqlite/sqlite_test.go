@@ -1,0 +1,157 @@
+package sqlite
+
+import (
+	"bytes"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pressly/goose/v3"
+
+	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/store"
+	"github.com/domaind/domaind/internal/store/storetest"
+)
+
+func open(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", path, err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return open(t, filepath.Join(t.TempDir(), "domaind.db"))
+	})
+}
+
+var t0 = time.UnixMilli(1_750_000_000_123).UTC()
+
+func testDomain(t *testing.T, projectID int64) *domain.Domain {
+	t.Helper()
+	id, err := domain.NewID(t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &domain.Domain{
+		ID: id, ProjectID: projectID, Name: "example.com", Region: "us-east-1",
+		Status: domain.StatusPendingConfiguration, CreatedAt: t0, LastCheckedAt: t0,
+		Records: []domain.Record{
+			{Key: domain.KeyOwnership, Name: "_autosend-verify.example.com", Type: "TXT", Value: "v",
+				Purpose: "p", Status: domain.CheckUnchecked, CreatedAt: t0, UpdatedAt: t0},
+			{Key: domain.KeyDKIM, Name: "autosend._domainkey.example.com", Type: "TXT", Value: "k",
+				Purpose: "p", Status: domain.CheckUnchecked, CreatedAt: t0, UpdatedAt: t0},
+		},
+	}
+}
+
+// TestReopen checks that a database file keeps its data across restarts and that
+// opening an up-to-date database applies no migration again.
+func TestReopen(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "domaind.db")
+	s := open(t, path)
+	p, err := s.EnsureProject(ctx, "acme", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := testDomain(t, p.ID)
+	if err := s.CreateDomain(ctx, d, []byte("sealed")); err != nil {
+		t.Fatal(err)
+	}
+	before := migrationRows(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	s = open(t, path)
+	defer s.Close()
+	if after := migrationRows(t, s); after != before {
+		t.Errorf("reopening changed the migration table from %d rows to %d", before, after)
+	}
+	gp, err := goose.NewProvider(goose.DialectSQLite3, s.w, mustSub(migrations, "migrations"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pending, err := gp.HasPending(ctx); err != nil || pending {
+		t.Errorf("HasPending after reopening = %v, %v; want false", pending, err)
+	}
+	if res, err := gp.Up(ctx); err != nil || len(res) != 0 {
+		t.Errorf("running the migrations again applied %d, %v; want none", len(res), err)
+	}
+	if after := migrationRows(t, s); after != before {
+		t.Errorf("running the migrations again changed the migration table from %d rows to %d", before, after)
+	}
+
+	again, err := s.EnsureProject(ctx, "acme", t0.Add(time.Hour))
+	if err != nil || again.ID != p.ID {
+		t.Errorf("EnsureProject(acme) after reopening = %+v, %v; want id %d", again, err, p.ID)
+	}
+	got, err := s.Domain(ctx, p.ID, d.ID)
+	if err != nil {
+		t.Fatalf("Domain after reopening: %v", err)
+	}
+	if got.Name != d.Name || len(got.Records) != 2 || got.Records[1].Value != "k" {
+		t.Errorf("Domain after reopening = %+v, want %+v", got, d)
+	}
+}
+
+func migrationRows(t *testing.T, s *Store) int {
+	t.Helper()
+	var n int
+	if err := s.r.QueryRowContext(t.Context(), `SELECT count(*) FROM goose_db_version`).Scan(&n); err != nil {
+		t.Fatalf("count migrations: %v", err)
+	}
+	return n
+}
+
+// TestDKIMKeyColumn checks that the sealed key is stored as the exact bytes given,
+// as a BLOB (not text that a driver might re-encode), and that deleting the domain
+// deletes its records through the foreign key rather than leaving them behind.
+func TestDKIMKeyColumn(t *testing.T) {
+	ctx := t.Context()
+	s := open(t, filepath.Join(t.TempDir(), "domaind.db"))
+	defer s.Close()
+	p, err := s.EnsureProject(ctx, "acme", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := testDomain(t, p.ID)
+	sealed := []byte{1, 0, 0xff, 0xfe, 0x80, 0, 'k', 0xc3}
+	if err := s.CreateDomain(ctx, d, sealed); err != nil {
+		t.Fatal(err)
+	}
+
+	var raw []byte
+	var typ string
+	if err := s.r.QueryRowContext(ctx, `SELECT dkim_private_key, typeof(dkim_private_key) FROM domains WHERE id = ?`,
+		d.ID).Scan(&raw, &typ); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(raw, sealed) || typ != "blob" {
+		t.Errorf("dkim_private_key = %x (%s), want %x (blob)", raw, typ, sealed)
+	}
+
+	if err := s.DeleteDomain(ctx, p.ID, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM domain_records WHERE domain_id = ?`, d.ID).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d records of the deleted domain are left", n)
+	}
+}
+
+func TestOpenRejectsPath(t *testing.T) {
+	for _, path := range []string{"", filepath.Join(t.TempDir(), "d.db?mode=memory")} {
+		if s, err := Open(t.Context(), path); err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded, want an error", path)
+		}
+	}
+}
