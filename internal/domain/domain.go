@@ -75,6 +75,30 @@ type Problem struct {
 	Message string `json:"message"`
 }
 
+// Role says which kind of DNS server a Sighting comes from.
+type Role string
+
+// The roles of the servers a check asks.
+const (
+	// RoleAuthoritative is a server of the zone that holds the record; it answers
+	// from the zone itself, never from a cache.
+	RoleAuthoritative Role = "authoritative"
+	// RoleResolver is a configured recursive resolver; it may answer from a cache.
+	RoleResolver Role = "resolver"
+)
+
+// Sighting is what one DNS server said of a record during a check: the
+// propagation view that tells a customer whether a fix is published and only
+// cached elsewhere.
+type Sighting struct {
+	Server string      `json:"server"` // host:port
+	Role   Role        `json:"role"`
+	Zone   string      `json:"zone,omitempty"` // the zone an authoritative server was asked for
+	Status CheckStatus `json:"status"`         // what this server's answer alone means
+	Values []string    `json:"values"`         // the values it returned
+	Error  string      `json:"error,omitempty"`
+}
+
 // Record is one DNS record the customer publishes, and what domaind last saw of it.
 type Record struct {
 	Key      RecordKey
@@ -88,9 +112,10 @@ type Record struct {
 	// keeps its value through temporary failures.
 	Verified bool
 	// Status, Found and Problems describe the latest look at the record.
-	Status   CheckStatus
-	Found    []string
-	Problems []Problem
+	Status      CheckStatus
+	Found       []string
+	Problems    []Problem
+	Propagation []Sighting
 	// Failures counts consecutive definite failures since the record last verified.
 	Failures  int
 	CheckedAt time.Time // zero until the first check

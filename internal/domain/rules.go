@@ -11,6 +11,8 @@ type Observation struct {
 	Status   CheckStatus
 	Found    []string
 	Problems []Problem
+	// Propagation is what each server asked said, authoritative servers first.
+	Propagation []Sighting
 }
 
 // Rules tune how observations change a domain.
@@ -47,6 +49,7 @@ func (d *Domain) Apply(obs []Observation, now time.Time, rules Rules) Change {
 		r.Status = o.Status
 		r.Found = slices.Clone(o.Found)
 		r.Problems = slices.Clone(o.Problems)
+		r.Propagation = slices.Clone(o.Propagation)
 		r.CheckedAt = now
 		switch {
 		case o.Status == CheckVerified:
