@@ -59,17 +59,41 @@ func newLogger(format string, w io.Writer) (*slog.Logger, error) {
 type dnsFlags struct {
 	resolvers string
 	timeout   time.Duration
+	mode      string
+	rootHints string
+	authPort  int
 }
 
 func (d *dnsFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&d.resolvers, "resolvers", "", "comma-separated host:port recursive resolvers (default: those of /etc/resolv.conf)")
 	fs.DurationVar(&d.timeout, "dns-timeout", 2*time.Second, "timeout of each DNS query attempt")
+	fs.StringVar(&d.mode, "dns-mode", "auto", "auto (authoritative, falling back to the resolvers), authoritative or recursive")
+	fs.StringVar(&d.rootHints, "root-hints", "", "comma-separated IPs to start delegation walks from (default: the IANA root servers)")
+	fs.IntVar(&d.authPort, "authoritative-port", 53, "port of every authoritative server, root included")
 }
 
 func (d *dnsFlags) checker() (*dnscheck.Checker, error) {
+	mode, err := dnscheck.ParseMode(d.mode)
+	if err != nil {
+		return nil, fmt.Errorf("--dns-mode: %w", err)
+	}
+	if d.authPort < 1 || d.authPort > 65535 {
+		return nil, fmt.Errorf("--authoritative-port %d is not a port", d.authPort)
+	}
+	var hints []string
+	if d.rootHints != "" {
+		for _, h := range strings.Split(d.rootHints, ",") {
+			h = strings.TrimSpace(h)
+			if net.ParseIP(h) == nil {
+				return nil, fmt.Errorf("--root-hints: %q is not an IP address", h)
+			}
+			hints = append(hints, h)
+		}
+	}
 	var servers []string
-	if d.resolvers == "" {
-		var err error
+	if d.resolvers == "" && mode == dnscheck.ModeAuthoritative {
+		// Resolvers are not needed; leave them out.
+	} else if d.resolvers == "" {
 		if servers, err = dnscheck.SystemResolvers("/etc/resolv.conf"); err != nil {
 			return nil, fmt.Errorf("--resolvers not given and %w", err)
 		}
@@ -85,7 +109,10 @@ func (d *dnsFlags) checker() (*dnscheck.Checker, error) {
 	if d.timeout <= 0 {
 		return nil, errors.New("--dns-timeout must be positive")
 	}
-	return dnscheck.New(dnscheck.Config{Resolvers: servers, Timeout: d.timeout, Retries: 1})
+	return dnscheck.New(dnscheck.Config{
+		Resolvers: servers, Mode: mode, RootHints: hints, AuthoritativePort: d.authPort,
+		Timeout: d.timeout, Retries: 1,
+	})
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {

@@ -18,13 +18,54 @@ import (
 	"github.com/domaind/domaind/internal/domain"
 )
 
+// Mode says which servers a Checker trusts for its verdict.
+type Mode string
+
+// The checking modes.
+const (
+	// ModeAuto asks the authoritative servers and falls back to the resolvers
+	// when none of them answers (for instance where outbound DNS is blocked).
+	ModeAuto Mode = "auto"
+	// ModeAuthoritative asks only the authoritative servers.
+	ModeAuthoritative Mode = "authoritative"
+	// ModeRecursive asks only the configured resolvers, as most peers do.
+	ModeRecursive Mode = "recursive"
+)
+
+// ParseMode parses a --dns-mode value.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case ModeAuto, ModeAuthoritative, ModeRecursive:
+		return m, nil
+	}
+	return "", fmt.Errorf("dnscheck: mode %q must be auto, authoritative or recursive", s)
+}
+
+// RootServers returns the IPv4 addresses of the IANA root servers, a.root-servers.net
+// to m.root-servers.net, where delegation walks start by default.
+func RootServers() []string {
+	return []string{
+		"198.41.0.4", "170.247.170.2", "192.33.4.12", "199.7.91.13", "192.203.230.10", "192.5.5.241",
+		"192.112.36.4", "198.97.190.53", "192.36.148.17", "192.58.128.30", "193.0.14.129", "199.7.83.42", "202.12.27.33",
+	}
+}
+
 // Config configures a Checker.
 type Config struct {
-	// Resolvers are recursive resolvers as host:port, asked in order.
+	// Resolvers are recursive resolvers as host:port, asked in order. Required
+	// unless Mode is ModeAuthoritative.
 	Resolvers []string
+	// Mode is ModeAuto when empty.
+	Mode Mode
+	// RootHints are the IP addresses delegation walks start from; RootServers()
+	// when empty.
+	RootHints []string
+	// AuthoritativePort is the port of every authoritative server, root included;
+	// 53 when zero. Tests and private DNS set another.
+	AuthoritativePort int
 	// Timeout bounds each query attempt.
 	Timeout time.Duration
-	// Retries is how many times a timed-out query is repeated per server.
+	// Retries is how many times a timed-out query to a resolver is repeated.
 	Retries int
 }
 
@@ -36,8 +77,20 @@ type Checker struct {
 
 // New returns a Checker for cfg.
 func New(cfg Config) (*Checker, error) {
-	if len(cfg.Resolvers) == 0 {
+	if cfg.Mode == "" {
+		cfg.Mode = ModeAuto
+	}
+	if _, err := ParseMode(string(cfg.Mode)); err != nil {
+		return nil, err
+	}
+	if len(cfg.Resolvers) == 0 && cfg.Mode != ModeAuthoritative {
 		return nil, errors.New("dnscheck: no resolvers configured")
+	}
+	if len(cfg.RootHints) == 0 {
+		cfg.RootHints = RootServers()
+	}
+	if cfg.AuthoritativePort == 0 {
+		cfg.AuthoritativePort = 53
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 2 * time.Second
@@ -47,9 +100,14 @@ func New(cfg Config) (*Checker, error) {
 
 // Expectation is one record that should be published.
 type Expectation struct {
-	Key      domain.RecordKey
-	Name     string // no trailing dot
-	Type     string // "TXT" or "MX"
+	Key domain.RecordKey
+	// Domain is the sending domain the record belongs to; checks use it to look
+	// for records a DNS panel doubled and for an inherited DMARC policy.
+	Domain string
+	Name   string // no trailing dot
+	Type   string // "TXT" or "MX"
+	// Value is the expected value. Empty means any valid record of the key's kind
+	// verifies, as `domaind check` uses it for a domain domaind did not generate.
 	Value    string
 	Priority uint16
 }
@@ -58,7 +116,7 @@ type Expectation struct {
 func ExpectationsOf(d *domain.Domain) []Expectation {
 	out := make([]Expectation, 0, len(d.Records))
 	for _, r := range d.Records {
-		out = append(out, Expectation{Key: r.Key, Name: r.Name, Type: r.Type, Value: r.Value, Priority: r.Priority})
+		out = append(out, Expectation{Key: r.Key, Domain: d.Name, Name: r.Name, Type: r.Type, Value: r.Value, Priority: r.Priority})
 	}
 	return out
 }
