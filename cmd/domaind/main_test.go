@@ -157,7 +157,7 @@ func TestServeEndToEnd(t *testing.T) {
 	var logs bytes.Buffer
 	go func() {
 		done <- run(ctx, []string{"serve", "--listen", addr, "--db", db, "--dev", "--data-dir", dir,
-			"--resolvers", dnsSrv.Addr(), "--dkim-bits", "1024", "--verify-min-interval", "0s"}, io.Discard, &logs)
+			"--resolvers", dnsSrv.Addr(), "--dns-mode", "recursive", "--dkim-bits", "1024", "--verify-min-interval", "0s"}, io.Discard, &logs)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 

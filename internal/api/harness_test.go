@@ -81,7 +81,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	e.store = st
-	checker, err := dnscheck.New(dnscheck.Config{Resolvers: []string{e.dns.Addr()}, Timeout: o.dnsTimeout, Retries: 1})
+	// Recursive mode: the loopback server stands in for a resolver; the default
+	// root hints would take an authoritative walk off loopback.
+	checker, err := dnscheck.New(dnscheck.Config{Resolvers: []string{e.dns.Addr()}, Mode: dnscheck.ModeRecursive, Timeout: o.dnsTimeout, Retries: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,14 +6,15 @@ package dnscheck
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/publicsuffix"
 
 	"github.com/domaind/domaind/internal/domain"
 )
@@ -71,8 +72,13 @@ type Config struct {
 
 // Checker checks records against DNS. It is safe for concurrent use.
 type Checker struct {
-	cfg    Config
-	client *Client
+	cfg        Config
+	client     *Client // to resolvers: retries
+	authClient *Client // to authoritative servers: no retries, the next server is the retry
+	// authDownUntil (Unix nanoseconds) is set in auto mode when no root server
+	// answered: outbound DNS is likely blocked, so checks go straight to the
+	// resolvers for a while instead of waiting for the roots each time.
+	authDownUntil atomic.Int64
 }
 
 // New returns a Checker for cfg.
@@ -95,7 +101,11 @@ func New(cfg Config) (*Checker, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 2 * time.Second
 	}
-	return &Checker{cfg: cfg, client: &Client{Timeout: cfg.Timeout, Retries: cfg.Retries}}, nil
+	return &Checker{
+		cfg:        cfg,
+		client:     &Client{Timeout: cfg.Timeout, Retries: cfg.Retries},
+		authClient: &Client{Timeout: cfg.Timeout},
+	}, nil
 }
 
 // Expectation is one record that should be published.
@@ -125,312 +135,290 @@ func ExpectationsOf(d *domain.Domain) []Expectation {
 // expectation, in the same order. It never fails as a whole: a record DNS could not
 // answer for is reported as a temporary failure with the reason.
 func (c *Checker) Check(ctx context.Context, exps []Expectation) []domain.Observation {
+	s := newSession(c)
 	out := make([]domain.Observation, len(exps))
 	var wg sync.WaitGroup
 	for i, e := range exps {
-		wg.Go(func() { out[i] = c.checkOne(ctx, e) })
+		wg.Go(func() { out[i] = s.check(ctx, e) })
 	}
 	wg.Wait()
 	return out
 }
 
-func (c *Checker) checkOne(ctx context.Context, e Expectation) domain.Observation {
+func (s *session) check(ctx context.Context, e Expectation) domain.Observation {
 	qtype, ok := dns.StringToType[e.Type]
 	if !ok || (qtype != dns.TypeTXT && qtype != dns.TypeMX) {
 		return domain.Observation{Key: e.Key, Status: domain.CheckTemporaryFailure,
-			Problems: []domain.Problem{{Code: CodeInternal, Message: fmt.Sprintf("domaind cannot check records of type %q.", e.Type)}}}
+			Problems: []domain.Problem{problem(CodeInternal, "domaind cannot check records of type %q.", e.Type)}}
 	}
-	ans := c.lookup(ctx, e.Name, qtype)
-	if ans.err != nil {
-		return temporary(e, ans.err)
+	resps := s.lookup(ctx, e.Name, qtype)
+	sightings := make([]domain.Sighting, len(resps))
+	evals := make([]domain.Observation, len(resps))
+	for i, r := range resps {
+		sg := domain.Sighting{Server: r.server, Role: r.role, Zone: r.zone, Values: []string{}}
+		if r.definite() {
+			evals[i] = evaluate(e, answerOf(r))
+			sg.Status, sg.Values = evals[i].Status, answerOf(r).values()
+		} else {
+			sg.Status, sg.Error = domain.CheckTemporaryFailure, errorText(r.err)
+		}
+		sightings[i] = sg
 	}
-	switch e.Key {
-	case domain.KeyOwnership:
-		return checkOwnership(e, ans)
-	case domain.KeyDKIM:
-		return checkDKIM(e, ans)
-	case domain.KeyMailFromMX, domain.KeyInboundMX:
-		return checkMX(e, ans)
-	case domain.KeyMailFromSPF:
-		return checkSPF(e, ans)
-	case domain.KeyDMARC:
-		return checkDMARC(e, ans)
+	v := verdict(resps, evals)
+	if v < 0 {
+		o := temporary(e, resps)
+		o.Propagation = sightings
+		return o
 	}
-	return checkExactTXT(e, ans)
+	o := evals[v]
+	o.Key = e.Key
+	o = s.diagnose(ctx, e, answerOf(resps[v]), o)
+	o.Propagation = sightings
+	if p, ok := disagreement(resps, evals, v); ok {
+		o.Problems = append(o.Problems, p)
+	}
+	return o
 }
 
-// answer is what DNS said of one name and type: the records of that type (at the
-// name or at the end of its CNAME chain), or a temporary error.
-type answer struct {
-	rcode int
-	txt   []string // each TXT RR's strings, concatenated
-	mx    []*dns.MX
-	err   error
+// verdict picks the response a record's status is judged on: an authoritative
+// server's definite answer when there is one (a verified one first, since the
+// record is then published and the others are catching up), else the first
+// definite resolver answer in the configured order. It returns -1 when no server
+// gave a definite answer.
+func verdict(resps []response, evals []domain.Observation) int {
+	for _, role := range []domain.Role{domain.RoleAuthoritative, domain.RoleResolver} {
+		first := -1
+		for i, r := range resps {
+			if r.role != role || !r.definite() {
+				continue
+			}
+			if evals[i].Status == domain.CheckVerified {
+				return i
+			}
+			if first < 0 {
+				first = i
+			}
+		}
+		if first >= 0 {
+			return first
+		}
+	}
+	return -1
 }
 
-// lookup asks the resolvers in order and returns the first definite answer.
-func (c *Checker) lookup(ctx context.Context, name string, qtype uint16) answer {
-	var errs []error
-	for _, server := range c.cfg.Resolvers {
-		resp, err := c.client.Exchange(ctx, server, name, qtype, true)
+// disagreement warns when the authoritative servers of a zone give different
+// answers: some receivers will see the old state until the others catch up.
+func disagreement(resps []response, evals []domain.Observation, v int) (domain.Problem, bool) {
+	if resps[v].role != domain.RoleAuthoritative {
+		return domain.Problem{}, false
+	}
+	var lagging []string
+	for i, r := range resps {
+		if r.role == domain.RoleAuthoritative && r.definite() && evals[i].Status != evals[v].Status {
+			lagging = append(lagging, r.server)
+		}
+	}
+	if len(lagging) == 0 {
+		return domain.Problem{}, false
+	}
+	return problem(CodeInconsistent, "Not every authoritative server of %s gives the same answer yet (%s differ); this usually settles within minutes as the change reaches them.",
+		resps[v].zone, strings.Join(lagging, ", ")), true
+}
+
+// lookup asks the servers the mode trusts and returns every answer: the
+// authoritative servers' first, then the resolvers'.
+func (s *session) lookup(ctx context.Context, name string, qtype uint16) []response {
+	switch s.c.cfg.Mode {
+	case ModeRecursive:
+		return s.askResolvers(ctx, name, qtype)
+	case ModeAuthoritative:
+		resps, err := s.askAuthoritative(ctx, name, qtype)
 		if err != nil {
-			errs = append(errs, err)
-			if ctx.Err() != nil {
-				break
-			}
-			continue
+			return []response{{role: domain.RoleAuthoritative, err: err}}
 		}
-		a := answer{rcode: resp.Rcode}
-		if resp.Rcode != dns.RcodeSuccess && resp.Rcode != dns.RcodeNameError {
-			errs = append(errs, fmt.Errorf("%w: %s answered %s", ErrServFail, server, dns.RcodeToString[resp.Rcode]))
-			continue
-		}
-		for _, rr := range resp.Answer {
-			switch rr := rr.(type) {
-			case *dns.TXT:
-				if qtype == dns.TypeTXT {
-					a.txt = append(a.txt, strings.Join(rr.Txt, ""))
-				}
-			case *dns.MX:
-				if qtype == dns.TypeMX {
-					a.mx = append(a.mx, rr)
-				}
-			}
-		}
-		return a
+		return resps
 	}
-	if len(errs) == 0 {
-		errs = append(errs, ctx.Err())
+	// Auto: both at once, so the resolvers' view is there for the propagation view
+	// and as the fallback. The authoritative walk gets a bounded time, so a
+	// network that drops outbound DNS still answers within the verify budget.
+	var auth []response
+	var authErr error
+	var wg sync.WaitGroup
+	if time.Now().UnixNano() >= s.c.authDownUntil.Load() {
+		wg.Go(func() {
+			actx, cancel := context.WithTimeout(ctx, 3*s.c.cfg.Timeout)
+			defer cancel()
+			auth, authErr = s.askAuthoritative(actx, name, qtype)
+		})
 	}
-	return answer{err: errors.Join(errs...)}
+	res := s.askResolvers(ctx, name, qtype)
+	wg.Wait()
+	if errors.Is(authErr, errRootUnreachable) {
+		s.c.authDownUntil.Store(time.Now().Add(time.Minute).UnixNano())
+	}
+	if authErr != nil {
+		auth = []response{{role: domain.RoleAuthoritative, err: authErr}}
+	}
+	return append(auth, res...)
 }
 
-func temporary(e Expectation, err error) domain.Observation {
-	p := domain.Problem{Code: CodeServFail, Message: fmt.Sprintf(
-		"The DNS servers for %s could not answer (SERVFAIL); this is a fault at the DNS provider, often a DNSSEC error, and domaind will check again.", e.Name)}
-	if errors.Is(err, ErrTimeout) && !errors.Is(err, ErrServFail) {
-		p = domain.Problem{Code: CodeTimeout, Message: fmt.Sprintf(
-			"No DNS server answered for %s in time; domaind will check again.", e.Name)}
+// lookupVerdict is lookup reduced to the answer a verdict would use, for the extra
+// lookups of diagnose. ok is false when no server gave a definite answer.
+func (s *session) lookupVerdict(ctx context.Context, name string, qtype uint16) (answer, bool) {
+	resps := s.lookup(ctx, name, qtype)
+	for _, role := range []domain.Role{domain.RoleAuthoritative, domain.RoleResolver} {
+		for _, r := range resps {
+			if r.role == role && r.definite() {
+				return answerOf(r), true
+			}
+		}
+	}
+	return answer{}, false
+}
+
+func errorText(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, ErrTimeout) && !errors.Is(err, ErrServFail):
+		return "timed out"
+	}
+	return truncate(err.Error(), 300)
+}
+
+// temporary reports a record no server could answer for.
+func temporary(e Expectation, resps []response) domain.Observation {
+	timeout := len(resps) > 0
+	for _, r := range resps {
+		if !(errors.Is(r.err, ErrTimeout) && !errors.Is(r.err, ErrServFail)) {
+			timeout = false
+		}
+	}
+	p := problem(CodeServFail, "The DNS servers for %s could not answer (SERVFAIL); this is a fault at the DNS provider, often a DNSSEC error, and domaind will check again.", e.Name)
+	if timeout {
+		p = problem(CodeTimeout, "No DNS server answered for %s in time; domaind will check again.", e.Name)
 	}
 	return domain.Observation{Key: e.Key, Status: domain.CheckTemporaryFailure, Problems: []domain.Problem{p}}
 }
 
-func notFound(e Expectation) domain.Observation {
-	return domain.Observation{Key: e.Key, Status: domain.CheckMissing, Problems: []domain.Problem{{
-		Code:    CodeNotFound,
-		Message: fmt.Sprintf("No %s record was found at %s; add a %s record there with the value %q.", e.Type, e.Name, e.Type, displayValue(e)),
-	}}}
-}
-
-func wrongValue(e Expectation, found []string) domain.Observation {
-	return domain.Observation{Key: e.Key, Status: domain.CheckMismatch, Found: found, Problems: []domain.Problem{{
-		Code: CodeWrongValue,
-		Message: fmt.Sprintf("The %s record at %s has the value %s but should be %q; change it to the expected value.",
-			e.Type, e.Name, quoteList(found), displayValue(e)),
-	}}}
-}
-
-func displayValue(e Expectation) string {
-	if e.Type == "MX" {
-		return fmt.Sprintf("%d %s", e.Priority, e.Value)
-	}
-	return e.Value
-}
-
-func quoteList(vs []string) string {
-	q := make([]string, len(vs))
-	for i, v := range vs {
-		q[i] = fmt.Sprintf("%q", truncate(v, 120))
-	}
-	return strings.Join(q, ", ")
-}
-
-// truncate shortens s for a message; found values come from whoever controls a zone
-// and may be long.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
-
-func verified(e Expectation, found []string) domain.Observation {
-	return domain.Observation{Key: e.Key, Status: domain.CheckVerified, Found: found}
-}
-
-// checkExactTXT verifies a TXT record whose concatenated strings equal the value.
-func checkExactTXT(e Expectation, a answer) domain.Observation {
-	if len(a.txt) == 0 {
-		return notFound(e)
-	}
-	for _, t := range a.txt {
-		if t == e.Value {
-			return verified(e, a.txt)
-		}
-	}
-	return wrongValue(e, a.txt)
-}
-
-func checkOwnership(e Expectation, a answer) domain.Observation { return checkExactTXT(e, a) }
-
-// checkDKIM verifies a TXT record publishing the expected public key, either bare
-// (as the contract's value is) or as a v=DKIM1 key record.
-func checkDKIM(e Expectation, a answer) domain.Observation {
-	if len(a.txt) == 0 {
-		return notFound(e)
-	}
-	want := removeSpace(e.Value)
-	var problems []domain.Problem
-	for _, t := range a.txt {
-		if removeSpace(t) == want {
-			return verified(e, a.txt)
-		}
-		if isBareBase64(removeSpace(t)) {
-			// A bare key, as the contract lets customers publish: it is another key.
-			problems = append(problems, keyMismatch(e))
-			continue
-		}
-		key, err := ParseDKIMKey(t)
-		if err != nil {
-			var se *SyntaxError
-			if errors.As(err, &se) {
-				problems = append(problems, domain.Problem{Code: CodeDKIMSyntax, Message: fmt.Sprintf(
-					"The DKIM record at %s does not parse: %s", e.Name, se.Reason)})
-			}
-			continue
-		}
-		if key.PublicKey == want && key.KeyType == "rsa" {
-			return verified(e, a.txt)
-		}
-		problems = append(problems, keyMismatch(e))
-	}
-	o := wrongValue(e, a.txt)
-	o.Problems = append(o.Problems, problems...)
-	return o
-}
-
-func keyMismatch(e Expectation) domain.Problem {
-	return domain.Problem{Code: CodeDKIMKeyMismatch, Message: fmt.Sprintf(
-		"The DKIM record at %s publishes a different public key; replace its value with the one domaind generated.", e.Name)}
-}
-
-// isBareBase64 reports whether s is only base64 text, with no DKIM tags.
-func isBareBase64(s string) bool {
-	if len(s) < 16 || strings.Contains(s, ";") {
-		return false
-	}
-	_, err := base64.StdEncoding.DecodeString(s)
-	return err == nil
-}
-
-// checkMX verifies that the expected host is among the MX records at the name.
-func checkMX(e Expectation, a answer) domain.Observation {
-	if len(a.mx) == 0 {
-		return notFound(e)
-	}
-	found := make([]string, len(a.mx))
-	ok := false
-	for i, mx := range a.mx {
-		host := strings.TrimSuffix(strings.ToLower(mx.Mx), ".")
-		found[i] = fmt.Sprintf("%d %s", mx.Preference, host)
-		if host == strings.ToLower(e.Value) {
-			ok = true
-		}
-	}
-	if ok {
-		return verified(e, found)
-	}
-	return wrongValue(e, found)
-}
-
-// checkSPF verifies that the name has exactly one SPF record and that it includes
-// the expected domain.
-func checkSPF(e Expectation, a answer) domain.Observation {
-	var spf []string
-	for _, t := range a.txt {
-		if IsSPF(t) {
-			spf = append(spf, t)
-		}
-	}
-	switch len(spf) {
-	case 0:
-		return notFound(e)
-	case 1:
-	default:
-		return domain.Observation{Key: e.Key, Status: domain.CheckMismatch, Found: spf, Problems: []domain.Problem{{
-			Code: CodeMultipleSPF,
-			Message: fmt.Sprintf("%s has %d SPF records, which makes SPF fail for every message (permerror); merge them into one record %q.",
-				e.Name, len(spf), e.Value),
-		}}}
-	}
-	rec, err := ParseSPF(spf[0])
-	if err != nil {
-		o := wrongValue(e, spf)
-		var se *SyntaxError
-		if errors.As(err, &se) {
-			o.Problems = append(o.Problems, domain.Problem{Code: CodeSPFSyntax, Message: fmt.Sprintf(
-				"The SPF record at %s does not parse: %s", e.Name, se.Reason)})
-		}
+// diagnose adds the problems that take more lookups than the record's own: a
+// record published at a doubled name, a CNAME hiding the record, an inherited
+// DMARC policy, and SPF's DNS-lookup limit.
+func (s *session) diagnose(ctx context.Context, e Expectation, a answer, o domain.Observation) domain.Observation {
+	if o.Status != domain.CheckVerified && len(a.cnames) > 0 {
+		o.Status = domain.CheckMismatch
+		o.Problems = append([]domain.Problem{problem(CodeCNAMEConflict,
+			"%s is a CNAME to %s, which hides any %s record at %s; remove the CNAME and publish the %s record itself.",
+			e.Name, strings.TrimSuffix(a.cnames[0], "."), e.Type, e.Name, e.Type)}, o.Problems...)
 		return o
 	}
-	want := spfIncludeOf(e.Value)
-	for _, inc := range rec.Includes() {
-		if strings.EqualFold(strings.TrimSuffix(inc, "."), want) {
-			return verified(e, spf)
+	switch {
+	case o.Status == domain.CheckMissing && e.Key == domain.KeyDMARC:
+		if inherited, ok := s.inheritedDMARC(ctx, e); ok {
+			return inherited
+		}
+		fallthrough
+	case o.Status == domain.CheckMissing:
+		if p, ok := s.doubled(ctx, e); ok {
+			o.Problems = append([]domain.Problem{p}, o.Problems...)
+		}
+	case o.Status == domain.CheckVerified && e.Key == domain.KeyMailFromSPF:
+		if p, ok := s.spfLimit(ctx, e); ok {
+			o.Status = domain.CheckMismatch
+			o.Problems = append(o.Problems, p)
 		}
 	}
-	o := wrongValue(e, spf)
-	o.Problems[0] = domain.Problem{Code: CodeWrongValue, Message: fmt.Sprintf(
-		"The SPF record at %s does not include %s; add include:%s before its all mechanism.", e.Name, want, want)}
 	return o
 }
 
-// spfIncludeOf returns the domain the expected SPF value includes.
-func spfIncludeOf(value string) string {
-	for _, f := range strings.Fields(value) {
-		if rest, ok := strings.CutPrefix(strings.ToLower(f), "include:"); ok {
-			return strings.TrimSuffix(rest, ".")
+// doubled looks for the record at name.<domain>, where DNS panels that append the
+// zone to every name put it when the customer enters the full name.
+func (s *session) doubled(ctx context.Context, e Expectation) (domain.Problem, bool) {
+	qtype := dns.StringToType[e.Type]
+	for _, suffix := range suffixes(e.Domain) {
+		name := e.Name + "." + suffix
+		a, ok := s.lookupVerdict(ctx, name, qtype)
+		if !ok || evaluate(e, a).Status == domain.CheckMissing {
+			continue
 		}
+		relative := strings.TrimSuffix(e.Name, "."+suffix)
+		return problem(CodeDoubledName,
+			"The record was published at %s: your DNS panel adds %s to every name, so enter only %q as the name.",
+			name, suffix, relative), true
 	}
-	return ""
+	return domain.Problem{}, false
 }
 
-// checkDMARC verifies that one valid DMARC record is published at the name.
-func checkDMARC(e Expectation, a answer) domain.Observation {
-	var recs []string
+// suffixes returns the zones a DNS panel may have appended: the domain itself and,
+// for a subdomain, its registrable domain.
+func suffixes(d string) []string {
+	if d == "" {
+		return nil
+	}
+	out := []string{d}
+	if org, err := publicsuffix.EffectiveTLDPlusOne(d); err == nil && org != d {
+		out = append(out, org)
+	}
+	return out
+}
+
+// inheritedDMARC looks for the organizational domain's DMARC record, which applies
+// to a subdomain without its own (RFC 7489 section 6.6.3), with its sp= policy.
+func (s *session) inheritedDMARC(ctx context.Context, e Expectation) (domain.Observation, bool) {
+	org, err := publicsuffix.EffectiveTLDPlusOne(e.Domain)
+	if err != nil || org == e.Domain {
+		return domain.Observation{}, false
+	}
+	name := "_dmarc." + org
+	a, ok := s.lookupVerdict(ctx, name, dns.TypeTXT)
+	if !ok {
+		return domain.Observation{}, false
+	}
+	var rec DMARCRecord
+	var raw string
 	for _, t := range a.txt {
 		if IsDMARC(t) {
-			recs = append(recs, t)
+			if r, err := ParseDMARC(t); err == nil {
+				rec, raw = r, t
+				break
+			}
 		}
 	}
-	switch len(recs) {
-	case 0:
-		return notFound(e)
-	case 1:
-	default:
-		return domain.Observation{Key: e.Key, Status: domain.CheckMismatch, Found: recs, Problems: []domain.Problem{{
-			Code:    CodeDMARCMultiple,
-			Message: fmt.Sprintf("%s has %d DMARC records, so receivers ignore them all; keep only one.", e.Name, len(recs)),
-		}}}
+	if raw == "" {
+		return domain.Observation{}, false
 	}
-	if _, err := ParseDMARC(recs[0]); err != nil {
-		reason := err.Error()
-		var se *SyntaxError
-		if errors.As(err, &se) {
-			reason = se.Reason
-		}
-		return domain.Observation{Key: e.Key, Status: domain.CheckMismatch, Found: recs, Problems: []domain.Problem{{
-			Code: CodeDMARCSyntax, Message: fmt.Sprintf("The DMARC record at %s is not valid: %s", e.Name, reason),
-		}}}
+	policy := rec.SubdomainPolicy
+	if policy == "" {
+		policy = rec.Policy
 	}
-	return verified(e, recs)
+	return domain.Observation{Key: e.Key, Status: domain.CheckVerified, Found: []string{raw}, Problems: []domain.Problem{
+		problem(CodeDMARCInherited, "%s has no DMARC record of its own, so the policy of %s applies to it (p=%s for its subdomains); publish %q at %s to set its own.",
+			e.Domain, org, policy, orAny(e.Value, "v=DMARC1; p=none;"), e.Name),
+	}}, true
 }
 
-func removeSpace(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
-			return -1
+// spfLimit counts the DNS lookups the SPF record at the name costs a receiver.
+func (s *session) spfLimit(ctx context.Context, e Expectation) (domain.Problem, bool) {
+	lookup := func(ctx context.Context, name string) ([]string, error) {
+		a, ok := s.lookupVerdict(ctx, name, dns.TypeTXT)
+		if !ok {
+			return nil, fmt.Errorf("%w: no definite answer for %s", ErrServFail, name)
 		}
-		return r
-	}, s)
+		return a.txt, nil
+	}
+	res, err := SPFLookups(ctx, e.Name, lookup)
+	switch {
+	case errors.Is(err, ErrSPFLoop):
+		return problem(CodeSPFTooManyLookups, "The SPF record at %s includes itself through a loop (%s), which receivers treat as an error; remove the include that leads back.",
+			e.Name, errorText(err)), true
+	case res.Count > SPFLookupLimit:
+		return problem(CodeSPFTooManyLookups, "The SPF record at %s needs %d DNS lookups (includes counted recursively), over the limit of %d, so receivers treat it as an error; remove includes you no longer use or flatten some of them.",
+			e.Name, res.Count, SPFLookupLimit), true
+	case errors.Is(err, ErrSPFMissing), errors.Is(err, ErrSPFMultiple):
+		return problem(CodeSPFSyntax, "The SPF record at %s includes a domain without exactly one SPF record (%s), which receivers treat as an error; fix or remove that include.",
+			e.Name, errorText(err)), true
+	}
+	// Other errors are DNS failures of the includes: temporary, and not the
+	// customer's record's fault.
+	return domain.Problem{}, false
 }

@@ -28,7 +28,9 @@ var expectations = map[domain.RecordKey]dnscheck.Expectation{
 
 func newChecker(t *testing.T, servers ...string) *dnscheck.Checker {
 	t.Helper()
-	c, err := dnscheck.New(dnscheck.Config{Resolvers: servers, Timeout: 200 * time.Millisecond, Retries: 1})
+	// Recursive mode: these tests use a loopback server as the resolver, and a walk
+	// from the default root hints would leave loopback.
+	c, err := dnscheck.New(dnscheck.Config{Resolvers: servers, Mode: dnscheck.ModeRecursive, Timeout: 200 * time.Millisecond, Retries: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

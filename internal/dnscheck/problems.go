@@ -24,6 +24,32 @@ const (
 	CodeTimeout = "DNS_TIMEOUT"
 	// CodeServFail: the servers answered SERVFAIL; a temporary failure.
 	CodeServFail = "SERVFAIL"
+	// CodeDoubledName: the record sits at name.<domain>, as panels that append the zone produce.
+	CodeDoubledName = "DOUBLED_NAME"
+	// CodeCNAMEConflict: a CNAME at the name hides the record.
+	CodeCNAMEConflict = "CNAME_CONFLICT"
+	// CodeSPFTooManyLookups: the SPF record needs more than 10 DNS lookups, or loops.
+	CodeSPFTooManyLookups = "SPF_TOO_MANY_LOOKUPS"
+	// CodeDKIMTesting: the DKIM record has t=y; a warning.
+	CodeDKIMTesting = "DKIM_TESTING_MODE"
+	// CodeMXPriority: the MX has another priority than suggested; a warning.
+	CodeMXPriority = "MX_PRIORITY"
+	// CodeExtraMX: other MX hosts at the MAIL FROM name.
+	CodeExtraMX = "EXTRA_MX"
+	// CodeCompetingMX: other MX hosts at a receiving domain split its mail.
+	CodeCompetingMX = "COMPETING_MX"
+	// CodeNullMX: the name publishes RFC 7505's null MX, "0 .".
+	CodeNullMX = "NULL_MX"
+	// CodeDMARCInherited: no DMARC record of the domain's own, but the
+	// organizational domain's applies; a warning.
+	CodeDMARCInherited = "DMARC_INHERITED"
+	// CodeQuotedValue: the TXT value was published with literal quotes.
+	CodeQuotedValue = "QUOTED_VALUE"
+	// CodeTrailingDot: an MX host with the zone appended, as a panel does to a
+	// host entered without its trailing dot.
+	CodeTrailingDot = "TRAILING_DOT_MISSING"
+	// CodeInconsistent: the authoritative servers disagree; a warning.
+	CodeInconsistent = "INCONSISTENT_SERVERS"
 	// CodeInternal: domaind could not check the record at all.
 	CodeInternal = "INTERNAL"
 )

@@ -1,0 +1,387 @@
+package dnscheck
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/miekg/dns"
+
+	"github.com/domaind/domaind/internal/domain"
+)
+
+// answer is what one server said of one name and type, reduced to values.
+type answer struct {
+	rcode  int
+	txt    []string // each TXT RR's strings, concatenated
+	mx     []*dns.MX
+	cnames []string // the CNAME chain followed from the record's name
+}
+
+func answerOf(r response) answer {
+	a := answer{rcode: r.rcode, cnames: r.cnames}
+	for _, rr := range r.rrs {
+		switch rr := rr.(type) {
+		case *dns.TXT:
+			a.txt = append(a.txt, strings.Join(rr.Txt, ""))
+		case *dns.MX:
+			a.mx = append(a.mx, rr)
+		}
+	}
+	return a
+}
+
+// values returns the answer's values as strings, as the found list shows them.
+func (a answer) values() []string {
+	if len(a.mx) > 0 {
+		out := make([]string, len(a.mx))
+		for i, mx := range a.mx {
+			out[i] = fmt.Sprintf("%d %s", mx.Preference, mxHost(mx))
+		}
+		return out
+	}
+	return slices.Clone(a.txt)
+}
+
+func mxHost(mx *dns.MX) string { return strings.TrimSuffix(strings.ToLower(mx.Mx), ".") }
+
+// evaluate judges one definite answer against the expectation. It asks no DNS: the
+// problems that need more lookups are added by the session's diagnose.
+func evaluate(e Expectation, a answer) domain.Observation {
+	var o domain.Observation
+	switch e.Key {
+	case domain.KeyDKIM:
+		o = evalDKIM(e, a)
+	case domain.KeyMailFromMX, domain.KeyInboundMX:
+		o = evalMX(e, a)
+	case domain.KeyMailFromSPF:
+		o = evalSPF(e, a)
+	case domain.KeyDMARC:
+		o = evalDMARC(e, a)
+	default:
+		o = evalExactTXT(e, a)
+	}
+	o.Key = e.Key
+	return o
+}
+
+func problem(code, format string, args ...any) domain.Problem {
+	return domain.Problem{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func notFound(e Expectation) domain.Observation {
+	if e.Value == "" {
+		return domain.Observation{Key: e.Key, Status: domain.CheckMissing, Problems: []domain.Problem{
+			problem(CodeNotFound, "No %s record was found at %s; add one.", e.Type, e.Name)}}
+	}
+	return domain.Observation{Key: e.Key, Status: domain.CheckMissing, Problems: []domain.Problem{
+		problem(CodeNotFound, "No %s record was found at %s; add a %s record there with the value %q.", e.Type, e.Name, e.Type, displayValue(e))}}
+}
+
+func mismatch(found []string, problems ...domain.Problem) domain.Observation {
+	return domain.Observation{Status: domain.CheckMismatch, Found: found, Problems: problems}
+}
+
+func wrongValue(e Expectation, found []string) domain.Problem {
+	return problem(CodeWrongValue, "The %s record at %s has the value %s but should be %q; change it to the expected value.",
+		e.Type, e.Name, quoteList(found), displayValue(e))
+}
+
+func verified(found []string, warnings ...domain.Problem) domain.Observation {
+	return domain.Observation{Status: domain.CheckVerified, Found: found, Problems: warnings}
+}
+
+func displayValue(e Expectation) string {
+	if e.Type == "MX" {
+		return fmt.Sprintf("%d %s", e.Priority, e.Value)
+	}
+	return e.Value
+}
+
+func quoteList(vs []string) string {
+	q := make([]string, len(vs))
+	for i, v := range vs {
+		q[i] = fmt.Sprintf("%q", truncate(v, 120))
+	}
+	return strings.Join(q, ", ")
+}
+
+// truncate shortens s for a message; found values come from whoever controls a zone
+// and may be long.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// unquote returns v without one pair of literal surrounding quotes, which DNS
+// panels add when a customer pastes a value with its quotes.
+func unquote(v string) (string, bool) {
+	if len(v) >= 2 && (v[0] == '"' && v[len(v)-1] == '"' || v[0] == '\'' && v[len(v)-1] == '\'') {
+		return v[1 : len(v)-1], true
+	}
+	return v, false
+}
+
+// quotedProblem reports a value that would be right without its literal quotes.
+func quotedProblem(e Expectation, a answer, eval func(Expectation, answer) domain.Observation) (domain.Problem, bool) {
+	var fixed []string
+	quoted := false
+	for _, t := range a.txt {
+		u, ok := unquote(t)
+		quoted = quoted || ok
+		fixed = append(fixed, u)
+	}
+	if !quoted {
+		return domain.Problem{}, false
+	}
+	if eval(e, answer{rcode: a.rcode, txt: fixed}).Status != domain.CheckVerified {
+		return domain.Problem{}, false
+	}
+	return problem(CodeQuotedValue, "The TXT record at %s was published with literal quotes around its value, so receivers see the quotes; remove them in your DNS panel.", e.Name), true
+}
+
+// evalExactTXT verifies a TXT record whose concatenated strings equal the value.
+func evalExactTXT(e Expectation, a answer) domain.Observation {
+	if len(a.txt) == 0 {
+		return notFound(e)
+	}
+	for _, t := range a.txt {
+		if t == e.Value || e.Value == "" {
+			return verified(a.txt)
+		}
+	}
+	if p, ok := quotedProblem(e, a, evalExactTXT); ok {
+		return mismatch(a.txt, p)
+	}
+	return mismatch(a.txt, wrongValue(e, a.txt))
+}
+
+// evalDKIM verifies a TXT record publishing the expected public key, either bare (as
+// the contract's value is) or as a v=DKIM1 key record.
+func evalDKIM(e Expectation, a answer) domain.Observation {
+	if len(a.txt) == 0 {
+		return notFound(e)
+	}
+	want := removeSpace(e.Value)
+	var problems []domain.Problem
+	for _, t := range a.txt {
+		if want != "" && removeSpace(t) == want {
+			return verified(a.txt)
+		}
+		if isBareBase64(removeSpace(t)) {
+			// A bare key, as the contract lets customers publish: another key.
+			problems = append(problems, keyMismatch(e))
+			continue
+		}
+		key, err := ParseDKIMKey(t)
+		if err != nil {
+			var se *SyntaxError
+			if errors.As(err, &se) {
+				problems = append(problems, problem(CodeDKIMSyntax, "The DKIM record at %s does not parse: %s", e.Name, se.Reason))
+			}
+			continue
+		}
+		if key.Revoked() {
+			problems = append(problems, problem(CodeDKIMKeyMismatch, "The DKIM record at %s has an empty p= tag, which revokes the key; publish the key domaind generated.", e.Name))
+			continue
+		}
+		if (want == "" || key.PublicKey == want) && key.KeyType == "rsa" {
+			var warnings []domain.Problem
+			if key.Testing {
+				warnings = append(warnings, problem(CodeDKIMTesting, "The DKIM record at %s has t=y (testing mode), so receivers may treat signatures as unsigned; remove t=y once mail flows.", e.Name))
+			}
+			return verified(a.txt, warnings...)
+		}
+		problems = append(problems, keyMismatch(e))
+	}
+	if p, ok := quotedProblem(e, a, evalDKIM); ok {
+		return mismatch(a.txt, p)
+	}
+	if e.Value == "" {
+		return mismatch(a.txt, problems...)
+	}
+	return mismatch(a.txt, append([]domain.Problem{wrongValue(e, a.txt)}, problems...)...)
+}
+
+func keyMismatch(e Expectation) domain.Problem {
+	return problem(CodeDKIMKeyMismatch, "The DKIM record at %s publishes a different public key; replace its value with the one domaind generated.", e.Name)
+}
+
+// isBareBase64 reports whether s is only base64 text, with no DKIM tags.
+func isBareBase64(s string) bool {
+	if len(s) < 16 || strings.Contains(s, ";") {
+		return false
+	}
+	_, err := base64.StdEncoding.DecodeString(s)
+	return err == nil
+}
+
+// evalMX verifies that the expected host is the MX at the name: the one preferred
+// if others share the name.
+func evalMX(e Expectation, a answer) domain.Observation {
+	if len(a.mx) == 0 {
+		return notFound(e)
+	}
+	found := a.values()
+	if len(a.mx) == 1 && a.mx[0].Mx == "." {
+		return mismatch(found, problem(CodeNullMX, "%s publishes a null MX (0 .), which says it accepts no mail; remove it and publish %q.", e.Name, displayValue(e)))
+	}
+	want := strings.ToLower(strings.TrimSuffix(e.Value, "."))
+	var ours *dns.MX
+	var others []*dns.MX
+	var doubled bool
+	for _, mx := range a.mx {
+		host := mxHost(mx)
+		switch {
+		case want == "" || host == want:
+			if ours == nil || mx.Preference < ours.Preference {
+				ours = mx
+			}
+		case want != "" && strings.HasPrefix(host, want+"."):
+			// The expected host with the zone appended: a panel that treats
+			// every name as relative.
+			doubled = true
+			others = append(others, mx)
+		default:
+			others = append(others, mx)
+		}
+	}
+	if ours == nil {
+		if doubled {
+			return mismatch(found, problem(CodeTrailingDot, "The MX record at %s points to a host that starts with %s but has your domain appended: your DNS panel treats the host as relative; enter it with a trailing dot (%s.).", e.Name, want, want))
+		}
+		return mismatch(found, wrongValue(e, found))
+	}
+	var warnings []domain.Problem
+	if want != "" && ours.Preference != e.Priority {
+		warnings = append(warnings, problem(CodeMXPriority, "The MX record at %s has priority %d; domaind suggests %d, which works the same while it is the only MX.", e.Name, ours.Preference, e.Priority))
+	}
+	if len(others) > 0 {
+		names := make([]string, len(others))
+		best := true
+		for i, mx := range others {
+			names[i] = fmt.Sprintf("%d %s", mx.Preference, mxHost(mx))
+			if mx.Preference <= ours.Preference {
+				best = false
+			}
+		}
+		code, verb := CodeExtraMX, "Other MX hosts"
+		if e.Key == domain.KeyInboundMX {
+			code = CodeCompetingMX
+		}
+		msg := fmt.Sprintf("%s at %s (%s) also receive mail for it; remove them so every message reaches %s.", verb, e.Name, strings.Join(names, ", "), want)
+		if !best {
+			return mismatch(found, append([]domain.Problem{{Code: code, Message: msg}}, warnings...)...)
+		}
+		warnings = append(warnings, domain.Problem{Code: code, Message: msg})
+	}
+	return verified(found, warnings...)
+}
+
+// evalSPF verifies that the name has exactly one SPF record and that it includes the
+// expected domain. The DNS-lookup limit is checked by diagnose.
+func evalSPF(e Expectation, a answer) domain.Observation {
+	var spf []string
+	for _, t := range a.txt {
+		if IsSPF(t) {
+			spf = append(spf, t)
+		}
+	}
+	switch len(spf) {
+	case 0:
+		if p, ok := quotedProblem(e, a, evalSPF); ok {
+			return mismatch(a.txt, p)
+		}
+		return notFound(e)
+	case 1:
+	default:
+		return mismatch(spf, problem(CodeMultipleSPF,
+			"%s has %d SPF records, which makes SPF fail for every message (permerror); merge them into one record that includes %s.",
+			e.Name, len(spf), orAny(spfIncludeOf(e.Value), "every sender")))
+	}
+	rec, err := ParseSPF(spf[0])
+	if err != nil {
+		var se *SyntaxError
+		reason := err.Error()
+		if errors.As(err, &se) {
+			reason = se.Reason
+		}
+		return mismatch(spf, problem(CodeSPFSyntax, "The SPF record at %s does not parse, so receivers treat it as an error: %s", e.Name, reason))
+	}
+	want := spfIncludeOf(e.Value)
+	if want == "" {
+		return verified(spf)
+	}
+	for _, inc := range rec.Includes() {
+		if strings.EqualFold(strings.TrimSuffix(inc, "."), want) {
+			return verified(spf)
+		}
+	}
+	return mismatch(spf, problem(CodeWrongValue, "The SPF record at %s does not include %s; add include:%s before its all mechanism.", e.Name, want, want))
+}
+
+func orAny(s, alt string) string {
+	if s == "" {
+		return alt
+	}
+	return s
+}
+
+// spfIncludeOf returns the domain the expected SPF value includes.
+func spfIncludeOf(value string) string {
+	for _, f := range strings.Fields(value) {
+		if rest, ok := strings.CutPrefix(strings.ToLower(f), "include:"); ok {
+			return strings.TrimSuffix(rest, ".")
+		}
+	}
+	return ""
+}
+
+// evalDMARC verifies that one valid DMARC record is published at the name. An
+// inherited policy is looked for by diagnose.
+func evalDMARC(e Expectation, a answer) domain.Observation {
+	var recs []string
+	for _, t := range a.txt {
+		if IsDMARC(t) || looksLikeDMARC(t) {
+			recs = append(recs, t)
+		}
+	}
+	switch len(recs) {
+	case 0:
+		if p, ok := quotedProblem(e, a, evalDMARC); ok {
+			return mismatch(a.txt, p)
+		}
+		return notFound(e)
+	case 1:
+	default:
+		return mismatch(recs, problem(CodeDMARCMultiple, "%s has %d DMARC records, so receivers ignore them all; keep only one.", e.Name, len(recs)))
+	}
+	if _, err := ParseDMARC(recs[0]); err != nil {
+		reason := err.Error()
+		var se *SyntaxError
+		if errors.As(err, &se) {
+			reason = se.Reason
+		}
+		return mismatch(recs, problem(CodeDMARCSyntax, "The DMARC record at %s is not valid: %s", e.Name, reason))
+	}
+	return verified(recs)
+}
+
+// looksLikeDMARC catches near misses IsDMARC rightly ignores (v=dmarc1, leading
+// space), so that the customer is told why rather than told nothing is there.
+func looksLikeDMARC(t string) bool {
+	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(t)), "v=dmarc")
+}
+
+func removeSpace(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
+			return -1
+		}
+		return r
+	}, s)
+}
