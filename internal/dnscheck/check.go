@@ -412,8 +412,8 @@ func (s *session) spfLimit(ctx context.Context, e Expectation) (domain.Problem, 
 		return problem(CodeSPFTooManyLookups, "The SPF record at %s includes itself through a loop (%s), which receivers treat as an error; remove the include that leads back.",
 			e.Name, errorText(err)), true
 	case res.Count > SPFLookupLimit:
-		return problem(CodeSPFTooManyLookups, "The SPF record at %s needs %d DNS lookups (includes counted recursively), over the limit of %d, so receivers treat it as an error; remove includes you no longer use or flatten some of them.",
-			e.Name, res.Count, SPFLookupLimit), true
+		return problem(CodeSPFTooManyLookups, "The SPF record at %s needs more than %d DNS lookups (includes counted recursively), so receivers treat it as an error; remove includes you no longer use or flatten some of them.",
+			e.Name, SPFLookupLimit), true
 	case errors.Is(err, ErrSPFMissing), errors.Is(err, ErrSPFMultiple):
 		return problem(CodeSPFSyntax, "The SPF record at %s includes a domain without exactly one SPF record (%s), which receivers treat as an error; fix or remove that include.",
 			e.Name, errorText(err)), true

@@ -25,13 +25,42 @@ func answerOf(r response) answer {
 	for _, rr := range r.rrs {
 		switch rr := rr.(type) {
 		case *dns.TXT:
-			a.txt = append(a.txt, strings.Join(rr.Txt, ""))
+			a.txt = append(a.txt, txtValue(rr.Txt))
 		case *dns.MX:
 			a.mx = append(a.mx, rr)
 		}
 	}
 	return a
 }
+
+// txtValue joins a TXT record's strings into the value they carry. miekg/dns keeps
+// each string in presentation form (a quote as \", a byte outside printable ASCII
+// as \DDD), so this undoes the escapes to compare and show what was published.
+func txtValue(strs []string) string {
+	var b strings.Builder
+	for _, s := range strs {
+		for i := 0; i < len(s); i++ {
+			c := s[i]
+			if c != '\\' || i+1 >= len(s) {
+				b.WriteByte(c)
+				continue
+			}
+			if i+3 < len(s) && isDigit(s[i+1]) && isDigit(s[i+2]) && isDigit(s[i+3]) {
+				n := int(s[i+1]-'0')*100 + int(s[i+2]-'0')*10 + int(s[i+3]-'0')
+				if n <= 255 {
+					b.WriteByte(byte(n))
+					i += 3
+					continue
+				}
+			}
+			b.WriteByte(s[i+1])
+			i++
+		}
+	}
+	return b.String()
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // values returns the answer's values as strings, as the found list shows them.
 func (a answer) values() []string {
