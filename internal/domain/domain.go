@@ -146,6 +146,12 @@ type Domain struct {
 
 	InboundEnabledAt  time.Time // zero while receiving is off
 	InboundVerifiedAt time.Time // zero until the inbound MX is seen
+
+	// The automatic re-check schedule (see Recheck).
+	NextCheckAt     time.Time // zero: no automatic check is due
+	CheckAttempt    int       // index into Recheck.Steps
+	WindowStartedAt time.Time // start of the current verification window
+	FailedAt        time.Time // set when automatic checks gave up
 }
 
 // Record returns the domain's record with the given key, or nil.

@@ -28,6 +28,9 @@ type Change struct {
 	From, To Status
 	// Flipped lists the records whose Verified flag changed, in display order.
 	Flipped []RecordKey
+	// Degraded is set when a required record's flag turned off: the domain can
+	// no longer send, whatever its status said just before.
+	Degraded bool
 }
 
 // Changed reports whether the status or any record flag changed.
@@ -64,6 +67,9 @@ func (d *Domain) Apply(obs []Observation, now time.Time, rules Rules) Change {
 		if r.Verified != before {
 			r.UpdatedAt = now
 			change.Flipped = append(change.Flipped, r.Key)
+			if before && r.Key.Required() {
+				change.Degraded = true
+			}
 		}
 	}
 	d.LastCheckedAt = now

@@ -1,0 +1,114 @@
+package domain
+
+import (
+	"hash/fnv"
+	"time"
+)
+
+// Recheck is the policy for automatic re-checks: a backoff schedule while a domain
+// is being set up, a give-up window, and a slow re-verification once verified.
+type Recheck struct {
+	// Steps are the waits between checks while unverified; the last repeats.
+	Steps []time.Duration
+	// GiveUpAfter ends automatic checks of an unverified domain this long after its
+	// window started (the add or the last explicit verify).
+	GiveUpAfter time.Duration
+	// ReverifyEvery is the wait between checks of a verified domain.
+	ReverifyEvery time.Duration
+	// Jitter spreads re-verifications by up to this fraction of ReverifyEvery either
+	// way, so that domains added together do not fall due together forever.
+	Jitter float64
+}
+
+// DefaultRecheck returns the contract's defaults.
+func DefaultRecheck() Recheck {
+	return Recheck{
+		Steps: []time.Duration{
+			30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 30 * time.Minute,
+			time.Hour, 2 * time.Hour, 4 * time.Hour, 8 * time.Hour, 12 * time.Hour,
+		},
+		GiveUpAfter:   72 * time.Hour,
+		ReverifyEvery: 24 * time.Hour,
+		Jitter:        0.1,
+	}
+}
+
+func (p Recheck) step(attempt int) time.Duration {
+	if len(p.Steps) == 0 {
+		return time.Minute
+	}
+	return p.Steps[min(max(attempt, 0), len(p.Steps)-1)]
+}
+
+// jitter returns a stable offset for the domain within ±Jitter of d. It is derived
+// from the id and the check time rather than drawn at random, so a schedule can be
+// reproduced in a test, yet differs between domains and between checks.
+func (p Recheck) jitter(id string, now time.Time, d time.Duration) time.Duration {
+	if p.Jitter <= 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	var b [8]byte
+	ns := uint64(now.UnixNano())
+	for i := range b {
+		b[i] = byte(ns >> (8 * i))
+	}
+	h.Write(b[:])
+	frac := float64(h.Sum64()%2001)/1000 - 1 // in [-1, 1]
+	return time.Duration(frac * p.Jitter * float64(d))
+}
+
+// StartWindow begins a new verification window at now: after an add, an explicit
+// verify, or a verified domain losing a required record. Automatic checks follow
+// the backoff schedule from its first step.
+func (d *Domain) StartWindow(p Recheck, now time.Time) {
+	d.WindowStartedAt = now
+	d.CheckAttempt = 0
+	d.FailedAt = time.Time{}
+	d.NextCheckAt = now.Add(p.step(0))
+}
+
+// ScheduleNext sets when the domain is next checked automatically, after a check
+// at now that produced change. It reports whether the domain has just been given
+// up on: unverified at the end of its window.
+func (d *Domain) ScheduleNext(p Recheck, change Change, now time.Time) (gaveUp bool) {
+	switch {
+	case d.Status == StatusVerified && !d.losing():
+		d.CheckAttempt = 0
+		d.NextCheckAt = now.Add(p.ReverifyEvery + p.jitter(d.ID, now, p.ReverifyEvery))
+		return false
+	case d.losing():
+		// Verified but a required record failed: look again soon, so the
+		// degrade threshold is crossed (or the scare ends) in minutes, not days.
+		d.NextCheckAt = now.Add(p.step(0))
+		return false
+	case change.Degraded:
+		// Just degraded: a new window, as if the domain were new.
+		d.StartWindow(p, now)
+		return false
+	}
+	if !d.FailedAt.IsZero() {
+		d.NextCheckAt = time.Time{}
+		return false
+	}
+	if p.GiveUpAfter > 0 && now.Sub(d.WindowStartedAt) >= p.GiveUpAfter {
+		d.FailedAt = now
+		d.NextCheckAt = time.Time{}
+		return true
+	}
+	d.CheckAttempt++
+	d.NextCheckAt = now.Add(p.step(d.CheckAttempt))
+	return false
+}
+
+// losing reports whether a verified domain has a required record failing but not
+// yet past the degrade threshold.
+func (d *Domain) losing() bool {
+	for _, r := range d.Records {
+		if r.Key.Required() && r.Verified && r.Failures > 0 {
+			return true
+		}
+	}
+	return false
+}
