@@ -21,6 +21,7 @@ Usage:
   domaind apikey create --project NAME       create a project if new and print a new API key
   domaind apikey list                        list API keys (prefixes only)
   domaind apikey revoke KEY_PREFIX           revoke the key starting with KEY_PREFIX
+  domaind check [flags] DOMAIN               check a domain's published DNS records, no server needed
 
 Every flag also reads DOMAIND_<FLAG> from the environment (upper case, dashes as
 underscores); a flag on the command line wins. Run "domaind COMMAND -h" for flags.
@@ -58,6 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stderr)
 	case "apikey":
 		return apikeyCmd(ctx, args[1:], stdout, stderr)
+	case "check":
+		return checkCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -77,6 +77,15 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/v1/domains/{domainId}/verify", s.authed(methods{
 		"POST": s.fn(s.verifyDomain),
 	}))
+	mux.Handle("/api/v2/domains", s.authed(methods{
+		"GET": s.fn(s.v2ListDomains),
+	}))
+	mux.Handle("/api/v2/domains/{domainId}", s.authed(methods{
+		"GET": s.fn(s.v2GetDomain),
+	}))
+	mux.Handle("/api/v2/domains/{domainId}/dns-records", s.authed(methods{
+		"GET": s.fn(s.v2DNSRecords),
+	}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, codeNotFound, "No route matches "+r.Method+" "+r.URL.Path+".")
 	})

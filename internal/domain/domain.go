@@ -38,6 +38,18 @@ const (
 // SendingKeys lists the records every sending domain has, in the order they are shown.
 var SendingKeys = []RecordKey{KeyOwnership, KeyDKIM, KeyMailFromMX, KeyMailFromSPF, KeyDMARC}
 
+// Role returns the record's name in the v2 API, webhooks and the check command:
+// ownership, dkim, mail_from_mx, mail_from_spf, dmarc or inbound_mx.
+func (k RecordKey) Role() string {
+	switch k {
+	case KeyMailFromMX:
+		return "mail_from_mx"
+	case KeyMailFromSPF:
+		return "mail_from_spf"
+	}
+	return string(k)
+}
+
 // Required reports whether a record must verify before the domain may send.
 // MAIL FROM and DMARC are recommended only, as with AutoSend and SES.
 func (k RecordKey) Required() bool {

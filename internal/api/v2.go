@@ -1,0 +1,348 @@
+package api
+
+import (
+	"errors"
+	"math"
+	"net/http"
+	"strconv"
+
+	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/store"
+	"github.com/domaind/domaind/internal/verify"
+)
+
+// The v2 JSON types: domaind's own per-record view, modelled on inbound.new's DNS
+// records API. Field names are the contract's and exist only here, so that the
+// storage tags of the domain package never leak into the wire format.
+
+// v2Domain is a domain as the v2 list shows it:
+//
+//	id                      24 lowercase hex, as in v1
+//	domain                  the normalized name
+//	region                  the region key
+//	verificationStatus      the v1 enum: PENDING_CONFIGURATION, PENDING or VERIFIED
+//	ownershipVerified, dkimEnabled, mailFromEnabled, dmarcEnabled
+//	                        the v1 flags
+//	canSend                 verificationStatus is VERIFIED
+//	verificationInProgress  a check of the domain is running
+//	createdAt               RFC 3339 UTC with milliseconds
+//	lastCheckedAt           the same, or null until the first check (unlike v1,
+//	                        which repeats createdAt)
+//	verifiedAt              the same, or null until first verified (v1 leaves it out)
+type v2Domain struct {
+	ID                     string  `json:"id"`
+	Domain                 string  `json:"domain"`
+	Region                 string  `json:"region"`
+	VerificationStatus     string  `json:"verificationStatus"`
+	OwnershipVerified      bool    `json:"ownershipVerified"`
+	DKIMEnabled            bool    `json:"dkimEnabled"`
+	MailFromEnabled        bool    `json:"mailFromEnabled"`
+	DMARCEnabled           bool    `json:"dmarcEnabled"`
+	CanSend                bool    `json:"canSend"`
+	VerificationInProgress bool    `json:"verificationInProgress"`
+	CreatedAt              string  `json:"createdAt"`
+	LastCheckedAt          *string `json:"lastCheckedAt"`
+	VerifiedAt             *string `json:"verifiedAt"`
+}
+
+// v2DomainWithRecords is the single-domain view: every v2Domain field and records.
+type v2DomainWithRecords struct {
+	v2Domain
+	Records []v2Record `json:"records"`
+}
+
+// v2Record is one record and its latest check. Its fields are:
+//
+//	id           <domainId>-<type>, stable for the record's life
+//	domainId     the domain's id
+//	recordType   the DNS type, "TXT" or "MX"
+//	type         the record's role (see v2RecordType)
+//	name, value  what to publish; priority is a number for MX and null for TXT
+//	purpose      one sentence on what the record is for
+//	isRequired   the record must verify: ownership and DKIM before sending, the
+//	             inbound MX before receiving
+//	isVerified   the record's flag, which keeps its value through temporary failures
+//	lastChecked  RFC 3339 UTC with milliseconds, or null until checked
+//	status       unchecked, verified, missing, mismatch or temporary_failure
+//	found        the values DNS returned at the latest check, [] when none
+//	problems     [{code, message}], [] when none
+//	propagation  domaind's extension: what each server asked said (v2Sighting)
+//	createdAt, updatedAt
+type v2Record struct {
+	ID          string       `json:"id"`
+	DomainID    string       `json:"domainId"`
+	RecordType  string       `json:"recordType"`
+	Type        string       `json:"type"`
+	Name        string       `json:"name"`
+	Value       string       `json:"value"`
+	Priority    *uint16      `json:"priority"`
+	Purpose     string       `json:"purpose"`
+	IsRequired  bool         `json:"isRequired"`
+	IsVerified  bool         `json:"isVerified"`
+	LastChecked *string      `json:"lastChecked"`
+	Status      string       `json:"status"`
+	Found       []string     `json:"found"`
+	Problems    []v2Problem  `json:"problems"`
+	Propagation []v2Sighting `json:"propagation"`
+	CreatedAt   string       `json:"createdAt"`
+	UpdatedAt   string       `json:"updatedAt"`
+}
+
+// v2Problem is one thing wrong with a record: a stable code and a sentence saying
+// what to change.
+type v2Problem struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// v2Sighting is what one DNS server said of a record: zone only for an
+// authoritative server, error only when it gave no usable answer.
+type v2Sighting struct {
+	Server string   `json:"server"`
+	Role   string   `json:"role"`
+	Zone   string   `json:"zone,omitempty"`
+	Status string   `json:"status"`
+	Values []string `json:"values"`
+	Error  string   `json:"error,omitempty"`
+}
+
+type v2Pagination struct {
+	Limit   int  `json:"limit"`
+	Offset  int  `json:"offset"`
+	Total   int  `json:"total"`
+	HasMore bool `json:"hasMore"`
+}
+
+type v2List struct {
+	Data       []v2Domain   `json:"data"`
+	Pagination v2Pagination `json:"pagination"`
+}
+
+type v2One struct {
+	Data v2DomainWithRecords `json:"data"`
+}
+
+type v2RecordList struct {
+	DomainID string     `json:"domainId"`
+	Domain   string     `json:"domain"`
+	Records  []v2Record `json:"records"`
+}
+
+// v2 page sizes: inbound.new's defaults.
+const (
+	v2DefaultLimit = 20
+	v2MaxLimit     = 100
+)
+
+// v2Required reports whether a record must verify: the sending records domain
+// requires, and the inbound MX, without which mail does not arrive.
+func v2Required(k domain.RecordKey) bool {
+	return k.Required() || k == domain.KeyInboundMX
+}
+
+// everChecked reports whether the domain has been checked at least once. The
+// domain's LastCheckedAt cannot tell: it equals CreatedAt until the first check.
+func everChecked(d *domain.Domain) bool {
+	for _, r := range d.Records {
+		if !r.CheckedAt.IsZero() {
+			return true
+		}
+	}
+	return false
+}
+
+func toV2Domain(d *domain.Domain, inProgress bool) v2Domain {
+	out := v2Domain{
+		ID:                     d.ID,
+		Domain:                 d.Name,
+		Region:                 d.Region,
+		VerificationStatus:     string(d.Status),
+		OwnershipVerified:      d.OwnershipVerified,
+		DKIMEnabled:            d.DKIMEnabled,
+		MailFromEnabled:        d.MailFromEnabled,
+		DMARCEnabled:           d.DMARCEnabled,
+		CanSend:                d.Status == domain.StatusVerified,
+		VerificationInProgress: inProgress,
+		CreatedAt:              timestamp(d.CreatedAt),
+		VerifiedAt:             optTimestamp(d.VerifiedAt),
+	}
+	if everChecked(d) {
+		out.LastCheckedAt = optTimestamp(d.LastCheckedAt)
+	}
+	return out
+}
+
+func toV2Records(d *domain.Domain) []v2Record {
+	out := make([]v2Record, len(d.Records))
+	for i := range d.Records {
+		out[i] = toV2Record(d.ID, &d.Records[i])
+	}
+	return out
+}
+
+func toV2Record(domainID string, r *domain.Record) v2Record {
+	typ := r.Key.Role()
+	out := v2Record{
+		ID:          domainID + "-" + typ,
+		DomainID:    domainID,
+		RecordType:  r.Type,
+		Type:        typ,
+		Name:        r.Name,
+		Value:       r.Value,
+		Purpose:     r.Purpose,
+		IsRequired:  v2Required(r.Key),
+		IsVerified:  r.Verified,
+		LastChecked: optTimestamp(r.CheckedAt),
+		Status:      string(r.Status),
+		Found:       nonNil(r.Found),
+		Problems:    make([]v2Problem, len(r.Problems)),
+		Propagation: make([]v2Sighting, len(r.Propagation)),
+		CreatedAt:   timestamp(r.CreatedAt),
+		UpdatedAt:   timestamp(r.UpdatedAt),
+	}
+	if r.Type == "MX" {
+		p := r.Priority
+		out.Priority = &p
+	}
+	if out.Status == "" {
+		out.Status = string(domain.CheckUnchecked)
+	}
+	for i, p := range r.Problems {
+		out.Problems[i] = v2Problem{Code: p.Code, Message: p.Message}
+	}
+	for i, s := range r.Propagation {
+		out.Propagation[i] = v2Sighting{
+			Server: s.Server, Role: string(s.Role), Zone: s.Zone, Status: string(s.Status),
+			Values: nonNil(s.Values), Error: s.Error,
+		}
+	}
+	return out
+}
+
+// nonNil returns s, or an empty slice for nil, so that JSON shows [] rather than null.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// queryInt parses the query parameter name as a whole number from lo to hi, or
+// returns def when it is absent. It answers 400 itself and returns false when the
+// value is not acceptable.
+func queryInt(w http.ResponseWriter, r *http.Request, name string, def, lo, hi int, rule string) (int, bool) {
+	q := r.URL.Query()
+	if !q.Has(name) {
+		return def, true
+	}
+	n, err := strconv.Atoi(q.Get(name))
+	if err != nil || n < lo || n > hi {
+		writeValidation(w, FieldError{Field: name, Message: name + " must be " + rule + "."})
+		return 0, false
+	}
+	return n, true
+}
+
+func (s *Server) v2ListDomains(w http.ResponseWriter, r *http.Request) error {
+	limit, ok := queryInt(w, r, "limit", v2DefaultLimit, 1, v2MaxLimit, "a whole number from 1 to 100")
+	if !ok {
+		return nil
+	}
+	offset, ok := queryInt(w, r, "offset", 0, 0, math.MaxInt32, "a whole number of 0 or more")
+	if !ok {
+		return nil
+	}
+	ds, total, err := s.cfg.Store.Domains(r.Context(), callerOf(r.Context()).projectID, store.Page{Limit: limit, Offset: offset})
+	if err != nil {
+		return err
+	}
+	out := v2List{
+		Data:       make([]v2Domain, len(ds)),
+		Pagination: v2Pagination{Limit: limit, Offset: offset, Total: total, HasMore: offset+len(ds) < total},
+	}
+	for i, d := range ds {
+		out.Data[i] = toV2Domain(d, s.cfg.Verifier.InProgress(d.ID))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// parseCheck reads the check query parameter: absent means false.
+func parseCheck(w http.ResponseWriter, r *http.Request) (check, ok bool) {
+	q := r.URL.Query()
+	if !q.Has("check") {
+		return false, true
+	}
+	switch q.Get("check") {
+	case "true", "1":
+		return true, true
+	case "false", "0":
+		return false, true
+	}
+	writeValidation(w, FieldError{Field: "check", Message: "check must be true, false, 1 or 0."})
+	return false, false
+}
+
+func (s *Server) v2GetDomain(w http.ResponseWriter, r *http.Request) error {
+	id, ok := domainID(w, r)
+	if !ok {
+		return nil
+	}
+	check, ok := parseCheck(w, r)
+	if !ok {
+		return nil
+	}
+	projectID := callerOf(r.Context()).projectID
+	var d *domain.Domain
+	inProgress := false
+	if check {
+		out, err := s.cfg.Verifier.Verify(r.Context(), projectID, id)
+		var tooSoon *verify.TooSoonError
+		switch {
+		case errors.As(err, &tooSoon):
+			// A GET reads; it never answers 429. The domain was checked moments
+			// ago, so the stored state is as fresh as a check would make it.
+		case errors.Is(err, store.ErrNotFound):
+			writeDomainNotFound(w)
+			return nil
+		case err != nil:
+			return err
+		default:
+			d, inProgress = out.Domain, out.InProgress
+		}
+	}
+	if d == nil {
+		var err error
+		d, err = s.cfg.Store.Domain(r.Context(), projectID, id)
+		if errors.Is(err, store.ErrNotFound) {
+			writeDomainNotFound(w)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		inProgress = s.cfg.Verifier.InProgress(id)
+	}
+	writeJSON(w, http.StatusOK, v2One{Data: v2DomainWithRecords{
+		v2Domain: toV2Domain(d, inProgress),
+		Records:  toV2Records(d),
+	}})
+	return nil
+}
+
+func (s *Server) v2DNSRecords(w http.ResponseWriter, r *http.Request) error {
+	id, ok := domainID(w, r)
+	if !ok {
+		return nil
+	}
+	d, err := s.cfg.Store.Domain(r.Context(), callerOf(r.Context()).projectID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		writeDomainNotFound(w)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v2RecordList{DomainID: d.ID, Domain: d.Name, Records: toV2Records(d)})
+	return nil
+}
