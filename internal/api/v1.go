@@ -201,6 +201,7 @@ func (s *Server) addDomain(w http.ResponseWriter, r *http.Request) error {
 		Status: domain.StatusPendingConfiguration, Records: gen.Records,
 		CreatedAt: now, LastCheckedAt: now,
 	}
+	s.cfg.Verifier.StartWindow(d, now)
 	if err := s.cfg.Store.CreateDomain(r.Context(), d, sealed); err != nil {
 		if errors.Is(err, store.ErrDomainExists) {
 			writeError(w, http.StatusConflict, codeDomainExists, fmt.Sprintf("The domain %s already exists in this project.", name))

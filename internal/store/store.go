@@ -6,7 +6,11 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/domaind/domaind/internal/domain"
@@ -47,6 +51,74 @@ type Page struct {
 	Offset int
 }
 
+// Due is a domain claimed for an automatic check.
+type Due struct {
+	ID        string
+	ProjectID int64
+}
+
+// Event is something that happened to a domain, stored with it and delivered to
+// webhooks. Payload is the exact JSON body webhooks receive, fixed when the event
+// is stored so that every retry sends (and signs) the same bytes.
+type Event struct {
+	ID        string // "evt_" + 24 hex characters
+	ProjectID int64
+	DomainID  string
+	Type      string
+	Payload   []byte
+	CreatedAt time.Time
+}
+
+// Webhook is a project's endpoint for events.
+type Webhook struct {
+	ID        string // "wh_" + 24 hex characters
+	ProjectID int64
+	URL       string
+	Events    []string // event types; empty means all
+	// SealedSecret is the signing secret, sealed with the master key.
+	SealedSecret []byte
+	CreatedAt    time.Time
+}
+
+// DeliveryState is where a delivery stands.
+type DeliveryState struct {
+	Status        string    // "pending", "delivered" or "failed"
+	NextAttemptAt time.Time // when pending
+}
+
+// The delivery statuses.
+const (
+	DeliveryPending   = "pending"
+	DeliveryDelivered = "delivered"
+	DeliveryFailed    = "failed"
+)
+
+// Delivery is one event on its way to one webhook.
+type Delivery struct {
+	ID        string // "msg_" + 24 hex characters
+	WebhookID string
+	EventID   string
+	EventType string
+	ProjectID int64
+	DeliveryState
+	Attempts  []Attempt
+	CreatedAt time.Time
+
+	// Filled in by ClaimDeliveries, for sending.
+	URL          string
+	SealedSecret []byte
+	Payload      []byte
+}
+
+// Attempt is one try at delivering.
+type Attempt struct {
+	DeliveryID string
+	At         time.Time
+	StatusCode int    // 0 when no response came
+	Error      string // empty on success
+	Duration   time.Duration
+}
+
 // Store keeps domaind's state. Every method that writes does so in one transaction:
 // it either happens whole or not at all.
 type Store interface {
@@ -70,11 +142,77 @@ type Store interface {
 	Domains(ctx context.Context, projectID int64, p Page) ([]*domain.Domain, int, error)
 	// DeleteDomain removes the project's domain, its records and its key.
 	DeleteDomain(ctx context.Context, projectID int64, id string) error
-	// SaveCheck stores the state a check gave the domain and its records.
-	SaveCheck(ctx context.Context, d *domain.Domain) error
+	// SaveCheck stores the state a check gave the domain and its records, its
+	// schedule, and the events the check caused, with a pending delivery of each
+	// event to every webhook of the project that wants it (the outbox), all in
+	// one transaction.
+	SaveCheck(ctx context.Context, d *domain.Domain, events []Event) error
+	// ClaimDue claims up to limit domains whose next automatic check is due at
+	// now, by moving their due time to now+lease: a worker that dies mid-check
+	// loses its claim when the lease runs out, and another worker claims the
+	// domain again.
+	ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Due, error)
+	// OldestDue returns the earliest due time of any domain, or zero if none is
+	// scheduled; now minus it is the queue's lag.
+	OldestDue(ctx context.Context) (time.Time, error)
+	// Events lists the domain's events, newest first, and their total.
+	Events(ctx context.Context, projectID int64, domainID string, p Page) ([]Event, int, error)
+
+	// CreateWebhook stores a webhook endpoint of a project.
+	CreateWebhook(ctx context.Context, w Webhook) error
+	// Webhooks lists a project's webhooks, oldest first.
+	Webhooks(ctx context.Context, projectID int64) ([]Webhook, error)
+	// DeleteWebhook removes a project's webhook and its deliveries.
+	DeleteWebhook(ctx context.Context, projectID int64, id string) error
+	// ClaimDeliveries claims up to limit pending deliveries due at now, as ClaimDue
+	// does for domains.
+	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Delivery, error)
+	// RecordAttempt stores one delivery attempt and the delivery's new state.
+	RecordAttempt(ctx context.Context, a Attempt, next DeliveryState) error
+	// Deliveries lists a project's webhook's deliveries, newest first, with their
+	// attempts, and their total.
+	Deliveries(ctx context.Context, projectID int64, webhookID string, p Page) ([]Delivery, int, error)
 	// SealedDKIMKey returns the domain's sealed DKIM private key.
 	SealedDKIMKey(ctx context.Context, id string) ([]byte, error)
 
 	// Close releases the store's connections.
 	Close() error
+}
+
+// NewID returns prefix followed by 24 random lowercase hex characters.
+func NewID(prefix string) (string, error) {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("store: new id: %w", err)
+	}
+	return prefix + hex.EncodeToString(b[:]), nil
+}
+
+// The event types.
+const (
+	// EventVerified: the domain became VERIFIED.
+	EventVerified = "domain.verified"
+	// EventDegraded: a verified domain lost a required record for good (past the
+	// degrade threshold).
+	EventDegraded = "domain.degraded"
+	// EventFailed: automatic checks gave up on an unverified domain.
+	EventFailed = "domain.failed"
+	// EventRecordChanged: a record's flag changed.
+	EventRecordChanged = "domain.record.changed"
+	// EventStatusChanged: the status changed in a way none of the above covers,
+	// such as a verified domain starting to lose a record. It is stored, but only
+	// webhooks that name it receive it.
+	EventStatusChanged = "domain.status.changed"
+)
+
+// EventTypes lists every event type.
+var EventTypes = []string{EventVerified, EventDegraded, EventFailed, EventRecordChanged, EventStatusChanged}
+
+// Wants reports whether a webhook subscribed to events receives eventType. An
+// empty list means every type but EventStatusChanged.
+func Wants(events []string, eventType string) bool {
+	if len(events) == 0 {
+		return eventType != EventStatusChanged
+	}
+	return slices.Contains(events, eventType)
 }

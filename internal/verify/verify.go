@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,8 +31,11 @@ type Config struct {
 	MinInterval time.Duration
 	// CheckTimeout bounds one whole check, however long DNS takes.
 	CheckTimeout time.Duration
-	// Rules are the domain rules checks apply.
+	// Rules are the domain rules background checks apply. An explicit verify
+	// reports what DNS says at once: it degrades after one definite failure.
 	Rules domain.Rules
+	// Recheck is the automatic re-check policy.
+	Recheck domain.Recheck
 }
 
 // TooSoonError is returned by Verify when the domain was checked less than
@@ -66,6 +70,9 @@ type Verifier struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// Observer, if set before the first check, is told of every check.
+	Observer Observer
+
 	mu      sync.Mutex
 	running map[string]*run
 }
@@ -74,6 +81,11 @@ type run struct {
 	done chan struct{}
 	d    *domain.Domain // the new state, set before done closes
 	err  error
+}
+
+// Observer is told of every finished check, for metrics.
+type Observer interface {
+	CheckDone(outcome string, took time.Duration)
 }
 
 // New returns a Verifier. now is the clock; nil means time.Now.
@@ -119,7 +131,7 @@ func (v *Verifier) Verify(ctx context.Context, projectID int64, id string) (Outc
 			v.mu.Unlock()
 			return Outcome{}, &TooSoonError{RetryAfter: wait}
 		}
-		r = v.start(projectID, id)
+		r = v.start(projectID, id, true)
 	}
 	v.mu.Unlock()
 
@@ -148,14 +160,38 @@ func checked(d *domain.Domain) bool {
 	return false
 }
 
+// StartWindow sets a new domain's schedule: its first automatic check follows the
+// first step of the re-check policy.
+func (v *Verifier) StartWindow(d *domain.Domain, now time.Time) {
+	d.StartWindow(v.cfg.Recheck, now)
+}
+
+// CheckDue runs the automatic check of a domain the scheduler claimed, and waits
+// for it. If a check of the domain is already running it waits for that one
+// instead, which schedules the next check itself.
+func (v *Verifier) CheckDue(ctx context.Context, projectID int64, id string) error {
+	v.mu.Lock()
+	r := v.running[id]
+	if r == nil {
+		r = v.start(projectID, id, false)
+	}
+	v.mu.Unlock()
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // start begins a check of the domain; v.mu must be held.
-func (v *Verifier) start(projectID int64, id string) *run {
+func (v *Verifier) start(projectID int64, id string, explicit bool) *run {
 	r := &run{done: make(chan struct{})}
 	v.running[id] = r
 	v.wg.Add(1)
 	go func() {
 		defer v.wg.Done()
-		r.d, r.err = v.check(projectID, id)
+		r.d, r.err = v.check(projectID, id, explicit)
 		v.mu.Lock()
 		delete(v.running, id)
 		v.mu.Unlock()
@@ -164,30 +200,66 @@ func (v *Verifier) start(projectID int64, id string) *run {
 	return r
 }
 
-// check runs one check: DNS first, then the freshest stored state is updated and
-// saved, so that a change made while DNS was being asked is not overwritten.
-func (v *Verifier) check(projectID int64, id string) (*domain.Domain, error) {
+// check runs one check: DNS first, then the freshest stored state is updated,
+// rescheduled and saved with the events it caused, so that a change made while
+// DNS was being asked is not overwritten.
+func (v *Verifier) check(projectID int64, id string, explicit bool) (*domain.Domain, error) {
 	ctx, cancel := context.WithTimeout(v.ctx, v.cfg.CheckTimeout)
 	defer cancel()
+	started := time.Now()
+	d, err := v.checkAndSave(ctx, projectID, id, explicit)
+	took := time.Since(started)
+	outcome := "error"
+	if err == nil {
+		outcome = strings.ToLower(string(d.Status))
+	}
+	if v.Observer != nil {
+		v.Observer.CheckDone(outcome, took)
+	}
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			v.log.Error("check failed", "id", id, "err", err)
+		}
+		return nil, err
+	}
+	return d, nil
+}
+
+func (v *Verifier) checkAndSave(ctx context.Context, projectID int64, id string, explicit bool) (*domain.Domain, error) {
 	d, err := v.store.Domain(ctx, projectID, id)
 	if err != nil {
 		return nil, err
 	}
-	started := v.now()
 	obs := v.checker.Check(ctx, dnscheck.ExpectationsOf(d))
 	// Re-read: the domain may have changed or gone while DNS was asked.
 	d, err = v.store.Domain(ctx, projectID, id)
 	if err != nil {
 		return nil, err
 	}
-	change := d.Apply(obs, v.now(), v.cfg.Rules)
-	if err := v.store.SaveCheck(ctx, d); err != nil {
+	now := v.now()
+	rules := v.cfg.Rules
+	if explicit {
+		rules.DegradeAfter = 1
+	}
+	change := d.Apply(obs, now, rules)
+	var gaveUp bool
+	if explicit && d.Status != domain.StatusVerified {
+		// The customer asked: a new window of automatic checks starts now.
+		d.StartWindow(v.cfg.Recheck, now)
+	} else {
+		gaveUp = d.ScheduleNext(v.cfg.Recheck, change, now)
+	}
+	events, err := buildEvents(d, change, gaveUp, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.store.SaveCheck(ctx, d, events); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("verify: save %s: %w", id, err)
 	}
-	v.log.Info("domain checked", "domain", d.Name, "id", d.ID, "status", d.Status,
-		"changed", change.Changed(), "took", v.now().Sub(started).Round(time.Millisecond))
+	v.log.Info("domain checked", "domain", d.Name, "id", d.ID, "status", d.Status, "explicit", explicit,
+		"changed", change.Changed(), "events", len(events), "next", d.NextCheckAt)
 	return d, nil
 }

@@ -261,11 +261,13 @@ func (s *Store) CreateDomain(ctx context.Context, d *domain.Domain, sealedKey []
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO domains (id, project_id, name, region, status,
 			ownership_verified, dkim_enabled, mail_from_enabled, dmarc_enabled, dkim_private_key,
-			created_at, last_checked_at, verified_at, inbound_enabled_at, inbound_verified_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			created_at, last_checked_at, verified_at, inbound_enabled_at, inbound_verified_at,
+			next_check_at, check_attempt, window_started_at, failed_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			d.ID, d.ProjectID, d.Name, d.Region, string(d.Status),
 			d.OwnershipVerified, d.DKIMEnabled, d.MailFromEnabled, d.DMARCEnabled, sealedKey,
-			ms(d.CreatedAt), ms(d.LastCheckedAt), ms(d.VerifiedAt), ms(d.InboundEnabledAt), ms(d.InboundVerifiedAt))
+			ms(d.CreatedAt), ms(d.LastCheckedAt), ms(d.VerifiedAt), ms(d.InboundEnabledAt), ms(d.InboundVerifiedAt),
+			ms(d.NextCheckAt), d.CheckAttempt, ms(d.WindowStartedAt), ms(d.FailedAt))
 		if isUnique(err) {
 			return store.ErrDomainExists
 		}
@@ -322,21 +324,22 @@ func nonNil[T any](s []T) []T {
 
 const domainColumns = `id, project_id, name, region, status, ownership_verified, dkim_enabled,
 	mail_from_enabled, dmarc_enabled, created_at, last_checked_at, verified_at,
-	inbound_enabled_at, inbound_verified_at`
+	inbound_enabled_at, inbound_verified_at, next_check_at, check_attempt, window_started_at, failed_at`
 
 func scanDomain(sc interface{ Scan(...any) error }) (*domain.Domain, error) {
 	d := new(domain.Domain)
 	var status string
-	var created, checked, verified, inEnabled, inVerified int64
+	var created, checked, verified, inEnabled, inVerified, next, window, failed int64
 	err := sc.Scan(&d.ID, &d.ProjectID, &d.Name, &d.Region, &status, &d.OwnershipVerified,
 		&d.DKIMEnabled, &d.MailFromEnabled, &d.DMARCEnabled, &created, &checked, &verified,
-		&inEnabled, &inVerified)
+		&inEnabled, &inVerified, &next, &d.CheckAttempt, &window, &failed)
 	if err != nil {
 		return nil, err
 	}
 	d.Status = domain.Status(status)
 	d.CreatedAt, d.LastCheckedAt, d.VerifiedAt = fromMS(created), fromMS(checked), fromMS(verified)
 	d.InboundEnabledAt, d.InboundVerifiedAt = fromMS(inEnabled), fromMS(inVerified)
+	d.NextCheckAt, d.WindowStartedAt, d.FailedAt = fromMS(next), fromMS(window), fromMS(failed)
 	return d, nil
 }
 
@@ -459,13 +462,15 @@ func (s *Store) DeleteDomain(ctx context.Context, projectID int64, id string) er
 }
 
 // SaveCheck implements store.Store.
-func (s *Store) SaveCheck(ctx context.Context, d *domain.Domain) error {
+func (s *Store) SaveCheck(ctx context.Context, d *domain.Domain, events []store.Event) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE domains SET status = ?, ownership_verified = ?,
 			dkim_enabled = ?, mail_from_enabled = ?, dmarc_enabled = ?, last_checked_at = ?,
-			verified_at = ?, inbound_verified_at = ? WHERE id = ?`,
+			verified_at = ?, inbound_verified_at = ?, next_check_at = ?, check_attempt = ?,
+			window_started_at = ?, failed_at = ? WHERE id = ?`,
 			string(d.Status), d.OwnershipVerified, d.DKIMEnabled, d.MailFromEnabled, d.DMARCEnabled,
-			ms(d.LastCheckedAt), ms(d.VerifiedAt), ms(d.InboundVerifiedAt), d.ID)
+			ms(d.LastCheckedAt), ms(d.VerifiedAt), ms(d.InboundVerifiedAt), ms(d.NextCheckAt), d.CheckAttempt,
+			ms(d.WindowStartedAt), ms(d.FailedAt), d.ID)
 		if err != nil {
 			return fmt.Errorf("sqlite: save check %s: %w", d.ID, err)
 		}
@@ -485,7 +490,7 @@ func (s *Store) SaveCheck(ctx context.Context, d *domain.Domain) error {
 				return fmt.Errorf("sqlite: save record %s/%s: %w", d.ID, r.Key, err)
 			}
 		}
-		return nil
+		return insertEvents(ctx, tx, events)
 	})
 }
 

@@ -789,7 +789,7 @@ func testSaveCheck(t *testing.T, s store.Store) {
 		[]string{"v=DMARC1; p=none;"}, nil
 	d.Records[5].Status, d.Records[5].Found = domain.CheckMissing, []string{}
 
-	if err := s.SaveCheck(ctx, clone(d)); err != nil {
+	if err := s.SaveCheck(ctx, clone(d), nil); err != nil {
 		t.Fatalf("SaveCheck: %v", err)
 	}
 	checkDomain(t, getDomain(t, s, acme.ID, d.ID), d)
@@ -802,7 +802,7 @@ func testSaveCheck(t *testing.T, s store.Store) {
 		d.Records[i].Status = domain.CheckTemporaryFailure
 	}
 	d.LastCheckedAt = at(2 * time.Hour)
-	if err := s.SaveCheck(ctx, clone(d)); err != nil {
+	if err := s.SaveCheck(ctx, clone(d), nil); err != nil {
 		t.Fatalf("SaveCheck again: %v", err)
 	}
 	checkDomain(t, getDomain(t, s, acme.ID, d.ID), d)
@@ -818,7 +818,7 @@ func testSaveCheckDeleted(t *testing.T, s store.Store) {
 	}
 	d.Status = domain.StatusVerified
 	d.LastCheckedAt = at(time.Hour)
-	if err := s.SaveCheck(ctx, clone(d)); !errors.Is(err, store.ErrNotFound) {
+	if err := s.SaveCheck(ctx, clone(d), nil); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("SaveCheck(deleted domain) error = %v, want ErrNotFound", err)
 	}
 	if _, err := s.Domain(ctx, acme.ID, d.ID); !errors.Is(err, store.ErrNotFound) {

@@ -1,0 +1,288 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/domaind/domaind/internal/store"
+)
+
+// insertEvents stores events and, for each, a pending delivery to every webhook of
+// its project that wants it, due at once.
+func insertEvents(ctx context.Context, tx *sql.Tx, events []store.Event) error {
+	hooks := map[int64][]store.Webhook{}
+	for _, e := range events {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO events (id, project_id, domain_id, type, payload, created_at)
+			VALUES (?, ?, ?, ?, ?, ?)`, e.ID, e.ProjectID, e.DomainID, e.Type, string(e.Payload), ms(e.CreatedAt)); err != nil {
+			return fmt.Errorf("sqlite: insert event: %w", err)
+		}
+		whs, ok := hooks[e.ProjectID]
+		if !ok {
+			var err error
+			if whs, err = webhooks(ctx, tx, e.ProjectID); err != nil {
+				return err
+			}
+			hooks[e.ProjectID] = whs
+		}
+		for _, w := range whs {
+			if !store.Wants(w.Events, e.Type) {
+				continue
+			}
+			id, err := store.NewID("msg_")
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type,
+				project_id, payload, status, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				id, w.ID, e.ID, e.Type, e.ProjectID, string(e.Payload), store.DeliveryPending, ms(e.CreatedAt), ms(e.CreatedAt)); err != nil {
+				return fmt.Errorf("sqlite: insert delivery: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// ClaimDue implements store.Store.
+func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.Due, error) {
+	var out []store.Due
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `UPDATE domains SET next_check_at = ?
+			WHERE id IN (SELECT id FROM domains WHERE next_check_at > 0 AND next_check_at <= ?
+				ORDER BY next_check_at LIMIT ?)
+			RETURNING id, project_id`, ms(now.Add(lease)), ms(now), limit)
+		if err != nil {
+			return fmt.Errorf("sqlite: claim due: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var d store.Due
+			if err := rows.Scan(&d.ID, &d.ProjectID); err != nil {
+				return fmt.Errorf("sqlite: claim due: %w", err)
+			}
+			out = append(out, d)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// OldestDue implements store.Store.
+func (s *Store) OldestDue(ctx context.Context) (time.Time, error) {
+	var v sql.NullInt64
+	if err := s.r.QueryRowContext(ctx, `SELECT min(next_check_at) FROM domains WHERE next_check_at > 0`).Scan(&v); err != nil {
+		return time.Time{}, fmt.Errorf("sqlite: oldest due: %w", err)
+	}
+	return fromMS(v.Int64), nil
+}
+
+// Events implements store.Store.
+func (s *Store) Events(ctx context.Context, projectID int64, domainID string, p store.Page) ([]store.Event, int, error) {
+	var total int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE domain_id = ? AND project_id = ?`,
+		domainID, projectID).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("sqlite: count events: %w", err)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT id, project_id, domain_id, type, payload, created_at FROM events
+		WHERE domain_id = ? AND project_id = ? ORDER BY seq DESC LIMIT ? OFFSET ?`,
+		domainID, projectID, limitOf(p), max(p.Offset, 0))
+	if err != nil {
+		return nil, 0, fmt.Errorf("sqlite: events: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Event
+	for rows.Next() {
+		var e store.Event
+		var payload string
+		var created int64
+		if err := rows.Scan(&e.ID, &e.ProjectID, &e.DomainID, &e.Type, &payload, &created); err != nil {
+			return nil, 0, fmt.Errorf("sqlite: events: %w", err)
+		}
+		e.Payload, e.CreatedAt = []byte(payload), fromMS(created)
+		out = append(out, e)
+	}
+	return out, total, rows.Err()
+}
+
+func limitOf(p store.Page) int {
+	if p.Limit <= 0 {
+		return -1
+	}
+	return p.Limit
+}
+
+// CreateWebhook implements store.Store.
+func (s *Store) CreateWebhook(ctx context.Context, w store.Webhook) error {
+	events, err := json.Marshal(nonNil(w.Events))
+	if err != nil {
+		return fmt.Errorf("sqlite: webhook events: %w", err)
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO webhooks (id, project_id, url, events, sealed_secret, created_at)
+			VALUES (?, ?, ?, ?, ?, ?)`, w.ID, w.ProjectID, w.URL, string(events), w.SealedSecret, ms(w.CreatedAt)); err != nil {
+			return fmt.Errorf("sqlite: create webhook: %w", err)
+		}
+		return nil
+	})
+}
+
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func webhooks(ctx context.Context, q queryer, projectID int64) ([]store.Webhook, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id, project_id, url, events, sealed_secret, created_at FROM webhooks
+		WHERE project_id = ? ORDER BY created_at, id`, projectID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: webhooks: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Webhook
+	for rows.Next() {
+		var w store.Webhook
+		var events string
+		var created int64
+		if err := rows.Scan(&w.ID, &w.ProjectID, &w.URL, &events, &w.SealedSecret, &created); err != nil {
+			return nil, fmt.Errorf("sqlite: webhooks: %w", err)
+		}
+		if err := json.Unmarshal([]byte(events), &w.Events); err != nil {
+			return nil, fmt.Errorf("sqlite: webhook %s events: %w", w.ID, err)
+		}
+		w.CreatedAt = fromMS(created)
+		out = append(out, w)
+	}
+	return out, rows.Err()
+}
+
+// Webhooks implements store.Store.
+func (s *Store) Webhooks(ctx context.Context, projectID int64) ([]store.Webhook, error) {
+	return webhooks(ctx, s.r, projectID)
+}
+
+// DeleteWebhook implements store.Store.
+func (s *Store) DeleteWebhook(ctx context.Context, projectID int64, id string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM webhooks WHERE id = ? AND project_id = ?`, id, projectID)
+		if err != nil {
+			return fmt.Errorf("sqlite: delete webhook: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+}
+
+// ClaimDeliveries implements store.Store.
+func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error) {
+	var out []store.Delivery
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = ?
+			WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ?
+				ORDER BY next_attempt_at LIMIT ?)
+			RETURNING id`, ms(now.Add(lease)), ms(now), limit)
+		if err != nil {
+			return fmt.Errorf("sqlite: claim deliveries: %w", err)
+		}
+		var ids []any
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return fmt.Errorf("sqlite: claim deliveries: %w", err)
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil || len(ids) == 0 {
+			return err
+		}
+		out, err = deliveries(ctx, tx, `d.id IN (?`+strings.Repeat(",?", len(ids)-1)+`) ORDER BY d.next_attempt_at`, ids...)
+		return err
+	})
+	return out, err
+}
+
+const deliveryColumns = `d.id, d.webhook_id, d.event_id, d.event_type, d.project_id, d.status, d.next_attempt_at,
+	d.created_at, d.payload, w.url, w.sealed_secret`
+
+func deliveries(ctx context.Context, q queryer, where string, args ...any) ([]store.Delivery, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries d
+		JOIN webhooks w ON w.id = d.webhook_id WHERE `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Delivery
+	for rows.Next() {
+		var d store.Delivery
+		var next, created int64
+		var payload string
+		if err := rows.Scan(&d.ID, &d.WebhookID, &d.EventID, &d.EventType, &d.ProjectID, &d.Status, &next,
+			&created, &payload, &d.URL, &d.SealedSecret); err != nil {
+			return nil, fmt.Errorf("sqlite: deliveries: %w", err)
+		}
+		d.NextAttemptAt, d.CreatedAt, d.Payload = fromMS(next), fromMS(created), []byte(payload)
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// RecordAttempt implements store.Store.
+func (s *Store) RecordAttempt(ctx context.Context, a store.Attempt, next store.DeliveryState) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET status = ?, next_attempt_at = ? WHERE id = ?`,
+			next.Status, ms(next.NextAttemptAt), a.DeliveryID)
+		if err != nil {
+			return fmt.Errorf("sqlite: record attempt: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return store.ErrNotFound // the webhook was deleted meanwhile
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_attempts (delivery_id, at, status_code, error, duration_ms)
+			VALUES (?, ?, ?, ?, ?)`, a.DeliveryID, ms(a.At), a.StatusCode, a.Error, a.Duration.Milliseconds()); err != nil {
+			return fmt.Errorf("sqlite: record attempt: %w", err)
+		}
+		return nil
+	})
+}
+
+// Deliveries implements store.Store.
+func (s *Store) Deliveries(ctx context.Context, projectID int64, webhookID string, p store.Page) ([]store.Delivery, int, error) {
+	var total int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM webhook_deliveries WHERE webhook_id = ? AND project_id = ?`,
+		webhookID, projectID).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("sqlite: count deliveries: %w", err)
+	}
+	ds, err := deliveries(ctx, s.r, `d.webhook_id = ? AND d.project_id = ? ORDER BY d.seq DESC LIMIT ? OFFSET ?`,
+		webhookID, projectID, limitOf(p), max(p.Offset, 0))
+	if err != nil {
+		return nil, 0, err
+	}
+	for i := range ds {
+		rows, err := s.r.QueryContext(ctx, `SELECT at, status_code, error, duration_ms FROM webhook_attempts
+			WHERE delivery_id = ? ORDER BY at`, ds[i].ID)
+		if err != nil {
+			return nil, 0, fmt.Errorf("sqlite: attempts: %w", err)
+		}
+		for rows.Next() {
+			a := store.Attempt{DeliveryID: ds[i].ID}
+			var at, dur int64
+			if err := rows.Scan(&at, &a.StatusCode, &a.Error, &dur); err != nil {
+				rows.Close()
+				return nil, 0, fmt.Errorf("sqlite: attempts: %w", err)
+			}
+			a.At, a.Duration = fromMS(at), time.Duration(dur)*time.Millisecond
+			ds[i].Attempts = append(ds[i].Attempts, a)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, 0, err
+		}
+		ds[i].SealedSecret, ds[i].Payload = nil, nil // not for listing
+	}
+	return ds, total, nil
+}

@@ -1,0 +1,118 @@
+package verify
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/store"
+)
+
+// eventRecord is a record as events describe it.
+type eventRecord struct {
+	Type       string           `json:"type"`
+	Name       string           `json:"name"`
+	RecordType string           `json:"recordType"`
+	IsVerified bool             `json:"isVerified"`
+	Status     string           `json:"status"`
+	Problems   []domain.Problem `json:"problems"`
+}
+
+// eventData is the data of every event: the domain's state after the change, and
+// what changed.
+type eventData struct {
+	EventID            string        `json:"eventId"`
+	DomainID           string        `json:"domainId"`
+	Domain             string        `json:"domain"`
+	VerificationStatus string        `json:"verificationStatus"`
+	PreviousStatus     string        `json:"previousStatus"`
+	OwnershipVerified  bool          `json:"ownershipVerified"`
+	DKIMEnabled        bool          `json:"dkimEnabled"`
+	MailFromEnabled    bool          `json:"mailFromEnabled"`
+	DMARCEnabled       bool          `json:"dmarcEnabled"`
+	Records            []eventRecord `json:"records"`
+	Reason             string        `json:"reason,omitempty"`
+}
+
+// payload is the body webhooks receive, in the Standard Webhooks layout.
+type payload struct {
+	Type      string    `json:"type"`
+	Timestamp string    `json:"timestamp"`
+	Data      eventData `json:"data"`
+}
+
+func toEventRecord(r *domain.Record) eventRecord {
+	return eventRecord{
+		Type: r.Key.Role(), Name: r.Name, RecordType: r.Type, IsVerified: r.Verified,
+		Status: string(r.Status), Problems: append([]domain.Problem{}, r.Problems...),
+	}
+}
+
+// buildEvents turns what a check changed into events. A check that changed
+// nothing makes none.
+func buildEvents(d *domain.Domain, c domain.Change, gaveUp bool, now time.Time) ([]store.Event, error) {
+	type ev struct {
+		typ     string
+		records []eventRecord
+		reason  string
+	}
+	var evs []ev
+	flipped := func(onlyLost bool) []eventRecord {
+		var out []eventRecord
+		for _, k := range c.Flipped {
+			r := d.Record(k)
+			if onlyLost && (r.Verified || !k.Required()) {
+				continue
+			}
+			out = append(out, toEventRecord(r))
+		}
+		return out
+	}
+	switch {
+	case c.To == domain.StatusVerified && c.From != domain.StatusVerified:
+		evs = append(evs, ev{typ: store.EventVerified, records: flipped(false)})
+	case c.Degraded:
+		lost := flipped(true)
+		reason := "A required record is no longer published."
+		if len(lost) > 0 && len(lost[0].Problems) > 0 {
+			reason = lost[0].Problems[0].Message
+		}
+		evs = append(evs, ev{typ: store.EventDegraded, records: lost, reason: reason})
+	case c.From != c.To:
+		evs = append(evs, ev{typ: store.EventStatusChanged})
+	}
+	if gaveUp {
+		evs = append(evs, ev{typ: store.EventFailed, reason: "The required records were not found before the verification window closed; call verify to start a new one."})
+	}
+	for _, k := range c.Flipped {
+		evs = append(evs, ev{typ: store.EventRecordChanged, records: []eventRecord{toEventRecord(d.Record(k))}})
+	}
+
+	out := make([]store.Event, 0, len(evs))
+	for _, e := range evs {
+		id, err := store.NewID("evt_")
+		if err != nil {
+			return nil, err
+		}
+		if e.records == nil {
+			e.records = []eventRecord{}
+		}
+		body, err := json.Marshal(payload{
+			Type:      e.typ,
+			Timestamp: now.UTC().Format("2006-01-02T15:04:05.000Z"),
+			Data: eventData{
+				EventID: id, DomainID: d.ID, Domain: d.Name,
+				VerificationStatus: string(d.Status), PreviousStatus: string(c.From),
+				OwnershipVerified: d.OwnershipVerified, DKIMEnabled: d.DKIMEnabled,
+				MailFromEnabled: d.MailFromEnabled, DMARCEnabled: d.DMARCEnabled,
+				Records: e.records, Reason: e.reason,
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("verify: event payload: %w", err)
+		}
+		out = append(out, store.Event{ID: id, ProjectID: d.ProjectID, DomainID: d.ID, Type: e.typ, Payload: body, CreatedAt: now})
+	}
+	return out, nil
+}
