@@ -21,6 +21,7 @@ import (
 	"github.com/domaind/domaind/internal/dnstest"
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/records"
+	"github.com/domaind/domaind/internal/schedule"
 	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/store/sqlite"
 	"github.com/domaind/domaind/internal/verify"
@@ -47,6 +48,9 @@ type envOptions struct {
 	dkimBits    int
 	dbPath      string
 	dnsServer   *dnstest.Server
+	// recheck, when set, runs the background scheduler with this policy.
+	recheck      *domain.Recheck
+	degradeAfter int
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -91,9 +95,22 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
+	recheck := domain.DefaultRecheck()
+	if o.recheck != nil {
+		recheck = *o.recheck
+	}
 	v := verify.New(st, checker, verify.Config{
-		Budget: o.budget, MinInterval: o.minInterval, Rules: domain.Rules{DegradeAfter: 1},
+		Budget: o.budget, MinInterval: o.minInterval, Rules: domain.Rules{DegradeAfter: max(o.degradeAfter, 1)},
+		Recheck: recheck,
 	}, nil, log)
+	workerCtx, stopWorker := context.WithCancel(context.Background())
+	workerDone := make(chan struct{})
+	if o.recheck != nil {
+		w := &schedule.Worker{Store: st, Checker: v, Log: log, Interval: 10 * time.Millisecond, Lease: 5 * time.Second}
+		go func() { defer close(workerDone); w.Run(workerCtx) }()
+	} else {
+		close(workerDone)
+	}
 	limit, err := api.ParseLimit(o.rateLimit)
 	if err != nil {
 		t.Fatal(err)
@@ -117,6 +134,8 @@ func newEnv(t *testing.T, o envOptions) *env {
 		}
 		closed = true
 		srv.Close()
+		stopWorker()
+		<-workerDone
 		v.Close()
 		st.Close()
 	}

@@ -43,6 +43,13 @@ type v2Domain struct {
 	CreatedAt              string  `json:"createdAt"`
 	LastCheckedAt          *string `json:"lastCheckedAt"`
 	VerifiedAt             *string `json:"verifiedAt"`
+	// State is the richer state (see domain.Domain.State); VerificationFailedAt is
+	// set when automatic checks gave up, with FailureReason saying why and what to
+	// do; NextCheckAt is when the next automatic check is due, null when none is.
+	State                string  `json:"state"`
+	VerificationFailedAt *string `json:"verificationFailedAt"`
+	FailureReason        *string `json:"failureReason"`
+	NextCheckAt          *string `json:"nextCheckAt"`
 }
 
 // v2DomainWithRecords is the single-domain view: every v2Domain field and records.
@@ -153,18 +160,27 @@ func everChecked(d *domain.Domain) bool {
 
 func toV2Domain(d *domain.Domain, inProgress bool) v2Domain {
 	out := v2Domain{
-		ID:                     d.ID,
-		Domain:                 d.Name,
-		Region:                 d.Region,
-		VerificationStatus:     string(d.Status),
-		OwnershipVerified:      d.OwnershipVerified,
-		DKIMEnabled:            d.DKIMEnabled,
-		MailFromEnabled:        d.MailFromEnabled,
-		DMARCEnabled:           d.DMARCEnabled,
-		CanSend:                d.Status == domain.StatusVerified,
+		ID:                 d.ID,
+		Domain:             d.Name,
+		Region:             d.Region,
+		VerificationStatus: string(d.Status),
+		OwnershipVerified:  d.OwnershipVerified,
+		DKIMEnabled:        d.DKIMEnabled,
+		MailFromEnabled:    d.MailFromEnabled,
+		DMARCEnabled:       d.DMARCEnabled,
+		// Flags follow DNS with hysteresis, so a domain degrading but not yet past
+		// the threshold still sends.
+		CanSend:                d.OwnershipVerified && d.DKIMEnabled,
 		VerificationInProgress: inProgress,
 		CreatedAt:              timestamp(d.CreatedAt),
 		VerifiedAt:             optTimestamp(d.VerifiedAt),
+		State:                  d.State(),
+		VerificationFailedAt:   optTimestamp(d.FailedAt),
+		NextCheckAt:            optTimestamp(d.NextCheckAt),
+	}
+	if !d.FailedAt.IsZero() {
+		reason := "FAILED: the required records (ownership and DKIM) were not found before automatic checks gave up; publish them and call verify to start checking again."
+		out.FailureReason = &reason
 	}
 	if everChecked(d) {
 		out.LastCheckedAt = optTimestamp(d.LastCheckedAt)

@@ -102,6 +102,24 @@ func (d *Domain) ScheduleNext(p Recheck, change Change, now time.Time) (gaveUp b
 	return false
 }
 
+// State is the domain's state in the v2 view, richer than the v1 status:
+// pending_configuration, pending, verified, degrading (verified, but a required
+// record is failing and has not crossed the degrade threshold) or failed
+// (automatic checks gave up; a verify starts them again).
+func (d *Domain) State() string {
+	switch {
+	case d.losing():
+		return "degrading"
+	case d.Status == StatusVerified:
+		return "verified"
+	case !d.FailedAt.IsZero():
+		return "failed"
+	case d.Status == StatusPending:
+		return "pending"
+	}
+	return "pending_configuration"
+}
+
 // losing reports whether a verified domain has a required record failing but not
 // yet past the degrade threshold.
 func (d *Domain) losing() bool {

@@ -1,0 +1,149 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/domaind/domaind/internal/dnstest"
+	"github.com/domaind/domaind/internal/domain"
+)
+
+func fastRecheck(giveUp time.Duration) *domain.Recheck {
+	return &domain.Recheck{
+		Steps:         []time.Duration{100 * time.Millisecond, 200 * time.Millisecond},
+		GiveUpAfter:   giveUp,
+		ReverifyEvery: 100 * time.Millisecond,
+	}
+}
+
+// v2State reads the v2 view's state fields of a domain.
+type v2State struct {
+	State                string  `json:"state"`
+	VerificationStatus   string  `json:"verificationStatus"`
+	DKIMEnabled          bool    `json:"dkimEnabled"`
+	VerificationFailedAt *string `json:"verificationFailedAt"`
+	FailureReason        *string `json:"failureReason"`
+	NextCheckAt          *string `json:"nextCheckAt"`
+}
+
+func (e *env) v2(id string) v2State {
+	e.t.Helper()
+	r := e.do("GET", "/api/v2/domains/"+id, "", e.key)
+	if r.status != http.StatusOK {
+		e.t.Fatalf("v2 get: %d %s", r.status, r.body)
+	}
+	var env struct {
+		Data v2State `json:"data"`
+	}
+	if err := json.Unmarshal(r.body, &env); err != nil {
+		e.t.Fatal(err)
+	}
+	return env.Data
+}
+
+// TestVerifiedWithoutVerifyCall publishes the records after adding a domain and
+// never calls verify: the scheduler finds them.
+func TestVerifiedWithoutVerifyCall(t *testing.T) {
+	e := newEnv(t, envOptions{recheck: fastRecheck(time.Hour)})
+	d := e.addDomain("example.com")
+	e.publish(d.DNSRecords.Ownership)
+	e.publish(d.DNSRecords.DKIM)
+	waitFor(t, 10*time.Second, "the scheduler to verify the domain", func() bool {
+		return e.get(d.ID).VerificationStatus == "VERIFIED"
+	})
+	if s := e.v2(d.ID); s.State != "verified" || s.NextCheckAt == nil {
+		t.Errorf("v2 after background verification: %+v", s)
+	}
+}
+
+// TestGiveUp lets the window close with nothing published: the domain is failed,
+// no longer scheduled, and a verify starts a new window.
+func TestGiveUp(t *testing.T) {
+	e := newEnv(t, envOptions{recheck: fastRecheck(400 * time.Millisecond)})
+	d := e.addDomain("example.com")
+	waitFor(t, 10*time.Second, "the scheduler to give up", func() bool {
+		return e.v2(d.ID).VerificationFailedAt != nil
+	})
+	s := e.v2(d.ID)
+	if s.State != "failed" || s.FailureReason == nil || s.NextCheckAt != nil || s.VerificationStatus != "PENDING_CONFIGURATION" {
+		t.Fatalf("after giving up: %+v", s)
+	}
+	stored, err := e.store.Domain(context.Background(), 1, d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !stored.NextCheckAt.IsZero() {
+		t.Fatalf("a failed domain is still scheduled at %v", stored.NextCheckAt)
+	}
+	// The customer publishes and calls verify: a new window, failure cleared.
+	e.publish(d.DNSRecords.Ownership)
+	e.verify(d.ID)
+	if s := e.v2(d.ID); s.State != "pending" || s.VerificationFailedAt != nil || s.NextCheckAt == nil {
+		t.Fatalf("verify after failure did not restart the window: %+v", s)
+	}
+	e.publish(d.DNSRecords.DKIM)
+	waitFor(t, 10*time.Second, "the new window to verify the domain", func() bool {
+		return e.get(d.ID).VerificationStatus == "VERIFIED"
+	})
+}
+
+// TestDriftDegradesAfterConsecutiveFailures removes the DKIM record of a verified
+// domain: it is reported degrading first, and only after three definite failures
+// does it lose DKIM.
+func TestDriftDegradesAfterConsecutiveFailures(t *testing.T) {
+	e := newEnv(t, envOptions{recheck: fastRecheck(time.Hour), degradeAfter: 3})
+	d := e.addDomain("example.com")
+	e.publish(d.DNSRecords.Ownership)
+	e.publish(d.DNSRecords.DKIM)
+	waitFor(t, 10*time.Second, "verification", func() bool { return e.get(d.ID).VerificationStatus == "VERIFIED" })
+
+	dkim := d.DNSRecords.DKIM.Name + "."
+	e.dns.ResetQueries()
+	e.zone.Remove(dkim, dns.TypeTXT)
+	sawDegrading := false
+	waitFor(t, 15*time.Second, "the domain to degrade", func() bool {
+		s := e.v2(d.ID)
+		if s.State == "degrading" {
+			sawDegrading = true
+			if !s.DKIMEnabled || s.VerificationStatus != "PENDING" {
+				t.Fatalf("degrading but flags off: %+v", s)
+			}
+		}
+		return !s.DKIMEnabled
+	})
+	if !sawDegrading {
+		t.Error("never saw the degrading state before DKIM was turned off")
+	}
+	if n := e.dns.Count(dkim, dns.TypeTXT, ""); n < 3 {
+		t.Errorf("DKIM turned off after %d looks, want at least 3", n)
+	}
+	if g := e.get(d.ID); g.VerificationStatus == "VERIFIED" || g.DKIMEnabled {
+		t.Errorf("after degrading: %+v", g)
+	}
+}
+
+// TestTimeoutsNeverDegrade makes the DKIM server silent for many checks of a
+// verified domain: it stays verified.
+func TestTimeoutsNeverDegrade(t *testing.T) {
+	e := newEnv(t, envOptions{recheck: fastRecheck(time.Hour), degradeAfter: 1, dnsTimeout: 50 * time.Millisecond})
+	d := e.addDomain("example.com")
+	e.publish(d.DNSRecords.Ownership)
+	e.publish(d.DNSRecords.DKIM)
+	waitFor(t, 10*time.Second, "verification", func() bool { return e.get(d.ID).VerificationStatus == "VERIFIED" })
+
+	dkim := d.DNSRecords.DKIM.Name + "."
+	e.dns.ResetQueries()
+	e.dns.SetFault(dkim, dns.TypeTXT, dnstest.Drop)
+	// Even with a threshold of one, timeouts are not definite failures.
+	waitFor(t, 15*time.Second, "five timed-out checks", func() bool {
+		return e.dns.Count(dkim, dns.TypeTXT, "") >= 10 // two tries per check
+	})
+	if g := e.get(d.ID); g.VerificationStatus != "VERIFIED" || !g.DKIMEnabled {
+		t.Fatalf("timeouts changed a verified domain: %+v", g)
+	}
+}
