@@ -1,7 +1,7 @@
 # The README's two commands are `make run` and `make test`; CI runs `make test`.
 GO ?= go
 
-.PHONY: run test build vet fuzz
+.PHONY: run test build vet fuzz bench
 
 # Runs the service on the embedded SQLite database with a development master key.
 run:
@@ -21,3 +21,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseSPF -fuzztime 20s ./internal/dnscheck/
 	$(GO) test -run '^$$' -fuzz FuzzParseDKIMKey -fuzztime 20s ./internal/dnscheck/
 	$(GO) test -run '^$$' -fuzz FuzzParseDMARC -fuzztime 20s ./internal/dnscheck/
+
+# Runs the benchmarks and writes BENCHMARKS.md (takes a few minutes).
+bench:
+	scripts/bench.sh
