@@ -213,6 +213,18 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatalf("verify through serve: %v", v)
 	}
 
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`domaind_checks_total{outcome="verified"} 1`, "domaind_check_duration_seconds_count 1", "domaind_queue_lag_seconds"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
 	cancel()
 	select {
 	case err := <-done:

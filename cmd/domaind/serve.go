@@ -15,12 +15,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/domaind/domaind/internal/api"
 	"github.com/domaind/domaind/internal/dnscheck"
 	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/metrics"
 	"github.com/domaind/domaind/internal/records"
+	"github.com/domaind/domaind/internal/schedule"
 	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/store/sqlite"
 	"github.com/domaind/domaind/internal/verify"
@@ -62,6 +65,7 @@ type dnsFlags struct {
 	mode      string
 	rootHints string
 	authPort  int
+	serverQPS float64
 }
 
 func (d *dnsFlags) register(fs *flag.FlagSet) {
@@ -70,6 +74,7 @@ func (d *dnsFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&d.mode, "dns-mode", "auto", "auto (authoritative, falling back to the resolvers), authoritative or recursive")
 	fs.StringVar(&d.rootHints, "root-hints", "", "comma-separated IPs to start delegation walks from (default: the IANA root servers)")
 	fs.IntVar(&d.authPort, "authoritative-port", 53, "port of every authoritative server, root included")
+	fs.Float64Var(&d.serverQPS, "authoritative-qps", 50, "queries per second to any one authoritative server (0: no bound)")
 }
 
 func (d *dnsFlags) checker() (*dnscheck.Checker, error) {
@@ -111,7 +116,7 @@ func (d *dnsFlags) checker() (*dnscheck.Checker, error) {
 	}
 	return dnscheck.New(dnscheck.Config{
 		Resolvers: servers, Mode: mode, RootHints: hints, AuthoritativePort: d.authPort,
-		Timeout: d.timeout, Retries: 1,
+		Timeout: d.timeout, Retries: 1, ServerQPS: max(d.serverQPS, 0),
 	})
 }
 
@@ -139,6 +144,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	minInterval := fs.Duration("verify-min-interval", 2*time.Second, "shortest time between two checks of one domain")
 	budget := fs.Duration("verify-budget", 5*time.Second, "how long verify waits for DNS before answering")
 	logFormat := fs.String("log-format", "text", "text or json")
+	recheck := domain.DefaultRecheck()
+	steps := fs.String("recheck-schedule", "30s,1m,2m,5m,10m,30m,1h,2h,4h,8h,12h", "waits between automatic checks of an unverified domain; the last repeats")
+	fs.DurationVar(&recheck.GiveUpAfter, "give-up-after", recheck.GiveUpAfter, "stop automatic checks of a domain unverified this long after its add or last verify")
+	fs.DurationVar(&recheck.ReverifyEvery, "reverify-every", recheck.ReverifyEvery, "re-check verified domains this often (jittered by 10%)")
+	degradeAfter := fs.Int("degrade-after", 3, "consecutive definite failures before a verified record is reported lost")
+	concurrency := fs.Int("check-concurrency", 64, "automatic checks running at once")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -164,6 +175,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if *budget <= 0 || *minInterval < 0 {
 		return errors.New("--verify-budget must be positive and --verify-min-interval not negative")
 	}
+	if recheck.Steps, err = parseSchedule(*steps); err != nil {
+		return err
+	}
+	if recheck.GiveUpAfter <= 0 || recheck.ReverifyEvery <= 0 || *degradeAfter < 1 || *concurrency < 1 {
+		return errors.New("--give-up-after and --reverify-every must be positive, --degrade-after and --check-concurrency at least 1")
+	}
 	key, err := loadMasterKey(*masterKey, *dev, *dataDir, log)
 	if err != nil {
 		return err
@@ -182,16 +199,33 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer st.Close()
 
+	m := metrics.New()
 	verifier := verify.New(st, checker, verify.Config{
-		Budget: *budget, MinInterval: *minInterval, Rules: domain.Rules{DegradeAfter: 1},
+		Budget: *budget, MinInterval: *minInterval, Rules: domain.Rules{DegradeAfter: *degradeAfter},
+		Recheck: recheck,
 	}, nil, log)
+	verifier.Observer = m
 	defer verifier.Close()
 
+	// Background work stops before the verifier and the store close (defers run
+	// last-in, first-out).
+	bg, stopBG := context.WithCancel(context.Background())
+	var bgWG sync.WaitGroup
+	defer bgWG.Wait()
+	defer stopBG()
+	worker := &schedule.Worker{Store: st, Checker: verifier, Log: log, Concurrency: *concurrency, Lag: m.QueueLag}
+	bgWG.Go(func() { worker.Run(bg) })
+
+	// /metrics is for the operator's scraper and carries no customer data, so it
+	// sits beside the API without a key; keep the listener off the internet.
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.Handler())
+	mux.Handle("/", api.New(api.Config{
+		Store: st, Verifier: verifier, Records: rc, Sealer: sealer,
+		Regions: regionList, RateLimit: limit, Log: log,
+	}))
 	srv := &http.Server{
-		Handler: api.New(api.Config{
-			Store: st, Verifier: verifier, Records: rc, Sealer: sealer,
-			Regions: regionList, RateLimit: limit, Log: log,
-		}),
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      *budget + 30*time.Second,
@@ -217,6 +251,19 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// parseSchedule parses --recheck-schedule: comma-separated positive durations.
+func parseSchedule(s string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, f := range strings.Split(s, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(f))
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("--recheck-schedule: %q is not a positive duration such as 30s or 2h", strings.TrimSpace(f))
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 func parseRegions(s string) ([]string, error) {

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -406,5 +407,33 @@ func TestOneWalkPerCheck(t *testing.T) {
 	// cached, but never once per record and query type.
 	if rootAsked == 0 || rootAsked > len(exps) {
 		t.Errorf("root asked %d times about example.com for %d records", rootAsked, len(exps))
+	}
+}
+
+// TestServerRateLimit checks that queries to one authoritative server are paced:
+// with a bound of 20 per second and a burst of 20, 30 queries cannot all arrive in
+// the first 20 queries' time. The assertion counts queries, not seconds.
+func TestServerRateLimit(t *testing.T) {
+	tr := newTree(t)
+	c, err := dnscheck.New(dnscheck.Config{
+		Mode: dnscheck.ModeAuthoritative, RootHints: tr.net.RootIPs(), AuthoritativePort: tr.net.Port(),
+		Timeout: time.Second, ServerQPS: 20,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exps []dnscheck.Expectation
+	for i := range 30 {
+		e := exp(domain.KeyOwnership, "example.com")
+		e.Name = "n" + strconv.Itoa(i) + ".example.com"
+		exps = append(exps, e)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	c.Check(ctx, exps)
+	// Within 300ms the limiter lets through the burst of 20 and about 6 more; the
+	// rest of the 30 records' queries wait and are cut off by the deadline.
+	if n := len(tr.main.Queries()); n >= 30 {
+		t.Fatalf("example.com's server got %d queries in 300ms at 20/s", n)
 	}
 }

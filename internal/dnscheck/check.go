@@ -15,6 +15,7 @@ import (
 
 	"github.com/miekg/dns"
 	"golang.org/x/net/publicsuffix"
+	"golang.org/x/time/rate"
 
 	"github.com/domaind/domaind/internal/domain"
 )
@@ -68,6 +69,10 @@ type Config struct {
 	Timeout time.Duration
 	// Retries is how many times a timed-out query to a resolver is repeated.
 	Retries int
+	// ServerQPS bounds the queries per second sent to any one authoritative
+	// server, so that many domains hosted by one DNS provider do not hammer it.
+	// Zero means no bound.
+	ServerQPS float64
 }
 
 // Checker checks records against DNS. It is safe for concurrent use.
@@ -79,6 +84,33 @@ type Checker struct {
 	// answered: outbound DNS is likely blocked, so checks go straight to the
 	// resolvers for a while instead of waiting for the roots each time.
 	authDownUntil atomic.Int64
+
+	limitMu  sync.Mutex
+	limiters map[string]*rate.Limiter // by authoritative server address
+}
+
+// maxLimiters bounds the per-server limiters kept; past it they start afresh,
+// which at worst lets one burst through per server.
+const maxLimiters = 10000
+
+// exchangeAuth asks an authoritative server, waiting for its rate limit first.
+func (c *Checker) exchangeAuth(ctx context.Context, server, name string, qtype uint16) (*dns.Msg, error) {
+	if c.cfg.ServerQPS > 0 {
+		c.limitMu.Lock()
+		if c.limiters == nil || len(c.limiters) >= maxLimiters {
+			c.limiters = make(map[string]*rate.Limiter)
+		}
+		lim := c.limiters[server]
+		if lim == nil {
+			lim = rate.NewLimiter(rate.Limit(c.cfg.ServerQPS), max(1, int(c.cfg.ServerQPS)))
+			c.limiters[server] = lim
+		}
+		c.limitMu.Unlock()
+		if err := lim.Wait(ctx); err != nil {
+			return nil, fmt.Errorf("%w: rate limit for %s: %w", ErrTimeout, server, err)
+		}
+	}
+	return c.authClient.Exchange(ctx, server, name, qtype, false)
 }
 
 // New returns a Checker for cfg.

@@ -153,7 +153,7 @@ func (s *session) askAll(ctx context.Context, zone string, servers []string, nam
 	for i, server := range servers {
 		wg.Go(func() {
 			r := response{server: server, role: domain.RoleAuthoritative, zone: strings.TrimSuffix(zone, ".")}
-			msg, err := s.c.authClient.Exchange(ctx, server, name, qtype, false)
+			msg, err := s.c.exchangeAuth(ctx, server, name, qtype)
 			switch {
 			case err != nil:
 				r.err = err
@@ -236,7 +236,7 @@ func (s *session) askFirst(ctx context.Context, zone string, servers []string, n
 		gctx, cancel := context.WithCancel(ctx)
 		for _, server := range group {
 			go func() {
-				msg, err := s.c.authClient.Exchange(gctx, server, name, qtype, false)
+				msg, err := s.c.exchangeAuth(gctx, server, name, qtype)
 				if err == nil && !usable(msg, zone, name) {
 					err = fmt.Errorf("%w: %s gave no usable answer for %s in %s", ErrServFail, server, name, zone)
 				}
