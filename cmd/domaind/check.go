@@ -48,28 +48,14 @@ type checkOutput struct {
 }
 
 type checkRecord struct {
-	Key         string          `json:"key"`
-	Name        string          `json:"name"`
-	Type        string          `json:"type"`
-	Expected    *string         `json:"expected"`
-	Status      string          `json:"status"`
-	Found       []string        `json:"found"`
-	Problems    []checkProblem  `json:"problems"`
-	Propagation []checkSighting `json:"propagation"`
-}
-
-type checkProblem struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-type checkSighting struct {
-	Server string   `json:"server"`
-	Role   string   `json:"role"`
-	Zone   string   `json:"zone,omitempty"`
-	Status string   `json:"status"`
-	Values []string `json:"values"`
-	Error  string   `json:"error,omitempty"`
+	Key         string            `json:"key"`
+	Name        string            `json:"name"`
+	Type        string            `json:"type"`
+	Expected    *string           `json:"expected"`
+	Status      string            `json:"status"`
+	Found       []string          `json:"found"`
+	Problems    []domain.Problem  `json:"problems"`
+	Propagation []domain.Sighting `json:"propagation"`
 }
 
 // checkOptions are the expectations the check flags describe.
@@ -256,21 +242,17 @@ func toCheckRecord(e dnscheck.Expectation, o domain.Observation) checkRecord {
 	r := checkRecord{
 		Key: e.Key.Role(), Name: e.Name, Type: e.Type, Status: string(o.Status),
 		Found:       append([]string{}, o.Found...),
-		Problems:    make([]checkProblem, len(o.Problems)),
-		Propagation: make([]checkSighting, len(o.Propagation)),
+		Problems:    make([]domain.Problem, len(o.Problems)),
+		Propagation: make([]domain.Sighting, len(o.Propagation)),
 	}
 	if e.Value != "" {
 		v := e.Value
 		r.Expected = &v
 	}
-	for i, p := range o.Problems {
-		r.Problems[i] = checkProblem{Code: p.Code, Message: p.Message}
-	}
+	copy(r.Problems, o.Problems)
 	for i, s := range o.Propagation {
-		r.Propagation[i] = checkSighting{
-			Server: s.Server, Role: string(s.Role), Zone: s.Zone, Status: string(s.Status),
-			Values: append([]string{}, s.Values...), Error: s.Error,
-		}
+		s.Values = append([]string{}, s.Values...) // [] rather than null in JSON
+		r.Propagation[i] = s
 	}
 	return r
 }
@@ -326,11 +308,11 @@ func printCheck(w io.Writer, out checkOutput, ownershipSkipped bool) error {
 			fmt.Fprintf(w, "  %s: %s\n", p.Code, clean(p.Message))
 		}
 		for _, s := range r.Propagation {
-			line := "  " + s.Role + " " + clean(s.Server)
+			line := "  " + string(s.Role) + " " + clean(s.Server)
 			if s.Zone != "" {
 				line += " (" + clean(s.Zone) + ")"
 			}
-			line += ": " + s.Status
+			line += ": " + string(s.Status)
 			if len(s.Values) > 0 {
 				line += " " + foundList(s.Values)
 			}
@@ -356,7 +338,7 @@ func printCheck(w io.Writer, out checkOutput, ownershipSkipped bool) error {
 // verdict, as while a change propagates.
 func serversDisagree(r checkRecord) bool {
 	for _, s := range r.Propagation {
-		if s.Status != r.Status {
+		if string(s.Status) != r.Status {
 			return true
 		}
 	}

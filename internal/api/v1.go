@@ -327,20 +327,28 @@ func writeDomainNotFound(w http.ResponseWriter) {
 	writeError(w, http.StatusNotFound, codeDomainNotFound, "No domain with this id exists in this project.")
 }
 
-func (s *Server) getDomain(w http.ResponseWriter, r *http.Request) error {
+// callerDomain loads the domain the request's path names, of the caller's project.
+// When it answers the request itself (a malformed id, 404) it returns nil and no
+// error; an error is for the caller to turn into a 500.
+func (s *Server) callerDomain(w http.ResponseWriter, r *http.Request) (*domain.Domain, error) {
 	id, ok := domainID(w, r)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	d, err := s.cfg.Store.Domain(r.Context(), callerOf(r.Context()).projectID, id)
 	if errors.Is(err, store.ErrNotFound) {
 		writeDomainNotFound(w)
-		return nil
+		return nil, nil
 	}
-	if err != nil {
+	return d, err
+}
+
+func (s *Server) getDomain(w http.ResponseWriter, r *http.Request) error {
+	d, err := s.callerDomain(w, r)
+	if d == nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, successData{Success: true, Data: toV1Domain(d, s.cfg.Verifier.InProgress(id))})
+	writeJSON(w, http.StatusOK, successData{Success: true, Data: toV1Domain(d, s.cfg.Verifier.InProgress(d.ID))})
 	return nil
 }
 

@@ -73,44 +73,26 @@ type v2DomainWithRecords struct {
 //	status       unchecked, verified, missing, mismatch or temporary_failure
 //	found        the values DNS returned at the latest check, [] when none
 //	problems     [{code, message}], [] when none
-//	propagation  domaind's extension: what each server asked said (v2Sighting)
+//	propagation  domaind's extension: what each server asked said (domain.Sighting)
 //	createdAt, updatedAt
 type v2Record struct {
-	ID          string       `json:"id"`
-	DomainID    string       `json:"domainId"`
-	RecordType  string       `json:"recordType"`
-	Type        string       `json:"type"`
-	Name        string       `json:"name"`
-	Value       string       `json:"value"`
-	Priority    *uint16      `json:"priority"`
-	Purpose     string       `json:"purpose"`
-	IsRequired  bool         `json:"isRequired"`
-	IsVerified  bool         `json:"isVerified"`
-	LastChecked *string      `json:"lastChecked"`
-	Status      string       `json:"status"`
-	Found       []string     `json:"found"`
-	Problems    []v2Problem  `json:"problems"`
-	Propagation []v2Sighting `json:"propagation"`
-	CreatedAt   string       `json:"createdAt"`
-	UpdatedAt   string       `json:"updatedAt"`
-}
-
-// v2Problem is one thing wrong with a record: a stable code and a sentence saying
-// what to change.
-type v2Problem struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-// v2Sighting is what one DNS server said of a record: zone only for an
-// authoritative server, error only when it gave no usable answer.
-type v2Sighting struct {
-	Server string   `json:"server"`
-	Role   string   `json:"role"`
-	Zone   string   `json:"zone,omitempty"`
-	Status string   `json:"status"`
-	Values []string `json:"values"`
-	Error  string   `json:"error,omitempty"`
+	ID          string            `json:"id"`
+	DomainID    string            `json:"domainId"`
+	RecordType  string            `json:"recordType"`
+	Type        string            `json:"type"`
+	Name        string            `json:"name"`
+	Value       string            `json:"value"`
+	Priority    *uint16           `json:"priority"`
+	Purpose     string            `json:"purpose"`
+	IsRequired  bool              `json:"isRequired"`
+	IsVerified  bool              `json:"isVerified"`
+	LastChecked *string           `json:"lastChecked"`
+	Status      string            `json:"status"`
+	Found       []string          `json:"found"`
+	Problems    []domain.Problem  `json:"problems"`
+	Propagation []domain.Sighting `json:"propagation"`
+	CreatedAt   string            `json:"createdAt"`
+	UpdatedAt   string            `json:"updatedAt"`
 }
 
 type v2Pagination struct {
@@ -211,8 +193,8 @@ func toV2Record(domainID string, r *domain.Record) v2Record {
 		LastChecked: optTimestamp(r.CheckedAt),
 		Status:      string(r.Status),
 		Found:       nonNil(r.Found),
-		Problems:    make([]v2Problem, len(r.Problems)),
-		Propagation: make([]v2Sighting, len(r.Propagation)),
+		Problems:    nonNil(r.Problems),
+		Propagation: sightings(r.Propagation),
 		CreatedAt:   timestamp(r.CreatedAt),
 		UpdatedAt:   timestamp(r.UpdatedAt),
 	}
@@ -223,24 +205,25 @@ func toV2Record(domainID string, r *domain.Record) v2Record {
 	if out.Status == "" {
 		out.Status = string(domain.CheckUnchecked)
 	}
-	for i, p := range r.Problems {
-		out.Problems[i] = v2Problem{Code: p.Code, Message: p.Message}
-	}
-	for i, s := range r.Propagation {
-		out.Propagation[i] = v2Sighting{
-			Server: s.Server, Role: string(s.Role), Zone: s.Zone, Status: string(s.Status),
-			Values: nonNil(s.Values), Error: s.Error,
-		}
-	}
 	return out
 }
 
 // nonNil returns s, or an empty slice for nil, so that JSON shows [] rather than null.
-func nonNil(s []string) []string {
+func nonNil[T any](s []T) []T {
 	if s == nil {
-		return []string{}
+		return []T{}
 	}
 	return s
+}
+
+// sightings returns a copy of s in which no Values is nil.
+func sightings(s []domain.Sighting) []domain.Sighting {
+	out := make([]domain.Sighting, len(s))
+	for i, sg := range s {
+		sg.Values = nonNil(sg.Values)
+		out[i] = sg
+	}
+	return out
 }
 
 // queryInt parses the query parameter name as a whole number from lo to hi, or
@@ -329,12 +312,7 @@ func (s *Server) v2GetDomain(w http.ResponseWriter, r *http.Request) error {
 	}
 	if d == nil {
 		var err error
-		d, err = s.cfg.Store.Domain(r.Context(), projectID, id)
-		if errors.Is(err, store.ErrNotFound) {
-			writeDomainNotFound(w)
-			return nil
-		}
-		if err != nil {
+		if d, err = s.callerDomain(w, r); d == nil {
 			return err
 		}
 		inProgress = s.cfg.Verifier.InProgress(id)
@@ -347,16 +325,8 @@ func (s *Server) v2GetDomain(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) v2DNSRecords(w http.ResponseWriter, r *http.Request) error {
-	id, ok := domainID(w, r)
-	if !ok {
-		return nil
-	}
-	d, err := s.cfg.Store.Domain(r.Context(), callerOf(r.Context()).projectID, id)
-	if errors.Is(err, store.ErrNotFound) {
-		writeDomainNotFound(w)
-		return nil
-	}
-	if err != nil {
+	d, err := s.callerDomain(w, r)
+	if d == nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, v2RecordList{DomainID: d.ID, Domain: d.Name, Records: toV2Records(d)})
