@@ -303,6 +303,12 @@ func evalMX(e Expectation, a answer) domain.Observation {
 			code = CodeCompetingMX
 		}
 		msg := fmt.Sprintf("%s at %s (%s) also receive mail for it; remove them so every message reaches %s.", verb, e.Name, strings.Join(names, ", "), want)
+		if e.Key == domain.KeyInboundMX {
+			// A receiving domain's mail must all reach the platform: another host,
+			// even a backup, splits it or diverts it when ours is slow.
+			msg = fmt.Sprintf("Other MX hosts at %s (%s) compete with %s, so mail would be split between servers; remove them.", e.Name, strings.Join(names, ", "), want)
+			return mismatch(found, append([]domain.Problem{{Code: code, Message: msg}}, warnings...)...)
+		}
 		if !best {
 			return mismatch(found, append([]domain.Problem{{Code: code, Message: msg}}, warnings...)...)
 		}

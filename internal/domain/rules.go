@@ -101,6 +101,16 @@ func (d *Domain) recompute(now time.Time) {
 	d.DKIMEnabled = verified(KeyDKIM)
 	d.MailFromEnabled = verified(KeyMailFromMX) && verified(KeyMailFromSPF)
 	d.DMARCEnabled = verified(KeyDMARC)
+	// Like the flags, inboundDomainVerifiedAt tells the truth about DNS today: it
+	// goes when the inbound MX is lost (past the degrade threshold).
+	switch in := d.Record(KeyInboundMX); {
+	case in == nil || !in.Verified:
+		d.InboundVerifiedAt = time.Time{}
+	case in.Verified && d.InboundVerifiedAt.IsZero():
+		// Inbound MX checks report competing hosts as a mismatch, so verified
+		// means the platform's MX is there and alone.
+		d.InboundVerifiedAt = now
+	}
 
 	allRequired := d.OwnershipVerified && d.DKIMEnabled
 	anyFound, losing := false, false
