@@ -32,6 +32,9 @@ type Config struct {
 	// Regions are the region keys a domain may use; the first is the default.
 	Regions   []string
 	RateLimit Limit
+	// WebhookAllowPrivate lets webhook URLs use plain http and reach loopback,
+	// private and link-local addresses, as tests need. Off, such URLs are refused.
+	WebhookAllowPrivate bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	Log *slog.Logger
@@ -85,6 +88,19 @@ func (s *Server) routes() http.Handler {
 	}))
 	mux.Handle("/api/v2/domains/{domainId}/dns-records", s.authed(methods{
 		"GET": s.fn(s.v2DNSRecords),
+	}))
+	mux.Handle("/api/v2/domains/{domainId}/events", s.authed(methods{
+		"GET": s.fn(s.v2DomainEvents),
+	}))
+	mux.Handle("/api/v2/webhooks", s.authed(methods{
+		"GET":  s.fn(s.v2ListWebhooks),
+		"POST": s.fn(s.v2CreateWebhook),
+	}))
+	mux.Handle("/api/v2/webhooks/{webhookId}", s.authed(methods{
+		"DELETE": s.fn(s.v2DeleteWebhook),
+	}))
+	mux.Handle("/api/v2/webhooks/{webhookId}/deliveries", s.authed(methods{
+		"GET": s.fn(s.v2WebhookDeliveries),
 	}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, codeNotFound, "No route matches "+r.Method+" "+r.URL.Path+".")
