@@ -27,6 +27,7 @@ import (
 	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/store/sqlite"
 	"github.com/domaind/domaind/internal/verify"
+	"github.com/domaind/domaind/internal/webhook"
 )
 
 // openStore opens the database a --db value names and migrates it.
@@ -150,6 +151,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&recheck.ReverifyEvery, "reverify-every", recheck.ReverifyEvery, "re-check verified domains this often (jittered by 10%)")
 	degradeAfter := fs.Int("degrade-after", 3, "consecutive definite failures before a verified record is reported lost")
 	concurrency := fs.Int("check-concurrency", 64, "automatic checks running at once")
+	allowPrivate := fs.Bool("webhook-allow-private", false, "allow webhook URLs on loopback, private and link-local addresses (for tests; never on a shared network)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -215,6 +217,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	defer stopBG()
 	worker := &schedule.Worker{Store: st, Checker: verifier, Log: log, Concurrency: *concurrency, Lag: m.QueueLag}
 	bgWG.Go(func() { worker.Run(bg) })
+	deliverer := &webhook.Deliverer{
+		Store: st, Sealer: sealer, Client: webhook.NewClient(*allowPrivate, 0), Log: log, Observer: m,
+	}
+	bgWG.Go(func() { deliverer.Run(bg) })
 
 	// /metrics is for the operator's scraper and carries no customer data, so it
 	// sits beside the API without a key; keep the listener off the internet.
@@ -222,7 +228,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	mux.Handle("/metrics", m.Handler())
 	mux.Handle("/", api.New(api.Config{
 		Store: st, Verifier: verifier, Records: rc, Sealer: sealer,
-		Regions: regionList, RateLimit: limit, Log: log,
+		Regions: regionList, RateLimit: limit, Log: log, WebhookAllowPrivate: *allowPrivate,
 	}))
 	srv := &http.Server{
 		Handler:           mux,

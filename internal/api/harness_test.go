@@ -25,6 +25,7 @@ import (
 	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/store/sqlite"
 	"github.com/domaind/domaind/internal/verify"
+	"github.com/domaind/domaind/internal/webhook"
 )
 
 // env is one domaind API served over real HTTP on loopback, checking DNS against a
@@ -51,6 +52,9 @@ type envOptions struct {
 	// recheck, when set, runs the background scheduler with this policy.
 	recheck      *domain.Recheck
 	degradeAfter int
+	// webhooks allows private webhook URLs and runs a delivery worker with a
+	// fast backoff.
+	webhooks bool
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -117,15 +121,25 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	rc := records.DefaultConfig()
 	rc.DKIMBits = o.dkimBits
-	sealer, err := records.NewSealer(bytes.Repeat([]byte{7}, 32))
+	sealer, err := records.NewSealer(testMasterKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(api.New(api.Config{
 		Store: st, Verifier: v, Records: rc, Sealer: sealer,
 		Regions:   []string{"us-east-1", "us-east-2", "ap-south-1", "eu-central-1"},
-		RateLimit: limit, Log: log,
+		RateLimit: limit, Log: log, WebhookAllowPrivate: o.webhooks,
 	}))
+	deliveriesDone := make(chan struct{})
+	if o.webhooks {
+		d := &webhook.Deliverer{
+			Store: st, Sealer: sealer, Client: webhook.NewClient(true, 2*time.Second), Log: log,
+			Backoff: []time.Duration{50 * time.Millisecond}, Interval: 10 * time.Millisecond,
+		}
+		go func() { defer close(deliveriesDone); d.Run(workerCtx) }()
+	} else {
+		close(deliveriesDone)
+	}
 	e.url = srv.URL
 	var closed bool
 	e.close = func() {
@@ -136,6 +150,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		srv.Close()
 		stopWorker()
 		<-workerDone
+		<-deliveriesDone
 		v.Close()
 		st.Close()
 	}
