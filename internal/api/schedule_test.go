@@ -147,3 +147,27 @@ func TestTimeoutsNeverDegrade(t *testing.T) {
 		t.Fatalf("timeouts changed a verified domain: %+v", g)
 	}
 }
+
+// TestVerifyWithoutChangeEmitsNothing verifies an already verified domain again:
+// no passing PENDING, no event.
+func TestVerifyWithoutChangeEmitsNothing(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	d := e.addDomain("example.com")
+	e.publish(d.DNSRecords.Ownership)
+	e.publish(d.DNSRecords.DKIM)
+	e.verify(d.ID)
+	count := func() float64 {
+		r := e.do("GET", "/api/v2/domains/"+d.ID+"/events", "", e.key)
+		return r.json(t)["pagination"].(map[string]any)["total"].(float64)
+	}
+	before := count()
+	if before == 0 {
+		t.Fatal("verification made no events")
+	}
+	if v := e.verify(d.ID); v.Data.VerificationStatus != "VERIFIED" || v.Data.VerificationInProgress {
+		t.Fatalf("second verify: %+v", v.Data)
+	}
+	if after := count(); after != before {
+		t.Errorf("a verify that found nothing new made %v events", after-before)
+	}
+}

@@ -43,6 +43,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SaveCheck", testSaveCheck},
 		{"SaveCheckDeleted", testSaveCheckDeleted},
 		{"ConcurrentCreateDomain", testConcurrentCreateDomain},
+		{"ClaimDue", testClaimDue},
+		{"EventsAndOutbox", testEventsAndOutbox},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,183 @@
+package storetest
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/domaind/domaind/internal/store"
+)
+
+// testClaimDue checks that only due domains are claimed, at most limit of them,
+// earliest first, that a claim hides a domain for its lease, and that a claim
+// whose worker died comes due again when the lease ends.
+func testClaimDue(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p := project(t, s, "acme")
+	now := at(time.Hour)
+	var ids []string
+	for i, due := range []time.Duration{-3 * time.Minute, -2 * time.Minute, -time.Minute, time.Minute, 0} {
+		d := sampleDomain(p.ID, newID(t), "d"+string(rune('a'+i))+".example.com", at(0))
+		d.NextCheckAt = now.Add(due)
+		if i == 4 {
+			d.NextCheckAt = time.Time{} // not scheduled at all
+		}
+		createDomain(t, s, d)
+		ids = append(ids, d.ID)
+	}
+	if oldest, err := s.OldestDue(ctx); err != nil || !oldest.Equal(msUTC(now.Add(-3*time.Minute))) {
+		t.Fatalf("OldestDue = %v, %v; want %v", oldest, err, msUTC(now.Add(-3*time.Minute)))
+	}
+	got, err := s.ClaimDue(ctx, now, time.Minute, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].ID != ids[0] || got[1].ID != ids[1] || got[0].ProjectID != p.ID {
+		t.Fatalf("first claim %+v, want the two most overdue of %v", got, ids)
+	}
+	got, err = s.ClaimDue(ctx, now, time.Minute, 10)
+	if err != nil || len(got) != 1 || got[0].ID != ids[2] {
+		t.Fatalf("second claim %+v, %v; want only %s (claimed ones hidden, future and unscheduled ones not due)", got, err, ids[2])
+	}
+	// The workers that claimed them died: the claims come due when the lease ends.
+	later := now.Add(time.Minute + time.Second)
+	got, err = s.ClaimDue(ctx, later, time.Minute, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotIDs []string
+	for _, d := range got {
+		gotIDs = append(gotIDs, d.ID)
+	}
+	slices.Sort(gotIDs)
+	want := slices.Clone(ids[:4])
+	slices.Sort(want)
+	if !slices.Equal(gotIDs, want) {
+		t.Fatalf("claim after the lease: %v, want %v", gotIDs, want)
+	}
+	if d := getDomain(t, s, p.ID, ids[4]); !d.NextCheckAt.IsZero() {
+		t.Errorf("an unscheduled domain got a due time: %v", d.NextCheckAt)
+	}
+}
+
+// testEventsAndOutbox checks that SaveCheck stores events with a pending delivery
+// to each webhook that wants them, and the delivery life cycle.
+func testEventsAndOutbox(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p, other := project(t, s, "acme"), project(t, s, "globex")
+	all := store.Webhook{ID: "wh_all", ProjectID: p.ID, URL: "https://a.example/h", SealedSecret: []byte{1, 2}, CreatedAt: at(0)}
+	picky := store.Webhook{ID: "wh_picky", ProjectID: p.ID, URL: "https://b.example/h", Events: []string{store.EventFailed}, SealedSecret: []byte{3}, CreatedAt: at(time.Second)}
+	foreign := store.Webhook{ID: "wh_foreign", ProjectID: other.ID, URL: "https://c.example/h", SealedSecret: []byte{4}, CreatedAt: at(0)}
+	for _, w := range []store.Webhook{all, picky, foreign} {
+		if err := s.CreateWebhook(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hooks, err := s.Webhooks(ctx, p.ID)
+	if err != nil || len(hooks) != 2 || hooks[0].ID != all.ID || hooks[1].ID != picky.ID ||
+		!slices.Equal(hooks[1].Events, []string{store.EventFailed}) || string(hooks[0].SealedSecret) != "\x01\x02" {
+		t.Fatalf("Webhooks = %+v, %v", hooks, err)
+	}
+
+	d := sampleDomain(p.ID, newID(t), "example.com", at(0))
+	createDomain(t, s, d)
+	events := []store.Event{
+		{ID: "evt_1", ProjectID: p.ID, DomainID: d.ID, Type: store.EventVerified, Payload: []byte(`{"n":1}`), CreatedAt: at(time.Minute)},
+		{ID: "evt_2", ProjectID: p.ID, DomainID: d.ID, Type: store.EventFailed, Payload: []byte(`{"n":2}`), CreatedAt: at(time.Minute)},
+		{ID: "evt_3", ProjectID: p.ID, DomainID: d.ID, Type: store.EventStatusChanged, Payload: []byte(`{"n":3}`), CreatedAt: at(time.Minute)},
+	}
+	if err := s.SaveCheck(ctx, clone(d), events); err != nil {
+		t.Fatal(err)
+	}
+	got, total, err := s.Events(ctx, p.ID, d.ID, store.Page{Limit: 2})
+	if err != nil || total != 3 || len(got) != 2 || got[0].ID != "evt_3" || got[1].ID != "evt_2" || string(got[1].Payload) != `{"n":2}` {
+		t.Fatalf("Events = %+v, %d, %v; want newest first", got, total, err)
+	}
+	if _, total, _ := s.Events(ctx, other.ID, d.ID, store.Page{}); total != 0 {
+		t.Errorf("another project sees %d events of the domain", total)
+	}
+
+	// wh_all wants every default type (not status.changed): evt_1 and evt_2;
+	// wh_picky only domain.failed: evt_2. Nothing for the other project.
+	claimed, err := s.ClaimDeliveries(ctx, at(2*time.Minute), time.Minute, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type pair struct{ hook, event string }
+	var pairs []pair
+	for _, dl := range claimed {
+		pairs = append(pairs, pair{dl.WebhookID, dl.EventID})
+		if dl.URL == "" || len(dl.SealedSecret) == 0 || len(dl.Payload) == 0 || dl.Status != store.DeliveryPending {
+			t.Errorf("claimed delivery lacks what sending needs: %+v", dl)
+		}
+	}
+	slices.SortFunc(pairs, func(a, b pair) int {
+		if a.hook != b.hook {
+			return map[bool]int{true: -1, false: 1}[a.hook < b.hook]
+		}
+		return map[bool]int{true: -1, false: 1}[a.event < b.event]
+	})
+	if want := []pair{{"wh_all", "evt_1"}, {"wh_all", "evt_2"}, {"wh_picky", "evt_2"}}; !slices.Equal(pairs, want) {
+		t.Fatalf("deliveries %v, want %v", pairs, want)
+	}
+	if again, _ := s.ClaimDeliveries(ctx, at(2*time.Minute), time.Minute, 10); len(again) != 0 {
+		t.Fatalf("claimed deliveries claimed again within their lease: %d", len(again))
+	}
+
+	// One fails and is retried later; one is delivered.
+	var first, second store.Delivery
+	for _, dl := range claimed {
+		if dl.WebhookID == "wh_all" && dl.EventID == "evt_1" {
+			first = dl
+		}
+		if dl.WebhookID == "wh_picky" {
+			second = dl
+		}
+	}
+	if err := s.RecordAttempt(ctx, store.Attempt{DeliveryID: first.ID, At: at(2 * time.Minute), StatusCode: 500, Error: "500 Internal Server Error", Duration: 12 * time.Millisecond},
+		store.DeliveryState{Status: store.DeliveryPending, NextAttemptAt: at(10 * time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordAttempt(ctx, store.Attempt{DeliveryID: second.ID, At: at(2 * time.Minute), StatusCode: 204, Duration: 3 * time.Millisecond},
+		store.DeliveryState{Status: store.DeliveryDelivered}); err != nil {
+		t.Fatal(err)
+	}
+	// At 9m only the third delivery, untouched since its claim expired, is due.
+	third, err := s.ClaimDeliveries(ctx, at(9*time.Minute), time.Minute, 10)
+	if err != nil || len(third) != 1 || third[0].ID == first.ID || third[0].ID == second.ID {
+		t.Fatalf("claim at 9m: %+v, %v; want only the untouched delivery", third, err)
+	}
+	if err := s.RecordAttempt(ctx, store.Attempt{DeliveryID: third[0].ID, At: at(9 * time.Minute), StatusCode: 200},
+		store.DeliveryState{Status: store.DeliveryDelivered}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.ClaimDeliveries(ctx, at(11*time.Minute), time.Minute, 10); len(got) != 1 || got[0].ID != first.ID {
+		t.Fatalf("claim at 11m: %+v, want only the retried delivery %s", got, first.ID)
+	}
+	list, total, err := s.Deliveries(ctx, p.ID, "wh_all", store.Page{})
+	if err != nil || total != 2 || len(list) != 2 {
+		t.Fatalf("Deliveries = %d of %d, %v", len(list), total, err)
+	}
+	for _, dl := range list {
+		if dl.ID == first.ID {
+			if len(dl.Attempts) != 1 || dl.Attempts[0].StatusCode != 500 || dl.Attempts[0].Duration != 12*time.Millisecond || !dl.NextAttemptAt.Equal(msUTC(at(12*time.Minute))) { // claimed at 11m for a minute
+				t.Errorf("retried delivery listed as %+v", dl)
+			}
+		}
+	}
+	if _, total, _ := s.Deliveries(ctx, other.ID, "wh_all", store.Page{}); total != 0 {
+		t.Error("another project sees the webhook's deliveries")
+	}
+
+	// Deleting a webhook removes its deliveries; another project cannot.
+	if err := s.DeleteWebhook(ctx, other.ID, "wh_all"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("cross-project DeleteWebhook: %v", err)
+	}
+	if err := s.DeleteWebhook(ctx, p.ID, "wh_all"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordAttempt(ctx, store.Attempt{DeliveryID: first.ID, At: at(12 * time.Minute)}, store.DeliveryState{Status: store.DeliveryDelivered}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("RecordAttempt for a deleted webhook's delivery: %v, want ErrNotFound", err)
+	}
+}
