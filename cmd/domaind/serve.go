@@ -21,6 +21,7 @@ import (
 	"github.com/domaind/domaind/internal/api"
 	"github.com/domaind/domaind/internal/dnscheck"
 	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/domains"
 	"github.com/domaind/domaind/internal/metrics"
 	"github.com/domaind/domaind/internal/records"
 	"github.com/domaind/domaind/internal/schedule"
@@ -227,8 +228,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.Handler())
 	mux.Handle("/", api.New(api.Config{
-		Store: st, Verifier: verifier, Records: rc, Sealer: sealer,
-		Regions: regionList, RateLimit: limit, Log: log, WebhookAllowPrivate: *allowPrivate,
+		Store: st, Verifier: verifier, Sealer: sealer,
+		Domains: &domains.Service{
+			Store: st, Verifier: verifier, Records: rc, Sealer: sealer, Regions: regionList, Log: log,
+		},
+		RateLimit: limit, Log: log, WebhookAllowPrivate: *allowPrivate,
 	}))
 	srv := &http.Server{
 		Handler:           mux,

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/domaind/domaind/internal/apikey"
+	"github.com/domaind/domaind/internal/domains"
 	"github.com/domaind/domaind/internal/records"
 	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/verify"
@@ -27,10 +28,10 @@ const MaxBodyBytes = 1 << 20
 type Config struct {
 	Store    store.Store
 	Verifier *verify.Verifier
-	Records  records.Config
-	Sealer   *records.Sealer
-	// Regions are the region keys a domain may use; the first is the default.
-	Regions   []string
+	// Domains adds and deletes domains, as the dashboard does too.
+	Domains *domains.Service
+	// Sealer seals webhook secrets.
+	Sealer    *records.Sealer
 	RateLimit Limit
 	// WebhookAllowPrivate lets webhook URLs use plain http and reach loopback,
 	// private and link-local addresses, as tests need. Off, such URLs are refused.

@@ -20,6 +20,7 @@ import (
 	"github.com/domaind/domaind/internal/dnscheck"
 	"github.com/domaind/domaind/internal/dnstest"
 	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/domains"
 	"github.com/domaind/domaind/internal/records"
 	"github.com/domaind/domaind/internal/schedule"
 	"github.com/domaind/domaind/internal/store"
@@ -126,8 +127,11 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(api.New(api.Config{
-		Store: st, Verifier: v, Records: rc, Sealer: sealer,
-		Regions:   []string{"us-east-1", "us-east-2", "ap-south-1", "eu-central-1"},
+		Store: st, Verifier: v, Sealer: sealer,
+		Domains: &domains.Service{
+			Store: st, Verifier: v, Records: rc, Sealer: sealer,
+			Regions: []string{"us-east-1", "us-east-2", "ap-south-1", "eu-central-1"},
+		},
 		RateLimit: limit, Log: log, WebhookAllowPrivate: o.webhooks,
 	}))
 	deliveriesDone := make(chan struct{})

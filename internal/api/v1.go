@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/domains"
 	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/verify"
 )
@@ -161,55 +161,23 @@ func (s *Server) addDomain(w http.ResponseWriter, r *http.Request) error {
 		writeValidation(w, FieldError{Field: "domain", Message: "domain is required, e.g. {\"domain\": \"example.com\"}."})
 		return nil
 	}
-	name, err := domain.NormalizeName(*req.Domain)
-	if err != nil {
-		var ne *domain.NameError
-		msg := "domain is not a valid domain name."
-		if errors.As(err, &ne) {
-			msg = ne.Message
-		}
-		writeValidation(w, FieldError{Field: "domain", Message: msg})
+	region := ""
+	if req.RegionKey != nil {
+		region = *req.RegionKey
+	}
+	d, err := s.cfg.Domains.Add(r.Context(), callerOf(r.Context()).projectID, *req.Domain, region)
+	var inErr *domains.InputError
+	switch {
+	case errors.As(err, &inErr):
+		writeValidation(w, FieldError{Field: inErr.Field, Message: inErr.Message})
 		return nil
-	}
-	region := s.cfg.Regions[0]
-	if req.RegionKey != nil && *req.RegionKey != "" {
-		region = strings.TrimSpace(*req.RegionKey)
-		if !slices.Contains(s.cfg.Regions, region) {
-			writeValidation(w, FieldError{Field: "regionKey", Message: fmt.Sprintf(
-				"regionKey %q is not available; use one of %s.", truncateRunes(region, 64), strings.Join(s.cfg.Regions, ", "))})
-			return nil
-		}
-	}
-
-	c := callerOf(r.Context())
-	now := s.cfg.Now().UTC().Truncate(time.Millisecond)
-	id, err := domain.NewID(now)
-	if err != nil {
+	case errors.Is(err, store.ErrDomainExists):
+		name, _ := domain.NormalizeName(*req.Domain)
+		writeError(w, http.StatusConflict, codeDomainExists, fmt.Sprintf("The domain %s already exists in this project.", name))
+		return nil
+	case err != nil:
 		return err
 	}
-	gen, err := s.cfg.Records.Generate(name, region, now)
-	if err != nil {
-		return err
-	}
-	sealed, err := s.cfg.Sealer.Seal(gen.DKIMPrivateKey, id)
-	clear(gen.DKIMPrivateKey)
-	if err != nil {
-		return err
-	}
-	d := &domain.Domain{
-		ID: id, ProjectID: c.projectID, Name: name, Region: region,
-		Status: domain.StatusPendingConfiguration, Records: gen.Records,
-		CreatedAt: now, LastCheckedAt: now,
-	}
-	s.cfg.Verifier.StartWindow(d, now)
-	if err := s.cfg.Store.CreateDomain(r.Context(), d, sealed); err != nil {
-		if errors.Is(err, store.ErrDomainExists) {
-			writeError(w, http.StatusConflict, codeDomainExists, fmt.Sprintf("The domain %s already exists in this project.", name))
-			return nil
-		}
-		return err
-	}
-	s.cfg.Log.Info("domain added", "domain", name, "id", id, "project", c.projectID, "region", region)
 	writeJSON(w, http.StatusCreated, successData{Success: true, Data: toV1Domain(d, false)})
 	return nil
 }
@@ -357,7 +325,7 @@ func (s *Server) deleteDomain(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return nil
 	}
-	err := s.cfg.Store.DeleteDomain(r.Context(), callerOf(r.Context()).projectID, id)
+	err := s.cfg.Domains.Delete(r.Context(), callerOf(r.Context()).projectID, id)
 	if errors.Is(err, store.ErrNotFound) {
 		writeDomainNotFound(w)
 		return nil
@@ -365,7 +333,6 @@ func (s *Server) deleteDomain(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.cfg.Log.Info("domain deleted", "id", id, "project", callerOf(r.Context()).projectID)
 	writeJSON(w, http.StatusOK, successMessage{Success: true, Message: "Domain deleted successfully"})
 	return nil
 }

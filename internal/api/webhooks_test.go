@@ -50,7 +50,7 @@ func withWebhookOptions(e *env) *env {
 		e.t.Fatal(err)
 	}
 	srv := httptest.NewServer(api.New(api.Config{
-		Store: e.store, Sealer: sealer, Regions: []string{"us-east-1"}, RateLimit: limit,
+		Store: e.store, Sealer: sealer, RateLimit: limit,
 		WebhookAllowPrivate: true,
 	}))
 	e.t.Cleanup(srv.Close)

@@ -1,0 +1,117 @@
+// Package domains adds and removes a project's sending domains. It is what the API
+// and the dashboard share: the rules for a new domain (its name, region, records,
+// sealed key and first schedule) live here once, not in each front end.
+package domains
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/records"
+	"github.com/domaind/domaind/internal/store"
+	"github.com/domaind/domaind/internal/verify"
+)
+
+// InputError says which input broke which rule, in a sentence a customer can act on.
+type InputError struct {
+	Field   string
+	Message string
+}
+
+func (e *InputError) Error() string { return e.Field + ": " + e.Message }
+
+// Service adds and removes domains.
+type Service struct {
+	Store    store.Store
+	Verifier *verify.Verifier
+	Records  records.Config
+	Sealer   *records.Sealer
+	// Regions are the region keys a domain may use; the first is the default.
+	Regions []string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	Log *slog.Logger
+}
+
+func (s *Service) now() time.Time {
+	if s.Now == nil {
+		return time.Now()
+	}
+	return s.Now()
+}
+
+// Add adds the domain rawName (as the customer typed it) in region ("" for the
+// default) to the project. It returns an *InputError for a bad name or region and
+// store.ErrDomainExists when the project has the domain already.
+func (s *Service) Add(ctx context.Context, projectID int64, rawName, region string) (*domain.Domain, error) {
+	name, err := domain.NormalizeName(rawName)
+	if err != nil {
+		msg := "domain is not a valid domain name."
+		var ne *domain.NameError
+		if errors.As(err, &ne) {
+			msg = ne.Message
+		}
+		return nil, &InputError{Field: "domain", Message: msg}
+	}
+	region = strings.TrimSpace(region)
+	if region == "" {
+		region = s.Regions[0]
+	}
+	if !slices.Contains(s.Regions, region) {
+		return nil, &InputError{Field: "regionKey", Message: fmt.Sprintf(
+			"regionKey %q is not available; use one of %s.", truncate(region, 64), strings.Join(s.Regions, ", "))}
+	}
+
+	now := s.now().UTC().Truncate(time.Millisecond)
+	id, err := domain.NewID(now)
+	if err != nil {
+		return nil, err
+	}
+	gen, err := s.Records.Generate(name, region, now)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := s.Sealer.Seal(gen.DKIMPrivateKey, id)
+	clear(gen.DKIMPrivateKey)
+	if err != nil {
+		return nil, err
+	}
+	d := &domain.Domain{
+		ID: id, ProjectID: projectID, Name: name, Region: region,
+		Status: domain.StatusPendingConfiguration, Records: gen.Records,
+		CreatedAt: now, LastCheckedAt: now,
+	}
+	s.Verifier.StartWindow(d, now)
+	if err := s.Store.CreateDomain(ctx, d, sealed); err != nil {
+		return nil, err
+	}
+	if s.Log != nil {
+		s.Log.Info("domain added", "domain", name, "id", id, "project", projectID, "region", region)
+	}
+	return d, nil
+}
+
+// Delete removes the project's domain, its records and its keys.
+func (s *Service) Delete(ctx context.Context, projectID int64, id string) error {
+	if err := s.Store.DeleteDomain(ctx, projectID, id); err != nil {
+		return err
+	}
+	if s.Log != nil {
+		s.Log.Info("domain deleted", "id", id, "project", projectID)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}
