@@ -216,3 +216,25 @@ func Wants(events []string, eventType string) bool {
 	}
 	return slices.Contains(events, eventType)
 }
+
+// Session is a dashboard sign-in. Only a hash of its token is stored, as with API
+// keys, so a copy of the database signs nobody in.
+type Session struct {
+	Hash        [32]byte // SHA-256 of the session token
+	APIKeyID    int64    // the key the customer signed in with
+	ProjectID   int64
+	ProjectName string
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+}
+
+// Sessions keeps dashboard sign-ins.
+type Sessions interface {
+	// CreateSession stores a new session.
+	CreateSession(ctx context.Context, s Session) error
+	// SessionByHash returns the session with the given hash, or ErrNotFound if
+	// there is none, it has expired at now, or its API key has been revoked.
+	SessionByHash(ctx context.Context, hash [32]byte, now time.Time) (Session, error)
+	// DeleteSession ends a session; ending one that does not exist is no error.
+	DeleteSession(ctx context.Context, hash [32]byte) error
+}
