@@ -67,6 +67,8 @@ type checkOptions struct {
 	mailFromSubdomain string
 	expectMX          string // empty: any MX host
 	spfInclude        string // empty: any valid SPF record
+	inbound           bool   // also check the receiving side: the MX at the domain
+	inboundMX         string // empty: any MX host (alone, and not a null MX)
 }
 
 // checkCmd runs `domaind check DOMAIN`: the verifier's DNS checks of one domain,
@@ -89,6 +91,8 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.mailFromSubdomain, "mail-from-subdomain", def.MailFromSubdomain, "label of the MAIL FROM domain")
 	fs.StringVar(&o.expectMX, "expect-mx", "", "expected MAIL FROM MX host; empty accepts any MX host")
 	fs.StringVar(&o.spfInclude, "expect-spf-include", "", "domain the MAIL FROM SPF record must include; empty accepts any valid SPF record")
+	fs.BoolVar(&o.inbound, "inbound", false, "also check the receiving side: the MX at the domain itself, alone and not a null MX")
+	fs.StringVar(&o.inboundMX, "expect-inbound-mx", "", "with --inbound, the expected inbound MX host; empty accepts any host")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 
 	usageErr := func(format string, a ...any) error {
@@ -223,6 +227,9 @@ func (o *checkOptions) expectations(name string) []dnscheck.Expectation {
 		// Any valid DMARC policy will do, as it does for the verifier.
 		dnscheck.Expectation{Key: domain.KeyDMARC, Name: "_dmarc." + name, Type: "TXT"},
 	)
+	if o.inbound {
+		exps = append(exps, dnscheck.Expectation{Key: domain.KeyInboundMX, Name: name, Type: "MX", Value: o.inboundMX, Priority: 10})
+	}
 	for i := range exps {
 		exps[i].Domain = name
 	}

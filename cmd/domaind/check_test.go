@@ -437,3 +437,37 @@ func TestCheckExit(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckInbound checks the receiving side with --inbound: a competing MX host
+// fails it with COMPETING_MX, the platform's MX alone verifies it, and without
+// --inbound the MX at the domain is not asked for.
+func TestCheckInbound(t *testing.T) {
+	z := dnstest.NewZone("example.com.")
+	srv := dnstest.Start(t, z)
+	if err := z.AddTXT("autosend._domainkey.example.com.", "v=DKIM1; k=rsa; p="+dkimTestKey(t)); err != nil {
+		t.Fatal(err)
+	}
+	z.MustAdd(`mail.example.com. 300 IN MX 10 feedback-smtp.us-east-1.amazonses.com.`)
+	z.MustAdd(`mail.example.com. 300 IN TXT "v=spf1 include:amazonses.com ~all"`)
+	z.MustAdd(`_dmarc.example.com. 300 IN TXT "v=DMARC1; p=none"`)
+	z.MustAdd("example.com. 300 IN MX 10 inbound-smtp.us-east-1.amazonaws.com.\nexample.com. 300 IN MX 20 mx.old.example.")
+	args := []string{"check", "--resolvers", srv.Addr(), "--dns-mode", "recursive", "example.com"}
+
+	if _, _, err := runCmd(t, args...); exitOf(t, err) != 0 {
+		t.Fatalf("without --inbound the receiving side should not count: %v", err)
+	}
+	if n := srv.Count("example.com.", dns.TypeMX, ""); n != 0 {
+		t.Errorf("the domain's MX was asked %d times without --inbound", n)
+	}
+	inbound := append(args, "--inbound", "--expect-inbound-mx", "inbound-smtp.us-east-1.amazonaws.com")
+	out, _, err := runCmd(t, inbound...)
+	if code := exitOf(t, err); code != 1 || !strings.Contains(out, "COMPETING_MX") || !strings.Contains(out, "mx.old.example") {
+		t.Fatalf("competing MX: exit %d\n%s", code, out)
+	}
+	z.Remove("example.com.", dns.TypeMX)
+	z.MustAdd("example.com. 300 IN MX 10 inbound-smtp.us-east-1.amazonaws.com.")
+	out, _, err = runCmd(t, inbound...)
+	if code := exitOf(t, err); code != 0 || !row("inbound_mx", "example.com", "MX", "verified").MatchString(out) {
+		t.Fatalf("inbound MX alone: exit %d\n%s", code, out)
+	}
+}

@@ -202,6 +202,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer st.Close()
 
+	inbound, ok := st.(store.Inbound)
+	if !ok {
+		return fmt.Errorf("--db %s: this store cannot switch receiving on", redactDSN(*db))
+	}
 	m := metrics.New()
 	verifier := verify.New(st, checker, verify.Config{
 		Budget: *budget, MinInterval: *minInterval, Rules: domain.Rules{DegradeAfter: *degradeAfter},
@@ -230,7 +234,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	mux.Handle("/", api.New(api.Config{
 		Store: st, Verifier: verifier, Sealer: sealer,
 		Domains: &domains.Service{
-			Store: st, Verifier: verifier, Records: rc, Sealer: sealer, Regions: regionList, Log: log,
+			Store: st, Inbound: inbound, Verifier: verifier, Records: rc, Sealer: sealer, Regions: regionList, Log: log,
 		},
 		RateLimit: limit, Log: log, WebhookAllowPrivate: *allowPrivate,
 	}))

@@ -81,6 +81,12 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/v1/domains/{domainId}/verify", s.authed(methods{
 		"POST": s.fn(s.verifyDomain),
 	}))
+	mux.Handle("/v1/domains/{domainId}/inbound/enable", s.authed(methods{
+		"POST": s.fn(s.inbound(true)),
+	}))
+	mux.Handle("/v1/domains/{domainId}/inbound/disable", s.authed(methods{
+		"POST": s.fn(s.inbound(false)),
+	}))
 	mux.Handle("/api/v2/domains", s.authed(methods{
 		"GET": s.fn(s.v2ListDomains),
 	}))

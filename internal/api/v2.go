@@ -39,6 +39,7 @@ type v2Domain struct {
 	MailFromEnabled        bool    `json:"mailFromEnabled"`
 	DMARCEnabled           bool    `json:"dmarcEnabled"`
 	CanSend                bool    `json:"canSend"`
+	CanReceive             bool    `json:"canReceive"`
 	VerificationInProgress bool    `json:"verificationInProgress"`
 	CreatedAt              string  `json:"createdAt"`
 	LastCheckedAt          *string `json:"lastCheckedAt"`
@@ -152,7 +153,10 @@ func toV2Domain(d *domain.Domain, inProgress bool) v2Domain {
 		DMARCEnabled:       d.DMARCEnabled,
 		// Flags follow DNS with hysteresis, so a domain degrading but not yet past
 		// the threshold still sends.
-		CanSend:                d.OwnershipVerified && d.DKIMEnabled,
+		CanSend: d.OwnershipVerified && d.DKIMEnabled,
+		// Receiving works once the inbound MX is seen, alone: the check reports
+		// competing hosts and a null MX as mismatches.
+		CanReceive:             func() bool { r := d.Record(domain.KeyInboundMX); return r != nil && r.Verified }(),
 		VerificationInProgress: inProgress,
 		CreatedAt:              timestamp(d.CreatedAt),
 		VerifiedAt:             optTimestamp(d.VerifiedAt),

@@ -21,7 +21,7 @@ import (
 
 var (
 	v2DomainKeys = sorted("id", "domain", "region", "verificationStatus", "ownershipVerified", "dkimEnabled",
-		"mailFromEnabled", "dmarcEnabled", "canSend", "verificationInProgress", "createdAt", "lastCheckedAt", "verifiedAt",
+		"mailFromEnabled", "dmarcEnabled", "canSend", "verificationInProgress", "createdAt", "lastCheckedAt", "verifiedAt", "canReceive",
 		"state", "verificationFailedAt", "failureReason", "nextCheckAt")
 	v2RecordKeys = sorted("id", "domainId", "recordType", "type", "name", "value", "priority", "purpose",
 		"isRequired", "isVerified", "lastChecked", "status", "found", "problems", "propagation", "createdAt", "updatedAt")

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"hash/fnv"
+	"slices"
 	"time"
 )
 
@@ -74,6 +75,12 @@ func (d *Domain) StartWindow(p Recheck, now time.Time) {
 // up on: unverified at the end of its window.
 func (d *Domain) ScheduleNext(p Recheck, change Change, now time.Time) (gaveUp bool) {
 	switch {
+	case d.Status == StatusVerified && !d.losing() && d.inboundPending():
+		// Sending works; receiving was switched on and its MX is not seen yet:
+		// keep looking on the backoff schedule so the customer hears soon.
+		d.CheckAttempt++
+		d.NextCheckAt = now.Add(p.step(d.CheckAttempt))
+		return false
 	case d.Status == StatusVerified && !d.losing():
 		d.CheckAttempt = 0
 		d.NextCheckAt = now.Add(p.ReverifyEvery + p.jitter(d.ID, now, p.ReverifyEvery))
@@ -118,6 +125,33 @@ func (d *Domain) State() string {
 		return "pending"
 	}
 	return "pending_configuration"
+}
+
+// inboundPending reports whether receiving is on but its MX is not verified.
+func (d *Domain) inboundPending() bool {
+	r := d.Record(KeyInboundMX)
+	return r != nil && !r.Verified
+}
+
+// EnableInbound switches receiving on with the given inbound MX record: the next
+// automatic check is due at the first step of the schedule.
+func (d *Domain) EnableInbound(rec Record, p Recheck, now time.Time) {
+	if d.Record(KeyInboundMX) != nil {
+		return
+	}
+	d.Records = append(d.Records, rec)
+	d.InboundEnabledAt = now
+	d.InboundVerifiedAt = time.Time{}
+	d.CheckAttempt = 0
+	d.NextCheckAt = now.Add(p.step(0))
+}
+
+// DisableInbound switches receiving off: the inbound MX record and both inbound
+// timestamps go.
+func (d *Domain) DisableInbound() {
+	d.Records = slices.DeleteFunc(d.Records, func(r Record) bool { return r.Key == KeyInboundMX })
+	d.InboundEnabledAt = time.Time{}
+	d.InboundVerifiedAt = time.Time{}
 }
 
 // losing reports whether a verified domain has a required record failing but not

@@ -28,7 +28,9 @@ func (e *InputError) Error() string { return e.Field + ": " + e.Message }
 
 // Service adds and removes domains.
 type Service struct {
-	Store    store.Store
+	Store store.Store
+	// Inbound stores receiving's switch; the stores implement it beside Store.
+	Inbound  store.Inbound
 	Verifier *verify.Verifier
 	Records  records.Config
 	Sealer   *records.Sealer
@@ -106,6 +108,54 @@ func (s *Service) Delete(ctx context.Context, projectID int64, id string) error 
 		s.Log.Info("domain deleted", "id", id, "project", projectID)
 	}
 	return nil
+}
+
+// ErrNotVerified is returned by EnableInbound for a domain that is not VERIFIED:
+// receiving is for domains whose ownership is proven.
+var ErrNotVerified = errors.New("domains: receiving can be enabled only on a VERIFIED domain")
+
+// EnableInbound switches receiving on for the project's verified domain: it adds
+// the inbound MX record to publish, and checks follow until it is seen. Enabling
+// it again changes nothing.
+func (s *Service) EnableInbound(ctx context.Context, projectID int64, id string) (*domain.Domain, error) {
+	d, err := s.Store.Domain(ctx, projectID, id)
+	if err != nil {
+		return nil, err
+	}
+	if d.Record(domain.KeyInboundMX) != nil {
+		return d, nil
+	}
+	if d.Status != domain.StatusVerified {
+		return nil, ErrNotVerified
+	}
+	now := s.now().UTC().Truncate(time.Millisecond)
+	d.EnableInbound(s.Records.InboundMX(d.Name, d.Region, now), s.Verifier.Recheck(), now)
+	if err := s.Inbound.SaveInbound(ctx, d); err != nil {
+		return nil, err
+	}
+	if s.Log != nil {
+		s.Log.Info("inbound enabled", "domain", d.Name, "id", d.ID, "project", projectID)
+	}
+	return d, nil
+}
+
+// DisableInbound switches receiving off for the project's domain.
+func (s *Service) DisableInbound(ctx context.Context, projectID int64, id string) (*domain.Domain, error) {
+	d, err := s.Store.Domain(ctx, projectID, id)
+	if err != nil {
+		return nil, err
+	}
+	if d.Record(domain.KeyInboundMX) == nil {
+		return d, nil
+	}
+	d.DisableInbound()
+	if err := s.Inbound.SaveInbound(ctx, d); err != nil {
+		return nil, err
+	}
+	if s.Log != nil {
+		s.Log.Info("inbound disabled", "domain", d.Name, "id", d.ID, "project", projectID)
+	}
+	return d, nil
 }
 
 func truncate(s string, n int) string {

@@ -238,3 +238,12 @@ type Sessions interface {
 	// DeleteSession ends a session; ending one that does not exist is no error.
 	DeleteSession(ctx context.Context, hash [32]byte) error
 }
+
+// Inbound switches receiving on and off.
+type Inbound interface {
+	// SaveInbound stores d's inbound state: it adds or removes the inbound MX
+	// record so the stored records match d's, and stores the inbound timestamps
+	// and the schedule, in one transaction. It returns ErrNotFound if the project
+	// has no such domain.
+	SaveInbound(ctx context.Context, d *domain.Domain) error
+}

@@ -160,6 +160,9 @@ func checked(d *domain.Domain) bool {
 	return false
 }
 
+// Recheck returns the automatic re-check policy.
+func (v *Verifier) Recheck() domain.Recheck { return v.cfg.Recheck }
+
 // StartWindow sets a new domain's schedule: its first automatic check follows the
 // first step of the re-check policy.
 func (v *Verifier) StartWindow(d *domain.Domain, now time.Time) {

@@ -1,0 +1,41 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/domains"
+	"github.com/domaind/domaind/internal/store"
+)
+
+// inbound serves POST /v1/domains/{domainId}/inbound/enable and /disable.
+func (s *Server) inbound(enable bool) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id, ok := domainID(w, r)
+		if !ok {
+			return nil
+		}
+		projectID := callerOf(r.Context()).projectID
+		var d *domain.Domain
+		var err error
+		if enable {
+			d, err = s.cfg.Domains.EnableInbound(r.Context(), projectID, id)
+		} else {
+			d, err = s.cfg.Domains.DisableInbound(r.Context(), projectID, id)
+		}
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			writeDomainNotFound(w)
+			return nil
+		case errors.Is(err, domains.ErrNotVerified):
+			writeValidation(w, FieldError{Field: "verificationStatus",
+				Message: "Receiving can be enabled only on a VERIFIED domain; publish its ownership and DKIM records and verify it first."})
+			return nil
+		case err != nil:
+			return err
+		}
+		writeJSON(w, http.StatusOK, successData{Success: true, Data: toV1Domain(d, s.cfg.Verifier.InProgress(d.ID))})
+		return nil
+	}
+}
