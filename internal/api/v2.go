@@ -1,10 +1,13 @@
 package api
 
 import (
+	"encoding/base64"
 	"errors"
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/store"
@@ -101,6 +104,30 @@ type v2Pagination struct {
 	Offset  int  `json:"offset"`
 	Total   int  `json:"total"`
 	HasMore bool `json:"hasMore"`
+	// NextCursor, passed as ?cursor=, continues the list after this page however
+	// many domains are added meanwhile; absent on the last page and on lists
+	// that page by offset only.
+	NextCursor *string `json:"nextCursor,omitempty"`
+}
+
+// encodeCursor and decodeCursor make a Position opaque: base64url of
+// "<created ms>:<id>". It only positions a list within the caller's own project,
+// so it needs no signature.
+func encodeCursor(d *domain.Domain) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(d.CreatedAt.UnixMilli(), 10) + ":" + d.ID))
+}
+
+func decodeCursor(s string) (*store.Position, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, false
+	}
+	msStr, id, ok := strings.Cut(string(b), ":")
+	ms, err := strconv.ParseInt(msStr, 10, 64)
+	if !ok || err != nil || ms < 0 || !domain.ValidID(id) {
+		return nil, false
+	}
+	return &store.Position{CreatedAt: time.UnixMilli(ms).UTC(), ID: id}, true
 }
 
 type v2List struct {
@@ -255,13 +282,36 @@ func (s *Server) v2ListDomains(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return nil
 	}
-	ds, total, err := s.cfg.Store.Domains(r.Context(), callerOf(r.Context()).projectID, store.Page{Limit: limit, Offset: offset})
+	page := store.Page{Limit: limit, Offset: offset}
+	if q := r.URL.Query(); q.Has("cursor") {
+		after, ok := decodeCursor(q.Get("cursor"))
+		switch {
+		case !ok:
+			writeValidation(w, FieldError{Field: "cursor", Message: "cursor must be a nextCursor value this API returned."})
+			return nil
+		case offset > 0:
+			writeValidation(w, FieldError{Field: "offset", Message: "use either cursor or offset, not both."})
+			return nil
+		}
+		// One more than asked tells whether another page follows.
+		page = store.Page{Limit: limit + 1, After: after}
+	}
+	ds, total, err := s.cfg.Store.Domains(r.Context(), callerOf(r.Context()).projectID, page)
 	if err != nil {
 		return err
 	}
+	hasMore := offset+len(ds) < total
+	if page.After != nil {
+		hasMore = len(ds) > limit
+		ds = ds[:min(len(ds), limit)]
+	}
 	out := v2List{
 		Data:       make([]v2Domain, len(ds)),
-		Pagination: v2Pagination{Limit: limit, Offset: offset, Total: total, HasMore: offset+len(ds) < total},
+		Pagination: v2Pagination{Limit: limit, Offset: offset, Total: total, HasMore: hasMore},
+	}
+	if hasMore && len(ds) > 0 {
+		c := encodeCursor(ds[len(ds)-1])
+		out.Pagination.NextCursor = &c
 	}
 	for i, d := range ds {
 		out.Data[i] = toV2Domain(d, s.cfg.Verifier.InProgress(d.ID))

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -541,5 +542,60 @@ func TestV2IsRequired(t *testing.T) {
 	}
 	if mx := byType["inbound_mx"]; mx["name"] != "example.com" || mx["value"] != "inbound-smtp.us-east-1.amazonaws.com" || mx["recordType"] != "MX" {
 		t.Errorf("inbound_mx %v", mx)
+	}
+}
+
+// TestV2Cursor walks the domain list with cursors while domains are added between
+// pages: every domain that existed at the start is seen exactly once, in order.
+func TestV2Cursor(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	var want []string
+	for i := range 7 {
+		want = append(want, e.addDomain("c"+strconv.Itoa(i)+".example.com").ID)
+	}
+	var seen []string
+	path := "/api/v2/domains?limit=3"
+	for page := 0; ; page++ {
+		if page > 10 {
+			t.Fatal("cursor walk does not end")
+		}
+		r := e.do("GET", path, "", e.key)
+		if r.status != http.StatusOK {
+			t.Fatalf("page %d: %d %s", page, r.status, r.body)
+		}
+		var body struct {
+			Data []struct {
+				ID string `json:"id"`
+			} `json:"data"`
+			Pagination struct {
+				HasMore    bool    `json:"hasMore"`
+				NextCursor *string `json:"nextCursor"`
+			} `json:"pagination"`
+		}
+		if err := json.Unmarshal(r.body, &body); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range body.Data {
+			seen = append(seen, d.ID)
+		}
+		// A domain added between pages lands after the ones already listed.
+		e.addDomain("new" + strconv.Itoa(page) + ".example.com")
+		if !body.Pagination.HasMore {
+			if body.Pagination.NextCursor != nil {
+				t.Error("nextCursor on the last page")
+			}
+			break
+		}
+		path = "/api/v2/domains?limit=3&cursor=" + *body.Pagination.NextCursor
+	}
+	if !slices.Equal(seen[:len(want)], want) {
+		t.Fatalf("cursor walk saw %v first, want %v", seen[:len(want)], want)
+	}
+	if len(slices.Compact(slices.Sorted(slices.Values(seen)))) != len(seen) {
+		t.Fatalf("a domain was listed twice: %v", seen)
+	}
+	for _, bad := range []string{"cursor=nope", "cursor=" + "MTIzOmFiYw", "cursor=MTIzOjAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2Nw&offset=2"} {
+		r := e.do("GET", "/api/v2/domains?"+bad, "", e.key)
+		errorOf(t, r, http.StatusBadRequest, "VALIDATION_FAILED")
 	}
 }

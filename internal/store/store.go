@@ -49,6 +49,17 @@ type APIKey struct {
 type Page struct {
 	Limit  int
 	Offset int
+	// After, when set, starts the list just after this position instead of at
+	// Offset: keyset pagination, which stays stable while domains are added and
+	// costs the same on the thousandth page as on the first.
+	After *Position
+}
+
+// Position is a place in a project's list of domains, which is ordered by
+// creation time and then id.
+type Position struct {
+	CreatedAt time.Time
+	ID        string
 }
 
 // Due is a domain claimed for an automatic check.

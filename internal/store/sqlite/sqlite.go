@@ -369,8 +369,14 @@ func (s *Store) Domains(ctx context.Context, projectID int64, p store.Page) ([]*
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+domainColumns+` FROM domains WHERE project_id = ?
-		ORDER BY created_at, id LIMIT ? OFFSET ?`, projectID, limit, max(p.Offset, 0))
+	query, args := `SELECT `+domainColumns+` FROM domains WHERE project_id = ?
+		ORDER BY created_at, id LIMIT ? OFFSET ?`, []any{projectID, limit, max(p.Offset, 0)}
+	if a := p.After; a != nil {
+		query = `SELECT ` + domainColumns + ` FROM domains WHERE project_id = ?
+			AND (created_at > ? OR (created_at = ? AND id > ?)) ORDER BY created_at, id LIMIT ?`
+		args = []any{projectID, ms(a.CreatedAt), ms(a.CreatedAt), a.ID, limit}
+	}
+	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("sqlite: list domains: %w", err)
 	}

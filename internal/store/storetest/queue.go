@@ -181,3 +181,28 @@ func testEventsAndOutbox(t *testing.T, s store.Store) {
 		t.Errorf("RecordAttempt for a deleted webhook's delivery: %v, want ErrNotFound", err)
 	}
 }
+
+// testDomainsAfter checks keyset pagination: the page after a position, with
+// domains created in the same millisecond ordered by id.
+func testDomainsAfter(t *testing.T, s store.Store) {
+	p := project(t, s, "acme")
+	var ids []string
+	for i, created := range []time.Duration{0, time.Second, time.Second, time.Second, 2 * time.Second} {
+		d := sampleDomain(p.ID, newID(t), "k"+string(rune('a'+i))+".example.com", at(created))
+		createDomain(t, s, d)
+		ids = append(ids, d.ID)
+	}
+	all, _, err := s.Domains(t.Context(), p.ID, store.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := &store.Position{CreatedAt: all[1].CreatedAt, ID: all[1].ID}
+	got, total, err := s.Domains(t.Context(), p.ID, store.Page{Limit: 2, After: after})
+	if err != nil || total != 5 || len(got) != 2 || got[0].ID != all[2].ID || got[1].ID != all[3].ID {
+		t.Fatalf("page after %s: %v (total %d, %v); want %s %s", all[1].ID, got, total, err, all[2].ID, all[3].ID)
+	}
+	got, _, _ = s.Domains(t.Context(), p.ID, store.Page{After: &store.Position{CreatedAt: all[4].CreatedAt, ID: all[4].ID}})
+	if len(got) != 0 {
+		t.Fatalf("page after the last domain has %d domains", len(got))
+	}
+}

@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentCreateDomain", testConcurrentCreateDomain},
 		{"ClaimDue", testClaimDue},
 		{"EventsAndOutbox", testEventsAndOutbox},
+		{"DomainsAfter", testDomainsAfter},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
