@@ -345,7 +345,12 @@ func scanDomain(sc interface{ Scan(...any) error }) (*domain.Domain, error) {
 
 // Domain implements store.Store.
 func (s *Store) Domain(ctx context.Context, projectID int64, id string) (*domain.Domain, error) {
-	d, err := scanDomain(s.r.QueryRowContext(ctx,
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	d, err := scanDomain(tx.QueryRowContext(ctx,
 		`SELECT `+domainColumns+` FROM domains WHERE id = ? AND project_id = ?`, id, projectID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
@@ -353,7 +358,7 @@ func (s *Store) Domain(ctx context.Context, projectID int64, id string) (*domain
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: domain %s: %w", id, err)
 	}
-	if err := s.loadRecords(ctx, []*domain.Domain{d}); err != nil {
+	if err := loadRecords(ctx, tx, []*domain.Domain{d}); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -361,8 +366,13 @@ func (s *Store) Domain(ctx context.Context, projectID int64, id string) (*domain
 
 // Domains implements store.Store.
 func (s *Store) Domains(ctx context.Context, projectID int64, p store.Page) ([]*domain.Domain, int, error) {
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer tx.Rollback()
 	var total int
-	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM domains WHERE project_id = ?`, projectID).Scan(&total); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM domains WHERE project_id = ?`, projectID).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("sqlite: count domains: %w", err)
 	}
 	limit := p.Limit
@@ -376,7 +386,7 @@ func (s *Store) Domains(ctx context.Context, projectID int64, p store.Page) ([]*
 			AND (created_at > ? OR (created_at = ? AND id > ?)) ORDER BY created_at, id LIMIT ?`
 		args = []any{projectID, ms(a.CreatedAt), ms(a.CreatedAt), a.ID, limit}
 	}
-	rows, err := s.r.QueryContext(ctx, query, args...)
+	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("sqlite: list domains: %w", err)
 	}
@@ -393,14 +403,25 @@ func (s *Store) Domains(ctx context.Context, projectID int64, p store.Page) ([]*
 		return nil, 0, fmt.Errorf("sqlite: list domains: %w", err)
 	}
 	rows.Close()
-	if err := s.loadRecords(ctx, ds); err != nil {
+	if err := loadRecords(ctx, tx, ds); err != nil {
 		return nil, 0, err
 	}
 	return ds, total, nil
 }
 
+// readTx begins a read-only transaction: a domain and its records are read from
+// one snapshot, so a check committing between the two reads cannot tear them
+// (a domain row from before it with records from after it).
+func (s *Store) readTx(ctx context.Context) (*sql.Tx, error) {
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: begin read: %w", err)
+	}
+	return tx, nil
+}
+
 // loadRecords fills in the records of ds with one query per batch of domains.
-func (s *Store) loadRecords(ctx context.Context, ds []*domain.Domain) error {
+func loadRecords(ctx context.Context, q queryer, ds []*domain.Domain) error {
 	const batch = 500 // well under SQLite's bound-parameter limit
 	for start := 0; start < len(ds); start += batch {
 		part := ds[start:min(start+batch, len(ds))]
@@ -410,7 +431,7 @@ func (s *Store) loadRecords(ctx context.Context, ds []*domain.Domain) error {
 			byID[d.ID] = d
 			args[i] = d.ID
 		}
-		rows, err := s.r.QueryContext(ctx, `SELECT domain_id, key, name, type, value, priority, purpose,
+		rows, err := q.QueryContext(ctx, `SELECT domain_id, key, name, type, value, priority, purpose,
 			verified, status, found, problems, propagation, failures, checked_at, created_at, updated_at
 			FROM domain_records WHERE domain_id IN (?`+strings.Repeat(",?", len(part)-1)+`)
 			ORDER BY domain_id, position`, args...)

@@ -206,3 +206,56 @@ func testDomainsAfter(t *testing.T, s store.Store) {
 		t.Fatalf("page after the last domain has %d domains", len(got))
 	}
 }
+
+// testConsistentReads saves checks while reading the domain back: every read must
+// see the domain row and its records from the same check, never a mix.
+func testConsistentReads(t *testing.T, s store.Store) {
+	p := project(t, s, "acme")
+	d := sampleDomain(p.ID, newID(t), "example.com", at(0))
+	// Every record checked when the domain was: the state each save keeps.
+	for j := range d.Records {
+		d.Records[j].CheckedAt = d.LastCheckedAt
+	}
+	createDomain(t, s, d)
+	ctx := t.Context()
+	done := make(chan struct{})
+	var torn []string
+	var reads int
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			got, err := s.Domain(ctx, p.ID, d.ID)
+			if err != nil {
+				torn = append(torn, err.Error())
+				return
+			}
+			reads++
+			for _, r := range got.Records {
+				if !r.CheckedAt.Equal(got.LastCheckedAt) {
+					torn = append(torn, "record "+string(r.Key)+" at "+r.CheckedAt.String()+", domain at "+got.LastCheckedAt.String())
+				}
+			}
+		}
+	}()
+	for i := 1; i <= 200; i++ {
+		c := clone(d)
+		c.LastCheckedAt = at(time.Duration(i) * time.Second)
+		for j := range c.Records {
+			c.Records[j].CheckedAt = c.LastCheckedAt
+		}
+		if err := s.SaveCheck(ctx, c, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	<-readerDone
+	if len(torn) > 0 {
+		t.Fatalf("%d of %d reads mixed two checks, e.g. %s", len(torn), reads, torn[0])
+	}
+}
