@@ -1,0 +1,270 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/domaind/domaind/internal/store"
+)
+
+// insertEvents stores events and, for each, a pending delivery to every webhook of
+// its project that wants it, due at once.
+func insertEvents(ctx context.Context, tx pgx.Tx, events []store.Event) error {
+	hooks := map[int64][]store.Webhook{}
+	for _, e := range events {
+		if _, err := tx.Exec(ctx, `INSERT INTO events (id, project_id, domain_id, type, payload, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6)`, e.ID, e.ProjectID, e.DomainID, e.Type, string(e.Payload), ms(e.CreatedAt)); err != nil {
+			return fmt.Errorf("postgres: insert event: %w", err)
+		}
+		whs, ok := hooks[e.ProjectID]
+		if !ok {
+			// FOR KEY SHARE: a webhook deleted by another replica between this read
+			// and the inserts below would make them fail on the foreign key; the
+			// lock makes the delete wait for this transaction instead, and then
+			// take the new deliveries with it.
+			var err error
+			if whs, err = webhooks(ctx, tx, e.ProjectID, " FOR KEY SHARE"); err != nil {
+				return err
+			}
+			hooks[e.ProjectID] = whs
+		}
+		for _, w := range whs {
+			if !store.Wants(w.Events, e.Type) {
+				continue
+			}
+			id, err := store.NewID("msg_")
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type,
+				project_id, payload, status, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+				id, w.ID, e.ID, e.Type, e.ProjectID, string(e.Payload), store.DeliveryPending, ms(e.CreatedAt), ms(e.CreatedAt)); err != nil {
+				return fmt.Errorf("postgres: insert delivery: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// ClaimDue implements store.Store. SKIP LOCKED lets replicas claim at the same time:
+// each takes rows no other claim has locked, and a row another claim moved out of
+// the due range meanwhile is re-checked and left out, so no domain is claimed twice.
+func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.Due, error) {
+	rows, err := s.pool.Query(ctx, `UPDATE domains SET next_check_at = $1
+		WHERE id IN (SELECT id FROM domains WHERE next_check_at > 0 AND next_check_at <= $2
+			ORDER BY next_check_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+		RETURNING id, project_id`, ms(now.Add(lease)), ms(now), noLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: claim due: %w", err)
+	}
+	out, err := collect(rows, func(r pgx.Row) (store.Due, error) {
+		var d store.Due
+		err := r.Scan(&d.ID, &d.ProjectID)
+		return d, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: claim due: %w", err)
+	}
+	return out, nil
+}
+
+// OldestDue implements store.Store.
+func (s *Store) OldestDue(ctx context.Context) (time.Time, error) {
+	var v *int64
+	if err := s.pool.QueryRow(ctx, `SELECT min(next_check_at) FROM domains WHERE next_check_at > 0`).Scan(&v); err != nil {
+		return time.Time{}, fmt.Errorf("postgres: oldest due: %w", err)
+	}
+	if v == nil {
+		return time.Time{}, nil
+	}
+	return fromMS(*v), nil
+}
+
+// Events implements store.Store.
+func (s *Store) Events(ctx context.Context, projectID int64, domainID string, p store.Page) ([]store.Event, int, error) {
+	var total int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE domain_id = $1 AND project_id = $2`,
+		domainID, projectID).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("postgres: count events: %w", err)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id, project_id, domain_id, type, payload, created_at FROM events
+		WHERE domain_id = $1 AND project_id = $2 ORDER BY seq DESC LIMIT $3 OFFSET $4`,
+		domainID, projectID, limitOf(p), max(p.Offset, 0))
+	if err != nil {
+		return nil, 0, fmt.Errorf("postgres: events: %w", err)
+	}
+	out, err := collect(rows, func(r pgx.Row) (store.Event, error) {
+		var e store.Event
+		var payload string
+		var created int64
+		err := r.Scan(&e.ID, &e.ProjectID, &e.DomainID, &e.Type, &payload, &created)
+		e.Payload, e.CreatedAt = []byte(payload), fromMS(created)
+		return e, err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("postgres: events: %w", err)
+	}
+	return out, total, nil
+}
+
+// CreateWebhook implements store.Store.
+func (s *Store) CreateWebhook(ctx context.Context, w store.Webhook) error {
+	events, err := json.Marshal(nonNil(w.Events))
+	if err != nil {
+		return fmt.Errorf("postgres: webhook events: %w", err)
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO webhooks (id, project_id, url, events, sealed_secret, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`, w.ID, w.ProjectID, w.URL, string(events), w.SealedSecret, ms(w.CreatedAt)); err != nil {
+		return fmt.Errorf("postgres: create webhook: %w", err)
+	}
+	return nil
+}
+
+// webhooks lists a project's webhooks, oldest first; lock is appended to the query.
+func webhooks(ctx context.Context, q querier, projectID int64, lock string) ([]store.Webhook, error) {
+	rows, err := q.Query(ctx, `SELECT id, project_id, url, events, sealed_secret, created_at FROM webhooks
+		WHERE project_id = $1 ORDER BY created_at, id`+lock, projectID)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: webhooks: %w", err)
+	}
+	out, err := collect(rows, func(r pgx.Row) (store.Webhook, error) {
+		var w store.Webhook
+		var events string
+		var created int64
+		if err := r.Scan(&w.ID, &w.ProjectID, &w.URL, &events, &w.SealedSecret, &created); err != nil {
+			return w, err
+		}
+		if err := json.Unmarshal([]byte(events), &w.Events); err != nil {
+			return w, fmt.Errorf("webhook %s events: %w", w.ID, err)
+		}
+		w.CreatedAt = fromMS(created)
+		return w, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: webhooks: %w", err)
+	}
+	return out, nil
+}
+
+// Webhooks implements store.Store.
+func (s *Store) Webhooks(ctx context.Context, projectID int64) ([]store.Webhook, error) {
+	return webhooks(ctx, s.pool, projectID, "")
+}
+
+// DeleteWebhook implements store.Store.
+func (s *Store) DeleteWebhook(ctx context.Context, projectID int64, id string) error {
+	// One statement: deliveries and their attempts go with it through ON DELETE CASCADE.
+	tag, err := s.pool.Exec(ctx, `DELETE FROM webhooks WHERE id = $1 AND project_id = $2`, id, projectID)
+	if err != nil {
+		return fmt.Errorf("postgres: delete webhook: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// ClaimDeliveries implements store.Store. It claims as ClaimDue does, and reads what
+// sending needs in the same statement.
+func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error) {
+	rows, err := s.pool.Query(ctx, `WITH d AS (
+			UPDATE webhook_deliveries SET next_attempt_at = $1
+			WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $2
+				ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+			RETURNING *)
+		SELECT `+deliveryColumns+` FROM d JOIN webhooks w ON w.id = d.webhook_id
+		ORDER BY d.next_attempt_at, d.seq`, ms(now.Add(lease)), ms(now), noLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: claim deliveries: %w", err)
+	}
+	out, err := collect(rows, scanDelivery)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: claim deliveries: %w", err)
+	}
+	return out, nil
+}
+
+const deliveryColumns = `d.id, d.webhook_id, d.event_id, d.event_type, d.project_id, d.status, d.next_attempt_at,
+	d.created_at, d.payload, w.url, w.sealed_secret`
+
+func scanDelivery(r pgx.Row) (store.Delivery, error) {
+	var d store.Delivery
+	var next, created int64
+	var payload string
+	err := r.Scan(&d.ID, &d.WebhookID, &d.EventID, &d.EventType, &d.ProjectID, &d.Status, &next,
+		&created, &payload, &d.URL, &d.SealedSecret)
+	d.NextAttemptAt, d.CreatedAt, d.Payload = fromMS(next), fromMS(created), []byte(payload)
+	return d, err
+}
+
+// RecordAttempt implements store.Store.
+func (s *Store) RecordAttempt(ctx context.Context, a store.Attempt, next store.DeliveryState) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE webhook_deliveries SET status = $1, next_attempt_at = $2 WHERE id = $3`,
+			next.Status, ms(next.NextAttemptAt), a.DeliveryID)
+		if err != nil {
+			return fmt.Errorf("postgres: record attempt: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return store.ErrNotFound // the webhook was deleted meanwhile
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO webhook_attempts (delivery_id, at, status_code, error, duration_ms)
+			VALUES ($1, $2, $3, $4, $5)`, a.DeliveryID, ms(a.At), a.StatusCode, a.Error, a.Duration.Milliseconds()); err != nil {
+			return fmt.Errorf("postgres: record attempt: %w", err)
+		}
+		return nil
+	})
+}
+
+// Deliveries implements store.Store.
+func (s *Store) Deliveries(ctx context.Context, projectID int64, webhookID string, p store.Page) ([]store.Delivery, int, error) {
+	var total int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM webhook_deliveries WHERE webhook_id = $1 AND project_id = $2`,
+		webhookID, projectID).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("postgres: count deliveries: %w", err)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries d
+		JOIN webhooks w ON w.id = d.webhook_id WHERE d.webhook_id = $1 AND d.project_id = $2
+		ORDER BY d.seq DESC LIMIT $3 OFFSET $4`, webhookID, projectID, limitOf(p), max(p.Offset, 0))
+	if err != nil {
+		return nil, 0, fmt.Errorf("postgres: deliveries: %w", err)
+	}
+	ds, err := collect(rows, scanDelivery)
+	if err != nil {
+		return nil, 0, fmt.Errorf("postgres: deliveries: %w", err)
+	}
+	if len(ds) == 0 {
+		return ds, total, nil
+	}
+	index := make(map[string]int, len(ds))
+	ids := make([]string, len(ds))
+	for i := range ds {
+		ds[i].SealedSecret, ds[i].Payload = nil, nil // not for listing
+		index[ds[i].ID] = i
+		ids[i] = ds[i].ID
+	}
+	rows, err = s.pool.Query(ctx, `SELECT delivery_id, at, status_code, error, duration_ms FROM webhook_attempts
+		WHERE delivery_id = ANY($1) ORDER BY delivery_id, at, seq`, ids)
+	if err != nil {
+		return nil, 0, fmt.Errorf("postgres: attempts: %w", err)
+	}
+	attempts, err := collect(rows, func(r pgx.Row) (store.Attempt, error) {
+		var a store.Attempt
+		var at, dur int64
+		err := r.Scan(&a.DeliveryID, &at, &a.StatusCode, &a.Error, &dur)
+		a.At, a.Duration = fromMS(at), time.Duration(dur)*time.Millisecond
+		return a, err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("postgres: attempts: %w", err)
+	}
+	for _, a := range attempts {
+		d := &ds[index[a.DeliveryID]]
+		d.Attempts = append(d.Attempts, a)
+	}
+	return ds, total, nil
+}
