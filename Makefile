@@ -7,10 +7,10 @@ GO ?= go
 run:
 	$(GO) run ./cmd/domaind serve --dev
 
-# Runs every test, with the race detector.
+# Runs every test, with the race detector, starting a throwaway PostgreSQL for the
+# PostgreSQL store's tests when it is installed (see scripts/test.sh).
 test:
-	$(GO) vet ./...
-	$(GO) test -race -count=1 ./...
+	scripts/test.sh
 
 build:
 	$(GO) build -o domaind ./cmd/domaind

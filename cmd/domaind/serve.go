@@ -26,6 +26,7 @@ import (
 	"github.com/domaind/domaind/internal/records"
 	"github.com/domaind/domaind/internal/schedule"
 	"github.com/domaind/domaind/internal/store"
+	"github.com/domaind/domaind/internal/store/postgres"
 	"github.com/domaind/domaind/internal/store/sqlite"
 	"github.com/domaind/domaind/internal/verify"
 	"github.com/domaind/domaind/internal/webhook"
@@ -41,13 +42,13 @@ func openStore(ctx context.Context, dsn string) (store.Store, error) {
 		}
 		return sqlite.Open(ctx, path)
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		return nil, errors.New("--db: PostgreSQL is not supported yet; use sqlite:PATH")
+		return postgres.Open(ctx, dsn)
 	}
-	return nil, fmt.Errorf("--db %q must start with sqlite: (or postgres:// once supported)", dsn)
+	return nil, fmt.Errorf("--db %q must start with sqlite: or postgres://", redactDSN(dsn))
 }
 
 func dbFlag(fs *flag.FlagSet) *string {
-	return fs.String("db", "sqlite:./domaind.db", "database: sqlite:PATH")
+	return fs.String("db", "sqlite:./domaind.db", "database: sqlite:PATH or postgres://USER:PASSWORD@HOST/DB")
 }
 
 func newLogger(format string, w io.Writer) (*slog.Logger, error) {
@@ -202,10 +203,6 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer st.Close()
 
-	inbound, ok := st.(store.Inbound)
-	if !ok {
-		return fmt.Errorf("--db %s: this store cannot switch receiving on", redactDSN(*db))
-	}
 	m := metrics.New()
 	verifier := verify.New(st, checker, verify.Config{
 		Budget: *budget, MinInterval: *minInterval, Rules: domain.Rules{DegradeAfter: *degradeAfter},
@@ -234,7 +231,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	mux.Handle("/", api.New(api.Config{
 		Store: st, Verifier: verifier, Sealer: sealer,
 		Domains: &domains.Service{
-			Store: st, Inbound: inbound, Verifier: verifier, Records: rc, Sealer: sealer, Regions: regionList, Log: log,
+			Store: st, Verifier: verifier, Records: rc, Sealer: sealer, Regions: regionList, Log: log,
 		},
 		RateLimit: limit, Log: log, WebhookAllowPrivate: *allowPrivate,
 	}))

@@ -129,7 +129,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	srv := httptest.NewServer(api.New(api.Config{
 		Store: st, Verifier: v, Sealer: sealer,
 		Domains: &domains.Service{
-			Store: st, Inbound: st, Verifier: v, Records: rc, Sealer: sealer,
+			Store: st, Verifier: v, Records: rc, Sealer: sealer,
 			Regions: []string{"us-east-1", "us-east-2", "ap-south-1", "eu-central-1"},
 		},
 		RateLimit: limit, Log: log, WebhookAllowPrivate: o.webhooks,

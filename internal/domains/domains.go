@@ -28,9 +28,7 @@ func (e *InputError) Error() string { return e.Field + ": " + e.Message }
 
 // Service adds and removes domains.
 type Service struct {
-	Store store.Store
-	// Inbound stores receiving's switch; the stores implement it beside Store.
-	Inbound  store.Inbound
+	Store    store.Store
 	Verifier *verify.Verifier
 	Records  records.Config
 	Sealer   *records.Sealer
@@ -130,7 +128,7 @@ func (s *Service) EnableInbound(ctx context.Context, projectID int64, id string)
 	}
 	now := s.now().UTC().Truncate(time.Millisecond)
 	d.EnableInbound(s.Records.InboundMX(d.Name, d.Region, now), s.Verifier.Recheck(), now)
-	if err := s.Inbound.SaveInbound(ctx, d); err != nil {
+	if err := s.Store.SaveInbound(ctx, d); err != nil {
 		return nil, err
 	}
 	if s.Log != nil {
@@ -149,7 +147,7 @@ func (s *Service) DisableInbound(ctx context.Context, projectID int64, id string
 		return d, nil
 	}
 	d.DisableInbound()
-	if err := s.Inbound.SaveInbound(ctx, d); err != nil {
+	if err := s.Store.SaveInbound(ctx, d); err != nil {
 		return nil, err
 	}
 	if s.Log != nil {

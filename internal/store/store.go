@@ -133,6 +133,9 @@ type Attempt struct {
 // Store keeps domaind's state. Every method that writes does so in one transaction:
 // it either happens whole or not at all.
 type Store interface {
+	Sessions
+	Inbound
+
 	// EnsureProject returns the project named name, creating it if it is new.
 	EnsureProject(ctx context.Context, name string, now time.Time) (Project, error)
 	// CreateAPIKey stores a new key's hash for a project.
