@@ -35,7 +35,7 @@ func (s *Server) inbound(enable bool) func(http.ResponseWriter, *http.Request) e
 		case err != nil:
 			return err
 		}
-		writeJSON(w, http.StatusOK, successData{Success: true, Data: toV1Domain(d, s.cfg.Verifier.InProgress(d.ID))})
+		writeJSON(w, http.StatusOK, successData{Success: true, Data: toV1Domain(d, s.cfg.Verifier.Checking(d))})
 		return nil
 	}
 }

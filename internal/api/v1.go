@@ -275,7 +275,7 @@ func (s *Server) listDomains(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]v1Domain, len(ds))
 	for i, d := range ds {
-		out[i] = toV1Domain(d, s.cfg.Verifier.InProgress(d.ID))
+		out[i] = toV1Domain(d, s.cfg.Verifier.Checking(d))
 	}
 	writeJSON(w, http.StatusOK, successData{Success: true, Data: map[string]any{"domains": out}})
 	return nil
@@ -316,7 +316,7 @@ func (s *Server) getDomain(w http.ResponseWriter, r *http.Request) error {
 	if d == nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, successData{Success: true, Data: toV1Domain(d, s.cfg.Verifier.InProgress(d.ID))})
+	writeJSON(w, http.StatusOK, successData{Success: true, Data: toV1Domain(d, s.cfg.Verifier.Checking(d))})
 	return nil
 }
 

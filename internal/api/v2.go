@@ -314,7 +314,7 @@ func (s *Server) v2ListDomains(w http.ResponseWriter, r *http.Request) error {
 		out.Pagination.NextCursor = &c
 	}
 	for i, d := range ds {
-		out.Data[i] = toV2Domain(d, s.cfg.Verifier.InProgress(d.ID))
+		out.Data[i] = toV2Domain(d, s.cfg.Verifier.Checking(d))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -369,7 +369,7 @@ func (s *Server) v2GetDomain(w http.ResponseWriter, r *http.Request) error {
 		if d, err = s.callerDomain(w, r); d == nil {
 			return err
 		}
-		inProgress = s.cfg.Verifier.InProgress(id)
+		inProgress = s.cfg.Verifier.Checking(d)
 	}
 	writeJSON(w, http.StatusOK, v2One{Data: v2DomainWithRecords{
 		v2Domain: toV2Domain(d, inProgress),

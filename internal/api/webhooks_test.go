@@ -114,14 +114,19 @@ func TestWebhooksCreateListDelete(t *testing.T) {
 	if err != nil || len(stored) != 2 {
 		t.Fatalf("stored webhooks %v, %v", stored, err)
 	}
+	// Two webhooks made in one millisecond are listed by id, so find the first.
+	sealedFirst := stored[0].SealedSecret
+	if stored[0].ID != id {
+		sealedFirst = stored[1].SealedSecret
+	}
 	sealer, _ := records.NewSealer(testMasterKey)
-	if bytes.Contains(stored[0].SealedSecret, []byte(secret)) {
+	if bytes.Contains(sealedFirst, []byte(secret)) {
 		t.Error("the secret is stored in the clear")
 	}
-	if plain, err := sealer.Open(stored[0].SealedSecret, id); err != nil || string(plain) != secret {
+	if plain, err := sealer.Open(sealedFirst, id); err != nil || string(plain) != secret {
 		t.Errorf("the sealed secret opened with the webhook id gives %q, %v; want the secret shown at creation", plain, err)
 	}
-	if _, err := sealer.Open(stored[0].SealedSecret, second["id"].(string)); err == nil {
+	if _, err := sealer.Open(sealedFirst, second["id"].(string)); err == nil {
 		t.Error("the sealed secret opens under another webhook's id")
 	}
 
@@ -141,7 +146,12 @@ func TestWebhooksCreateListDelete(t *testing.T) {
 	if len(items) != 2 {
 		t.Fatalf("list has %d webhooks, want 2", len(items))
 	}
-	for i, want := range []map[string]any{first, second} {
+	// Oldest first; webhooks made in the same millisecond by id.
+	wantOrder := []map[string]any{first, second}
+	if first["createdAt"] == second["createdAt"] && first["id"].(string) > second["id"].(string) {
+		wantOrder = []map[string]any{second, first}
+	}
+	for i, want := range wantOrder {
 		item := items[i].(map[string]any)
 		if got := keysOf(item); !slices.Equal(got, webhookKeys) {
 			t.Fatalf("list item keys %v, want %v", got, webhookKeys)

@@ -164,6 +164,10 @@ type Domain struct {
 	CheckAttempt    int       // index into Recheck.Steps
 	WindowStartedAt time.Time // start of the current verification window
 	FailedAt        time.Time // set when automatic checks gave up
+
+	// CheckingUntil is when the lease of a running check ends; zero or past when
+	// no check runs, on any replica.
+	CheckingUntil time.Time
 }
 
 // Record returns the domain's record with the given key, or nil.

@@ -186,6 +186,13 @@ type Store interface {
 	// Deliveries lists a project's webhook's deliveries, newest first, with their
 	// attempts, and their total.
 	Deliveries(ctx context.Context, projectID int64, webhookID string, p Page) ([]Delivery, int, error)
+	// AcquireCheck takes the lease on checking the domain for owner, until
+	// now+lease, unless another owner holds one that has not ended. It reports
+	// whether owner holds the lease: one check per domain at a time across
+	// replicas.
+	AcquireCheck(ctx context.Context, id, owner string, now time.Time, lease time.Duration) (bool, error)
+	// ReleaseCheck ends owner's lease on checking the domain, if owner holds it.
+	ReleaseCheck(ctx context.Context, id, owner string) error
 	// SealedDKIMKey returns the domain's sealed DKIM private key.
 	SealedDKIMKey(ctx context.Context, id string) ([]byte, error)
 

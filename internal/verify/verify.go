@@ -75,6 +75,10 @@ type Verifier struct {
 
 	mu      sync.Mutex
 	running map[string]*run
+
+	// owner names this verifier in the database's check leases, which keep
+	// replicas from checking one domain at once.
+	owner string
 }
 
 type run struct {
@@ -97,9 +101,14 @@ func New(st store.Store, checker Checker, cfg Config, now func() time.Time, log 
 		cfg.CheckTimeout = 30 * time.Second
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	owner, err := store.NewID("v_")
+	if err != nil {
+		// crypto/rand does not fail on the systems Go supports.
+		panic(err)
+	}
 	return &Verifier{
 		store: st, checker: checker, cfg: cfg, now: now, log: log,
-		ctx: ctx, cancel: cancel, running: make(map[string]*run),
+		ctx: ctx, cancel: cancel, running: make(map[string]*run), owner: owner,
 	}
 }
 
@@ -109,11 +118,17 @@ func (v *Verifier) Close() {
 	v.wg.Wait()
 }
 
-// InProgress reports whether a check of the domain is running.
+// InProgress reports whether a check of the domain is running in this process.
 func (v *Verifier) InProgress(id string) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return v.running[id] != nil
+}
+
+// Checking reports whether a check of the domain is running on any replica: in
+// this process, or under another's lease as of when d was read.
+func (v *Verifier) Checking(d *domain.Domain) bool {
+	return v.InProgress(d.ID) || d.CheckingUntil.After(v.now())
 }
 
 // Verify checks the project's domain now. It returns store.ErrNotFound for an
@@ -209,6 +224,22 @@ func (v *Verifier) start(projectID int64, id string, explicit bool) *run {
 func (v *Verifier) check(projectID int64, id string, explicit bool) (*domain.Domain, error) {
 	ctx, cancel := context.WithTimeout(v.ctx, v.cfg.CheckTimeout)
 	defer cancel()
+	// The lease outlasts the check's own timeout, so it cannot end while the
+	// check may still save.
+	ok, err := v.store.AcquireCheck(ctx, id, v.owner, v.now(), v.cfg.CheckTimeout+5*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("verify: lease %s: %w", id, err)
+	}
+	if !ok {
+		// Another replica is checking the domain: wait for its result, as a
+		// second caller in this process joins the running check.
+		return v.awaitOther(ctx, projectID, id)
+	}
+	defer func() {
+		if err := v.store.ReleaseCheck(context.WithoutCancel(ctx), id, v.owner); err != nil {
+			v.log.Error("releasing check lease", "id", id, "err", err)
+		}
+	}()
 	started := time.Now()
 	d, err := v.checkAndSave(ctx, projectID, id, explicit)
 	took := time.Since(started)
@@ -226,6 +257,27 @@ func (v *Verifier) check(projectID int64, id string, explicit bool) (*domain.Dom
 		return nil, err
 	}
 	return d, nil
+}
+
+// awaitOther polls the domain until another replica's check lease ends and
+// returns the state that check saved.
+func (v *Verifier) awaitOther(ctx context.Context, projectID int64, id string) (*domain.Domain, error) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		d, err := v.store.Domain(ctx, projectID, id)
+		if err != nil {
+			return nil, err
+		}
+		if !d.CheckingUntil.After(v.now()) {
+			return d, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-tick.C:
+		}
+	}
 }
 
 func (v *Verifier) checkAndSave(ctx context.Context, projectID int64, id string, explicit bool) (*domain.Domain, error) {

@@ -268,3 +268,21 @@ func (s *Store) Deliveries(ctx context.Context, projectID int64, webhookID strin
 	}
 	return ds, total, nil
 }
+
+// AcquireCheck implements store.Store.
+func (s *Store) AcquireCheck(ctx context.Context, id, owner string, now time.Time, lease time.Duration) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE domains SET check_owner = $1, check_until = $2
+		WHERE id = $3 AND (check_until <= $4 OR check_owner = $1)`, owner, ms(now.Add(lease)), id, ms(now))
+	if err != nil {
+		return false, fmt.Errorf("postgres: acquire check %s: %w", id, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// ReleaseCheck implements store.Store.
+func (s *Store) ReleaseCheck(ctx context.Context, id, owner string) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE domains SET check_until = 0 WHERE id = $1 AND check_owner = $2`, id, owner); err != nil {
+		return fmt.Errorf("postgres: release check %s: %w", id, err)
+	}
+	return nil
+}

@@ -286,3 +286,28 @@ func (s *Store) Deliveries(ctx context.Context, projectID int64, webhookID strin
 	}
 	return ds, total, nil
 }
+
+// AcquireCheck implements store.Store.
+func (s *Store) AcquireCheck(ctx context.Context, id, owner string, now time.Time, lease time.Duration) (bool, error) {
+	var n int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE domains SET check_owner = ?, check_until = ?
+			WHERE id = ? AND (check_until <= ? OR check_owner = ?)`, owner, ms(now.Add(lease)), id, ms(now), owner)
+		if err != nil {
+			return fmt.Errorf("sqlite: acquire check %s: %w", id, err)
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return n == 1, err
+}
+
+// ReleaseCheck implements store.Store.
+func (s *Store) ReleaseCheck(ctx context.Context, id, owner string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE domains SET check_until = 0 WHERE id = ? AND check_owner = ?`, id, owner); err != nil {
+			return fmt.Errorf("sqlite: release check %s: %w", id, err)
+		}
+		return nil
+	})
+}

@@ -324,15 +324,16 @@ func nonNil[T any](s []T) []T {
 
 const domainColumns = `id, project_id, name, region, status, ownership_verified, dkim_enabled,
 	mail_from_enabled, dmarc_enabled, created_at, last_checked_at, verified_at,
-	inbound_enabled_at, inbound_verified_at, next_check_at, check_attempt, window_started_at, failed_at`
+	inbound_enabled_at, inbound_verified_at, next_check_at, check_attempt, window_started_at, failed_at,
+	check_until`
 
 func scanDomain(sc interface{ Scan(...any) error }) (*domain.Domain, error) {
 	d := new(domain.Domain)
 	var status string
-	var created, checked, verified, inEnabled, inVerified, next, window, failed int64
+	var created, checked, verified, inEnabled, inVerified, next, window, failed, checking int64
 	err := sc.Scan(&d.ID, &d.ProjectID, &d.Name, &d.Region, &status, &d.OwnershipVerified,
 		&d.DKIMEnabled, &d.MailFromEnabled, &d.DMARCEnabled, &created, &checked, &verified,
-		&inEnabled, &inVerified, &next, &d.CheckAttempt, &window, &failed)
+		&inEnabled, &inVerified, &next, &d.CheckAttempt, &window, &failed, &checking)
 	if err != nil {
 		return nil, err
 	}
@@ -340,6 +341,7 @@ func scanDomain(sc interface{ Scan(...any) error }) (*domain.Domain, error) {
 	d.CreatedAt, d.LastCheckedAt, d.VerifiedAt = fromMS(created), fromMS(checked), fromMS(verified)
 	d.InboundEnabledAt, d.InboundVerifiedAt = fromMS(inEnabled), fromMS(inVerified)
 	d.NextCheckAt, d.WindowStartedAt, d.FailedAt = fromMS(next), fromMS(window), fromMS(failed)
+	d.CheckingUntil = fromMS(checking)
 	return d, nil
 }
 

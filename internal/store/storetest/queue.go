@@ -259,3 +259,49 @@ func testConsistentReads(t *testing.T, s store.Store) {
 		t.Fatalf("%d of %d reads mixed two checks, e.g. %s", len(torn), reads, torn[0])
 	}
 }
+
+// testCheckLease checks that one owner at a time holds a domain's check lease, that
+// it ends when released or when its time is up, and that reads show it.
+func testCheckLease(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p := project(t, s, "acme")
+	d := sampleDomain(p.ID, newID(t), "example.com", at(0))
+	createDomain(t, s, d)
+	now := at(time.Hour)
+	acquire := func(owner string, at time.Time) bool {
+		t.Helper()
+		ok, err := s.AcquireCheck(ctx, d.ID, owner, at, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !acquire("a", now) {
+		t.Fatal("a free lease was not acquired")
+	}
+	if acquire("b", now.Add(time.Second)) {
+		t.Fatal("a held lease was acquired by another owner")
+	}
+	if got := getDomain(t, s, p.ID, d.ID); !got.CheckingUntil.Equal(msUTC(now.Add(time.Minute))) {
+		t.Errorf("CheckingUntil = %v, want %v", got.CheckingUntil, msUTC(now.Add(time.Minute)))
+	}
+	if err := s.ReleaseCheck(ctx, d.ID, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if acquire("b", now.Add(2*time.Second)) {
+		t.Fatal("another owner's release ended a's lease")
+	}
+	if err := s.ReleaseCheck(ctx, d.ID, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if !acquire("b", now.Add(3*time.Second)) {
+		t.Fatal("a released lease was not acquired")
+	}
+	// b dies holding it: the lease ends on its own.
+	if !acquire("c", now.Add(3*time.Second+time.Minute)) {
+		t.Fatal("an ended lease was not acquired")
+	}
+	if ok, err := s.AcquireCheck(ctx, "0123456789abcdef01234567", "a", now, time.Minute); ok || err != nil {
+		t.Errorf("AcquireCheck of no domain = %v, %v", ok, err)
+	}
+}
