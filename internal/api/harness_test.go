@@ -24,6 +24,7 @@ import (
 	"github.com/domaind/domaind/internal/records"
 	"github.com/domaind/domaind/internal/schedule"
 	"github.com/domaind/domaind/internal/store"
+	"github.com/domaind/domaind/internal/store/postgres"
 	"github.com/domaind/domaind/internal/store/sqlite"
 	"github.com/domaind/domaind/internal/verify"
 	"github.com/domaind/domaind/internal/webhook"
@@ -32,14 +33,15 @@ import (
 // env is one domaind API served over real HTTP on loopback, checking DNS against a
 // real DNS server on loopback whose zone the test edits.
 type env struct {
-	t      *testing.T
-	url    string
-	key    string // an API key of project "acme"
-	dns    *dnstest.Server
-	zone   *dnstest.Zone // example.com.
-	store  store.Store
-	dbPath string
-	close  func()
+	t        *testing.T
+	url      string
+	key      string // an API key of project "acme"
+	dns      *dnstest.Server
+	zone     *dnstest.Zone // example.com.
+	store    store.Store
+	verifier *verify.Verifier
+	dbPath   string
+	close    func()
 }
 
 type envOptions struct {
@@ -56,6 +58,12 @@ type envOptions struct {
 	// webhooks allows private webhook URLs and runs a delivery worker with a
 	// fast backoff.
 	webhooks bool
+	// postgres, when set, is the DSN of a PostgreSQL database to use instead of
+	// a SQLite file: two envs on one database are two replicas.
+	postgres string
+	// manualWorker keeps the harness from running the scheduler even with a
+	// recheck policy, for tests that run workers themselves.
+	manualWorker bool
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -85,7 +93,13 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, o.dbPath)
+	var st store.Store
+	var err error
+	if o.postgres != "" {
+		st, err = postgres.Open(ctx, o.postgres)
+	} else {
+		st, err = sqlite.Open(ctx, o.dbPath)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +124,8 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}, nil, log)
 	workerCtx, stopWorker := context.WithCancel(context.Background())
 	workerDone := make(chan struct{})
-	if o.recheck != nil {
+	e.verifier = v
+	if o.recheck != nil && !o.manualWorker {
 		w := &schedule.Worker{Store: st, Checker: v, Log: log, Interval: 10 * time.Millisecond, Lease: 5 * time.Second}
 		go func() { defer close(workerDone); w.Run(workerCtx) }()
 	} else {

@@ -1,0 +1,177 @@
+package api_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/miekg/dns"
+
+	"github.com/domaind/domaind/internal/dnstest"
+	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/schedule"
+)
+
+// replicas starts two domaind API servers, each with its own connection pool,
+// verifier and (when asked) scheduler, on one fresh PostgreSQL database, sharing a
+// loopback DNS server. It needs DOMAIND_TEST_POSTGRES, as scripts/test.sh sets.
+func replicas(t *testing.T, o envOptions) (*env, *env) {
+	t.Helper()
+	base := os.Getenv("DOMAIND_TEST_POSTGRES")
+	if base == "" {
+		if os.Getenv("DOMAIND_REQUIRE_POSTGRES") == "1" {
+			t.Fatal("DOMAIND_TEST_POSTGRES is not set but DOMAIND_REQUIRE_POSTGRES=1: run the tests through scripts/test.sh")
+		}
+		t.Skip("SKIPPED: replica tests need PostgreSQL; run `make test` with postgresql installed")
+	}
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	name := "domaind_replicas_" + hex.EncodeToString(b[:])
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		admin.Exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)")
+		admin.Close(context.Background())
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	o.postgres = u.String()
+	a := newEnv(t, o)
+	o.dnsServer = a.dns
+	b2 := newEnv(t, o)
+	b2.key = a.key
+	return a, b2
+}
+
+// TestReplicasAddConcurrently adds one name through both replicas at once, ten
+// times: the database lets exactly one add through each time.
+func TestReplicasAddConcurrently(t *testing.T) {
+	a, b := replicas(t, envOptions{})
+	for i := range 10 {
+		name := "race" + strconv.Itoa(i) + ".example.com"
+		var wg sync.WaitGroup
+		status := make([]int, 2)
+		for j, e := range []*env{a, b} {
+			wg.Go(func() { status[j] = e.do("POST", "/v1/domains", `{"domain":"`+name+`"}`, a.key).status })
+		}
+		wg.Wait()
+		if !(status[0] == http.StatusCreated && status[1] == http.StatusConflict || status[0] == http.StatusConflict && status[1] == http.StatusCreated) {
+			t.Fatalf("%s: statuses %v, want one 201 and one 409", name, status)
+		}
+	}
+}
+
+// TestReplicasVerifyConcurrently verifies one domain through both replicas at once,
+// while DNS is slow: DNS is asked once, and both answer the result.
+func TestReplicasVerifyConcurrently(t *testing.T) {
+	a, b := replicas(t, envOptions{dnsTimeout: 300 * time.Millisecond})
+	d := a.addDomain("example.com")
+	a.publish(d.DNSRecords.DMARC)
+	// A dropped name makes the check last two timeouts, long enough to overlap.
+	a.dns.SetFault(d.DNSRecords.Ownership.Name+".", dns.TypeTXT, dnstest.Drop)
+
+	var wg sync.WaitGroup
+	results := make([]verifyJSON, 2)
+	wg.Go(func() { results[0] = a.verify(d.ID) })
+	waitFor(t, 5*time.Second, "replica a's check to start", func() bool { return b.get(d.ID).VerificationInProgress })
+	wg.Go(func() { results[1] = b.verify(d.ID) })
+	wg.Wait()
+
+	if n := a.dns.Count(d.DNSRecords.DMARC.Name+".", dns.TypeTXT, ""); n != 1 {
+		t.Errorf("DMARC name asked %d times for verifies on two replicas, want 1", n)
+	}
+	for i, r := range results {
+		if !r.Data.DMARCEnabled || r.Data.VerificationInProgress {
+			t.Errorf("replica %d answered %+v, want the finished check", i, r.Data)
+		}
+	}
+}
+
+// hang is a replica's checker that never finishes: it stands for a replica killed
+// mid-batch, holding claims it will never complete.
+type hang struct {
+	mu      sync.Mutex
+	claimed map[string]bool
+}
+
+func (h *hang) CheckDue(ctx context.Context, _ int64, id string) error {
+	h.mu.Lock()
+	h.claimed[id] = true
+	h.mu.Unlock()
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (h *hang) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.claimed)
+}
+
+// TestReplicasQueueSurvivesAKilledReplica lets replica a claim a batch and die
+// with it; replica b checks everything else, then a's batch once its lease ends:
+// every due domain is checked, each once, none lost.
+func TestReplicasQueueSurvivesAKilledReplica(t *testing.T) {
+	recheck := &domain.Recheck{Steps: []time.Duration{time.Millisecond, time.Hour}, GiveUpAfter: 24 * time.Hour, ReverifyEvery: 24 * time.Hour}
+	a, b := replicas(t, envOptions{recheck: recheck, manualWorker: true})
+	var ds []domainJSON
+	for i := range 30 {
+		d := a.addDomain("q" + strconv.Itoa(i) + ".example.com")
+		ds = append(ds, d)
+	}
+
+	h := &hang{claimed: map[string]bool{}}
+	ctxA, killA := context.WithCancel(context.Background())
+	doneA := make(chan struct{})
+	workerA := &schedule.Worker{Store: a.store, Checker: h, Concurrency: 8, Lease: 2 * time.Second, Interval: 10 * time.Millisecond}
+	go func() { defer close(doneA); workerA.Run(ctxA) }()
+	waitFor(t, 10*time.Second, "replica a to claim a batch", func() bool { return h.count() == 8 })
+
+	ctxB, stopB := context.WithCancel(context.Background())
+	doneB := make(chan struct{})
+	workerB := &schedule.Worker{Store: b.store, Checker: b.verifier, Concurrency: 4, Lease: 2 * time.Second, Interval: 10 * time.Millisecond}
+	go func() { defer close(doneB); workerB.Run(ctxB) }()
+	t.Cleanup(func() { stopB(); <-doneB })
+
+	// A domain counts as checked once its check is saved, not when DNS is asked.
+	checked := func() int {
+		n := 0
+		for _, d := range ds {
+			got, err := b.store.Domain(context.Background(), 1, d.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.LastCheckedAt.Equal(got.CreatedAt) {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, 20*time.Second, "replica b to check the unclaimed domains", func() bool { return checked() == len(ds)-8 })
+	killA()
+	<-doneA
+	waitFor(t, 20*time.Second, "replica b to check the dead replica's batch after its lease", func() bool { return checked() == len(ds) })
+
+	for _, d := range ds {
+		if n := a.dns.Count(d.DNSRecords.Ownership.Name+".", dns.TypeTXT, ""); n != 1 {
+			t.Errorf("%s checked %d times, want once", d.DomainName, n)
+		}
+	}
+}
