@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/domaind/domaind/internal/api"
+	"github.com/domaind/domaind/internal/dashboard"
 	"github.com/domaind/domaind/internal/dnscheck"
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/domains"
@@ -153,6 +154,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&recheck.ReverifyEvery, "reverify-every", recheck.ReverifyEvery, "re-check verified domains this often (jittered by 10%)")
 	degradeAfter := fs.Int("degrade-after", 3, "consecutive definite failures before a verified record is reported lost")
 	concurrency := fs.Int("check-concurrency", 64, "automatic checks running at once")
+	secureCookies := fs.Bool("secure-cookies", false, "the dashboard is reached over HTTPS: mark its session cookie Secure, with the __Host- prefix")
+	sessionTTL := fs.Duration("session-ttl", dashboard.DefaultSessionTTL, "how long a dashboard sign-in lasts")
 	allowPrivate := fs.Bool("webhook-allow-private", false, "allow webhook URLs on loopback, private and link-local addresses (for tests; never on a shared network)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -226,14 +229,20 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 	// /metrics is for the operator's scraper and carries no customer data, so it
 	// sits beside the API without a key; keep the listener off the internet.
+	svc := &domains.Service{Store: st, Verifier: verifier, Records: rc, Sealer: sealer, Regions: regionList, Log: log}
+	apiHandler := api.New(api.Config{
+		Store: st, Verifier: verifier, Sealer: sealer, Domains: svc,
+		RateLimit: limit, Log: log, WebhookAllowPrivate: *allowPrivate,
+	})
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.Handler())
-	mux.Handle("/", api.New(api.Config{
-		Store: st, Verifier: verifier, Sealer: sealer,
-		Domains: &domains.Service{
-			Store: st, Verifier: verifier, Records: rc, Sealer: sealer, Regions: regionList, Log: log,
-		},
-		RateLimit: limit, Log: log, WebhookAllowPrivate: *allowPrivate,
+	for _, p := range []string{"/v1/", "/api/", "/healthz", "/openapi.json"} {
+		mux.Handle(p, apiHandler)
+	}
+	// Everything else is the dashboard, whose sign-in page is public.
+	mux.Handle("/", dashboard.New(dashboard.Config{
+		Store: st, Sessions: st, Domains: svc, Verifier: verifier, Log: log,
+		SessionTTL: *sessionTTL, SecureCookies: *secureCookies,
 	}))
 	srv := &http.Server{
 		Handler:           mux,

@@ -1,0 +1,284 @@
+package dashboard_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/domaind/domaind/internal/apikey"
+	"github.com/domaind/domaind/internal/dashboard"
+	"github.com/domaind/domaind/internal/dnscheck"
+	"github.com/domaind/domaind/internal/dnstest"
+	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/domains"
+	"github.com/domaind/domaind/internal/records"
+	"github.com/domaind/domaind/internal/store"
+	"github.com/domaind/domaind/internal/store/sqlite"
+	"github.com/domaind/domaind/internal/verify"
+)
+
+// env is the dashboard served over real HTTP on loopback, with a real SQLite
+// store and a real verifier that asks a real DNS server on loopback whose zone
+// (example.com.) the test edits.
+type env struct {
+	t        *testing.T
+	url      string
+	store    *sqlite.Store
+	dbPath   string
+	zone     *dnstest.Zone
+	domains  *domains.Service
+	verifier *verify.Verifier
+	clock    *clock
+	ttl      time.Duration
+
+	key       string // an API key of project "acme"
+	projectID int64  // acme's id
+}
+
+type envOptions struct {
+	secureCookies bool
+	// minInterval is the verifier's shortest time between two checks.
+	minInterval time.Duration
+}
+
+// clock is the dashboard's clock: real time plus an offset the test moves, so
+// that sessions can be made to expire without waiting.
+type clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+}
+
+var testMasterKey = bytes.Repeat([]byte{7}, 32)
+
+func newEnv(t *testing.T, o envOptions) *env {
+	t.Helper()
+	e := &env{t: t, dbPath: filepath.Join(t.TempDir(), "domaind.db"), clock: &clock{}, ttl: time.Hour}
+	e.zone = dnstest.NewZone("example.com.")
+	dnsServer := dnstest.Start(t, e.zone)
+
+	st, err := sqlite.Open(t.Context(), e.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.store = st
+	// Recursive mode: the loopback server stands in for a resolver, so checks
+	// never leave the machine.
+	checker, err := dnscheck.New(dnscheck.Config{
+		Resolvers: []string{dnsServer.Addr()}, Mode: dnscheck.ModeRecursive,
+		Timeout: 500 * time.Millisecond, Retries: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	e.verifier = verify.New(st, checker, verify.Config{
+		Budget: 5 * time.Second, MinInterval: o.minInterval,
+		Rules: domain.Rules{DegradeAfter: 1}, Recheck: domain.DefaultRecheck(),
+	}, nil, log)
+	rc := records.DefaultConfig()
+	rc.DKIMBits = 1024 // fast
+	sealer, err := records.NewSealer(testMasterKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.domains = &domains.Service{
+		Store: st, Verifier: e.verifier, Records: rc, Sealer: sealer,
+		Regions: []string{"us-east-1", "eu-central-1"}, Log: log,
+	}
+	srv := httptest.NewServer(dashboard.New(dashboard.Config{
+		Store: st, Sessions: st, Domains: e.domains, Verifier: e.verifier,
+		Now: e.clock.Now, Log: log, SessionTTL: e.ttl, SecureCookies: o.secureCookies,
+	}))
+	e.url = srv.URL
+	t.Cleanup(func() {
+		srv.Close()
+		e.verifier.Close()
+		st.Close()
+	})
+	e.key, e.projectID = e.newKey("acme")
+	return e
+}
+
+// newKey creates the project if new and returns a fresh API key of it.
+func (e *env) newKey(project string) (string, int64) {
+	e.t.Helper()
+	ctx := context.Background()
+	p, err := e.store.EnsureProject(ctx, project, time.Now())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	key, err := apikey.New()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.store.CreateAPIKey(ctx, store.APIKey{
+		ProjectID: p.ID, Prefix: apikey.Prefix(key), Hash: apikey.Hash(key), CreatedAt: time.Now(),
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+	return key, p.ID
+}
+
+// addDomain adds a domain to a project the way the dashboard does.
+func (e *env) addDomain(projectID int64, name string) *domain.Domain {
+	e.t.Helper()
+	d, err := e.domains.Add(context.Background(), projectID, name, "")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return d
+}
+
+// publish puts every record of d into the test zone, as a customer would at a
+// DNS provider.
+func (e *env) publish(d *domain.Domain) {
+	e.t.Helper()
+	for _, r := range d.Records {
+		var err error
+		switch r.Type {
+		case "TXT":
+			err = e.zone.AddTXT(r.Name+".", r.Value)
+		case "MX":
+			err = e.zone.Add(r.Name + ". 300 IN MX " + strconv.Itoa(int(r.Priority)) + " " + r.Value + ".")
+		}
+		if err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// client is a browser as far as HTTP goes: it keeps cookies and does not
+// follow redirects, so that tests see them.
+type client struct {
+	e    *env
+	http *http.Client
+	// origin is sent as the Origin header of every POST, as browsers do.
+	origin string
+}
+
+func (e *env) client() *client {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return &client{e: e, origin: e.url, http: &http.Client{
+		Jar:           jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func (c *client) do(req *http.Request) response {
+	c.e.t.Helper()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.e.t.Fatal(err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+func (c *client) get(path string) response {
+	c.e.t.Helper()
+	req, err := http.NewRequest("GET", c.e.url+path, nil)
+	if err != nil {
+		c.e.t.Fatal(err)
+	}
+	return c.do(req)
+}
+
+// post sends a form; header adds or overrides headers.
+func (c *client) post(path string, form url.Values, header map[string]string) response {
+	c.e.t.Helper()
+	req, err := http.NewRequest("POST", c.e.url+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		c.e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if c.origin != "" {
+		req.Header.Set("Origin", c.origin)
+	}
+	for k, v := range header {
+		if v == "" {
+			req.Header.Del(k)
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	return c.do(req)
+}
+
+// signIn signs the client in with key and fails the test if that does not work.
+func (c *client) signIn(key string) {
+	c.e.t.Helper()
+	r := c.post("/signin", url.Values{"key": {key}}, nil)
+	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/" {
+		c.e.t.Fatalf("sign in: status %d, Location %q: %s", r.status, r.header.Get("Location"), r.body)
+	}
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// csrf returns the CSRF token of the client's session, read from a page as a
+// browser would.
+func (c *client) csrf() string {
+	c.e.t.Helper()
+	r := c.get("/")
+	m := csrfField.FindStringSubmatch(r.body)
+	if r.status != http.StatusOK || m == nil {
+		c.e.t.Fatalf("no CSRF token on the domains page (status %d)", r.status)
+	}
+	return m[1]
+}
+
+// sessionCookie returns the value of the client's session cookie, or "".
+func (c *client) sessionCookie() string {
+	u, _ := url.Parse(c.e.url)
+	for _, ck := range c.http.Jar.Cookies(u) {
+		if ck.Name == "domaind_session" {
+			return ck.Value
+		}
+	}
+	return ""
+}
+
+// sha256Of is how the dashboard stores a session token.
+func sha256Of(token string) [32]byte { return sha256.Sum256([]byte(token)) }

@@ -1,0 +1,245 @@
+package dashboard
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/domaind/domaind/internal/apikey"
+	"github.com/domaind/domaind/internal/store"
+)
+
+// CSRFHeader carries the CSRF token of requests the dashboard's script sends.
+const CSRFHeader = "X-CSRF-Token"
+
+// session is the signed-in customer of a request.
+type session struct {
+	store.Session
+	token string // the cookie's value; only its hash is stored
+}
+
+// csrf returns the session's CSRF token. It is derived from the session token, so
+// it needs no storage, differs for every sign-in and cannot be guessed without the
+// HttpOnly cookie.
+func (s *session) csrf() string { return csrfToken(s.token) }
+
+func csrfToken(sessionToken string) string {
+	m := hmac.New(sha256.New, []byte(sessionToken))
+	m.Write([]byte("csrf"))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// tokenHash is the stored form of a session token.
+func tokenHash(token string) [32]byte { return sha256.Sum256([]byte(token)) }
+
+// cookieName is the session cookie's name. The __Host- prefix makes the browser
+// refuse the cookie unless it is Secure, host-only and for the whole site, so a
+// sibling subdomain cannot plant one; it needs HTTPS, hence only with
+// SecureCookies.
+func (h *handler) cookieName() string {
+	if h.cfg.SecureCookies {
+		return "__Host-domaind_session"
+	}
+	return "domaind_session"
+}
+
+// session returns the request's signed-in session, or nil when there is none or
+// it has ended.
+func (h *handler) session(r *http.Request) (*session, error) {
+	c, err := r.Cookie(h.cookieName())
+	if err != nil || !wellFormedToken(c.Value) {
+		return nil, nil
+	}
+	s, err := h.cfg.Sessions.SessionByHash(r.Context(), tokenHash(c.Value), h.cfg.Now())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dashboard: session: %w", err)
+	}
+	return &session{Session: s, token: c.Value}, nil
+}
+
+// wellFormedToken reports whether v has the form of a session token (the
+// base64url of 32 bytes), so that junk never reaches the store.
+func wellFormedToken(v string) bool {
+	if len(v) != 43 {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(v)
+	return err == nil
+}
+
+// authed runs next for a signed-in customer, after checking the CSRF token of a
+// POST. Without a session a page view goes to the sign-in page, and a request of
+// the dashboard's script gets a 401 it understands.
+func (h *handler) authed(next func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s, err := h.session(r)
+		if err != nil {
+			h.serverError(w, r, err)
+			return
+		}
+		if s == nil {
+			target := "/signin"
+			if _, err := r.Cookie(h.cookieName()); err == nil {
+				h.clearCookie(w)
+				target = "/signin?msg=expired"
+			}
+			if fromScript(r) {
+				writeJSON(w, http.StatusUnauthorized, verifyAnswer{Message: "Your session has ended; sign in again."})
+				return
+			}
+			http.Redirect(w, r, target, http.StatusSeeOther)
+			return
+		}
+		if r.Method == http.MethodPost && !validCSRF(r, s) {
+			const msg = "This page has expired or did not come from the dashboard. Reload it and try again."
+			if fromScript(r) {
+				writeJSON(w, http.StatusForbidden, verifyAnswer{Message: msg})
+				return
+			}
+			h.render(w, r, http.StatusForbidden, "message", &page{Title: "Form expired", Error: msg, session: s})
+			return
+		}
+		next(w, r, s)
+	}
+}
+
+// validCSRF checks the token of a POST: from the header the script sends, or
+// from the hidden field of a form.
+func validCSRF(r *http.Request, s *session) bool {
+	got := r.Header.Get(CSRFHeader)
+	if got == "" {
+		got = r.PostFormValue("csrf")
+	}
+	return got != "" && hmac.Equal([]byte(got), []byte(s.csrf()))
+}
+
+// fromScript reports whether the dashboard's script sent the request, and so
+// wants JSON rather than a page.
+func fromScript(r *http.Request) bool { return r.Header.Get("X-Requested-With") == "fetch" }
+
+// sameOrigin reports whether a request without a session (the sign-in form) came
+// from a page of this site. There is no CSRF token yet to check, so the browser's
+// Origin header (or, failing that, its Referer) must name this host: otherwise
+// another site could sign a visitor in to the attacker's project.
+func (h *handler) sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
+		return false
+	}
+	src := r.Header.Get("Origin")
+	if src == "" {
+		src = r.Header.Get("Referer")
+	}
+	if src == "" {
+		return false
+	}
+	u, err := url.Parse(src)
+	if err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) {
+		return false
+	}
+	if h.cfg.SecureCookies {
+		return u.Scheme == "https"
+	}
+	return u.Scheme == "http" || u.Scheme == "https"
+}
+
+// signInPage shows the sign-in form, or the domains to a customer signed in.
+func (h *handler) signInPage(w http.ResponseWriter, r *http.Request) {
+	s, err := h.session(r)
+	if err != nil {
+		h.serverError(w, r, err)
+		return
+	}
+	if s != nil {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	h.render(w, r, http.StatusOK, "signin", &page{Title: "Sign in", Notice: notice(r)})
+}
+
+// signIn exchanges an API key for a session.
+func (h *handler) signIn(w http.ResponseWriter, r *http.Request) {
+	if !h.sameOrigin(r) {
+		h.render(w, r, http.StatusForbidden, "signin", &page{Title: "Sign in",
+			Error: "The sign-in form must be sent from this site. Reload the page and try again."})
+		return
+	}
+	refuse := func() {
+		h.render(w, r, http.StatusUnauthorized, "signin", &page{Title: "Sign in",
+			Error: "That API key is not valid or has been revoked."})
+	}
+	key := strings.TrimSpace(r.PostFormValue("key"))
+	if !apikey.Valid(key) {
+		refuse()
+		return
+	}
+	hash := apikey.Hash(key)
+	k, err := h.cfg.Store.APIKeyByHash(r.Context(), hash)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		h.serverError(w, r, err)
+		return
+	}
+	// The lookup is by hash and leaks nothing useful; the comparison is
+	// constant-time all the same, so that no store can make it otherwise.
+	if err != nil || subtle.ConstantTimeCompare(k.Hash[:], hash[:]) != 1 || !k.RevokedAt.IsZero() {
+		refuse()
+		return
+	}
+
+	// A sign-in always starts a new session, so a token planted before it is
+	// worth nothing after it.
+	if old, err := r.Cookie(h.cookieName()); err == nil && wellFormedToken(old.Value) {
+		if err := h.cfg.Sessions.DeleteSession(r.Context(), tokenHash(old.Value)); err != nil {
+			h.serverError(w, r, err)
+			return
+		}
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		h.serverError(w, r, fmt.Errorf("dashboard: session token: %w", err))
+		return
+	}
+	token := base64.RawURLEncoding.EncodeToString(b[:])
+	now := h.cfg.Now()
+	err = h.cfg.Sessions.CreateSession(r.Context(), store.Session{
+		Hash: tokenHash(token), APIKeyID: k.ID, ProjectID: k.ProjectID, ProjectName: k.ProjectName,
+		CreatedAt: now, ExpiresAt: now.Add(h.cfg.SessionTTL),
+	})
+	if err != nil {
+		h.serverError(w, r, fmt.Errorf("dashboard: create session: %w", err))
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: h.cookieName(), Value: token, Path: "/",
+		MaxAge: int(h.cfg.SessionTTL.Seconds()), HttpOnly: true,
+		Secure: h.cfg.SecureCookies, SameSite: http.SameSiteStrictMode,
+	})
+	h.cfg.Log.Info("dashboard sign-in", "project", k.ProjectID, "key", k.Prefix)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// signOut ends the session.
+func (h *handler) signOut(w http.ResponseWriter, r *http.Request, s *session) {
+	if err := h.cfg.Sessions.DeleteSession(r.Context(), s.Hash); err != nil {
+		h.serverError(w, r, fmt.Errorf("dashboard: delete session: %w", err))
+		return
+	}
+	h.clearCookie(w)
+	http.Redirect(w, r, "/signin?msg=signedout", http.StatusSeeOther)
+}
+
+func (h *handler) clearCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{
+		Name: h.cookieName(), Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
+		Secure: h.cfg.SecureCookies, SameSite: http.SameSiteStrictMode,
+	})
+}

@@ -1,0 +1,221 @@
+package dashboard
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/store"
+)
+
+// badge is a status as the pages show it: a word and a symbol, so that colour is
+// never the only sign.
+type badge struct {
+	State string // the machine name, also the CSS class and data-state
+	Icon  string
+	Label string
+}
+
+// badgeFor returns the badge of a domain state (see domain.Domain.State) or of a
+// record's check status.
+func badgeFor(state string) badge {
+	switch state {
+	case "verified":
+		return badge{state, "✓", "Verified"}
+	case "pending":
+		return badge{state, "…", "Pending"}
+	case "pending_configuration":
+		return badge{state, "○", "Pending configuration"}
+	case "degrading":
+		return badge{state, "↓", "Degrading"}
+	case "failed":
+		return badge{state, "✗", "Failed"}
+	case string(domain.CheckMissing):
+		return badge{state, "✗", "Missing"}
+	case string(domain.CheckMismatch):
+		return badge{state, "≠", "Mismatch"}
+	case string(domain.CheckTemporaryFailure):
+		return badge{state, "⚠", "Temporary failure"}
+	case "", string(domain.CheckUnchecked):
+		return badge{string(domain.CheckUnchecked), "○", "Not checked yet"}
+	}
+	return badge{"unknown", "?", state}
+}
+
+// stamp is a time as the pages show it.
+type stamp struct{ t time.Time }
+
+// IsZero reports whether the time is unset.
+func (s stamp) IsZero() bool { return s.t.IsZero() }
+
+// ISO is the machine-readable form, for the datetime attribute.
+func (s stamp) ISO() string { return s.t.UTC().Format(time.RFC3339) }
+
+// Human is the form people read.
+func (s stamp) Human() string { return s.t.UTC().Format("2 Jan 2006 15:04 UTC") }
+
+// domainView is a domain as the pages show it.
+type domainView struct {
+	ID, Name, Region string
+	Badge            badge
+	CreatedAt        stamp
+	LastChecked      stamp // zero until the first check
+	VerifiedAt       stamp
+	InProgress       bool
+	FailureReason    string
+	Records          []recordView
+}
+
+// recordView is one record as the domain page shows it.
+type recordView struct {
+	Role, Label, Need                    string
+	Name, Type, Priority, Value, Purpose string
+	Badge                                badge
+	Checked                              bool
+	CheckedAt                            stamp
+	Found                                []string
+	Problems                             []domain.Problem
+	Propagation                          []sightingView
+}
+
+// sightingView is what one DNS server said of a record.
+type sightingView struct {
+	Server, Role, Zone string
+	Badge              badge
+	Values             []string
+	Error              string
+}
+
+func recordLabel(k domain.RecordKey) string {
+	switch k {
+	case domain.KeyOwnership:
+		return "Ownership"
+	case domain.KeyDKIM:
+		return "DKIM"
+	case domain.KeyMailFromMX:
+		return "MAIL FROM MX"
+	case domain.KeyMailFromSPF:
+		return "MAIL FROM SPF"
+	case domain.KeyDMARC:
+		return "DMARC"
+	case domain.KeyInboundMX:
+		return "Inbound MX"
+	}
+	return string(k)
+}
+
+func recordNeed(k domain.RecordKey) string {
+	switch {
+	case k.Required():
+		return "required"
+	case k == domain.KeyInboundMX:
+		return "required to receive mail"
+	}
+	return "recommended"
+}
+
+// everChecked reports whether the domain has been checked at least once; its
+// LastCheckedAt cannot tell, as it equals CreatedAt until the first check.
+func everChecked(d *domain.Domain) bool {
+	for _, r := range d.Records {
+		if !r.CheckedAt.IsZero() {
+			return true
+		}
+	}
+	return false
+}
+
+func toDomainView(d *domain.Domain, inProgress bool) *domainView {
+	v := &domainView{
+		ID: d.ID, Name: d.Name, Region: d.Region,
+		Badge:      badgeFor(d.State()),
+		CreatedAt:  stamp{d.CreatedAt},
+		VerifiedAt: stamp{d.VerifiedAt},
+		InProgress: inProgress,
+	}
+	if everChecked(d) {
+		v.LastChecked = stamp{d.LastCheckedAt}
+	}
+	if !d.FailedAt.IsZero() {
+		v.FailureReason = "Automatic checks gave up: the required records (ownership and DKIM) were not found in time. " +
+			"Publish them and press Verify now to start checking again."
+	}
+	for i := range d.Records {
+		v.Records = append(v.Records, toRecordView(&d.Records[i]))
+	}
+	return v
+}
+
+func toRecordView(r *domain.Record) recordView {
+	v := recordView{
+		Role: r.Key.Role(), Label: recordLabel(r.Key), Need: recordNeed(r.Key),
+		Name: r.Name, Type: r.Type, Value: r.Value, Purpose: r.Purpose,
+		Badge:     badgeFor(string(r.Status)),
+		Checked:   !r.CheckedAt.IsZero(),
+		CheckedAt: stamp{r.CheckedAt},
+		Found:     r.Found,
+		Problems:  r.Problems,
+	}
+	if r.Type == "MX" {
+		v.Priority = strconv.Itoa(int(r.Priority))
+	}
+	for _, s := range r.Propagation {
+		v.Propagation = append(v.Propagation, sightingView{
+			Server: s.Server, Role: string(s.Role), Zone: s.Zone,
+			Badge: badgeFor(string(s.Status)), Values: s.Values, Error: s.Error,
+		})
+	}
+	return v
+}
+
+// eventView is one event in the domain's history.
+type eventView struct {
+	At     stamp
+	Label  string
+	Detail string
+}
+
+// eventData is the part of an event's payload the page shows.
+type eventData struct {
+	Data struct {
+		VerificationStatus string `json:"verificationStatus"`
+		PreviousStatus     string `json:"previousStatus"`
+		Reason             string `json:"reason"`
+		Records            []struct {
+			Type   string `json:"type"`
+			Name   string `json:"name"`
+			Status string `json:"status"`
+		} `json:"records"`
+	} `json:"data"`
+}
+
+func toEventView(e store.Event) eventView {
+	v := eventView{At: stamp{e.CreatedAt}, Label: e.Type}
+	var p eventData
+	// A payload that does not decode still shows its type and time.
+	_ = json.Unmarshal(e.Payload, &p)
+	switch e.Type {
+	case store.EventVerified:
+		v.Label = "Verified"
+		v.Detail = "The domain can send mail."
+	case store.EventDegraded:
+		v.Label = "Degraded"
+		v.Detail = p.Data.Reason
+	case store.EventFailed:
+		v.Label = "Automatic checks gave up"
+		v.Detail = p.Data.Reason
+	case store.EventRecordChanged:
+		v.Label = "Record changed"
+		if len(p.Data.Records) > 0 {
+			rec := p.Data.Records[0]
+			v.Detail = rec.Type + " (" + rec.Name + ") is now " + badgeFor(rec.Status).Label + "."
+		}
+	case store.EventStatusChanged:
+		v.Label = "Status changed"
+		if p.Data.PreviousStatus != "" {
+			v.Detail = "From " + p.Data.PreviousStatus + " to " + p.Data.VerificationStatus + "."
+		}
+	}
+	return v
+}
