@@ -99,6 +99,13 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/api/v2/domains/{domainId}/events", s.authed(methods{
 		"GET": s.fn(s.v2DomainEvents),
 	}))
+	mux.Handle("/api/v2/domains/{domainId}/zone", s.authed(methods{
+		"GET": s.fn(s.v2Zone),
+	}))
+	mux.Handle("/api/v2/domains/{domainId}/records.csv", s.authed(methods{
+		"GET": s.fn(s.v2RecordsCSV),
+	}))
+	mux.Handle("/openapi.json", methods{"GET": openAPIHandler()})
 	mux.Handle("/api/v2/webhooks", s.authed(methods{
 		"GET":  s.fn(s.v2ListWebhooks),
 		"POST": s.fn(s.v2CreateWebhook),
