@@ -368,7 +368,7 @@ func (s *Server) verifyDomain(w http.ResponseWriter, r *http.Request) error {
 		for _, rec := range d.Records {
 			if rec.Status == domain.CheckTemporaryFailure && len(rec.Problems) > 0 {
 				data.UncheckedRecords = append(data.UncheckedRecords, v1Unchecked{
-					Record: string(rec.Key), Name: rec.Name, Code: rec.Problems[0].Code, Message: rec.Problems[0].Message,
+					Record: rec.Key.Role(), Name: rec.Name, Code: rec.Problems[0].Code, Message: rec.Problems[0].Message,
 				})
 			}
 		}

@@ -105,8 +105,8 @@ type v2Pagination struct {
 	Total   int  `json:"total"`
 	HasMore bool `json:"hasMore"`
 	// NextCursor, passed as ?cursor=, continues the list after this page however
-	// many domains are added meanwhile; absent on the last page and on lists
-	// that page by offset only.
+	// many domains are added meanwhile; absent on the last page, and on the
+	// lists that page by offset only (events, deliveries).
 	NextCursor *string `json:"nextCursor,omitempty"`
 }
 
