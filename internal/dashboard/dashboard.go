@@ -104,10 +104,8 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("POST /domains/{id}/delete", h.authed(h.deleteDomain))
 	mux.HandleFunc("GET /domains/{id}/zone", h.authed(h.zoneFile))
 	mux.HandleFunc("GET /domains/{id}/records.csv", h.authed(h.recordsCSV))
-	// TODO(inbound): once domains.Service has EnableInbound and
-	// DisableInbound(ctx, projectID, id), route POST /domains/{id}/inbound/enable
-	// and /disable here (behind h.authed, which checks the CSRF token) and show
-	// the form in domain.html, where a matching TODO marks its place.
+	mux.HandleFunc("POST /domains/{id}/inbound/enable", h.authed(h.inbound(true)))
+	mux.HandleFunc("POST /domains/{id}/inbound/disable", h.authed(h.inbound(false)))
 	mux.HandleFunc("/", h.notFound)
 	return secure(mux)
 }

@@ -103,6 +103,10 @@ func TestPagesHaveNoInlineCode(t *testing.T) {
 	pages["domains"] = c.get("/").body
 	pages["domain"] = c.get("/domains/" + d.ID).body
 	pages["delete"] = c.get("/domains/" + d.ID + "/delete").body
+	if _, err := e.domains.EnableInbound(context.Background(), e.projectID, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	pages["domain, receiving"] = c.get("/domains/" + d.ID).body
 	pages["not found"] = c.get("/nope").body
 	for name, body := range pages {
 		doc, err := html.Parse(strings.NewReader(body))

@@ -157,6 +157,12 @@ func noticeText(key string) string {
 		return "This domain was checked moments ago. Try again in a few seconds."
 	case "inprogress":
 		return "DNS is slow to answer; the check goes on in the background. Reload in a few seconds to see its result."
+	case "inboundon":
+		return "Receiving is on. Publish the inbound MX record at your DNS provider, then press Verify now."
+	case "inboundoff":
+		return "Receiving is off. Remove the inbound MX record at your DNS provider, or point the domain's MX to another mail server."
+	case "inboundnotverified":
+		return "Receiving can be switched on once the domain is verified. Publish its ownership and DKIM records and press Verify now first."
 	}
 	return ""
 }
@@ -373,4 +379,37 @@ func (h *handler) deleteDomain(w http.ResponseWriter, r *http.Request, s *sessio
 		return
 	}
 	http.Redirect(w, r, "/?msg=deleted", http.StatusSeeOther)
+}
+
+// inbound switches receiving on (enable) or off for the domain the form names,
+// then sends the customer back to its page with a notice. A domain that is not
+// verified yet is refused with a notice that says what to do first, not an
+// error page: the button is there before verification so that it can be found.
+func (h *handler) inbound(enable bool) func(http.ResponseWriter, *http.Request, *session) {
+	return func(w http.ResponseWriter, r *http.Request, s *session) {
+		id := r.PathValue("id")
+		if !domain.ValidID(id) {
+			h.notFoundFor(w, r, s)
+			return
+		}
+		msgKey := "inboundoff"
+		var err error
+		if enable {
+			msgKey = "inboundon"
+			_, err = h.cfg.Domains.EnableInbound(r.Context(), s.ProjectID, id)
+		} else {
+			_, err = h.cfg.Domains.DisableInbound(r.Context(), s.ProjectID, id)
+		}
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			h.notFoundFor(w, r, s)
+			return
+		case errors.Is(err, domains.ErrNotVerified):
+			msgKey = "inboundnotverified"
+		case err != nil:
+			h.serverError(w, r, err)
+			return
+		}
+		http.Redirect(w, r, "/domains/"+id+"?msg="+msgKey, http.StatusSeeOther)
+	}
 }

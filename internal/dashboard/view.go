@@ -65,6 +65,14 @@ type domainView struct {
 	InProgress       bool
 	FailureReason    string
 	Records          []recordView
+
+	// CanReceive reports whether receiving may be switched on: the domain is
+	// verified, as domains.Service.EnableInbound requires.
+	CanReceive bool
+	// Receiving reports whether receiving is on, that is whether the domain
+	// has an inbound MX record to publish.
+	Receiving         bool
+	InboundVerifiedAt stamp // zero until the inbound MX is seen
 }
 
 // recordView is one record as the domain page shows it.
@@ -72,6 +80,7 @@ type recordView struct {
 	Role, Label, Need                    string
 	Name, Type, Priority, Value, Purpose string
 	Badge                                badge
+	Apex                                 bool // named the domain itself
 	Checked                              bool
 	CheckedAt                            stamp
 	Found                                []string
@@ -133,6 +142,10 @@ func toDomainView(d *domain.Domain, inProgress bool) *domainView {
 		CreatedAt:  stamp{d.CreatedAt},
 		VerifiedAt: stamp{d.VerifiedAt},
 		InProgress: inProgress,
+		CanReceive: d.Status == domain.StatusVerified,
+		Receiving:  d.Record(domain.KeyInboundMX) != nil,
+
+		InboundVerifiedAt: stamp{d.InboundVerifiedAt},
 	}
 	if everChecked(d) {
 		v.LastChecked = stamp{d.LastCheckedAt}
@@ -142,7 +155,9 @@ func toDomainView(d *domain.Domain, inProgress bool) *domainView {
 			"Publish them and press Verify now to start checking again."
 	}
 	for i := range d.Records {
-		v.Records = append(v.Records, toRecordView(&d.Records[i]))
+		rv := toRecordView(&d.Records[i])
+		rv.Apex = d.Records[i].Name == d.Name
+		v.Records = append(v.Records, rv)
 	}
 	return v
 }
