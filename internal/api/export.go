@@ -1,158 +1,14 @@
 package api
 
 import (
-	"bytes"
-	"encoding/csv"
-	"fmt"
 	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 
-	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/records"
 )
 
-// The records to paste: a domain's records as BIND zone-file lines, for DNS
-// providers that import zone files, and as CSV, for spreadsheets and providers
-// that import those.
-
-// zoneTTL is the TTL of every zone-file line: an hour, long enough not to load
-// anyone's servers and short enough that a mistake is soon corrected.
-const zoneTTL = 3600
-
-// txtChunk is the most bytes one character-string of a TXT record holds.
-const txtChunk = 255
-
-// zoneFile renders d's records as master-file lines (RFC 1035 section 5) with
-// absolute names, so that the text means the same whatever $ORIGIN the
-// provider's importer assumes. Each record is preceded by a comment saying what
-// it is for.
-func zoneFile(d *domain.Domain) ([]byte, error) {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "; domaind records for %s\n", commentText(d.Name))
-	for i := range d.Records {
-		r := &d.Records[i]
-		need := "recommended"
-		if v2Required(r.Key) {
-			need = "required"
-		}
-		fmt.Fprintf(&b, "; %s, %s: %s\n", r.Key.Role(), need, commentText(r.Purpose))
-		switch r.Type {
-		case "TXT":
-			fmt.Fprintf(&b, "%s %d IN TXT %s\n", zoneName(r.Name), zoneTTL, txtStrings(r.Value))
-		case "MX":
-			fmt.Fprintf(&b, "%s %d IN MX %d %s\n", zoneName(r.Name), zoneTTL, r.Priority, zoneName(r.Value))
-		default:
-			// Only TXT and MX records are generated; a new type must be taught
-			// here rather than written out unescaped.
-			return nil, fmt.Errorf("api: zone file of %s: record %s has type %q, which it cannot write", d.ID, r.Key, r.Type)
-		}
-	}
-	return b.Bytes(), nil
-}
-
-// zoneName returns name as an absolute master-file name: with the trailing dot,
-// and any byte that is not a letter, digit, hyphen, underscore or dot written as
-// \DDD, so that no name can end a line or start a comment.
-func zoneName(name string) string {
-	var b strings.Builder
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.':
-			b.WriteByte(c)
-		default:
-			fmt.Fprintf(&b, "\\%03d", c)
-		}
-	}
-	if !strings.HasSuffix(name, ".") {
-		b.WriteByte('.')
-	}
-	return b.String()
-}
-
-// txtStrings returns a TXT value as master-file character-strings: split into
-// pieces of at most 255 bytes (the wire limit of one string; resolvers and DKIM
-// verifiers join them again), each quoted, with quotes and backslashes escaped
-// and bytes outside printable ASCII written as \DDD. The value is split before it
-// is escaped, so the limit counts the bytes DNS holds, and no escape is cut.
-func txtStrings(v string) string {
-	if v == "" {
-		return `""`
-	}
-	var b strings.Builder
-	for len(v) > 0 {
-		n := min(len(v), txtChunk)
-		if b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteByte('"')
-		for i := 0; i < n; i++ {
-			c := v[i]
-			switch {
-			case c == '"' || c == '\\':
-				b.WriteByte('\\')
-				b.WriteByte(c)
-			case c < 0x20 || c >= 0x7f:
-				fmt.Fprintf(&b, "\\%03d", c)
-			default:
-				b.WriteByte(c)
-			}
-		}
-		b.WriteByte('"')
-		v = v[n:]
-	}
-	return b.String()
-}
-
-// commentText makes s safe inside a one-line comment: a line break in it would
-// start a line the importer reads as a record.
-func commentText(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-}
-
-// recordsCSV renders d's records as CSV (RFC 4180: CRLF line ends, quoting where
-// needed) under the header name,type,priority,value. Names carry no trailing dot
-// and values are whole, as the JSON views show them.
-func recordsCSV(d *domain.Domain) ([]byte, error) {
-	var b bytes.Buffer
-	w := csv.NewWriter(&b)
-	w.UseCRLF = true
-	if err := w.Write([]string{"name", "type", "priority", "value"}); err != nil {
-		return nil, fmt.Errorf("api: records csv: %w", err)
-	}
-	for _, r := range d.Records {
-		priority := ""
-		if r.Type == "MX" {
-			priority = strconv.Itoa(int(r.Priority))
-		}
-		row := []string{csvSafe(r.Name), csvSafe(r.Type), priority, csvSafe(r.Value)}
-		if err := w.Write(row); err != nil {
-			return nil, fmt.Errorf("api: records csv: %w", err)
-		}
-	}
-	w.Flush()
-	if err := w.Error(); err != nil {
-		return nil, fmt.Errorf("api: records csv: %w", err)
-	}
-	return b.Bytes(), nil
-}
-
-// csvSafe defuses a field a spreadsheet would run as a formula (OWASP's CSV
-// injection advice): one starting with =, +, -, @, a tab or a carriage return
-// gets a leading apostrophe, which spreadsheets show as text. Today's values are
-// generated, not read from DNS, but a value is treated as hostile regardless.
-func csvSafe(s string) string {
-	if s != "" && strings.IndexByte("=+-@\t\r", s[0]) >= 0 {
-		return "'" + s
-	}
-	return s
-}
+// The records to paste, rendered by package records.
 
 // writeFile answers 200 with body as a file of the given media type, named
 // filename for whoever saves it; disposition is "inline" for text meant to be
@@ -179,7 +35,7 @@ func (s *Server) v2Zone(w http.ResponseWriter, r *http.Request) error {
 	if d == nil {
 		return err
 	}
-	body, err := zoneFile(d)
+	body, err := records.ZoneFile(d)
 	if err != nil {
 		return err
 	}
@@ -192,7 +48,7 @@ func (s *Server) v2RecordsCSV(w http.ResponseWriter, r *http.Request) error {
 	if d == nil {
 		return err
 	}
-	body, err := recordsCSV(d)
+	body, err := records.CSV(d)
 	if err != nil {
 		return err
 	}

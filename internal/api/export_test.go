@@ -379,7 +379,7 @@ func TestRecordsCSV(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the CSV does not parse: %v\n%s", err, body)
 	}
-	if len(rows) == 0 || !slices.Equal(rows[0], []string{"name", "type", "priority", "value"}) {
+	if len(rows) == 0 || !slices.Equal(rows[0], []string{"name", "type", "priority", "value", "record", "status", "dns_returned"}) {
 		t.Fatalf("header %q", rows[:min(len(rows), 1)])
 	}
 	var got []wantRecord
@@ -424,7 +424,7 @@ func TestRecordsCSVDefusesFormulas(t *testing.T) {
 			dmarc = row
 		}
 	}
-	if len(dmarc) != 4 || dmarc[3] != "'"+value {
+	if len(dmarc) != 7 || dmarc[3] != "'"+value {
 		t.Errorf("DMARC row %q, want the value with a leading apostrophe", dmarc)
 	}
 	if bytes.Contains(r.body, []byte(","+value)) {

@@ -654,7 +654,7 @@ func TestHostileValuesStayText(t *testing.T) {
 		if len(rows) != 1+len(d.Records) {
 			t.Fatalf("%d rows, want a header and %d records", len(rows), len(d.Records))
 		}
-		col := slices.Index(rows[0], "dns_returned")
+		col, recordCol := slices.Index(rows[0], "dns_returned"), slices.Index(rows[0], "record")
 		var ownership []string
 		for _, row := range rows[1:] {
 			for _, cell := range row {
@@ -662,7 +662,7 @@ func TestHostileValuesStayText(t *testing.T) {
 					t.Errorf("cell %q would be read as a formula", cell)
 				}
 			}
-			if row[0] == "ownership" {
+			if row[recordCol] == "ownership" {
 				ownership = strings.Split(row[col], "\n")
 			}
 		}
@@ -683,8 +683,8 @@ func TestHostileValuesStayText(t *testing.T) {
 		// Exactly the records to publish: the hostile values stayed in their
 		// comments and added nothing.
 		checkZoneRecords(t, rrs, d)
-		if !strings.Contains(r.body, `; DNS returned: "x\010$INCLUDE /etc/passwd\010evil.example.com. 300 IN A 192.0.2.1"`) {
-			t.Error("the zone file does not show the multi-line value escaped on one line")
+		if strings.Contains(r.body, "evil.example.com") || strings.Contains(r.body, "$INCLUDE") {
+			t.Error("a value DNS returned reached the zone file")
 		}
 	})
 }

@@ -1,8 +1,14 @@
-package api
+package records
 
 import (
+	"bytes"
+	"encoding/csv"
 	"strings"
 	"testing"
+
+	"github.com/miekg/dns"
+
+	"github.com/domaind/domaind/internal/domain"
 )
 
 func TestTXTStrings(t *testing.T) {
@@ -69,5 +75,52 @@ func TestCSVSafe(t *testing.T) {
 func TestCommentText(t *testing.T) {
 	if got := commentText("a\nexample.com. IN A 1.2.3.4\r"); strings.ContainsAny(got, "\r\n") {
 		t.Errorf("commentText kept a line break: %q", got)
+	}
+}
+
+// TestZoneCommentsStayComments renders a record whose purpose carries a line
+// break and a record of its own, and checks the zone still holds just the one.
+func TestZoneCommentsStayComments(t *testing.T) {
+	d := &domain.Domain{Name: "example.com", Records: []domain.Record{{
+		Key: domain.KeyOwnership, Type: "TXT", Name: "_v.example.com", Value: "token",
+		Purpose: "purpose\nevil.example.com. IN A 192.0.2.1\r\n$INCLUDE /etc/passwd",
+	}}}
+	text, err := ZoneFile(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zp := dns.NewZoneParser(strings.NewReader(string(text)), "", "")
+	var rrs []dns.RR
+	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
+		rrs = append(rrs, rr)
+	}
+	if err := zp.Err(); err != nil {
+		t.Fatalf("does not parse: %v\n%s", err, text)
+	}
+	if len(rrs) != 1 || rrs[0].Header().Name != "_v.example.com." || rrs[0].(*dns.TXT).Txt[0] != "token" {
+		t.Fatalf("records = %v\n%s", rrs, text)
+	}
+}
+
+// TestCSVDefusesReturnedValues checks the values DNS returned, written by whoever
+// controls the zone, reach a spreadsheet as text, each on its own line of the cell.
+func TestCSVDefusesReturnedValues(t *testing.T) {
+	d := &domain.Domain{Name: "example.com", Records: []domain.Record{{
+		Key: domain.KeyOwnership, Type: "TXT", Name: "_v.example.com", Value: "token", Status: domain.CheckMismatch,
+		Found: []string{"=cmd|' /C calc'!A0", "<script>alert(1)</script>", "@SUM(1+1)"},
+	}}}
+	b, err := CSV(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("rows %q, %v", rows, err)
+	}
+	if got, want := rows[1][6], "'=cmd|' /C calc'!A0\n<script>alert(1)</script>\n'@SUM(1+1)"; got != want {
+		t.Errorf("dns_returned = %q, want %q", got, want)
+	}
+	if rows[1][4] != "ownership" || rows[1][5] != "mismatch" {
+		t.Errorf("record, status = %q, %q", rows[1][4], rows[1][5])
 	}
 }
