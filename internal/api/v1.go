@@ -154,7 +154,7 @@ type addDomainRequest struct {
 
 func (s *Server) addDomain(w http.ResponseWriter, r *http.Request) error {
 	var req addDomainRequest
-	if !decodeBody(w, r, &req) {
+	if !decodeBody(w, r, &req, "domain and regionKey") {
 		return nil
 	}
 	if req.Domain == nil {
@@ -183,8 +183,9 @@ func (s *Server) addDomain(w http.ResponseWriter, r *http.Request) error {
 }
 
 // decodeBody decodes a JSON object into v, answering the error itself and
-// returning false when the body is not acceptable.
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+// returning false when the body is not acceptable; fields names the fields the
+// body takes (e.g. "domain and regionKey"), for the error about another.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, fields string) bool {
 	body, err := io.ReadAll(r.Body)
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
@@ -204,7 +205,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	// the default region is worse than an error naming it.
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		writeValidation(w, decodeError(err))
+		writeValidation(w, decodeError(err, fields))
 		return false
 	}
 	if dec.More() {
@@ -214,7 +215,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-func decodeError(err error) FieldError {
+func decodeError(err error, fields string) FieldError {
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
 	switch {
@@ -227,7 +228,7 @@ func decodeError(err error) FieldError {
 		return FieldError{Field: "body", Message: "The request body is not valid JSON."}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return FieldError{Field: truncateRunes(f, 64), Message: fmt.Sprintf("%q is not a known field; the body takes domain and regionKey.", truncateRunes(f, 64))}
+		return FieldError{Field: truncateRunes(f, 64), Message: fmt.Sprintf("%q is not a known field; the body takes %s.", truncateRunes(f, 64), fields)}
 	}
 	return FieldError{Field: "body", Message: "The request body is not valid JSON."}
 }

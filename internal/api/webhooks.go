@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"slices"
@@ -155,22 +154,16 @@ func pagination(p store.Page, n, total int) v2Pagination {
 }
 
 func (s *Server) v2DomainEvents(w http.ResponseWriter, r *http.Request) error {
-	id, ok := domainID(w, r)
-	if !ok {
-		return nil
-	}
 	page, ok := v2Page(w, r)
 	if !ok {
 		return nil
 	}
-	projectID := callerOf(r.Context()).projectID
 	// Events of an unknown domain would be an empty list; a 404 says more.
-	if _, err := s.cfg.Store.Domain(r.Context(), projectID, id); errors.Is(err, store.ErrNotFound) {
-		writeDomainNotFound(w)
-		return nil
-	} else if err != nil {
+	d, err := s.callerDomain(w, r)
+	if d == nil {
 		return err
 	}
+	projectID, id := d.ProjectID, d.ID
 	evs, total, err := s.cfg.Store.Events(r.Context(), projectID, id, page)
 	if err != nil {
 		return err
@@ -191,7 +184,7 @@ func (s *Server) v2CreateWebhook(w http.ResponseWriter, r *http.Request) error {
 		URL    json.RawMessage `json:"url"`
 		Events json.RawMessage `json:"events"`
 	}
-	if !decodeObject(w, r, &req, "url and events") {
+	if !decodeBody(w, r, &req, "url and events") {
 		return nil
 	}
 	var problems []FieldError
@@ -359,39 +352,4 @@ func (s *Server) v2WebhookDeliveries(w http.ResponseWriter, r *http.Request) err
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
-}
-
-// decodeObject decodes a JSON object body into v as decodeBody does, but names
-// the fields the body takes (fields, e.g. "url and events") when it holds
-// another.
-func decodeObject(w http.ResponseWriter, r *http.Request, v any, fields string) bool {
-	body, err := io.ReadAll(r.Body)
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, "The request body is larger than 1 MiB.")
-		return false
-	}
-	if err != nil {
-		writeValidation(w, FieldError{Field: "body", Message: "The request body could not be read."})
-		return false
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		writeValidation(w, FieldError{Field: "body", Message: "The request body must be a JSON object."})
-		return false
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		fe := decodeError(err)
-		if strings.HasPrefix(err.Error(), "json: unknown field ") {
-			fe.Message = fmt.Sprintf("%q is not a known field; the body takes %s.", fe.Field, fields)
-		}
-		writeValidation(w, fe)
-		return false
-	}
-	if dec.More() {
-		writeValidation(w, FieldError{Field: "body", Message: "The request body must hold one JSON object and nothing after it."})
-		return false
-	}
-	return true
 }
