@@ -162,7 +162,8 @@ type Store interface {
 	// one transaction.
 	SaveCheck(ctx context.Context, d *domain.Domain, events []Event) error
 	// ClaimDue claims up to limit domains whose next automatic check is due at
-	// now, by moving their due time to now+lease: a worker that dies mid-check
+	// now, the most overdue first (returned in no particular order), by moving
+	// their due time to now+lease: a worker that dies mid-check
 	// loses its claim when the lease runs out, and another worker claims the
 	// domain again.
 	ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Due, error)
