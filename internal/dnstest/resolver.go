@@ -97,28 +97,8 @@ func NewCachingResolver(ctx context.Context, upstream string) (*CachingResolver,
 		timeout:  upstreamTimeout,
 		cache:    make(map[cacheKey]cacheEntry),
 	}
-	// As in NewServer, wait until both serve loops run so that Close never
-	// meets a server that has not started.
-	started := make(chan struct{}, 2)
-	notify := func() { started <- struct{}{} }
-	r.udp = &dns.Server{PacketConn: pc, Handler: r, NotifyStartedFunc: notify}
-	r.tcp = &dns.Server{Listener: l, Handler: r, NotifyStartedFunc: notify}
-	failed := make(chan error, 2)
-	for _, srv := range []*dns.Server{r.udp, r.tcp} {
-		go func() {
-			if err := srv.ActivateAndServe(); err != nil {
-				failed <- err
-			}
-		}()
-	}
-	for range 2 {
-		select {
-		case <-started:
-		case err := <-failed:
-			pc.Close()
-			l.Close()
-			return nil, fmt.Errorf("dnstest: serve on %s: %w", r.Addr(), err)
-		}
+	if r.udp, r.tcp, err = serve(pc, l, r); err != nil {
+		return nil, fmt.Errorf("dnstest: serve on %s: %w", r.Addr(), err)
 	}
 	return r, nil
 }

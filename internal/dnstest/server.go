@@ -104,14 +104,22 @@ func NewServer(ctx context.Context, ip string, port int) (*Server, error) {
 		zones:  make(map[string]*Zone),
 		faults: make(map[faultKey]Fault),
 	}
-	// Wait until both serve loops run, so that Close never meets a server
-	// that has not started.
+	if s.udp, s.tcp, err = serve(pc, l, s); err != nil {
+		return nil, fmt.Errorf("dnstest: serve on %s: %w", s.Addr(), err)
+	}
+	return s, nil
+}
+
+// serve starts DNS servers for h on pc (UDP) and l (TCP), and returns once both
+// serve loops run, so that a Close never meets a server that has not started.
+// On failure it closes pc and l.
+func serve(pc net.PacketConn, l net.Listener, h dns.Handler) (udp, tcp *dns.Server, err error) {
 	started := make(chan struct{}, 2)
 	notify := func() { started <- struct{}{} }
-	s.udp = &dns.Server{PacketConn: pc, Handler: s, NotifyStartedFunc: notify}
-	s.tcp = &dns.Server{Listener: l, Handler: s, NotifyStartedFunc: notify}
+	udp = &dns.Server{PacketConn: pc, Handler: h, NotifyStartedFunc: notify}
+	tcp = &dns.Server{Listener: l, Handler: h, NotifyStartedFunc: notify}
 	failed := make(chan error, 2)
-	for _, srv := range []*dns.Server{s.udp, s.tcp} {
+	for _, srv := range []*dns.Server{udp, tcp} {
 		go func() {
 			if err := srv.ActivateAndServe(); err != nil {
 				failed <- err
@@ -124,10 +132,10 @@ func NewServer(ctx context.Context, ip string, port int) (*Server, error) {
 		case err := <-failed:
 			pc.Close()
 			l.Close()
-			return nil, fmt.Errorf("dnstest: serve on %s: %w", s.Addr(), err)
+			return nil, nil, err
 		}
 	}
-	return s, nil
+	return udp, tcp, nil
 }
 
 // listen binds UDP and TCP on the same port. With port 0 the kernel picks a
