@@ -408,6 +408,13 @@ func TestOneWalkPerCheck(t *testing.T) {
 	if rootAsked == 0 || rootAsked > len(exps) {
 		t.Errorf("root asked %d times about example.com for %d records", rootAsked, len(exps))
 	}
+	// The walk's last answer is the zone's server's answer: it is not asked twice.
+	for _, e := range exps {
+		qtype := dns.StringToType[e.Type]
+		if n := tr.main.Count(e.Name+".", qtype, ""); n != 1 {
+			t.Errorf("example.com's server asked %d times for %s %s, want once", n, e.Name, e.Type)
+		}
+	}
 }
 
 // TestServerRateLimit checks that queries to one authoritative server are paced:

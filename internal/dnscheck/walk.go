@@ -117,11 +117,11 @@ func (s *session) askAuthoritative(ctx context.Context, name string, qtype uint1
 	cur := dns.CanonicalName(name)
 	var chain []string
 	for hop := 0; ; hop++ {
-		zone, servers, err := s.zoneOf(ctx, cur, qtype, 0)
+		zone, servers, walked, err := s.zoneOf(ctx, cur, qtype, 0)
 		if err != nil {
 			return nil, err
 		}
-		resps := s.askAll(ctx, zone, servers, cur, qtype)
+		resps := s.askAll(ctx, zone, servers, cur, qtype, walked)
 		var first *response
 		for i := range resps {
 			if resps[i].definite() {
@@ -146,14 +146,18 @@ func (s *session) askAuthoritative(ctx context.Context, name string, qtype uint1
 	}
 }
 
-// askAll asks every server of zone for name, concurrently, without recursion.
-func (s *session) askAll(ctx context.Context, zone string, servers []string, name string, qtype uint16) []response {
+// askAll asks every server of zone for name, concurrently, without recursion;
+// the walk's own answer, known, is used for its server rather than asked again.
+func (s *session) askAll(ctx context.Context, zone string, servers []string, name string, qtype uint16, known answered) []response {
 	out := make([]response, len(servers))
 	var wg sync.WaitGroup
 	for i, server := range servers {
 		wg.Go(func() {
 			r := response{server: server, role: domain.RoleAuthoritative, zone: strings.TrimSuffix(zone, ".")}
-			msg, err := s.c.exchangeAuth(ctx, server, name, qtype)
+			msg, err := known.msg, error(nil)
+			if server != known.server {
+				msg, err = s.c.exchangeAuth(ctx, server, name, qtype)
+			}
 			switch {
 			case err != nil:
 				r.err = err
@@ -194,33 +198,40 @@ func (s *session) closest(name string) (string, []string) {
 	return ".", roots
 }
 
+// answered is one server's answer to the question a walk asked.
+type answered struct {
+	server string
+	msg    *dns.Msg
+}
+
 // zoneOf walks the delegations from the closest known zone down to the zone whose
-// servers answer name authoritatively, and returns that zone and its servers.
-func (s *session) zoneOf(ctx context.Context, name string, qtype uint16, depth int) (string, []string, error) {
+// servers answer name authoritatively, and returns that zone, its servers, and
+// the answer the walk's last step already got from one of them.
+func (s *session) zoneOf(ctx context.Context, name string, qtype uint16, depth int) (string, []string, answered, error) {
 	zone, servers := s.closest(name)
 	for range maxReferrals {
-		msg, err := s.askFirst(ctx, zone, servers, name, qtype)
+		msg, server, err := s.askFirst(ctx, zone, servers, name, qtype)
 		if err != nil {
-			return "", nil, err
+			return "", nil, answered{}, err
 		}
 		child, hosts, glue := referral(msg, zone, name)
 		if child == "" {
-			return zone, servers, nil
+			return zone, servers, answered{server: server, msg: msg}, nil
 		}
 		addrs, err := s.delegate(ctx, child, hosts, glue, depth)
 		if err != nil {
-			return "", nil, err
+			return "", nil, answered{}, err
 		}
 		zone, servers = child, addrs
 	}
-	return "", nil, fmt.Errorf("%w: more than %d delegations for %s", ErrServFail, maxReferrals, name)
+	return "", nil, answered{}, fmt.Errorf("%w: more than %d delegations for %s", ErrServFail, maxReferrals, name)
 }
 
 // askFirst asks the servers of zone in turn until one gives a usable answer (an
 // authoritative answer, a negative answer or a referral). The root servers are
 // asked a few at a time, so that where outbound DNS is blocked the walk fails
 // after one timeout, not thirteen.
-func (s *session) askFirst(ctx context.Context, zone string, servers []string, name string, qtype uint16) (*dns.Msg, error) {
+func (s *session) askFirst(ctx context.Context, zone string, servers []string, name string, qtype uint16) (*dns.Msg, string, error) {
 	batch := 1
 	if zone == "." {
 		batch = rootRace
@@ -229,8 +240,9 @@ func (s *session) askFirst(ctx context.Context, zone string, servers []string, n
 	for start := 0; start < len(servers); start += batch {
 		group := servers[start:min(start+batch, len(servers))]
 		type result struct {
-			msg *dns.Msg
-			err error
+			msg    *dns.Msg
+			server string
+			err    error
 		}
 		results := make(chan result, len(group))
 		gctx, cancel := context.WithCancel(ctx)
@@ -240,14 +252,14 @@ func (s *session) askFirst(ctx context.Context, zone string, servers []string, n
 				if err == nil && !usable(msg, zone, name) {
 					err = fmt.Errorf("%w: %s gave no usable answer for %s in %s", ErrServFail, server, name, zone)
 				}
-				results <- result{msg, err}
+				results <- result{msg, server, err}
 			}()
 		}
 		for range group {
 			r := <-results
 			if r.err == nil {
 				cancel()
-				return r.msg, nil
+				return r.msg, r.server, nil
 			}
 			errs = append(errs, r.err)
 		}
@@ -257,9 +269,9 @@ func (s *session) askFirst(ctx context.Context, zone string, servers []string, n
 		}
 	}
 	if zone == "." && allTimeouts(errs) {
-		return nil, fmt.Errorf("%w for %s: %w", errRootUnreachable, name, errors.Join(errs...))
+		return nil, "", fmt.Errorf("%w for %s: %w", errRootUnreachable, name, errors.Join(errs...))
 	}
-	return nil, fmt.Errorf("%w for %s in zone %s: %w", errNoAuthority, name, zone, errors.Join(errs...))
+	return nil, "", fmt.Errorf("%w for %s in zone %s: %w", errNoAuthority, name, zone, errors.Join(errs...))
 }
 
 // usable reports whether msg, from a server of zone, answers name or refers to a
@@ -362,15 +374,11 @@ func (s *session) delegate(ctx context.Context, child string, hosts []string, gl
 
 // addresses looks up the IPv4 addresses of a name server host by a walk.
 func (s *session) addresses(ctx context.Context, host string, depth int) ([]string, error) {
-	zone, servers, err := s.zoneOf(ctx, host, dns.TypeA, depth)
+	_, _, first, err := s.zoneOf(ctx, host, dns.TypeA, depth)
 	if err != nil {
 		return nil, err
 	}
-	msg, err := s.askFirst(ctx, zone, servers, host, dns.TypeA)
-	if err != nil {
-		return nil, err
-	}
-	rrs, _ := chase(msg, host, dns.TypeA)
+	rrs, _ := chase(first.msg, host, dns.TypeA)
 	var ips []string
 	for _, rr := range rrs {
 		ips = append(ips, rr.(*dns.A).A.String())
