@@ -1,16 +1,57 @@
 #!/usr/bin/env bash
 # Runs domaind's benchmarks and writes BENCHMARKS.md with the machine and date, so
 # the numbers in the repository say where they came from. Usage: make bench
+#
+# After the claim benchmark, cmd/domaind-bench measures the API under load on
+# SQLite and PostgreSQL, background checks with one and two replicas, and the
+# memory of serve (go run ./cmd/domaind-bench -h). Its PostgreSQL server is the one
+# DOMAIND_BENCH_POSTGRES names (a DSN whose role may CREATE DATABASE), or else one
+# this script starts on 127.0.0.1 when PostgreSQL is installed, keeping its data in
+# bench-out/pg; without either, the PostgreSQL cases are skipped and say so.
+#
+# Seeding a million domains through the Store takes minutes, so seeded databases
+# are kept in bench-out/ (SQLite files, and the PostgreSQL data of the server this
+# script starts) and reused by later runs: the first run takes about twenty
+# minutes on two cores, later ones about five. Delete bench-out/ to seed afresh.
+# Extra arguments go to domaind-bench (e.g. -sizes 10000 -run api).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/pg.sh
 
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+claim=$(mktemp)
+report=$(mktemp)
+cleanup() {
+	stop_pg
+	rm -f "$claim" "$report"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # The claim query among 10k and 1M domains that are not due (issue: the work queue).
-go test -run '^$' -bench 'BenchmarkClaimDue' -benchtime 2000x -count 3 ./internal/store/sqlite/ | tee -a "$out"
+go test -run '^$' -bench 'BenchmarkClaimDue' -benchtime 2000x -count 3 ./internal/store/sqlite/ | tee -a "$claim"
+
+args=()
+if [[ -n ${DOMAIND_BENCH_POSTGRES:-} ]]; then
+	echo "PostgreSQL cases use DOMAIND_BENCH_POSTGRES from the environment" >&2
+elif bindir=$(find_pg_bindir); then
+	# Default settings (durable commits included), so the numbers are those of
+	# a server as installed.
+	start_pg "$bindir" bench-out/pg
+	export DOMAIND_BENCH_POSTGRES=$PG_DSN
+	args+=(-keep-postgres)
+else
+	echo "*** PostgreSQL cases SKIPPED: install postgresql (no pg_ctl and initdb on PATH or in /usr/lib/postgresql/*/bin)" >&2
+fi
+
+status=0
+go run ./cmd/domaind-bench -header=false -cache bench-out -o "$report" ${args[@]+"${args[@]}"} "$@" || status=$?
 
 cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+	commit="$commit (with uncommitted changes)"
+fi
 {
 	echo "# Benchmarks"
 	echo
@@ -19,7 +60,7 @@ cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
 	echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
 	echo "- machine: ${cpu:-unknown CPU}, $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB memory, $(uname -sr)"
 	echo "- go: $(go env GOVERSION)"
-	echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	echo "- commit: $commit"
 	echo
 	echo "## Claiming due checks"
 	echo
@@ -28,7 +69,13 @@ cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
 	echo "with the domains that are not due."
 	echo
 	echo '```'
-	grep -E '^(Benchmark|goos|goarch|cpu)' "$out"
+	grep -E '^(Benchmark|goos|goarch|cpu)' "$claim"
 	echo '```'
+	echo
+	cat "$report"
 } > BENCHMARKS.md
+if [[ $status != 0 ]]; then
+	echo "wrote BENCHMARKS.md, but domaind-bench FAILED (exit status $status): see the FAILED lines in it" >&2
+	exit "$status"
+fi
 echo "wrote BENCHMARKS.md"

@@ -1,0 +1,355 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	crand "crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/domaind/domaind/internal/records"
+)
+
+// bench runs the sections and writes the report.
+type bench struct {
+	cfg    config
+	log    io.Writer
+	pg     *pgServer // nil when PostgreSQL cases are skipped
+	pgSkip string    // why they are
+	m      machine
+
+	seal *records.Sealer
+	tmpl *template
+}
+
+// sealer returns the run's sealer. Its master key is random: nothing the bench
+// seals is ever opened.
+func (b *bench) sealer() (*records.Sealer, error) {
+	if b.seal == nil {
+		key := make([]byte, 32)
+		crand.Read(key)
+		s, err := records.NewSealer(key)
+		if err != nil {
+			return nil, err
+		}
+		b.seal = s
+	}
+	return b.seal, nil
+}
+
+// template returns the records every seeded domain copies.
+func (b *bench) template() (*template, error) {
+	if b.tmpl == nil {
+		s, err := b.sealer()
+		if err != nil {
+			return nil, err
+		}
+		if b.tmpl, err = newTemplate(s); err != nil {
+			return nil, err
+		}
+	}
+	return b.tmpl, nil
+}
+
+func (b *bench) run(ctx context.Context, out io.Writer) error {
+	b.m = describeMachine(ctx)
+	if err := os.MkdirAll(b.cfg.cacheDir, 0o755); err != nil {
+		return err
+	}
+	needPG := slices.Contains(b.cfg.sections, "api") || slices.Contains(b.cfg.sections, "scaleout")
+	if b.cfg.postgres == "" {
+		b.pgSkip = "skipped: no PostgreSQL server (install postgresql for scripts/bench.sh to start one, or set DOMAIND_BENCH_POSTGRES)"
+	} else if needPG {
+		pg, err := openPG(ctx, b.cfg.postgres)
+		if err != nil {
+			return err
+		}
+		b.pg = pg
+	}
+	if b.pg == nil && needPG {
+		fmt.Fprintf(b.log, "!!! PostgreSQL cases %s\n", b.pgSkip)
+	}
+
+	if b.cfg.header {
+		fmt.Fprintf(out, "- date: %s\n", b.m.Started.Format("2006-01-02T15:04Z"))
+		fmt.Fprintf(out, "- machine: %s, %d cores, %s, %s\n", b.m.CPU, b.m.Cores, b.m.Memory, b.m.Kernel)
+		fmt.Fprintf(out, "- go: %s\n", b.m.Go)
+		fmt.Fprintf(out, "- commit: %s\n\n", b.m.Commit)
+	}
+	var errs []error
+	for _, s := range b.cfg.sections {
+		var buf bytes.Buffer
+		var err error
+		start := time.Now()
+		fmt.Fprintf(b.log, "== %s\n", s)
+		switch s {
+		case "api":
+			err = b.apiSection(ctx, &buf)
+		case "scaleout":
+			err = b.scaleOutSection(ctx, &buf)
+		case "memory":
+			err = b.memorySection(ctx, &buf)
+		}
+		fmt.Fprintf(b.log, "== %s done in %s\n", s, fmtSeconds(time.Since(start)))
+		if err != nil {
+			fmt.Fprintf(&buf, "\n**FAILED:** %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+			errs = append(errs, fmt.Errorf("%s: %w", s, err))
+			fmt.Fprintf(b.log, "!!! %s failed: %v\n", s, err)
+		}
+		if _, werr := out.Write(buf.Bytes()); werr != nil {
+			return werr
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (b *bench) apiSection(ctx context.Context, w io.Writer) error {
+	keygen, err := keygenTime(records.DefaultConfig().DKIMBits, 5)
+	if err != nil {
+		return err
+	}
+	postCeiling := float64(runtime.NumCPU()) / keygen.Seconds()
+	stub, err := dnsStub(ctx)
+	if err != nil {
+		return err
+	}
+	defer stub.Close()
+
+	pool := "PostgreSQL: " + b.pgSkip
+	if b.pg != nil {
+		pool = fmt.Sprintf("PostgreSQL %s on loopback (%s); domaind uses pgx's default pool,\n"+
+			"  max(4, cores) = %d connections.", b.pg.version, b.pg.settings, max(4, runtime.NumCPU()))
+	}
+	fmt.Fprintf(w, "## API under load\n\n")
+	fmt.Fprintf(w, "The real API (`api.New` with `domains.Service`, a verifier and a background worker, wired as `serve` wires\n"+
+		"them) served by net/http on 127.0.0.1, and %d clients in the same process, each sending one request after\n"+
+		"another on a kept-alive connection: GET for %s, POST for %s. The clients, the server and the database\n"+
+		"share the machine's cores. CPU is how busy the machine's cores were, and in parentheses the share the bench's\n"+
+		"own process (API server and clients) used; the rest is PostgreSQL's. rps counts answered requests over the time\n"+
+		"to the last answer; latencies are measured by the clients.\n\n",
+		b.cfg.clients, b.cfg.getDuration, b.cfg.postDuration)
+	fmt.Fprintf(w, "- GET /v1/domains/{id} asks for a random seeded domain.\n")
+	fmt.Fprintf(w, "- POST /v1/domains adds a new domain. It generates an RSA-%d DKIM key, and that is where its time goes:\n"+
+		"  one key takes %s on one core here (mean of 5), so %d cores allow at most about %.0f POSTs per second\n"+
+		"  whatever the database.\n", records.DefaultConfig().DKIMBits, fmtLatency(keygen), runtime.NumCPU(), postCeiling)
+	fmt.Fprintf(w, "- Seeded domains are stored through `Store.CreateDomain` by %d goroutines, in one project, with one RSA key\n"+
+		"  reused for all (and a fresh id and ownership token each); their next check is a year away, so the\n"+
+		"  background worker stays idle. POST adds to another project, and its domains are deleted afterwards.\n",
+		b.cfg.seedWorkers)
+	fmt.Fprintf(w, "- %s\n\n", pool)
+	fmt.Fprintf(w, "| store | domains stored | seeding took | route | requests | rps | p50 | p99 | errors | CPU |\n")
+	fmt.Fprintf(w, "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+
+	var errs []error
+	for _, n := range b.cfg.sizes {
+		for _, storeName := range []string{"SQLite", "PostgreSQL"} {
+			if storeName == "PostgreSQL" && b.pg == nil {
+				continue
+			}
+			fmt.Fprintf(b.log, "-- %s with %d domains\n", storeName, n)
+			c, err := b.apiCase(ctx, storeName, n, stub.Addr())
+			if err != nil {
+				fmt.Fprintf(w, "| %s | %s | | failed: %s | | | | | | |\n", storeName, fmtCount(n), oneLine(err))
+				errs = append(errs, fmt.Errorf("%s with %d domains: %w", storeName, n, err))
+				fmt.Fprintf(b.log, "!!! %s with %d domains: %v\n", storeName, n, err)
+				if ctx.Err() != nil {
+					return errors.Join(errs...)
+				}
+				continue
+			}
+			for _, row := range []struct {
+				route string
+				r     loadResult
+			}{{"GET /v1/domains/{id}", c.Get}, {"POST /v1/domains", c.Post}} {
+				fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.0f | %s | %s | %d | %s |\n", storeName, fmtCount(n), c.Seed,
+					row.route, fmtCount(row.r.Requests), row.r.rps(), fmtLatency(row.r.percentile(50)),
+					fmtLatency(row.r.percentile(99)), row.r.Errors, fmtCPU(row.r.CPUBusy, row.r.CPUSelf))
+			}
+		}
+	}
+	if b.pg == nil {
+		fmt.Fprintf(w, "\nPostgreSQL cases %s.\n", b.pgSkip)
+	}
+	fmt.Fprintln(w)
+	return errors.Join(errs...)
+}
+
+// apiCase seeds (or reuses) a store of n domains and measures it.
+func (b *bench) apiCase(ctx context.Context, storeName string, n int, dnsAddr string) (apiCase, error) {
+	var s *seeded
+	var err error
+	if storeName == "SQLite" {
+		s, err = b.sqliteSeeded(ctx, n)
+	} else {
+		s, err = b.pgSeeded(ctx, n)
+	}
+	if err != nil {
+		return apiCase{}, err
+	}
+	defer func() {
+		s.store.Close()
+		if storeName == "PostgreSQL" && !b.cfg.keepPostgres {
+			b.pg.drop(context.WithoutCancel(ctx), fmt.Sprintf("domaind_bench_api_%d", n))
+		}
+	}()
+	c, err := b.runAPI(ctx, storeName, s, dnsAddr)
+	if err == nil && (c.Get.Errors > 0 || c.Post.Errors > 0) {
+		err = fmt.Errorf("%d GET and %d POST errors; first: %s", c.Get.Errors, c.Post.Errors, c.Get.FirstErr+c.Post.FirstErr)
+	}
+	return c, err
+}
+
+func (b *bench) scaleOutSection(ctx context.Context, w io.Writer) error {
+	fmt.Fprintf(w, "## Scale-out: background checks on PostgreSQL\n\n")
+	if b.pg == nil {
+		fmt.Fprintf(w, "%s.\n\n", strings.ToUpper(b.pgSkip[:1])+b.pgSkip[1:])
+		return nil
+	}
+	fmt.Fprintf(w, "%s domains, all due at once, in a fresh PostgreSQL %s database; then one replica, or two sharing the\n"+
+		"database, check them until all are checked. Each replica has its own connection pool, checker, verifier and\n"+
+		"`schedule.Worker` (%d checks at once), as a separate process would; here both run in one process, on the same\n"+
+		"cores as PostgreSQL and the DNS servers. Checks walk from a loopback root to one loopback authoritative server\n"+
+		"for the domains' zone (`dnstest.Net`, authoritative mode), where every domain's records are published, so each\n"+
+		"check asks for all five records and the domain becomes VERIFIED, which puts its next check a day away. Checks are\n"+
+		"not limited per DNS server here (serve's default `--authoritative-qps 50` would be all that was measured, since\n"+
+		"every domain is on one server), and the DNS servers' UDP receive buffers are enlarged so that bursts are not\n"+
+		"lost. CPU is how busy the machine's cores were, and in parentheses the share of the bench's own process (the\n"+
+		"replicas and the DNS servers); the rest is PostgreSQL's.\n\n",
+		fmtCount(b.cfg.scaleDomains), b.pg.version, b.cfg.scaleConcurrency)
+	fmt.Fprintf(w, "No check ran twice: the authoritative server's query log counts how often each domain's ownership\n"+
+		"TXT name was asked for. One check asks for it a fixed number of times (found first by checking one domain alone:\n"+
+		"twice, once by the walk that finds the zone and once of each of the zone's servers), so the count divided by that\n"+
+		"is the domain's number of checks. The bench fails if any domain's is not exactly 1, if the verifiers counted\n"+
+		"more checks than domains, or if any check did not verify the domain.\n\n")
+	fmt.Fprintf(w, "| replicas | domains | checks | time | checks/s | checks per replica | mean check | DNS queries per check | checks per domain (min–max) | CPU |\n")
+	fmt.Fprintf(w, "| ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | ---: |\n")
+	var errs []error
+	var rates []float64
+	var drops []string
+	for _, replicas := range []int{1, 2} {
+		fmt.Fprintf(b.log, "-- %d replica(s)\n", replicas)
+		r, err := b.runScaleOut(ctx, replicas)
+		if err != nil {
+			errs = append(errs, err)
+			fmt.Fprintf(b.log, "!!! %v\n", err)
+		}
+		if r.Elapsed == 0 {
+			fmt.Fprintf(w, "| %d | %s | | failed: %s | | | | | | |\n", replicas, fmtCount(r.Domains), oneLine(err))
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		per := make([]string, len(r.PerReplica))
+		for i, n := range r.PerReplica {
+			per[i] = fmtCount(int(n))
+		}
+		asks := fmt.Sprintf("%d–%d", r.MinChecks, r.MaxChecks)
+		if r.MaxChecks == 1 && r.MinChecks == 1 {
+			asks = "1–1: max per domain = 1"
+		}
+		if err != nil {
+			asks += " **FAILED**"
+		}
+		fmt.Fprintf(w, "| %d | %s | %s | %s | %.0f | %s | %s | %.1f | %s | %s |\n", replicas, fmtCount(r.Domains),
+			fmtCount(int(r.total())), fmtSeconds(r.Elapsed), r.rate(), strings.Join(per, " + "), fmtLatency(r.MeanCheck),
+			float64(r.DNSQueries)/float64(max(r.total(), 1)), asks, fmtCPU(r.CPUBusy, r.CPUSelf))
+		if err == nil {
+			rates = append(rates, r.rate())
+		}
+		if r.UDPDrops > 0 {
+			drops = append(drops, fmt.Sprintf("%d with %d replicas", r.UDPDrops, replicas))
+		}
+	}
+	if len(drops) > 0 {
+		fmt.Fprintf(w, "\nThe kernel dropped UDP datagrams during the runs (%s): some checks waited for a DNS timeout.\n", strings.Join(drops, ", "))
+	}
+	if len(rates) == 2 {
+		fmt.Fprintf(w, "\nTwo replicas ran %.2f× the checks per second of one.\n", rates[1]/rates[0])
+	}
+	fmt.Fprintln(w)
+	return errors.Join(errs...)
+}
+
+func (b *bench) memorySection(ctx context.Context, w io.Writer) error {
+	fmt.Fprintf(w, "## Memory of serve\n\n")
+	fmt.Fprintf(w, "`domaind serve` (built with `go build`, run as its own process with `--dev`, SQLite, recursive DNS mode at a\n"+
+		"loopback server) on the SQLite database of %s seeded domains. Once `/healthz` answers, %s clients send %s\n"+
+		"GET /v1/domains/{id} for random domains, then 100 each of GET /v1/domains?limit=100 and\n"+
+		"GET /api/v2/domains?limit=100; the peak is the process's VmHWM from /proc afterwards.\n\n",
+		fmtCount(b.cfg.memorySize), fmtCount(b.cfg.clients), fmtCount(b.cfg.memoryGets))
+	r, err := b.runMemory(ctx)
+	fmt.Fprintf(w, "| domains | database file | start to /healthz | RSS after start | peak RSS (VmHWM) | RSS at end | GET rps | GET p50 | GET p99 |\n")
+	fmt.Fprintf(w, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	if err != nil {
+		fmt.Fprintf(w, "| %s | failed: %s | | | | | | | |\n\n", fmtCount(r.Domains), oneLine(err))
+		return err
+	}
+	fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %.0f | %s | %s |\n\n", fmtCount(r.Domains), fmtMiB(r.DBSize),
+		fmtSeconds(r.Startup), fmtMiB(r.RSSStart), fmtMiB(r.Peak), fmtMiB(r.RSSEnd), r.Gets.rps(),
+		fmtLatency(r.Gets.percentile(50)), fmtLatency(r.Gets.percentile(99)))
+	return nil
+}
+
+// oneLine shortens an error for a table cell.
+func oneLine(err error) string {
+	if err == nil {
+		return ""
+	}
+	s := strings.ReplaceAll(err.Error(), "\n", " ")
+	s = strings.ReplaceAll(s, "|", "/")
+	if len(s) > 160 {
+		s = s[:160] + "…"
+	}
+	return s
+}
+
+func fmtSeconds(d time.Duration) string {
+	if d < 10*time.Second {
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	}
+	return fmt.Sprintf("%.1f s", d.Seconds())
+}
+
+func fmtLatency(d time.Duration) string {
+	ms := float64(d) / float64(time.Millisecond)
+	switch {
+	case ms < 10:
+		return fmt.Sprintf("%.2f ms", ms)
+	case ms < 1000:
+		return fmt.Sprintf("%.0f ms", ms)
+	}
+	return fmt.Sprintf("%.2f s", d.Seconds())
+}
+
+func fmtMiB(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
+
+// fmtCPU shows how busy the machine was and, in parentheses, this process's share.
+func fmtCPU(all, self float64) string {
+	if all < 0 || self < 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.0f%% (%.0f%%)", 100*all, 100*self)
+}
+
+// fmtCount writes n with thousands separators.
+func fmtCount(n int) string {
+	s := fmt.Sprint(n)
+	var out []byte
+	for i := range len(s) {
+		if i > 0 && (len(s)-i)%3 == 0 && s[i-1] != '-' {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}

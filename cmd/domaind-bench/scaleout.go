@@ -1,0 +1,380 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/domaind/domaind/internal/dnscheck"
+	"github.com/domaind/domaind/internal/dnstest"
+	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/records"
+	"github.com/domaind/domaind/internal/schedule"
+	"github.com/domaind/domaind/internal/store/postgres"
+	"github.com/domaind/domaind/internal/verify"
+)
+
+// scaleRun is one run of the scaleout section.
+type scaleRun struct {
+	Replicas    int
+	Domains     int
+	Concurrency int
+	Elapsed     time.Duration // from the workers' start to the last check's end
+	PerReplica  []int64       // checks each replica ran
+	Outcomes    map[string]int
+	MeanCheck   time.Duration // mean duration of one check
+	DNSQueries  int           // queries the root and the authoritative server received
+	// AsksPerCheck is how often one check asks the authoritative server for a
+	// domain's ownership name, learnt by checking one domain first.
+	AsksPerCheck int
+	MaxChecks    int // most checks of one domain, from the DNS query log
+	MinChecks    int // fewest, to show every domain was checked
+	UDPDrops     int64
+	CPUBusy      float64
+	CPUSelf      float64
+	SeedTime     time.Duration
+}
+
+func (r scaleRun) total() int64 {
+	var n int64
+	for _, c := range r.PerReplica {
+		n += c
+	}
+	return n
+}
+
+func (r scaleRun) rate() float64 { return float64(r.total()) / r.Elapsed.Seconds() }
+
+// checkCounter is a verify.Observer that counts the checks of a run.
+type checkCounter struct {
+	run      *runCounter
+	n        atomic.Int64
+	tookSum  atomic.Int64
+	mu       sync.Mutex
+	outcomes map[string]int
+}
+
+// runCounter counts all replicas' checks and notes when the last expected one ended.
+type runCounter struct {
+	want  int64
+	total atomic.Int64
+	done  chan struct{}
+	end   atomic.Int64 // UnixNano of the want-th check's end
+}
+
+func (c *checkCounter) CheckDone(outcome string, took time.Duration) {
+	c.n.Add(1)
+	c.tookSum.Add(int64(took))
+	c.mu.Lock()
+	c.outcomes[outcome]++
+	c.mu.Unlock()
+	if c.run.total.Add(1) == c.run.want {
+		c.run.end.Store(time.Now().UnixNano())
+		close(c.run.done)
+	}
+}
+
+// runScaleOut seeds the scaleout domains, all due now, in a fresh database, and
+// runs replicas workers (each with its own connection pool, checker and verifier,
+// as separate processes would have) until every domain has been checked. The
+// loopback authoritative server's query log then shows how often each domain's
+// ownership record was asked for, which calibrate turns into checks.
+func (b *bench) runScaleOut(ctx context.Context, replicas int) (scaleRun, error) {
+	r := scaleRun{Replicas: replicas, Domains: b.cfg.scaleDomains, Concurrency: b.cfg.scaleConcurrency, Outcomes: map[string]int{}}
+	dnsNet, err := dnstest.NewNet(ctx, 1)
+	if err != nil {
+		return r, err
+	}
+	defer dnsNet.Close()
+	auth := dnsNet.Servers()[0]
+	zone, err := dnsNet.AddZone(zoneOrigin+".", auth)
+	if err != nil {
+		return r, err
+	}
+	// The domains' SPF record includes the sending platform's, and their MAIL
+	// FROM MX names its host: both resolve, as on the internet.
+	rc := records.DefaultConfig()
+	platform, err := dnsNet.AddZone(rc.SPFInclude+".", auth)
+	if err != nil {
+		return r, err
+	}
+	mxHost := strings.ReplaceAll(rc.MXTemplate, "{region}", region) + "."
+	if err := platform.Add("@ TXT \"v=spf1 ip4:192.0.2.0/24 -all\"\n" + mxHost + " A 192.0.2.25"); err != nil {
+		return r, err
+	}
+	// Hundreds of checks in flight send bursts of queries that overflow the
+	// kernel's default UDP buffer (about 200 queries) while the servers wait
+	// for a core; lost queries would be timeouts of the test's DNS, not of
+	// domaind.
+	for _, s := range []*dnstest.Server{dnsNet.Root(), auth} {
+		if err := s.SetReadBuffer(dnsReadBuffer); err != nil {
+			fmt.Fprintf(b.log, "  warning: %v\n", err)
+		}
+	}
+
+	dbName := fmt.Sprintf("domaind_bench_scaleout_%d_%s", replicas, runID())
+	if err := b.pg.create(ctx, dbName); err != nil {
+		return r, err
+	}
+	defer b.pg.drop(context.WithoutCancel(ctx), dbName)
+	seedStore, err := postgres.Open(ctx, b.pg.dsn(dbName, b.seedParams()))
+	if err != nil {
+		return r, err
+	}
+	t, err := b.template()
+	if err != nil {
+		seedStore.Close()
+		return r, err
+	}
+	p, err := seedStore.EnsureProject(ctx, seedProject, time.Now())
+	if err != nil {
+		seedStore.Close()
+		return r, err
+	}
+	// Every domain is due from the moment it is stored, and its records are
+	// published, so each check finds them all and the domain becomes VERIFIED,
+	// which puts its next check a day away: a second check within the run can
+	// only be a claim that went to two workers.
+	ownership := make([]string, r.Domains)
+	var publishErr atomic.Pointer[error]
+	r.SeedTime, err = seed(ctx, seedStore, t, seedSpec{
+		label: fmt.Sprintf("scaleout %d replicas", replicas), n: r.Domains, projectID: p.ID,
+		name: func(i int) string { return fmt.Sprintf("c%06d.%s", i, zoneOrigin) },
+		next: func(_ int, now time.Time) time.Time { return now },
+		made: func(i int, d *domain.Domain) {
+			ownership[i] = dns.CanonicalName(d.Record(domain.KeyOwnership).Name)
+			if err := publish(zone, d); err != nil {
+				publishErr.CompareAndSwap(nil, &err)
+			}
+		},
+	}, b.cfg.seedWorkers, b.log)
+	seedStore.Close()
+	if err != nil {
+		return r, err
+	}
+	if e := publishErr.Load(); e != nil {
+		return r, fmt.Errorf("publish records: %w", *e)
+	}
+
+	// No bound on queries per authoritative server (serve's default is 50/s):
+	// every domain here is on one server, and the bound would be all that was
+	// measured.
+	newChecker := func() (*dnscheck.Checker, error) {
+		return dnscheck.New(dnscheck.Config{
+			Mode: dnscheck.ModeAuthoritative, RootHints: dnsNet.RootIPs(), AuthoritativePort: dnsNet.Port(),
+			Timeout: 2 * time.Second, Retries: 1,
+		})
+	}
+	if r.AsksPerCheck, err = calibrate(ctx, t, zone, auth, newChecker); err != nil {
+		return r, err
+	}
+
+	log := slog.New(slog.DiscardHandler)
+	run := &runCounter{want: int64(r.Domains), done: make(chan struct{})}
+	counters := make([]*checkCounter, replicas)
+	type replica struct {
+		close func()
+		w     *schedule.Worker
+	}
+	reps := make([]replica, replicas)
+	defer func() {
+		for _, rep := range reps {
+			if rep.close != nil {
+				rep.close()
+			}
+		}
+	}()
+	for i := range replicas {
+		st, err := postgres.Open(ctx, b.pg.dsn(dbName, nil))
+		if err != nil {
+			return r, err
+		}
+		checker, err := newChecker()
+		if err != nil {
+			st.Close()
+			return r, err
+		}
+		v := verify.New(st, checker, verify.Config{
+			Budget: 5 * time.Second, MinInterval: 2 * time.Second, Rules: domain.Rules{DegradeAfter: 3},
+			Recheck: domain.DefaultRecheck(),
+		}, nil, log)
+		counters[i] = &checkCounter{run: run, outcomes: map[string]int{}}
+		v.Observer = counters[i]
+		reps[i] = replica{
+			close: func() { v.Close(); st.Close() },
+			w:     &schedule.Worker{Store: st, Checker: v, Log: log, Concurrency: b.cfg.scaleConcurrency},
+		}
+	}
+
+	dnsNet.Root().ResetQueries()
+	auth.ResetQueries()
+	fmt.Fprintf(b.log, "  %d replica(s), %d checks at once each, checking %d due domains\n", replicas, b.cfg.scaleConcurrency, r.Domains)
+	workCtx, stopWork := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	drops := udpDrops()
+	cpu := startCPU()
+	start := time.Now()
+	for _, rep := range reps {
+		wg.Go(func() { rep.w.Run(workCtx) })
+	}
+	timeout := time.NewTimer(b.cfg.scaleTimeout)
+	defer timeout.Stop()
+	var runErr error
+	select {
+	case <-run.done:
+		r.Elapsed = time.Unix(0, run.end.Load()).Sub(start)
+	case <-timeout.C:
+		runErr = fmt.Errorf("scaleout: only %d of %d domains checked after %s", run.total.Load(), r.Domains, b.cfg.scaleTimeout)
+	case <-ctx.Done():
+		runErr = ctx.Err()
+	}
+	r.CPUBusy, r.CPUSelf = cpu.busyShare(), cpu.selfShare()
+	r.UDPDrops = udpDrops() - drops
+	// Stop claiming, and wait for the checks already started: any of them would
+	// be a second check of some domain, which the counts below must see.
+	stopWork()
+	wg.Wait()
+	for _, rep := range reps {
+		rep.close()
+	}
+	reps = nil
+
+	var tookSum int64
+	for _, c := range counters {
+		r.PerReplica = append(r.PerReplica, c.n.Load())
+		tookSum += c.tookSum.Load()
+		for k, v := range c.outcomes {
+			r.Outcomes[k] += v
+		}
+	}
+	if n := r.total(); n > 0 {
+		r.MeanCheck = time.Duration(tookSum / n)
+	}
+	if runErr != nil {
+		return r, runErr
+	}
+
+	asks := make(map[string]int, r.Domains)
+	for _, name := range ownership {
+		asks[name] = 0
+	}
+	authLog := auth.Queries()
+	r.DNSQueries = len(authLog) + len(dnsNet.Root().Queries())
+	for _, q := range authLog {
+		if _, ok := asks[q.Name]; ok && q.Type == dns.TypeTXT {
+			asks[q.Name]++
+		}
+	}
+	r.MinChecks, r.MaxChecks = r.Domains, 0
+	for name, n := range asks {
+		if n%r.AsksPerCheck != 0 {
+			return r, fmt.Errorf("scaleout with %d replicas: %s was asked for %d times, not a multiple of the %d times one check asks",
+				replicas, name, n, r.AsksPerCheck)
+		}
+		r.MinChecks = min(r.MinChecks, n/r.AsksPerCheck)
+		r.MaxChecks = max(r.MaxChecks, n/r.AsksPerCheck)
+	}
+	fmt.Fprintf(b.log, "    %d checks in %s: %.0f/s; per replica %v; checks per domain by the DNS log: min %d, max %d; %d UDP datagrams dropped\n",
+		r.total(), fmtSeconds(r.Elapsed), r.rate(), r.PerReplica, r.MinChecks, r.MaxChecks, r.UDPDrops)
+	switch {
+	case r.MaxChecks > 1:
+		return r, fmt.Errorf("scaleout with %d replicas: a domain was checked %d times", replicas, r.MaxChecks)
+	case r.total() != int64(r.Domains):
+		return r, fmt.Errorf("scaleout with %d replicas: %d checks ran for %d domains", replicas, r.total(), r.Domains)
+	case r.MinChecks < 1:
+		return r, fmt.Errorf("scaleout with %d replicas: some domain's ownership record was never asked for", replicas)
+	case r.Outcomes["verified"] != r.Domains:
+		return r, fmt.Errorf("scaleout with %d replicas: outcomes %v, want all %d verified", replicas, r.Outcomes, r.Domains)
+	}
+	return r, nil
+}
+
+// dnsReadBuffer is the UDP receive buffer the scaleout's DNS servers ask for.
+const dnsReadBuffer = 4 << 20
+
+// calibrate checks one domain, not stored, and returns how many times the check
+// asked the authoritative server for the domain's ownership name: once by the
+// walk that finds the zone and once more of every server of the zone.
+func calibrate(ctx context.Context, t *template, zone *dnstest.Zone, auth *dnstest.Server, newChecker func() (*dnscheck.Checker, error)) (int, error) {
+	now := time.Now()
+	d, _, err := t.domain(0, "calibrate."+zoneOrigin, now, now)
+	if err != nil {
+		return 0, err
+	}
+	if err := publish(zone, d); err != nil {
+		return 0, err
+	}
+	checker, err := newChecker()
+	if err != nil {
+		return 0, err
+	}
+	auth.ResetQueries()
+	for _, o := range checker.Check(ctx, dnscheck.ExpectationsOf(d)) {
+		if o.Status != domain.CheckVerified {
+			return 0, fmt.Errorf("calibration: record %s is %s, not verified: %v", o.Key, o.Status, o.Problems)
+		}
+	}
+	n := auth.Count(d.Record(domain.KeyOwnership).Name+".", dns.TypeTXT, "")
+	if n < 1 {
+		return 0, errors.New("calibration: the check never asked the authoritative server for the ownership record")
+	}
+	return n, nil
+}
+
+// udpDrops returns the machine's count of UDP datagrams dropped for want of
+// buffer space (RcvbufErrors of /proc/net/snmp), or 0 when it cannot be read.
+func udpDrops() int64 {
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return 0
+	}
+	var names []string
+	for _, line := range strings.Split(string(b), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 || fields[0] != "Udp:" {
+			continue
+		}
+		if names == nil {
+			names = fields
+			continue
+		}
+		for i, f := range fields {
+			if i < len(names) && names[i] == "RcvbufErrors" {
+				n, _ := strconv.ParseInt(f, 10, 64)
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+// publish adds the domain's records to the zone, as its owner would.
+func publish(z *dnstest.Zone, d *domain.Domain) error {
+	for _, rec := range d.Records {
+		var rr dns.RR
+		switch rec.Type {
+		case "TXT":
+			rr = dnstest.NewTXT(rec.Name+".", dnstest.DefaultTTL, rec.Value)
+		case "MX":
+			rr = &dns.MX{
+				Hdr:        dns.RR_Header{Name: rec.Name + ".", Rrtype: dns.TypeMX, Class: dns.ClassINET, Ttl: dnstest.DefaultTTL},
+				Preference: rec.Priority, Mx: rec.Value + ".",
+			}
+		default:
+			return fmt.Errorf("cannot publish a %s record", rec.Type)
+		}
+		if err := z.AddRR(rr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
