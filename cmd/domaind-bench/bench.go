@@ -226,8 +226,8 @@ func (b *bench) scaleOutSection(ctx context.Context, w io.Writer) error {
 		"replicas and the DNS servers); the rest is PostgreSQL's.\n\n",
 		fmtCount(b.cfg.scaleDomains), b.pg.version, b.cfg.scaleConcurrency)
 	fmt.Fprintf(w, "No check ran twice: the authoritative server's query log counts how often each domain's ownership\n"+
-		"TXT name was asked for. One check asks for it a fixed number of times (found first by checking one domain alone:\n"+
-		"twice, once by the walk that finds the zone and once of each of the zone's servers), so the count divided by that\n"+
+		"TXT name was asked for. One check asks for it a fixed number of times (found first by checking one domain\n"+
+		"alone: once per server of the zone, the walk's own answer included), so the count divided by that\n"+
 		"is the domain's number of checks. The bench fails if any domain's is not exactly 1, if the verifiers counted\n"+
 		"more checks than domains, or if any check did not verify the domain.\n\n")
 	fmt.Fprintf(w, "| replicas | domains | checks | time | checks/s | checks per replica | mean check | DNS queries per check | checks per domain (min–max) | CPU |\n")
