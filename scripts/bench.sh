@@ -49,7 +49,8 @@ go run ./cmd/domaind-bench -header=false -cache bench-out -o "$report" ${args[@]
 
 cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+# The report itself does not count: it is what this run rewrites.
+if [[ -n $(git status --porcelain --untracked-files=no -- . ':!BENCHMARKS.md' 2>/dev/null) ]]; then
 	commit="$commit (with uncommitted changes)"
 fi
 {
