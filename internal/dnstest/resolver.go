@@ -128,15 +128,7 @@ func (r *CachingResolver) Len() int {
 // Close stops the resolver, waiting briefly for queries in progress. Calling
 // it again does nothing.
 func (r *CachingResolver) Close() error {
-	r.closeOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		errU := r.udp.ShutdownContext(ctx)
-		errT := r.tcp.ShutdownContext(ctx)
-		if errU != nil || errT != nil {
-			r.closeErr = fmt.Errorf("dnstest: close %s: udp: %v, tcp: %v", r.Addr(), errU, errT)
-		}
-	})
+	r.closeOnce.Do(func() { r.closeErr = shutdown(r.udp, r.tcp, r.Addr()) })
 	return r.closeErr
 }
 

@@ -174,16 +174,21 @@ func (s *Server) Port() int { return s.port }
 // Close stops the server, waiting briefly for queries in progress. Calling
 // it again does nothing.
 func (s *Server) Close() error {
-	s.closeOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		errU := s.udp.ShutdownContext(ctx)
-		errT := s.tcp.ShutdownContext(ctx)
-		if errU != nil || errT != nil {
-			s.closeErr = fmt.Errorf("dnstest: close %s: udp: %v, tcp: %v", s.Addr(), errU, errT)
-		}
-	})
+	s.closeOnce.Do(func() { s.closeErr = shutdown(s.udp, s.tcp, s.Addr()) })
 	return s.closeErr
+}
+
+// shutdown stops the UDP and TCP servers that serve started, waiting briefly for
+// queries in progress.
+func shutdown(udp, tcp *dns.Server, addr string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	errU := udp.ShutdownContext(ctx)
+	errT := tcp.ShutdownContext(ctx)
+	if errU != nil || errT != nil {
+		return fmt.Errorf("dnstest: close %s: udp: %v, tcp: %v", addr, errU, errT)
+	}
+	return nil
 }
 
 // AddZone makes the server authoritative for zones. A zone with the same

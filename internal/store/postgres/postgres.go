@@ -7,7 +7,6 @@ package postgres
 import (
 	"context"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -116,22 +115,6 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// ms converts a time to the stored Unix milliseconds; the zero time is 0.
-func ms(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-// fromMS is the inverse of ms.
-func fromMS(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(v).UTC()
-}
-
 // isUnique reports whether err is a unique_violation.
 func isUnique(err error) bool {
 	var pe *pgconn.PgError
@@ -179,7 +162,7 @@ func (s *Store) EnsureProject(ctx context.Context, name string, now time.Time) (
 	err := s.pool.QueryRow(ctx, find, name).Scan(&p.ID, &created)
 	if errors.Is(err, pgx.ErrNoRows) {
 		err = s.pool.QueryRow(ctx, `INSERT INTO projects (name, created_at) VALUES ($1, $2)
-			ON CONFLICT (name) DO NOTHING RETURNING id, created_at`, name, ms(now)).Scan(&p.ID, &created)
+			ON CONFLICT (name) DO NOTHING RETURNING id, created_at`, name, store.Millis(now)).Scan(&p.ID, &created)
 		if errors.Is(err, pgx.ErrNoRows) {
 			err = s.pool.QueryRow(ctx, find, name).Scan(&p.ID, &created)
 		}
@@ -187,7 +170,7 @@ func (s *Store) EnsureProject(ctx context.Context, name string, now time.Time) (
 	if err != nil {
 		return store.Project{}, fmt.Errorf("postgres: project %q: %w", name, err)
 	}
-	p.CreatedAt = fromMS(created)
+	p.CreatedAt = store.FromMillis(created)
 	return p, nil
 }
 
@@ -195,7 +178,7 @@ func (s *Store) EnsureProject(ctx context.Context, name string, now time.Time) (
 func (s *Store) CreateAPIKey(ctx context.Context, k store.APIKey) (store.APIKey, error) {
 	err := s.pool.QueryRow(ctx,
 		`INSERT INTO api_keys (project_id, prefix, hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id`,
-		k.ProjectID, k.Prefix, k.Hash[:], ms(k.CreatedAt)).Scan(&k.ID)
+		k.ProjectID, k.Prefix, k.Hash[:], store.Millis(k.CreatedAt)).Scan(&k.ID)
 	if err != nil {
 		return store.APIKey{}, fmt.Errorf("postgres: create api key: %w", err)
 	}
@@ -212,7 +195,7 @@ func scanAPIKey(sc pgx.Row) (store.APIKey, error) {
 		return k, err
 	}
 	copy(k.Hash[:], hash)
-	k.CreatedAt, k.RevokedAt = fromMS(created), fromMS(revoked)
+	k.CreatedAt, k.RevokedAt = store.FromMillis(created), store.FromMillis(revoked)
 	return k, nil
 }
 
@@ -293,7 +276,7 @@ func (s *Store) RevokeAPIKey(ctx context.Context, prefix string, now time.Time) 
 		k = found[0]
 		if k.RevokedAt.IsZero() {
 			k.RevokedAt = now.UTC().Truncate(time.Millisecond)
-			if _, err := tx.Exec(ctx, `UPDATE api_keys SET revoked_at = $1 WHERE id = $2`, ms(now), k.ID); err != nil {
+			if _, err := tx.Exec(ctx, `UPDATE api_keys SET revoked_at = $1 WHERE id = $2`, store.Millis(now), k.ID); err != nil {
 				return fmt.Errorf("postgres: revoke: %w", err)
 			}
 		}
@@ -314,8 +297,8 @@ func (s *Store) CreateDomain(ctx context.Context, d *domain.Domain, sealedKey []
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
 			d.ID, d.ProjectID, d.Name, d.Region, string(d.Status),
 			d.OwnershipVerified, d.DKIMEnabled, d.MailFromEnabled, d.DMARCEnabled, sealedKey,
-			ms(d.CreatedAt), ms(d.LastCheckedAt), ms(d.VerifiedAt), ms(d.InboundEnabledAt), ms(d.InboundVerifiedAt),
-			ms(d.NextCheckAt), d.CheckAttempt, ms(d.WindowStartedAt), ms(d.FailedAt))
+			store.Millis(d.CreatedAt), store.Millis(d.LastCheckedAt), store.Millis(d.VerifiedAt), store.Millis(d.InboundEnabledAt), store.Millis(d.InboundVerifiedAt),
+			store.Millis(d.NextCheckAt), d.CheckAttempt, store.Millis(d.WindowStartedAt), store.Millis(d.FailedAt))
 		if isUnique(err) {
 			return store.ErrDomainExists
 		}
@@ -332,7 +315,7 @@ func (s *Store) CreateDomain(ctx context.Context, d *domain.Domain, sealedKey []
 }
 
 func insertRecord(ctx context.Context, tx pgx.Tx, domainID string, pos int, r *domain.Record) error {
-	found, problems, propagation, err := marshalState(r)
+	found, problems, propagation, err := store.EncodeRecordState(r)
 	if err != nil {
 		return err
 	}
@@ -340,59 +323,11 @@ func insertRecord(ctx context.Context, tx pgx.Tx, domainID string, pos int, r *d
 		priority, purpose, verified, status, found, problems, propagation, failures, checked_at, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
 		domainID, string(r.Key), pos, r.Name, r.Type, r.Value, int(r.Priority), r.Purpose, r.Verified,
-		string(r.Status), found, problems, propagation, r.Failures, ms(r.CheckedAt), ms(r.CreatedAt), ms(r.UpdatedAt))
+		string(r.Status), found, problems, propagation, r.Failures, store.Millis(r.CheckedAt), store.Millis(r.CreatedAt), store.Millis(r.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("postgres: insert record %s: %w", r.Key, err)
 	}
 	return nil
-}
-
-// marshalState encodes a record's found values, problems and propagation as the JSON
-// text the SQLite store keeps.
-func marshalState(r *domain.Record) (found, problems, propagation string, err error) {
-	f, err := json.Marshal(nonNil(r.Found))
-	if err != nil {
-		return "", "", "", fmt.Errorf("postgres: record %s: %w", r.Key, err)
-	}
-	p, err := json.Marshal(nonNil(r.Problems))
-	if err != nil {
-		return "", "", "", fmt.Errorf("postgres: record %s: %w", r.Key, err)
-	}
-	g, err := json.Marshal(nonNil(r.Propagation))
-	if err != nil {
-		return "", "", "", fmt.Errorf("postgres: record %s: %w", r.Key, err)
-	}
-	return string(f), string(p), string(g), nil
-}
-
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
-}
-
-const domainColumns = `id, project_id, name, region, status, ownership_verified, dkim_enabled,
-	mail_from_enabled, dmarc_enabled, created_at, last_checked_at, verified_at,
-	inbound_enabled_at, inbound_verified_at, next_check_at, check_attempt, window_started_at, failed_at,
-	check_until`
-
-func scanDomain(sc pgx.Row) (*domain.Domain, error) {
-	d := new(domain.Domain)
-	var status string
-	var created, checked, verified, inEnabled, inVerified, next, window, failed, checking int64
-	err := sc.Scan(&d.ID, &d.ProjectID, &d.Name, &d.Region, &status, &d.OwnershipVerified,
-		&d.DKIMEnabled, &d.MailFromEnabled, &d.DMARCEnabled, &created, &checked, &verified,
-		&inEnabled, &inVerified, &next, &d.CheckAttempt, &window, &failed, &checking)
-	if err != nil {
-		return nil, err
-	}
-	d.Status = domain.Status(status)
-	d.CreatedAt, d.LastCheckedAt, d.VerifiedAt = fromMS(created), fromMS(checked), fromMS(verified)
-	d.InboundEnabledAt, d.InboundVerifiedAt = fromMS(inEnabled), fromMS(inVerified)
-	d.NextCheckAt, d.WindowStartedAt, d.FailedAt = fromMS(next), fromMS(window), fromMS(failed)
-	d.CheckingUntil = fromMS(checking)
-	return d, nil
 }
 
 // Domain implements store.Store.
@@ -402,8 +337,8 @@ func (s *Store) Domain(ctx context.Context, projectID int64, id string) (*domain
 		return nil, err
 	}
 	defer tx.Rollback(ctx)
-	d, err := scanDomain(tx.QueryRow(ctx,
-		`SELECT `+domainColumns+` FROM domains WHERE id = $1 AND project_id = $2`, id, projectID))
+	d, err := store.ScanDomain(tx.QueryRow(ctx,
+		`SELECT `+store.DomainColumns+` FROM domains WHERE id = $1 AND project_id = $2`, id, projectID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -427,20 +362,20 @@ func (s *Store) Domains(ctx context.Context, projectID int64, p store.Page) ([]*
 	if err := tx.QueryRow(ctx, `SELECT count(*) FROM domains WHERE project_id = $1`, projectID).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("postgres: count domains: %w", err)
 	}
-	query, args := `SELECT `+domainColumns+` FROM domains WHERE project_id = $1
+	query, args := `SELECT `+store.DomainColumns+` FROM domains WHERE project_id = $1
 		ORDER BY created_at, id LIMIT $2 OFFSET $3`, []any{projectID, limitOf(p), max(p.Offset, 0)}
 	if a := p.After; a != nil {
 		// Keyset pagination ignores Offset, as in SQLite. The row comparison is the
 		// order of the list, and of the index domains_project_created.
-		query = `SELECT ` + domainColumns + ` FROM domains WHERE project_id = $1
+		query = `SELECT ` + store.DomainColumns + ` FROM domains WHERE project_id = $1
 			AND (created_at, id) > ($2, $3) ORDER BY created_at, id LIMIT $4`
-		args = []any{projectID, ms(a.CreatedAt), a.ID, limitOf(p)}
+		args = []any{projectID, store.Millis(a.CreatedAt), a.ID, limitOf(p)}
 	}
 	rows, err := tx.Query(ctx, query, args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("postgres: list domains: %w", err)
 	}
-	ds, err := collect(rows, scanDomain)
+	ds, err := collect(rows, func(r pgx.Row) (*domain.Domain, error) { return store.ScanDomain(r) })
 	if err != nil {
 		return nil, 0, fmt.Errorf("postgres: list domains: %w", err)
 	}
@@ -489,15 +424,9 @@ func loadRecords(ctx context.Context, q querier, ds []*domain.Domain) error {
 			return fmt.Errorf("postgres: records: %w", err)
 		}
 		r.Key, r.Status, r.Priority = domain.RecordKey(key), domain.CheckStatus(status), uint16(priority)
-		r.CheckedAt, r.CreatedAt, r.UpdatedAt = fromMS(checked), fromMS(created), fromMS(updated)
-		if err := json.Unmarshal([]byte(found), &r.Found); err != nil {
-			return fmt.Errorf("postgres: record %s/%s found: %w", id, key, err)
-		}
-		if err := json.Unmarshal([]byte(problems), &r.Problems); err != nil {
-			return fmt.Errorf("postgres: record %s/%s problems: %w", id, key, err)
-		}
-		if err := json.Unmarshal([]byte(propagation), &r.Propagation); err != nil {
-			return fmt.Errorf("postgres: record %s/%s propagation: %w", id, key, err)
+		r.CheckedAt, r.CreatedAt, r.UpdatedAt = store.FromMillis(checked), store.FromMillis(created), store.FromMillis(updated)
+		if err := store.DecodeRecordState(&r, found, problems, propagation); err != nil {
+			return fmt.Errorf("postgres: domain %s: %w", id, err)
 		}
 		d := byID[id]
 		d.Records = append(d.Records, r)
@@ -532,8 +461,8 @@ func (s *Store) SaveCheck(ctx context.Context, d *domain.Domain, events []store.
 			verified_at = $7, inbound_verified_at = $8, next_check_at = $9, check_attempt = $10,
 			window_started_at = $11, failed_at = $12 WHERE id = $13`,
 			string(d.Status), d.OwnershipVerified, d.DKIMEnabled, d.MailFromEnabled, d.DMARCEnabled,
-			ms(d.LastCheckedAt), ms(d.VerifiedAt), ms(d.InboundVerifiedAt), ms(d.NextCheckAt), d.CheckAttempt,
-			ms(d.WindowStartedAt), ms(d.FailedAt), d.ID)
+			store.Millis(d.LastCheckedAt), store.Millis(d.VerifiedAt), store.Millis(d.InboundVerifiedAt), store.Millis(d.NextCheckAt), d.CheckAttempt,
+			store.Millis(d.WindowStartedAt), store.Millis(d.FailedAt), d.ID)
 		if err != nil {
 			return fmt.Errorf("postgres: save check %s: %w", d.ID, err)
 		}
@@ -542,14 +471,14 @@ func (s *Store) SaveCheck(ctx context.Context, d *domain.Domain, events []store.
 		}
 		for i := range d.Records {
 			r := &d.Records[i]
-			found, problems, propagation, err := marshalState(r)
+			found, problems, propagation, err := store.EncodeRecordState(r)
 			if err != nil {
 				return err
 			}
 			if _, err := tx.Exec(ctx, `UPDATE domain_records SET verified = $1, status = $2, found = $3,
 				problems = $4, propagation = $5, failures = $6, checked_at = $7, updated_at = $8
 				WHERE domain_id = $9 AND key = $10`,
-				r.Verified, string(r.Status), found, problems, propagation, r.Failures, ms(r.CheckedAt), ms(r.UpdatedAt),
+				r.Verified, string(r.Status), found, problems, propagation, r.Failures, store.Millis(r.CheckedAt), store.Millis(r.UpdatedAt),
 				d.ID, string(r.Key)); err != nil {
 				return fmt.Errorf("postgres: save record %s/%s: %w", d.ID, r.Key, err)
 			}

@@ -17,7 +17,7 @@ func insertEvents(ctx context.Context, tx pgx.Tx, events []store.Event) error {
 	hooks := map[int64][]store.Webhook{}
 	for _, e := range events {
 		if _, err := tx.Exec(ctx, `INSERT INTO events (id, project_id, domain_id, type, payload, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6)`, e.ID, e.ProjectID, e.DomainID, e.Type, string(e.Payload), ms(e.CreatedAt)); err != nil {
+			VALUES ($1, $2, $3, $4, $5, $6)`, e.ID, e.ProjectID, e.DomainID, e.Type, string(e.Payload), store.Millis(e.CreatedAt)); err != nil {
 			return fmt.Errorf("postgres: insert event: %w", err)
 		}
 		whs, ok := hooks[e.ProjectID]
@@ -42,7 +42,7 @@ func insertEvents(ctx context.Context, tx pgx.Tx, events []store.Event) error {
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type,
 				project_id, payload, status, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-				id, w.ID, e.ID, e.Type, e.ProjectID, string(e.Payload), store.DeliveryPending, ms(e.CreatedAt), ms(e.CreatedAt)); err != nil {
+				id, w.ID, e.ID, e.Type, e.ProjectID, string(e.Payload), store.DeliveryPending, store.Millis(e.CreatedAt), store.Millis(e.CreatedAt)); err != nil {
 				return fmt.Errorf("postgres: insert delivery: %w", err)
 			}
 		}
@@ -57,7 +57,7 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 	rows, err := s.pool.Query(ctx, `UPDATE domains SET next_check_at = $1
 		WHERE id IN (SELECT id FROM domains WHERE next_check_at > 0 AND next_check_at <= $2
 			ORDER BY next_check_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-		RETURNING id, project_id`, ms(now.Add(lease)), ms(now), noLimit(limit))
+		RETURNING id, project_id`, store.Millis(now.Add(lease)), store.Millis(now), noLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: claim due: %w", err)
 	}
@@ -81,7 +81,7 @@ func (s *Store) OldestDue(ctx context.Context) (time.Time, error) {
 	if v == nil {
 		return time.Time{}, nil
 	}
-	return fromMS(*v), nil
+	return store.FromMillis(*v), nil
 }
 
 // Events implements store.Store.
@@ -102,7 +102,7 @@ func (s *Store) Events(ctx context.Context, projectID int64, domainID string, p 
 		var payload string
 		var created int64
 		err := r.Scan(&e.ID, &e.ProjectID, &e.DomainID, &e.Type, &payload, &created)
-		e.Payload, e.CreatedAt = []byte(payload), fromMS(created)
+		e.Payload, e.CreatedAt = []byte(payload), store.FromMillis(created)
 		return e, err
 	})
 	if err != nil {
@@ -113,12 +113,12 @@ func (s *Store) Events(ctx context.Context, projectID int64, domainID string, p 
 
 // CreateWebhook implements store.Store.
 func (s *Store) CreateWebhook(ctx context.Context, w store.Webhook) error {
-	events, err := json.Marshal(nonNil(w.Events))
+	events, err := store.EncodeStrings(w.Events)
 	if err != nil {
 		return fmt.Errorf("postgres: webhook events: %w", err)
 	}
 	if _, err := s.pool.Exec(ctx, `INSERT INTO webhooks (id, project_id, url, events, sealed_secret, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`, w.ID, w.ProjectID, w.URL, string(events), w.SealedSecret, ms(w.CreatedAt)); err != nil {
+		VALUES ($1, $2, $3, $4, $5, $6)`, w.ID, w.ProjectID, w.URL, string(events), w.SealedSecret, store.Millis(w.CreatedAt)); err != nil {
 		return fmt.Errorf("postgres: create webhook: %w", err)
 	}
 	return nil
@@ -141,7 +141,7 @@ func webhooks(ctx context.Context, q querier, projectID int64, lock string) ([]s
 		if err := json.Unmarshal([]byte(events), &w.Events); err != nil {
 			return w, fmt.Errorf("webhook %s events: %w", w.ID, err)
 		}
-		w.CreatedAt = fromMS(created)
+		w.CreatedAt = store.FromMillis(created)
 		return w, nil
 	})
 	if err != nil {
@@ -177,7 +177,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.D
 				ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
 			RETURNING *)
 		SELECT `+deliveryColumns+` FROM d JOIN webhooks w ON w.id = d.webhook_id
-		ORDER BY d.next_attempt_at, d.seq`, ms(now.Add(lease)), ms(now), noLimit(limit))
+		ORDER BY d.next_attempt_at, d.seq`, store.Millis(now.Add(lease)), store.Millis(now), noLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: claim deliveries: %w", err)
 	}
@@ -197,7 +197,7 @@ func scanDelivery(r pgx.Row) (store.Delivery, error) {
 	var payload string
 	err := r.Scan(&d.ID, &d.WebhookID, &d.EventID, &d.EventType, &d.ProjectID, &d.Status, &next,
 		&created, &payload, &d.URL, &d.SealedSecret)
-	d.NextAttemptAt, d.CreatedAt, d.Payload = fromMS(next), fromMS(created), []byte(payload)
+	d.NextAttemptAt, d.CreatedAt, d.Payload = store.FromMillis(next), store.FromMillis(created), []byte(payload)
 	return d, err
 }
 
@@ -205,7 +205,7 @@ func scanDelivery(r pgx.Row) (store.Delivery, error) {
 func (s *Store) RecordAttempt(ctx context.Context, a store.Attempt, next store.DeliveryState) error {
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE webhook_deliveries SET status = $1, next_attempt_at = $2 WHERE id = $3`,
-			next.Status, ms(next.NextAttemptAt), a.DeliveryID)
+			next.Status, store.Millis(next.NextAttemptAt), a.DeliveryID)
 		if err != nil {
 			return fmt.Errorf("postgres: record attempt: %w", err)
 		}
@@ -213,7 +213,7 @@ func (s *Store) RecordAttempt(ctx context.Context, a store.Attempt, next store.D
 			return store.ErrNotFound // the webhook was deleted meanwhile
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO webhook_attempts (delivery_id, at, status_code, error, duration_ms)
-			VALUES ($1, $2, $3, $4, $5)`, a.DeliveryID, ms(a.At), a.StatusCode, a.Error, a.Duration.Milliseconds()); err != nil {
+			VALUES ($1, $2, $3, $4, $5)`, a.DeliveryID, store.Millis(a.At), a.StatusCode, a.Error, a.Duration.Milliseconds()); err != nil {
 			return fmt.Errorf("postgres: record attempt: %w", err)
 		}
 		return nil
@@ -256,7 +256,7 @@ func (s *Store) Deliveries(ctx context.Context, projectID int64, webhookID strin
 		var a store.Attempt
 		var at, dur int64
 		err := r.Scan(&a.DeliveryID, &at, &a.StatusCode, &a.Error, &dur)
-		a.At, a.Duration = fromMS(at), time.Duration(dur)*time.Millisecond
+		a.At, a.Duration = store.FromMillis(at), time.Duration(dur)*time.Millisecond
 		return a, err
 	})
 	if err != nil {
@@ -272,7 +272,7 @@ func (s *Store) Deliveries(ctx context.Context, projectID int64, webhookID strin
 // AcquireCheck implements store.Store.
 func (s *Store) AcquireCheck(ctx context.Context, id, owner string, now time.Time, lease time.Duration) (bool, error) {
 	tag, err := s.pool.Exec(ctx, `UPDATE domains SET check_owner = $1, check_until = $2
-		WHERE id = $3 AND (check_until <= $4 OR check_owner = $1)`, owner, ms(now.Add(lease)), id, ms(now))
+		WHERE id = $3 AND (check_until <= $4 OR check_owner = $1)`, owner, store.Millis(now.Add(lease)), id, store.Millis(now))
 	if err != nil {
 		return false, fmt.Errorf("postgres: acquire check %s: %w", id, err)
 	}

@@ -16,7 +16,7 @@ func (s *Store) SaveInbound(ctx context.Context, d *domain.Domain) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE domains SET inbound_enabled_at = ?, inbound_verified_at = ?,
 			next_check_at = ?, check_attempt = ? WHERE id = ? AND project_id = ?`,
-			ms(d.InboundEnabledAt), ms(d.InboundVerifiedAt), ms(d.NextCheckAt), d.CheckAttempt, d.ID, d.ProjectID)
+			store.Millis(d.InboundEnabledAt), store.Millis(d.InboundVerifiedAt), store.Millis(d.NextCheckAt), d.CheckAttempt, d.ID, d.ProjectID)
 		if err != nil {
 			return fmt.Errorf("sqlite: save inbound %s: %w", d.ID, err)
 		}

@@ -17,7 +17,7 @@ func insertEvents(ctx context.Context, tx *sql.Tx, events []store.Event) error {
 	hooks := map[int64][]store.Webhook{}
 	for _, e := range events {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO events (id, project_id, domain_id, type, payload, created_at)
-			VALUES (?, ?, ?, ?, ?, ?)`, e.ID, e.ProjectID, e.DomainID, e.Type, string(e.Payload), ms(e.CreatedAt)); err != nil {
+			VALUES (?, ?, ?, ?, ?, ?)`, e.ID, e.ProjectID, e.DomainID, e.Type, string(e.Payload), store.Millis(e.CreatedAt)); err != nil {
 			return fmt.Errorf("sqlite: insert event: %w", err)
 		}
 		whs, ok := hooks[e.ProjectID]
@@ -38,7 +38,7 @@ func insertEvents(ctx context.Context, tx *sql.Tx, events []store.Event) error {
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type,
 				project_id, payload, status, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				id, w.ID, e.ID, e.Type, e.ProjectID, string(e.Payload), store.DeliveryPending, ms(e.CreatedAt), ms(e.CreatedAt)); err != nil {
+				id, w.ID, e.ID, e.Type, e.ProjectID, string(e.Payload), store.DeliveryPending, store.Millis(e.CreatedAt), store.Millis(e.CreatedAt)); err != nil {
 				return fmt.Errorf("sqlite: insert delivery: %w", err)
 			}
 		}
@@ -53,7 +53,7 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 		rows, err := tx.QueryContext(ctx, `UPDATE domains SET next_check_at = ?
 			WHERE id IN (SELECT id FROM domains WHERE next_check_at > 0 AND next_check_at <= ?
 				ORDER BY next_check_at LIMIT ?)
-			RETURNING id, project_id`, ms(now.Add(lease)), ms(now), limit)
+			RETURNING id, project_id`, store.Millis(now.Add(lease)), store.Millis(now), limit)
 		if err != nil {
 			return fmt.Errorf("sqlite: claim due: %w", err)
 		}
@@ -76,7 +76,7 @@ func (s *Store) OldestDue(ctx context.Context) (time.Time, error) {
 	if err := s.r.QueryRowContext(ctx, `SELECT min(next_check_at) FROM domains WHERE next_check_at > 0`).Scan(&v); err != nil {
 		return time.Time{}, fmt.Errorf("sqlite: oldest due: %w", err)
 	}
-	return fromMS(v.Int64), nil
+	return store.FromMillis(v.Int64), nil
 }
 
 // Events implements store.Store.
@@ -101,7 +101,7 @@ func (s *Store) Events(ctx context.Context, projectID int64, domainID string, p 
 		if err := rows.Scan(&e.ID, &e.ProjectID, &e.DomainID, &e.Type, &payload, &created); err != nil {
 			return nil, 0, fmt.Errorf("sqlite: events: %w", err)
 		}
-		e.Payload, e.CreatedAt = []byte(payload), fromMS(created)
+		e.Payload, e.CreatedAt = []byte(payload), store.FromMillis(created)
 		out = append(out, e)
 	}
 	return out, total, rows.Err()
@@ -116,13 +116,13 @@ func limitOf(p store.Page) int {
 
 // CreateWebhook implements store.Store.
 func (s *Store) CreateWebhook(ctx context.Context, w store.Webhook) error {
-	events, err := json.Marshal(nonNil(w.Events))
+	events, err := store.EncodeStrings(w.Events)
 	if err != nil {
 		return fmt.Errorf("sqlite: webhook events: %w", err)
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO webhooks (id, project_id, url, events, sealed_secret, created_at)
-			VALUES (?, ?, ?, ?, ?, ?)`, w.ID, w.ProjectID, w.URL, string(events), w.SealedSecret, ms(w.CreatedAt)); err != nil {
+			VALUES (?, ?, ?, ?, ?, ?)`, w.ID, w.ProjectID, w.URL, string(events), w.SealedSecret, store.Millis(w.CreatedAt)); err != nil {
 			return fmt.Errorf("sqlite: create webhook: %w", err)
 		}
 		return nil
@@ -151,7 +151,7 @@ func webhooks(ctx context.Context, q queryer, projectID int64) ([]store.Webhook,
 		if err := json.Unmarshal([]byte(events), &w.Events); err != nil {
 			return nil, fmt.Errorf("sqlite: webhook %s events: %w", w.ID, err)
 		}
-		w.CreatedAt = fromMS(created)
+		w.CreatedAt = store.FromMillis(created)
 		out = append(out, w)
 	}
 	return out, rows.Err()
@@ -183,7 +183,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.D
 		rows, err := tx.QueryContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = ?
 			WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ?
 				ORDER BY next_attempt_at LIMIT ?)
-			RETURNING id`, ms(now.Add(lease)), ms(now), limit)
+			RETURNING id`, store.Millis(now.Add(lease)), store.Millis(now), limit)
 		if err != nil {
 			return fmt.Errorf("sqlite: claim deliveries: %w", err)
 		}
@@ -225,7 +225,7 @@ func deliveries(ctx context.Context, q queryer, where string, args ...any) ([]st
 			&created, &payload, &d.URL, &d.SealedSecret); err != nil {
 			return nil, fmt.Errorf("sqlite: deliveries: %w", err)
 		}
-		d.NextAttemptAt, d.CreatedAt, d.Payload = fromMS(next), fromMS(created), []byte(payload)
+		d.NextAttemptAt, d.CreatedAt, d.Payload = store.FromMillis(next), store.FromMillis(created), []byte(payload)
 		out = append(out, d)
 	}
 	return out, rows.Err()
@@ -235,7 +235,7 @@ func deliveries(ctx context.Context, q queryer, where string, args ...any) ([]st
 func (s *Store) RecordAttempt(ctx context.Context, a store.Attempt, next store.DeliveryState) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET status = ?, next_attempt_at = ? WHERE id = ?`,
-			next.Status, ms(next.NextAttemptAt), a.DeliveryID)
+			next.Status, store.Millis(next.NextAttemptAt), a.DeliveryID)
 		if err != nil {
 			return fmt.Errorf("sqlite: record attempt: %w", err)
 		}
@@ -243,7 +243,7 @@ func (s *Store) RecordAttempt(ctx context.Context, a store.Attempt, next store.D
 			return store.ErrNotFound // the webhook was deleted meanwhile
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_attempts (delivery_id, at, status_code, error, duration_ms)
-			VALUES (?, ?, ?, ?, ?)`, a.DeliveryID, ms(a.At), a.StatusCode, a.Error, a.Duration.Milliseconds()); err != nil {
+			VALUES (?, ?, ?, ?, ?)`, a.DeliveryID, store.Millis(a.At), a.StatusCode, a.Error, a.Duration.Milliseconds()); err != nil {
 			return fmt.Errorf("sqlite: record attempt: %w", err)
 		}
 		return nil
@@ -275,7 +275,7 @@ func (s *Store) Deliveries(ctx context.Context, projectID int64, webhookID strin
 				rows.Close()
 				return nil, 0, fmt.Errorf("sqlite: attempts: %w", err)
 			}
-			a.At, a.Duration = fromMS(at), time.Duration(dur)*time.Millisecond
+			a.At, a.Duration = store.FromMillis(at), time.Duration(dur)*time.Millisecond
 			ds[i].Attempts = append(ds[i].Attempts, a)
 		}
 		rows.Close()
@@ -292,7 +292,7 @@ func (s *Store) AcquireCheck(ctx context.Context, id, owner string, now time.Tim
 	var n int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE domains SET check_owner = ?, check_until = ?
-			WHERE id = ? AND (check_until <= ? OR check_owner = ?)`, owner, ms(now.Add(lease)), id, ms(now), owner)
+			WHERE id = ? AND (check_until <= ? OR check_owner = ?)`, owner, store.Millis(now.Add(lease)), id, store.Millis(now), owner)
 		if err != nil {
 			return fmt.Errorf("sqlite: acquire check %s: %w", id, err)
 		}

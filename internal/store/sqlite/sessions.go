@@ -16,11 +16,11 @@ var _ store.Sessions = (*Store)(nil)
 // the table does not grow with every sign-in ever made.
 func (s *Store) CreateSession(ctx context.Context, sess store.Session) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at <= ?`, ms(sess.CreatedAt)); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at <= ?`, store.Millis(sess.CreatedAt)); err != nil {
 			return fmt.Errorf("sqlite: expire sessions: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (hash, api_key_id, project_id, created_at, expires_at)
-			VALUES (?, ?, ?, ?, ?)`, sess.Hash[:], sess.APIKeyID, sess.ProjectID, ms(sess.CreatedAt), ms(sess.ExpiresAt)); err != nil {
+			VALUES (?, ?, ?, ?, ?)`, sess.Hash[:], sess.APIKeyID, sess.ProjectID, store.Millis(sess.CreatedAt), store.Millis(sess.ExpiresAt)); err != nil {
 			return fmt.Errorf("sqlite: create session: %w", err)
 		}
 		return nil
@@ -33,7 +33,7 @@ func (s *Store) SessionByHash(ctx context.Context, hash [32]byte, now time.Time)
 	var created, expires int64
 	err := s.r.QueryRowContext(ctx, `SELECT s.api_key_id, s.project_id, p.name, s.created_at, s.expires_at
 		FROM sessions s JOIN api_keys k ON k.id = s.api_key_id JOIN projects p ON p.id = s.project_id
-		WHERE s.hash = ? AND s.expires_at > ? AND k.revoked_at = 0`, hash[:], ms(now)).
+		WHERE s.hash = ? AND s.expires_at > ? AND k.revoked_at = 0`, hash[:], store.Millis(now)).
 		Scan(&sess.APIKeyID, &sess.ProjectID, &sess.ProjectName, &created, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Session{}, store.ErrNotFound
@@ -41,7 +41,7 @@ func (s *Store) SessionByHash(ctx context.Context, hash [32]byte, now time.Time)
 	if err != nil {
 		return store.Session{}, fmt.Errorf("sqlite: session: %w", err)
 	}
-	sess.CreatedAt, sess.ExpiresAt = fromMS(created), fromMS(expires)
+	sess.CreatedAt, sess.ExpiresAt = store.FromMillis(created), store.FromMillis(expires)
 	return sess, nil
 }
 

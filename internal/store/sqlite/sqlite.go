@@ -6,7 +6,6 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -90,22 +89,6 @@ func (s *Store) Close() error {
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
-// ms converts a time to the stored Unix milliseconds; the zero time is 0.
-func ms(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-// fromMS is the inverse of ms.
-func fromMS(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(v).UTC()
-}
-
 func isUnique(err error) bool {
 	var se *sqlite.Error
 	return errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
@@ -134,7 +117,7 @@ func (s *Store) EnsureProject(ctx context.Context, name string, now time.Time) (
 		var created int64
 		err := tx.QueryRowContext(ctx, `SELECT id, created_at FROM projects WHERE name = ?`, name).Scan(&p.ID, &created)
 		if err == nil {
-			p.CreatedAt = fromMS(created)
+			p.CreatedAt = store.FromMillis(created)
 			return nil
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
@@ -142,7 +125,7 @@ func (s *Store) EnsureProject(ctx context.Context, name string, now time.Time) (
 		}
 		p.CreatedAt = now.UTC().Truncate(time.Millisecond)
 		return tx.QueryRowContext(ctx, `INSERT INTO projects (name, created_at) VALUES (?, ?) RETURNING id`,
-			name, ms(now)).Scan(&p.ID)
+			name, store.Millis(now)).Scan(&p.ID)
 	})
 	return p, err
 }
@@ -152,7 +135,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, k store.APIKey) (store.APIKey,
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		return tx.QueryRowContext(ctx,
 			`INSERT INTO api_keys (project_id, prefix, hash, created_at) VALUES (?, ?, ?, ?) RETURNING id`,
-			k.ProjectID, k.Prefix, k.Hash[:], ms(k.CreatedAt)).Scan(&k.ID)
+			k.ProjectID, k.Prefix, k.Hash[:], store.Millis(k.CreatedAt)).Scan(&k.ID)
 	})
 	if err != nil {
 		return store.APIKey{}, fmt.Errorf("sqlite: create api key: %w", err)
@@ -170,7 +153,7 @@ func scanAPIKey(sc interface{ Scan(...any) error }) (store.APIKey, error) {
 		return k, err
 	}
 	copy(k.Hash[:], hash)
-	k.CreatedAt, k.RevokedAt = fromMS(created), fromMS(revoked)
+	k.CreatedAt, k.RevokedAt = store.FromMillis(created), store.FromMillis(revoked)
 	return k, nil
 }
 
@@ -247,7 +230,7 @@ func (s *Store) RevokeAPIKey(ctx context.Context, prefix string, now time.Time) 
 		k = found[0]
 		if k.RevokedAt.IsZero() {
 			k.RevokedAt = now.UTC().Truncate(time.Millisecond)
-			if _, err := tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ? WHERE id = ?`, ms(now), k.ID); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ? WHERE id = ?`, store.Millis(now), k.ID); err != nil {
 				return fmt.Errorf("sqlite: revoke: %w", err)
 			}
 		}
@@ -266,8 +249,8 @@ func (s *Store) CreateDomain(ctx context.Context, d *domain.Domain, sealedKey []
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			d.ID, d.ProjectID, d.Name, d.Region, string(d.Status),
 			d.OwnershipVerified, d.DKIMEnabled, d.MailFromEnabled, d.DMARCEnabled, sealedKey,
-			ms(d.CreatedAt), ms(d.LastCheckedAt), ms(d.VerifiedAt), ms(d.InboundEnabledAt), ms(d.InboundVerifiedAt),
-			ms(d.NextCheckAt), d.CheckAttempt, ms(d.WindowStartedAt), ms(d.FailedAt))
+			store.Millis(d.CreatedAt), store.Millis(d.LastCheckedAt), store.Millis(d.VerifiedAt), store.Millis(d.InboundEnabledAt), store.Millis(d.InboundVerifiedAt),
+			store.Millis(d.NextCheckAt), d.CheckAttempt, store.Millis(d.WindowStartedAt), store.Millis(d.FailedAt))
 		if isUnique(err) {
 			return store.ErrDomainExists
 		}
@@ -284,7 +267,7 @@ func (s *Store) CreateDomain(ctx context.Context, d *domain.Domain, sealedKey []
 }
 
 func insertRecord(ctx context.Context, tx *sql.Tx, domainID string, pos int, r *domain.Record) error {
-	found, problems, propagation, err := marshalState(r)
+	found, problems, propagation, err := store.EncodeRecordState(r)
 	if err != nil {
 		return err
 	}
@@ -292,57 +275,11 @@ func insertRecord(ctx context.Context, tx *sql.Tx, domainID string, pos int, r *
 		priority, purpose, verified, status, found, problems, propagation, failures, checked_at, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		domainID, string(r.Key), pos, r.Name, r.Type, r.Value, r.Priority, r.Purpose, r.Verified,
-		string(r.Status), found, problems, propagation, r.Failures, ms(r.CheckedAt), ms(r.CreatedAt), ms(r.UpdatedAt))
+		string(r.Status), found, problems, propagation, r.Failures, store.Millis(r.CheckedAt), store.Millis(r.CreatedAt), store.Millis(r.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("sqlite: insert record %s: %w", r.Key, err)
 	}
 	return nil
-}
-
-func marshalState(r *domain.Record) (found, problems, propagation string, err error) {
-	f, err := json.Marshal(nonNil(r.Found))
-	if err != nil {
-		return "", "", "", fmt.Errorf("sqlite: record %s: %w", r.Key, err)
-	}
-	p, err := json.Marshal(nonNil(r.Problems))
-	if err != nil {
-		return "", "", "", fmt.Errorf("sqlite: record %s: %w", r.Key, err)
-	}
-	g, err := json.Marshal(nonNil(r.Propagation))
-	if err != nil {
-		return "", "", "", fmt.Errorf("sqlite: record %s: %w", r.Key, err)
-	}
-	return string(f), string(p), string(g), nil
-}
-
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
-}
-
-const domainColumns = `id, project_id, name, region, status, ownership_verified, dkim_enabled,
-	mail_from_enabled, dmarc_enabled, created_at, last_checked_at, verified_at,
-	inbound_enabled_at, inbound_verified_at, next_check_at, check_attempt, window_started_at, failed_at,
-	check_until`
-
-func scanDomain(sc interface{ Scan(...any) error }) (*domain.Domain, error) {
-	d := new(domain.Domain)
-	var status string
-	var created, checked, verified, inEnabled, inVerified, next, window, failed, checking int64
-	err := sc.Scan(&d.ID, &d.ProjectID, &d.Name, &d.Region, &status, &d.OwnershipVerified,
-		&d.DKIMEnabled, &d.MailFromEnabled, &d.DMARCEnabled, &created, &checked, &verified,
-		&inEnabled, &inVerified, &next, &d.CheckAttempt, &window, &failed, &checking)
-	if err != nil {
-		return nil, err
-	}
-	d.Status = domain.Status(status)
-	d.CreatedAt, d.LastCheckedAt, d.VerifiedAt = fromMS(created), fromMS(checked), fromMS(verified)
-	d.InboundEnabledAt, d.InboundVerifiedAt = fromMS(inEnabled), fromMS(inVerified)
-	d.NextCheckAt, d.WindowStartedAt, d.FailedAt = fromMS(next), fromMS(window), fromMS(failed)
-	d.CheckingUntil = fromMS(checking)
-	return d, nil
 }
 
 // Domain implements store.Store.
@@ -352,8 +289,8 @@ func (s *Store) Domain(ctx context.Context, projectID int64, id string) (*domain
 		return nil, err
 	}
 	defer tx.Rollback()
-	d, err := scanDomain(tx.QueryRowContext(ctx,
-		`SELECT `+domainColumns+` FROM domains WHERE id = ? AND project_id = ?`, id, projectID))
+	d, err := store.ScanDomain(tx.QueryRowContext(ctx,
+		`SELECT `+store.DomainColumns+` FROM domains WHERE id = ? AND project_id = ?`, id, projectID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -381,12 +318,12 @@ func (s *Store) Domains(ctx context.Context, projectID int64, p store.Page) ([]*
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	query, args := `SELECT `+domainColumns+` FROM domains WHERE project_id = ?
+	query, args := `SELECT `+store.DomainColumns+` FROM domains WHERE project_id = ?
 		ORDER BY created_at, id LIMIT ? OFFSET ?`, []any{projectID, limit, max(p.Offset, 0)}
 	if a := p.After; a != nil {
-		query = `SELECT ` + domainColumns + ` FROM domains WHERE project_id = ?
+		query = `SELECT ` + store.DomainColumns + ` FROM domains WHERE project_id = ?
 			AND (created_at > ? OR (created_at = ? AND id > ?)) ORDER BY created_at, id LIMIT ?`
-		args = []any{projectID, ms(a.CreatedAt), ms(a.CreatedAt), a.ID, limit}
+		args = []any{projectID, store.Millis(a.CreatedAt), store.Millis(a.CreatedAt), a.ID, limit}
 	}
 	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -395,7 +332,7 @@ func (s *Store) Domains(ctx context.Context, projectID int64, p store.Page) ([]*
 	defer rows.Close()
 	var ds []*domain.Domain
 	for rows.Next() {
-		d, err := scanDomain(rows)
+		d, err := store.ScanDomain(rows)
 		if err != nil {
 			return nil, 0, fmt.Errorf("sqlite: list domains: %w", err)
 		}
@@ -450,18 +387,10 @@ func loadRecords(ctx context.Context, q queryer, ds []*domain.Domain) error {
 				return fmt.Errorf("sqlite: records: %w", err)
 			}
 			r.Key, r.Status = domain.RecordKey(key), domain.CheckStatus(status)
-			r.CheckedAt, r.CreatedAt, r.UpdatedAt = fromMS(checked), fromMS(created), fromMS(updated)
-			if err := json.Unmarshal([]byte(found), &r.Found); err != nil {
+			r.CheckedAt, r.CreatedAt, r.UpdatedAt = store.FromMillis(checked), store.FromMillis(created), store.FromMillis(updated)
+			if err := store.DecodeRecordState(&r, found, problems, propagation); err != nil {
 				rows.Close()
-				return fmt.Errorf("sqlite: record %s/%s found: %w", id, key, err)
-			}
-			if err := json.Unmarshal([]byte(problems), &r.Problems); err != nil {
-				rows.Close()
-				return fmt.Errorf("sqlite: record %s/%s problems: %w", id, key, err)
-			}
-			if err := json.Unmarshal([]byte(propagation), &r.Propagation); err != nil {
-				rows.Close()
-				return fmt.Errorf("sqlite: record %s/%s propagation: %w", id, key, err)
+				return fmt.Errorf("sqlite: domain %s: %w", id, err)
 			}
 			d := byID[id]
 			d.Records = append(d.Records, r)
@@ -498,8 +427,8 @@ func (s *Store) SaveCheck(ctx context.Context, d *domain.Domain, events []store.
 			verified_at = ?, inbound_verified_at = ?, next_check_at = ?, check_attempt = ?,
 			window_started_at = ?, failed_at = ? WHERE id = ?`,
 			string(d.Status), d.OwnershipVerified, d.DKIMEnabled, d.MailFromEnabled, d.DMARCEnabled,
-			ms(d.LastCheckedAt), ms(d.VerifiedAt), ms(d.InboundVerifiedAt), ms(d.NextCheckAt), d.CheckAttempt,
-			ms(d.WindowStartedAt), ms(d.FailedAt), d.ID)
+			store.Millis(d.LastCheckedAt), store.Millis(d.VerifiedAt), store.Millis(d.InboundVerifiedAt), store.Millis(d.NextCheckAt), d.CheckAttempt,
+			store.Millis(d.WindowStartedAt), store.Millis(d.FailedAt), d.ID)
 		if err != nil {
 			return fmt.Errorf("sqlite: save check %s: %w", d.ID, err)
 		}
@@ -508,13 +437,13 @@ func (s *Store) SaveCheck(ctx context.Context, d *domain.Domain, events []store.
 		}
 		for i := range d.Records {
 			r := &d.Records[i]
-			found, problems, propagation, err := marshalState(r)
+			found, problems, propagation, err := store.EncodeRecordState(r)
 			if err != nil {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, `UPDATE domain_records SET verified = ?, status = ?, found = ?,
 				problems = ?, propagation = ?, failures = ?, checked_at = ?, updated_at = ? WHERE domain_id = ? AND key = ?`,
-				r.Verified, string(r.Status), found, problems, propagation, r.Failures, ms(r.CheckedAt), ms(r.UpdatedAt),
+				r.Verified, string(r.Status), found, problems, propagation, r.Failures, store.Millis(r.CheckedAt), store.Millis(r.UpdatedAt),
 				d.ID, string(r.Key)); err != nil {
 				return fmt.Errorf("sqlite: save record %s/%s: %w", d.ID, r.Key, err)
 			}
