@@ -1,8 +1,6 @@
 package dnscheck
 
 import (
-	"encoding/base64"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -189,66 +187,6 @@ func evalExactTXT(e Expectation, a answer) domain.Observation {
 	return mismatch(a.txt, wrongValue(e, a.txt))
 }
 
-// evalDKIM verifies a TXT record publishing the expected public key, either bare (as
-// the contract's value is) or as a v=DKIM1 key record.
-func evalDKIM(e Expectation, a answer) domain.Observation {
-	if len(a.txt) == 0 {
-		return notFound(e)
-	}
-	want := removeSpace(e.Value)
-	var problems []domain.Problem
-	for _, t := range a.txt {
-		if want != "" && removeSpace(t) == want {
-			return verified(a.txt)
-		}
-		if isBareBase64(removeSpace(t)) {
-			// A bare key, as the contract lets customers publish: another key.
-			problems = append(problems, keyMismatch(e))
-			continue
-		}
-		key, err := ParseDKIMKey(t)
-		if err != nil {
-			var se *SyntaxError
-			if errors.As(err, &se) {
-				problems = append(problems, problem(CodeDKIMSyntax, "The DKIM record at %s does not parse: %s", e.Name, se.Reason))
-			}
-			continue
-		}
-		if key.Revoked() {
-			problems = append(problems, problem(CodeDKIMKeyMismatch, "The DKIM record at %s has an empty p= tag, which revokes the key; publish the key domaind generated.", e.Name))
-			continue
-		}
-		if (want == "" || key.PublicKey == want) && key.KeyType == "rsa" {
-			var warnings []domain.Problem
-			if key.Testing {
-				warnings = append(warnings, problem(CodeDKIMTesting, "The DKIM record at %s has t=y (testing mode), so receivers may treat signatures as unsigned; remove t=y once mail flows.", e.Name))
-			}
-			return verified(a.txt, warnings...)
-		}
-		problems = append(problems, keyMismatch(e))
-	}
-	if p, ok := quotedProblem(e, a, evalDKIM); ok {
-		return mismatch(a.txt, p)
-	}
-	if e.Value == "" {
-		return mismatch(a.txt, problems...)
-	}
-	return mismatch(a.txt, append([]domain.Problem{wrongValue(e, a.txt)}, problems...)...)
-}
-
-func keyMismatch(e Expectation) domain.Problem {
-	return problem(CodeDKIMKeyMismatch, "The DKIM record at %s publishes a different public key; replace its value with the one domaind generated.", e.Name)
-}
-
-// isBareBase64 reports whether s is only base64 text, with no DKIM tags.
-func isBareBase64(s string) bool {
-	if len(s) < 16 || strings.Contains(s, ";") {
-		return false
-	}
-	_, err := base64.StdEncoding.DecodeString(s)
-	return err == nil
-}
-
 // evalMX verifies that the expected host is the MX at the name: the one preferred
 // if others share the name.
 func evalMX(e Expectation, a answer) domain.Observation {
@@ -315,101 +253,6 @@ func evalMX(e Expectation, a answer) domain.Observation {
 		warnings = append(warnings, domain.Problem{Code: code, Message: msg})
 	}
 	return verified(found, warnings...)
-}
-
-// evalSPF verifies that the name has exactly one SPF record and that it includes the
-// expected domain. The DNS-lookup limit is checked by diagnose.
-func evalSPF(e Expectation, a answer) domain.Observation {
-	var spf []string
-	for _, t := range a.txt {
-		if IsSPF(t) {
-			spf = append(spf, t)
-		}
-	}
-	switch len(spf) {
-	case 0:
-		if p, ok := quotedProblem(e, a, evalSPF); ok {
-			return mismatch(a.txt, p)
-		}
-		return notFound(e)
-	case 1:
-	default:
-		return mismatch(spf, problem(CodeMultipleSPF,
-			"%s has %d SPF records, which makes SPF fail for every message (permerror); merge them into one record that includes %s.",
-			e.Name, len(spf), orAny(spfIncludeOf(e.Value), "every sender")))
-	}
-	rec, err := ParseSPF(spf[0])
-	if err != nil {
-		var se *SyntaxError
-		reason := err.Error()
-		if errors.As(err, &se) {
-			reason = se.Reason
-		}
-		return mismatch(spf, problem(CodeSPFSyntax, "The SPF record at %s does not parse, so receivers treat it as an error: %s", e.Name, reason))
-	}
-	want := spfIncludeOf(e.Value)
-	if want == "" {
-		return verified(spf)
-	}
-	for _, inc := range rec.Includes() {
-		if strings.EqualFold(strings.TrimSuffix(inc, "."), want) {
-			return verified(spf)
-		}
-	}
-	return mismatch(spf, problem(CodeWrongValue, "The SPF record at %s does not include %s; add include:%s before its all mechanism.", e.Name, want, want))
-}
-
-func orAny(s, alt string) string {
-	if s == "" {
-		return alt
-	}
-	return s
-}
-
-// spfIncludeOf returns the domain the expected SPF value includes.
-func spfIncludeOf(value string) string {
-	for _, f := range strings.Fields(value) {
-		if rest, ok := strings.CutPrefix(strings.ToLower(f), "include:"); ok {
-			return strings.TrimSuffix(rest, ".")
-		}
-	}
-	return ""
-}
-
-// evalDMARC verifies that one valid DMARC record is published at the name. An
-// inherited policy is looked for by diagnose.
-func evalDMARC(e Expectation, a answer) domain.Observation {
-	var recs []string
-	for _, t := range a.txt {
-		if IsDMARC(t) || looksLikeDMARC(t) {
-			recs = append(recs, t)
-		}
-	}
-	switch len(recs) {
-	case 0:
-		if p, ok := quotedProblem(e, a, evalDMARC); ok {
-			return mismatch(a.txt, p)
-		}
-		return notFound(e)
-	case 1:
-	default:
-		return mismatch(recs, problem(CodeDMARCMultiple, "%s has %d DMARC records, so receivers ignore them all; keep only one.", e.Name, len(recs)))
-	}
-	if _, err := ParseDMARC(recs[0]); err != nil {
-		reason := err.Error()
-		var se *SyntaxError
-		if errors.As(err, &se) {
-			reason = se.Reason
-		}
-		return mismatch(recs, problem(CodeDMARCSyntax, "The DMARC record at %s is not valid: %s", e.Name, reason))
-	}
-	return verified(recs)
-}
-
-// looksLikeDMARC catches near misses IsDMARC rightly ignores (v=dmarc1, leading
-// space), so that the customer is told why rather than told nothing is there.
-func looksLikeDMARC(t string) bool {
-	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(t)), "v=dmarc")
 }
 
 func removeSpace(s string) string {
