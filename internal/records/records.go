@@ -133,7 +133,7 @@ func (c Config) Generate(name, region string, now time.Time) (Generated, error) 
 		{
 			Key: domain.KeyDKIM, Type: "TXT",
 			Name:    c.DKIMSelector + "._domainkey." + name,
-			Value:   base64.StdEncoding.EncodeToString(pub),
+			Value:   DKIMRecordValue(pub),
 			Purpose: "DKIM public key that receivers use to check the signature on your mail.",
 		},
 		{
@@ -160,6 +160,14 @@ func (c Config) Generate(name, region string, now time.Time) (Generated, error) 
 		recs[i].CreatedAt, recs[i].UpdatedAt = now, now
 	}
 	return Generated{Records: recs, DKIMPrivateKey: priv}, nil
+}
+
+// DKIMRecordValue returns the DKIM key record that publishes an RSA public key given as
+// DER SubjectPublicKeyInfo. p= is the one tag receivers require (RFC 6376 section
+// 3.6.1); v= and k= are written too because every panel's examples and every peer's
+// records carry them, so the customer recognizes the record.
+func DKIMRecordValue(spki []byte) string {
+	return "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(spki)
 }
 
 // InboundMX returns the MX record a domain publishes to receive mail through the platform.

@@ -56,7 +56,12 @@ var ownershipValue = regexp.MustCompile(`^autosend-verify-[0-9a-f]{32}$`)
 func checkDKIM(t *testing.T, g records.Generated, bits int) {
 	t.Helper()
 	r := g.Records[1]
-	der, err := base64.StdEncoding.DecodeString(r.Value)
+	// RFC 6376 section 3.6.1: p= is required; a bare key is not a key record.
+	b64, ok := strings.CutPrefix(r.Value, "v=DKIM1; k=rsa; p=")
+	if !ok {
+		t.Fatalf("DKIM value = %q, want v=DKIM1; k=rsa; p=<key>", r.Value)
+	}
+	der, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
 		t.Fatalf("DKIM value is not base64: %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/domaind/domaind/internal/domain"
@@ -130,6 +131,40 @@ type Attempt struct {
 	Duration   time.Duration
 }
 
+// SigningKey is a domain whose DKIM record receivers can find, with what a signer
+// needs: the name and selector of the signature and the sealed private key.
+type SigningKey struct {
+	DomainID  string
+	ProjectID int64
+	Domain    string // the signature's d=
+	Selector  string // the signature's s=
+	Sealed    []byte // the private key, sealed for DomainID
+	CheckedAt time.Time
+}
+
+// SigningKeyOf builds a SigningKey from a row: the selector is the DKIM record's
+// name less "._domainkey.<domain>".
+func SigningKeyOf(domainID string, projectID int64, name, recordName string, sealed []byte, checkedAt int64) SigningKey {
+	return SigningKey{
+		DomainID: domainID, ProjectID: projectID, Domain: name,
+		Selector:  strings.TrimSuffix(recordName, "._domainkey."+name),
+		Sealed:    sealed,
+		CheckedAt: FromMillis(checkedAt),
+	}
+}
+
+// SigningKeysQuery selects the rows of SigningKeys; a store appends its own
+// "AND d.name IN (...)" filter before the ORDER BY when names are given. A DKIM
+// record signs while its last definite check verified it (failures = 0): a
+// record that is being lost stops being signed with at the first failed look,
+// even while the hysteresis of --degrade-after keeps dkimEnabled on.
+const SigningKeysQuery = `SELECT d.id, d.project_id, d.name, r.name, d.dkim_private_key, r.checked_at
+	FROM domains d JOIN domain_records r ON r.domain_id = d.id AND r.key = 'dkim'
+	WHERE r.verified = TRUE AND r.failures = 0`
+
+// SigningKeysOrder is the ORDER BY of SigningKeys.
+const SigningKeysOrder = ` ORDER BY d.name, r.checked_at DESC, d.id`
+
 // Store keeps domaind's state. Every method that writes does so in one transaction:
 // it either happens whole or not at all.
 type Store interface {
@@ -196,6 +231,10 @@ type Store interface {
 	ReleaseCheck(ctx context.Context, id, owner string) error
 	// SealedDKIMKey returns the domain's sealed DKIM private key.
 	SealedDKIMKey(ctx context.Context, id string) ([]byte, error)
+	// SigningKeys returns, across projects, the domains named in names (every
+	// domain when names is nil) whose DKIM record verified at its last definite
+	// check, ordered by name and then most recently checked first.
+	SigningKeys(ctx context.Context, names []string) ([]SigningKey, error)
 
 	// Close releases the store's connections.
 	Close() error

@@ -500,6 +500,39 @@ func (s *Store) SealedDKIMKey(ctx context.Context, id string) ([]byte, error) {
 	return key, nil
 }
 
+// SigningKeys implements store.Store.
+func (s *Store) SigningKeys(ctx context.Context, names []string) ([]store.SigningKey, error) {
+	q, args := store.SigningKeysQuery, []any{}
+	if names != nil {
+		if len(names) == 0 {
+			return nil, nil
+		}
+		q += ` AND d.name = ANY($1)`
+		args = append(args, names)
+	}
+	rows, err := s.pool.Query(ctx, q+store.SigningKeysOrder, args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: signing keys: %w", err)
+	}
+	defer rows.Close()
+	var out []store.SigningKey
+	for rows.Next() {
+		var (
+			id, name, recName string
+			project, checked  int64
+			sealed            []byte
+		)
+		if err := rows.Scan(&id, &project, &name, &recName, &sealed, &checked); err != nil {
+			return nil, fmt.Errorf("postgres: signing keys: %w", err)
+		}
+		out = append(out, store.SigningKeyOf(id, project, name, recName, sealed, checked))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: signing keys: %w", err)
+	}
+	return out, nil
+}
+
 func mustSub(f embed.FS, dir string) fs.FS {
 	sub, err := fs.Sub(f, dir)
 	if err != nil {

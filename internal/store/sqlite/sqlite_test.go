@@ -182,3 +182,56 @@ func TestSessions(t *testing.T) {
 		}
 	})
 }
+
+// TestMigrateBareDKIMValue upgrades a database made before DKIM records carried
+// their tags: the stored bare key is shown as the key record receivers accept, and
+// a value that already is a record is left alone.
+func TestMigrateBareDKIMValue(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "old.db")
+	s := open(t, path)
+	p, err := s.EnsureProject(ctx, "acme", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare, tagged := testDomain(t, p.ID), testDomain(t, p.ID)
+	tagged.Name = "tagged.example"
+	for _, d := range []*domain.Domain{bare, tagged} {
+		if err := s.CreateDomain(ctx, d, []byte{1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Back to the schema before the migration, with the value as it was stored then.
+	prov, err := goose.NewProvider(goose.DialectSQLite3, s.w, mustSub(migrations, "migrations"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := prov.DownTo(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.ExecContext(ctx, `UPDATE domain_records SET value = 'MIIBIjANBgkq' WHERE key = 'dkim' AND domain_id = ?`, bare.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.ExecContext(ctx, `UPDATE domain_records SET value = 'v=DKIM1; p=MIIBIjANBgkq' WHERE key = 'dkim' AND domain_id = ?`, tagged.ID); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s = open(t, path)
+	defer s.Close()
+	for _, tc := range []struct {
+		d    *domain.Domain
+		want string
+	}{
+		{bare, "v=DKIM1; k=rsa; p=MIIBIjANBgkq"},
+		{tagged, "v=DKIM1; p=MIIBIjANBgkq"},
+	} {
+		d, err := s.Domain(ctx, p.ID, tc.d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.Record(domain.KeyDKIM).Value; got != tc.want {
+			t.Errorf("%s: DKIM value after migration = %q, want %q", tc.d.Name, got, tc.want)
+		}
+	}
+}

@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DomainsAfter", testDomainsAfter},
 		{"ConsistentReads", testConsistentReads},
 		{"CheckLease", testCheckLease},
+		{"SigningKeys", testSigningKeys},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
