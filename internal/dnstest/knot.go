@@ -67,8 +67,8 @@ type Knot struct {
 // environment variable CI is "true", since CI must install it.
 func StartKnot(t testing.TB, ip string, port int, zones map[string]string) *Knot {
 	t.Helper()
-	knotd := lookBinary(t, "knotd", "knot")
-	knotc := lookBinary(t, "knotc", "knot")
+	knotd := LookBinary(t, "knotd", "knot")
+	knotc := LookBinary(t, "knotc", "knot")
 	if err := checkLoopback(ip); err != nil {
 		t.Fatal(err)
 	}
@@ -291,11 +291,11 @@ func currentUser() (string, error) {
 	return u.Username + ":" + g.Name, nil
 }
 
-// lookBinary returns the path of the program name from the Debian package
+// LookBinary returns the path of the program name from the Debian package
 // pkg, looking in PATH and then in the sbin directories, which are often not
 // in PATH for users other than root. When it is missing the test is
 // skipped, or fails when the environment variable CI is "true".
-func lookBinary(t testing.TB, name, pkg string) string {
+func LookBinary(t testing.TB, name, pkg string) string {
 	t.Helper()
 	if path, err := exec.LookPath(name); err == nil {
 		return path
@@ -307,14 +307,14 @@ func lookBinary(t testing.TB, name, pkg string) string {
 		}
 	}
 	msg := fmt.Sprintf("%s not found in PATH or /usr/sbin: install the Debian package %q (apt-get install %s) to run this end-to-end test", name, pkg, pkg)
-	skipOrFail(t, msg)
+	SkipOrFail(t, msg)
 	return ""
 }
 
-// skipOrFail skips the test with a loud msg about a missing prerequisite,
+// SkipOrFail skips the test with a loud msg about a missing prerequisite,
 // or fails it when the environment variable CI is "true": CI must provide
 // the prerequisite rather than pass without running the test.
-func skipOrFail(t testing.TB, msg string) {
+func SkipOrFail(t testing.TB, msg string) {
 	t.Helper()
 	if os.Getenv("CI") == "true" {
 		t.Fatal("CI=true but " + msg)
@@ -387,7 +387,7 @@ func RequirePort(t testing.TB, port int, ips ...string) {
 		return
 	case errors.Is(err, syscall.EACCES):
 		msg := fmt.Sprintf("cannot bind port %d on %v (%v): run as root, grant CAP_NET_BIND_SERVICE, or set sysctl net.ipv4.ip_unprivileged_port_start=%d", port, ips, err, port)
-		skipOrFail(t, msg)
+		SkipOrFail(t, msg)
 	case errors.Is(err, syscall.EADDRINUSE):
 		t.Fatalf("dnstest: port %d is taken on one of %v (%v); a DNS server listening on 0.0.0.0:%d, such as the knot or unbound system service, must be stopped", port, ips, err, port)
 	default:

@@ -239,7 +239,7 @@ func TestLookBinaryMissing(t *testing.T) {
 		t.Run("CI="+tt.ci, func(t *testing.T) {
 			t.Setenv("CI", tt.ci)
 			rec := &prereqRecorder{TB: t}
-			if path := lookBinary(rec, "dnstest-no-such-program", "no-such-package"); path != "" {
+			if path := LookBinary(rec, "dnstest-no-such-program", "no-such-package"); path != "" {
 				t.Errorf("path %q for a missing program", path)
 			}
 			got, other, want := rec.skipped, rec.failed, "a skip"
@@ -254,7 +254,7 @@ func TestLookBinaryMissing(t *testing.T) {
 			}
 		})
 	}
-	if path := lookBinary(t, "sh", "dash"); path == "" {
+	if path := LookBinary(t, "sh", "dash"); path == "" {
 		t.Error("sh not found in PATH")
 	}
 }

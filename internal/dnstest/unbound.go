@@ -43,8 +43,8 @@ type Unbound struct {
 // environment variable CI is "true", since CI must install it.
 func StartUnbound(t testing.TB, ip string, port int, stubs map[string]string) *Unbound {
 	t.Helper()
-	bin := lookBinary(t, "unbound", "unbound")
-	control := lookBinary(t, "unbound-control", "unbound")
+	bin := LookBinary(t, "unbound", "unbound")
+	control := LookBinary(t, "unbound-control", "unbound")
 	if err := checkLoopback(ip); err != nil {
 		t.Fatal(err)
 	}
