@@ -244,7 +244,7 @@ func TestDKIMInDelegatedSubzone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub.MustAdd(`autosend._domainkey.example.com. 300 IN TXT "` + testKey + `"`)
+	sub.MustAdd(`autosend._domainkey.example.com. 300 IN TXT "v=DKIM1; k=rsa; p=` + testKey + `"`)
 	o := tr.checker(t, dnscheck.ModeAuthoritative).Check(context.Background(), []dnscheck.Expectation{exp(domain.KeyDKIM, "example.com")})[0]
 	if o.Status != domain.CheckVerified {
 		t.Fatalf("DKIM in a delegated sub-zone: %+v", o)

@@ -20,7 +20,7 @@ const testKey = "MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDzh0cxFPOe1+Wd+C1qLPU0NzV
 
 var expectations = map[domain.RecordKey]dnscheck.Expectation{
 	domain.KeyOwnership:   {Key: domain.KeyOwnership, Name: "_autosend-verify.example.com", Type: "TXT", Value: "autosend-verify-0123456789abcdef0123456789abcdef"},
-	domain.KeyDKIM:        {Key: domain.KeyDKIM, Name: "autosend._domainkey.example.com", Type: "TXT", Value: testKey},
+	domain.KeyDKIM:        {Key: domain.KeyDKIM, Name: "autosend._domainkey.example.com", Type: "TXT", Value: "v=DKIM1; k=rsa; p=" + testKey},
 	domain.KeyMailFromMX:  {Key: domain.KeyMailFromMX, Name: "mail.example.com", Type: "MX", Value: "feedback-smtp.us-east-1.amazonses.com", Priority: 10},
 	domain.KeyMailFromSPF: {Key: domain.KeyMailFromSPF, Name: "mail.example.com", Type: "TXT", Value: "v=spf1 include:amazonses.com ~all"},
 	domain.KeyDMARC:       {Key: domain.KeyDMARC, Name: "_dmarc.example.com", Type: "TXT", Value: "v=DMARC1; p=none;"},
@@ -53,7 +53,8 @@ func TestCheckRecords(t *testing.T) {
 		{"ownership among others", domain.KeyOwnership, []string{`_autosend-verify 300 IN TXT "other"`, `_autosend-verify 300 IN TXT "autosend-verify-0123456789abcdef0123456789abcdef"`}, domain.CheckVerified, "", ""},
 		{"ownership split strings", domain.KeyOwnership, []string{`_autosend-verify 300 IN TXT "autosend-verify-0123456789" "abcdef0123456789abcdef"`}, domain.CheckVerified, "", ""},
 		{"ownership wrong", domain.KeyOwnership, []string{`_autosend-verify 300 IN TXT "autosend-verify-ffff"`}, domain.CheckMismatch, "WRONG_VALUE", "autosend-verify-ffff"},
-		{"dkim bare key", domain.KeyDKIM, []string{`autosend._domainkey 300 IN TXT "` + testKey + `"`}, domain.CheckVerified, "", ""},
+		// A bare key is no key record (RFC 6376 section 3.6.1: p= is required), so receivers find no key.
+		{"dkim bare key", domain.KeyDKIM, []string{`autosend._domainkey 300 IN TXT "` + testKey + `"`}, domain.CheckMismatch, "WRONG_VALUE", ""},
 		{"dkim key record", domain.KeyDKIM, []string{`autosend._domainkey 300 IN TXT "v=DKIM1; k=rsa; p=` + testKey[:100] + `" "` + testKey[100:] + `"`}, domain.CheckVerified, "", ""},
 		{"dkim key with spaces", domain.KeyDKIM, []string{`autosend._domainkey 300 IN TXT "v=DKIM1; p=` + testKey[:50] + " " + testKey[50:] + `"`}, domain.CheckVerified, "", ""},
 		{"dkim other key", domain.KeyDKIM, []string{`autosend._domainkey 300 IN TXT "v=DKIM1; k=rsa; p=` + strings.Replace(testKey, "Q", "R", 1) + `"`}, domain.CheckMismatch, "WRONG_VALUE", ""},

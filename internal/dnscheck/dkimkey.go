@@ -7,7 +7,9 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -35,6 +37,34 @@ type DKIMKey struct {
 	Notes string
 	// KeyBits is the size of an RSA key's modulus in bits; 0 for other keys and revoked keys.
 	KeyBits int
+	// RSA is the parsed RSA key, from either of the two forms p= may hold; nil for other keys
+	// and revoked keys. Keys are compared by it, not by their base64 text.
+	RSA *rsa.PublicKey
+	// VersionNotFirst is set when v= is present but not the first tag. RFC 6376 section 3.6.1
+	// says it MUST be first, but verifiers (dkimpy, OpenDKIM) use the record anyway, so it
+	// is a reason to warn, not to fail.
+	VersionNotFirst bool
+}
+
+// AcceptsHash reports whether the key may verify signatures made with the hash algorithm
+// alg, such as "sha256". RFC 6376 section 3.6.1: h= is a list of "acceptable hash
+// algorithms", and all algorithms are allowed when it is absent.
+func (k DKIMKey) AcceptsHash(alg string) bool {
+	return k.HashAlgs == nil || slices.Contains(k.HashAlgs, alg)
+}
+
+// ForEmail reports whether the key may be used for email. RFC 6376 section 3.6.1: s= is a
+// list of service types, "*" matches all of them, and a verifier ignores a key whose list
+// names neither "email" nor "*".
+func (k DKIMKey) ForEmail() bool {
+	return slices.Contains(k.Services, "email") || slices.Contains(k.Services, "*")
+}
+
+// SameRSAKey reports whether the key is the RSA key pub, comparing the key material (the
+// modulus and the exponent), so that a key published as a SubjectPublicKeyInfo matches the
+// same key published as a PKCS#1 RSAPublicKey.
+func (k DKIMKey) SameRSAKey(pub *rsa.PublicKey) bool {
+	return k.RSA != nil && pub != nil && k.RSA.E == pub.E && k.RSA.N.Cmp(pub.N) == 0
 }
 
 // Revoked reports whether the record revokes its key with an empty p= tag.
@@ -43,7 +73,8 @@ func (k DKIMKey) Revoked() bool { return k.PublicKey == "" }
 // ParseDKIMKey parses a DKIM key record strictly by RFC 6376 sections 3.2 and 3.6.1.
 //
 // The record is a tag=value list separated by semicolons; tag names are case-sensitive and a
-// tag may appear only once. v= is optional but must be first and exactly "DKIM1". p= is
+// tag may appear only once. v= is optional and must be exactly "DKIM1"; the RFC wants it
+// first, but a v= elsewhere is only noted in VersionNotFirst, because verifiers accept it. p= is
 // required; whitespace inside it is removed, and an empty value means the key is revoked,
 // which is not an error (see Revoked). A non-empty p= must be padded base64; for k=rsa it must
 // decode to a SubjectPublicKeyInfo or PKCS#1 RSA public key of at least DKIMMinRSABits bits,
@@ -71,9 +102,7 @@ func ParseDKIMKey(txt string) (DKIMKey, error) {
 		}
 		switch t.name {
 		case "v":
-			if i != 0 {
-				return fail("The v= tag must be the first tag of the record.")
-			}
+			key.VersionNotFirst = i != 0
 			if t.value != "DKIM1" {
 				if strings.EqualFold(t.value, "DKIM1") {
 					return fail("The version must be written exactly v=DKIM1, in capital letters.")
@@ -145,6 +174,7 @@ func ParseDKIMKey(txt string) (DKIMKey, error) {
 			return fail("%s", reason)
 		}
 		key.KeyBits = pub.N.BitLen()
+		key.RSA = pub
 		if key.KeyBits < DKIMMinRSABits {
 			return fail("The RSA key is only %d bits long; receivers ignore keys shorter than %d bits, so publish a 2048-bit key.", key.KeyBits, DKIMMinRSABits)
 		}
@@ -380,4 +410,29 @@ func dkimShorten(s string) string {
 		return s[:40] + "..."
 	}
 	return s
+}
+
+// DKIMRecordFor returns the DKIM key record to publish for keyOrRecord and the RSA key it
+// publishes. keyOrRecord is either a whole key record, returned trimmed, or a bare base64
+// RSA public key (the p= value alone, as `domaind check --dkim-key` and domains created
+// before records carried tags hold it), returned as "v=DKIM1; k=rsa; p=<key>", the record
+// domaind generates. It fails unless the record publishes an RSA key that verifies
+// rsa-sha256 signatures on email, since that is how domaind's mail is signed.
+func DKIMRecordFor(keyOrRecord string) (string, *rsa.PublicKey, error) {
+	record := dkimTrimSpace(keyOrRecord)
+	if dkimLooksBareKey(record) {
+		record = "v=DKIM1; k=rsa; p=" + dkimStripSpace(record)
+	}
+	key, err := ParseDKIMKey(record)
+	switch {
+	case err != nil:
+		return "", nil, fmt.Errorf("dnscheck: DKIM key: %w", err)
+	case key.Revoked():
+		return "", nil, errors.New("dnscheck: DKIM key: the record revokes its key (p= is empty)")
+	case key.RSA == nil:
+		return "", nil, fmt.Errorf("dnscheck: DKIM key: the record publishes a k=%s key, not an RSA key", key.KeyType)
+	case !key.AcceptsHash("sha256") || !key.ForEmail():
+		return "", nil, errors.New("dnscheck: DKIM key: the record's h= or s= tag excludes rsa-sha256 signatures on email")
+	}
+	return record, key.RSA, nil
 }

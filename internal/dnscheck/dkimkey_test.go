@@ -1,6 +1,8 @@
 package dnscheck
 
 import (
+	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"os"
 	"path/filepath"
@@ -54,6 +56,13 @@ func TestParseDKIMKeyValid(t *testing.T) {
 			DKIMKey{Version: "DKIM1", KeyType: "rsa", PublicKey: rsa2048, Testing: true, StrictDomain: true,
 				HashAlgs: []string{"sha256", "sha1", "sha512"}, Services: []string{"email", "*", "x-future"},
 				Notes: "Contact postmaster", KeyBits: 2048}},
+		// v= after other tags: RFC 6376 section 3.6.1 says it MUST be first, but verifiers
+		// accept it, so it parses and is only noted.
+		{"k=rsa; v=DKIM1; p=" + rsa2048,
+			DKIMKey{Version: "DKIM1", KeyType: "rsa", PublicKey: rsa2048, Services: []string{"*"}, KeyBits: 2048, VersionNotFirst: true}},
+		// Tag names are case-sensitive (RFC 6376 section 3.2): V= is an unknown tag, ignored.
+		{"V=DKIM1; p=" + rsa2048,
+			DKIMKey{KeyType: "rsa", PublicKey: rsa2048, Services: []string{"*"}, KeyBits: 2048}},
 		// An empty p= revokes the key; that is not an error.
 		{"v=DKIM1; p=", DKIMKey{Version: "DKIM1", KeyType: "rsa", Services: []string{"*"}}},
 		{"v=DKIM1; k=rsa; t=y; p=", DKIMKey{Version: "DKIM1", KeyType: "rsa", Testing: true, Services: []string{"*"}}},
@@ -66,7 +75,7 @@ func TestParseDKIMKeyValid(t *testing.T) {
 		}
 		if got.Version != tt.want.Version || got.KeyType != tt.want.KeyType || got.PublicKey != tt.want.PublicKey ||
 			got.Testing != tt.want.Testing || got.StrictDomain != tt.want.StrictDomain || got.Notes != tt.want.Notes ||
-			got.KeyBits != tt.want.KeyBits || !slices.Equal(got.HashAlgs, tt.want.HashAlgs) || !slices.Equal(got.Services, tt.want.Services) {
+			got.KeyBits != tt.want.KeyBits || got.VersionNotFirst != tt.want.VersionNotFirst || !slices.Equal(got.HashAlgs, tt.want.HashAlgs) || !slices.Equal(got.Services, tt.want.Services) {
 			t.Errorf("ParseDKIMKey(%.60q):\n got %+v\nwant %+v", tt.txt, got, tt.want)
 		}
 		if got.Revoked() != (tt.want.PublicKey == "") {
@@ -82,7 +91,6 @@ func TestParseDKIMKeyInvalid(t *testing.T) {
 		reason string
 	}{
 		{"", "empty"},
-		{"k=rsa; v=DKIM1; p=" + rsa2048, "v= tag must be the first"},
 		{"v=DKIM2; p=" + rsa2048, `not "DKIM2"`},
 		{"v=dkim1; p=" + rsa2048, "capital letters"},
 		{`v="DKIM1"; p=` + rsa2048, "remove the quotation marks"},
@@ -166,4 +174,70 @@ func FuzzParseDKIMKey(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDKIMKeyUse checks the rules that decide whether a parsed key verifies domaind's
+// signatures (rsa-sha256 on email) with the expected key material.
+func TestDKIMKeyUse(t *testing.T) {
+	spki := dkimFixture(t, "rsa2048.spki")
+	want, err := ParseDKIMKey("p=" + spki)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := dkimDecodeBase64(spki)
+	pub, _ := dkimParseRSA(der)
+	pkcs1 := base64.StdEncoding.EncodeToString(x509.MarshalPKCS1PublicKey(pub))
+	tests := []struct {
+		txt                   string
+		sha256, email, ourKey bool
+	}{
+		{"p=" + spki, true, true, true},
+		// RFC 6376 section 3.3.1 names the PKCS#1 form; the key material is what counts.
+		{"v=DKIM1; k=rsa; p=" + pkcs1, true, true, true},
+		{"h=sha256; p=" + spki, true, true, true},
+		{"h=sha1:sha256; s=email:tlsrpt; p=" + spki, true, true, true},
+		{"h=sha1; p=" + spki, false, true, true},
+		{"s=tlsrpt; p=" + spki, true, false, true},
+		{"s=*; p=" + spki, true, true, true},
+		{"p=" + dkimFixture(t, "rsa1024.pkcs1"), true, true, false},
+	}
+	for _, tt := range tests {
+		k, err := ParseDKIMKey(tt.txt)
+		if err != nil {
+			t.Fatalf("ParseDKIMKey(%.40q): %v", tt.txt, err)
+		}
+		if k.AcceptsHash("sha256") != tt.sha256 || k.ForEmail() != tt.email || k.SameRSAKey(want.RSA) != tt.ourKey {
+			t.Errorf("%.50q: sha256 %v email %v our key %v, want %v %v %v", tt.txt,
+				k.AcceptsHash("sha256"), k.ForEmail(), k.SameRSAKey(want.RSA), tt.sha256, tt.email, tt.ourKey)
+		}
+	}
+}
+
+func TestDKIMRecordFor(t *testing.T) {
+	spki := dkimFixture(t, "rsa2048.spki")
+	for _, tt := range []struct {
+		in, want string // want "" means an error
+	}{
+		{spki, "v=DKIM1; k=rsa; p=" + spki},
+		{" " + dkimSpaced(spki, 64) + "\n", "v=DKIM1; k=rsa; p=" + spki},
+		{"v=DKIM1; k=rsa; p=" + spki, "v=DKIM1; k=rsa; p=" + spki},
+		{"  p=" + spki + ";  ", "p=" + spki + ";"},
+		{"v=DKIM1; k=rsa; p=", ""},
+		{"v=DKIM1; h=sha1; p=" + spki, ""},
+		{"v=DKIM1; s=tlsrpt; p=" + spki, ""},
+		{"v=DKIM1; k=ed25519; p=" + dkimFixture(t, "ed25519.raw"), ""},
+		{"v=DKIM1; k=rsa; p=MIIB", ""},
+		{"MIIB", ""},
+	} {
+		got, key, err := DKIMRecordFor(tt.in)
+		if tt.want == "" {
+			if err == nil {
+				t.Errorf("DKIMRecordFor(%.40q) = %.40q, want an error", tt.in, got)
+			}
+			continue
+		}
+		if err != nil || got != tt.want || key == nil {
+			t.Errorf("DKIMRecordFor(%.40q) = %.40q, %v, %v; want %.40q", tt.in, got, key != nil, err, tt.want)
+		}
+	}
 }
