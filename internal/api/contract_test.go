@@ -99,6 +99,11 @@ func assertDomainShape(t *testing.T, where string, d map[string]any, verified bo
 	if !regexp.MustCompile(`^autosend-verify-[0-9a-f]{32}$`).MatchString(own) {
 		t.Errorf("%s: ownership value %q", where, own)
 	}
+	// RFC 6376 section 3.6.1: a key record needs p=; the bare key is not one.
+	dk := recs["dkim"].(map[string]any)["value"].(string)
+	if !regexp.MustCompile(`^v=DKIM1; k=rsa; p=MI[A-Za-z0-9+/]+=*$`).MatchString(dk) {
+		t.Errorf("%s: DKIM value %q, want v=DKIM1; k=rsa; p=<base64 SubjectPublicKeyInfo>", where, dk)
+	}
 	if v := mf[1].(map[string]any)["value"]; v != "v=spf1 include:amazonses.com ~all" {
 		t.Errorf("%s: SPF value %v", where, v)
 	}
