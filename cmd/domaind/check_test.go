@@ -268,7 +268,7 @@ func TestCheckJSON(t *testing.T) {
 	wantKeys := []string{"expected", "found", "key", "name", "problems", "propagation", "status", "type"}
 	wantStatus := map[string]string{"ownership": "verified", "dkim": "verified", "mail_from_mx": "verified", "mail_from_spf": "verified", "dmarc": "missing"}
 	wantExpected := map[string]any{
-		"ownership": checkToken, "dkim": key, "mail_from_mx": checkMX,
+		"ownership": checkToken, "dkim": "v=DKIM1; k=rsa; p=" + key, "mail_from_mx": checkMX,
 		"mail_from_spf": "v=spf1 include:amazonses.com ~all", "dmarc": nil,
 	}
 	for i, r := range recs {
@@ -360,7 +360,9 @@ func TestCheckUsage(t *testing.T) {
 		{"no domain", nil, "exactly one DOMAIN"},
 		{"two domains", []string{"example.com", "example.org"}, "exactly one DOMAIN"},
 		{"unknown flag", []string{"example.com", "--nope"}, "not defined: -nope"},
-		{"DKIM record as key", []string{"example.com", "--dkim-key", "v=DKIM1; k=rsa; p=MIIB"}, "--dkim-key"},
+		{"DKIM record with a broken key", []string{"example.com", "--dkim-key", "v=DKIM1; k=rsa; p=MIIB"}, "--dkim-key"},
+		{"broken bare key", []string{"example.com", "--dkim-key", "MIIBnotakey"}, "--dkim-key"},
+		{"revoked DKIM record", []string{"example.com", "--dkim-key", "v=DKIM1; k=rsa; p="}, "--dkim-key"},
 		{"bad selector", []string{"example.com", "--dkim-selector", "a b"}, "--dkim-selector"},
 		{"bad MX", []string{"example.com", "--expect-mx", "not a host"}, "--expect-mx"},
 		{"bad SPF include", []string{"example.com", "--expect-spf-include", "amazonses"}, "--expect-spf-include"},
@@ -469,5 +471,53 @@ func TestCheckInbound(t *testing.T) {
 	out, _, err = runCmd(t, inbound...)
 	if code := exitOf(t, err); code != 0 || !row("inbound_mx", "example.com", "MX", "verified").MatchString(out) {
 		t.Fatalf("inbound MX alone: exit %d\n%s", code, out)
+	}
+}
+
+// TestCheckDKIMKeyForms gives --dkim-key as the bare key, spaced out, as the whole
+// record, and as a record holding the PKCS#1 form of the key; each expects the same key,
+// so the published SubjectPublicKeyInfo record verifies, and a record of another key
+// does not.
+func TestCheckDKIMKeyForms(t *testing.T) {
+	key := dkimTestKey(t)
+	der, err := base64.StdEncoding.DecodeString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := x509.ParsePKIXPublicKey(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs1 := base64.StdEncoding.EncodeToString(x509.MarshalPKCS1PublicKey(pub.(*rsa.PublicKey)))
+	z := dnstest.NewZone("example.com.")
+	srv := dnstest.Start(t, z)
+	publishAll(t, z, key)
+	for _, tc := range []struct {
+		name, flag, expected string
+		exit                 int
+	}{
+		{"bare key", key, "v=DKIM1; k=rsa; p=" + key, 0},
+		{"spaced key", key[:60] + " " + key[60:], "v=DKIM1; k=rsa; p=" + key, 0},
+		{"whole record", "v=DKIM1; k=rsa; p=" + key, "v=DKIM1; k=rsa; p=" + key, 0},
+		{"record of the PKCS#1 form", "v=DKIM1; p=" + pkcs1, "v=DKIM1; p=" + pkcs1, 0},
+		{"another key", dkimTestKey(t), "", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, err := runCmd(t, checkArgs(srv, tc.flag, "--json")...)
+			if code := exitOf(t, err); code != tc.exit {
+				t.Fatalf("exit %d, want %d\n%s%s", code, tc.exit, out, errOut)
+			}
+			var res checkOutput
+			if err := json.Unmarshal([]byte(out), &res); err != nil {
+				t.Fatal(err)
+			}
+			dkim := res.Records[1]
+			if dkim.Key != "dkim" || (tc.exit == 0) != (dkim.Status == "verified") {
+				t.Fatalf("dkim record %+v", dkim)
+			}
+			if tc.expected != "" && (dkim.Expected == nil || *dkim.Expected != tc.expected) {
+				t.Errorf("expected %v, want %q", dkim.Expected, tc.expected)
+			}
+		})
 	}
 }
