@@ -30,6 +30,7 @@ import (
 
 	"golang.org/x/net/idna"
 
+	"github.com/domaind/domaind/internal/publicaddr"
 	"github.com/domaind/domaind/internal/records"
 	"github.com/domaind/domaind/internal/store"
 )
@@ -146,43 +147,10 @@ func urlError(format string, args ...any) error {
 	return &URLError{Message: fmt.Sprintf(format, args...)}
 }
 
-// Address ranges refused beyond those netip classifies itself.
-var (
-	thisNetwork = netip.MustParsePrefix("0.0.0.0/8")     // "this host on this network"; 0.0.0.0 reaches the local host
-	sharedSpace = netip.MustParsePrefix("100.64.0.0/10") // carrier-grade NAT (RFC 6598)
-	reserved4   = netip.MustParsePrefix("240.0.0.0/4")   // reserved, and the broadcast address
-	nat64       = netip.MustParsePrefix("64:ff9b::/96")  // NAT64: the last 32 bits are an IPv4 address
-)
-
 // refusedReason returns what kind of address a is when webhooks may not reach it
-// ("a loopback address"), or "" when they may. IPv4 addresses written in IPv6
-// (IPv4-mapped, or behind the NAT64 prefix) are judged by the IPv4 address.
-func refusedReason(a netip.Addr) string {
-	a = a.WithZone("").Unmap()
-	if a.Is6() && nat64.Contains(a) {
-		b := a.As16()
-		a = netip.AddrFrom4([4]byte(b[12:]))
-	}
-	switch {
-	case !a.IsValid():
-		return "not a valid address"
-	case a.IsLoopback():
-		return "a loopback address"
-	case a.IsUnspecified(), thisNetwork.Contains(a):
-		return "an unspecified address"
-	case a.IsPrivate():
-		return "a private address"
-	case a.IsLinkLocalUnicast():
-		return "a link-local address"
-	case a.IsMulticast():
-		return "a multicast address"
-	case sharedSpace.Contains(a):
-		return "a carrier-grade NAT address"
-	case reserved4.Contains(a):
-		return "a reserved address"
-	}
-	return ""
-}
+// ("a loopback address"), or "" when they may: the one rule of package publicaddr
+// that every connection to a tenant-chosen address obeys.
+func refusedReason(a netip.Addr) string { return publicaddr.Reason(a) }
 
 // CheckURL checks a webhook URL and returns it normalized (scheme and host in lower
 // case, an international host name in its ASCII form). The URL must be absolute

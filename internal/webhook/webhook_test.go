@@ -201,6 +201,9 @@ func TestCheckURL(t *testing.T) {
 		{raw: "https://[::ffff:127.0.0.1]/", wantErr: "a loopback address"},
 		{raw: "https://[::FFFF:A00:1]/", wantErr: "a private address"},
 		{raw: "https://[64:ff9b::a9fe:a9fe]/", wantErr: "a link-local address"},
+		{raw: "https://[2002:7f00:1::1]/", wantErr: "a loopback address"}, // 6to4 of 127.0.0.1
+		{raw: "https://[::10.0.0.1]/", wantErr: "a private address"},      // IPv4-compatible
+		{raw: "https://[fec0::1]/", wantErr: "a private address"},         // site-local
 		{raw: "https://internal.example.com/", wantErr: "internal.example.com resolves to 10.0.0.5, a private address"},
 		{raw: "https://mixed.example.com/", wantErr: "resolves to 127.0.0.1, a loopback address"},
 		{raw: "https://metadata.example.com/", wantErr: "a link-local address"},
