@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -232,6 +233,26 @@ func TestMigrateBareDKIMValue(t *testing.T) {
 		}
 		if got := d.Record(domain.KeyDKIM).Value; got != tc.want {
 			t.Errorf("%s: DKIM value after migration = %q, want %q", tc.d.Name, got, tc.want)
+		}
+	}
+}
+
+// TestFileMode checks that a new database and its WAL files are readable by their
+// owner alone: they hold sealed keys and key hashes.
+func TestFileMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mode.db")
+	s := open(t, path)
+	defer s.Close()
+	if _, err := s.EnsureProject(t.Context(), "acme", t0); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := fi.Mode().Perm(); m != 0o600 {
+			t.Errorf("%s has mode %o, want 600", filepath.Base(p), m)
 		}
 	}
 }
