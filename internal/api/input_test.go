@@ -85,6 +85,10 @@ func TestAddDomainRejectsBadInput(t *testing.T) {
 		{"not an object", `["example.com"]`, "body", ""},
 		{"trailing garbage", `{"domain":"example.com"} {}`, "body", ""},
 		{"empty body", ``, "body", ""},
+		{"duplicate field", `{"domain":"a.example.com","domain":"b.example.com"}`, "domain", "more than once"},
+		{"duplicate field in another case", `{"domain":"a.example.com","DOMAIN":"b.example.com"}`, "DOMAIN", "more than once"},
+		{"duplicate field folded", `{"domain":"a.example.com","regionKey":"us-east-1","regionKey":"us-east-2"}`, "regionKey", "more than once"},
+		{"duplicate after nesting", `{"domain":"a.example.com","x":{"domain":1},"domain":"b.example.com"}`, "domain", "more than once"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := e.do("POST", "/v1/domains", tc.body, e.key)

@@ -200,6 +200,10 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, fields string) bo
 		writeValidation(w, FieldError{Field: "body", Message: "The request body must be a JSON object."})
 		return false
 	}
+	if dup := duplicateName(body); dup != "" {
+		writeValidation(w, FieldError{Field: truncateRunes(dup, 64), Message: fmt.Sprintf("%q appears more than once in one object; give each field once.", truncateRunes(dup, 64))})
+		return false
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	// Unknown fields are refused: a misspelt "region" silently falling back to
 	// the default region is worse than an error naming it.
@@ -213,6 +217,60 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, fields string) bo
 		return false
 	}
 	return true
+}
+
+// duplicateName returns the first member name that appears twice in one object of
+// the JSON document, or "" when there is none (or the document is not valid JSON,
+// which decoding then reports). encoding/json keeps the last of two members with
+// one name, so {"domain":"a.com","domain":"b.com"} would mean whatever the last
+// parser in a chain of proxies thinks; RFC 8259 section 4 leaves such objects'
+// meaning unpredictable, so they are refused. Names are compared as encoding/json
+// matches them to fields: without regard to case.
+func duplicateName(body []byte) string {
+	type frame struct {
+		object, wantName bool
+		seen             map[string]bool
+	}
+	var stack []*frame
+	// value notes that a value ended (or began, for a nested object or array): in
+	// an object, a name comes next.
+	value := func() {
+		if n := len(stack); n > 0 && stack[n-1].object {
+			stack[n-1].wantName = true
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{', '[':
+				value()
+				stack = append(stack, &frame{object: t == '{', wantName: t == '{', seen: map[string]bool{}})
+			default:
+				stack = stack[:len(stack)-1]
+			}
+			continue
+		case string:
+			if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].wantName {
+				top := stack[n-1]
+				// Upper then lower case folds the way encoding/json matches names
+				// (the Kelvin sign and the long s included).
+				folded := strings.ToLower(strings.ToUpper(t))
+				if top.seen[folded] {
+					return t
+				}
+				top.seen[folded] = true
+				top.wantName = false
+				continue
+			}
+		}
+		value()
+	}
 }
 
 func decodeError(err error, fields string) FieldError {
