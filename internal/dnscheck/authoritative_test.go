@@ -134,10 +134,19 @@ func TestProblemCodes(t *testing.T) {
 		{name: "multiple spf", key: domain.KeyMailFromSPF,
 			zone:   []string{`mail 300 IN TXT "v=spf1 include:amazonses.com ~all"`, `mail 300 IN TXT "v=spf1 include:_spf.google.com ~all"`},
 			status: domain.CheckMismatch, code: dnscheck.CodeMultipleSPF},
-		{name: "spf too many lookups", key: domain.KeyMailFromSPF, zone: spfChain,
+		// Receivers stop at the first match (RFC 7208 section 4.6.2), so lookups after
+		// the platform's include never count for its mail: verified, with a warning about
+		// the other servers.
+		{name: "spf too many lookups after the include", key: domain.KeyMailFromSPF, zone: spfChain,
+			status: domain.CheckVerified, code: dnscheck.CodeSPFTooManyLookups, inMsg: "more than 10 DNS lookups"},
+		{name: "spf too many lookups before the include", key: domain.KeyMailFromSPF,
+			zone:   append(slices.Clone(spfChain[1:]), `mail 300 IN TXT "v=spf1 include:a.example.com include:b.example.com include:amazonses.com ~all"`),
 			status: domain.CheckMismatch, code: dnscheck.CodeSPFTooManyLookups, inMsg: "more than 10 DNS lookups"},
-		{name: "spf include loop", key: domain.KeyMailFromSPF,
+		{name: "spf include loop after the include", key: domain.KeyMailFromSPF,
 			zone:   []string{`mail 300 IN TXT "v=spf1 include:amazonses.com include:loop.example.com ~all"`, `loop 300 IN TXT "v=spf1 include:mail.example.com -all"`},
+			status: domain.CheckVerified, code: dnscheck.CodeSPFTooManyLookups, inMsg: "loop"},
+		{name: "spf include loop before the include", key: domain.KeyMailFromSPF,
+			zone:   []string{`mail 300 IN TXT "v=spf1 include:loop.example.com include:amazonses.com ~all"`, `loop 300 IN TXT "v=spf1 include:mail.example.com -all"`},
 			status: domain.CheckMismatch, code: dnscheck.CodeSPFTooManyLookups, inMsg: "loop"},
 		{name: "spf syntax", key: domain.KeyMailFromSPF, zone: []string{`mail 300 IN TXT "v=spf1 include:amazonses.com ip4:999.1.1.1 ~all"`},
 			status: domain.CheckMismatch, code: dnscheck.CodeSPFSyntax},

@@ -335,7 +335,7 @@ func temporary(e Expectation, resps []response) domain.Observation {
 
 // diagnose adds the problems that take more lookups than the record's own: a
 // record published at a doubled name, a CNAME hiding the record, an inherited
-// DMARC policy, and SPF's DNS-lookup limit.
+// DMARC policy, and the SPF evaluation of the MAIL FROM record.
 func (s *session) diagnose(ctx context.Context, e Expectation, a answer, o domain.Observation) domain.Observation {
 	if o.Status != domain.CheckVerified && len(a.cnames) > 0 {
 		o.Status = domain.CheckMismatch
@@ -355,10 +355,10 @@ func (s *session) diagnose(ctx context.Context, e Expectation, a answer, o domai
 			o.Problems = append([]domain.Problem{p}, o.Problems...)
 		}
 	case o.Status == domain.CheckVerified && e.Key == domain.KeyMailFromSPF:
-		if p, ok := s.spfLimit(ctx, e); ok {
-			o.Status = domain.CheckMismatch
-			o.Problems = append(o.Problems, p)
-		}
+		// The record parses; whether receivers pass the platform's mail takes an SPF
+		// evaluation with lookups of its own.
+		o = s.spfVerdict(ctx, e, o)
+		o.Key = e.Key
 	}
 	return o
 }

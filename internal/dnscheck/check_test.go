@@ -76,7 +76,13 @@ func TestCheckRecords(t *testing.T) {
 			for _, l := range tc.zone {
 				z.MustAdd(l)
 			}
-			srv := dnstest.Start(t, z)
+			// The SPF records the MAIL FROM record includes: an SPF verdict evaluates them
+			// as receivers do.
+			ses := dnstest.NewZone("amazonses.com.")
+			ses.MustAdd(`@ 300 IN TXT "v=spf1 ip4:199.255.192.0/22 -all"`)
+			google := dnstest.NewZone("google.com.")
+			google.MustAdd(`_spf 300 IN TXT "v=spf1 ip4:35.190.247.0/24 ~all"`)
+			srv := dnstest.Start(t, z, ses, google)
 			obs := newChecker(t, srv.Addr()).Check(context.Background(), []dnscheck.Expectation{expectations[tc.key]})
 			o := obs[0]
 			if o.Key != tc.key || o.Status != tc.status {

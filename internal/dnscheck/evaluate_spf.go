@@ -4,14 +4,29 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/domaind/domaind/internal/domain"
-	"github.com/miekg/dns"
 )
 
-// evalSPF verifies that the name has exactly one SPF record and that it includes the
-// expected domain. The DNS-lookup limit is checked by diagnose.
+// Problem codes of the SPF verdict, beside the shared ones in problems.go.
+const (
+	// CodeSPFVoidLookups: evaluation meets more than two lookups that find nothing, an SPF
+	// permerror (RFC 7208 section 4.6.4).
+	CodeSPFVoidLookups = "SPF_VOID_LOOKUPS"
+	// CodeSPFPermissive: the record lets any server send mail as the domain; a warning.
+	CodeSPFPermissive = "SPF_PERMISSIVE"
+	// CodeSPFTooComplex: evaluating the record needed more DNS queries than domaind asks for
+	// one record, so it could not be judged.
+	CodeSPFTooComplex = "SPF_TOO_COMPLEX"
+)
+
+// evalSPF checks what one answer alone can tell: exactly one SPF record at the name, and one
+// that parses. Whether receivers pass the platform's mail needs more lookups, so diagnose
+// decides that (spfVerdict); the status here is what each server's answer shows in the
+// propagation view.
 func evalSPF(e Expectation, a answer) domain.Observation {
 	var spf []string
 	for _, t := range a.txt {
@@ -27,29 +42,15 @@ func evalSPF(e Expectation, a answer) domain.Observation {
 		return notFound(e)
 	case 1:
 	default:
+		// RFC 7208 section 4.5: two SPF records at one name are a permerror.
 		return mismatch(spf, problem(CodeMultipleSPF,
 			"%s has %d SPF records, which makes SPF fail for every message (permerror); merge them into one record that includes %s.",
 			e.Name, len(spf), orAny(spfIncludeOf(e.Value), "every sender")))
 	}
-	rec, err := ParseSPF(spf[0])
-	if err != nil {
-		var se *SyntaxError
-		reason := err.Error()
-		if errors.As(err, &se) {
-			reason = se.Reason
-		}
-		return mismatch(spf, problem(CodeSPFSyntax, "The SPF record at %s does not parse, so receivers treat it as an error: %s", e.Name, reason))
+	if _, err := ParseSPF(spf[0]); err != nil {
+		return mismatch(spf, problem(CodeSPFSyntax, "The SPF record at %s does not parse, so receivers treat it as an error: %s", e.Name, syntaxReason(err)))
 	}
-	want := spfIncludeOf(e.Value)
-	if want == "" {
-		return verified(spf)
-	}
-	for _, inc := range rec.Includes() {
-		if strings.EqualFold(strings.TrimSuffix(inc, "."), want) {
-			return verified(spf)
-		}
-	}
-	return mismatch(spf, problem(CodeWrongValue, "The SPF record at %s does not include %s; add include:%s before its all mechanism.", e.Name, want, want))
+	return verified(spf)
 }
 
 func orAny(s, alt string) string {
@@ -69,28 +70,256 @@ func spfIncludeOf(value string) string {
 	return ""
 }
 
-// spfLimit counts the DNS lookups the SPF record at the name costs a receiver.
-func (s *session) spfLimit(ctx context.Context, e Expectation) (domain.Problem, bool) {
-	lookup := func(ctx context.Context, name string) ([]string, error) {
-		a, ok := s.lookupVerdict(ctx, name, dns.TypeTXT)
-		if !ok {
-			return nil, fmt.Errorf("%w: no definite answer for %s", ErrServFail, name)
+// spfVerdict decides whether the one SPF record at the MAIL FROM name (o.Found[0], which
+// parses) verifies. The rule: it verifies only where check_host() (RFC 7208 section 4) gives
+// pass for every server the platform sends from. Those servers are the addresses the
+// expected include domain's own SPF record authorizes (spfPlatformSenders: the first and last
+// address of each of its networks). When that record cannot be read, the platform's servers
+// are modelled by an address that nothing else names, with the include domain itself taken to
+// pass.
+//
+// The MAIL FROM address evaluated is postmaster@<MAIL FROM name>: RFC 7208 section 4.3 uses
+// postmaster where the local part is unknown, and platforms vary the local part per message.
+// %{h}, the HELO name, expands to the MAIL FROM name as well.
+//
+// Without an expected include (`domaind check` without --expect-spf-include), any record
+// verifies that does not end in a permerror for a server it does not name.
+func (s *session) spfVerdict(ctx context.Context, e Expectation, o domain.Observation) domain.Observation {
+	if len(o.Found) != 1 {
+		return o
+	}
+	rec, err := ParseSPF(o.Found[0])
+	if err != nil {
+		return o
+	}
+	j := &spfJudge{s: s, dns: newSPFDNS(s), name: spfNormalName(e.Name), want: spfIncludeOf(e.Value)}
+	if j.want == "" {
+		out := j.eval(ctx, spfSentinel, "", nil)
+		switch out.result {
+		case spfPermError:
+			return mismatch(o.Found, j.problem(rec, out, "the servers it does not name", j.fixFor(ctx, rec, nil)))
+		case spfPass:
+			o.Problems = append(o.Problems, j.permissive(ctx, rec))
 		}
-		return a.txt, nil
+		// A temperror leaves the record as found: the servers of an include that did not
+		// answer are not the customer's record's fault.
+		return o
 	}
-	res, err := SPFLookups(ctx, e.Name, lookup)
-	switch {
-	case errors.Is(err, ErrSPFLoop):
-		return problem(CodeSPFTooManyLookups, "The SPF record at %s includes itself through a loop (%s), which receivers treat as an error; remove the include that leads back.",
-			e.Name, errorText(err)), true
-	case res.Count > SPFLookupLimit:
-		return problem(CodeSPFTooManyLookups, "The SPF record at %s needs more than %d DNS lookups (includes counted recursively), so receivers treat it as an error; remove includes you no longer use or flatten some of them.",
-			e.Name, SPFLookupLimit), true
-	case errors.Is(err, ErrSPFMissing), errors.Is(err, ErrSPFMultiple):
-		return problem(CodeSPFSyntax, "The SPF record at %s includes a domain without exactly one SPF record (%s), which receivers treat as an error; fix or remove that include.",
-			e.Name, errorText(err)), true
+	addrs, err := spfPlatformSenders(ctx, j.dns, j.want)
+	if err != nil || len(addrs) == 0 {
+		addrs, j.assume = []netip.Addr{spfSentinel}, j.want
 	}
-	// Other errors are DNS failures of the includes: temporary, and not the
-	// customer's record's fault.
-	return domain.Problem{}, false
+	j.addrs = addrs
+	bad, ip, temp := j.judge(ctx, nil)
+	if bad != nil {
+		who := "the platform's server " + ip.String()
+		if j.assume != "" {
+			who = "the platform's servers"
+		}
+		return mismatch(o.Found, j.problem(rec, *bad, who, j.fixFor(ctx, rec, nil)))
+	}
+	if temp != nil {
+		code := CodeServFail
+		if errors.Is(temp.err, ErrTimeout) && !errors.Is(temp.err, ErrServFail) {
+			code = CodeTimeout
+		}
+		return domain.Observation{Key: e.Key, Status: domain.CheckTemporaryFailure, Found: o.Found, Problems: []domain.Problem{
+			problem(code, "A DNS server that evaluating the SPF record at %s needs could not answer (%s); domaind will check again.", e.Name, temp.detail)}}
+	}
+	// Verified: warn about what the record does for the other servers.
+	switch out := j.eval(ctx, spfSentinel, "", nil); out.result {
+	case spfPass:
+		o.Problems = append(o.Problems, j.permissive(ctx, rec))
+	case spfPermError:
+		if out.cause == spfBudget {
+			break
+		}
+		p := j.problem(rec, out, "servers it does not name", "")
+		p.Message = strings.TrimSuffix(p.Message, ".") + "; the platform's mail still passes, because evaluation stops at its include first."
+		o.Problems = append(o.Problems, p)
+	}
+	return o
+}
+
+// spfJudge holds what one SPF verdict shares across its evaluations.
+type spfJudge struct {
+	s      *session
+	dns    *spfDNS
+	name   string       // the MAIL FROM name, lowercased
+	want   string       // the expected include domain, or ""
+	assume string       // the include domain taken to pass, when its record could not be read
+	addrs  []netip.Addr // the platform's representative servers
+}
+
+// eval runs check_host() for ip at the MAIL FROM name; override replaces that name's record.
+func (j *spfJudge) eval(ctx context.Context, ip netip.Addr, assume string, override map[string]string) spfOutcome {
+	ev := &spfEval{
+		dns: j.dns, ip: ip,
+		sender: "postmaster@" + j.name, local: "postmaster", senderDomain: j.name, helo: j.name,
+		assume: assume, override: override,
+	}
+	return ev.checkHost(ctx, j.name)
+}
+
+// judge evaluates every platform server. bad is the first definite result other than pass
+// (with its server); temp the first temperror when there is no such result.
+func (j *spfJudge) judge(ctx context.Context, override map[string]string) (bad *spfOutcome, ip netip.Addr, temp *spfOutcome) {
+	for _, a := range j.addrs {
+		out := j.eval(ctx, a, j.assume, override)
+		switch out.result {
+		case spfPass:
+		case spfTempError:
+			if temp == nil {
+				temp = &out
+			}
+		default:
+			return &out, a, nil
+		}
+	}
+	return nil, netip.Addr{}, temp
+}
+
+// verifies reports whether record, published at the MAIL FROM name instead of what is there,
+// would verify and pass no server it does not name.
+func (j *spfJudge) verifies(ctx context.Context, record string) bool {
+	override := map[string]string{j.name: record}
+	if j.want != "" {
+		if bad, _, temp := j.judge(ctx, override); bad != nil || temp != nil {
+			return false
+		}
+	}
+	out := j.eval(ctx, spfSentinel, "", override)
+	return out.result != spfPass && out.result != spfPermError
+}
+
+// fixFor returns a full record to publish that keeps the customer's other terms and
+// verifies, or "" when none of the candidates does. A fix is only ever proposed after it has
+// been evaluated as the published record, so that applying it literally verifies.
+//
+// The candidates, in order: the record with the platform's include (any other qualifier
+// removed) inserted just before its all mechanism, or after its last mechanism when it has
+// none; then the same with the include first, where nothing before it can match or run into
+// a limit. In both, a +all becomes ~all, since a fix never keeps a record that passes every
+// server. base replaces rec's terms when not nil.
+func (j *spfJudge) fixFor(ctx context.Context, rec SPFRecord, base []SPFTerm) string {
+	terms := rec.Terms
+	if base != nil {
+		terms = base
+	}
+	var rest []SPFTerm
+	for _, t := range terms {
+		if !t.Modifier && t.Name == "include" && j.want != "" && spfNormalName(t.Value) == j.want {
+			continue
+		}
+		if !t.Modifier && t.Name == "all" && t.Qualifier == '+' {
+			t.Qualifier = '~'
+		}
+		rest = append(rest, t)
+	}
+	var candidates []string
+	if j.want == "" {
+		candidates = append(candidates, SPFRecord{Terms: rest}.String())
+	} else {
+		inc := SPFTerm{Qualifier: '+', Name: "include", Value: j.want, CIDR4: -1, CIDR6: -1}
+		pos := -1
+		for i, t := range rest {
+			if !t.Modifier && t.Name == "all" {
+				pos = i
+				break
+			}
+		}
+		if pos < 0 {
+			pos = 0
+			for i, t := range rest {
+				if !t.Modifier {
+					pos = i + 1
+				}
+			}
+		}
+		candidates = append(candidates,
+			SPFRecord{Terms: slices.Insert(slices.Clone(rest), pos, inc)}.String(),
+			SPFRecord{Terms: slices.Insert(slices.Clone(rest), 0, inc)}.String())
+	}
+	for _, c := range candidates {
+		if j.verifies(ctx, c) {
+			return c
+		}
+	}
+	return ""
+}
+
+// permissive is the warning for a record that passes a server it does not name.
+func (j *spfJudge) permissive(ctx context.Context, rec SPFRecord) domain.Problem {
+	msg := fmt.Sprintf("The SPF record at %s lets any server send mail as %s (a server it does not name gets pass), so it protects nothing", j.name, j.name)
+	if fix := j.fixFor(ctx, rec, nil); fix != "" {
+		return problem(CodeSPFPermissive, "%s; change it to %q.", msg, fix)
+	}
+	return problem(CodeSPFPermissive, "%s; replace +all with ~all and remove any term that names every address, such as ip4:0.0.0.0/0.", msg)
+}
+
+// problem explains an outcome other than pass for who (a phrase naming the server) and adds
+// the fix.
+func (j *spfJudge) problem(rec SPFRecord, out spfOutcome, who, fix string) domain.Problem {
+	via := "its redirect"
+	if out.top >= 0 && out.top < len(rec.Terms) {
+		via = rec.Terms[out.top].String()
+	}
+	where := fmt.Sprintf("%s in the SPF record of %s", out.term, out.domain)
+	nested := out.domain != j.name
+	if nested {
+		where = fmt.Sprintf("%s in the SPF record of %s, which the record at %s reaches through %s,", out.term, out.domain, j.name, via)
+	}
+	var code, msg string
+	switch out.cause {
+	case spfMatched, spfDefault, spfNoRecord:
+		code = CodeWrongValue
+		switch {
+		case out.cause == spfMatched && !nested:
+			msg = fmt.Sprintf("Receivers evaluate the SPF record at %s from left to right and stop at the first term that matches: for %s that is %s, which gives %s, not pass", j.name, who, out.term, out.result)
+		case out.cause == spfMatched:
+			msg = fmt.Sprintf("For %s the SPF record at %s ends in %s, which gives %s, not pass", who, j.name, where, out.result)
+		case j.want != "" && !nested:
+			msg = fmt.Sprintf("The SPF record at %s does not authorize %s: no term matches, so the result is neutral, not pass (it must include %s)", j.name, who, j.want)
+		default:
+			msg = fmt.Sprintf("The SPF record at %s hands evaluation on through %s to %s, where no term matches %s, so the result is neutral, not pass", j.name, via, out.domain, who)
+		}
+	case spfSyntax:
+		code = CodeSPFSyntax
+		msg = fmt.Sprintf("The SPF record of %s, which the record at %s reaches through %s, does not parse (%s), so receivers stop with an error (permerror) for %s", out.domain, j.name, via, strings.TrimSuffix(out.detail, "."), who)
+		if out.term != "" {
+			msg = fmt.Sprintf("Receivers cannot expand %s (%s), which RFC 7208 section 7 makes a permerror for %s", where, out.detail, who)
+		}
+	case spfMultiple:
+		code = CodeMultipleSPF
+		msg = fmt.Sprintf("%s, which the record at %s reaches through %s, has %s SPF records, which RFC 7208 section 4.5 makes a permerror for %s", out.domain, j.name, via, out.detail, who)
+	case spfTargetNone:
+		code = CodeSPFSyntax
+		msg = fmt.Sprintf("%s names %s, which has no SPF record, and RFC 7208 section 5.2 makes that a permerror for %s", where, out.detail, who)
+	case spfLimit:
+		code = CodeSPFTooManyLookups
+		msg = fmt.Sprintf("Evaluating the SPF record at %s for %s takes more than %d DNS lookups before a term matches (%s is lookup number %d, includes counted recursively), which RFC 7208 section 4.6.4 makes a permerror", j.name, who, SPFLookupLimit, where, SPFLookupLimit+1)
+	case spfMXLimit:
+		code = CodeSPFTooManyLookups
+		msg = fmt.Sprintf("%s names %s mail servers, and RFC 7208 section 4.6.4 makes more than %d a permerror for %s", where, out.detail, spfMaxMX, who)
+	case spfLoop:
+		code = CodeSPFTooManyLookups
+		msg = fmt.Sprintf("%s leads back to %s, which is already being evaluated (an include loop), so receivers stop with a permerror for %s", where, out.detail, who)
+	case spfVoid:
+		code = CodeSPFVoidLookups
+		msg = fmt.Sprintf("Evaluating the SPF record at %s for %s meets a third DNS lookup that finds nothing (%s), and RFC 7208 section 4.6.4 makes more than %d such void lookups a permerror", j.name, who, where, spfMaxVoid)
+	case spfBudget:
+		code = CodeSPFTooComplex
+		msg = fmt.Sprintf("Evaluating the SPF record at %s for %s needs more than %d DNS queries (at %s), more than domaind asks for one record, so it cannot tell whether receivers pass it", j.name, who, spfMaxQueries, where)
+	default:
+		code = CodeWrongValue
+		msg = fmt.Sprintf("The SPF record at %s gives %s for %s", j.name, out.result, who)
+	}
+	msg = strings.ReplaceAll(msg, ",,", ",")
+	if fix != "" {
+		return problem(code, "%s; change the record to %q.", msg, fix)
+	}
+	if nested {
+		return problem(code, "%s; fix that record or remove %s from yours.", msg, via)
+	}
+	return problem(code, "%s; fix or remove %s.", msg, out.term)
 }

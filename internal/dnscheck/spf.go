@@ -1,11 +1,8 @@
 package dnscheck
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -28,17 +25,6 @@ func (e *SyntaxError) Error() string {
 // SPFLookupLimit is the number of DNS-querying terms an SPF evaluation may use before it
 // fails with a permerror (RFC 7208 section 4.6.4).
 const SPFLookupLimit = 10
-
-// Errors that SPFLookups wraps with the name of the domain where it met them.
-var (
-	// ErrSPFLoop means an include or redirect leads back to a record already being evaluated.
-	ErrSPFLoop = errors.New("SPF include loop")
-	// ErrSPFMissing means a domain that must publish an SPF record publishes none.
-	ErrSPFMissing = errors.New("no SPF record")
-	// ErrSPFMultiple means a domain publishes more than one SPF record, which RFC 7208
-	// section 4.5 turns into a permerror.
-	ErrSPFMultiple = errors.New("more than one SPF record")
-)
 
 // IsSPF reports whether a TXT string is an SPF record: it starts with "v=spf1", in any case,
 // followed by a space or the end of the string (RFC 7208 section 4.5). Records that fail this
@@ -617,177 +603,8 @@ func spfIsTopLabel(s string) bool {
 	return alpha
 }
 
-// TXTLookup returns the TXT records of a name, each element one record's strings
-// concatenated. A name that does not exist or has no TXT records yields an empty slice and a
-// nil error; an error means the lookup itself failed.
-type TXTLookup func(ctx context.Context, name string) ([]string, error)
-
-// SPFLookupResult is what SPFLookups found.
-type SPFLookupResult struct {
-	// Count is the number of DNS-querying terms (include, a, mx, ptr, exists, redirect) that
-	// an evaluation reaches in the worst case. When it is over SPFLookupLimit the walk stopped
-	// as soon as it got there, so the true total may be higher.
-	Count int
-	// Root is the starting domain's record and, below it, every include and redirect target
-	// that was followed.
-	Root *SPFNode
-}
-
-// SPFNode is one domain visited by SPFLookups.
-type SPFNode struct {
-	// Domain is the name whose SPF record this is, lowercased and without a trailing dot, or
-	// the domain-spec as written when it contains a macro.
-	Domain string
-	// Via is "include" or "redirect" for the term that led here, and "" for the root.
-	Via string
-	// Record is the SPF record found at Domain; it is empty when the walk did not fetch it:
-	// for a macro target, a loop, a target reached after the limit was exceeded, or an error
-	// at this node.
-	Record string
-	// Macro is true when Domain contains a macro and so could not be followed.
-	Macro bool
-	// Lookups is the number of DNS-querying terms counted in this record itself.
-	Lookups int
-	// Children are the followed include and redirect targets, in evaluation order.
-	Children []*SPFNode
-}
-
-// Domains returns the domains of the result's tree in the order they were visited.
-func (r SPFLookupResult) Domains() []string {
-	var out []string
-	var walk func(n *SPFNode)
-	walk = func(n *SPFNode) {
-		out = append(out, n.Domain)
-		for _, c := range n.Children {
-			walk(c)
-		}
-	}
-	if r.Root != nil {
-		walk(r.Root)
-	}
-	return out
-}
-
-// SPFLookups counts the DNS-querying terms of the SPF record at domain and of every record it
-// includes or redirects to, recursively, as RFC 7208 section 4.6.4 limits them.
-//
-// It counts what an evaluation reaches when nothing matches, which is the worst case the limit
-// is about: terms after the first all mechanism are never evaluated and are not counted, and a
-// redirect is counted and followed only when the record has no all mechanism (section 6.1).
-// The exp modifier is not counted. It stops early, without error, as soon as the count exceeds
-// SPFLookupLimit.
-//
-// An include or redirect target that contains a macro ('%') cannot be expanded without a
-// message to evaluate, so it is counted as one lookup and not followed.
-//
-// The per-mechanism limits on MX and PTR address lookups and the void-lookup limit of
-// section 4.6.4 are not checked: they need A, AAAA and MX queries that a TXTLookup cannot
-// make, and an include or redirect target without an SPF record is already an error here.
-//
-// Errors are wrapped with the domain where they happened: ErrSPFLoop when an include or
-// redirect leads back to a record being evaluated, ErrSPFMissing and ErrSPFMultiple when a
-// domain has no or several SPF records, a *SyntaxError when a record does not parse, and any
-// lookup error. On error the result still holds what was counted before it.
-func SPFLookups(ctx context.Context, domain string, lookup TXTLookup) (SPFLookupResult, error) {
-	w := &spfWalker{lookup: lookup}
-	root := &SPFNode{Domain: spfNormalName(domain)}
-	err := w.visit(ctx, root, nil)
-	return SPFLookupResult{Count: w.count, Root: root}, err
-}
-
-// spfWalker carries the running count of one SPFLookups call.
-type spfWalker struct {
-	lookup  TXTLookup
-	count   int
-	stopped bool
-}
-
 // spfNormalName lowercases a domain name and removes its trailing dot, so that names written
 // differently compare equal.
 func spfNormalName(name string) string {
 	return strings.ToLower(strings.TrimSuffix(name, "."))
-}
-
-// visit fetches and walks node's record; path holds the domains being evaluated above it.
-func (w *spfWalker) visit(ctx context.Context, node *SPFNode, path []string) error {
-	where := node.Domain
-	if node.Via != "" {
-		where = node.Via + ":" + node.Domain
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("spf: %s: %w", where, err)
-	}
-	txts, err := w.lookup(ctx, node.Domain)
-	if err != nil {
-		return fmt.Errorf("spf: looking up TXT records of %s: %w", node.Domain, err)
-	}
-	var spf []string
-	for _, t := range txts {
-		if IsSPF(t) {
-			spf = append(spf, t)
-		}
-	}
-	switch len(spf) {
-	case 0:
-		return fmt.Errorf("spf: %s: %w", where, ErrSPFMissing)
-	case 1:
-	default:
-		return fmt.Errorf("spf: %s: %w (%d found)", where, ErrSPFMultiple, len(spf))
-	}
-	rec, err := ParseSPF(spf[0])
-	if err != nil {
-		return fmt.Errorf("spf: %s: %w", where, err)
-	}
-	node.Record = spf[0]
-	path = append(path, node.Domain)
-
-	for _, t := range rec.Terms {
-		if t.Modifier {
-			continue
-		}
-		switch t.Name {
-		case "all":
-			return nil // Evaluation never gets past all, and it makes any redirect ignored.
-		case "a", "mx", "ptr", "exists":
-			if w.add(node) {
-				return nil
-			}
-		case "include":
-			if err := w.follow(ctx, node, "include", t.Value, path); err != nil || w.stopped {
-				return err
-			}
-		}
-	}
-	if target := rec.Redirect(); target != "" {
-		return w.follow(ctx, node, "redirect", target, path)
-	}
-	return nil
-}
-
-// add counts one DNS-querying term of node and reports whether the limit is now exceeded.
-func (w *spfWalker) add(node *SPFNode) bool {
-	w.count++
-	node.Lookups++
-	if w.count > SPFLookupLimit {
-		w.stopped = true
-	}
-	return w.stopped
-}
-
-// follow counts an include or redirect of parent and walks its target unless the target has
-// a macro, is already being evaluated (a loop), or the limit is exceeded.
-func (w *spfWalker) follow(ctx context.Context, parent *SPFNode, via, target string, path []string) error {
-	child := &SPFNode{Via: via, Domain: spfNormalName(target)}
-	if strings.Contains(target, "%") {
-		child.Domain, child.Macro = target, true
-	}
-	parent.Children = append(parent.Children, child)
-	stopped := w.add(parent)
-	if !child.Macro && slices.Contains(path, child.Domain) {
-		return fmt.Errorf("spf: %s has %s:%s, which is already being evaluated: %w", parent.Domain, via, child.Domain, ErrSPFLoop)
-	}
-	if stopped || child.Macro {
-		return nil
-	}
-	return w.visit(ctx, child, path)
 }
