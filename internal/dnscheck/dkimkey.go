@@ -40,6 +40,10 @@ type DKIMKey struct {
 	// RSA is the parsed RSA key, from either of the two forms p= may hold; nil for other keys
 	// and revoked keys. Keys are compared by it, not by their base64 text.
 	RSA *rsa.PublicKey
+	// PKCS1 is set when p= holds the RSA key as a PKCS#1 RSAPublicKey rather than a
+	// SubjectPublicKeyInfo. RFC 6376 section 3.6.1 names that form and dkimpy reads it, but
+	// OpenDKIM cannot ("unable to apply public key"), so receivers running it fail the mail.
+	PKCS1 bool
 	// VersionNotFirst is set when v= is present but not the first tag. RFC 6376 section 3.6.1
 	// says it MUST be first, but verifiers (dkimpy, OpenDKIM) use the record anyway, so it
 	// is a reason to warn, not to fail.
@@ -173,6 +177,8 @@ func ParseDKIMKey(txt string) (DKIMKey, error) {
 		if reason != "" {
 			return fail("%s", reason)
 		}
+		_, spkiErr := x509.ParsePKIXPublicKey(der)
+		key.PKCS1 = spkiErr != nil
 		key.KeyBits = pub.N.BitLen()
 		key.RSA = pub
 		if key.KeyBits < DKIMMinRSABits {
@@ -416,7 +422,8 @@ func dkimShorten(s string) string {
 // publishes. keyOrRecord is either a whole key record, returned trimmed, or a bare base64
 // RSA public key (the p= value alone, as `domaind check --dkim-key` and domains created
 // before records carried tags hold it), returned as "v=DKIM1; k=rsa; p=<key>", the record
-// domaind generates. It fails unless the record publishes an RSA key that verifies
+// domaind generates. A key in the PKCS#1 form, bare or in a record, is returned as that
+// record of its SubjectPublicKeyInfo, the form every verifier reads. It fails unless the record publishes an RSA key that verifies
 // rsa-sha256 signatures on email, since that is how domaind's mail is signed.
 func DKIMRecordFor(keyOrRecord string) (string, *rsa.PublicKey, error) {
 	record := dkimTrimSpace(keyOrRecord)
@@ -424,6 +431,15 @@ func DKIMRecordFor(keyOrRecord string) (string, *rsa.PublicKey, error) {
 		record = "v=DKIM1; k=rsa; p=" + dkimStripSpace(record)
 	}
 	key, err := ParseDKIMKey(record)
+	if err == nil && key.PKCS1 && key.RSA != nil {
+		// The PKCS#1 form is the same key, but not every verifier reads it: expect the
+		// record domaind generates for the key, so that fixes quote a form all accept.
+		spki, err := x509.MarshalPKIXPublicKey(key.RSA)
+		if err != nil {
+			return "", nil, fmt.Errorf("dnscheck: DKIM key: %w", err)
+		}
+		return "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(spki), key.RSA, nil
+	}
 	switch {
 	case err != nil:
 		return "", nil, fmt.Errorf("dnscheck: DKIM key: %w", err)

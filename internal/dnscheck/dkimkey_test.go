@@ -222,6 +222,9 @@ func TestDKIMRecordFor(t *testing.T) {
 		{" " + dkimSpaced(spki, 64) + "\n", "v=DKIM1; k=rsa; p=" + spki},
 		{"v=DKIM1; k=rsa; p=" + spki, "v=DKIM1; k=rsa; p=" + spki},
 		{"  p=" + spki + ";  ", "p=" + spki + ";"},
+		// The PKCS#1 form, which OpenDKIM cannot read, becomes the generated record.
+		{pkcs1(t, spki), "v=DKIM1; k=rsa; p=" + spki},
+		{"v=DKIM1; p=" + pkcs1(t, spki), "v=DKIM1; k=rsa; p=" + spki},
 		{"v=DKIM1; k=rsa; p=", ""},
 		{"v=DKIM1; h=sha1; p=" + spki, ""},
 		{"v=DKIM1; s=tlsrpt; p=" + spki, ""},
@@ -240,4 +243,18 @@ func TestDKIMRecordFor(t *testing.T) {
 			t.Errorf("DKIMRecordFor(%.40q) = %.40q, %v, %v; want %.40q", tt.in, got, key != nil, err, tt.want)
 		}
 	}
+}
+
+// pkcs1 returns the PKCS#1 RSAPublicKey form of a base64 SubjectPublicKeyInfo.
+func pkcs1(t *testing.T, spki string) string {
+	t.Helper()
+	der, reason := dkimDecodeBase64(spki)
+	if reason != "" {
+		t.Fatal(reason)
+	}
+	pub, reason := dkimParseRSA(der)
+	if reason != "" {
+		t.Fatal(reason)
+	}
+	return base64.StdEncoding.EncodeToString(x509.MarshalPKCS1PublicKey(pub))
 }

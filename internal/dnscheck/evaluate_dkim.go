@@ -12,8 +12,10 @@ import (
 // evalDKIM verifies the DKIM key record at the selector the way a receiver does: a record
 // verifies only where a verifier would accept a signature made with the domain's key as
 // domaind's milter makes it (a=rsa-sha256, c=relaxed/relaxed, d= the domain, s= the
-// selector, no i= or i=@domain). Keys are compared by their material, so the same key as a
-// PKCS#1 RSAPublicKey verifies too. Where the RFC is stricter than receivers (v= not
+// selector, no i= or i=@domain). "A verifier" means each of the independent verifiers the
+// agreement corpus (internal/agreement) runs, dkimpy and OpenDKIM: where they differ, as
+// on a PKCS#1 key or two records, the record does not verify. Keys are compared by their
+// material, not their base64 text. Where the RFC is stricter than receivers (v= not
 // first), the record verifies with a warning that quotes the RFC.
 //
 // Every fix a problem gives, done as written, leads to a verified record: the fixes quote
@@ -53,41 +55,32 @@ func evalDKIM(e Expectation, a answer) domain.Observation {
 	return evalDKIMSeveral(e, want, a, judged)
 }
 
-// evalDKIMSeveral judges a selector with more than one TXT record. RFC 6376 section
-// 3.6.2.2: "If the query for the public key returns multiple key records, the Verifier
-// can choose one of the key records or may cycle through the key records". A receiver may
-// therefore pick any of them, so the selector verifies only if every record would, and all
-// of them publish one key.
+// evalDKIMSeveral judges a selector with more than one TXT record, which never verifies.
+// RFC 6376 section 3.6.2.2: "If the query for the public key returns multiple key
+// records, the Verifier can choose one of the key records or may cycle through the key
+// records", so dkimpy-style verifiers use whichever comes first; OpenDKIM fails the
+// signature outright ("multiple keys found"), even when every record publishes the key.
+// The fix is to keep one record that verifies.
 func evalDKIMSeveral(e Expectation, want dkimWant, a answer, judged []dkimVerdict) domain.Observation {
 	good := -1
-	allGood := true
-	var warnings, problems []domain.Problem
+	var problems []domain.Problem
 	for i, j := range judged {
-		if !j.ok {
-			allGood = false
-			for _, p := range j.problems {
-				p.Message = fmt.Sprintf("Record %d of %d: %s", i+1, len(judged), p.Message)
-				problems = append(problems, p)
+		if j.ok {
+			if good < 0 {
+				good = i
 			}
 			continue
 		}
-		if good < 0 {
-			good = i
-		} else if !judged[good].key.SameRSAKey(j.key.RSA) {
-			// Without an expected key, two valid but different keys cannot both be
-			// the one the mail is signed with.
-			allGood = false
+		for _, p := range j.problems {
+			p.Message = fmt.Sprintf("Record %d of %d: %s", i+1, len(judged), p.Message)
+			problems = append(problems, p)
 		}
-		warnings = appendNew(warnings, j.warnings...)
-	}
-	if allGood {
-		return verified(a.txt, warnings...)
 	}
 	var first domain.Problem
 	switch {
 	case good >= 0:
 		first = problem(CodeDKIMMultiple,
-			"There are %d TXT records at %s and a receiver may use any one of them (RFC 6376 section 3.6.2.2), so some receivers fail the signature; keep only the TXT record with the value %q and delete the other %d.",
+			"There are %d TXT records at %s; receivers may use any one of them (RFC 6376 section 3.6.2.2) and OpenDKIM fails them all (\"multiple keys found\"), so keep only the TXT record with the value %q and delete the other %d.",
 			len(a.txt), e.Name, a.txt[good], len(a.txt)-1)
 	case want.record != "":
 		first = problem(CodeDKIMMultiple,
@@ -95,7 +88,7 @@ func evalDKIMSeveral(e Expectation, want dkimWant, a answer, judged []dkimVerdic
 			len(a.txt), e.Name, want.record)
 	default:
 		first = problem(CodeDKIMMultiple,
-			"There are %d TXT records at %s and a receiver may use any one of them (RFC 6376 section 3.6.2.2); keep only the one with the key your mail is signed with and delete the others.",
+			"There are %d TXT records at %s; receivers may use any one of them (RFC 6376 section 3.6.2.2) and OpenDKIM fails them all, so keep only the one with the key your mail is signed with and delete the others.",
 			len(a.txt), e.Name)
 	}
 	return mismatch(a.txt, append([]domain.Problem{first}, problems...)...)
@@ -171,6 +164,11 @@ func judgeDKIM(e Expectation, want dkimWant, t string) dkimVerdict {
 			e.Name, fix(""))
 	}
 	var problems []domain.Problem
+	if key.PKCS1 {
+		problems = append(problems, problem(CodeDKIMKeyFormat,
+			"The DKIM record at %s publishes the key as a PKCS#1 RSAPublicKey; RFC 6376 section 3.3.1 names that form, but OpenDKIM, which many receivers run, cannot read it (\"unable to apply public key\"); %s.",
+			e.Name, fix("publish the same key as a SubjectPublicKeyInfo, the form openssl rsa -pubout writes")))
+	}
 	if !key.AcceptsHash("sha256") {
 		// RFC 6376 section 3.6.1: h= lists the "acceptable hash algorithms"; section
 		// 6.1.2: a verifier ignores a key whose h= excludes the signature's hash.
@@ -198,18 +196,4 @@ func judgeDKIM(e Expectation, want dkimWant, t string) dkimVerdict {
 			e.Name))
 	}
 	return dkimVerdict{ok: true, key: key, warnings: warnings}
-}
-
-// appendNew appends the problems not already in ps.
-func appendNew(ps []domain.Problem, more ...domain.Problem) []domain.Problem {
-	for _, p := range more {
-		dup := false
-		for _, q := range ps {
-			dup = dup || q == p
-		}
-		if !dup {
-			ps = append(ps, p)
-		}
-	}
-	return ps
 }

@@ -32,12 +32,14 @@ const (
 	CodeSPFTooManyLookups = "SPF_TOO_MANY_LOOKUPS"
 	// CodeDKIMTesting: the DKIM record has t=y; a warning.
 	CodeDKIMTesting = "DKIM_TESTING_MODE"
-	// CodeDKIMMultiple: more than one TXT record at the DKIM selector, not all of which
-	// would verify; a receiver may use any of them.
+	// CodeDKIMMultiple: more than one TXT record at the DKIM selector; a receiver may
+	// use any of them, and OpenDKIM fails them all.
 	CodeDKIMMultiple = "DKIM_MULTIPLE_RECORDS"
 	// CodeDKIMRestricted: the key record is the right key but excludes domaind's
 	// signatures: h= without sha256, s= without email or *, or a key type other than rsa.
 	CodeDKIMRestricted = "DKIM_KEY_RESTRICTED"
+	// CodeDKIMKeyFormat: the right key as a PKCS#1 RSAPublicKey, which OpenDKIM cannot read.
+	CodeDKIMKeyFormat = "DKIM_KEY_FORMAT"
 	// CodeDKIMNotStandard: receivers accept the key record, but it breaks an RFC 6376
 	// rule (v= not first); a warning quoting the rule.
 	CodeDKIMNotStandard = "DKIM_NOT_STANDARD"
