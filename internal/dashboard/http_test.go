@@ -569,6 +569,8 @@ var hostile = []string{
 	`=cmd|' /C calc'!A0`,
 	"@SUM(1+1)*cmd|' /C calc'!A0",
 	"x\n$INCLUDE /etc/passwd\nevil.example.com. 300 IN A 192.0.2.1",
+	"\x1b[2J\x1b[31mterminal escapes",
+	"invoice\u202efdp.exe", // a right-to-left override shows it as "invoiceexe.pdf"
 }
 
 // hostileDomain adds a domain whose ownership name publishes every hostile value
@@ -632,9 +634,10 @@ func TestHostileValuesStayText(t *testing.T) {
 					texts = append(texts, n.FirstChild.Data)
 				}
 			}
-			// Each value is shown, whole, as text.
+			// Each value is shown, whole, as text, with control and
+			// bidirectional characters as visible escapes.
 			for _, v := range hostile {
-				if !slices.Contains(texts, v) {
+				if !slices.Contains(texts, domain.Printable(v)) {
 					t.Errorf("%s: %q is not shown as text; shown: %q", name, v, texts)
 				}
 			}
@@ -666,7 +669,8 @@ func TestHostileValuesStayText(t *testing.T) {
 				ownership = strings.Split(row[col], "\n")
 			}
 		}
-		for _, want := range []string{`'=cmd|' /C calc'!A0`, `'@SUM(1+1)*cmd|' /C calc'!A0`, `<script>alert(1)</script>`} {
+		for _, want := range []string{`'=cmd|' /C calc'!A0`, `'@SUM(1+1)*cmd|' /C calc'!A0`, `<script>alert(1)</script>`,
+			`\x1b[2J\x1b[31mterminal escapes`, `invoice\u202efdp.exe`, `x\x0a$INCLUDE /etc/passwd\x0aevil.example.com. 300 IN A 192.0.2.1`} {
 			if !slices.Contains(ownership, want) {
 				t.Errorf("dns_returned lacks %q: %q", want, ownership)
 			}

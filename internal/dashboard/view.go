@@ -169,7 +169,7 @@ func toRecordView(r *domain.Record) recordView {
 		Badge:     badgeFor(string(r.Status)),
 		Checked:   !r.CheckedAt.IsZero(),
 		CheckedAt: stamp{r.CheckedAt},
-		Found:     r.Found,
+		Found:     printable(r.Found),
 		Problems:  r.Problems,
 	}
 	if r.Type == "MX" {
@@ -178,10 +178,21 @@ func toRecordView(r *domain.Record) recordView {
 	for _, s := range r.Propagation {
 		v.Propagation = append(v.Propagation, sightingView{
 			Server: s.Server, Role: string(s.Role), Zone: s.Zone,
-			Badge: badgeFor(string(s.Status)), Values: s.Values, Error: s.Error,
+			Badge: badgeFor(string(s.Status)), Values: printable(s.Values), Error: domain.Printable(s.Error),
 		})
 	}
 	return v
+}
+
+// printable shows values found in DNS, written by whoever controls the zone, with
+// control and bidirectional characters made visible (domain.Printable); the
+// template's escaping alone would still let them reorder or hide text.
+func printable(vs []string) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = domain.Printable(v)
+	}
+	return out
 }
 
 // eventView is one event in the domain's history.

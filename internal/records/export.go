@@ -118,8 +118,10 @@ func commentText(s string) string {
 // needed) under the header name,type,priority,value,record,status,dns_returned:
 // what to publish first, then the record's role, its latest status and the values
 // DNS returned, one a line. Names carry no trailing dot and values are whole.
-// Every cell, and every returned value within one, is defused with csvSafe: the
-// returned values are written by whoever controls the zone.
+// Every cell, and every returned value within one, is defused with csvSafe, and
+// returned values show control and bidirectional characters as escapes
+// (domain.Printable): they are written by whoever controls the zone, and a CR in
+// one would otherwise start a row of the attacker's choosing in some readers.
 func CSV(d *domain.Domain) ([]byte, error) {
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
@@ -134,7 +136,7 @@ func CSV(d *domain.Domain) ([]byte, error) {
 		}
 		found := make([]string, len(r.Found))
 		for i, f := range r.Found {
-			found[i] = csvSafe(f)
+			found[i] = csvSafe(domain.Printable(f))
 		}
 		status := string(r.Status)
 		if status == "" {

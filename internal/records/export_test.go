@@ -107,7 +107,7 @@ func TestZoneCommentsStayComments(t *testing.T) {
 func TestCSVDefusesReturnedValues(t *testing.T) {
 	d := &domain.Domain{Name: "example.com", Records: []domain.Record{{
 		Key: domain.KeyOwnership, Type: "TXT", Name: "_v.example.com", Value: "token", Status: domain.CheckMismatch,
-		Found: []string{"=cmd|' /C calc'!A0", "<script>alert(1)</script>", "@SUM(1+1)"},
+		Found: []string{"=cmd|' /C calc'!A0", "<script>alert(1)</script>", "@SUM(1+1)", "a\r\n=1+1,\x1b[2J\u202ecod.exe"},
 	}}}
 	b, err := CSV(d)
 	if err != nil {
@@ -117,7 +117,7 @@ func TestCSVDefusesReturnedValues(t *testing.T) {
 	if err != nil || len(rows) != 2 {
 		t.Fatalf("rows %q, %v", rows, err)
 	}
-	if got, want := rows[1][6], "'=cmd|' /C calc'!A0\n<script>alert(1)</script>\n'@SUM(1+1)"; got != want {
+	if got, want := rows[1][6], "'=cmd|' /C calc'!A0\n<script>alert(1)</script>\n'@SUM(1+1)\n" + `a\x0d\x0a=1+1,\x1b[2J\u202ecod.exe`; got != want {
 		t.Errorf("dns_returned = %q, want %q", got, want)
 	}
 	if rows[1][4] != "ownership" || rows[1][5] != "mismatch" {
