@@ -131,9 +131,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	db := dbFlag(fs)
 	var dnsf dnsFlags
 	dnsf.register(fs)
-	masterKey := fs.String("master-key", "", "base64 of 32 bytes that encrypt private DKIM keys at rest")
-	dev := fs.Bool("dev", false, "development mode: generate and keep a master key in --data-dir")
-	dataDir := fs.String("data-dir", ".", "folder for files domaind keeps (the --dev master key)")
+	var mk masterKeyFlags
+	mk.register(fs)
 	regions := fs.String("regions", "us-east-1,us-east-2,ap-south-1,eu-central-1", "region keys; the first is the default")
 	rc := records.DefaultConfig()
 	fs.StringVar(&rc.MailFromSubdomain, "mail-from-subdomain", rc.MailFromSubdomain, "label of the MAIL FROM domain")
@@ -188,7 +187,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if recheck.GiveUpAfter <= 0 || recheck.ReverifyEvery <= 0 || *degradeAfter < 1 || *concurrency < 1 {
 		return errors.New("--give-up-after and --reverify-every must be positive, --degrade-after and --check-concurrency at least 1")
 	}
-	key, err := loadMasterKey(*masterKey, *dev, *dataDir, log)
+	key, err := mk.load(log, true)
 	if err != nil {
 		return err
 	}
