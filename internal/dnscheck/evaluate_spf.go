@@ -180,16 +180,23 @@ func (j *spfJudge) judge(ctx context.Context, override map[string]string) (bad *
 }
 
 // verifies reports whether record, published at the MAIL FROM name instead of what is there,
-// would verify and pass no server it does not name.
-func (j *spfJudge) verifies(ctx context.Context, record string) bool {
+// would verify and pass no server it does not name; clean is true when it also gives no
+// permerror for those servers, so that it draws no warning either.
+func (j *spfJudge) verifies(ctx context.Context, record string) (ok, clean bool) {
 	override := map[string]string{j.name: record}
 	if j.want != "" {
 		if bad, _, temp := j.judge(ctx, override); bad != nil || temp != nil {
-			return false
+			return false, false
 		}
 	}
-	out := j.eval(ctx, spfSentinel, "", override)
-	return out.result != spfPass && out.result != spfPermError
+	switch j.eval(ctx, spfSentinel, "", override).result {
+	case spfPass:
+		return false, false
+	case spfPermError:
+		// Without an expected include, a permerror for other servers is the failure itself.
+		return j.want != "", false
+	}
+	return true, true
 }
 
 // fixFor returns a full record to publish that keeps the customer's other terms and
@@ -200,7 +207,8 @@ func (j *spfJudge) verifies(ctx context.Context, record string) bool {
 // removed) inserted just before its all mechanism, or after its last mechanism when it has
 // none; then the same with the include first, where nothing before it can match or run into
 // a limit. In both, a +all becomes ~all, since a fix never keeps a record that passes every
-// server. base replaces rec's terms when not nil.
+// server. A candidate that also keeps other servers clear of permerrors is preferred. base
+// replaces rec's terms when not nil.
 func (j *spfJudge) fixFor(ctx context.Context, rec SPFRecord, base []SPFTerm) string {
 	terms := rec.Terms
 	if base != nil {
@@ -240,12 +248,17 @@ func (j *spfJudge) fixFor(ctx context.Context, rec SPFRecord, base []SPFTerm) st
 			SPFRecord{Terms: slices.Insert(slices.Clone(rest), pos, inc)}.String(),
 			SPFRecord{Terms: slices.Insert(slices.Clone(rest), 0, inc)}.String())
 	}
+	fix := ""
 	for _, c := range candidates {
-		if j.verifies(ctx, c) {
+		ok, clean := j.verifies(ctx, c)
+		if ok && clean {
 			return c
 		}
+		if ok && fix == "" {
+			fix = c
+		}
 	}
-	return ""
+	return fix
 }
 
 // permissive is the warning for a record that passes a server it does not name.
@@ -274,10 +287,12 @@ func (j *spfJudge) problem(rec SPFRecord, out spfOutcome, who, fix string) domai
 	case spfMatched, spfDefault, spfNoRecord:
 		code = CodeWrongValue
 		switch {
+		case out.cause == spfMatched && !nested && strings.HasSuffix(out.term, "all") && j.want != "" && !spfHasInclude(rec, j.want):
+			msg = fmt.Sprintf("The SPF record at %s does not include %s, so for %s evaluation ends at %s, which gives %s, not pass", j.name, j.want, who, out.term, out.result)
 		case out.cause == spfMatched && !nested:
 			msg = fmt.Sprintf("Receivers evaluate the SPF record at %s from left to right and stop at the first term that matches: for %s that is %s, which gives %s, not pass", j.name, who, out.term, out.result)
 		case out.cause == spfMatched:
-			msg = fmt.Sprintf("For %s the SPF record at %s ends in %s, which gives %s, not pass", who, j.name, where, out.result)
+			msg = fmt.Sprintf("For %s the SPF record at %s hands evaluation on through %s to %s, where %s matches and gives %s, not pass", who, j.name, via, out.domain, out.term, out.result)
 		case j.want != "" && !nested:
 			msg = fmt.Sprintf("The SPF record at %s does not authorize %s: no term matches, so the result is neutral, not pass (it must include %s)", j.name, who, j.want)
 		default:
@@ -285,7 +300,7 @@ func (j *spfJudge) problem(rec SPFRecord, out spfOutcome, who, fix string) domai
 		}
 	case spfSyntax:
 		code = CodeSPFSyntax
-		msg = fmt.Sprintf("The SPF record of %s, which the record at %s reaches through %s, does not parse (%s), so receivers stop with an error (permerror) for %s", out.domain, j.name, via, strings.TrimSuffix(out.detail, "."), who)
+		msg = fmt.Sprintf("The SPF record of %s, which the record at %s reaches through %s, does not parse (%s), so receivers stop with an error (permerror) for %s", out.domain, j.name, via, spfLowerFirst(strings.TrimSuffix(out.detail, ".")), who)
 		if out.term != "" {
 			msg = fmt.Sprintf("Receivers cannot expand %s (%s), which RFC 7208 section 7 makes a permerror for %s", where, out.detail, who)
 		}
@@ -322,4 +337,22 @@ func (j *spfJudge) problem(rec SPFRecord, out spfOutcome, who, fix string) domai
 		return problem(code, "%s; fix that record or remove %s from yours.", msg, via)
 	}
 	return problem(code, "%s; fix or remove %s.", msg, out.term)
+}
+
+// spfHasInclude reports whether the record has a pass include of domain among its own terms.
+func spfHasInclude(rec SPFRecord, domain string) bool {
+	for _, t := range rec.Terms {
+		if !t.Modifier && t.Name == "include" && t.Qualifier == '+' && spfNormalName(t.Value) == domain {
+			return true
+		}
+	}
+	return false
+}
+
+// spfLowerFirst lowercases the first letter of a sentence that goes inside another.
+func spfLowerFirst(s string) string {
+	if s != "" && s[0] >= 'A' && s[0] <= 'Z' {
+		return string(s[0]+'a'-'A') + s[1:]
+	}
+	return s
 }
