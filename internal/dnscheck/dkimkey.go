@@ -44,6 +44,10 @@ type DKIMKey struct {
 	// SubjectPublicKeyInfo. RFC 6376 section 3.6.1 names that form and dkimpy reads it, but
 	// OpenDKIM cannot ("unable to apply public key"), so receivers running it fail the mail.
 	PKCS1 bool
+	// OddTags are the names of tags that RFC 6376 section 3.2 does not allow (a hyphen or
+	// a dot in the name, such as x-future=1). Verifiers skip them as unknown tags, so they
+	// are dropped and reported rather than failing the record.
+	OddTags []string
 	// VersionNotFirst is set when v= is present but not the first tag. RFC 6376 section 3.6.1
 	// says it MUST be first, but verifiers (dkimpy, OpenDKIM) use the record anyway, so it
 	// is a reason to warn, not to fail.
@@ -92,11 +96,12 @@ func ParseDKIMKey(txt string) (DKIMKey, error) {
 	if dkimLooksBareKey(txt) {
 		return fail("The record holds only a base64 key; a DKIM key record is a tag list such as v=DKIM1; k=rsa; p=<key>.")
 	}
-	tags, reason := dkimParseTags(txt, false)
+	kept, odd := dkimDropOddTags(txt)
+	tags, reason := dkimParseTags(kept, false)
 	if reason != "" {
 		return fail("%s", reason)
 	}
-	key := DKIMKey{KeyType: "rsa", Services: []string{"*"}}
+	key := DKIMKey{KeyType: "rsa", Services: []string{"*"}, OddTags: odd}
 	var hasP bool
 	for i, t := range tags {
 		if t.name != "p" && t.name != "n" {
@@ -190,6 +195,26 @@ func ParseDKIMKey(txt string) (DKIMKey, error) {
 		}
 	}
 	return key, nil
+}
+
+// dkimDropOddTags removes from a key record the entries whose tag name breaks RFC 6376
+// section 3.2's tag-name = ALPHA *ALNUMPUNC only by holding '-' or '.', and returns the
+// rest and those names. dkimpy and OpenDKIM both ignore such a tag as unknown, so failing
+// the record for it would call broken a key that receivers use.
+func dkimDropOddTags(txt string) (string, []string) {
+	parts := strings.Split(txt, ";")
+	kept := parts[:0:0]
+	var odd []string
+	for _, part := range parts {
+		name, _, ok := strings.Cut(part, "=")
+		name = dkimTrimSpace(name)
+		if ok && !dkimIsTagName(name) && dkimIsTagName(strings.NewReplacer("-", "_", ".", "_").Replace(name)) {
+			odd = append(odd, name)
+			continue
+		}
+		kept = append(kept, part)
+	}
+	return strings.Join(kept, ";"), odd
 }
 
 // dkimLooksBareKey reports whether txt is a long run of base64 without any tag, which is

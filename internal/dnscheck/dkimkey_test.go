@@ -60,6 +60,9 @@ func TestParseDKIMKeyValid(t *testing.T) {
 		// accept it, so it parses and is only noted.
 		{"k=rsa; v=DKIM1; p=" + rsa2048,
 			DKIMKey{Version: "DKIM1", KeyType: "rsa", PublicKey: rsa2048, Services: []string{"*"}, KeyBits: 2048, VersionNotFirst: true}},
+		// A tag name with a hyphen breaks RFC 6376 section 3.2, but verifiers skip it.
+		{"v=DKIM1; x-future=1; p=" + rsa2048,
+			DKIMKey{Version: "DKIM1", KeyType: "rsa", PublicKey: rsa2048, Services: []string{"*"}, KeyBits: 2048, OddTags: []string{"x-future"}}},
 		// Tag names are case-sensitive (RFC 6376 section 3.2): V= is an unknown tag, ignored.
 		{"V=DKIM1; p=" + rsa2048,
 			DKIMKey{KeyType: "rsa", PublicKey: rsa2048, Services: []string{"*"}, KeyBits: 2048}},
@@ -75,7 +78,7 @@ func TestParseDKIMKeyValid(t *testing.T) {
 		}
 		if got.Version != tt.want.Version || got.KeyType != tt.want.KeyType || got.PublicKey != tt.want.PublicKey ||
 			got.Testing != tt.want.Testing || got.StrictDomain != tt.want.StrictDomain || got.Notes != tt.want.Notes ||
-			got.KeyBits != tt.want.KeyBits || got.VersionNotFirst != tt.want.VersionNotFirst || !slices.Equal(got.HashAlgs, tt.want.HashAlgs) || !slices.Equal(got.Services, tt.want.Services) {
+			got.KeyBits != tt.want.KeyBits || got.VersionNotFirst != tt.want.VersionNotFirst || !slices.Equal(got.OddTags, tt.want.OddTags) || !slices.Equal(got.HashAlgs, tt.want.HashAlgs) || !slices.Equal(got.Services, tt.want.Services) {
 			t.Errorf("ParseDKIMKey(%.60q):\n got %+v\nwant %+v", tt.txt, got, tt.want)
 		}
 		if got.Revoked() != (tt.want.PublicKey == "") {

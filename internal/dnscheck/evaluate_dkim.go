@@ -16,7 +16,7 @@ import (
 // agreement corpus (internal/agreement) runs, dkimpy and OpenDKIM: where they differ, as
 // on a PKCS#1 key or two records, the record does not verify. Keys are compared by their
 // material, not their base64 text. Where the RFC is stricter than receivers (v= not
-// first), the record verifies with a warning that quotes the RFC.
+// first, a tag name with a hyphen), the record verifies with a warning that quotes the RFC.
 //
 // Every fix a problem gives, done as written, leads to a verified record: the fixes quote
 // the whole record to publish, never the bare key.
@@ -194,6 +194,11 @@ func judgeDKIM(e Expectation, want dkimWant, t string) dkimVerdict {
 		warnings = append(warnings, problem(CodeDKIMNotStandard,
 			`The DKIM record at %s has v=DKIM1 after other tags; receivers accept it, but RFC 6376 section 3.6.1 says of v= "This tag MUST be the first tag in the record", so move v=DKIM1 to the front.`,
 			e.Name))
+	}
+	if len(key.OddTags) > 0 {
+		warnings = append(warnings, problem(CodeDKIMNotStandard,
+			`The DKIM record at %s has the tag %s=, whose name RFC 6376 section 3.2 does not allow ("tag-name = ALPHA *ALNUMPUNC", letters, digits and underscores); receivers ignore it, but remove it.`,
+			e.Name, strings.Join(key.OddTags, "=, ")))
 	}
 	return dkimVerdict{ok: true, key: key, warnings: warnings}
 }

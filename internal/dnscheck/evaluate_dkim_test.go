@@ -78,6 +78,7 @@ func dkimCases(k dkimKeys) []dkimCase {
 		{"s star", []string{q("v=DKIM1; s=*; p=" + k.spki)}, V, nil},
 		{"t=s", []string{q("v=DKIM1; t=s; p=" + k.spki)}, V, nil},
 		{"testing", []string{q("v=DKIM1; t=y; p=" + k.spki)}, V, []string{dnscheck.CodeDKIMTesting}},
+		{"tag name with a hyphen", []string{q("v=DKIM1; k=rsa; p=" + k.spki + "; x-future=1")}, V, []string{dnscheck.CodeDKIMNotStandard}},
 		{"cname to the key", []string{`autosend._domainkey 300 IN CNAME key1.dkim.provider.net.`, `key1.dkim.provider.net. 300 IN TXT "` + k.record + `"`}, V, nil},
 
 		{"missing", nil, X, []string{dnscheck.CodeNotFound}},
