@@ -22,6 +22,7 @@ Usage:
   domaind apikey list                        list API keys (prefixes only)
   domaind apikey revoke KEY_PREFIX           revoke the key starting with KEY_PREFIX
   domaind check [flags] DOMAIN               check a domain's published DNS records, no server needed
+  domaind dkim export --dir DIR [flags]      write verified domains' DKIM keys and signer tables (OpenDKIM, JSON)
 
 Every flag also reads DOMAIND_<FLAG> from the environment (upper case, dashes as
 underscores); a flag on the command line wins. Run "domaind COMMAND -h" for flags.
@@ -61,6 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return apikeyCmd(ctx, args[1:], stdout, stderr)
 	case "check":
 		return checkCmd(ctx, args[1:], stdout, stderr)
+	case "dkim":
+		return dkimCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
