@@ -22,6 +22,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseDKIMKey -fuzztime 20s ./internal/dnscheck/
 	$(GO) test -run '^$$' -fuzz FuzzParseDMARC -fuzztime 20s ./internal/dnscheck/
 	$(GO) test -run '^$$' -fuzz FuzzSPFExpand -fuzztime 20s ./internal/dnscheck/
+	$(GO) test -run '^$$' -fuzz FuzzDMARCReceiverView -fuzztime 20s ./internal/dnscheck/
 
 # Runs the benchmarks and writes BENCHMARKS.md (takes a few minutes).
 bench:

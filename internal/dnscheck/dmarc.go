@@ -3,6 +3,7 @@ package dnscheck
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -126,68 +127,77 @@ func ParseDMARC(txt string) (DMARCRecord, error) {
 		ReportFormats:  []string{"afrf"},
 	}
 	for _, t := range tags[1:] {
-		v := t.value
-		switch t.name {
-		case "p", "sp":
-			p := strings.ToLower(v)
-			if p != "none" && p != "quarantine" && p != "reject" {
-				return fail("The %s= tag must be none, quarantine or reject, not %s.", t.name, dkimShowValue(v))
-			}
-			if t.name == "p" {
-				rec.Policy = p
-			} else {
-				rec.SubdomainPolicy = p
-			}
-		case "pct":
-			n, err := strconv.Atoi(v)
-			if !spfAllDigits(v) || len(v) > 3 || err != nil || n > 100 {
-				return fail("The pct= tag must be a whole number from 0 to 100, not %s.", dkimShowValue(v))
-			}
-			rec.Percent = n
-		case "adkim", "aspf":
-			m := strings.ToLower(v)
-			if m != "r" && m != "s" {
-				return fail("The %s= tag must be r (relaxed) or s (strict), not %s.", t.name, dkimShowValue(v))
-			}
-			if t.name == "adkim" {
-				rec.ADKIM = m
-			} else {
-				rec.ASPF = m
-			}
-		case "ri":
-			n, err := strconv.ParseUint(v, 10, 32)
-			if !spfAllDigits(v) || err != nil {
-				return fail("The ri= tag must be a number of seconds, not %s.", dkimShowValue(v))
-			}
-			rec.ReportInterval = uint32(n)
-		case "fo":
-			list, ok := dmarcColonList(v, func(s string) bool { return s == "0" || s == "1" || s == "d" || s == "s" })
-			if !ok {
-				return fail("The fo= tag must be a colon-separated list of 0, 1, d and s, not %s.", dkimShowValue(v))
-			}
-			rec.FailureOptions = list
-		case "rf":
-			list, ok := dmarcColonList(v, dmarcIsKeyword)
-			if !ok {
-				return fail("The rf= tag must be a colon-separated list of report formats such as afrf, not %s.", dkimShowValue(v))
-			}
-			rec.ReportFormats = list
-		case "rua", "ruf":
-			uris, reason := dmarcURIList(t.name, v)
-			if reason != "" {
-				return fail("%s", reason)
-			}
-			if t.name == "rua" {
-				rec.RUA = uris
-			} else {
-				rec.RUF = uris
-			}
+		if reason := dmarcApplyTag(&rec, t.name, t.value); reason != "" {
+			return fail("%s", reason)
 		}
 	}
 	if rec.SubdomainPolicy == "" {
 		rec.SubdomainPolicy = rec.Policy
 	}
 	return rec, nil
+}
+
+// dmarcApplyTag sets the field of one tag other than v= from its value, returning a reason
+// sentence when the value is not valid for the tag. Unknown tags are ignored (RFC 7489
+// section 6.3).
+func dmarcApplyTag(rec *DMARCRecord, name, v string) string {
+	switch name {
+	case "p", "sp":
+		p := strings.ToLower(v)
+		if p != "none" && p != "quarantine" && p != "reject" {
+			return fmt.Sprintf("The %s= tag must be none, quarantine or reject, not %s.", name, dkimShowValue(v))
+		}
+		if name == "p" {
+			rec.Policy = p
+		} else {
+			rec.SubdomainPolicy = p
+		}
+	case "pct":
+		n, err := strconv.Atoi(v)
+		if !spfAllDigits(v) || len(v) > 3 || err != nil || n > 100 {
+			return fmt.Sprintf("The pct= tag must be a whole number from 0 to 100, not %s.", dkimShowValue(v))
+		}
+		rec.Percent = n
+	case "adkim", "aspf":
+		m := strings.ToLower(v)
+		if m != "r" && m != "s" {
+			return fmt.Sprintf("The %s= tag must be r (relaxed) or s (strict), not %s.", name, dkimShowValue(v))
+		}
+		if name == "adkim" {
+			rec.ADKIM = m
+		} else {
+			rec.ASPF = m
+		}
+	case "ri":
+		n, err := strconv.ParseUint(v, 10, 32)
+		if !spfAllDigits(v) || err != nil {
+			return fmt.Sprintf("The ri= tag must be a number of seconds, not %s.", dkimShowValue(v))
+		}
+		rec.ReportInterval = uint32(n)
+	case "fo":
+		list, ok := dmarcColonList(v, func(s string) bool { return s == "0" || s == "1" || s == "d" || s == "s" })
+		if !ok {
+			return fmt.Sprintf("The fo= tag must be a colon-separated list of 0, 1, d and s, not %s.", dkimShowValue(v))
+		}
+		rec.FailureOptions = list
+	case "rf":
+		list, ok := dmarcColonList(v, dmarcIsKeyword)
+		if !ok {
+			return fmt.Sprintf("The rf= tag must be a colon-separated list of report formats such as afrf, not %s.", dkimShowValue(v))
+		}
+		rec.ReportFormats = list
+	case "rua", "ruf":
+		uris, reason := dmarcURIList(name, v)
+		if reason != "" {
+			return reason
+		}
+		if name == "rua" {
+			rec.RUA = uris
+		} else {
+			rec.RUF = uris
+		}
+	}
+	return ""
 }
 
 // dmarcColonList splits a colon-separated list, allowing whitespace around the colons,
@@ -266,4 +276,139 @@ func dmarcIsSize(s string) bool {
 		s = s[:len(s)-1]
 	}
 	return spfAllDigits(s)
+}
+
+// dmarcNote is a way a DMARC record departs from RFC 7489 that receivers tolerate: the record
+// still applies, and the note becomes a warning.
+type dmarcNote struct {
+	code string
+	// reason is a clause, without a capital or a final period, saying what receivers ignore
+	// or assume.
+	reason string
+}
+
+// dmarcReceiverView returns the policy a receiver applies for a DMARC record, as RFC 7489
+// sections 6.3 and 6.6.3 have receivers read it, with notes on what departs from the RFC and
+// a canonical record that says the same and parses strictly. A record ParseDMARC accepts is
+// applied as it is. Otherwise:
+//
+//   - v=DMARC1 must still come first, exactly (section 6.3: "It MUST be the first tag in the
+//     list"); receivers discard any other record, and so does this (the strict error).
+//   - A tag with an invalid value is discarded and its default applies (section 6.3: "Syntax
+//     errors in the remainder of the record SHOULD be discarded in favor of default values (if
+//     any) or ignored outright"); a report URI list keeps its valid entries.
+//   - p= may come anywhere; the order of section 6.4 is a warning.
+//   - Without a valid p= (or with an invalid sp=), a record whose rua= holds a valid URI is
+//     applied as p=none (section 6.6.3); without one, no policy applies (the strict error).
+//
+// When a tag appears twice, the later valid one wins, as receivers that keep tags in a map do.
+func dmarcReceiverView(txt string) (DMARCRecord, []dmarcNote, string, error) {
+	rec, strictErr := ParseDMARC(txt)
+	if strictErr == nil {
+		return rec, nil, "", nil
+	}
+	parts := strings.Split(txt, ";")
+	if !dmarcIsVersion(parts[0]) {
+		return DMARCRecord{}, nil, "", strictErr
+	}
+	rec = DMARCRecord{Percent: 100, ADKIM: "r", ASPF: "r", ReportInterval: 86400, FailureOptions: []string{"0"}, ReportFormats: []string{"afrf"}}
+	var notes []dmarcNote
+	ignore := func(format string, args ...any) {
+		notes = append(notes, dmarcNote{CodeDMARCTagIgnored, fmt.Sprintf(format, args...) +
+			", so receivers ignore it (RFC 7489 section 6.3: syntax errors in the remainder of the record SHOULD be discarded in favor of default values (if any) or ignored outright)"})
+	}
+	type tag struct{ name, value string }
+	var kept []tag // the valid tags other than v= and p=, in order, the later of two winning
+	policy, position, pAt, spInvalid := "", 0, 0, false
+	for _, part := range parts[1:] {
+		part = dkimTrimSpace(part)
+		if part == "" {
+			continue
+		}
+		position++
+		name, value, ok := strings.Cut(part, "=")
+		name, value = strings.ToLower(dkimTrimSpace(name)), dkimTrimSpace(value)
+		if !ok || !dkimIsTagName(name) {
+			ignore("the entry %q is not a tag=value pair", part)
+			continue
+		}
+		if name == "v" {
+			ignore("a second v= tag")
+			continue
+		}
+		if name == "rua" || name == "ruf" {
+			var valid []string
+			for _, u := range strings.Split(value, ",") {
+				if _, reason := dmarcURIList(name, u); reason != "" {
+					ignore("%s", spfLowerFirst(strings.TrimSuffix(reason, ".")))
+					continue
+				}
+				valid = append(valid, dkimTrimSpace(u))
+			}
+			if len(valid) == 0 {
+				continue
+			}
+			value = strings.Join(valid, ",")
+		}
+		if _, err := ParseDMARC("v=DMARC1; p=none; " + name + "=" + value); err != nil && !dmarcKnownTags[name] {
+			// An unknown tag is ignored (RFC 7489 section 6.3), but one whose value is not
+			// even tag syntax is not carried into the proposed record.
+			ignore("the tag %s= has a value outside the tag syntax (%s)", name, spfLowerFirst(strings.TrimSuffix(syntaxReason(err), ".")))
+			continue
+		}
+		probe := rec
+		if reason := dmarcApplyTag(&probe, name, value); reason != "" {
+			spInvalid = spInvalid || name == "sp"
+			ignore("%s", spfLowerFirst(strings.TrimSuffix(reason, ".")))
+			continue
+		}
+		rec = probe
+		if name == "p" {
+			policy, pAt = rec.Policy, position
+			continue
+		}
+		kept = slices.DeleteFunc(kept, func(t tag) bool { return t.name == name })
+		kept = append(kept, tag{name, value})
+	}
+	if policy == "" || spInvalid {
+		if len(rec.RUA) == 0 {
+			return DMARCRecord{}, nil, "", strictErr
+		}
+		what := "no p= tag"
+		if policy != "" {
+			what = "an invalid sp= tag"
+		} else if slices.ContainsFunc(notes, func(n dmarcNote) bool { return strings.HasPrefix(n.reason, "the p= tag") }) {
+			what = "no valid p= tag"
+		}
+		notes = append(notes, dmarcNote{CodeDMARCNoPolicy, fmt.Sprintf(
+			"the record has %s, so receivers act as if it said p=none because it asks for aggregate reports (RFC 7489 section 6.6.3: if a 'rua' tag is present and contains at least one syntactically valid reporting URI, the Mail Receiver SHOULD act as if a record containing a valid 'v' tag and 'p=none' was retrieved)", what)})
+		rec.Policy, rec.SubdomainPolicy = "none", ""
+		kept = slices.DeleteFunc(kept, func(t tag) bool { return t.name == "sp" })
+	} else if pAt != 1 {
+		notes = append(notes, dmarcNote{CodeDMARCTagOrder,
+			"its p= tag does not come right after v=DMARC1, where the grammar of RFC 7489 section 6.4 puts it (dmarc-record = dmarc-version dmarc-sep [dmarc-request] ...), though receivers accept it anywhere"})
+	}
+	if rec.SubdomainPolicy == "" {
+		rec.SubdomainPolicy = rec.Policy
+	}
+	var b strings.Builder
+	b.WriteString("v=DMARC1; p=" + rec.Policy + ";")
+	for _, t := range kept {
+		b.WriteString(" " + t.name + "=" + t.value + ";")
+	}
+	fix := b.String()
+	if _, err := ParseDMARC(fix); err != nil {
+		fix = "" // Not expected: every kept tag passed the strict checks.
+	}
+	return rec, notes, fix, nil
+}
+
+// dmarcKnownTags are the tags of RFC 7489 section 6.3 after v=.
+var dmarcKnownTags = map[string]bool{"p": true, "sp": true, "pct": true, "adkim": true, "aspf": true, "ri": true, "fo": true, "rf": true, "rua": true, "ruf": true}
+
+// dmarcIsVersion reports whether the first tag of a record is exactly v=DMARC1, with optional
+// spaces or tabs around the '=' and after the value.
+func dmarcIsVersion(first string) bool {
+	first = strings.TrimRight(first, " \t")
+	return first != "" && IsDMARC(first) && strings.TrimSpace(first[strings.IndexByte(first, '=')+1:]) == "DMARC1"
 }

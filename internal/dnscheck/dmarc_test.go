@@ -3,6 +3,7 @@ package dnscheck
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -178,6 +179,96 @@ func FuzzParseDMARC(f *testing.F) {
 		for _, u := range append(rec.RUA, rec.RUF...) {
 			if u == "" || strings.ContainsAny(u, " \t,;") {
 				t.Fatalf("ParseDMARC(%q): report URI %q", txt, u)
+			}
+		}
+	})
+}
+
+// TestDMARCReceiverView checks what receivers apply for records the strict parser rejects,
+// and that the canonical record proposed says the same and parses strictly.
+func TestDMARCReceiverView(t *testing.T) {
+	for _, tc := range []struct {
+		txt    string
+		policy string // "" when no policy applies
+		sp     string
+		codes  []string
+		fix    string
+	}{
+		{txt: "v=DMARC1; p=reject", policy: "reject", sp: "reject"},
+		// RFC 7489 section 6.6.3: no valid p= but a valid rua= acts as p=none.
+		{txt: "v=DMARC1; rua=mailto:d@example.com", policy: "none", sp: "none", codes: []string{CodeDMARCNoPolicy},
+			fix: "v=DMARC1; p=none; rua=mailto:d@example.com;"},
+		{txt: "v=DMARC1; p=maybe; rua=mailto:d@example.com", policy: "none", sp: "none", codes: []string{CodeDMARCTagIgnored, CodeDMARCNoPolicy},
+			fix: "v=DMARC1; p=none; rua=mailto:d@example.com;"},
+		{txt: "v=DMARC1; p=reject; sp=bogus; rua=mailto:d@example.com", policy: "none", sp: "none", codes: []string{CodeDMARCTagIgnored, CodeDMARCNoPolicy},
+			fix: "v=DMARC1; p=none; rua=mailto:d@example.com;"},
+		{txt: "v=DMARC1; rua=d@example.com"},                // no valid URI: no policy
+		{txt: "v=DMARC1; p=maybe"},                          // no rua: no policy
+		{txt: "v=DMARC1; pct=50"},                           // no p, no rua
+		{txt: "p=none; v=DMARC1; rua=mailto:d@example.com"}, // v= not first: not a DMARC record
+		{txt: "v=dmarc1; p=none"},
+		// RFC 7489 section 6.4 orders p= right after v=; receivers accept it later.
+		{txt: "v=DMARC1; rua=mailto:d@example.com; p=quarantine", policy: "quarantine", sp: "quarantine", codes: []string{CodeDMARCTagOrder},
+			fix: "v=DMARC1; p=quarantine; rua=mailto:d@example.com;"},
+		// RFC 7489 section 6.3: invalid values of known tags are discarded.
+		{txt: "v=DMARC1; p=reject; pct=150; adkim=x; sp=none", policy: "reject", sp: "none", codes: []string{CodeDMARCTagIgnored, CodeDMARCTagIgnored},
+			fix: "v=DMARC1; p=reject; sp=none;"},
+		{txt: "v=DMARC1; p=none; garbage; x=y", policy: "none", sp: "none", codes: []string{CodeDMARCTagIgnored}, fix: "v=DMARC1; p=none; x=y;"}, // unknown tags are kept: RFC 7489 section 6.3 ignores them
+		{txt: "v=DMARC1; p=none; rua=mailto:d@example.com,bad", policy: "none", sp: "none", codes: []string{CodeDMARCTagIgnored},
+			fix: "v=DMARC1; p=none; rua=mailto:d@example.com;"},
+	} {
+		rec, notes, fix, err := dmarcReceiverView(tc.txt)
+		if tc.policy == "" {
+			if err == nil {
+				t.Errorf("%q: policy %q applies, want none", tc.txt, rec.Policy)
+			}
+			continue
+		}
+		if err != nil || rec.Policy != tc.policy || rec.SubdomainPolicy != tc.sp {
+			t.Errorf("%q: policy %q, sp %q, %v; want %q, %q", tc.txt, rec.Policy, rec.SubdomainPolicy, err, tc.policy, tc.sp)
+			continue
+		}
+		var codes []string
+		for _, n := range notes {
+			codes = append(codes, n.code)
+			if n.reason == "" || n.reason[0] < 'a' || n.reason[0] > 'z' || strings.HasSuffix(n.reason, ".") {
+				t.Errorf("%q: note %q is not a clause", tc.txt, n.reason)
+			}
+		}
+		if !slices.Equal(codes, tc.codes) || fix != tc.fix {
+			t.Errorf("%q: notes %q, fix %q; want %q, %q", tc.txt, codes, fix, tc.codes, tc.fix)
+		}
+		if fix != "" {
+			again, err := ParseDMARC(fix)
+			if err != nil || again.Policy != rec.Policy || again.SubdomainPolicy != rec.SubdomainPolicy {
+				t.Errorf("%q: fix %q parses to %+v, %v", tc.txt, fix, again, err)
+			}
+		}
+	}
+}
+
+func FuzzDMARCReceiverView(f *testing.F) {
+	f.Add("v=DMARC1; rua=mailto:d@example.com; p=quarantine; pct=150")
+	f.Add("v=DMARC1; p=maybe; rua=mailto:d@example.com,bad")
+	f.Fuzz(func(t *testing.T, txt string) {
+		strict, strictErr := ParseDMARC(txt)
+		rec, notes, fix, err := dmarcReceiverView(txt)
+		if strictErr == nil && (err != nil || len(notes) != 0 || !reflect.DeepEqual(rec, strict)) {
+			t.Fatalf("%q parses strictly, but the receiver view is %+v, %v, %v", txt, rec, notes, err)
+		}
+		if err != nil {
+			return
+		}
+		if !IsDMARC(txt) {
+			t.Fatalf("%q applies but IsDMARC is false", txt)
+		}
+		if fix == "" && len(notes) > 0 {
+			t.Fatalf("%q: notes %v without a fix", txt, notes)
+		}
+		if fix != "" {
+			again, err := ParseDMARC(fix)
+			if err != nil || again.Policy != rec.Policy || again.SubdomainPolicy != rec.SubdomainPolicy {
+				t.Fatalf("%q: fix %q parses to %+v, %v; want policies %q, %q", txt, fix, again, err, rec.Policy, rec.SubdomainPolicy)
 			}
 		}
 	})

@@ -2,7 +2,6 @@ package dnscheck
 
 import (
 	"context"
-	"errors"
 	"strings"
 
 	"github.com/domaind/domaind/internal/domain"
@@ -10,8 +9,22 @@ import (
 	"golang.org/x/net/publicsuffix"
 )
 
-// evalDMARC verifies that one valid DMARC record is published at the name. An
-// inherited policy is looked for by diagnose.
+// Problem codes of the DMARC verdict, beside the shared ones in problems.go. Each is a
+// warning on a record receivers still apply.
+const (
+	// CodeDMARCNoPolicy: no valid p= (or an invalid sp=), but rua= asks for reports, so
+	// receivers apply p=none (RFC 7489 section 6.6.3).
+	CodeDMARCNoPolicy = "DMARC_NO_POLICY"
+	// CodeDMARCTagOrder: p= does not come right after v=DMARC1 (RFC 7489 section 6.4).
+	CodeDMARCTagOrder = "DMARC_TAG_ORDER"
+	// CodeDMARCTagIgnored: a tag receivers discard for its invalid value or form (RFC 7489
+	// section 6.3).
+	CodeDMARCTagIgnored = "DMARC_TAG_IGNORED"
+)
+
+// evalDMARC verifies that one DMARC record that receivers apply is published at the name
+// (dmarcReceiverView), with a warning for each way it departs from RFC 7489. An inherited
+// policy is looked for by diagnose.
 func evalDMARC(e Expectation, a answer) domain.Observation {
 	var recs []string
 	for _, t := range a.txt {
@@ -29,15 +42,19 @@ func evalDMARC(e Expectation, a answer) domain.Observation {
 	default:
 		return mismatch(recs, problem(CodeDMARCMultiple, "%s has %d DMARC records, so receivers ignore them all; keep only one.", e.Name, len(recs)))
 	}
-	if _, err := ParseDMARC(recs[0]); err != nil {
-		reason := err.Error()
-		var se *SyntaxError
-		if errors.As(err, &se) {
-			reason = se.Reason
-		}
-		return mismatch(recs, problem(CodeDMARCSyntax, "The DMARC record at %s is not valid: %s", e.Name, reason))
+	_, notes, fix, err := dmarcReceiverView(recs[0])
+	if err != nil {
+		return mismatch(recs, problem(CodeDMARCSyntax, "The DMARC record at %s is not valid: %s", e.Name, syntaxReason(err)))
 	}
-	return verified(recs)
+	var warnings []domain.Problem
+	for _, n := range notes {
+		if fix != "" {
+			warnings = append(warnings, problem(n.code, "The DMARC record at %s still applies, but %s; publish %q to say exactly what applies.", e.Name, n.reason, fix))
+		} else {
+			warnings = append(warnings, problem(n.code, "The DMARC record at %s still applies, but %s.", e.Name, n.reason))
+		}
+	}
+	return verified(recs, warnings...)
 }
 
 // looksLikeDMARC catches near misses IsDMARC rightly ignores (v=dmarc1, leading
@@ -62,7 +79,7 @@ func (s *session) inheritedDMARC(ctx context.Context, e Expectation) (domain.Obs
 	var raw string
 	for _, t := range a.txt {
 		if IsDMARC(t) {
-			if r, err := ParseDMARC(t); err == nil {
+			if r, _, _, err := dmarcReceiverView(t); err == nil {
 				rec, raw = r, t
 				break
 			}
@@ -71,12 +88,27 @@ func (s *session) inheritedDMARC(ctx context.Context, e Expectation) (domain.Obs
 	if raw == "" {
 		return domain.Observation{}, false
 	}
+	// RFC 7489 section 6.6.3: a subdomain without a record of its own gets the organizational
+	// domain's sp= policy, or its p= when there is no sp=. Advice to publish a record of the
+	// subdomain's own must never weaken that policy.
 	policy := rec.SubdomainPolicy
-	if policy == "" {
-		policy = rec.Policy
+	advice := orAny(e.Value, "v=DMARC1; p=none;")
+	if own, _, _, err := dmarcReceiverView(advice); err != nil || dmarcStrength(own.Policy) < dmarcStrength(policy) {
+		advice = "v=DMARC1; p=" + policy + ";"
 	}
 	return domain.Observation{Key: e.Key, Status: domain.CheckVerified, Found: []string{raw}, Problems: []domain.Problem{
-		problem(CodeDMARCInherited, "%s has no DMARC record of its own, so the policy of %s applies to it (p=%s for its subdomains); publish %q at %s to set its own.",
-			e.Domain, org, policy, orAny(e.Value, "v=DMARC1; p=none;"), e.Name),
+		problem(CodeDMARCInherited, "%s has no DMARC record of its own, so the policy of %s applies to it (p=%s for its subdomains); no action is needed, or publish %q at %s to set its own without weakening it.",
+			e.Domain, org, policy, advice, e.Name),
 	}}, true
+}
+
+// dmarcStrength orders the policies: none, quarantine, reject.
+func dmarcStrength(p string) int {
+	switch p {
+	case "quarantine":
+		return 1
+	case "reject":
+		return 2
+	}
+	return 0
 }
