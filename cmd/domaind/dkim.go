@@ -17,7 +17,7 @@ import (
 	"github.com/domaind/domaind/internal/signing"
 )
 
-const dkimUsage = `usage: domaind dkim export --dir DIR [--format opendkim|json] [--db ...] [--master-key-file FILE]
+const dkimUsage = `usage: domaind dkim export --dir DIR [--format opendkim|json] [--owner USER[:GROUP]] [--db ...] [--master-key-file FILE]
 `
 
 // dkimCmd is the group of commands about the DKIM keys domaind keeps.
