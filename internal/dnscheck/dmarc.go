@@ -65,10 +65,10 @@ type DMARCRecord struct {
 // suffix (mailto: URIs must hold an address with an '@'). Unknown tags are ignored, as the
 // RFC requires, once their syntax has been checked.
 //
-// A missing or invalid p= (or an invalid sp=) is an error even though RFC 7489 section 6.6.3
-// lets receivers act as if p=none when rua= holds a valid URI: such a record does not state
-// the policy its owner meant, receivers that follow 6.6.3 only send reports, and the error is
-// how the owner learns to fix it. All failures are a *SyntaxError.
+// A missing or invalid p= (or an invalid sp=) is an error here even though RFC 7489 section
+// 6.6.3 lets receivers act as if p=none when rua= holds a valid URI: this is the strict reading
+// of the RFC. What receivers apply, which the verdict follows, is dmarcReceiverView, and the
+// departures it tolerates become warnings. All failures are a *SyntaxError.
 func ParseDMARC(txt string) (DMARCRecord, error) {
 	fail := func(format string, args ...any) (DMARCRecord, error) {
 		return DMARCRecord{}, &SyntaxError{Kind: "DMARC", Record: txt, Reason: fmt.Sprintf(format, args...)}
