@@ -19,6 +19,8 @@ type Metrics struct {
 	checkTime  prometheus.Histogram
 	queueLag   prometheus.Gauge
 	deliveries *prometheus.CounterVec
+	milterMsgs *prometheus.CounterVec
+	milterConn prometheus.Gauge
 }
 
 // New registers the metrics on a fresh registry.
@@ -42,8 +44,18 @@ func New() *Metrics {
 			Name: "domaind_webhook_deliveries_total",
 			Help: "Webhook delivery attempts by outcome: delivered, retry or failed.",
 		}, []string{"outcome"}),
+		// The result is one of a fixed few (see package milter); there is no
+		// domain label, so the series stay few however many domains sign.
+		milterMsgs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "domaind_milter_messages_total",
+			Help: "Messages the milter handled, by result: signed, tempfail, or unsigned_<why> (no_key, no_from, multiple_from, bad_from, too_large).",
+		}, []string{"result"}),
+		milterConn: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "domaind_milter_sessions",
+			Help: "Milter connections open now.",
+		}),
 	}
-	m.reg.MustRegister(m.checks, m.checkTime, m.queueLag, m.deliveries,
+	m.reg.MustRegister(m.checks, m.checkTime, m.queueLag, m.deliveries, m.milterMsgs, m.milterConn,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -59,6 +71,20 @@ func (m *Metrics) QueueLag(lag time.Duration) { m.queueLag.Set(max(lag, 0).Secon
 
 // Delivery counts a webhook delivery attempt by outcome.
 func (m *Metrics) Delivery(outcome string) { m.deliveries.WithLabelValues(outcome).Inc() }
+
+// MilterResults makes each of results show in the milter's message counter from
+// zero, before the first message of that result.
+func (m *Metrics) MilterResults(results ...string) {
+	for _, r := range results {
+		m.milterMsgs.WithLabelValues(r)
+	}
+}
+
+// MilterMessage counts a message the milter handled, by result.
+func (m *Metrics) MilterMessage(result string) { m.milterMsgs.WithLabelValues(result).Inc() }
+
+// MilterSessions sets how many milter connections are open.
+func (m *Metrics) MilterSessions(open int) { m.milterConn.Set(float64(open)) }
 
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {

@@ -1,0 +1,221 @@
+package milter_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/mail"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/domaind/domaind/internal/dnscheck"
+	"github.com/domaind/domaind/internal/dnstest"
+	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/domains"
+	"github.com/domaind/domaind/internal/mailtest"
+	"github.com/domaind/domaind/internal/milter"
+	"github.com/domaind/domaind/internal/records"
+	"github.com/domaind/domaind/internal/signing"
+	"github.com/domaind/domaind/internal/store/sqlite"
+	"github.com/domaind/domaind/internal/verify"
+)
+
+// counter is an Observer that counts results, as /metrics does.
+type counter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *counter) MilterMessage(r string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = make(map[string]int)
+	}
+	c.n[r]++
+}
+
+func (c *counter) MilterSessions(int) {}
+
+func (c *counter) get(r milter.Result) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[string(r)]
+}
+
+// TestPostfix runs the platform's path end to end with real parts: a customer adds
+// example.com through domaind's service, publishes exactly the zone-file lines
+// domaind gives into an authoritative DNS server on loopback, and a real check
+// (an authoritative walk from a root on loopback) verifies it. Debian's Postfix
+// then relays mail through domaind's milter to a sink, and dkimpy, which is not
+// ours, verifies the delivered signatures against the same DNS.
+func TestPostfix(t *testing.T) {
+	ctx := t.Context()
+	net1 := dnstest.StartNet(t, 1)
+	zone, err := net1.AddZone("example.com.", net1.Servers()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	zoneServer := net1.Servers()[0].Addr()
+
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "d.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	sealer, err := records.NewSealer(bytes.Repeat([]byte{9}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checker, err := dnscheck.New(dnscheck.Config{
+		Mode: dnscheck.ModeAuthoritative, RootHints: net1.RootIPs(), AuthoritativePort: net1.Port(),
+		Timeout: time.Second, Retries: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	v := verify.New(st, checker, verify.Config{
+		Budget: 10 * time.Second, Rules: domain.Rules{DegradeAfter: 3}, Recheck: domain.DefaultRecheck(),
+	}, nil, log)
+	t.Cleanup(v.Close)
+	rc := records.DefaultConfig()
+	rc.DKIMBits = 1024
+	svc := &domains.Service{Store: st, Verifier: v, Records: rc, Sealer: sealer, Regions: []string{"us-east-1"}, Log: log}
+	project, err := st.EnsureProject(ctx, "acme", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The customer adds the domain (as typed) and publishes what domaind shows.
+	d, err := svc.Add(ctx, project.ID, "Example.COM", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	zoneText, err := records.ZoneFile(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := zone.Add(string(zoneText)); err != nil {
+		t.Fatalf("publishing domaind's zone lines: %v\n%s", err, zoneText)
+	}
+	check := func() *domain.Domain {
+		t.Helper()
+		out, err := v.Verify(ctx, project.ID, d.ID)
+		if err != nil || out.InProgress {
+			t.Fatalf("verify: %v (in progress: %v)", err, out.InProgress)
+		}
+		return out.Domain
+	}
+	if got := check(); got.Status != domain.StatusVerified || !got.DKIMEnabled {
+		t.Fatalf("after publishing: status %s, dkimEnabled %v; want VERIFIED with DKIM", got.Status, got.DKIMEnabled)
+	}
+
+	obs := &counter{}
+	srv := milter.New(milter.Config{Keys: signing.New(st, sealer), Observer: obs, Log: log})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			t.Errorf("milter shutdown: %v", err)
+		}
+		if err := <-served; err != milter.ErrServerClosed {
+			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+	})
+	sink := mailtest.StartSink(t)
+	started := time.Now()
+	pf := mailtest.StartPostfix(t, mailtest.PostfixOptions{Milter: ln.Addr().String(), Relay: sink.Addr()})
+	t.Logf("Postfix started in %s", time.Since(started).Round(time.Millisecond))
+
+	n := 0
+	// deliver sends a message through Postfix and returns it as the sink got it.
+	deliver := func(t *testing.T, from string, viaSendmail bool) *mail.Message {
+		t.Helper()
+		n++
+		subject := fmt.Sprintf("test %d %s", n, t.Name())
+		msg := fmt.Sprintf("From: Sender <%s>\r\nTo: rcpt@example.org\r\nSubject: %s\r\nMIME-Version: 1.0\r\n"+
+			"Content-Type: text/plain; charset=utf-8\r\n\r\nHello,  world.\r\n\r\n.leading dot\r\n", from, subject)
+		envFrom := "bounce@example.com"
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if viaSendmail {
+			if err := pf.Sendmail(sctx, envFrom, []string{"rcpt@example.org"}, []byte(strings.ReplaceAll(msg, "\r\n", "\n"))); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := pf.Send(envFrom, []string{"rcpt@example.org"}, []byte(msg)); err != nil {
+			t.Fatalf("SMTP to Postfix: %v\n%s", err, pf.Log())
+		}
+		got, err := sink.Wait(sctx, func(m mailtest.Message) bool {
+			return bytes.Contains(m.Data, []byte("Subject: "+subject+"\r\n"))
+		})
+		if err != nil {
+			t.Fatalf("%v\nPostfix log:\n%s", err, pf.Log())
+		}
+		parsed, err := mail.ReadMessage(bytes.NewReader(got.Data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(string(got.Data), "DKIM-Signature:") && parsed.Header.Get("DKIM-Signature") != "" {
+			t.Errorf("the signature is not the first field:\n%s", got.Data)
+		}
+		if parsed.Header.Get("DKIM-Signature") != "" {
+			res := mailtest.VerifyDKIM(t, got.Data, zoneServer)
+			if !res.OK {
+				t.Errorf("dkimpy rejects the signature: %+v\n%s", res, got.Data)
+			}
+			if res.Domain != "example.com" || res.Selector != "autosend" {
+				t.Errorf("signature d=%s s=%s, want d=example.com s=autosend", res.Domain, res.Selector)
+			}
+		}
+		return parsed
+	}
+	signed := func(t *testing.T, m *mail.Message, want bool) {
+		t.Helper()
+		if got := m.Header.Get("DKIM-Signature") != ""; got != want {
+			t.Errorf("signed: %v, want %v", got, want)
+		}
+	}
+
+	for _, tc := range []struct {
+		name     string
+		from     string
+		sendmail bool
+		signed   bool
+	}{
+		{"verified domain", "alice@example.com", false, true},
+		{"verified domain, uppercase", "alice@EXAMPLE.Com", false, true},
+		{"subdomain signs as its parent", "news@news.example.com", false, true},
+		{"sendmail command (non_smtpd_milters)", "alice@example.com", true, true},
+		{"unverified domain", "alice@example.net", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			signed(t, deliver(t, tc.from, tc.sendmail), tc.signed)
+		})
+	}
+	if obs.get(milter.ResultSigned) != 4 || obs.get(milter.ResultNoKey) != 1 {
+		t.Errorf("counted %v, want 4 signed and 1 unsigned_no_key", obs.n)
+	}
+
+	t.Run("DKIM record removed, one check", func(t *testing.T) {
+		zone.Remove("autosend._domainkey.example.com.", dns.TypeTXT)
+		if got := check(); got.Record(domain.KeyDKIM).Status == domain.CheckVerified {
+			t.Fatalf("the check still finds the DKIM record")
+		}
+		signed(t, deliver(t, "alice@example.com", false), false)
+	})
+}
