@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/user"
 	"strconv"
 	"strings"
@@ -48,6 +49,7 @@ func dkimExport(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	dir := flags.String("dir", "", "folder to write the keys and tables into, created with mode 0700 if missing (required)")
 	format := flags.String("format", string(signing.FormatOpenDKIM), "opendkim (KeyTable and SigningTable) or json (signing-keys.json)")
 	ownerFlag := flags.String("owner", "", "USER[:GROUP] to give the folder and every file to, for a signer running as its own user (needs root); default: the user running the export")
+	reloadCmd := flags.String("reload-command", "", "shell command that makes the signer re-read its tables (such as 'systemctl reload opendkim'), run after the new tables are written and before keys they no longer name are removed")
 	if err := parseFlags(flags, args); err != nil {
 		return err
 	}
@@ -96,7 +98,18 @@ func dkimExport(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	res, err := signing.Export(ctx, *dir, keys, f, owner)
+	var reload func(context.Context) error
+	if *reloadCmd != "" {
+		reload = func(ctx context.Context) error {
+			cmd := exec.CommandContext(ctx, "/bin/sh", "-c", *reloadCmd)
+			cmd.Stdout, cmd.Stderr = stderr, stderr
+			if err := cmd.Run(); err != nil {
+				return fmt.Errorf("--reload-command %q: %w", *reloadCmd, err)
+			}
+			return nil
+		}
+	}
+	res, err := signing.Export(ctx, *dir, keys, f, owner, reload)
 	if err != nil {
 		return fmt.Errorf("dkim export into %s: %w", *dir, err)
 	}

@@ -111,7 +111,13 @@ var ErrExportLocked = errors.New("another export into this folder is running")
 // 0700 when missing, and with owner, everything the export writes is given to
 // that user and group. Keys whose names are not plain domain names and selectors
 // stop the export before anything is written.
-func Export(ctx context.Context, dir string, keys []Key, format Format, owner Owner) (ExportResult, error) {
+//
+// A signer such as OpenDKIM reads its tables only when it starts or reloads, so
+// until it reloads it may still name a key this run would remove. reload, when
+// not nil, is called once the new tables are in place and before any key is
+// removed; if it fails, nothing is removed (the next run removes it) and Export
+// returns its error.
+func Export(ctx context.Context, dir string, keys []Key, format Format, owner Owner, reload func(context.Context) error) (ExportResult, error) {
 	if _, err := ParseFormat(string(format)); err != nil {
 		return ExportResult{}, err
 	}
@@ -246,7 +252,13 @@ func Export(ctx context.Context, dir string, keys []Key, format Format, owner Ow
 	if err := syncDir(abs); err != nil {
 		return res, err
 	}
-	// 4. Keys the tables no longer name. Only files this export wrote before
+	// 4. The signer reads the new tables, which name none of the keys below.
+	if reload != nil {
+		if err := reload(ctx); err != nil {
+			return res, fmt.Errorf("reload the signer (stale keys kept until it succeeds): %w", err)
+		}
+	}
+	// 5. Keys the tables no longer name. Only files this export wrote before
 	// (named in the manifest) of the key-file shape are removed, never anything
 	// an operator put there.
 	for _, o := range owned {

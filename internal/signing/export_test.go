@@ -1,6 +1,7 @@
 package signing
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"errors"
@@ -40,7 +41,7 @@ func TestExportRefusesHostileNames(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "out")
 			tc.key.Private = priv
-			_, err := Export(t.Context(), dir, []Key{tc.key}, FormatOpenDKIM, NoOwner)
+			_, err := Export(t.Context(), dir, []Key{tc.key}, FormatOpenDKIM, NoOwner, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to say %q", err, tc.want)
 			}
@@ -54,7 +55,7 @@ func TestExportRefusesHostileNames(t *testing.T) {
 	_, err := Export(t.Context(), filepath.Join(t.TempDir(), "out"), []Key{
 		{Domain: "x.example.com", Selector: "s", Private: priv},
 		{Domain: "x.example", Selector: "com.s", Private: priv},
-	}, FormatJSON, NoOwner)
+	}, FormatJSON, NoOwner, nil)
 	if err == nil || !strings.Contains(err.Error(), "ambiguous") {
 		t.Errorf("colliding file names: err = %v", err)
 	}
@@ -66,14 +67,14 @@ func TestExportRefusesHostileNames(t *testing.T) {
 func TestExportLockAndLeftovers(t *testing.T) {
 	dir := t.TempDir()
 	keys := []Key{{Domain: "example.com", Selector: "s", Private: testKey(t)}}
-	if _, err := Export(t.Context(), dir, keys, FormatOpenDKIM, NoOwner); err != nil {
+	if _, err := Export(t.Context(), dir, keys, FormatOpenDKIM, NoOwner, nil); err != nil {
 		t.Fatal(err)
 	}
 	unlock, err := lock(filepath.Join(dir, lockFile), NoOwner)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Export(t.Context(), dir, keys, FormatOpenDKIM, NoOwner); !errors.Is(err, ErrExportLocked) {
+	if _, err := Export(t.Context(), dir, keys, FormatOpenDKIM, NoOwner, nil); !errors.Is(err, ErrExportLocked) {
 		t.Errorf("export while another holds the folder: err = %v, want ErrExportLocked", err)
 	}
 	unlock()
@@ -84,7 +85,7 @@ func TestExportLockAndLeftovers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	res, err := Export(t.Context(), dir, keys, FormatOpenDKIM, NoOwner)
+	res, err := Export(t.Context(), dir, keys, FormatOpenDKIM, NoOwner, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,5 +104,50 @@ func TestParseFormat(t *testing.T) {
 		if _, err := ParseFormat(in); (err == nil) != ok {
 			t.Errorf("ParseFormat(%q) error = %v, want ok %v", in, err, ok)
 		}
+	}
+}
+
+// TestExportReloadsBeforeRemoving checks the order a running signer needs: when
+// the reload hook runs, the new tables no longer name the stale key but its file
+// is still there; a failed reload keeps the stale key for the next run.
+func TestExportReloadsBeforeRemoving(t *testing.T) {
+	dir := t.TempDir()
+	a := Key{Domain: "a.example", Selector: "s", Private: testKey(t)}
+	b := Key{Domain: "b.example", Selector: "s", Private: testKey(t)}
+	if _, err := Export(t.Context(), dir, []Key{a, b}, FormatOpenDKIM, NoOwner, nil); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dir, KeysDir, KeyFileName(b))
+	var calls int
+	check := func(context.Context) error {
+		calls++
+		table, err := os.ReadFile(filepath.Join(dir, "KeyTable"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(table), "b.example") {
+			t.Errorf("at reload the KeyTable still names b.example:\n%s", table)
+		}
+		if _, err := os.Stat(stale); err != nil {
+			t.Errorf("at reload the stale key is already gone: %v", err)
+		}
+		return nil
+	}
+	failing := func(ctx context.Context) error { check(ctx); return errors.New("opendkim is not running") }
+	if _, err := Export(t.Context(), dir, []Key{a}, FormatOpenDKIM, NoOwner, failing); err == nil || !strings.Contains(err.Error(), "not running") {
+		t.Fatalf("failed reload: err = %v, want it returned", err)
+	}
+	if _, err := os.Stat(stale); err != nil {
+		t.Fatalf("a failed reload removed the stale key: %v", err)
+	}
+	res, err := Export(t.Context(), dir, []Key{a}, FormatOpenDKIM, NoOwner, check)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Removed != 1 || calls != 2 {
+		t.Errorf("after a good reload: removed %d, reload calls %d; want 1 and 2", res.Removed, calls)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale key still there after a good reload: %v", err)
 	}
 }
