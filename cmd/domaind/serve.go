@@ -24,8 +24,10 @@ import (
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/domains"
 	"github.com/domaind/domaind/internal/metrics"
+	"github.com/domaind/domaind/internal/milter"
 	"github.com/domaind/domaind/internal/records"
 	"github.com/domaind/domaind/internal/schedule"
+	"github.com/domaind/domaind/internal/signing"
 	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/store/postgres"
 	"github.com/domaind/domaind/internal/store/sqlite"
@@ -155,6 +157,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	concurrency := fs.Int("check-concurrency", 64, "automatic checks running at once")
 	secureCookies := fs.Bool("secure-cookies", false, "the dashboard is reached over HTTPS: mark its session cookie Secure, with the __Host- prefix")
 	sessionTTL := fs.Duration("session-ttl", dashboard.DefaultSessionTTL, "how long a dashboard sign-in lasts")
+	milterListen := fs.String("milter-listen", "", "HOST:PORT for the DKIM-signing milter the MTA passes outgoing mail to (smtpd_milters = inet:HOST:PORT); off when empty")
+	milterMaxConns := fs.Int("milter-max-conns", milter.DefaultMaxConns, "milter connections served at once; more wait, and the MTA defers their mail after milter_connect_timeout")
 	allowPrivate := fs.Bool("webhook-allow-private", false, "allow webhook URLs on loopback, private and link-local addresses (for tests; never on a shared network)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -183,6 +187,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if recheck.Steps, err = parseSchedule(*steps); err != nil {
 		return err
+	}
+	if *milterMaxConns < 1 {
+		return errors.New("--milter-max-conns must be at least 1")
 	}
 	if recheck.GiveUpAfter <= 0 || recheck.ReverifyEvery <= 0 || *degradeAfter < 1 || *concurrency < 1 {
 		return errors.New("--give-up-after and --reverify-every must be positive, --degrade-after and --check-concurrency at least 1")
@@ -256,20 +263,66 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("--listen: %w", err)
 	}
 	log.Info("domaind serving", "addr", ln.Addr().String(), "db", redactDSN(*db))
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+
+	// The milter signs the platform's outgoing mail with the keys of domains
+	// whose DKIM record verified; it shares the store and the sealer.
+	var signer *milter.Server
+	if *milterListen != "" {
+		mln, err := net.Listen("tcp", *milterListen)
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("--milter-listen: %w", err)
+		}
+		m.MilterResults(milterResults()...)
+		// go-milter reports connection errors through the standard log
+		// package; send them to domaind's log.
+		slog.SetDefault(log)
+		signer = milter.New(milter.Config{
+			Keys: signing.New(st, sealer), Observer: m, Log: log, MaxConns: *milterMaxConns,
+		})
+		log.Info("milter signing", "addr", mln.Addr().String())
+		go func() { errc <- signer.Serve(mln) }()
+	}
 	select {
 	case err := <-errc:
+		shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		srv.Shutdown(shutCtx)
+		if signer != nil {
+			signer.Shutdown(shutCtx)
+		}
 		return err
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
 	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil {
+	// The HTTP server and the milter wind down together, within one deadline.
+	milterErr := make(chan error, 1)
+	go func() {
+		if signer == nil {
+			milterErr <- nil
+			return
+		}
+		milterErr <- signer.Shutdown(shutCtx)
+	}()
+	httpErr := srv.Shutdown(shutCtx)
+	if err := errors.Join(httpErr, <-milterErr); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// milterResults returns every result the milter counts, for /metrics to show
+// from zero.
+func milterResults() []string {
+	out := make([]string, len(milter.Results))
+	for i, r := range milter.Results {
+		out[i] = string(r)
+	}
+	return out
 }
 
 // parseSchedule parses --recheck-schedule: comma-separated positive durations.
