@@ -3,11 +3,13 @@ package milter_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/mail"
+	"net/textproto"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -199,6 +201,7 @@ func TestPostfix(t *testing.T) {
 	}{
 		{"verified domain", "alice@example.com", false, true},
 		{"verified domain, uppercase", "alice@EXAMPLE.Com", false, true},
+		{"verified domain, trailing dot", "alice@example.com.", false, true},
 		{"subdomain signs as its parent", "news@news.example.com", false, true},
 		{"sendmail command (non_smtpd_milters)", "alice@example.com", true, true},
 		{"unverified domain", "alice@example.net", false, false},
@@ -207,8 +210,8 @@ func TestPostfix(t *testing.T) {
 			signed(t, deliver(t, tc.from, tc.sendmail), tc.signed)
 		})
 	}
-	if obs.get(milter.ResultSigned) != 4 || obs.get(milter.ResultNoKey) != 1 {
-		t.Errorf("counted %v, want 4 signed and 1 unsigned_no_key", obs.n)
+	if obs.get(milter.ResultSigned) != 5 || obs.get(milter.ResultNoKey) != 1 {
+		t.Errorf("counted %v, want 5 signed and 1 unsigned_no_key", obs.n)
 	}
 
 	t.Run("DKIM record removed, one check", func(t *testing.T) {
@@ -217,5 +220,20 @@ func TestPostfix(t *testing.T) {
 			t.Fatalf("the check still finds the DKIM record")
 		}
 		signed(t, deliver(t, "alice@example.com", false), false)
+	})
+
+	// Last, as it breaks the store: when domaind cannot look the key up, the
+	// message is deferred (4xx to the SMTP client), never passed unsigned.
+	t.Run("store unreachable", func(t *testing.T) {
+		st.Close()
+		msg := "From: alice@example.com\r\nTo: rcpt@example.org\r\nSubject: deferred\r\n\r\nHello\r\n"
+		err := pf.Send("bounce@example.com", []string{"rcpt@example.org"}, []byte(msg))
+		var tpe *textproto.Error
+		if !errors.As(err, &tpe) || tpe.Code/100 != 4 {
+			t.Fatalf("SMTP answered %v, want a 4xx temporary failure", err)
+		}
+		if obs.get(milter.ResultTempFail) != 1 {
+			t.Errorf("tempfail counted %d times, want 1", obs.get(milter.ResultTempFail))
+		}
 	})
 }
