@@ -167,9 +167,15 @@ func (s *Server) addDomain(w http.ResponseWriter, r *http.Request) error {
 	}
 	d, err := s.cfg.Domains.Add(r.Context(), callerOf(r.Context()).projectID, *req.Domain, region)
 	var inErr *domains.InputError
+	var busy *domains.BusyError
 	switch {
 	case errors.As(err, &inErr):
 		writeValidation(w, FieldError{Field: inErr.Field, Message: inErr.Message})
+		return nil
+	case errors.As(err, &busy):
+		// 429 rather than 503: it is a code AutoSend clients already know to
+		// retry after Retry-After, and the contract names no other.
+		writeRateLimited(w, busy.RetryAfter, "The server is busy generating keys for other domains; try again in a few seconds.")
 		return nil
 	case errors.Is(err, store.ErrDomainExists):
 		name, _ := domain.NormalizeName(*req.Domain)

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -200,11 +201,19 @@ func (h *handler) addDomain(w http.ResponseWriter, r *http.Request, s *session) 
 	form := addForm{Domain: r.PostFormValue("domain"), Region: r.PostFormValue("region")}
 	d, err := h.cfg.Domains.Add(r.Context(), s.ProjectID, form.Domain, form.Region)
 	var ie *domains.InputError
+	var busy *domains.BusyError
 	switch {
 	case errors.As(err, &ie):
 		form.Error = ie.Message
 		h.renderDomains(w, r, s, http.StatusBadRequest, 0, form, "")
 		return
+	case errors.As(err, &busy):
+		w.Header().Set("Retry-After", strconv.Itoa(max(int(math.Ceil(busy.RetryAfter.Seconds())), 1)))
+		form.Error = "The server is busy generating keys for other domains. Try again in a few seconds."
+		h.renderDomains(w, r, s, http.StatusTooManyRequests, 0, form, "")
+		return
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		return // the customer went away while the add waited its turn
 	case errors.Is(err, store.ErrDomainExists):
 		form.Error = "This domain is already in your project."
 		h.renderDomains(w, r, s, http.StatusConflict, 0, form, "")

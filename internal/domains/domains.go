@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/domaind/domaind/internal/domain"
@@ -34,9 +35,27 @@ type Service struct {
 	Sealer   *records.Sealer
 	// Regions are the region keys a domain may use; the first is the default.
 	Regions []string
+	// Keygen bounds the keys generated at once across the process; it is
+	// shared by every Service of a process. Nil means a gate of GOMAXPROCS
+	// slots for this Service alone.
+	Keygen *KeyGate
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	Log *slog.Logger
+
+	gateOnce    sync.Once
+	defaultGate *KeyGate
+	// generate makes a new domain's records; nil means Records.Generate. Tests
+	// replace it to watch how many run at once.
+	generate func(name, region string, now time.Time) (records.Generated, error)
+}
+
+func (s *Service) gate() *KeyGate {
+	if s.Keygen != nil {
+		return s.Keygen
+	}
+	s.gateOnce.Do(func() { s.defaultGate = NewKeyGate(0, 0) })
+	return s.defaultGate
 }
 
 func (s *Service) now() time.Time {
@@ -47,8 +66,10 @@ func (s *Service) now() time.Time {
 }
 
 // Add adds the domain rawName (as the customer typed it) in region ("" for the
-// default) to the project. It returns an *InputError for a bad name or region and
-// store.ErrDomainExists when the project has the domain already.
+// default) to the project. It returns an *InputError for a bad name or region,
+// store.ErrDomainExists when the project has the domain already, and a
+// *BusyError when no key-generation slot came free in time. An add cancelled
+// while it waits for a slot generates no key and stores nothing.
 func (s *Service) Add(ctx context.Context, projectID int64, rawName, region string) (*domain.Domain, error) {
 	name, err := domain.NormalizeName(rawName)
 	if err != nil {
@@ -68,12 +89,24 @@ func (s *Service) Add(ctx context.Context, projectID int64, rawName, region stri
 			"regionKey %q is not available; use one of %s.", truncate(region, 64), strings.Join(s.Regions, ", "))}
 	}
 
-	now := s.now().UTC().Truncate(time.Millisecond)
-	id, err := domain.NewID(now)
+	// The key is generated under the machine-wide gate: it is the one costly
+	// step of an add, and the only one worth queueing for.
+	release, err := s.gate().Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	gen, err := s.Records.Generate(name, region, now)
+	now := s.now().UTC().Truncate(time.Millisecond)
+	id, err := domain.NewID(now)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	generate := s.generate
+	if generate == nil {
+		generate = s.Records.Generate
+	}
+	gen, err := generate(name, region, now)
+	release()
 	if err != nil {
 		return nil, err
 	}
