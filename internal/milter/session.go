@@ -60,13 +60,25 @@ type session struct {
 
 var _ milter.Milter = (*session)(nil)
 
-// start begins a new message if the previous one is finished.
-func (s *session) start() {
+// start begins a new message if the previous one is finished. Once Shutdown has
+// begun it refuses to begin one: the connection is then closed, and the MTA
+// applies its milter_default_action (tempfail) and sends the message again later,
+// rather than Shutdown waiting for messages that started after it.
+func (s *session) start() error {
 	if s.done || !s.inMessage {
+		select {
+		case <-s.srv.quit:
+			return errShuttingDown
+		default:
+		}
 		s.reset()
 		s.inMessage = true
 	}
+	return nil
 }
+
+// errShuttingDown ends a connection that tries to begin a message during Shutdown.
+var errShuttingDown = errors.New("milter: shutting down")
 
 // reset drops the current message's state, stopping its signer.
 func (s *session) reset() {
@@ -135,7 +147,9 @@ func (s *session) Header(name, value string, _ *milter.Modifier) (milter.Respons
 	if s.closed {
 		return nil, errClosed
 	}
-	s.start()
+	if err := s.start(); err != nil {
+		return nil, err
+	}
 	if s.signer != nil {
 		// A header after the end of the header section comes from a client
 		// that does not follow the protocol; the message is signed as it was
@@ -161,7 +175,9 @@ func (s *session) Headers(h textproto.MIMEHeader, _ *milter.Modifier) (milter.Re
 	// go-milter keeps its own copy of every header of the connection until an
 	// abort; empty it so that a long connection does not accumulate them.
 	clear(h)
-	s.start()
+	if err := s.start(); err != nil {
+		return nil, err
+	}
 	return s.decide()
 }
 

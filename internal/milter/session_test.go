@@ -444,7 +444,20 @@ func TestShutdown(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- f.srv.Shutdown(ctx) }()
-	// The idle connection is closed: a new message on it fails.
+	// Wait (bounded) until Shutdown has begun: it closes the listener first.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		c, err := net.DialTimeout("tcp", f.addr, time.Second)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the listener still accepts 5s after Shutdown began")
+		}
+		runtime.Gosched()
+	}
+	// The idle connection is closed, or refuses to begin a message: either way
+	// a new message on it fails.
 	if _, err := idle.HeaderField("From", "a@example.com"); err == nil {
 		if _, err := idle.HeaderEnd(); err == nil {
 			t.Error("the idle connection still serves after Shutdown")
