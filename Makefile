@@ -23,6 +23,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseDMARC -fuzztime 20s ./internal/dnscheck/
 	$(GO) test -run '^$$' -fuzz FuzzSPFExpand -fuzztime 20s ./internal/dnscheck/
 	$(GO) test -run '^$$' -fuzz FuzzDMARCReceiverView -fuzztime 20s ./internal/dnscheck/
+	$(GO) test -run '^$$' -fuzz FuzzFromDomain -fuzztime 20s ./internal/milter/
+	$(GO) test -run '^$$' -fuzz FuzzPrintable -fuzztime 20s ./internal/domain/
+	$(GO) test -run '^$$' -fuzz FuzzReason -fuzztime 20s ./internal/publicaddr/
+	$(GO) test -run '^$$' -fuzz FuzzDuplicateName -fuzztime 20s ./internal/api/
 
 # Runs the benchmarks and writes BENCHMARKS.md (takes a few minutes).
 bench:
