@@ -142,17 +142,6 @@ type SigningKey struct {
 	CheckedAt time.Time
 }
 
-// SigningKeyOf builds a SigningKey from a row: the selector is the DKIM record's
-// name less "._domainkey.<domain>".
-func SigningKeyOf(domainID string, projectID int64, name, recordName string, sealed []byte, checkedAt int64) SigningKey {
-	return SigningKey{
-		DomainID: domainID, ProjectID: projectID, Domain: name,
-		Selector:  strings.TrimSuffix(recordName, "._domainkey."+name),
-		Sealed:    sealed,
-		CheckedAt: FromMillis(checkedAt),
-	}
-}
-
 // SigningKeysQuery selects the rows of SigningKeys; a store appends its own
 // "AND d.name IN (...)" filter before the ORDER BY when names are given. A DKIM
 // record signs while its last definite check verified it (failures = 0): a
@@ -164,6 +153,33 @@ const SigningKeysQuery = `SELECT d.id, d.project_id, d.name, r.name, d.dkim_priv
 
 // SigningKeysOrder is the ORDER BY of SigningKeys.
 const SigningKeysOrder = ` ORDER BY d.name, r.checked_at DESC, d.id`
+
+// Rows is a result set of either store's driver.
+type Rows interface {
+	Scanner
+	Next() bool
+	Err() error
+}
+
+// ScanSigningKeys reads the rows of SigningKeysQuery. The selector is the DKIM
+// record's name less "._domainkey.<domain>".
+func ScanSigningKeys(rows Rows) ([]SigningKey, error) {
+	var out []SigningKey
+	for rows.Next() {
+		var (
+			k       SigningKey
+			recName string
+			checked int64
+		)
+		if err := rows.Scan(&k.DomainID, &k.ProjectID, &k.Domain, &recName, &k.Sealed, &checked); err != nil {
+			return nil, err
+		}
+		k.Selector = strings.TrimSuffix(recName, "._domainkey."+k.Domain)
+		k.CheckedAt = FromMillis(checked)
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
 
 // Store keeps domaind's state. Every method that writes does so in one transaction:
 // it either happens whole or not at all.

@@ -515,22 +515,11 @@ func (s *Store) SigningKeys(ctx context.Context, names []string) ([]store.Signin
 		return nil, fmt.Errorf("postgres: signing keys: %w", err)
 	}
 	defer rows.Close()
-	var out []store.SigningKey
-	for rows.Next() {
-		var (
-			id, name, recName string
-			project, checked  int64
-			sealed            []byte
-		)
-		if err := rows.Scan(&id, &project, &name, &recName, &sealed, &checked); err != nil {
-			return nil, fmt.Errorf("postgres: signing keys: %w", err)
-		}
-		out = append(out, store.SigningKeyOf(id, project, name, recName, sealed, checked))
-	}
-	if err := rows.Err(); err != nil {
+	keys, err := store.ScanSigningKeys(rows)
+	if err != nil {
 		return nil, fmt.Errorf("postgres: signing keys: %w", err)
 	}
-	return out, nil
+	return keys, nil
 }
 
 func mustSub(f embed.FS, dir string) fs.FS {
