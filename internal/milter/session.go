@@ -270,12 +270,8 @@ func (s *session) BodyChunk(chunk []byte, _ *milter.Modifier) (milter.Response, 
 		// is not following the protocol.
 		return milter.RespAccept, nil
 	}
-	s.start()
-	if s.signer == nil {
-		// A body before the end of the header section: decide now.
-		if resp, err := s.decide(); err != nil || resp != milter.RespContinue {
-			return resp, err
-		}
+	if resp, err := s.ready(); resp != nil || err != nil {
+		return resp, err
 	}
 	if _, err := s.body.Write(chunk); err != nil {
 		if errors.Is(err, errTooLarge) {
@@ -285,6 +281,21 @@ func (s *session) BodyChunk(chunk []byte, _ *milter.Modifier) (milter.Response, 
 		return s.finish(ResultTempFail, milter.RespTempFail)
 	}
 	return milter.RespContinue, nil
+}
+
+// ready makes sure a message is under way and its key chosen, for the body
+// callbacks: a body that comes before the end of the header section is decided
+// on then. It returns a response only when the message ends here.
+func (s *session) ready() (milter.Response, error) {
+	if err := s.start(); err != nil {
+		return nil, err
+	}
+	if s.signer == nil {
+		if resp, err := s.decide(); err != nil || resp != milter.RespContinue {
+			return resp, err
+		}
+	}
+	return nil, nil
 }
 
 // Body is the end of the message: it adds the DKIM-Signature.
@@ -297,11 +308,8 @@ func (s *session) Body(m *milter.Modifier) (milter.Response, error) {
 	if s.done {
 		return milter.RespAccept, nil
 	}
-	s.start()
-	if s.signer == nil {
-		if resp, err := s.decide(); err != nil || resp != milter.RespContinue {
-			return resp, err
-		}
+	if resp, err := s.ready(); resp != nil || err != nil {
+		return resp, err
 	}
 	signer := s.signer
 	if err := signer.Close(); err != nil {
