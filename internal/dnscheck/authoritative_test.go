@@ -56,7 +56,7 @@ func (tr *tree) checker(t *testing.T, mode dnscheck.Mode, resolvers ...string) *
 	c, err := dnscheck.New(dnscheck.Config{
 		Mode: mode, Resolvers: resolvers,
 		RootHints: tr.net.RootIPs(), AuthoritativePort: tr.net.Port(),
-		Timeout: 300 * time.Millisecond, Retries: 1,
+		Timeout: 300 * time.Millisecond, Retries: 1, AllowPrivate: true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -433,7 +433,7 @@ func TestServerRateLimit(t *testing.T) {
 	tr := newTree(t)
 	c, err := dnscheck.New(dnscheck.Config{
 		Mode: dnscheck.ModeAuthoritative, RootHints: tr.net.RootIPs(), AuthoritativePort: tr.net.Port(),
-		Timeout: time.Second, ServerQPS: 20,
+		Timeout: time.Second, ServerQPS: 20, AllowPrivate: true,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -5,9 +5,11 @@
 package dnscheck
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,6 +75,19 @@ type Config struct {
 	// server, so that many domains hosted by one DNS provider do not hammer it.
 	// Zero means no bound.
 	ServerQPS float64
+	// ServerConcurrency bounds the queries in flight to any one authoritative
+	// server address across the Checker, so that one tenant's slow or silent name
+	// server cannot hold every check; a query that finds its server full waits at
+	// most one Timeout for a place and then fails as a temporary problem
+	// (CodeServerBusy). DefaultServerConcurrency when zero.
+	ServerConcurrency int
+	// AllowPrivate lets checks query authoritative servers whose addresses were
+	// learned from DNS (glue, name server lookups) although they are loopback,
+	// private, link-local or otherwise not public (publicaddr.Reason). Off, such
+	// servers are never asked. The root hints and the resolvers, which the
+	// operator configures, are asked whatever their address. Tests and private
+	// deployments set it.
+	AllowPrivate bool
 }
 
 // Checker checks records against DNS. It is safe for concurrent use.
@@ -87,14 +102,23 @@ type Checker struct {
 
 	limitMu  sync.Mutex
 	limiters map[string]*rate.Limiter // by authoritative server address
+
+	slots   serverSlots
+	trusted map[string]bool // root hint addresses, which the operator chose
 }
 
 // maxLimiters bounds the per-server limiters kept; past it they start afresh,
 // which at worst lets one burst through per server.
 const maxLimiters = 10000
 
-// exchangeAuth asks an authoritative server, waiting for its rate limit first.
+// exchangeAuth asks an authoritative server, waiting for a place among its
+// queries in flight and for its rate limit first.
 func (c *Checker) exchangeAuth(ctx context.Context, server, name string, qtype uint16) (*dns.Msg, error) {
+	release, err := c.slots.acquire(ctx, server, c.cfg.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	if c.cfg.ServerQPS > 0 {
 		c.limitMu.Lock()
 		if c.limiters == nil || len(c.limiters) >= maxLimiters {
@@ -133,8 +157,17 @@ func New(cfg Config) (*Checker, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 2 * time.Second
 	}
+	if cfg.ServerConcurrency <= 0 {
+		cfg.ServerConcurrency = DefaultServerConcurrency
+	}
+	trusted := make(map[string]bool, len(cfg.RootHints))
+	for _, ip := range cfg.RootHints {
+		trusted[ip] = true
+	}
 	return &Checker{
 		cfg:        cfg,
+		slots:      serverSlots{limit: cfg.ServerConcurrency},
+		trusted:    trusted,
 		client:     &Client{Timeout: cfg.Timeout, Retries: cfg.Retries},
 		authClient: &Client{Timeout: cfg.Timeout},
 	}, nil
@@ -167,6 +200,12 @@ func ExpectationsOf(d *domain.Domain) []Expectation {
 // expectation, in the same order. It never fails as a whole: a record DNS could not
 // answer for is reported as a temporary failure with the reason.
 func (c *Checker) Check(ctx context.Context, exps []Expectation) []domain.Observation {
+	out, _ := c.check(ctx, exps)
+	return out
+}
+
+// check is Check, also returning the session for tests to read its budget.
+func (c *Checker) check(ctx context.Context, exps []Expectation) ([]domain.Observation, *session) {
 	s := newSession(c)
 	out := make([]domain.Observation, len(exps))
 	var wg sync.WaitGroup
@@ -174,7 +213,7 @@ func (c *Checker) Check(ctx context.Context, exps []Expectation) []domain.Observ
 		wg.Go(func() { out[i] = s.check(ctx, e) })
 	}
 	wg.Wait()
-	return out
+	return out, s
 }
 
 func (s *session) check(ctx context.Context, e Expectation) domain.Observation {
@@ -184,17 +223,19 @@ func (s *session) check(ctx context.Context, e Expectation) domain.Observation {
 			Problems: []domain.Problem{problem(CodeInternal, "domaind cannot check records of type %q.", e.Type)}}
 	}
 	resps := s.lookup(ctx, e.Name, qtype)
-	sightings := make([]domain.Sighting, len(resps))
+	sightings := make([]domain.Sighting, 0, min(len(resps), maxSightings))
 	evals := make([]domain.Observation, len(resps))
 	for i, r := range resps {
 		sg := domain.Sighting{Server: r.server, Role: r.role, Zone: r.zone, Values: []string{}}
 		if r.definite() {
 			evals[i] = evaluate(e, answerOf(r))
-			sg.Status, sg.Values = evals[i].Status, answerOf(r).values()
+			sg.Status, sg.Values = evals[i].Status, compactValues(answerOf(r).values())
 		} else {
 			sg.Status, sg.Error = domain.CheckTemporaryFailure, errorText(r.err)
 		}
-		sightings[i] = sg
+		if len(sightings) < maxSightings {
+			sightings = append(sightings, sg)
+		}
 	}
 	v := verdict(resps, evals)
 	if v < 0 {
@@ -318,19 +359,81 @@ func errorText(err error) string {
 	return truncate(err.Error(), 300)
 }
 
-// temporary reports a record no server could answer for.
+// Bounds on what one record's observation keeps of its servers' answers, so that
+// what is stored and shown for a record is small whatever the servers said.
+const (
+	maxSightings     = 16   // propagation entries per record
+	maxSightingVals  = 16   // values shown per entry
+	maxSightingValue = 2048 // bytes of one value shown; a 8192-bit DKIM key fits
+)
+
+// compactValues de-duplicates values, keeps at most maxSightingVals and cuts each
+// to maxSightingValue bytes.
+func compactValues(vals []string) []string {
+	out := make([]string, 0, min(len(vals), maxSightingVals))
+	for _, v := range vals {
+		v = truncate(v, maxSightingValue)
+		if len(out) == maxSightingVals {
+			break
+		}
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// temporary reports a record no server could answer for. The problem names the
+// most specific reason any server gave: a budget, a loop, a refused private
+// address or a busy server before a plain timeout or SERVFAIL.
 func temporary(e Expectation, resps []response) domain.Observation {
 	timeout := len(resps) > 0
+	var budgetErr, loopErr, privateErr, busyErr error
 	for _, r := range resps {
 		if !(errors.Is(r.err, ErrTimeout) && !errors.Is(r.err, ErrServFail)) {
 			timeout = false
 		}
+		switch {
+		case errors.Is(r.err, errBudget):
+			budgetErr = cmp.Or(budgetErr, r.err)
+		case errors.Is(r.err, errLoop):
+			loopErr = cmp.Or(loopErr, r.err)
+		case errors.Is(r.err, errPrivate):
+			privateErr = cmp.Or(privateErr, r.err)
+		case errors.Is(r.err, errBusy):
+			busyErr = cmp.Or(busyErr, r.err)
+		}
 	}
-	p := problem(CodeServFail, "The DNS servers for %s could not answer (SERVFAIL); this is a fault at the DNS provider, often a DNSSEC error, and domaind will check again.", e.Name)
-	if timeout {
+	var p domain.Problem
+	switch {
+	case budgetErr != nil:
+		p = problem(CodeBudget, "Checking %s needs more DNS work than domaind does for one check (%s); this happens when name servers give very large or very many answers, and domaind will check again.",
+			e.Name, reasonOf(budgetErr, errBudget))
+	case loopErr != nil:
+		p = problem(CodeLoop, "Looking up %s goes round in a loop (%s); fix the CNAME or NS records so that the chain ends, and domaind will check again.",
+			e.Name, reasonOf(loopErr, errLoop))
+	case privateErr != nil:
+		p = problem(CodePrivateAddress, "The name servers for %s have addresses that are not on the public internet (%s); give them public addresses, and domaind will check again.",
+			e.Name, reasonOf(privateErr, errPrivate))
+	case busyErr != nil:
+		p = problem(CodeServerBusy, "A name server for %s was slow to answer the queries domaind already had waiting for it (%s); domaind will check again.",
+			e.Name, reasonOf(busyErr, errBusy))
+	case timeout:
 		p = problem(CodeTimeout, "No DNS server answered for %s in time; domaind will check again.", e.Name)
+	default:
+		p = problem(CodeServFail, "The DNS servers for %s could not answer (SERVFAIL); this is a fault at the DNS provider, often a DNSSEC error, and domaind will check again.", e.Name)
 	}
 	return domain.Observation{Key: e.Key, Status: domain.CheckTemporaryFailure, Problems: []domain.Problem{p}}
+}
+
+// reasonOf returns the part of err's text that follows the text of its cause
+// sentinel, which is where the errors of this package say what happened.
+func reasonOf(err, sentinel error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, sentinel.Error()+": "); i >= 0 {
+		msg = msg[i+len(sentinel.Error())+2:]
+	}
+	return truncate(msg, 200)
 }
 
 // diagnose adds the problems that take more lookups than the record's own: a

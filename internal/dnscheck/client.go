@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -71,6 +73,17 @@ func (c *Client) exchangeOnce(ctx context.Context, q *dns.Msg, server string) (*
 	return resp, nil
 }
 
+// maxMsgRRs bounds the records one answer may carry. A message is at most 64 KiB on
+// the wire, but compression lets each record of a dozen bytes name owners of up to
+// 255 bytes, which unpacked take a string of their own: without a bound one
+// answer could cost tens of megabytes once parsed. No answer a check needs comes
+// near it: the largest referral (13 NS names, each with A and AAAA glue) has 39
+// records. The header's counts are checked before the body is parsed.
+const maxMsgRRs = 256
+
+// send asks server once over network. It reads one message at a time, at most
+// 64 KiB over TCP (the length prefix is 16 bits) and UDPSize over UDP, and keeps
+// none but the answer it returns.
 func (c *Client) send(ctx context.Context, network string, q *dns.Msg, server string) (*dns.Msg, error) {
 	timeout := c.Timeout
 	if timeout <= 0 {
@@ -78,23 +91,88 @@ func (c *Client) send(ctx context.Context, network string, q *dns.Msg, server st
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	dc := &dns.Client{Net: network, UDPSize: UDPSize, Timeout: timeout}
-	resp, _, err := dc.ExchangeContext(ctx, q, server)
+	name := q.Question[0].Name
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, server)
 	if err != nil {
-		if isTimeout(err) {
-			return nil, fmt.Errorf("%w: %s over %s for %s", ErrTimeout, server, network, q.Question[0].Name)
+		return nil, netError(err, server, network, name)
+	}
+	defer conn.Close()
+	deadline, _ := ctx.Deadline()
+	conn.SetDeadline(deadline)
+	// A cancelled check must not wait for the deadline of a query it no longer needs.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stop()
+
+	co := &dns.Conn{Conn: conn, UDPSize: UDPSize}
+	if err := co.WriteMsg(q); err != nil {
+		return nil, netError(err, server, network, name)
+	}
+	for {
+		var h dns.Header
+		p, err := co.ReadMsgHeader(&h)
+		if err != nil {
+			return nil, netError(err, server, network, name)
 		}
-		// A connection refused, a reset or a garbled packet: the server could not
-		// answer, which is as temporary as a SERVFAIL.
-		return nil, fmt.Errorf("%w: %s over %s: %v", ErrServFail, server, network, err)
+		if h.Id != q.Id {
+			// Over UDP an answer with another id may be a late answer to an earlier
+			// query or a spoofing attempt (RFC 5452 section 9.1): ignore it and keep
+			// listening until the deadline. Over TCP the stream is ours alone, so
+			// another id means a broken server.
+			if network == "udp" {
+				continue
+			}
+			return nil, fmt.Errorf("%w: %s answered with another query id over tcp", ErrServFail, server)
+		}
+		if n := int(h.Ancount) + int(h.Nscount) + int(h.Arcount); n > maxMsgRRs {
+			return nil, fmt.Errorf("%w: %s answered %s with %d records, more than the %d domaind reads", ErrServFail, server, name, n, maxMsgRRs)
+		}
+		resp := new(dns.Msg)
+		if err := resp.Unpack(p); err != nil {
+			return nil, fmt.Errorf("%w: %s sent a malformed answer for %s", ErrServFail, server, name)
+		}
+		// A hostile or broken server may answer another question, and such an answer
+		// must not count for this one.
+		if len(resp.Question) != 1 || !strings.EqualFold(resp.Question[0].Name, name) ||
+			resp.Question[0].Qtype != q.Question[0].Qtype || !resp.Response {
+			return nil, fmt.Errorf("%w: %s answered a different question than %s", ErrServFail, server, name)
+		}
+		return resp, nil
 	}
-	// miekg/dns matches the id; a hostile or broken server may still answer another
-	// question, and such an answer must not count for this one.
-	if len(resp.Question) != 1 || !strings.EqualFold(resp.Question[0].Name, q.Question[0].Name) ||
-		resp.Question[0].Qtype != q.Question[0].Qtype || !resp.Response {
-		return nil, fmt.Errorf("%w: %s answered a different question than %s", ErrServFail, server, q.Question[0].Name)
+}
+
+// netError turns an error of the network into one that names the server but none
+// of domaind's own addresses: the text reaches tenants in the propagation view,
+// and the Go error ("read udp 10.0.0.5:46770->203.0.113.9:53: connection refused")
+// would tell them where domaind runs.
+func netError(err error, server, network, name string) error {
+	if isTimeout(err) {
+		return fmt.Errorf("%w: %s over %s for %s", ErrTimeout, server, network, name)
 	}
-	return resp, nil
+	// A connection refused, a reset or a garbled packet: the server could not
+	// answer, which is as temporary as a SERVFAIL.
+	return fmt.Errorf("%w: %s over %s: no answer (%s)", ErrServFail, server, network, netReason(err))
+}
+
+// netReason names what went wrong on the network in a few words.
+func netReason(err error) string {
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return "connection reset"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed before a whole answer"
+	case errors.Is(err, syscall.ENETUNREACH):
+		return "network unreachable"
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		return "host unreachable"
+	case errors.Is(err, dns.ErrShortRead):
+		return "answer too short"
+	case errors.Is(err, context.Canceled):
+		return "check cancelled"
+	}
+	return "network error"
 }
 
 func isTimeout(err error) bool {

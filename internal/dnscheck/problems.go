@@ -61,6 +61,18 @@ const (
 	CodeTrailingDot = "TRAILING_DOT_MISSING"
 	// CodeInconsistent: the authoritative servers disagree; a warning.
 	CodeInconsistent = "INCONSISTENT_SERVERS"
+	// CodeBudget: checking the record needed more DNS work (queries, delegations,
+	// name server lookups, records) than one check may do; a temporary failure.
+	CodeBudget = "DNS_BUDGET_EXCEEDED"
+	// CodeLoop: a CNAME chain or the name servers of a delegation loop; a
+	// temporary failure.
+	CodeLoop = "DNS_LOOP"
+	// CodePrivateAddress: the only name servers found have addresses that are not
+	// public, which domaind does not query; a temporary failure.
+	CodePrivateAddress = "DNS_PRIVATE_ADDRESS"
+	// CodeServerBusy: a name server already had as many of domaind's queries in
+	// flight as it may, for longer than a query timeout; a temporary failure.
+	CodeServerBusy = "DNS_SERVER_BUSY"
 	// CodeInternal: domaind could not check the record at all.
 	CodeInternal = "INTERNAL"
 )

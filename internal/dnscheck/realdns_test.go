@@ -104,7 +104,7 @@ func TestKnotAndUnbound(t *testing.T) {
 		c, err := dnscheck.New(dnscheck.Config{
 			Mode: mode, Resolvers: []string{unbound.Addr()},
 			RootHints: []string{knotRootIP}, AuthoritativePort: 53,
-			Timeout: time.Second, Retries: 1,
+			Timeout: time.Second, Retries: 1, AllowPrivate: true,
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,12 +17,12 @@ import (
 	"github.com/domaind/domaind/internal/domain"
 )
 
-// Bounds that keep a walk finite whatever hostile or broken zones say.
+// Bounds that keep one walk finite whatever hostile or broken zones say; budget.go
+// holds the bounds of a whole check.
 const (
 	maxReferrals = 16 // delegations followed for one name
-	maxCNAMEs    = 8  // CNAMEs followed for one record
+	maxCNAMEs    = 8  // CNAMEs followed for one record, as Unbound's MAX_RESTART_COUNT
 	maxNSDepth   = 3  // nested walks to find the address of a name server without glue
-	maxNSHosts   = 6  // name servers of one zone whose addresses are looked up
 	rootRace     = 3  // root servers asked at once, so a blocked network fails fast
 )
 
@@ -51,20 +53,60 @@ func (r response) definite() bool {
 // so a check asks the root and the TLD servers once, not once per record.
 type session struct {
 	c     *Checker
+	b     *budget
 	sf    singleflight.Group
 	mu    sync.Mutex
 	zones map[string][]string // zone (canonical, fully qualified) → server addresses
 }
 
 func newSession(c *Checker) *session {
-	return &session{c: c, zones: make(map[string][]string)}
+	return &session{c: c, b: newBudget(), zones: make(map[string][]string)}
+}
+
+// ask sends one query of the check, to a resolver (recursive) or to an
+// authoritative server, within the check's budget. An authoritative server whose
+// address was learned from DNS and is not public is not asked at all: a tenant
+// must not be able to point domaind at its own network (glue of 127.0.0.1 or
+// 10.0.0.1 would make it a port scanner with a view of the answers).
+func (s *session) ask(ctx context.Context, server, name string, qtype uint16, recursive bool) (*dns.Msg, error) {
+	if !recursive {
+		if reason := s.c.privateReason(server); reason != "" {
+			return nil, fmt.Errorf("%w: refused to ask %s, %s learned from DNS; domaind asks only public addresses", errPrivate, server, reason)
+		}
+	}
+	release, err := s.b.send(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	if recursive {
+		return s.c.client.Exchange(ctx, server, name, qtype, true)
+	}
+	return s.c.exchangeAuth(ctx, server, name, qtype)
+}
+
+// reduce keeps of msg what checks need, the records of qtype at the end of the
+// CNAME chain from name, charging them to the check's budget; msg itself is not
+// kept.
+func (s *session) reduce(r *response, msg *dns.Msg, name string, qtype uint16) {
+	rrs, cnames, err := chase(msg, name, qtype)
+	if err == nil {
+		err = s.b.keep(rrs)
+	}
+	if err != nil {
+		r.err = err
+		return
+	}
+	r.rcode, r.rrs, r.cnames = msg.Rcode, rrs, cnames
 }
 
 // chase reduces an answer section to the records of qtype at the end of the CNAME
-// chain starting at name, and the chain itself.
-func chase(msg *dns.Msg, name string, qtype uint16) (rrs []dns.RR, cnames []string) {
-	cur := dns.CanonicalName(name)
-	seen := map[string]bool{cur: true}
+// chain starting at name, and the chain itself. A chain that returns to a name or
+// is longer than maxCNAMEs is a loop, and an answer with more than maxAnswerRRs
+// records at its end is more than a check reads: both are errors.
+func chase(msg *dns.Msg, name string, qtype uint16) (rrs []dns.RR, cnames []string, err error) {
+	start := dns.CanonicalName(name)
+	cur := start
 	for {
 		next := ""
 		for _, rr := range msg.Answer {
@@ -73,19 +115,27 @@ func chase(msg *dns.Msg, name string, qtype uint16) (rrs []dns.RR, cnames []stri
 				break
 			}
 		}
-		if next == "" || seen[next] || len(cnames) >= maxCNAMEs {
+		if next == "" {
 			break
 		}
-		seen[next] = true
+		if next == start || slices.Contains(cnames, next) {
+			return nil, nil, fmt.Errorf("%w: the CNAME chain from %s returns to %s", errLoop, start, next)
+		}
+		if len(cnames) >= maxCNAMEs {
+			return nil, nil, fmt.Errorf("%w: the CNAME chain from %s is longer than %d", errLoop, start, maxCNAMEs)
+		}
 		cnames = append(cnames, next)
 		cur = next
 	}
 	for _, rr := range msg.Answer {
 		if rr.Header().Rrtype == qtype && dns.CanonicalName(rr.Header().Name) == cur {
+			if len(rrs) == maxAnswerRRs {
+				return nil, nil, fmt.Errorf("%w: more than %d %s records at %s", errBudget, maxAnswerRRs, dns.TypeToString[qtype], cur)
+			}
 			rrs = append(rrs, rr)
 		}
 	}
-	return rrs, cnames
+	return rrs, cnames, nil
 }
 
 // askResolvers asks every configured resolver at once; each answer is returned in
@@ -96,12 +146,11 @@ func (s *session) askResolvers(ctx context.Context, name string, qtype uint16) [
 	for i, server := range s.c.cfg.Resolvers {
 		wg.Go(func() {
 			r := response{server: server, role: domain.RoleResolver}
-			msg, err := s.c.client.Exchange(ctx, server, name, qtype, true)
+			msg, err := s.ask(ctx, server, name, qtype, true)
 			if err != nil {
 				r.err = err
 			} else {
-				r.rcode = msg.Rcode
-				r.rrs, r.cnames = chase(msg, name, qtype)
+				s.reduce(&r, msg, name, qtype)
 			}
 			out[i] = r
 		})
@@ -114,10 +163,11 @@ func (s *session) askResolvers(ctx context.Context, name string, qtype uint16) [
 // authoritative servers, following a CNAME chain into other zones when the
 // servers' answers end in a CNAME they are not authoritative for.
 func (s *session) askAuthoritative(ctx context.Context, name string, qtype uint16) ([]response, error) {
-	cur := dns.CanonicalName(name)
+	start := dns.CanonicalName(name)
+	cur := start
 	var chain []string
 	for hop := 0; ; hop++ {
-		zone, servers, walked, err := s.zoneOf(ctx, cur, qtype, 0)
+		zone, servers, walked, err := s.zoneOf(ctx, cur, qtype, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -134,9 +184,19 @@ func (s *session) askAuthoritative(ctx context.Context, name string, qtype uint1
 		}
 		// An answer that ends in a CNAME whose target the server does not hold:
 		// ask the target's own servers.
-		if len(first.rrs) == 0 && len(first.cnames) > 0 && hop < maxCNAMEs {
+		if len(first.rrs) == 0 && len(first.cnames) > 0 {
+			next := first.cnames[len(first.cnames)-1]
+			switch {
+			case next == start || slices.Contains(chain, next) || slices.Contains(first.cnames[:len(first.cnames)-1], next):
+				return nil, fmt.Errorf("%w: the CNAME chain from %s returns to %s", errLoop, start, next)
+			case hop >= maxCNAMEs || len(chain)+len(first.cnames) > maxCNAMEs:
+				return nil, fmt.Errorf("%w: the CNAME chain from %s is longer than %d", errLoop, start, maxCNAMEs)
+			}
+			if err := spend(&s.b.cnames, int64(len(first.cnames)), maxCheckCNAMEs, "CNAMEs followed for one check"); err != nil {
+				return nil, err
+			}
 			chain = append(chain, first.cnames...)
-			cur = first.cnames[len(first.cnames)-1]
+			cur = next
 			continue
 		}
 		for i := range resps {
@@ -156,7 +216,7 @@ func (s *session) askAll(ctx context.Context, zone string, servers []string, nam
 			r := response{server: server, role: domain.RoleAuthoritative, zone: strings.TrimSuffix(zone, ".")}
 			msg, err := known.msg, error(nil)
 			if server != known.server {
-				msg, err = s.c.exchangeAuth(ctx, server, name, qtype)
+				msg, err = s.ask(ctx, server, name, qtype, false)
 			}
 			switch {
 			case err != nil:
@@ -166,8 +226,7 @@ func (s *session) askAll(ctx context.Context, zone string, servers []string, nam
 				// the zone: it is lame for this name.
 				r.err = fmt.Errorf("%w: %s is not authoritative for %s", ErrServFail, server, name)
 			default:
-				r.rcode = msg.Rcode
-				r.rrs, r.cnames = chase(msg, name, qtype)
+				s.reduce(&r, msg, name, qtype)
 			}
 			out[i] = r
 		})
@@ -206,8 +265,9 @@ type answered struct {
 
 // zoneOf walks the delegations from the closest known zone down to the zone whose
 // servers answer name authoritatively, and returns that zone, its servers, and
-// the answer the walk's last step already got from one of them.
-func (s *session) zoneOf(ctx context.Context, name string, qtype uint16, depth int) (string, []string, answered, error) {
+// the answer the walk's last step already got from one of them. path lists the
+// zones whose name servers' addresses the walk is looking up, outermost first.
+func (s *session) zoneOf(ctx context.Context, name string, qtype uint16, path []string) (string, []string, answered, error) {
 	zone, servers := s.closest(name)
 	for range maxReferrals {
 		msg, server, err := s.askFirst(ctx, zone, servers, name, qtype)
@@ -218,13 +278,16 @@ func (s *session) zoneOf(ctx context.Context, name string, qtype uint16, depth i
 		if child == "" {
 			return zone, servers, answered{server: server, msg: msg}, nil
 		}
-		addrs, err := s.delegate(ctx, child, hosts, glue, depth)
+		if err := spend(&s.b.referrals, 1, maxCheckReferrals, "delegations followed for one check"); err != nil {
+			return "", nil, answered{}, err
+		}
+		addrs, err := s.delegate(ctx, child, hosts, glue, path)
 		if err != nil {
 			return "", nil, answered{}, err
 		}
 		zone, servers = child, addrs
 	}
-	return "", nil, answered{}, fmt.Errorf("%w: more than %d delegations for %s", ErrServFail, maxReferrals, name)
+	return "", nil, answered{}, fmt.Errorf("%w: more than %d delegations for %s", errBudget, maxReferrals, name)
 }
 
 // askFirst asks the servers of zone in turn until one gives a usable answer (an
@@ -248,9 +311,16 @@ func (s *session) askFirst(ctx context.Context, zone string, servers []string, n
 		gctx, cancel := context.WithCancel(ctx)
 		for _, server := range group {
 			go func() {
-				msg, err := s.c.exchangeAuth(gctx, server, name, qtype)
-				if err == nil && !usable(msg, zone, name) {
+				msg, err := s.ask(gctx, server, name, qtype, false)
+				switch {
+				case err != nil:
+				case refersBack(msg, zone):
+					err = fmt.Errorf("%w: %s, a server of %s, refers %s back to %s or above", errLoop, server, zone, name, zone)
+				case !usable(msg, zone, name):
 					err = fmt.Errorf("%w: %s gave no usable answer for %s in %s", ErrServFail, server, name, zone)
+				}
+				if err != nil {
+					msg = nil
 				}
 				results <- result{msg, server, err}
 			}()
@@ -264,7 +334,7 @@ func (s *session) askFirst(ctx context.Context, zone string, servers []string, n
 			errs = append(errs, r.err)
 		}
 		cancel()
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(errors.Join(errs...), errBudget) {
 			break
 		}
 	}
@@ -287,8 +357,33 @@ func usable(msg *dns.Msg, zone, name string) bool {
 	return child != ""
 }
 
-// referral returns the child zone, its name server host names and any glue
-// addresses when msg delegates name from zone to a zone below it.
+// refersBack reports whether msg, from a server of zone, is a referral that
+// delegates only zone itself or a zone above it: followed, it would lead back to
+// where the walk already is.
+func refersBack(msg *dns.Msg, zone string) bool {
+	if msg.Authoritative || msg.Rcode != dns.RcodeSuccess || len(msg.Answer) > 0 {
+		return false
+	}
+	found := false
+	for _, rr := range msg.Ns {
+		ns, ok := rr.(*dns.NS)
+		if !ok {
+			continue
+		}
+		owner := dns.CanonicalName(ns.Hdr.Name)
+		if owner != zone && dns.IsSubDomain(zone, owner) {
+			return false
+		}
+		found = true
+	}
+	return found
+}
+
+// referral returns the child zone, its name server host names and their glue
+// addresses when msg delegates name from zone to a zone below it. Host names are
+// de-duplicated and at most maxNSNames; glue is kept only for those names, at
+// most maxAddrsPerNS distinct IPv4 addresses each, however many records the
+// answer repeats.
 func referral(msg *dns.Msg, zone, name string) (child string, hosts []string, glue map[string][]string) {
 	if msg.Authoritative || msg.Rcode != dns.RcodeSuccess || len(msg.Answer) > 0 {
 		return "", nil, nil
@@ -307,15 +402,27 @@ func referral(msg *dns.Msg, zone, name string) (child string, hosts []string, gl
 		if child == "" {
 			child = owner
 		}
-		if owner == child {
-			hosts = append(hosts, dns.CanonicalName(ns.Ns))
+		host := dns.CanonicalName(ns.Ns)
+		if owner == child && len(hosts) < maxNSNames && !slices.Contains(hosts, host) {
+			hosts = append(hosts, host)
 		}
+	}
+	if child == "" {
+		return "", nil, nil
 	}
 	glue = make(map[string][]string)
 	for _, rr := range msg.Extra {
-		if a, ok := rr.(*dns.A); ok {
-			host := dns.CanonicalName(a.Hdr.Name)
-			glue[host] = append(glue[host], a.A.String())
+		a, ok := rr.(*dns.A)
+		if !ok {
+			continue
+		}
+		host := dns.CanonicalName(a.Hdr.Name)
+		ip, ok := netip.AddrFromSlice(a.A.To4())
+		if !ok || !slices.Contains(hosts, host) {
+			continue
+		}
+		if ips := glue[host]; len(ips) < maxAddrsPerNS && !slices.Contains(ips, ip.String()) {
+			glue[host] = append(ips, ip.String())
 		}
 	}
 	return child, hosts, glue
@@ -323,8 +430,15 @@ func referral(msg *dns.Msg, zone, name string) (child string, hosts []string, gl
 
 // delegate resolves the addresses of a child zone's name servers, from glue where
 // given and by walks of their own otherwise, and remembers them for this check.
-func (s *session) delegate(ctx context.Context, child string, hosts []string, glue map[string][]string, depth int) ([]string, error) {
-	v, err, _ := s.sf.Do(child, func() (any, error) {
+// path lists the zones whose name servers are being looked up around this call:
+// a child among them is a delegation loop (the name servers of a.example are in
+// b.example, whose name servers are in a.example).
+func (s *session) delegate(ctx context.Context, child string, hosts []string, glue map[string][]string, path []string) ([]string, error) {
+	if slices.Contains(path, child) {
+		return nil, fmt.Errorf("%w: the name servers of %s can only be found through %s itself (%s)",
+			errLoop, child, child, strings.Join(append(slices.Clone(path), child), " → "))
+	}
+	resolve := func() (any, error) {
 		s.mu.Lock()
 		known, ok := s.zones[child]
 		s.mu.Unlock()
@@ -333,55 +447,101 @@ func (s *session) delegate(ctx context.Context, child string, hosts []string, gl
 		}
 		port := strconv.Itoa(s.c.cfg.AuthoritativePort)
 		var addrs []string
+		add := func(ip string) {
+			if a := net.JoinHostPort(ip, port); !slices.Contains(addrs, a) {
+				addrs = append(addrs, a)
+			}
+		}
+		// One address of each name server first, then the second of each, so that
+		// the bound on a zone's servers keeps as many name servers as it can.
 		var missing []string
-		for _, h := range hosts {
-			if ips, ok := glue[h]; ok {
-				for _, ip := range ips {
-					addrs = append(addrs, net.JoinHostPort(ip, port))
+		for round := range maxAddrsPerNS {
+			for _, h := range hosts {
+				ips, ok := glue[h]
+				if !ok && round == 0 {
+					missing = append(missing, h)
 				}
-			} else {
-				missing = append(missing, h)
+				if round < len(ips) {
+					add(ips[round])
+				}
 			}
 		}
 		var errs []error
 		// Name servers without glue live in other zones: look their addresses
-		// up, bounded, since each lookup is a walk of its own.
-		if len(addrs) == 0 && depth < maxNSDepth {
-			for _, h := range missing[:min(len(missing), maxNSHosts)] {
-				ips, err := s.addresses(ctx, h, depth+1)
+		// up, a few, since each lookup is a walk of its own (NXNSAttack).
+		if len(addrs) == 0 && len(path) < maxNSDepth {
+			inner := append(slices.Clone(path), child)
+			for _, h := range missing[:min(len(missing), maxNSLookups)] {
+				if err := spend(&s.b.nsLookups, 1, maxCheckNSLookups, "name server lookups for one check"); err != nil {
+					errs = append(errs, err)
+					break
+				}
+				ips, err := s.addresses(ctx, h, inner)
 				if err != nil {
 					errs = append(errs, err)
 					continue
 				}
 				for _, ip := range ips {
-					addrs = append(addrs, net.JoinHostPort(ip, port))
+					add(ip)
 				}
 			}
 		}
 		if len(addrs) == 0 {
 			return nil, fmt.Errorf("%w: no address for any name server of %s: %w", errNoAuthority, child, errors.Join(errs...))
 		}
+		// Public addresses first, so that the bound never drops a server domaind
+		// may ask for one it may not; those kept that it may not ask are shown in
+		// the propagation view as refused.
+		slices.SortStableFunc(addrs, func(a, b string) int {
+			return cmpBool(s.c.privateReason(a) != "", s.c.privateReason(b) != "")
+		})
+		addrs = slices.Clip(addrs[:min(len(addrs), maxZoneServers)])
 		s.mu.Lock()
 		s.zones[child] = addrs
 		s.mu.Unlock()
 		return addrs, nil
-	})
+	}
+	// Walks at the top share one lookup of a zone's servers. Nested ones (for a
+	// name server without glue) do not: a nested walk waiting for a top-level one
+	// that waits for it would never end.
+	var v any
+	var err error
+	if len(path) == 0 {
+		v, err, _ = s.sf.Do(child, resolve)
+	} else {
+		v, err = resolve()
+	}
 	if err != nil {
 		return nil, err
 	}
 	return v.([]string), nil
 }
 
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
+
 // addresses looks up the IPv4 addresses of a name server host by a walk.
-func (s *session) addresses(ctx context.Context, host string, depth int) ([]string, error) {
-	_, _, first, err := s.zoneOf(ctx, host, dns.TypeA, depth)
+func (s *session) addresses(ctx context.Context, host string, path []string) ([]string, error) {
+	_, _, first, err := s.zoneOf(ctx, host, dns.TypeA, path)
 	if err != nil {
 		return nil, err
 	}
-	rrs, _ := chase(first.msg, host, dns.TypeA)
+	rrs, _, err := chase(first.msg, host, dns.TypeA)
+	if err != nil {
+		return nil, fmt.Errorf("name server %s: %w", host, err)
+	}
 	var ips []string
 	for _, rr := range rrs {
-		ips = append(ips, rr.(*dns.A).A.String())
+		if ip := rr.(*dns.A).A.String(); len(ips) < maxAddrsPerNS && !slices.Contains(ips, ip) {
+			ips = append(ips, ip)
+		}
 	}
 	if len(ips) == 0 {
 		return nil, fmt.Errorf("%w: name server %s has no address", errNoAuthority, host)
