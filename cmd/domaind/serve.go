@@ -25,6 +25,7 @@ import (
 	"github.com/domaind/domaind/internal/domains"
 	"github.com/domaind/domaind/internal/metrics"
 	"github.com/domaind/domaind/internal/milter"
+	"github.com/domaind/domaind/internal/ratelimit"
 	"github.com/domaind/domaind/internal/records"
 	"github.com/domaind/domaind/internal/schedule"
 	"github.com/domaind/domaind/internal/signing"
@@ -146,6 +147,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&rc.InboundMXTemplate, "inbound-mx-template", rc.InboundMXTemplate, "inbound MX host; {region} is replaced")
 	fs.IntVar(&rc.DKIMBits, "dkim-bits", rc.DKIMBits, "RSA key size of generated DKIM keys")
 	rateLimit := fs.String("rate-limit", "120/m", "requests per API key: N/s, N/m or N/h")
+	anonRateLimit := fs.String("anon-rate-limit", "30/m", "requests without a valid API key or session, and sign-in attempts, per client address (IPv6: per /64)")
+	trustedProxies := fs.String("trusted-proxies", "", "comma-separated IPs or CIDRs of reverse proxies whose X-Forwarded-For names the client (default: none; the client is the peer address)")
+	keygenConcurrency := fs.Int("keygen-concurrency", 0, "DKIM keys generated at once, machine-wide; more adds wait (0: GOMAXPROCS)")
 	minInterval := fs.Duration("verify-min-interval", 2*time.Second, "shortest time between two checks of one domain")
 	budget := fs.Duration("verify-budget", 5*time.Second, "how long verify waits for DNS before answering")
 	logFormat := fs.String("log-format", "text", "text or json")
@@ -177,6 +181,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	limit, err := api.ParseLimit(*rateLimit)
 	if err != nil {
 		return fmt.Errorf("--rate-limit: %w", err)
+	}
+	// One budget per key, spent by the API and the dashboard alike.
+	keys := ratelimit.NewKeys(limit)
+	addrs, err := parseAddrLimit(*anonRateLimit, *trustedProxies)
+	if err != nil {
+		return err
+	}
+	if *keygenConcurrency < 0 {
+		return errors.New("--keygen-concurrency must not be negative (0 means GOMAXPROCS)")
 	}
 	regionList, err := parseRegions(*regions)
 	if err != nil {
@@ -235,10 +248,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 	// /metrics is for the operator's scraper and carries no customer data, so it
 	// sits beside the API without a key; keep the listener off the internet.
-	svc := &domains.Service{Store: st, Verifier: verifier, Records: rc, Sealer: sealer, Regions: regionList, Log: log}
+	svc := &domains.Service{Store: st, Verifier: verifier, Records: rc, Sealer: sealer, Regions: regionList, Log: log,
+		Keygen: domains.NewKeyGate(*keygenConcurrency, 0)}
 	apiHandler := api.New(api.Config{
 		Store: st, Verifier: verifier, Sealer: sealer, Domains: svc,
-		RateLimit: limit, Log: log, WebhookAllowPrivate: *allowPrivate,
+		Keys: keys, Addrs: addrs, Log: log, WebhookAllowPrivate: *allowPrivate,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.Handler())
@@ -248,7 +262,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	// Everything else is the dashboard, whose sign-in page is public.
 	mux.Handle("/", dashboard.New(dashboard.Config{
 		Store: st, Sessions: st, Domains: svc, Verifier: verifier, Log: log,
-		SessionTTL: *sessionTTL, SecureCookies: *secureCookies,
+		SessionTTL: *sessionTTL, SecureCookies: *secureCookies, Keys: keys, Addrs: addrs,
 	}))
 	srv := &http.Server{
 		Handler:           mux,
@@ -323,6 +337,20 @@ func milterResults() []string {
 		out[i] = string(r)
 	}
 	return out
+}
+
+// parseAddrLimit builds the per-address limiter of --anon-rate-limit and
+// --trusted-proxies.
+func parseAddrLimit(limit, proxies string) (*ratelimit.Addrs, error) {
+	l, err := ratelimit.ParseLimit(limit)
+	if err != nil {
+		return nil, fmt.Errorf("--anon-rate-limit: %w", err)
+	}
+	trusted, err := ratelimit.ParseProxies(proxies)
+	if err != nil {
+		return nil, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	return ratelimit.NewAddrs(l, 0, trusted), nil
 }
 
 // parseSchedule parses --recheck-schedule: comma-separated positive durations.

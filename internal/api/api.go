@@ -10,12 +10,12 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/domaind/domaind/internal/apikey"
 	"github.com/domaind/domaind/internal/domains"
+	"github.com/domaind/domaind/internal/ratelimit"
 	"github.com/domaind/domaind/internal/records"
 	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/verify"
@@ -31,8 +31,16 @@ type Config struct {
 	// Domains adds and deletes domains, as the dashboard does too.
 	Domains *domains.Service
 	// Sealer seals webhook secrets.
-	Sealer    *records.Sealer
+	Sealer *records.Sealer
+	// Keys is the budget of each API key, shared with the dashboard so that a
+	// key has one budget however it is used. Nil means a budget of RateLimit
+	// for this server alone.
+	Keys *ratelimit.Keys
+	// RateLimit is the per-key allowance when Keys is nil.
 	RateLimit Limit
+	// Addrs limits, per client address, requests without a valid API key; it
+	// is asked before the key is looked up. Nil means no such limit.
+	Addrs *ratelimit.Addrs
 	// WebhookAllowPrivate lets webhook URLs use plain http and reach loopback,
 	// private and link-local addresses, as tests need. Off, such URLs are refused.
 	WebhookAllowPrivate bool
@@ -43,9 +51,8 @@ type Config struct {
 
 // Server is the HTTP API.
 type Server struct {
-	cfg     Config
-	limiter *limiter
-	mux     http.Handler
+	cfg Config
+	mux http.Handler
 }
 
 // New returns a Server for cfg.
@@ -56,7 +63,10 @@ func New(cfg Config) *Server {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, limiter: newLimiter(cfg.RateLimit)}
+	if cfg.Keys == nil {
+		cfg.Keys = ratelimit.NewKeys(cfg.RateLimit)
+	}
+	s := &Server{cfg: cfg}
 	s.mux = s.routes()
 	return s
 }
@@ -210,13 +220,30 @@ type caller struct {
 func callerOf(ctx context.Context) caller { return ctx.Value(ctxKey{}).(caller) }
 
 // authed requires a valid API key, applies the key's rate limit and sets the
-// X-RateLimit headers on every response after it.
+// X-RateLimit headers on every response after it. A request without a valid key
+// spends its client address's allowance instead, and an address that has spent
+// it is refused before its key is looked up.
 func (s *Server) authed(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		now := s.cfg.Now()
+		if s.cfg.Addrs != nil {
+			if v := s.cfg.Addrs.Check(r, now); !v.OK {
+				s.addrLimited(w, v)
+				return
+			}
+		}
+		unauthorized := func(msg string) {
+			if s.cfg.Addrs != nil {
+				if v := s.cfg.Addrs.Allow(r, now); !v.OK {
+					s.addrLimited(w, v)
+					return
+				}
+			}
+			writeError(w, http.StatusUnauthorized, codeUnauthorized, msg)
+		}
 		key, ok := bearer(r.Header.Get("Authorization"))
 		if !ok || !apikey.Valid(key) {
-			writeError(w, http.StatusUnauthorized, codeUnauthorized,
-				"A valid API key is required in the Authorization header as: Bearer AS_...")
+			unauthorized("A valid API key is required in the Authorization header as: Bearer AS_...")
 			return
 		}
 		hash := apikey.Hash(key)
@@ -228,17 +255,14 @@ func (s *Server) authed(next http.Handler) http.Handler {
 		// The lookup is by hash, so it leaks nothing useful; the comparison is
 		// constant-time all the same, so that no store can make it otherwise.
 		if err != nil || subtle.ConstantTimeCompare(k.Hash[:], hash[:]) != 1 || !k.RevokedAt.IsZero() {
-			writeError(w, http.StatusUnauthorized, codeUnauthorized, "The API key is not valid or has been revoked.")
+			unauthorized("The API key is not valid or has been revoked.")
 			return
 		}
-		now := s.cfg.Now()
-		v := s.limiter.allow(k.ID, now)
-		h := w.Header()
-		h.Set("X-RateLimit-Limit", strconv.Itoa(s.cfg.RateLimit.N))
-		h.Set("X-RateLimit-Remaining", strconv.Itoa(v.remaining))
-		h.Set("X-RateLimit-Reset", strconv.FormatInt(ceilUnix(v.reset), 10))
-		if !v.ok {
-			writeRateLimited(w, v.retryAfter, "Too many requests for this API key; the limit is "+s.cfg.RateLimit.String()+".")
+		v := s.cfg.Keys.Allow(k.ID, now)
+		setRateLimitHeaders(w.Header(), s.cfg.Keys.Limit(), v)
+		if !v.OK {
+			writeRateLimited(w, v.RetryAfter, "Too many requests for this API key; the limit is "+s.cfg.Keys.Limit().String()+
+				", shared with the dashboard.")
 			return
 		}
 		ctx := context.WithValue(r.Context(), ctxKey{}, caller{keyID: k.ID, projectID: k.ProjectID})
@@ -246,12 +270,11 @@ func (s *Server) authed(next http.Handler) http.Handler {
 	})
 }
 
-func ceilUnix(t time.Time) int64 {
-	s := t.Unix()
-	if t.Nanosecond() > 0 {
-		s++
-	}
-	return s
+// addrLimited refuses a request from a client address that has spent its
+// allowance for requests without a valid key.
+func (s *Server) addrLimited(w http.ResponseWriter, v ratelimit.Verdict) {
+	writeRateLimited(w, v.RetryAfter, "Too many requests without a valid API key from your address; the limit is "+
+		s.cfg.Addrs.Limit().String()+".")
 }
 
 // bearer extracts the token of an "Authorization: Bearer <token>" header.

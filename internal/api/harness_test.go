@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/domaind/domaind/internal/dnstest"
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/domains"
+	"github.com/domaind/domaind/internal/ratelimit"
 	"github.com/domaind/domaind/internal/records"
 	"github.com/domaind/domaind/internal/schedule"
 	"github.com/domaind/domaind/internal/store"
@@ -64,6 +66,13 @@ type envOptions struct {
 	// manualWorker keeps the harness from running the scheduler even with a
 	// recheck policy, for tests that run workers themselves.
 	manualWorker bool
+	// addrLimit, when set, limits requests without a valid key per client
+	// address, as serve's --anon-rate-limit does.
+	addrLimit string
+	// keygen, when set, is the gate the domain adds generate keys under.
+	keygen *domains.KeyGate
+	// now, when set, is the API's clock.
+	now func() time.Time
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -135,6 +144,14 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var addrs *ratelimit.Addrs
+	if o.addrLimit != "" {
+		l, err := ratelimit.ParseLimit(o.addrLimit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = ratelimit.NewAddrs(l, 0, nil)
+	}
 	rc := records.DefaultConfig()
 	rc.DKIMBits = o.dkimBits
 	sealer, err := records.NewSealer(testMasterKey)
@@ -145,9 +162,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 		Store: st, Verifier: v, Sealer: sealer,
 		Domains: &domains.Service{
 			Store: st, Verifier: v, Records: rc, Sealer: sealer,
-			Regions: []string{"us-east-1", "us-east-2", "ap-south-1", "eu-central-1"},
+			Regions: []string{"us-east-1", "us-east-2", "ap-south-1", "eu-central-1"}, Keygen: o.keygen,
 		},
-		RateLimit: limit, Log: log, WebhookAllowPrivate: o.webhooks,
+		RateLimit: limit, Addrs: addrs, Now: o.now, Log: log, WebhookAllowPrivate: o.webhooks,
 	}))
 	deliveriesDone := make(chan struct{})
 	if o.webhooks {
@@ -214,6 +231,18 @@ func (r response) json(t *testing.T) map[string]any {
 // do sends a request with the given API key ("" for none) and returns the response.
 func (e *env) do(method, path, body, key string) response {
 	e.t.Helper()
+	return e.doFrom(nil, method, path, body, key)
+}
+
+// doFrom is do from the local address ip (any of 127.0.0.0/8), so that the
+// server sees a client of that address; nil means the system's choice.
+func (e *env) doFrom(ip net.IP, method, path, body, key string) response {
+	e.t.Helper()
+	client := http.DefaultClient
+	if ip != nil {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}
+		client = &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
+	}
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -228,7 +257,7 @@ func (e *env) do(method, path, body, key string) response {
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/domaind/domaind/internal/domains"
+	"github.com/domaind/domaind/internal/ratelimit"
 	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/verify"
 )
@@ -57,6 +58,13 @@ type Config struct {
 	// SecureCookies marks the session cookie Secure and gives it the __Host-
 	// prefix. Set it whenever the dashboard is reached over HTTPS.
 	SecureCookies bool
+	// Keys is the budget of each API key, the same one the API spends: every
+	// request of a session spends from its key's budget. Nil means no limit.
+	Keys *ratelimit.Keys
+	// Addrs limits, per client address, sign-in attempts and requests with a
+	// session cookie that names no live session; it is asked before the key
+	// or session is looked up. Nil means no such limit.
+	Addrs *ratelimit.Addrs
 }
 
 // handler serves the dashboard.

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -19,12 +20,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/domaind/domaind/internal/api"
 	"github.com/domaind/domaind/internal/apikey"
 	"github.com/domaind/domaind/internal/dashboard"
 	"github.com/domaind/domaind/internal/dnscheck"
 	"github.com/domaind/domaind/internal/dnstest"
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/domains"
+	"github.com/domaind/domaind/internal/ratelimit"
 	"github.com/domaind/domaind/internal/records"
 	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/store/sqlite"
@@ -53,6 +56,14 @@ type envOptions struct {
 	secureCookies bool
 	// minInterval is the verifier's shortest time between two checks.
 	minInterval time.Duration
+	// rateLimit, when set, is the budget of each API key, and the API is served
+	// beside the dashboard (as serve does) spending the same budget.
+	rateLimit string
+	// addrLimit, when set, limits sign-ins and requests without a live session
+	// per client address, as serve's --anon-rate-limit does.
+	addrLimit string
+	// keygen, when set, is the gate the domain adds generate keys under.
+	keygen *domains.KeyGate
 }
 
 // clock is the dashboard's clock: real time plus an offset the test moves, so
@@ -112,12 +123,33 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	e.domains = &domains.Service{
 		Store: st, Verifier: e.verifier, Records: rc, Sealer: sealer,
-		Regions: []string{"us-east-1", "eu-central-1"}, Log: log,
+		Regions: []string{"us-east-1", "eu-central-1"}, Log: log, Keygen: o.keygen,
 	}
-	srv := httptest.NewServer(dashboard.New(dashboard.Config{
+	var keys *ratelimit.Keys
+	if o.rateLimit != "" {
+		keys = ratelimit.NewKeys(parseLimit(t, o.rateLimit))
+	}
+	var addrs *ratelimit.Addrs
+	if o.addrLimit != "" {
+		addrs = ratelimit.NewAddrs(parseLimit(t, o.addrLimit), 0, nil)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", dashboard.New(dashboard.Config{
 		Store: st, Sessions: st, Domains: e.domains, Verifier: e.verifier,
 		Now: e.clock.Now, Log: log, SessionTTL: e.ttl, SecureCookies: o.secureCookies,
+		Keys: keys, Addrs: addrs,
 	}))
+	if keys != nil {
+		// The API on the same server and clock, with the same budgets, as
+		// serve mounts them.
+		apiHandler := api.New(api.Config{
+			Store: st, Verifier: e.verifier, Sealer: sealer, Domains: e.domains,
+			Keys: keys, Addrs: addrs, Now: e.clock.Now, Log: log,
+		})
+		mux.Handle("/v1/", apiHandler)
+		mux.Handle("/api/", apiHandler)
+	}
+	srv := httptest.NewServer(mux)
 	e.url = srv.URL
 	t.Cleanup(func() {
 		srv.Close()
@@ -126,6 +158,15 @@ func newEnv(t *testing.T, o envOptions) *env {
 	})
 	e.key, e.projectID = e.newKey("acme")
 	return e
+}
+
+func parseLimit(t *testing.T, s string) ratelimit.Limit {
+	t.Helper()
+	l, err := ratelimit.ParseLimit(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
 
 // newKey creates the project if new and returns a fresh API key of it.
@@ -185,13 +226,24 @@ type client struct {
 	origin string
 }
 
-func (e *env) client() *client {
+func (e *env) client() *client { return e.clientFrom(nil) }
+
+// clientFrom is a client whose connections come from the local address ip (any
+// of 127.0.0.0/8), so that the server sees a browser of that address; nil means
+// the system's choice.
+func (e *env) clientFrom(ip net.IP) *client {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	var transport http.RoundTripper
+	if ip != nil {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}
+		transport = &http.Transport{DialContext: d.DialContext}
+	}
 	return &client{e: e, origin: e.url, http: &http.Client{
 		Jar:           jar,
+		Transport:     transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
 }

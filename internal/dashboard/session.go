@@ -8,9 +8,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/domaind/domaind/internal/apikey"
 	"github.com/domaind/domaind/internal/store"
@@ -51,14 +54,26 @@ func (h *handler) cookieName() string {
 }
 
 // session returns the request's signed-in session, or nil when there is none or
-// it has ended.
+// it has ended. A client address that has spent its allowance for requests
+// without a session gets a *limitedError before the session is looked up.
 func (h *handler) session(r *http.Request) (*session, error) {
 	c, err := r.Cookie(h.cookieName())
 	if err != nil || !wellFormedToken(c.Value) {
 		return nil, nil
 	}
-	s, err := h.cfg.Sessions.SessionByHash(r.Context(), tokenHash(c.Value), h.cfg.Now())
+	now := h.cfg.Now()
+	if h.cfg.Addrs != nil {
+		if v := h.cfg.Addrs.Check(r, now); !v.OK {
+			return nil, &limitedError{retryAfter: v.RetryAfter, message: addrLimitMessage}
+		}
+	}
+	s, err := h.cfg.Sessions.SessionByHash(r.Context(), tokenHash(c.Value), now)
 	if errors.Is(err, store.ErrNotFound) {
+		// A token that names no session is a guess, or a session that ended:
+		// either way it spends the address's allowance.
+		if h.cfg.Addrs != nil {
+			h.cfg.Addrs.Allow(r, now)
+		}
 		return nil, nil
 	}
 	if err != nil {
@@ -83,6 +98,11 @@ func wellFormedToken(v string) bool {
 func (h *handler) authed(next func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s, err := h.session(r)
+		var lim *limitedError
+		if errors.As(err, &lim) {
+			h.limited(w, r, nil, lim)
+			return
+		}
 		if err != nil {
 			h.serverError(w, r, err)
 			return
@@ -108,6 +128,15 @@ func (h *handler) authed(next func(http.ResponseWriter, *http.Request, *session)
 			}
 			h.render(w, r, http.StatusForbidden, "message", &page{Title: "Form expired", Error: msg, session: s})
 			return
+		}
+		// Every request of a session spends its API key's budget, the one the
+		// API spends too, so that the dashboard is no way around it.
+		if h.cfg.Keys != nil {
+			if v := h.cfg.Keys.Allow(s.APIKeyID, h.cfg.Now()); !v.OK {
+				h.limited(w, r, s, &limitedError{retryAfter: v.RetryAfter, message: fmt.Sprintf(
+					"Too many requests for this API key: the limit is %s, shared with the API.", h.cfg.Keys.Limit())})
+				return
+			}
 		}
 		next(w, r, s)
 	}
@@ -155,6 +184,11 @@ func (h *handler) sameOrigin(r *http.Request) bool {
 // signInPage shows the sign-in form, or the domains to a customer signed in.
 func (h *handler) signInPage(w http.ResponseWriter, r *http.Request) {
 	s, err := h.session(r)
+	var lim *limitedError
+	if errors.As(err, &lim) {
+		h.limited(w, r, nil, lim)
+		return
+	}
 	if err != nil {
 		h.serverError(w, r, err)
 		return
@@ -168,15 +202,28 @@ func (h *handler) signInPage(w http.ResponseWriter, r *http.Request) {
 
 // signIn exchanges an API key for a session.
 func (h *handler) signIn(w http.ResponseWriter, r *http.Request) {
+	// A failed attempt spends the address's allowance, and an address that has
+	// none left is refused before anything is looked up: guessing keys through
+	// the form costs the guesser alone. A successful one spends nothing, so
+	// that a customer who mistyped the key is not refused the page after it.
+	now := h.cfg.Now()
+	if h.cfg.Addrs != nil {
+		if v := h.cfg.Addrs.Check(r, now); !v.OK {
+			h.limited(w, r, nil, &limitedError{retryAfter: v.RetryAfter, message: addrLimitMessage})
+			return
+		}
+	}
+	fail := func(status int, msg string) {
+		if h.cfg.Addrs != nil {
+			h.cfg.Addrs.Allow(r, now)
+		}
+		h.render(w, r, status, "signin", &page{Title: "Sign in", Error: msg})
+	}
 	if !h.sameOrigin(r) {
-		h.render(w, r, http.StatusForbidden, "signin", &page{Title: "Sign in",
-			Error: "The sign-in form must be sent from this site. Reload the page and try again."})
+		fail(http.StatusForbidden, "The sign-in form must be sent from this site. Reload the page and try again.")
 		return
 	}
-	refuse := func() {
-		h.render(w, r, http.StatusUnauthorized, "signin", &page{Title: "Sign in",
-			Error: "That API key is not valid or has been revoked."})
-	}
+	refuse := func() { fail(http.StatusUnauthorized, "That API key is not valid or has been revoked.") }
 	key := strings.TrimSpace(r.PostFormValue("key"))
 	if !apikey.Valid(key) {
 		refuse()
@@ -209,7 +256,6 @@ func (h *handler) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token := base64.RawURLEncoding.EncodeToString(b[:])
-	now := h.cfg.Now()
 	err = h.cfg.Sessions.CreateSession(r.Context(), store.Session{
 		Hash: tokenHash(token), APIKeyID: k.ID, ProjectID: k.ProjectID, ProjectName: k.ProjectName,
 		CreatedAt: now, ExpiresAt: now.Add(h.cfg.SessionTTL),
@@ -242,4 +288,36 @@ func (h *handler) clearCookie(w http.ResponseWriter) {
 		Name: h.cookieName(), Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
 		Secure: h.cfg.SecureCookies, SameSite: http.SameSiteStrictMode,
 	})
+}
+
+// addrLimitMessage explains a refusal by the per-address limit.
+const addrLimitMessage = "Too many failed sign-ins or requests without a valid session from your address."
+
+// limitedError is a request refused by a rate limit.
+type limitedError struct {
+	retryAfter time.Duration
+	message    string // a sentence saying which limit
+}
+
+func (e *limitedError) Error() string { return "dashboard: rate limited: " + e.message }
+
+// limited answers 429 with Retry-After: JSON for the dashboard's script, the
+// sign-in form again for a sign-in, and a page saying when to try again
+// otherwise.
+func (h *handler) limited(w http.ResponseWriter, r *http.Request, s *session, e *limitedError) {
+	secs := max(int(math.Ceil(e.retryAfter.Seconds())), 1)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	msg := e.message + " Try again in " + strconv.Itoa(secs) + " second"
+	if secs != 1 {
+		msg += "s"
+	}
+	msg += "."
+	switch {
+	case fromScript(r):
+		writeJSON(w, http.StatusTooManyRequests, verifyAnswer{Message: msg})
+	case s == nil && r.URL.Path == "/signin":
+		h.render(w, r, http.StatusTooManyRequests, "signin", &page{Title: "Sign in", Error: msg})
+	default:
+		h.render(w, r, http.StatusTooManyRequests, "message", &page{Title: "Too many requests", Error: msg, session: s})
+	}
 }
