@@ -28,7 +28,8 @@ const nameMaxInputLen = 4096
 // domain. Message is one plain English sentence naming the rule that was broken, suitable to
 // show to an API user as it is; Rule names the same rule as a short word a program can test
 // (one of "empty", "too_long", "scheme", "path", "port", "trailing_slash", "ip_address",
-// "single_label", "invalid_label", "public_suffix" and "invalid_idn").
+// "single_label", "invalid_label", "public_suffix", "invalid_idn" and, from
+// NormalizeNameWith, "not_public").
 type NameError struct {
 	// Input is the text as given, before trimming.
 	Input string
@@ -65,6 +66,61 @@ func (e *NameError) Error() string {
 // co.uk or github.io, under which nobody owns the name. Names under top-level domains the public
 // suffix list does not know, such as example.test, are accepted.
 func NormalizeName(raw string) (string, error) {
+	return NormalizeNameWith(raw, NameOptions{AllowPrivate: true})
+}
+
+// NameOptions are the rules NormalizeNameWith applies beyond NormalizeName's.
+type NameOptions struct {
+	// AllowPrivate accepts names whose top-level domain is not delegated on the
+	// public internet (corp.internal, printer.local, example.test), as private
+	// deployments and tests use. Off, such a name is refused with the rule
+	// "not_public": checking it would read the records of the network domaind runs
+	// in (split-horizon DNS) through its resolvers.
+	AllowPrivate bool
+}
+
+// privateTLDs are top-level domains reserved for use outside the public DNS, or
+// never delegated in it, with why. The public suffix list knows none of them
+// except arpa, which it lists for reverse DNS.
+var privateTLDs = map[string]string{
+	"test":      "reserved for testing by RFC 6761",
+	"example":   "reserved for documentation by RFC 6761",
+	"invalid":   "reserved as never valid by RFC 6761",
+	"localhost": "reserved for the local host by RFC 6761",
+	"local":     "reserved for multicast DNS by RFC 6762",
+	"onion":     "reserved for Tor onion services by RFC 7686",
+	"alt":       "reserved for names outside DNS by RFC 9476",
+	"arpa":      "reserved for the infrastructure of the internet, and home.arpa for home networks by RFC 8375",
+	"internal":  "reserved by ICANN for private networks",
+	"corp":      "never delegated by ICANN, being widely used in private networks",
+	"home":      "never delegated by ICANN, being widely used in private networks",
+	"lan":       "not a top-level domain of the public DNS, and widely used in private networks",
+	"intranet":  "not a top-level domain of the public DNS, and widely used in private networks",
+	"private":   "not a top-level domain of the public DNS, and widely used in private networks",
+}
+
+// NormalizeNameWith is NormalizeName with the rules of opts: unless
+// opts.AllowPrivate, a name must also sit under a top-level domain of the public
+// DNS, one the ICANN section of the public suffix list names and not one reserved
+// for private use (rule "not_public").
+func NormalizeNameWith(raw string, opts NameOptions) (string, error) {
+	name, err := normalizeName(raw)
+	if err != nil || opts.AllowPrivate {
+		return name, err
+	}
+	tld := name[strings.LastIndexByte(name, '.')+1:]
+	why, private := privateTLDs[tld]
+	if _, icann := publicsuffix.PublicSuffix(tld); !icann && !private {
+		private, why = true, "not a top-level domain of the public DNS"
+	}
+	if private {
+		return "", &NameError{Input: raw, Rule: "not_public", Message: fmt.Sprintf(
+			"domain must be under a public top-level domain such as .com; .%s is %s, and domaind checks only names on the public internet", tld, why)}
+	}
+	return name, nil
+}
+
+func normalizeName(raw string) (string, error) {
 	fail := func(rule, msg string) (string, error) {
 		return "", &NameError{Input: raw, Rule: rule, Message: msg}
 	}

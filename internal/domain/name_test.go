@@ -235,3 +235,50 @@ func FuzzNormalizeName(f *testing.F) {
 		}
 	})
 }
+
+// TestNormalizeNameWithPrivate refuses names outside the public DNS unless the
+// option allows them, and leaves public names, and NormalizeName, as they were.
+func TestNormalizeNameWithPrivate(t *testing.T) {
+	for _, tc := range []struct {
+		in     string
+		public bool
+		inMsg  string
+	}{
+		{"example.com", true, ""},
+		{"mail.example.co.uk", true, ""},
+		{"foo.github.io", true, ""},
+		{"Bücher.de", true, ""},
+		{"corp.internal", false, ".internal is reserved by ICANN for private networks"},
+		{"printer.local", false, "RFC 6762"},
+		{"router.home.arpa", false, "RFC 8375"},
+		{"a.localhost", false, "RFC 6761"},
+		{"example.test", false, "RFC 6761"},
+		{"x.example", false, "RFC 6761"},
+		{"intra.corp", false, "never delegated"},
+		{"nas.lan", false, "private networks"},
+		{"service.consul", false, "not a top-level domain of the public DNS"},
+	} {
+		got, err := NormalizeNameWith(tc.in, NameOptions{})
+		if tc.public {
+			if err != nil {
+				t.Errorf("NormalizeNameWith(%q) = %v, want it accepted", tc.in, err)
+			}
+			continue
+		}
+		var ne *NameError
+		if !errors.As(err, &ne) || ne.Rule != "not_public" || !strings.Contains(ne.Message, tc.inMsg) {
+			t.Errorf("NormalizeNameWith(%q) = %q, %v; want rule not_public with %q", tc.in, got, err, tc.inMsg)
+		}
+		if _, err := NormalizeNameWith(tc.in, NameOptions{AllowPrivate: true}); err != nil {
+			t.Errorf("NormalizeNameWith(%q, AllowPrivate) = %v, want it accepted", tc.in, err)
+		}
+		if _, err := NormalizeName(tc.in); err != nil {
+			t.Errorf("NormalizeName(%q) = %v, want it accepted as before", tc.in, err)
+		}
+	}
+	// The lexical rules still come first.
+	var ne *NameError
+	if _, err := NormalizeNameWith("com", NameOptions{}); !errors.As(err, &ne) || ne.Rule != "single_label" {
+		t.Errorf("NormalizeNameWith(com) = %v, want single_label", err)
+	}
+}
