@@ -113,7 +113,7 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(pos) != 1 {
 		return usageErr("give exactly one DOMAIN, got %d arguments", len(pos))
 	}
-	name, err := domain.NormalizeName(pos[0])
+	name, err := domain.NormalizeNameWith(pos[0], domain.NameOptions{AllowPrivate: dnsf.allowPrivate})
 	if err != nil {
 		var ne *domain.NameError
 		if errors.As(err, &ne) {

@@ -73,6 +73,10 @@ type dnsFlags struct {
 	rootHints string
 	authPort  int
 	serverQPS float64
+	// serverConc and allowPrivate: see dnscheck.Config's ServerConcurrency and
+	// AllowPrivate.
+	serverConc   int
+	allowPrivate bool
 }
 
 func (d *dnsFlags) register(fs *flag.FlagSet) {
@@ -82,6 +86,8 @@ func (d *dnsFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&d.rootHints, "root-hints", "", "comma-separated IPs to start delegation walks from (default: the IANA root servers)")
 	fs.IntVar(&d.authPort, "authoritative-port", 53, "port of every authoritative server, root included")
 	fs.Float64Var(&d.serverQPS, "authoritative-qps", 50, "queries per second to any one authoritative server (0: no bound)")
+	fs.IntVar(&d.serverConc, "authoritative-concurrency", dnscheck.DefaultServerConcurrency, "queries in flight to any one authoritative server; a query that finds it full waits at most --dns-timeout, then the record is a temporary failure")
+	fs.BoolVar(&d.allowPrivate, "dns-allow-private", false, "query name servers at loopback, private and other non-public addresses learned from DNS, and accept domains outside the public DNS (corp.internal, example.test); for tests and private deployments")
 }
 
 func (d *dnsFlags) checker() (*dnscheck.Checker, error) {
@@ -121,9 +127,13 @@ func (d *dnsFlags) checker() (*dnscheck.Checker, error) {
 	if d.timeout <= 0 {
 		return nil, errors.New("--dns-timeout must be positive")
 	}
+	if d.serverConc < 1 {
+		return nil, fmt.Errorf("--authoritative-concurrency %d must be at least 1", d.serverConc)
+	}
 	return dnscheck.New(dnscheck.Config{
 		Resolvers: servers, Mode: mode, RootHints: hints, AuthoritativePort: d.authPort,
 		Timeout: d.timeout, Retries: 1, ServerQPS: max(d.serverQPS, 0),
+		ServerConcurrency: d.serverConc, AllowPrivate: d.allowPrivate,
 	})
 }
 
@@ -159,6 +169,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&recheck.ReverifyEvery, "reverify-every", recheck.ReverifyEvery, "re-check verified domains this often (jittered by 10%)")
 	degradeAfter := fs.Int("degrade-after", 3, "consecutive definite failures before a verified record is reported lost")
 	concurrency := fs.Int("check-concurrency", 64, "automatic checks running at once")
+	projectShare := fs.String("check-project-share", "25%", "automatic checks of one project running at once: a count, or a percentage of --check-concurrency (at least 1)")
 	secureCookies := fs.Bool("secure-cookies", false, "the dashboard is reached over HTTPS: mark its session cookie Secure, with the __Host- prefix")
 	sessionTTL := fs.Duration("session-ttl", dashboard.DefaultSessionTTL, "how long a dashboard sign-in lasts")
 	milterListen := fs.String("milter-listen", "", "HOST:PORT for the DKIM-signing milter the MTA passes outgoing mail to (smtpd_milters = inet:HOST:PORT); off when empty")
@@ -207,6 +218,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if recheck.GiveUpAfter <= 0 || recheck.ReverifyEvery <= 0 || *degradeAfter < 1 || *concurrency < 1 {
 		return errors.New("--give-up-after and --reverify-every must be positive, --degrade-after and --check-concurrency at least 1")
 	}
+	share, err := schedule.ParseShare(*projectShare, *concurrency)
+	if err != nil {
+		return fmt.Errorf("--check-project-share: %w", err)
+	}
 	key, err := mk.load(log, true)
 	if err != nil {
 		return err
@@ -239,7 +254,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	var bgWG sync.WaitGroup
 	defer bgWG.Wait()
 	defer stopBG()
-	worker := &schedule.Worker{Store: st, Checker: verifier, Log: log, Concurrency: *concurrency, Lag: m.QueueLag}
+	worker := &schedule.Worker{Store: st, Checker: verifier, Log: log, Concurrency: *concurrency, ProjectShare: share, Lag: m.QueueLag}
 	bgWG.Go(func() { worker.Run(bg) })
 	deliverer := &webhook.Deliverer{
 		Store: st, Sealer: sealer, Client: webhook.NewClient(*allowPrivate, 0), Log: log, Observer: m,
@@ -249,7 +264,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	// /metrics is for the operator's scraper and carries no customer data, so it
 	// sits beside the API without a key; keep the listener off the internet.
 	svc := &domains.Service{Store: st, Verifier: verifier, Records: rc, Sealer: sealer, Regions: regionList, Log: log,
-		Keygen: domains.NewKeyGate(*keygenConcurrency, 0)}
+		AllowPrivateNames: dnsf.allowPrivate, Keygen: domains.NewKeyGate(*keygenConcurrency, 0)}
 	apiHandler := api.New(api.Config{
 		Store: st, Verifier: verifier, Sealer: sealer, Domains: svc,
 		Keys: keys, Addrs: addrs, Log: log, WebhookAllowPrivate: *allowPrivate,

@@ -39,6 +39,10 @@ type Service struct {
 	// shared by every Service of a process. Nil means a gate of GOMAXPROCS
 	// slots for this Service alone.
 	Keygen *KeyGate
+	// AllowPrivateNames accepts domains outside the public DNS (corp.internal,
+	// example.test), as --dns-allow-private does; off, Add refuses them, since
+	// checking them would read the records of domaind's own network.
+	AllowPrivateNames bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	Log *slog.Logger
@@ -71,7 +75,7 @@ func (s *Service) now() time.Time {
 // *BusyError when no key-generation slot came free in time. An add cancelled
 // while it waits for a slot generates no key and stores nothing.
 func (s *Service) Add(ctx context.Context, projectID int64, rawName, region string) (*domain.Domain, error) {
-	name, err := domain.NormalizeName(rawName)
+	name, err := domain.NormalizeNameWith(rawName, domain.NameOptions{AllowPrivate: s.AllowPrivateNames})
 	if err != nil {
 		msg := "domain is not a valid domain name."
 		var ne *domain.NameError
