@@ -37,7 +37,7 @@ type apiServer struct {
 func startAPI(st store.Store, sealer *records.Sealer, dnsAddr string) (*apiServer, error) {
 	log := slog.New(slog.DiscardHandler)
 	checker, err := dnscheck.New(dnscheck.Config{
-		Resolvers: []string{dnsAddr}, Mode: dnscheck.ModeRecursive, Timeout: 2 * time.Second, Retries: 1,
+		Resolvers: []string{dnsAddr}, Mode: dnscheck.ModeRecursive, Timeout: 2 * time.Second, Retries: 1, AllowPrivate: true,
 	})
 	if err != nil {
 		return nil, err
@@ -56,7 +56,7 @@ func startAPI(st store.Store, sealer *records.Sealer, dnsAddr string) (*apiServe
 			Store: st, Verifier: v, Sealer: sealer,
 			Domains: &domains.Service{
 				Store: st, Verifier: v, Records: records.DefaultConfig(), Sealer: sealer,
-				Regions: []string{region}, Log: log,
+				Regions: []string{region}, Log: log, AllowPrivateNames: true,
 			},
 			RateLimit: api.Limit{N: 1_000_000_000, Per: time.Second}, Log: log,
 		}),

@@ -70,7 +70,7 @@ func newExportFixture(t *testing.T, zones ...string) *exportFixture {
 	// answers for the zones itself, so the check never leaves loopback.
 	checker, err := dnscheck.New(dnscheck.Config{
 		Mode: dnscheck.ModeAuthoritative, RootHints: []string{srv.IP()}, AuthoritativePort: srv.Port(),
-		Timeout: time.Second, Retries: 1,
+		Timeout: time.Second, Retries: 1, AllowPrivate: true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +92,7 @@ func newExportFixture(t *testing.T, zones ...string) *exportFixture {
 	}
 	return &exportFixture{
 		t: t, db: "sqlite:" + path, key: base64.StdEncoding.EncodeToString(exportMasterKey), dns: srv,
-		svc: &domains.Service{Store: st, Verifier: v, Records: rc, Sealer: sealer, Regions: []string{"us-east-1"}, Log: log},
+		svc: &domains.Service{Store: st, Verifier: v, Records: rc, Sealer: sealer, Regions: []string{"us-east-1"}, Log: log, AllowPrivateNames: true},
 		v:   v, project: p.ID,
 	}
 }

@@ -115,7 +115,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	e.store = st
 	// Recursive mode: the loopback server stands in for a resolver; the default
 	// root hints would take an authoritative walk off loopback.
-	checker, err := dnscheck.New(dnscheck.Config{Resolvers: []string{e.dns.Addr()}, Mode: dnscheck.ModeRecursive, Timeout: o.dnsTimeout, Retries: 1})
+	checker, err := dnscheck.New(dnscheck.Config{Resolvers: []string{e.dns.Addr()}, Mode: dnscheck.ModeRecursive, Timeout: o.dnsTimeout, Retries: 1, AllowPrivate: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,6 +163,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		Domains: &domains.Service{
 			Store: st, Verifier: v, Records: rc, Sealer: sealer,
 			Regions: []string{"us-east-1", "us-east-2", "ap-south-1", "eu-central-1"}, Keygen: o.keygen,
+			AllowPrivateNames: true,
 		},
 		RateLimit: limit, Addrs: addrs, Now: o.now, Log: log, WebhookAllowPrivate: o.webhooks,
 	}))

@@ -102,7 +102,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	// never leave the machine.
 	checker, err := dnscheck.New(dnscheck.Config{
 		Resolvers: []string{dnsServer.Addr()}, Mode: dnscheck.ModeRecursive,
-		Timeout: 500 * time.Millisecond, Retries: 1,
+		Timeout: 500 * time.Millisecond, Retries: 1, AllowPrivate: true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -124,6 +124,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	e.domains = &domains.Service{
 		Store: st, Verifier: e.verifier, Records: rc, Sealer: sealer,
 		Regions: []string{"us-east-1", "eu-central-1"}, Log: log, Keygen: o.keygen,
+		AllowPrivateNames: true,
 	}
 	var keys *ratelimit.Keys
 	if o.rateLimit != "" {
