@@ -48,7 +48,8 @@ func startAPI(st store.Store, sealer *records.Sealer, dnsAddr string) (*apiServe
 	}, nil, log)
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	worker := &schedule.Worker{Store: st, Checker: v, Log: log, Concurrency: 64}
+	// One seeded project, which may use every slot: see scaleout.go.
+	worker := &schedule.Worker{Store: st, Checker: v, Log: log, Concurrency: 64, ProjectShare: 64}
 	wg.Go(func() { worker.Run(bg) })
 
 	srv := &http.Server{

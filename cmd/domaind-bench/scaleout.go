@@ -211,7 +211,9 @@ func (b *bench) runScaleOut(ctx context.Context, replicas int) (scaleRun, error)
 		v.Observer = counters[i]
 		reps[i] = replica{
 			close: func() { v.Close(); st.Close() },
-			w:     &schedule.Worker{Store: st, Checker: v, Log: log, Concurrency: b.cfg.scaleConcurrency},
+			// One seeded project: it may use every slot, so this measures the
+			// worker and not the per-project share.
+			w: &schedule.Worker{Store: st, Checker: v, Log: log, Concurrency: b.cfg.scaleConcurrency, ProjectShare: b.cfg.scaleConcurrency},
 		}
 	}
 

@@ -140,13 +140,14 @@ func TestReplicasQueueSurvivesAKilledReplica(t *testing.T) {
 	h := &hang{claimed: map[string]bool{}}
 	ctxA, killA := context.WithCancel(context.Background())
 	doneA := make(chan struct{})
-	workerA := &schedule.Worker{Store: a.store, Checker: h, Concurrency: 8, Lease: 2 * time.Second, Interval: 10 * time.Millisecond}
+	// One project owns every domain: it may take all of a worker's slots.
+	workerA := &schedule.Worker{Store: a.store, Checker: h, Concurrency: 8, ProjectShare: 8, Lease: 2 * time.Second, Interval: 10 * time.Millisecond}
 	go func() { defer close(doneA); workerA.Run(ctxA) }()
 	waitFor(t, 10*time.Second, "replica a to claim a batch", func() bool { return h.count() == 8 })
 
 	ctxB, stopB := context.WithCancel(context.Background())
 	doneB := make(chan struct{})
-	workerB := &schedule.Worker{Store: b.store, Checker: b.verifier, Concurrency: 4, Lease: 2 * time.Second, Interval: 10 * time.Millisecond}
+	workerB := &schedule.Worker{Store: b.store, Checker: b.verifier, Concurrency: 4, ProjectShare: 4, Lease: 2 * time.Second, Interval: 10 * time.Millisecond}
 	go func() { defer close(doneB); workerB.Run(ctxB) }()
 	t.Cleanup(func() { stopB(); <-doneB })
 

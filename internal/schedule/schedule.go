@@ -1,14 +1,23 @@
 // Package schedule runs the automatic re-checks. It decides when, never how: due
-// times live in the database (see store.Store.ClaimDue), a Worker claims the due
-// domains in batches and hands each to the verifier, which checks it and sets its
-// next due time. A worker that dies loses its claims when their lease runs out, and
-// any worker, in this process or another, picks them up again.
+// times live in the database (see store.Store.ClaimChecks), a Worker claims the
+// due domains in batches and hands each to the verifier, which checks it and sets
+// its next due time. A worker that dies loses its claims when their lease runs
+// out, and any worker, in this process or another, picks them up again.
+//
+// No project may hold more than its share of a worker's check slots, so a tenant
+// whose domains' DNS servers answer slowly, or not at all, cannot delay the
+// checks of the others: its domains wait for its own slots, and the rest stay
+// free for everyone else.
 package schedule
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"maps"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,8 +42,41 @@ type Worker struct {
 	Lease time.Duration
 	// Concurrency bounds the checks running at once; 64 when zero.
 	Concurrency int
+	// ProjectShare bounds the checks of one project running at once; when zero,
+	// DefaultShare of Concurrency. It is capped at Concurrency.
+	ProjectShare int
 	// Lag, if set, is told after each look how overdue the oldest due check is.
 	Lag func(time.Duration)
+	// Started, if set, is told of each check as the worker starts it; for tests.
+	Started func(store.Due)
+}
+
+// DefaultShare is the share of the check slots one project may hold when
+// Worker.ProjectShare is zero, in percent.
+const DefaultShare = 25
+
+// Share returns how many of concurrency slots percent gives one project: at
+// least one, at most all.
+func Share(concurrency, percent int) int {
+	return min(max(concurrency*percent/100, 1), max(concurrency, 1))
+}
+
+// ParseShare parses the --check-project-share flag: a count of checks such as
+// 8, or a percentage of concurrency such as 25%.
+func ParseShare(s string, concurrency int) (int, error) {
+	s = strings.TrimSpace(s)
+	if p, ok := strings.CutSuffix(s, "%"); ok {
+		n, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || n < 1 || n > 100 {
+			return 0, fmt.Errorf("%q is not a percentage from 1%% to 100%%", s)
+		}
+		return Share(concurrency, n), nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%q is neither a count of at least 1 nor a percentage such as 25%%", s)
+	}
+	return min(n, max(concurrency, 1)), nil
 }
 
 // Run claims and runs due checks until ctx is done, then waits for the checks it
@@ -50,12 +92,22 @@ func (w *Worker) Run(ctx context.Context) error {
 	if conc <= 0 {
 		conc = 64
 	}
+	share := Share(conc, DefaultShare)
+	if w.ProjectShare > 0 {
+		share = min(w.ProjectShare, conc)
+	}
 	log := w.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 
-	slots := make(chan struct{}, conc)
+	// running counts the checks in flight, in all and by project; the claim is
+	// told of them, so it never hands out a domain the worker may not start.
+	var (
+		mu        sync.Mutex
+		total     int
+		byProject = map[int64]int{}
+	)
 	wake := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -68,19 +120,42 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-timer.C:
 		case <-wake:
 		}
-		free := conc - len(slots)
+		mu.Lock()
+		free := conc - total
+		running := maps.Clone(byProject)
+		mu.Unlock()
 		claimed := 0
 		if free > 0 {
-			due, err := w.Store.ClaimDue(ctx, now(), lease, free)
+			due, err := w.Store.ClaimChecks(ctx, now(), lease, free, share, running)
 			if err != nil && !errors.Is(err, context.Canceled) {
 				log.Error("claiming due checks", "err", err)
 			}
 			claimed = len(due)
 			for _, d := range due {
-				slots <- struct{}{}
+				mu.Lock()
+				ok := total < conc && byProject[d.ProjectID] < share
+				if ok {
+					total++
+					byProject[d.ProjectID]++
+				}
+				mu.Unlock()
+				if !ok {
+					// The store handed out more than asked, which it must not;
+					// the claim comes due again when its lease ends.
+					log.Error("claim exceeds the free check slots", "id", d.ID, "project", d.ProjectID)
+					continue
+				}
+				if w.Started != nil {
+					w.Started(d)
+				}
 				wg.Go(func() {
 					defer func() {
-						<-slots
+						mu.Lock()
+						total--
+						if byProject[d.ProjectID]--; byProject[d.ProjectID] <= 0 {
+							delete(byProject, d.ProjectID)
+						}
+						mu.Unlock()
 						select {
 						case wake <- struct{}{}:
 						default:
@@ -103,7 +178,9 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 		}
 		// A full batch means more may be due: look again at once. Otherwise wait
-		// for the interval or for a running check to free its slot.
+		// for the interval or for a running check to free its slot. A batch cut
+		// short by the projects' shares is not full: what is left of those
+		// projects waits for their own slots to free.
 		next := interval
 		if free > 0 && claimed == free {
 			next = 0

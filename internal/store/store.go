@@ -217,7 +217,19 @@ type Store interface {
 	// their due time to now+lease: a worker that dies mid-check
 	// loses its claim when the lease runs out, and another worker claims the
 	// domain again.
+	// It is ClaimChecks without per-project bounds; the worker uses
+	// ClaimChecks, and ClaimDue goes once the tests that call it do.
 	ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Due, error)
+	// ClaimChecks claims up to limit domains (below 0: no bound) whose next
+	// automatic check is due at now, the most overdue first (returned in no
+	// particular order), by moving their due time to now+lease: a worker that
+	// dies mid-check loses its claim when the lease runs out, and another worker
+	// claims the domain again. When perProject is at least 1, it claims at most
+	// perProject-running[p] domains of each project p, the project's most
+	// overdue: running counts the checks the worker runs already, so one
+	// project's backlog never takes more of a worker's slots than its share, and
+	// never hides another project's due domains from the claim.
+	ClaimChecks(ctx context.Context, now time.Time, lease time.Duration, limit, perProject int, running map[int64]int) ([]Due, error)
 	// OldestDue returns the earliest due time of any domain, or zero if none is
 	// scheduled; now minus it is the queue's lag.
 	OldestDue(ctx context.Context) (time.Time, error)

@@ -59,7 +59,66 @@ func BenchmarkClaimDue(b *testing.B) {
 			for b.Loop() {
 				// A lease of zero leaves the claimed domains due, so every
 				// iteration claims the same 100.
-				due, err := s.ClaimDue(context.Background(), now, 0, 100)
+				due, err := s.ClaimChecks(context.Background(), now, 0, 100, 0, nil)
+				if err != nil || len(due) != 100 {
+					b.Fatalf("claimed %d: %v", len(due), err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkClaimChecksBacklog measures one claim while one project has a backlog
+// of due domains, as a tenant whose DNS never answers builds up, and another
+// project has one: the claim numbers every due domain per project, so its cost
+// follows the backlog, never the domains that are not due.
+func BenchmarkClaimChecksBacklog(b *testing.B) {
+	for _, backlog := range []int{1_000, 100_000} {
+		b.Run(fmt.Sprintf("due=%d", backlog), func(b *testing.B) {
+			s, err := Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			seed(b, s, 100_000, backlog)
+			if _, err := s.w.Exec(`INSERT INTO projects (id, name, created_at) VALUES (2, 'other', 0);
+				UPDATE domains SET project_id = 2 WHERE id = ?`, fmt.Sprintf("%024x", backlog-1)); err != nil {
+				b.Fatal(err)
+			}
+			now := time.Now()
+			b.ResetTimer()
+			for b.Loop() {
+				due, err := s.ClaimChecks(context.Background(), now, 0, 100, 16, nil)
+				if err != nil || len(due) != 17 {
+					b.Fatalf("claimed %d: %v", len(due), err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkClaimChecksProjects measures one claim of 100 due domains among
+// 100,000 spread over many projects: the claim probes each project once, so
+// its cost follows the number of projects, which the operator creates, and not
+// what the tenants add.
+func BenchmarkClaimChecksProjects(b *testing.B) {
+	for _, projects := range []int{100, 10_000} {
+		b.Run(fmt.Sprintf("projects=%d", projects), func(b *testing.B) {
+			s, err := Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			seed(b, s, 100_000, 100)
+			if _, err := s.w.Exec(`WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+				INSERT INTO projects (id, name, created_at) SELECT i, 'p' || i, 0 FROM n;
+				UPDATE domains SET project_id = 1 + rowid % ?`, projects, projects); err != nil {
+				b.Fatal(err)
+			}
+			now := time.Now()
+			b.ResetTimer()
+			for b.Loop() {
+				due, err := s.ClaimChecks(context.Background(), now, 0, 100, 16, nil)
 				if err != nil || len(due) != 100 {
 					b.Fatalf("claimed %d: %v", len(due), err)
 				}
@@ -77,8 +136,8 @@ func TestClaimUsesDueIndex(t *testing.T) {
 	}
 	defer s.Close()
 	seed(t, s, 1000, 10)
-	rows, err := s.r.Query(`EXPLAIN QUERY PLAN SELECT id FROM domains WHERE next_check_at > 0 AND next_check_at <= ?
-		ORDER BY next_check_at LIMIT ?`, time.Now().UnixMilli(), 100)
+	rows, err := s.r.Query(`EXPLAIN QUERY PLAN `+claimChecksSQL,
+		time.Now().UnixMilli(), time.Now().UnixMilli(), 4, `{"1":2}`, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +152,10 @@ func TestClaimUsesDueIndex(t *testing.T) {
 		plan = append(plan, detail)
 	}
 	joined := strings.Join(plan, "; ")
-	if !strings.Contains(joined, "USING INDEX domains_due") || strings.Contains(joined, "SCAN domains") {
+	if !strings.Contains(joined, "USING INDEX domains_project_due") || strings.Contains(joined, "SCAN domains") {
 		t.Fatalf("claim query plan does not use the due index: %s", joined)
+	}
+	if testing.Verbose() {
+		t.Log(joined)
 	}
 }

@@ -44,6 +44,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SaveCheckDeleted", testSaveCheckDeleted},
 		{"ConcurrentCreateDomain", testConcurrentCreateDomain},
 		{"ClaimDue", testClaimDue},
+		{"ClaimChecks", testClaimChecks},
+		{"ClaimChecksShare", testClaimChecksShare},
 		{"EventsAndOutbox", testEventsAndOutbox},
 		{"DomainsAfter", testDomainsAfter},
 		{"ConsistentReads", testConsistentReads},
