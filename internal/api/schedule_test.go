@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -105,19 +106,21 @@ func TestDriftDegradesAfterConsecutiveFailures(t *testing.T) {
 	dkim := d.DNSRecords.DKIM.Name + "."
 	e.dns.ResetQueries()
 	e.zone.Remove(dkim, dns.TypeTXT)
-	sawDegrading := false
-	waitFor(t, 15*time.Second, "the domain to degrade", func() bool {
-		s := e.v2(d.ID)
-		if s.State == "degrading" {
-			sawDegrading = true
-			if !s.DKIMEnabled || s.VerificationStatus != "PENDING" {
-				t.Fatalf("degrading but flags off: %+v", s)
-			}
-		}
-		return !s.DKIMEnabled
+	waitFor(t, 15*time.Second, "the domain to degrade", func() bool { return !e.v2(d.ID).DKIMEnabled })
+	// The degrading state lasts only the fast re-checks between the failures, too
+	// short to be sure to see by polling under load; the events say it was there:
+	// the domain went from VERIFIED to PENDING with DKIM still on, and only later
+	// degraded.
+	items, _ := e.eventsPage(d.ID, "") // newest first
+	degraded := slices.IndexFunc(items, func(it map[string]any) bool { return it["type"] == "domain.degraded" })
+	losing := slices.IndexFunc(items, func(it map[string]any) bool {
+		data := it["data"].(map[string]any)
+		return it["type"] == "domain.status.changed" && data["previousStatus"] == "VERIFIED" &&
+			data["verificationStatus"] == "PENDING" && data["dkimEnabled"] == true
 	})
-	if !sawDegrading {
-		t.Error("never saw the degrading state before DKIM was turned off")
+	if degraded < 0 || losing < degraded {
+		t.Errorf("events %v: want a domain.status.changed from VERIFIED to PENDING with DKIM on, before domain.degraded",
+			typesOf(items, "type"))
 	}
 	if n := e.dns.Count(dkim, dns.TypeTXT, ""); n < 3 {
 		t.Errorf("DKIM turned off after %d looks, want at least 3", n)

@@ -29,8 +29,14 @@ type Config struct {
 	Budget time.Duration
 	// MinInterval is how soon after a finished check a new one may start.
 	MinInterval time.Duration
-	// CheckTimeout bounds one whole check, however long DNS takes.
+	// CheckTimeout bounds the DNS part of one check, however long DNS takes. A
+	// check that runs out of it is a result all the same: the records it could
+	// not read are saved as DNS_TIMEOUT, a temporary failure. 30s when zero.
 	CheckTimeout time.Duration
+	// SaveTimeout bounds the store work of one check: reading the domain before
+	// and after DNS, and saving the result. It is a deadline of its own, so a
+	// check that used all of CheckTimeout can still save. 10s when zero.
+	SaveTimeout time.Duration
 	// Rules are the domain rules background checks apply. An explicit verify
 	// reports what DNS says at once: it degrades after one definite failure.
 	Rules domain.Rules
@@ -99,6 +105,9 @@ func New(st store.Store, checker Checker, cfg Config, now func() time.Time, log 
 	}
 	if cfg.CheckTimeout <= 0 {
 		cfg.CheckTimeout = 30 * time.Second
+	}
+	if cfg.SaveTimeout <= 0 {
+		cfg.SaveTimeout = 10 * time.Second
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	owner, err := store.NewID("v_")
@@ -218,40 +227,61 @@ func (v *Verifier) start(projectID int64, id string, explicit bool) *run {
 	return r
 }
 
+// checkerGrace is how long a check waits, after its DNS deadline, for a checker
+// that does not return when its context ends. dnscheck returns at once; this only
+// keeps a broken checker from holding a check slot, and the domain, for ever.
+const checkerGrace = 2 * time.Second
+
+// leaseMargin is added to a check's lease beyond its two deadlines, for the
+// steps between them.
+const leaseMargin = 5 * time.Second
+
 // check runs one check: DNS first, then the freshest stored state is updated,
 // rescheduled and saved with the events it caused, so that a change made while
 // DNS was being asked is not overwritten.
 func (v *Verifier) check(projectID int64, id string, explicit bool) (*domain.Domain, error) {
-	ctx, cancel := context.WithTimeout(v.ctx, v.cfg.CheckTimeout)
-	defer cancel()
-	// The lease outlasts the check's own timeout, so it cannot end while the
+	// The lease outlasts both deadlines of the check, so it cannot end while the
 	// check may still save.
-	ok, err := v.store.AcquireCheck(ctx, id, v.owner, v.now(), v.cfg.CheckTimeout+5*time.Second)
+	lease := v.cfg.CheckTimeout + v.cfg.SaveTimeout + leaseMargin
+	ctx, cancel := context.WithTimeout(v.ctx, v.cfg.SaveTimeout)
+	ok, err := v.store.AcquireCheck(ctx, id, v.owner, v.now(), lease)
+	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("verify: lease %s: %w", id, err)
 	}
 	if !ok {
 		// Another replica is checking the domain: wait for its result, as a
-		// second caller in this process joins the running check.
+		// second caller in this process joins the running check. Its lease
+		// bounds the wait.
+		ctx, cancel := context.WithTimeout(v.ctx, lease)
+		defer cancel()
 		return v.awaitOther(ctx, projectID, id)
 	}
 	defer func() {
-		if err := v.store.ReleaseCheck(context.WithoutCancel(ctx), id, v.owner); err != nil {
+		// Released even while closing, so that another replica need not wait
+		// for the lease to run out.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(v.ctx), v.cfg.SaveTimeout)
+		defer cancel()
+		if err := v.store.ReleaseCheck(ctx, id, v.owner); err != nil {
 			v.log.Error("releasing check lease", "id", id, "err", err)
 		}
 	}()
 	started := time.Now()
-	d, err := v.checkAndSave(ctx, projectID, id, explicit)
+	d, timedOut, err := v.checkAndSave(projectID, id, explicit)
 	took := time.Since(started)
 	outcome := "error"
-	if err == nil {
+	switch {
+	case err != nil:
+	case timedOut:
+		outcome = "timeout"
+	default:
 		outcome = strings.ToLower(string(d.Status))
 	}
 	if v.Observer != nil {
 		v.Observer.CheckDone(outcome, took)
 	}
 	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
+		if !errors.Is(err, store.ErrNotFound) && v.ctx.Err() == nil {
 			v.log.Error("check failed", "id", id, "err", err)
 		}
 		return nil, err
@@ -274,22 +304,40 @@ func (v *Verifier) awaitOther(ctx context.Context, projectID int64, id string) (
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, fmt.Errorf("verify: waiting for another replica's check of %s: %w", id, ctx.Err())
 		case <-tick.C:
 		}
 	}
 }
 
-func (v *Verifier) checkAndSave(ctx context.Context, projectID int64, id string, explicit bool) (*domain.Domain, error) {
-	d, err := v.store.Domain(ctx, projectID, id)
+// checkAndSave asks DNS and saves what it found. timedOut reports that the DNS
+// part ran out of time: the result is saved all the same, with the records it
+// could not read as DNS_TIMEOUT, so the domain backs off and counts toward its
+// give-up like after any other unsuccessful check, instead of being claimed again
+// and again with nothing recorded.
+func (v *Verifier) checkAndSave(projectID int64, id string, explicit bool) (d *domain.Domain, timedOut bool, err error) {
+	ctx, cancel := context.WithTimeout(v.ctx, v.cfg.SaveTimeout)
+	d, err = v.store.Domain(ctx, projectID, id)
+	cancel()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	obs := v.checker.Check(ctx, dnscheck.ExpectationsOf(d))
+	exps := dnscheck.ExpectationsOf(d)
+	obs, timedOut := v.lookup(exps)
+	if err := v.ctx.Err(); err != nil {
+		// Closing cut the check short: that says nothing about the domain's DNS,
+		// so nothing is saved; the claim's lease brings the domain back.
+		return nil, false, fmt.Errorf("verify: %s: %w", id, err)
+	}
+	// The save gets a deadline of its own, apart from the DNS part's, which may
+	// be spent. It is not cancelled by Close either: a save under way is short,
+	// and Close waits for it.
+	ctx, cancel = context.WithTimeout(context.WithoutCancel(v.ctx), v.cfg.SaveTimeout)
+	defer cancel()
 	// Re-read: the domain may have changed or gone while DNS was asked.
 	d, err = v.store.Domain(ctx, projectID, id)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	now := v.now()
 	rules := v.cfg.Rules
@@ -306,15 +354,73 @@ func (v *Verifier) checkAndSave(ctx context.Context, projectID int64, id string,
 	}
 	events, err := buildEvents(d, change, gaveUp, now)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := v.store.SaveCheck(ctx, d, events); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, err
+			return nil, false, err
 		}
-		return nil, fmt.Errorf("verify: save %s: %w", id, err)
+		return nil, false, fmt.Errorf("verify: save %s: %w", id, err)
 	}
 	v.log.Info("domain checked", "domain", d.Name, "id", d.ID, "status", d.Status, "explicit", explicit,
-		"changed", change.Changed(), "events", len(events), "next", d.NextCheckAt)
-	return d, nil
+		"timedOut", timedOut, "changed", change.Changed(), "events", len(events), "next", d.NextCheckAt)
+	return d, timedOut, nil
+}
+
+// lookup asks the checker for the expectations within CheckTimeout. Every
+// expectation gets an observation: one the checker has none for, because its
+// time ran out first, is a DNS_TIMEOUT. What it did read in time is kept.
+func (v *Verifier) lookup(exps []dnscheck.Expectation) ([]domain.Observation, bool) {
+	ctx, cancel := context.WithTimeout(v.ctx, v.cfg.CheckTimeout)
+	defer cancel()
+	// Buffered, so that a checker that returns after lookup gave up on it does
+	// not block for ever.
+	done := make(chan []domain.Observation, 1)
+	go func() { done <- v.checker.Check(ctx, exps) }()
+	var obs []domain.Observation
+	select {
+	case obs = <-done:
+	case <-ctx.Done():
+		grace := time.NewTimer(checkerGrace)
+		select {
+		case obs = <-done:
+		case <-grace.C:
+		}
+		grace.Stop()
+	}
+	timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
+	return complete(exps, obs, timedOut), timedOut
+}
+
+// complete returns obs with a DNS_TIMEOUT observation for each expectation that
+// has none. When the check ran out of time, a temporary failure the checker gave
+// no reason for is a timeout too.
+func complete(exps []dnscheck.Expectation, obs []domain.Observation, timedOut bool) []domain.Observation {
+	timeout := func(name string) domain.Problem {
+		return domain.Problem{Code: dnscheck.CodeTimeout,
+			Message: fmt.Sprintf("No DNS server answered for %s before the check ran out of time; domaind will check again.", name)}
+	}
+	out := make([]domain.Observation, 0, len(exps))
+	seen := make(map[domain.RecordKey]bool, len(exps))
+	for _, o := range obs {
+		if seen[o.Key] {
+			continue // a checker that answers twice for a record is not believed twice
+		}
+		seen[o.Key] = true
+		if timedOut && o.Status == domain.CheckTemporaryFailure && len(o.Problems) == 0 {
+			for _, e := range exps {
+				if e.Key == o.Key {
+					o.Problems = []domain.Problem{timeout(e.Name)}
+				}
+			}
+		}
+		out = append(out, o)
+	}
+	for _, e := range exps {
+		if !seen[e.Key] {
+			out = append(out, domain.Observation{Key: e.Key, Status: domain.CheckTemporaryFailure,
+				Problems: []domain.Problem{timeout(e.Name)}})
+		}
+	}
+	return out
 }

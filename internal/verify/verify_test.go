@@ -1,0 +1,562 @@
+package verify_test
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/domaind/domaind/internal/dnscheck"
+	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/store"
+	"github.com/domaind/domaind/internal/store/sqlite"
+	"github.com/domaind/domaind/internal/verify"
+)
+
+// t0 is the test clock's start.
+var t0 = time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+
+// clock is an injected clock that moves only when the test moves it.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+// checker is a verify.Checker that answers with fn and counts its calls.
+type checker struct {
+	calls atomic.Int32
+	fn    func(ctx context.Context, exps []dnscheck.Expectation) []domain.Observation
+}
+
+func (c *checker) Check(ctx context.Context, exps []dnscheck.Expectation) []domain.Observation {
+	c.calls.Add(1)
+	return c.fn(ctx, exps)
+}
+
+// blockUntilDone is a checker's answer when DNS never answers: nothing, once the
+// check's time is up.
+func blockUntilDone(ctx context.Context, _ []dnscheck.Expectation) []domain.Observation {
+	<-ctx.Done()
+	return nil
+}
+
+// answer returns a checker's answer of status for every record.
+func answer(status domain.CheckStatus) func(context.Context, []dnscheck.Expectation) []domain.Observation {
+	return func(_ context.Context, exps []dnscheck.Expectation) []domain.Observation {
+		var obs []domain.Observation
+		for _, e := range exps {
+			o := domain.Observation{Key: e.Key, Status: status}
+			if status == domain.CheckVerified {
+				o.Found = []string{e.Value}
+			}
+			obs = append(obs, o)
+		}
+		return obs
+	}
+}
+
+// observer collects the outcomes of finished checks.
+type observer struct {
+	done chan string
+}
+
+func (o *observer) CheckDone(outcome string, _ time.Duration) { o.done <- outcome }
+
+func (o *observer) next(t *testing.T) string {
+	t.Helper()
+	select {
+	case out := <-o.done:
+		return out
+	case <-time.After(10 * time.Second):
+		t.Fatal("no check finished within 10s")
+		return ""
+	}
+}
+
+// recheck is a compressed schedule: three steps and a give-up after an hour.
+var recheck = domain.Recheck{
+	Steps:         []time.Duration{time.Minute, 2 * time.Minute, 5 * time.Minute},
+	GiveUpAfter:   time.Hour,
+	ReverifyEvery: 24 * time.Hour,
+}
+
+type fixture struct {
+	st    store.Store
+	clock *clock
+	obs   *observer
+	p     store.Project
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "domaind.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	p, err := st.EnsureProject(t.Context(), "acme", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{st: st, clock: &clock{now: t0}, obs: &observer{done: make(chan string, 100)}, p: p}
+}
+
+// verifier returns a Verifier on the fixture's store and clock; checkTimeout
+// bounds the DNS part of each check.
+func (f *fixture) verifier(t *testing.T, c verify.Checker, budget, checkTimeout time.Duration) *verify.Verifier {
+	t.Helper()
+	v := verify.New(f.st, c, verify.Config{
+		Budget: budget, CheckTimeout: checkTimeout, Rules: domain.Rules{DegradeAfter: 3}, Recheck: recheck,
+	}, f.clock.Now, slog.New(slog.DiscardHandler))
+	v.Observer = f.obs
+	t.Cleanup(v.Close)
+	return v
+}
+
+// addDomain stores a new domain of the fixture's project with its window started
+// now, as an add does.
+func (f *fixture) addDomain(t *testing.T, name string) *domain.Domain {
+	t.Helper()
+	return addDomain(t, f.st, f.p.ID, name, f.clock.Now())
+}
+
+func addDomain(t *testing.T, st store.Store, projectID int64, name string, now time.Time) *domain.Domain {
+	t.Helper()
+	id, err := domain.NewID(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &domain.Domain{
+		ID: id, ProjectID: projectID, Name: name, Region: "us-east-1",
+		Status: domain.StatusPendingConfiguration, CreatedAt: now, LastCheckedAt: now,
+	}
+	for _, r := range []struct {
+		key        domain.RecordKey
+		name, typ  string
+		value      string
+		priorityMX uint16
+	}{
+		{domain.KeyOwnership, "_autosend-verify." + name, "TXT", "autosend-verify-0123456789abcdef0123456789abcdef", 0},
+		{domain.KeyDKIM, "autosend._domainkey." + name, "TXT", "v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA", 0},
+		{domain.KeyMailFromMX, "mail." + name, "MX", "feedback-smtp.us-east-1.amazonses.com", 10},
+		{domain.KeyMailFromSPF, "mail." + name, "TXT", "v=spf1 include:amazonses.com ~all", 0},
+		{domain.KeyDMARC, "_dmarc." + name, "TXT", "v=DMARC1; p=none;", 0},
+	} {
+		d.Records = append(d.Records, domain.Record{
+			Key: r.key, Name: r.name, Type: r.typ, Value: r.value, Priority: r.priorityMX,
+			Status: domain.CheckUnchecked, CreatedAt: now, UpdatedAt: now,
+		})
+	}
+	d.StartWindow(recheck, now)
+	if err := st.CreateDomain(t.Context(), d, []byte("sealed")); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func (f *fixture) get(t *testing.T, id string) *domain.Domain {
+	t.Helper()
+	d, err := f.st.Domain(t.Context(), f.p.ID, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func (f *fixture) eventTypes(t *testing.T, id string) []string {
+	t.Helper()
+	evs, _, err := f.st.Events(t.Context(), f.p.ID, id, store.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, e := range evs {
+		types = append(types, e.Type)
+	}
+	return types
+}
+
+// TestTimeoutIsAResult runs an automatic check whose DNS never answers: it ends
+// at its deadline, and what it could not read is saved as DNS_TIMEOUT, while
+// what it did read before is kept; the domain backs off as after any other
+// unsuccessful check.
+func TestTimeoutIsAResult(t *testing.T) {
+	f := newFixture(t)
+	d := f.addDomain(t, "slow.example")
+	// The ownership record is read at once; the rest never answers.
+	c := &checker{fn: func(ctx context.Context, exps []dnscheck.Expectation) []domain.Observation {
+		own := answer(domain.CheckVerified)(ctx, exps[:1])
+		<-ctx.Done()
+		return own
+	}}
+	v := f.verifier(t, c, time.Second, 20*time.Millisecond)
+	f.clock.Set(d.NextCheckAt)
+	if err := v.CheckDue(t.Context(), f.p.ID, d.ID); err != nil {
+		t.Fatalf("CheckDue of a check that timed out: %v", err)
+	}
+	if out := f.obs.next(t); out != "timeout" {
+		t.Errorf("outcome %q, want timeout", out)
+	}
+	got := f.get(t, d.ID)
+	if !got.LastCheckedAt.Equal(d.NextCheckAt) {
+		t.Errorf("LastCheckedAt = %v, want the check's time %v", got.LastCheckedAt, d.NextCheckAt)
+	}
+	if want := d.NextCheckAt.Add(recheck.Steps[1]); !got.NextCheckAt.Equal(want) || got.CheckAttempt != 1 {
+		t.Errorf("next check %v (attempt %d), want the back-off's %v (attempt 1)", got.NextCheckAt, got.CheckAttempt, want)
+	}
+	if !got.OwnershipVerified || got.Status != domain.StatusPending {
+		t.Errorf("what the check read in time was lost: ownership %v, status %s", got.OwnershipVerified, got.Status)
+	}
+	for _, r := range got.Records[1:] {
+		if r.Status != domain.CheckTemporaryFailure || len(r.Problems) != 1 || r.Problems[0].Code != dnscheck.CodeTimeout {
+			t.Errorf("%s: status %s, problems %+v; want a temporary failure with DNS_TIMEOUT", r.Key, r.Status, r.Problems)
+		}
+		if !r.CheckedAt.Equal(d.NextCheckAt) {
+			t.Errorf("%s checked at %v, want %v", r.Key, r.CheckedAt, d.NextCheckAt)
+		}
+	}
+}
+
+// TestTimeoutsNeverFlipVerified times out every check of a verified domain: with
+// a degrade threshold of one it stays verified, with no failures counted and no
+// event.
+func TestTimeoutsNeverFlipVerified(t *testing.T) {
+	f := newFixture(t)
+	d := f.addDomain(t, "verified.example")
+	c := &checker{fn: answer(domain.CheckVerified)}
+	v := f.verifier(t, c, time.Second, 20*time.Millisecond)
+	f.clock.Set(d.NextCheckAt)
+	if err := v.CheckDue(t.Context(), f.p.ID, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.obs.next(t)
+	if got := f.get(t, d.ID); got.Status != domain.StatusVerified {
+		t.Fatalf("status %s after a verified check", got.Status)
+	}
+	events := len(f.eventTypes(t, d.ID))
+	c.fn = blockUntilDone
+	for i := range 3 {
+		f.clock.Set(f.get(t, d.ID).NextCheckAt)
+		if err := v.CheckDue(t.Context(), f.p.ID, d.ID); err != nil {
+			t.Fatalf("timed-out check %d: %v", i, err)
+		}
+		if out := f.obs.next(t); out != "timeout" {
+			t.Errorf("outcome %q, want timeout", out)
+		}
+	}
+	got := f.get(t, d.ID)
+	if got.Status != domain.StatusVerified || !got.DKIMEnabled || !got.OwnershipVerified || got.State() != "verified" {
+		t.Errorf("timeouts changed a verified domain: status %s, state %s", got.Status, got.State())
+	}
+	for _, r := range got.Records {
+		if !r.Verified || r.Failures != 0 || r.Problems[0].Code != dnscheck.CodeTimeout {
+			t.Errorf("%s: verified %v, failures %d, problems %+v", r.Key, r.Verified, r.Failures, r.Problems)
+		}
+	}
+	if now := len(f.eventTypes(t, d.ID)); now != events {
+		t.Errorf("timeouts raised %d events", now-events)
+	}
+}
+
+// TestTimeoutsReachGiveUp times out every check of a new domain: each is saved
+// and backs off, and the window closes with the domain failed, as it would with
+// records that are missing.
+func TestTimeoutsReachGiveUp(t *testing.T) {
+	f := newFixture(t)
+	d := f.addDomain(t, "silent.example")
+	v := f.verifier(t, &checker{fn: blockUntilDone}, time.Second, 5*time.Millisecond)
+	var waits []time.Duration
+	for range 100 {
+		cur := f.get(t, d.ID)
+		if cur.NextCheckAt.IsZero() {
+			break
+		}
+		f.clock.Set(cur.NextCheckAt)
+		if err := v.CheckDue(t.Context(), f.p.ID, d.ID); err != nil {
+			t.Fatal(err)
+		}
+		f.obs.next(t)
+		if next := f.get(t, d.ID).NextCheckAt; !next.IsZero() {
+			waits = append(waits, next.Sub(cur.NextCheckAt))
+		}
+	}
+	got := f.get(t, d.ID)
+	if got.State() != "failed" || got.FailedAt.IsZero() || !got.NextCheckAt.IsZero() {
+		t.Fatalf("after timing out for the whole window: state %s, failed at %v, next %v", got.State(), got.FailedAt, got.NextCheckAt)
+	}
+	// Waits of 2m, then 5m repeating, from t0+1m until an hour has passed.
+	want := []time.Duration{2 * time.Minute}
+	for sum := 3 * time.Minute; sum < time.Hour; sum += 5 * time.Minute {
+		want = append(want, 5*time.Minute)
+	}
+	if !slices.Equal(waits, want) {
+		t.Errorf("waits between timed-out checks %v, want %v", waits, want)
+	}
+	if types := f.eventTypes(t, d.ID); !slices.Contains(types, store.EventFailed) {
+		t.Errorf("events %v, want a %s", types, store.EventFailed)
+	}
+}
+
+// TestBackoff runs automatic checks that find nothing: each waits the next step
+// of the schedule, the last repeating.
+func TestBackoff(t *testing.T) {
+	f := newFixture(t)
+	d := f.addDomain(t, "missing.example")
+	v := f.verifier(t, &checker{fn: answer(domain.CheckMissing)}, time.Second, time.Second)
+	at := d.NextCheckAt
+	for i, step := range []time.Duration{2 * time.Minute, 5 * time.Minute, 5 * time.Minute} {
+		f.clock.Set(at)
+		if err := v.CheckDue(t.Context(), f.p.ID, d.ID); err != nil {
+			t.Fatal(err)
+		}
+		if out := f.obs.next(t); out != "pending_configuration" {
+			t.Errorf("outcome %q, want pending_configuration", out)
+		}
+		got := f.get(t, d.ID)
+		if !got.NextCheckAt.Equal(at.Add(step)) || got.CheckAttempt != i+1 {
+			t.Fatalf("check %d: next %v (attempt %d), want %v (attempt %d)", i, got.NextCheckAt, got.CheckAttempt, at.Add(step), i+1)
+		}
+		at = got.NextCheckAt
+	}
+}
+
+// TestSingleFlight asks for a domain three times while its check runs: one
+// check, whose result all three get.
+func TestSingleFlight(t *testing.T) {
+	f := newFixture(t)
+	d := f.addDomain(t, "busy.example")
+	release := make(chan struct{})
+	c := &checker{fn: func(ctx context.Context, exps []dnscheck.Expectation) []domain.Observation {
+		<-release
+		return answer(domain.CheckVerified)(ctx, exps)
+	}}
+	v := f.verifier(t, c, 10*time.Second, 10*time.Second)
+	type result struct {
+		out verify.Outcome
+		err error
+	}
+	results := make(chan result, 2)
+	for range 2 {
+		go func() {
+			out, err := v.Verify(t.Context(), f.p.ID, d.ID)
+			results <- result{out, err}
+		}()
+	}
+	dueErr := make(chan error, 1)
+	go func() { dueErr <- v.CheckDue(t.Context(), f.p.ID, d.ID) }()
+	// Bounded polling: the first caller's check is running once the checker has
+	// been called.
+	for deadline := time.Now().Add(10 * time.Second); c.calls.Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the checker was never called")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if !v.InProgress(d.ID) {
+		t.Error("InProgress is false while the check runs")
+	}
+	close(release)
+	for range 2 {
+		r := <-results
+		if r.err != nil || r.out.InProgress || r.out.Domain.Status != domain.StatusVerified {
+			t.Errorf("Verify = %+v, %v; want the verified result", r.out, r.err)
+		}
+	}
+	if err := <-dueErr; err != nil {
+		t.Errorf("CheckDue = %v", err)
+	}
+	if n := c.calls.Load(); n != 1 {
+		t.Errorf("%d checks ran, want 1", n)
+	}
+	verified := 0
+	for _, typ := range f.eventTypes(t, d.ID) {
+		if typ == store.EventVerified {
+			verified++
+		}
+	}
+	if verified != 1 {
+		t.Errorf("%d %s events, want 1", verified, store.EventVerified)
+	}
+}
+
+// TestBudgetEndsInBackground verifies a domain whose DNS never answers with a
+// budget shorter than the check: verify answers in progress, and the check goes
+// on in the background and saves its timeout, which starts the new window an
+// explicit verify starts.
+func TestBudgetEndsInBackground(t *testing.T) {
+	f := newFixture(t)
+	d := f.addDomain(t, "slow.example")
+	v := f.verifier(t, &checker{fn: blockUntilDone}, time.Millisecond, 50*time.Millisecond)
+	f.clock.Set(t0.Add(10 * time.Minute))
+	out, err := v.Verify(t.Context(), f.p.ID, d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !out.InProgress || !out.Domain.LastCheckedAt.Equal(d.LastCheckedAt) {
+		t.Fatalf("Verify with a spent budget = in progress %v, last checked %v; want the stored state in progress", out.InProgress, out.Domain.LastCheckedAt)
+	}
+	if got := f.obs.next(t); got != "timeout" {
+		t.Errorf("outcome %q, want timeout", got)
+	}
+	got := f.get(t, d.ID)
+	if !got.LastCheckedAt.Equal(t0.Add(10*time.Minute)) || got.Records[0].Problems[0].Code != dnscheck.CodeTimeout {
+		t.Errorf("the background check saved last checked %v, problems %+v", got.LastCheckedAt, got.Records[0].Problems)
+	}
+	if want := t0.Add(10 * time.Minute).Add(recheck.Steps[0]); !got.NextCheckAt.Equal(want) || !got.WindowStartedAt.Equal(t0.Add(10*time.Minute)) {
+		t.Errorf("next %v, window %v; want %v from a new window", got.NextCheckAt, got.WindowStartedAt, want)
+	}
+}
+
+// TestLeaseAcrossReplicas checks a domain on two verifiers of one database, as
+// two replicas: while one holds the check's lease, the other runs no check of
+// its own and returns what the first saved; a lease whose holder died ends on
+// the clock.
+func TestLeaseAcrossReplicas(t *testing.T) {
+	f := newFixture(t)
+	d := f.addDomain(t, "shared.example")
+	release := make(chan struct{})
+	ca := &checker{fn: func(ctx context.Context, exps []dnscheck.Expectation) []domain.Observation {
+		<-release
+		return answer(domain.CheckVerified)(ctx, exps)
+	}}
+	cb := &checker{fn: answer(domain.CheckMissing)}
+	a := f.verifier(t, ca, 10*time.Second, 10*time.Second)
+	// b's store tells the test when b has asked for the lease, so that a's check
+	// ends only after b found it taken.
+	bStore := &leaseSpy{Store: f.st, acquired: make(chan bool, 10)}
+	b := verify.New(bStore, cb, verify.Config{Budget: 10 * time.Second, CheckTimeout: 10 * time.Second, Recheck: recheck},
+		f.clock.Now, slog.New(slog.DiscardHandler))
+	t.Cleanup(b.Close)
+	aDone := make(chan error, 1)
+	go func() { aDone <- a.CheckDue(t.Context(), f.p.ID, d.ID) }()
+	for deadline := time.Now().Add(10 * time.Second); ca.calls.Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("replica a never checked")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if !b.Checking(f.get(t, d.ID)) {
+		t.Error("replica b does not see a's check")
+	}
+	bOut := make(chan verify.Outcome, 1)
+	go func() {
+		out, err := b.Verify(t.Context(), f.p.ID, d.ID)
+		if err != nil {
+			t.Error(err)
+		}
+		bOut <- out
+	}()
+	if got := <-bStore.acquired; got {
+		t.Fatal("replica b took the lease a holds")
+	}
+	close(release)
+	if err := <-aDone; err != nil {
+		t.Fatal(err)
+	}
+	if out := <-bOut; out.Domain == nil || out.Domain.Status != domain.StatusVerified {
+		t.Errorf("b's verify during a's check = %+v, want a's verified result", out)
+	}
+	if n := cb.calls.Load(); n != 0 {
+		t.Errorf("replica b ran %d checks of its own during a's", n)
+	}
+
+	// A replica died holding the lease: the domain is checked once it ends.
+	if ok, err := f.st.AcquireCheck(t.Context(), d.ID, "dead", f.clock.Now(), time.Minute); err != nil || !ok {
+		t.Fatalf("AcquireCheck = %v, %v", ok, err)
+	}
+	f.clock.Set(f.clock.Now().Add(time.Minute + time.Second))
+	if err := b.CheckDue(t.Context(), f.p.ID, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := cb.calls.Load(); n != 1 {
+		t.Errorf("after the dead replica's lease ended b ran %d checks, want 1", n)
+	}
+}
+
+// leaseSpy is a store that reports each AcquireCheck's answer.
+type leaseSpy struct {
+	store.Store
+	acquired chan bool
+}
+
+func (s *leaseSpy) AcquireCheck(ctx context.Context, id, owner string, now time.Time, lease time.Duration) (bool, error) {
+	ok, err := s.Store.AcquireCheck(ctx, id, owner, now, lease)
+	s.acquired <- ok
+	return ok, err
+}
+
+// TestCloseSavesNothing closes a verifier while its check waits for DNS: the
+// check was cut short by the shutdown, not by DNS, so nothing is saved and the
+// domain stays as it was for the next claim.
+func TestCloseSavesNothing(t *testing.T) {
+	f := newFixture(t)
+	d := f.addDomain(t, "closing.example")
+	c := &checker{fn: blockUntilDone}
+	v := verify.New(f.st, c, verify.Config{Budget: time.Second, CheckTimeout: time.Hour, Recheck: recheck}, f.clock.Now, slog.New(slog.DiscardHandler))
+	f.clock.Set(d.NextCheckAt)
+	done := make(chan error, 1)
+	go func() { done <- v.CheckDue(t.Context(), f.p.ID, d.ID) }()
+	for deadline := time.Now().Add(10 * time.Second); c.calls.Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the checker was never called")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	v.Close()
+	if err := <-done; err == nil {
+		t.Error("a check cut short by Close reported success")
+	}
+	got := f.get(t, d.ID)
+	if !got.LastCheckedAt.Equal(d.LastCheckedAt) || !got.NextCheckAt.Equal(d.NextCheckAt) || got.CheckAttempt != 0 {
+		t.Errorf("a check cut short by Close saved: last %v, next %v, attempt %d", got.LastCheckedAt, got.NextCheckAt, got.CheckAttempt)
+	}
+	if got.CheckingUntil.After(f.clock.Now()) {
+		t.Errorf("the lease was kept until %v", got.CheckingUntil)
+	}
+}
+
+// TestHostileChecker answers twice for one record, for a record the domain does
+// not have, and not at all for the others: each record is judged once, and the
+// unanswered ones are timeouts.
+func TestHostileChecker(t *testing.T) {
+	f := newFixture(t)
+	d := f.addDomain(t, "odd.example")
+	c := &checker{fn: func(_ context.Context, exps []dnscheck.Expectation) []domain.Observation {
+		return []domain.Observation{
+			{Key: domain.KeyOwnership, Status: domain.CheckVerified, Found: []string{exps[0].Value}},
+			{Key: domain.KeyOwnership, Status: domain.CheckMissing},
+			{Key: "bogus", Status: domain.CheckVerified},
+		}
+	}}
+	v := f.verifier(t, c, time.Second, time.Second)
+	f.clock.Set(d.NextCheckAt)
+	if err := v.CheckDue(t.Context(), f.p.ID, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.obs.next(t)
+	got := f.get(t, d.ID)
+	if !got.OwnershipVerified || got.Records[0].Failures != 0 {
+		t.Errorf("ownership verified %v, failures %d; want the first answer only", got.OwnershipVerified, got.Records[0].Failures)
+	}
+	for _, r := range got.Records[1:] {
+		if r.Status != domain.CheckTemporaryFailure || r.Problems[0].Code != dnscheck.CodeTimeout {
+			t.Errorf("%s: %s %+v, want DNS_TIMEOUT", r.Key, r.Status, r.Problems)
+		}
+	}
+}
