@@ -29,7 +29,7 @@ func New() *Metrics {
 		reg: prometheus.NewRegistry(),
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "domaind_checks_total",
-			Help: "Domain checks by outcome: the status they left (verified, pending, pending_configuration) or error.",
+			Help: "Domain checks by outcome: the status they left (verified, pending, pending_configuration), timeout (saved as a result) or error.",
 		}, []string{"outcome"}),
 		checkTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "domaind_check_duration_seconds",
