@@ -44,6 +44,9 @@ type Config struct {
 	// WebhookAllowPrivate lets webhook URLs use plain http and reach loopback,
 	// private and link-local addresses, as tests need. Off, such URLs are refused.
 	WebhookAllowPrivate bool
+	// MaxWebhooks is how many webhooks a project may have; 0 means
+	// webhook.DefaultMaxWebhooks.
+	MaxWebhooks int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	Log *slog.Logger

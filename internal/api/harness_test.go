@@ -172,6 +172,8 @@ func newEnv(t *testing.T, o envOptions) *env {
 		d := &webhook.Deliverer{
 			Store: st, Sealer: sealer, Client: webhook.NewClient(true, 2*time.Second), Log: log,
 			Backoff: []time.Duration{50 * time.Millisecond}, Interval: 10 * time.Millisecond,
+			// A failing endpoint is parked no longer than its deliveries wait.
+			ParkBase: 50 * time.Millisecond, ParkMax: 50 * time.Millisecond,
 		}
 		go func() { defer close(deliveriesDone); d.Run(workerCtx) }()
 	} else {

@@ -235,7 +235,19 @@ func (s *Server) v2CreateWebhook(w http.ResponseWriter, r *http.Request) error {
 		ID: id, ProjectID: c.projectID, URL: rawURL, Events: events, SealedSecret: sealed,
 		CreatedAt: s.cfg.Now().UTC().Truncate(time.Millisecond),
 	}
-	if err := s.cfg.Store.CreateWebhook(r.Context(), wh); err != nil {
+	maxHooks := s.cfg.MaxWebhooks
+	if maxHooks <= 0 {
+		maxHooks = webhook.DefaultMaxWebhooks
+	}
+	// The store counts and inserts in one step, so concurrent registrations
+	// cannot together pass the cap.
+	err = s.cfg.Store.CreateWebhook(r.Context(), wh, maxHooks)
+	if errors.Is(err, store.ErrTooManyWebhooks) {
+		writeValidation(w, FieldError{Field: "url", Message: fmt.Sprintf(
+			"This project already has %d webhooks, the most it may have; delete one before adding another.", maxHooks)})
+		return nil
+	}
+	if err != nil {
 		return err
 	}
 	s.cfg.Log.Info("webhook added", "id", id, "project", c.projectID, "url", rawURL)

@@ -461,9 +461,12 @@ func TestWebhookDeliveries(t *testing.T) {
 		t.Fatal(err)
 	}
 	var offset time.Duration
+	// Three in flight per endpoint and a short parking, so that each round
+	// attempts every delivery; fairness has tests of its own.
 	deliverer := &webhook.Deliverer{
 		Store: e.store, Sealer: sealer, Client: webhook.NewClient(true, 5*time.Second),
-		Now: func() time.Time { return time.Now().Add(offset) },
+		Now:                 func() time.Time { return time.Now().Add(offset) },
+		EndpointConcurrency: 3, ParkBase: time.Millisecond, ParkMax: time.Millisecond,
 	}
 	if n, err := deliverer.RunOnce(t.Context()); n != 6 || err != nil {
 		t.Fatalf("first round: %d, %v; want 6 deliveries (3 events, 2 webhooks)", n, err)
@@ -521,4 +524,79 @@ func TestWebhookDeliveries(t *testing.T) {
 	}
 	_, p = e.deliveriesPage(dead["id"].(string), "?limit=1&offset=1")
 	wantPagination(t, p, 1, 1, 3, true)
+}
+
+// TestWebhookLimit registers webhooks up to the project's cap, sequentially and
+// then concurrently: the one past the cap is refused with a sentence naming the
+// limit, other projects are not affected, and racing registrations never pass
+// the cap.
+func TestWebhookLimit(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ew := withWebhookOptions(e)
+	for i := range webhook.DefaultMaxWebhooks {
+		ew.createWebhook(fmt.Sprintf(`{"url":"http://127.0.0.1:9/h%d"}`, i), e.key)
+	}
+	r := ew.do("POST", "/api/v2/webhooks", `{"url":"http://127.0.0.1:9/one-too-many"}`, e.key)
+	m := r.json(t)
+	errObj, _ := m["error"].(map[string]any)
+	if r.status != http.StatusBadRequest || errObj["code"] != "VALIDATION_FAILED" ||
+		!strings.Contains(fmt.Sprint(errObj["message"]), fmt.Sprintf("already has %d webhooks", webhook.DefaultMaxWebhooks)) {
+		t.Fatalf("webhook %d: status %d %s; want 400 VALIDATION_FAILED naming the limit of %d",
+			webhook.DefaultMaxWebhooks+1, r.status, r.body, webhook.DefaultMaxWebhooks)
+	}
+	if msg := fmt.Sprint(errObj["message"]); !fieldSentence.MatchString(msg) {
+		t.Errorf("message %q is not one sentence", msg)
+	}
+	other := e.newKey("globex")
+	ew.createWebhook(`{"url":"http://127.0.0.1:9/other"}`, other)
+
+	// After a delete there is room for one more.
+	list := ew.do("GET", "/api/v2/webhooks", "", e.key).json(t)["data"].([]any)
+	first := list[0].(map[string]any)["id"].(string)
+	if r := ew.do("DELETE", "/api/v2/webhooks/"+first, "", e.key); r.status != http.StatusNoContent {
+		t.Fatalf("DELETE: %d %s", r.status, r.body)
+	}
+	ew.createWebhook(`{"url":"http://127.0.0.1:9/again"}`, e.key)
+
+	// Racing registrations of a fresh project, on a server with a cap of 3.
+	sealer, err := records.NewSealer(testMasterKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit, err := api.ParseLimit("10000/m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(api.Config{Store: e.store, Sealer: sealer, RateLimit: limit,
+		WebhookAllowPrivate: true, MaxWebhooks: 3}))
+	t.Cleanup(srv.Close)
+	capped := *e
+	capped.url = srv.URL
+	racer := e.newKey("racer")
+	const racers = 12
+	statuses := make([]int, racers)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range racers {
+		wg.Go(func() {
+			<-start
+			statuses[i] = capped.do("POST", "/api/v2/webhooks", fmt.Sprintf(`{"url":"http://127.0.0.1:9/r%d"}`, i), racer).status
+		})
+	}
+	close(start)
+	wg.Wait()
+	created := 0
+	for _, s := range statuses {
+		switch s {
+		case http.StatusCreated:
+			created++
+		case http.StatusBadRequest:
+		default:
+			t.Errorf("racing registration answered %d", s)
+		}
+	}
+	stored, err := e.store.Webhooks(t.Context(), projectID(t, e, "racer"))
+	if err != nil || created != 3 || len(stored) != 3 {
+		t.Errorf("%d racing registrations with a cap of 3: %d created, %d stored (%v); want 3", racers, created, len(stored), err)
+	}
 }

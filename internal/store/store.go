@@ -25,6 +25,9 @@ var (
 	ErrDomainExists = errors.New("store: domain already exists in this project")
 	// ErrAmbiguous means a key prefix matched more than one API key.
 	ErrAmbiguous = errors.New("store: prefix matches more than one key")
+	// ErrTooManyWebhooks means the project already has as many webhooks as it
+	// may.
+	ErrTooManyWebhooks = errors.New("store: the project has the most webhooks allowed")
 )
 
 // Project is a tenant: it owns API keys and domains.
@@ -90,6 +93,13 @@ type Webhook struct {
 	// SealedSecret is the signing secret, sealed with the master key.
 	SealedSecret []byte
 	CreatedAt    time.Time
+
+	// Failures counts the endpoint's consecutive failed attempts; a delivered
+	// one resets it. Set by the store, ignored by CreateWebhook.
+	Failures int
+	// ParkedUntil is when claims may hand out the endpoint's deliveries again
+	// after its failures; zero when it is not parked. Set by the store.
+	ParkedUntil time.Time
 }
 
 // DeliveryState is where a delivery stands.
@@ -120,6 +130,9 @@ type Delivery struct {
 	URL          string
 	SealedSecret []byte
 	Payload      []byte
+	// EndpointFailures is the webhook's Failures when the delivery was
+	// claimed: how long to park the endpoint if this attempt fails too.
+	EndpointFailures int
 }
 
 // Attempt is one try at delivering.
@@ -236,17 +249,42 @@ type Store interface {
 	// Events lists the domain's events, newest first, and their total.
 	Events(ctx context.Context, projectID int64, domainID string, p Page) ([]Event, int, error)
 
-	// CreateWebhook stores a webhook endpoint of a project.
-	CreateWebhook(ctx context.Context, w Webhook) error
+	// CreateWebhook stores a webhook endpoint of a project, unless the project
+	// has max webhooks already (when max > 0): then it returns
+	// ErrTooManyWebhooks. The count and the insert are one atomic step, so
+	// concurrent calls, from any number of replicas, never exceed max.
+	CreateWebhook(ctx context.Context, w Webhook, max int) error
 	// Webhooks lists a project's webhooks, oldest first.
 	Webhooks(ctx context.Context, projectID int64) ([]Webhook, error)
 	// DeleteWebhook removes a project's webhook and its deliveries.
 	DeleteWebhook(ctx context.Context, projectID int64, id string) error
-	// ClaimDeliveries claims up to limit pending deliveries due at now, as ClaimDue
-	// does for domains.
-	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Delivery, error)
-	// RecordAttempt stores one delivery attempt and the delivery's new state.
-	RecordAttempt(ctx context.Context, a Attempt, next DeliveryState) error
+	// ClaimDeliveries claims up to limit (below 0: no bound) pending deliveries
+	// due at now by moving their due time to now+lease, so that a Deliverer that
+	// dies mid-attempt loses its claims when the lease runs out. It claims
+	// fairly across endpoints: it never lets a webhook have
+	// more than perEndpoint deliveries in flight (claimed, with the lease not yet
+	// run out, and no attempt recorded), counting those claimed before; it hands
+	// out every webhook's most overdue delivery before any webhook's second; and
+	// it skips webhooks that are parked at now. Concurrent claims, from any
+	// number of replicas, never claim one delivery twice nor together exceed
+	// perEndpoint for a webhook. A perEndpoint below 1 means 1.
+	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit, perEndpoint int) ([]Delivery, error)
+	// RecordAttempt stores one delivery attempt and the delivery's new state, and
+	// what the attempt says of the endpoint, in one transaction. A delivered
+	// attempt resets the webhook's Failures and unparks it. A failed one (the
+	// new state is not delivered) adds one to Failures and parks the webhook
+	// until parkedUntil, unless it is parked longer already; every pending
+	// delivery of the webhook that is not in flight is then due no earlier than
+	// the end of the parking, which is what lets claims skip a parked
+	// endpoint's backlog through the due index alone. A zero parkedUntil parks
+	// nothing. It returns ErrNotFound if the delivery is gone.
+	RecordAttempt(ctx context.Context, a Attempt, next DeliveryState, parkedUntil time.Time) error
+	// ExpireDeliveries marks failed, without an attempt, the pending deliveries
+	// not in flight that were created giveUpAfter or longer before now and
+	// whose webhook is parked at now: a parked endpoint's deliveries end when
+	// the retry window does, as any others do, rather than when the parking
+	// does. It returns how many it marked.
+	ExpireDeliveries(ctx context.Context, now time.Time, giveUpAfter time.Duration) (int, error)
 	// Deliveries lists a project's webhook's deliveries, newest first, with their
 	// attempts, and their total.
 	Deliveries(ctx context.Context, projectID int64, webhookID string, p Page) ([]Delivery, int, error)

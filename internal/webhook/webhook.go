@@ -264,17 +264,30 @@ func refuseControl(network, address string, _ syscall.RawConn) error {
 	return nil
 }
 
+// Timeouts of the client NewClient returns. They are short because a webhook
+// endpoint is anyone's server: one that accepts connections and never answers
+// would otherwise hold a delivery slot for as long as a patient client waits.
+const (
+	// DefaultTimeout bounds a whole request, from connecting to reading the
+	// answer's headers and (the bounded part of) its body.
+	DefaultTimeout = 10 * time.Second
+	// ConnectTimeout bounds connecting and, separately, the TLS handshake.
+	ConnectTimeout = 5 * time.Second
+)
+
 // NewClient returns the HTTP client that sends webhooks. Unless allowPrivate, it
 // refuses to connect to any address CheckURL refuses, checked at connect time. It
 // follows no redirects: a 3xx answer comes back as it is and counts as a failed
 // attempt, since following one would leave the URL the project registered. It
-// uses no proxy, since a proxy would connect on its behalf past the check. timeout
-// bounds each request; 0 means 30 seconds.
+// uses no proxy, since a proxy would connect on its behalf past the check.
+// timeout bounds each whole request; 0 means DefaultTimeout. Connecting and the
+// TLS handshake are each bounded by ConnectTimeout, or timeout if shorter.
 func NewClient(allowPrivate bool, timeout time.Duration) *http.Client {
 	if timeout <= 0 {
-		timeout = 30 * time.Second
+		timeout = DefaultTimeout
 	}
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	connect := min(ConnectTimeout, timeout)
+	dialer := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
 	if !allowPrivate {
 		dialer.Control = refuseControl
 	}
@@ -287,7 +300,7 @@ func NewClient(allowPrivate bool, timeout time.Duration) *http.Client {
 			MaxIdleConns:          100,
 			MaxIdleConnsPerHost:   4,
 			IdleConnTimeout:       90 * time.Second,
-			TLSHandshakeTimeout:   10 * time.Second,
+			TLSHandshakeTimeout:   connect,
 			ExpectContinueTimeout: time.Second,
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -316,7 +329,21 @@ const (
 	DefaultInterval    = time.Second
 	DefaultBatch       = 32
 	DefaultLease       = time.Minute
-	DefaultConcurrency = 8
+	// DefaultConcurrency is more than DefaultMaxWebhooks endpoints with
+	// DefaultEndpointConcurrency each can hold: a project whose every endpoint
+	// hangs cannot take all the slots from the others.
+	DefaultConcurrency = 32
+	// DefaultEndpointConcurrency is how many deliveries one endpoint has in
+	// flight at most.
+	DefaultEndpointConcurrency = 1
+	// DefaultParkBase and DefaultParkMax bound how long an endpoint is parked
+	// after consecutive failures: DefaultParkBase after the first, twice as long
+	// after each further one, never longer than DefaultParkMax.
+	DefaultParkBase = 5 * time.Second
+	DefaultParkMax  = time.Hour
+	// DefaultMaxWebhooks is how many webhooks a project may have; AWS SES,
+	// Resend and SendGrid allow a handful too.
+	DefaultMaxWebhooks = 10
 )
 
 // DefaultBackoff returns the default retry schedule: 5s, 30s, 2m, 5m, 15m, 30m,
@@ -339,6 +366,14 @@ const userAgent = "domaind"
 // least once: an endpoint may see a message again (with the same webhook-id) if
 // the process stops between its answer and the recording of it.
 //
+// Delivery is fair to the projects behind the endpoints. An endpoint has at most
+// EndpointConcurrency deliveries in flight, across all Deliverers; claims hand out
+// every endpoint's oldest due delivery before any endpoint's second, so no
+// backlog takes the slots; and an endpoint that keeps failing is parked for
+// longer and longer (ParkBase, doubling, up to ParkMax), during which none of its
+// deliveries is claimed, so a dead endpoint costs one short attempt now and then
+// rather than a slot per delivery. A delivered attempt ends the parking.
+//
 // Set the fields before the first call and do not change them afterwards. Store
 // and Sealer are required; the other fields have defaults.
 type Deliverer struct {
@@ -347,7 +382,7 @@ type Deliverer struct {
 	// webhook id as additional data.
 	Sealer *records.Sealer
 	// Client sends the requests; nil means NewClient(false, 0), which refuses
-	// non-public addresses.
+	// non-public addresses and gives up on an endpoint after DefaultTimeout.
 	Client *http.Client
 	// Now is the clock; nil means time.Now. Attempt durations are measured with
 	// the real clock all the same.
@@ -371,8 +406,17 @@ type Deliverer struct {
 	// that it ends, and is recorded, before another Deliverer may claim the
 	// delivery. 0 means 1m.
 	Lease time.Duration
-	// Concurrency is how many attempts run at once; 0 means 8.
+	// Concurrency is how many attempts run at once; 0 means 32. Run claims
+	// again whenever one ends, so a slot never waits for a slow attempt's
+	// batch-mates.
 	Concurrency int
+	// EndpointConcurrency is how many deliveries one endpoint may have in
+	// flight; 0 means 1.
+	EndpointConcurrency int
+	// ParkBase is how long an endpoint is parked after a failed attempt when it
+	// had not failed before; each further consecutive failure doubles it, up to
+	// ParkMax. 0 means 5s and 1h.
+	ParkBase, ParkMax time.Duration
 
 	clientOnce    sync.Once
 	defaultClient *http.Client
@@ -389,12 +433,16 @@ type settings struct {
 	batch       int
 	lease       time.Duration
 	concurrency int
+	perEndpoint int
+	parkBase    time.Duration
+	parkMax     time.Duration
 }
 
 func (d *Deliverer) settings() settings {
 	s := settings{
 		now: d.Now, client: d.Client, log: d.Log, backoff: d.Backoff, giveUpAfter: d.GiveUpAfter,
 		interval: d.Interval, batch: d.Batch, lease: d.Lease, concurrency: d.Concurrency,
+		perEndpoint: d.EndpointConcurrency, parkBase: d.ParkBase, parkMax: d.ParkMax,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -424,43 +472,127 @@ func (d *Deliverer) settings() settings {
 	if s.concurrency <= 0 {
 		s.concurrency = DefaultConcurrency
 	}
+	if s.perEndpoint <= 0 {
+		s.perEndpoint = DefaultEndpointConcurrency
+	}
+	if s.parkBase <= 0 {
+		s.parkBase = DefaultParkBase
+	}
+	if s.parkMax <= 0 {
+		s.parkMax = DefaultParkMax
+	}
+	s.parkMax = max(s.parkMax, s.parkBase)
 	return s
 }
 
-// Run delivers until ctx is done, then returns nil. It claims due deliveries in
-// rounds, at once again after a full batch and after Interval otherwise. The
-// error of a round (a store that is briefly unavailable) is logged and the next
-// round tries again.
+// parkFor returns how long an endpoint that had failed failures times in a row
+// is parked after failing once more: base, doubled for each earlier failure, at
+// most maxPark.
+func parkFor(base, maxPark time.Duration, failures int) time.Duration {
+	d := base
+	for range max(failures, 0) {
+		if d >= maxPark/2 {
+			return maxPark
+		}
+		d *= 2
+	}
+	return min(d, maxPark)
+}
+
+// Run delivers until ctx is done, waits for the attempts under way to end, and
+// returns nil. It keeps up to Concurrency attempts running: it claims as many
+// deliveries as there are free slots, at once again when an attempt ends or a
+// claim filled every free slot, and after Interval otherwise. So one slow
+// endpoint holds one slot for one attempt, never a batch's worth of slots. Every
+// Interval it also expires the deliveries of parked endpoints whose retry window
+// has closed. The error of a round (a store that is briefly unavailable) is
+// logged and the next round tries again.
 func (d *Deliverer) Run(ctx context.Context) error {
 	s := d.settings()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	slots := make(chan struct{}, s.concurrency) // one token per running attempt
+	ended := make(chan struct{}, 1)             // an attempt ended: claim again
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var expired time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-timer.C:
+		case <-ended:
 		}
-		n, err := d.runOnce(ctx, s)
+		if now := time.Now(); now.Sub(expired) >= s.interval {
+			expired = now
+			if err := d.expire(ctx, s); err != nil && ctx.Err() == nil {
+				s.log.Error("webhook deliveries", "err", err)
+			}
+		}
+		// Only this loop takes slots, so at least this many stay free.
+		free := min(s.concurrency-len(slots), s.batch)
+		if free == 0 {
+			timer.Reset(s.interval) // an ending attempt wakes the loop first
+			continue
+		}
+		due, err := d.Store.ClaimDeliveries(ctx, s.now(), s.lease, free, s.perEndpoint)
 		if err != nil && ctx.Err() == nil {
-			s.log.Error("webhook deliveries", "err", err)
+			s.log.Error("webhook deliveries", "err", fmt.Errorf("webhook: claim deliveries: %w", err))
+		}
+		for _, del := range due {
+			slots <- struct{}{}
+			wg.Go(func() {
+				defer func() {
+					<-slots
+					select {
+					case ended <- struct{}{}:
+					default: // the loop is already due to claim
+					}
+				}()
+				if err := d.deliver(ctx, s, del); err != nil && ctx.Err() == nil {
+					s.log.Error("webhook deliveries", "err", err)
+				}
+			})
 		}
 		wait := s.interval
-		if n >= s.batch && err == nil {
+		if err == nil && len(due) == free {
 			wait = 0 // there may be more due
 		}
 		timer.Reset(wait)
 	}
 }
 
-// RunOnce claims the deliveries due now, up to Batch, attempts each, and records
-// every attempt and the delivery's new state. It returns how many it claimed.
+// RunOnce expires what has expired, claims the deliveries due now, up to Batch,
+// attempts each, and records every attempt and the delivery's new state. It
+// returns how many it claimed.
 func (d *Deliverer) RunOnce(ctx context.Context) (int, error) {
-	return d.runOnce(ctx, d.settings())
+	s := d.settings()
+	if err := d.expire(ctx, s); err != nil {
+		return 0, err
+	}
+	return d.runOnce(ctx, s)
+}
+
+// expire marks failed the deliveries of parked endpoints whose retry window has
+// closed: they would otherwise wait for the parking to end.
+func (d *Deliverer) expire(ctx context.Context, s settings) error {
+	n, err := d.Store.ExpireDeliveries(ctx, s.now(), s.giveUpAfter)
+	if err != nil {
+		return fmt.Errorf("webhook: expire deliveries: %w", err)
+	}
+	if n > 0 {
+		s.log.Info("webhook deliveries of parked endpoints expired", "count", n)
+		if d.Observer != nil {
+			for range n {
+				d.Observer.Delivery(OutcomeFailed)
+			}
+		}
+	}
+	return nil
 }
 
 func (d *Deliverer) runOnce(ctx context.Context, s settings) (int, error) {
-	due, err := d.Store.ClaimDeliveries(ctx, s.now(), s.lease, s.batch)
+	due, err := d.Store.ClaimDeliveries(ctx, s.now(), s.lease, s.batch, s.perEndpoint)
 	if err != nil {
 		return 0, fmt.Errorf("webhook: claim deliveries: %w", err)
 	}
@@ -502,15 +634,19 @@ func (d *Deliverer) deliver(ctx context.Context, s settings, del store.Delivery)
 
 	a := store.Attempt{DeliveryID: del.ID, At: at, StatusCode: code, Duration: took}
 	next, outcome := store.DeliveryState{Status: store.DeliveryDelivered}, OutcomeDelivered
+	var parkedUntil time.Time
 	if sendErr != nil {
 		a.Error = truncate(sendErr.Error(), maxErrorText)
-		next, outcome = nextState(s.backoff, s.giveUpAfter, del.CreatedAt, s.now())
+		now := s.now()
+		next, outcome = nextState(s.backoff, s.giveUpAfter, del.CreatedAt, now)
+		// The endpoint failed once more than it had when this was claimed.
+		parkedUntil = now.Add(parkFor(s.parkBase, s.parkMax, del.EndpointFailures))
 	}
 	// A finished attempt is recorded even while shutting down: recording it is
 	// what keeps the endpoint from receiving the message again.
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer rcancel()
-	err := d.Store.RecordAttempt(rctx, a, next)
+	err := d.Store.RecordAttempt(rctx, a, next, parkedUntil)
 	if d.Observer != nil {
 		d.Observer.Delivery(outcome)
 	}

@@ -522,7 +522,7 @@ func (f *fixture) addWebhook(url string) (store.Webhook, string) {
 		f.t.Fatal(err)
 	}
 	w := store.Webhook{ID: id, ProjectID: f.proj.ID, URL: url, SealedSecret: sealed, CreatedAt: f.now()}
-	if err := f.st.CreateWebhook(f.t.Context(), w); err != nil {
+	if err := f.st.CreateWebhook(f.t.Context(), w, 0); err != nil {
 		f.t.Fatal(err)
 	}
 	return w, secret
@@ -563,10 +563,13 @@ func (f *fixture) deliveries(webhookID string) map[string]store.Delivery {
 	return out
 }
 
+// deliverer returns a Deliverer on the fixture's clock whose endpoint parking is
+// a millisecond, so that the delivery schedule alone decides when attempts come;
+// the parking has tests of its own.
 func (f *fixture) deliverer(obs *counter, backoff ...time.Duration) *Deliverer {
 	d := &Deliverer{
 		Store: f.st, Sealer: f.sealer, Client: NewClient(true, 5*time.Second), Now: f.now,
-		Backoff: backoff, Concurrency: 2,
+		Backoff: backoff, Concurrency: 2, ParkBase: time.Millisecond, ParkMax: time.Millisecond,
 	}
 	if obs != nil {
 		d.Observer = obs // not a typed nil, which would not be a nil Observer
@@ -590,7 +593,11 @@ func TestDeliverOnce(t *testing.T) {
 	obs := &counter{}
 	d := f.deliverer(obs)
 
-	runOnce(t, d, 3)
+	// One endpoint gets one delivery at a time.
+	for range 3 {
+		runOnce(t, d, 1)
+	}
+	runOnce(t, d, 0)
 	ds := f.deliveries(wh.ID)
 	byMsg := map[string]store.Event{}
 	for _, e := range events {
@@ -838,9 +845,10 @@ func TestRestart(t *testing.T) {
 	wh, secret := f.addWebhook(r.URL)
 	retried := f.emit(store.EventVerified)
 	runOnce(t, f.deliverer(nil, 10*time.Millisecond), 1) // 500: pending until t0+10ms
+	f.clock.Advance(time.Millisecond)                    // and the endpoint parked for 1ms
 
 	crashed := f.emit(store.EventRecordChanged)
-	claimed, err := f.st.ClaimDeliveries(t.Context(), f.now(), DefaultLease, 10)
+	claimed, err := f.st.ClaimDeliveries(t.Context(), f.now(), DefaultLease, 10, 1)
 	if err != nil || len(claimed) != 1 || claimed[0].EventID != crashed.ID {
 		t.Fatalf("claiming as the Deliverer that dies: %v, %v; want the delivery of %s", claimed, err, crashed.ID)
 	}
@@ -852,6 +860,9 @@ func TestRestart(t *testing.T) {
 	}
 	f.sealer = sealer
 	d := f.deliverer(nil, 10*time.Millisecond)
+	// Two in flight per endpoint: the dead Deliverer's claim holds one until its
+	// lease runs out, and the retry is not kept waiting for that.
+	d.EndpointConcurrency = 2
 	f.clock.Advance(10 * time.Millisecond)
 	runOnce(t, d, 1) // the retry; the other is still leased
 	if del := f.deliveries(wh.ID)[retried.ID]; del.Status != store.DeliveryDelivered || len(del.Attempts) != 2 {

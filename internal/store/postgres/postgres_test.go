@@ -315,60 +315,13 @@ func TestClaimDueReplicas(t *testing.T) {
 	}
 }
 
-// TestClaimDeliveriesReplicas does for deliveries what TestClaimDueReplicas does for
-// domains, and checks that each claim carries what sending needs.
+// TestClaimDeliveriesReplicas claims deliveries of many endpoints from one
+// database through two stores (two pools, as two replicas have), four claimers
+// each: every delivery is claimed exactly once, and no endpoint ever has more
+// than one delivery in flight across the replicas.
 func TestClaimDeliveriesReplicas(t *testing.T) {
 	dsn := freshDatabase(t)
-	a, b := openStore(t, dsn), openStore(t, dsn)
-	ctx := t.Context()
-	p, err := a.EnsureProject(ctx, "acme", t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := newDomain(t, p.ID, "example.com", time.Time{})
-	if err := a.CreateDomain(ctx, d, []byte("k")); err != nil {
-		t.Fatal(err)
-	}
-	w := store.Webhook{ID: "wh_000000000000000000000001", ProjectID: p.ID, URL: "https://hooks.example/x",
-		SealedSecret: []byte{0, 1, 0xff}, CreatedAt: t0}
-	if err := a.CreateWebhook(ctx, w); err != nil {
-		t.Fatal(err)
-	}
-	const n = 300
-	var events []store.Event
-	payloads := map[string]string{}
-	for i := range n {
-		e := store.Event{ID: fmt.Sprintf("evt_%024d", i), ProjectID: p.ID, DomainID: d.ID, Type: store.EventVerified,
-			Payload: fmt.Appendf(nil, `{"n":%d}`, i), CreatedAt: t0.Add(time.Duration(i) * time.Millisecond)}
-		events = append(events, e)
-		payloads[e.ID] = string(e.Payload)
-	}
-	if err := a.SaveCheck(ctx, d, events); err != nil {
-		t.Fatal(err)
-	}
-	ds, total, err := a.Deliveries(ctx, p.ID, w.ID, store.Page{})
-	if err != nil || total != n {
-		t.Fatalf("Deliveries = %d, total %d, %v; want %d", len(ds), total, err, n)
-	}
-	var want []string
-	for _, d := range ds {
-		want = append(want, d.ID)
-	}
-
-	now := t0.Add(time.Hour)
-	claimed := claimAll(t, []*Store{a, b}, 4, func(s *Store) ([]string, error) {
-		ds, err := s.ClaimDeliveries(ctx, now, time.Minute, 4)
-		var ids []string
-		for _, d := range ds {
-			if d.URL != w.URL || !slices.Equal(d.SealedSecret, w.SealedSecret) || string(d.Payload) != payloads[d.EventID] ||
-				d.WebhookID != w.ID || d.Status != store.DeliveryPending || !d.NextAttemptAt.Equal(now.Add(time.Minute)) {
-				t.Errorf("claimed delivery %+v lacks what sending needs", d)
-			}
-			ids = append(ids, d.ID)
-		}
-		return ids, err
-	})
-	checkOnce(t, claimed, want)
+	storetest.ClaimConcurrently(t, []store.Store{openStore(t, dsn), openStore(t, dsn)})
 }
 
 // TestCreateDomainReplicas creates one (project, name) from two replicas at once,
@@ -540,32 +493,43 @@ func TestClaimSkipsLockedRows(t *testing.T) {
 		}
 		domains = append(domains, d.ID)
 	}
-	w := store.Webhook{ID: "wh_000000000000000000000001", ProjectID: p.ID, URL: "https://hooks.example/", SealedSecret: []byte("s"), CreatedAt: t0}
-	if err := s.CreateWebhook(ctx, w); err != nil {
-		t.Fatal(err)
+	// Two endpoints, each with two deliveries.
+	var hooks []string
+	for i := range 2 {
+		w := store.Webhook{ID: fmt.Sprintf("wh_00000000000000000000000%d", i), ProjectID: p.ID, URL: "https://hooks.example/",
+			SealedSecret: []byte("s"), CreatedAt: t0}
+		if err := s.CreateWebhook(ctx, w, 0); err != nil {
+			t.Fatal(err)
+		}
+		hooks = append(hooks, w.ID)
 	}
 	d := newDomain(t, p.ID, "events.example", time.Time{})
 	if err := s.CreateDomain(ctx, d, []byte("k")); err != nil {
 		t.Fatal(err)
 	}
 	var events []store.Event
-	for i := range 4 {
+	for i := range 2 {
 		events = append(events, store.Event{ID: fmt.Sprintf("evt_%024d", i), ProjectID: p.ID, DomainID: d.ID,
 			Type: store.EventVerified, Payload: []byte("{}"), CreatedAt: t0.Add(time.Duration(i) * time.Second)})
 	}
 	if err := s.SaveCheck(ctx, d, events); err != nil {
 		t.Fatal(err)
 	}
-	listed, _, err := s.Deliveries(ctx, p.ID, w.ID, store.Page{})
-	if err != nil || len(listed) != 4 {
-		t.Fatalf("Deliveries = %d, %v; want 4", len(listed), err)
+	deliveriesOf := func(hook string) []string {
+		listed, _, err := s.Deliveries(ctx, p.ID, hook, store.Page{})
+		if err != nil || len(listed) != 2 {
+			t.Fatalf("Deliveries(%s) = %d, %v; want 2", hook, len(listed), err)
+		}
+		var ids []string
+		for _, d := range listed {
+			ids = append(ids, d.ID)
+		}
+		return ids
 	}
-	var deliveries []string
-	for _, d := range listed {
-		deliveries = append(deliveries, d.ID)
-	}
+	held, free := deliveriesOf(hooks[0]), deliveriesOf(hooks[1])
 
-	// Another replica, mid-claim, holds the most overdue domains and two deliveries.
+	// Another replica, mid-claim, holds the most overdue domains and the first
+	// endpoint (claims of deliveries lock their endpoints' rows).
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -579,8 +543,8 @@ func TestClaimSkipsLockedRows(t *testing.T) {
 	for _, q := range []struct {
 		table string
 		ids   []string
-	}{{"domains", domains[2:]}, {"webhook_deliveries", deliveries[:2]}} {
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM `+q.table+` WHERE id = ANY($1) FOR UPDATE`, q.ids); err != nil {
+	}{{"domains", domains[2:]}, {"webhooks", hooks[:1]}} {
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM `+q.table+` WHERE id = ANY($1) FOR NO KEY UPDATE`, q.ids); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -600,7 +564,7 @@ func TestClaimSkipsLockedRows(t *testing.T) {
 	if slices.Sort(ids); !slices.Equal(ids, sorted(domains[:2])) {
 		t.Errorf("ClaimDue while two rows are locked = %v, want the other two %v", ids, sorted(domains[:2]))
 	}
-	claimed, err := s.ClaimDeliveries(claimCtx, now, time.Hour, 10)
+	claimed, err := s.ClaimDeliveries(claimCtx, now, time.Hour, 10, 2)
 	if err != nil {
 		t.Fatalf("ClaimDeliveries while rows are locked: %v", err)
 	}
@@ -608,8 +572,8 @@ func TestClaimSkipsLockedRows(t *testing.T) {
 	for _, d := range claimed {
 		ids = append(ids, d.ID)
 	}
-	if slices.Sort(ids); !slices.Equal(ids, sorted(deliveries[2:])) {
-		t.Errorf("ClaimDeliveries while two rows are locked = %v, want the other two %v", ids, sorted(deliveries[2:]))
+	if slices.Sort(ids); !slices.Equal(ids, sorted(free)) {
+		t.Errorf("ClaimDeliveries while an endpoint is locked = %v, want the other endpoint's %v", ids, sorted(free))
 	}
 
 	// The other replica gives up its claim: the rows it held are due again.
@@ -619,8 +583,13 @@ func TestClaimSkipsLockedRows(t *testing.T) {
 	if due, err := s.ClaimDue(ctx, now, time.Hour, 10); err != nil || len(due) != 2 {
 		t.Errorf("ClaimDue after the lock = %v, %v; want the two held domains", due, err)
 	}
-	if claimed, err := s.ClaimDeliveries(ctx, now, time.Hour, 10); err != nil || len(claimed) != 2 {
-		t.Errorf("ClaimDeliveries after the lock = %d, %v; want the two held deliveries", len(claimed), err)
+	claimed, err = s.ClaimDeliveries(ctx, now, time.Hour, 10, 2)
+	ids = nil
+	for _, d := range claimed {
+		ids = append(ids, d.ID)
+	}
+	if slices.Sort(ids); err != nil || !slices.Equal(ids, sorted(held)) {
+		t.Errorf("ClaimDeliveries after the lock = %v, %v; want the held endpoint's %v", ids, err, sorted(held))
 	}
 }
 
@@ -903,7 +872,7 @@ func story(t *testing.T, s store.Store) []string {
 		{ID: "wh_c00000000000000000000000", ProjectID: beta.ID, URL: "https://b.example/", SealedSecret: []byte("s"), CreatedAt: t0.Add(-time.Hour)},
 	}
 	for _, w := range hooks {
-		must(s.CreateWebhook(ctx, w))
+		must(s.CreateWebhook(ctx, w, 0))
 	}
 	for _, p := range []store.Project{acme, beta} {
 		ws, err := s.Webhooks(ctx, p.ID)
@@ -971,11 +940,11 @@ func story(t *testing.T, s store.Store) []string {
 	log("Domain after check", fmt.Sprintf("%+v", dd), " ", errName(err))
 
 	// The outbox: claim, attempt, retry, list.
-	cl, err := s.ClaimDeliveries(ctx, now.Add(2*time.Second), time.Minute, 10)
+	cl, err := s.ClaimDeliveries(ctx, now.Add(2*time.Second), time.Minute, 10, 1)
 	log("ClaimDeliveries early", sorted(deliveries(cl)), " ", errName(err))
-	cl, err = s.ClaimDeliveries(ctx, now.Add(2*time.Second), time.Minute, 10)
+	cl, err = s.ClaimDeliveries(ctx, now.Add(2*time.Second), time.Minute, 10, 1)
 	log("ClaimDeliveries leased", sorted(deliveries(cl)), " ", errName(err))
-	cl2, err := s.ClaimDeliveries(ctx, now.Add(time.Hour), time.Minute, 10)
+	cl2, err := s.ClaimDeliveries(ctx, now.Add(time.Hour), time.Minute, 10, 2)
 	log("ClaimDeliveries all", sorted(deliveries(cl2)), " ", errName(err))
 	// Claims due at one time come in no particular order.
 	claimed := slices.Concat(cl, cl2)
@@ -984,17 +953,23 @@ func story(t *testing.T, s store.Store) []string {
 		a := store.Attempt{DeliveryID: d.ID, At: now.Add(time.Duration(i) * time.Second), StatusCode: 500, Error: "HTTP 500",
 			Duration: 1500 * time.Millisecond}
 		next := store.DeliveryState{Status: store.DeliveryPending, NextAttemptAt: now.Add(2 * time.Hour)}
-		must(s.RecordAttempt(ctx, a, next))
+		must(s.RecordAttempt(ctx, a, next, now.Add(3*time.Hour)))
 		a.StatusCode, a.Error, a.Duration = 200, "", 3*time.Millisecond
 		next = store.DeliveryState{Status: store.DeliveryDelivered}
 		if d.EventID == "evt_000000000000000000000003" {
 			next.Status = store.DeliveryFailed
 		}
-		must(s.RecordAttempt(ctx, a, next)) // the same millisecond as the first
+		must(s.RecordAttempt(ctx, a, next, time.Time{})) // the same millisecond as the first
 	}
-	err = s.RecordAttempt(ctx, store.Attempt{DeliveryID: "msg_unknown", At: now}, store.DeliveryState{Status: store.DeliveryDelivered})
+	err = s.RecordAttempt(ctx, store.Attempt{DeliveryID: "msg_unknown", At: now}, store.DeliveryState{Status: store.DeliveryDelivered}, time.Time{})
 	log("RecordAttempt unknown", errName(err))
-	cl, err = s.ClaimDeliveries(ctx, now.Add(10*time.Hour), time.Minute, -1)
+	for _, w := range hooks {
+		ws, err := s.Webhooks(ctx, w.ProjectID)
+		log("Webhooks after attempts "+w.ID, fmt.Sprintf("%+v", ws), " ", errName(err))
+	}
+	n, err := s.ExpireDeliveries(ctx, now.Add(30*time.Hour), 24*time.Hour)
+	log("ExpireDeliveries", n, " ", errName(err))
+	cl, err = s.ClaimDeliveries(ctx, now.Add(10*time.Hour), time.Minute, -1, 1)
 	log("ClaimDeliveries finished", sorted(deliveries(cl)), " ", errName(err))
 	for _, w := range hooks {
 		for _, p := range []store.Page{{}, {Limit: 1}, {Limit: 1, Offset: 1}, {Offset: 9}} {

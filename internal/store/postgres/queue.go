@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -40,9 +41,12 @@ func insertEvents(ctx context.Context, tx pgx.Tx, events []store.Event) error {
 			if err != nil {
 				return err
 			}
+			// A parked endpoint's new deliveries wait for the parking to end, as
+			// its others do, so that claims find none of them due meanwhile.
+			due := max(store.Millis(e.CreatedAt), store.Millis(w.ParkedUntil))
 			if _, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type,
 				project_id, payload, status, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-				id, w.ID, e.ID, e.Type, e.ProjectID, string(e.Payload), store.DeliveryPending, store.Millis(e.CreatedAt), store.Millis(e.CreatedAt)); err != nil {
+				id, w.ID, e.ID, e.Type, e.ProjectID, string(e.Payload), store.DeliveryPending, due, store.Millis(e.CreatedAt)); err != nil {
 				return fmt.Errorf("postgres: insert delivery: %w", err)
 			}
 		}
@@ -111,37 +115,53 @@ func (s *Store) Events(ctx context.Context, projectID int64, domainID string, p 
 	return out, total, nil
 }
 
-// CreateWebhook implements store.Store.
-func (s *Store) CreateWebhook(ctx context.Context, w store.Webhook) error {
+// CreateWebhook implements store.Store. Registrations of one project take turns
+// on the project's row, so a count never misses a webhook another replica is
+// adding at the same moment. FOR NO KEY UPDATE does not wait for, nor hold up,
+// the key-share locks that inserts referring to the project take.
+func (s *Store) CreateWebhook(ctx context.Context, w store.Webhook, maxHooks int) error {
 	events, err := store.EncodeStrings(w.Events)
 	if err != nil {
 		return fmt.Errorf("postgres: webhook events: %w", err)
 	}
-	if _, err := s.pool.Exec(ctx, `INSERT INTO webhooks (id, project_id, url, events, sealed_secret, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`, w.ID, w.ProjectID, w.URL, string(events), w.SealedSecret, store.Millis(w.CreatedAt)); err != nil {
-		return fmt.Errorf("postgres: create webhook: %w", err)
-	}
-	return nil
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		if maxHooks > 0 {
+			var n int
+			err := tx.QueryRow(ctx, `SELECT count(*) FROM webhooks WHERE project_id = (
+				SELECT id FROM projects WHERE id = $1 FOR NO KEY UPDATE)`, w.ProjectID).Scan(&n)
+			if err != nil {
+				return fmt.Errorf("postgres: count webhooks: %w", err)
+			}
+			if n >= maxHooks {
+				return store.ErrTooManyWebhooks
+			}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO webhooks (id, project_id, url, events, sealed_secret, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6)`, w.ID, w.ProjectID, w.URL, string(events), w.SealedSecret, store.Millis(w.CreatedAt)); err != nil {
+			return fmt.Errorf("postgres: create webhook: %w", err)
+		}
+		return nil
+	})
 }
 
 // webhooks lists a project's webhooks, oldest first; lock is appended to the query.
 func webhooks(ctx context.Context, q querier, projectID int64, lock string) ([]store.Webhook, error) {
-	rows, err := q.Query(ctx, `SELECT id, project_id, url, events, sealed_secret, created_at FROM webhooks
-		WHERE project_id = $1 ORDER BY created_at, id`+lock, projectID)
+	rows, err := q.Query(ctx, `SELECT id, project_id, url, events, sealed_secret, created_at, failures, parked_until
+		FROM webhooks WHERE project_id = $1 ORDER BY created_at, id`+lock, projectID)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: webhooks: %w", err)
 	}
 	out, err := collect(rows, func(r pgx.Row) (store.Webhook, error) {
 		var w store.Webhook
 		var events string
-		var created int64
-		if err := r.Scan(&w.ID, &w.ProjectID, &w.URL, &events, &w.SealedSecret, &created); err != nil {
+		var created, parked int64
+		if err := r.Scan(&w.ID, &w.ProjectID, &w.URL, &events, &w.SealedSecret, &created, &w.Failures, &parked); err != nil {
 			return w, err
 		}
 		if err := json.Unmarshal([]byte(events), &w.Events); err != nil {
 			return w, fmt.Errorf("webhook %s events: %w", w.ID, err)
 		}
-		w.CreatedAt = store.FromMillis(created)
+		w.CreatedAt, w.ParkedUntil = store.FromMillis(created), store.FromMillis(parked)
 		return w, nil
 	})
 	if err != nil {
@@ -168,56 +188,161 @@ func (s *Store) DeleteWebhook(ctx context.Context, projectID int64, id string) e
 	return nil
 }
 
-// ClaimDeliveries implements store.Store. It claims as ClaimDue does, and reads what
-// sending needs in the same statement.
-func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error) {
-	rows, err := s.pool.Query(ctx, `WITH d AS (
-			UPDATE webhook_deliveries SET next_attempt_at = $1
-			WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $2
-				ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-			RETURNING *)
-		SELECT `+deliveryColumns+` FROM d JOIN webhooks w ON w.id = d.webhook_id
-		ORDER BY d.next_attempt_at, d.seq`, store.Millis(now.Add(lease)), store.Millis(now), noLimit(limit))
-	if err != nil {
-		return nil, fmt.Errorf("postgres: claim deliveries: %w", err)
-	}
-	out, err := collect(rows, scanDelivery)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: claim deliveries: %w", err)
-	}
-	return out, nil
+// ClaimDeliveries implements store.Store, in two statements of one transaction.
+//
+// The first locks the endpoints the claim will serve: those with due deliveries
+// that are not parked and have room in their in-flight allowance, most overdue
+// first. SKIP LOCKED passes over an endpoint another replica is claiming for (or
+// recording an attempt of) right now, so replicas never wait for each other, and
+// while the lock is held no other claim can hand out a delivery of that endpoint.
+// FOR NO KEY UPDATE leaves alone the key-share locks that storing events takes.
+//
+// The second statement starts after the locks are held, so its snapshot sees
+// every claim that held them before: it counts what each endpoint has in flight
+// with that fresh view, ranks each endpoint's due deliveries oldest first, and
+// claims every endpoint's first before any endpoint's second, within the
+// allowance. (Counting in the first statement would not do: under READ
+// COMMITTED its snapshot is from before it waited for nothing and took a lock
+// another claim had just let go, and would miss that claim's deliveries.)
+//
+// Parked endpoints' deliveries are not due (RecordAttempt pushes them past the
+// parking), so the due index never reads a parked backlog.
+func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit, perEndpoint int) ([]store.Delivery, error) {
+	var out []store.Delivery
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		nowMS, per := store.Millis(now), max(perEndpoint, 1)
+		rows, err := tx.Query(ctx, `SELECT w.id FROM webhooks w
+			JOIN (SELECT webhook_id, min(next_attempt_at) AS oldest FROM webhook_deliveries
+				WHERE status = 'pending' AND next_attempt_at <= $1 GROUP BY webhook_id) due ON due.webhook_id = w.id
+			WHERE w.parked_until <= $1
+				AND (SELECT count(*) FROM webhook_deliveries f
+					WHERE f.webhook_id = w.id AND f.status = 'pending' AND f.claimed_until > $1) < $2
+			ORDER BY due.oldest, w.id
+			LIMIT $3
+			FOR NO KEY UPDATE OF w SKIP LOCKED`, nowMS, per, noLimit(limit))
+		if err != nil {
+			return fmt.Errorf("postgres: claim deliveries: lock endpoints: %w", err)
+		}
+		hooks, err := collect(rows, func(r pgx.Row) (string, error) {
+			var id string
+			err := r.Scan(&id)
+			return id, err
+		})
+		if err != nil {
+			return fmt.Errorf("postgres: claim deliveries: lock endpoints: %w", err)
+		}
+		if len(hooks) == 0 {
+			return nil
+		}
+		rows, err = tx.Query(ctx, `WITH busy AS (
+				SELECT webhook_id, count(*) AS n FROM webhook_deliveries
+				WHERE webhook_id = ANY($1) AND status = 'pending' AND claimed_until > $2 GROUP BY webhook_id
+			), due AS (
+				SELECT d.id, d.webhook_id, d.next_attempt_at, d.seq,
+					ROW_NUMBER() OVER (PARTITION BY d.webhook_id ORDER BY d.next_attempt_at, d.seq) AS rn
+				FROM webhook_deliveries d
+				WHERE d.webhook_id = ANY($1) AND d.status = 'pending' AND d.next_attempt_at <= $2
+			), pick AS (
+				SELECT due.id FROM due LEFT JOIN busy ON busy.webhook_id = due.webhook_id
+				WHERE due.rn + coalesce(busy.n, 0) <= $3
+				ORDER BY due.rn, due.next_attempt_at, due.seq
+				LIMIT $4
+			), d AS (
+				UPDATE webhook_deliveries d SET next_attempt_at = $5, claimed_until = $5
+				FROM pick WHERE d.id = pick.id AND d.status = 'pending' AND d.next_attempt_at <= $2
+				RETURNING d.*
+			)
+			SELECT `+deliveryColumns+` FROM d JOIN webhooks w ON w.id = d.webhook_id
+			ORDER BY d.next_attempt_at, d.seq`, hooks, nowMS, per, noLimit(limit), store.Millis(now.Add(lease)))
+		if err != nil {
+			return fmt.Errorf("postgres: claim deliveries: %w", err)
+		}
+		if out, err = collect(rows, scanDelivery); err != nil {
+			return fmt.Errorf("postgres: claim deliveries: %w", err)
+		}
+		return nil
+	})
+	return out, err
 }
 
 const deliveryColumns = `d.id, d.webhook_id, d.event_id, d.event_type, d.project_id, d.status, d.next_attempt_at,
-	d.created_at, d.payload, w.url, w.sealed_secret`
+	d.created_at, d.payload, w.url, w.sealed_secret, w.failures`
 
 func scanDelivery(r pgx.Row) (store.Delivery, error) {
 	var d store.Delivery
 	var next, created int64
 	var payload string
 	err := r.Scan(&d.ID, &d.WebhookID, &d.EventID, &d.EventType, &d.ProjectID, &d.Status, &next,
-		&created, &payload, &d.URL, &d.SealedSecret)
+		&created, &payload, &d.URL, &d.SealedSecret, &d.EndpointFailures)
 	d.NextAttemptAt, d.CreatedAt, d.Payload = store.FromMillis(next), store.FromMillis(created), []byte(payload)
 	return d, err
 }
 
-// RecordAttempt implements store.Store.
-func (s *Store) RecordAttempt(ctx context.Context, a store.Attempt, next store.DeliveryState) error {
+// RecordAttempt implements store.Store. It locks the endpoint's row first, as
+// claims do, so that the two take their locks in one order and never deadlock
+// over a delivery whose lease ran out while its attempt was being recorded.
+func (s *Store) RecordAttempt(ctx context.Context, a store.Attempt, next store.DeliveryState, parkedUntil time.Time) error {
 	return s.tx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE webhook_deliveries SET status = $1, next_attempt_at = $2 WHERE id = $3`,
+		var webhookID string
+		err := tx.QueryRow(ctx, `SELECT w.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+			WHERE d.id = $1 FOR NO KEY UPDATE OF w`, a.DeliveryID).Scan(&webhookID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return store.ErrNotFound // the webhook was deleted meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("postgres: record attempt: %w", err)
+		}
+		tag, err := tx.Exec(ctx, `UPDATE webhook_deliveries SET status = $1, next_attempt_at = $2, claimed_until = 0 WHERE id = $3`,
 			next.Status, store.Millis(next.NextAttemptAt), a.DeliveryID)
 		if err != nil {
 			return fmt.Errorf("postgres: record attempt: %w", err)
 		}
 		if tag.RowsAffected() == 0 {
-			return store.ErrNotFound // the webhook was deleted meanwhile
+			return store.ErrNotFound
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO webhook_attempts (delivery_id, at, status_code, error, duration_ms)
 			VALUES ($1, $2, $3, $4, $5)`, a.DeliveryID, store.Millis(a.At), a.StatusCode, a.Error, a.Duration.Milliseconds()); err != nil {
 			return fmt.Errorf("postgres: record attempt: %w", err)
 		}
+		if next.Status == store.DeliveryDelivered {
+			// Most endpoints are healthy: the row is written only when there is
+			// something to reset.
+			if _, err := tx.Exec(ctx, `UPDATE webhooks SET failures = 0, parked_until = 0
+				WHERE id = $1 AND (failures <> 0 OR parked_until <> 0)`, webhookID); err != nil {
+				return fmt.Errorf("postgres: reset webhook health: %w", err)
+			}
+			return nil
+		}
+		var parked int64
+		if err := tx.QueryRow(ctx, `UPDATE webhooks SET failures = failures + 1, parked_until = greatest(parked_until, $1)
+			WHERE id = $2 RETURNING parked_until`, store.Millis(parkedUntil), webhookID).Scan(&parked); err != nil {
+			return fmt.Errorf("postgres: park webhook: %w", err)
+		}
+		if at := store.Millis(a.At); parked > at {
+			if _, err := tx.Exec(ctx, `UPDATE webhook_deliveries SET next_attempt_at = $1
+				WHERE webhook_id = $2 AND status = 'pending' AND next_attempt_at < $1 AND claimed_until <= $3`,
+				parked, webhookID, at); err != nil {
+				return fmt.Errorf("postgres: push parked deliveries: %w", err)
+			}
+		}
 		return nil
 	})
+}
+
+// ExpireDeliveries implements store.Store. It locks the parked endpoints first,
+// in the order claims and RecordAttempt do, skipping any being worked on: their
+// deliveries expire at the next call.
+func (s *Store) ExpireDeliveries(ctx context.Context, now time.Time, giveUpAfter time.Duration) (int, error) {
+	tag, err := s.pool.Exec(ctx, `WITH parked AS (
+			SELECT id FROM webhooks WHERE parked_until > $1 AND parked_until > 0 FOR NO KEY UPDATE SKIP LOCKED
+		)
+		UPDATE webhook_deliveries d SET status = 'failed', next_attempt_at = 0, claimed_until = 0
+		FROM parked WHERE d.webhook_id = parked.id AND d.status = 'pending' AND d.created_at <= $2 AND d.claimed_until <= $1`,
+		store.Millis(now), store.Millis(now.Add(-giveUpAfter)))
+	if err != nil {
+		return 0, fmt.Errorf("postgres: expire deliveries: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 // Deliveries implements store.Store.

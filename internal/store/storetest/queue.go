@@ -73,7 +73,7 @@ func testEventsAndOutbox(t *testing.T, s store.Store) {
 	picky := store.Webhook{ID: "wh_picky", ProjectID: p.ID, URL: "https://b.example/h", Events: []string{store.EventFailed}, SealedSecret: []byte{3}, CreatedAt: at(time.Second)}
 	foreign := store.Webhook{ID: "wh_foreign", ProjectID: other.ID, URL: "https://c.example/h", SealedSecret: []byte{4}, CreatedAt: at(0)}
 	for _, w := range []store.Webhook{all, picky, foreign} {
-		if err := s.CreateWebhook(ctx, w); err != nil {
+		if err := s.CreateWebhook(ctx, w, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -103,7 +103,7 @@ func testEventsAndOutbox(t *testing.T, s store.Store) {
 
 	// wh_all wants every default type (not status.changed): evt_1 and evt_2;
 	// wh_picky only domain.failed: evt_2. Nothing for the other project.
-	claimed, err := s.ClaimDeliveries(ctx, at(2*time.Minute), time.Minute, 10)
+	claimed, err := s.ClaimDeliveries(ctx, at(2*time.Minute), time.Minute, 10, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func testEventsAndOutbox(t *testing.T, s store.Store) {
 	if want := []pair{{"wh_all", "evt_1"}, {"wh_all", "evt_2"}, {"wh_picky", "evt_2"}}; !slices.Equal(pairs, want) {
 		t.Fatalf("deliveries %v, want %v", pairs, want)
 	}
-	if again, _ := s.ClaimDeliveries(ctx, at(2*time.Minute), time.Minute, 10); len(again) != 0 {
+	if again, _ := s.ClaimDeliveries(ctx, at(2*time.Minute), time.Minute, 10, 10); len(again) != 0 {
 		t.Fatalf("claimed deliveries claimed again within their lease: %d", len(again))
 	}
 
@@ -139,23 +139,23 @@ func testEventsAndOutbox(t *testing.T, s store.Store) {
 		}
 	}
 	if err := s.RecordAttempt(ctx, store.Attempt{DeliveryID: first.ID, At: at(2 * time.Minute), StatusCode: 500, Error: "500 Internal Server Error", Duration: 12 * time.Millisecond},
-		store.DeliveryState{Status: store.DeliveryPending, NextAttemptAt: at(10 * time.Minute)}); err != nil {
+		store.DeliveryState{Status: store.DeliveryPending, NextAttemptAt: at(10 * time.Minute)}, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RecordAttempt(ctx, store.Attempt{DeliveryID: second.ID, At: at(2 * time.Minute), StatusCode: 204, Duration: 3 * time.Millisecond},
-		store.DeliveryState{Status: store.DeliveryDelivered}); err != nil {
+		store.DeliveryState{Status: store.DeliveryDelivered}, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	// At 9m only the third delivery, untouched since its claim expired, is due.
-	third, err := s.ClaimDeliveries(ctx, at(9*time.Minute), time.Minute, 10)
+	third, err := s.ClaimDeliveries(ctx, at(9*time.Minute), time.Minute, 10, 10)
 	if err != nil || len(third) != 1 || third[0].ID == first.ID || third[0].ID == second.ID {
 		t.Fatalf("claim at 9m: %+v, %v; want only the untouched delivery", third, err)
 	}
 	if err := s.RecordAttempt(ctx, store.Attempt{DeliveryID: third[0].ID, At: at(9 * time.Minute), StatusCode: 200},
-		store.DeliveryState{Status: store.DeliveryDelivered}); err != nil {
+		store.DeliveryState{Status: store.DeliveryDelivered}, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.ClaimDeliveries(ctx, at(11*time.Minute), time.Minute, 10); len(got) != 1 || got[0].ID != first.ID {
+	if got, _ := s.ClaimDeliveries(ctx, at(11*time.Minute), time.Minute, 10, 10); len(got) != 1 || got[0].ID != first.ID {
 		t.Fatalf("claim at 11m: %+v, want only the retried delivery %s", got, first.ID)
 	}
 	list, total, err := s.Deliveries(ctx, p.ID, "wh_all", store.Page{})
@@ -180,7 +180,7 @@ func testEventsAndOutbox(t *testing.T, s store.Store) {
 	if err := s.DeleteWebhook(ctx, p.ID, "wh_all"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RecordAttempt(ctx, store.Attempt{DeliveryID: first.ID, At: at(12 * time.Minute)}, store.DeliveryState{Status: store.DeliveryDelivered}); !errors.Is(err, store.ErrNotFound) {
+	if err := s.RecordAttempt(ctx, store.Attempt{DeliveryID: first.ID, At: at(12 * time.Minute)}, store.DeliveryState{Status: store.DeliveryDelivered}, time.Time{}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("RecordAttempt for a deleted webhook's delivery: %v, want ErrNotFound", err)
 	}
 }
