@@ -175,6 +175,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	milterListen := fs.String("milter-listen", "", "HOST:PORT for the DKIM-signing milter the MTA passes outgoing mail to (smtpd_milters = inet:HOST:PORT); off when empty")
 	milterMaxConns := fs.Int("milter-max-conns", milter.DefaultMaxConns, "milter connections served at once; more wait, and the MTA defers their mail after milter_connect_timeout")
 	allowPrivate := fs.Bool("webhook-allow-private", false, "allow webhook URLs on loopback, private and link-local addresses (for tests; never on a shared network)")
+	webhookTimeout := fs.Duration("webhook-timeout", webhook.DefaultTimeout, "how long a webhook request may take in all (connecting and the TLS handshake: at most 5s each)")
+	endpointConc := fs.Int("webhook-endpoint-concurrency", webhook.DefaultEndpointConcurrency, "webhook deliveries in flight to one endpoint at most, across replicas")
+	maxWebhooks := fs.Int("max-webhooks", webhook.DefaultMaxWebhooks, "webhooks a project may register")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -211,6 +214,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if recheck.Steps, err = parseSchedule(*steps); err != nil {
 		return err
+	}
+	if *webhookTimeout <= 0 || *endpointConc < 1 || *maxWebhooks < 1 {
+		return errors.New("--webhook-timeout must be positive, --webhook-endpoint-concurrency and --max-webhooks at least 1")
 	}
 	if *milterMaxConns < 1 {
 		return errors.New("--milter-max-conns must be at least 1")
@@ -257,7 +263,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	worker := &schedule.Worker{Store: st, Checker: verifier, Log: log, Concurrency: *concurrency, ProjectShare: share, Lag: m.QueueLag}
 	bgWG.Go(func() { worker.Run(bg) })
 	deliverer := &webhook.Deliverer{
-		Store: st, Sealer: sealer, Client: webhook.NewClient(*allowPrivate, 0), Log: log, Observer: m,
+		Store: st, Sealer: sealer, Client: webhook.NewClient(*allowPrivate, *webhookTimeout), Log: log, Observer: m,
+		EndpointConcurrency: *endpointConc,
 	}
 	bgWG.Go(func() { deliverer.Run(bg) })
 
@@ -267,7 +274,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		AllowPrivateNames: dnsf.allowPrivate, Keygen: domains.NewKeyGate(*keygenConcurrency, 0)}
 	apiHandler := api.New(api.Config{
 		Store: st, Verifier: verifier, Sealer: sealer, Domains: svc,
-		Keys: keys, Addrs: addrs, Log: log, WebhookAllowPrivate: *allowPrivate,
+		Keys: keys, Addrs: addrs, Log: log, WebhookAllowPrivate: *allowPrivate, MaxWebhooks: *maxWebhooks,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.Handler())
