@@ -117,7 +117,7 @@ func TestCSVDefusesReturnedValues(t *testing.T) {
 	if err != nil || len(rows) != 2 {
 		t.Fatalf("rows %q, %v", rows, err)
 	}
-	if got, want := rows[1][6], "'=cmd|' /C calc'!A0\n<script>alert(1)</script>\n'@SUM(1+1)\n" + `a\x0d\x0a=1+1,\x1b[2J\u202ecod.exe`; got != want {
+	if got, want := rows[1][6], "'=cmd|' /C calc'!A0\n<script>alert(1)</script>\n'@SUM(1+1)\n"+`a\x0d\x0a=1+1,\x1b[2J\u202ecod.exe`; got != want {
 		t.Errorf("dns_returned = %q, want %q", got, want)
 	}
 	if rows[1][4] != "ownership" || rows[1][5] != "mismatch" {

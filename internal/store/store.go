@@ -225,14 +225,6 @@ type Store interface {
 	// event to every webhook of the project that wants it (the outbox), all in
 	// one transaction.
 	SaveCheck(ctx context.Context, d *domain.Domain, events []Event) error
-	// ClaimDue claims up to limit domains whose next automatic check is due at
-	// now, the most overdue first (returned in no particular order), by moving
-	// their due time to now+lease: a worker that dies mid-check
-	// loses its claim when the lease runs out, and another worker claims the
-	// domain again.
-	// It is ClaimChecks without per-project bounds; the worker uses
-	// ClaimChecks, and ClaimDue goes once the tests that call it do.
-	ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Due, error)
 	// ClaimChecks claims up to limit domains (below 0: no bound) whose next
 	// automatic check is due at now, the most overdue first (returned in no
 	// particular order), by moving their due time to now+lease: a worker that

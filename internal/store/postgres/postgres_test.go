@@ -289,7 +289,7 @@ func TestClaimDueReplicas(t *testing.T) {
 	}
 
 	claimed := claimAll(t, []*Store{a, b}, 4, func(s *Store) ([]string, error) {
-		ds, err := s.ClaimDue(ctx, now, lease, 7)
+		ds, err := s.ClaimChecks(ctx, now, lease, 7, 0, nil)
 		var ids []string
 		for _, d := range ds {
 			if d.ProjectID != p.ID {
@@ -301,7 +301,7 @@ func TestClaimDueReplicas(t *testing.T) {
 	})
 	checkOnce(t, claimed, want)
 
-	if more, err := b.ClaimDue(ctx, now, lease, 100); err != nil || len(more) != 0 {
+	if more, err := b.ClaimChecks(ctx, now, lease, 100, 0, nil); err != nil || len(more) != 0 {
 		t.Errorf("ClaimDue after all were claimed = %v, %v; want none", more, err)
 	}
 	// The claims moved each due time to now+lease, before the unclaimed 2×lease.
@@ -309,7 +309,7 @@ func TestClaimDueReplicas(t *testing.T) {
 		t.Errorf("OldestDue = %v, %v; want %v", oldest, err, now.Add(lease))
 	}
 	// When the lease runs out, the domains are claimable again.
-	again, err := a.ClaimDue(ctx, now.Add(lease), lease, -1)
+	again, err := a.ClaimChecks(ctx, now.Add(lease), lease, -1, 0, nil)
 	if err != nil || len(again) != due {
 		t.Errorf("ClaimDue after the lease = %d domains, %v; want %d", len(again), err, due)
 	}
@@ -553,7 +553,7 @@ func TestClaimSkipsLockedRows(t *testing.T) {
 	// their deadline.
 	claimCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	due, err := s.ClaimDue(claimCtx, now, time.Hour, 10)
+	due, err := s.ClaimChecks(claimCtx, now, time.Hour, 10, 0, nil)
 	if err != nil {
 		t.Fatalf("ClaimDue while rows are locked: %v", err)
 	}
@@ -580,7 +580,7 @@ func TestClaimSkipsLockedRows(t *testing.T) {
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if due, err := s.ClaimDue(ctx, now, time.Hour, 10); err != nil || len(due) != 2 {
+	if due, err := s.ClaimChecks(ctx, now, time.Hour, 10, 0, nil); err != nil || len(due) != 2 {
 		t.Errorf("ClaimDue after the lock = %v, %v; want the two held domains", due, err)
 	}
 	claimed, err = s.ClaimDeliveries(ctx, now, time.Hour, 10, 2)
@@ -905,11 +905,11 @@ func story(t *testing.T, s store.Store) []string {
 	}
 	oldest, err := s.OldestDue(ctx)
 	log("OldestDue", oldest, " ", errName(err))
-	ds, err := s.ClaimDue(ctx, now, 10*time.Minute, 2)
+	ds, err := s.ClaimChecks(ctx, now, 10*time.Minute, 2, 0, nil)
 	log("ClaimDue 2", dues(ds), " ", errName(err))
-	ds, err = s.ClaimDue(ctx, now, 10*time.Minute, 0)
+	ds, err = s.ClaimChecks(ctx, now, 10*time.Minute, 0, 0, nil)
 	log("ClaimDue 0", dues(ds), " ", errName(err))
-	ds, err = s.ClaimDue(ctx, now, 10*time.Minute, -1)
+	ds, err = s.ClaimChecks(ctx, now, 10*time.Minute, -1, 0, nil)
 	log("ClaimDue -1", dues(ds), " ", errName(err))
 	oldest, err = s.OldestDue(ctx)
 	log("OldestDue after claims", oldest, " ", errName(err))

@@ -54,28 +54,6 @@ func insertEvents(ctx context.Context, tx pgx.Tx, events []store.Event) error {
 	return nil
 }
 
-// ClaimDue implements store.Store. SKIP LOCKED lets replicas claim at the same time:
-// each takes rows no other claim has locked, and a row another claim moved out of
-// the due range meanwhile is re-checked and left out, so no domain is claimed twice.
-func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.Due, error) {
-	rows, err := s.pool.Query(ctx, `UPDATE domains SET next_check_at = $1
-		WHERE id IN (SELECT id FROM domains WHERE next_check_at > 0 AND next_check_at <= $2
-			ORDER BY next_check_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-		RETURNING id, project_id`, store.Millis(now.Add(lease)), store.Millis(now), noLimit(limit))
-	if err != nil {
-		return nil, fmt.Errorf("postgres: claim due: %w", err)
-	}
-	out, err := collect(rows, func(r pgx.Row) (store.Due, error) {
-		var d store.Due
-		err := r.Scan(&d.ID, &d.ProjectID)
-		return d, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: claim due: %w", err)
-	}
-	return out, nil
-}
-
 // OldestDue implements store.Store.
 func (s *Store) OldestDue(ctx context.Context) (time.Time, error) {
 	var v *int64

@@ -50,30 +50,6 @@ func insertEvents(ctx context.Context, tx *sql.Tx, events []store.Event) error {
 	return nil
 }
 
-// ClaimDue implements store.Store.
-func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.Due, error) {
-	var out []store.Due
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `UPDATE domains SET next_check_at = ?
-			WHERE id IN (SELECT id FROM domains WHERE next_check_at > 0 AND next_check_at <= ?
-				ORDER BY next_check_at LIMIT ?)
-			RETURNING id, project_id`, store.Millis(now.Add(lease)), store.Millis(now), limit)
-		if err != nil {
-			return fmt.Errorf("sqlite: claim due: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var d store.Due
-			if err := rows.Scan(&d.ID, &d.ProjectID); err != nil {
-				return fmt.Errorf("sqlite: claim due: %w", err)
-			}
-			out = append(out, d)
-		}
-		return rows.Err()
-	})
-	return out, err
-}
-
 // OldestDue implements store.Store.
 func (s *Store) OldestDue(ctx context.Context) (time.Time, error) {
 	var v sql.NullInt64

@@ -9,10 +9,10 @@ import (
 	"github.com/domaind/domaind/internal/store"
 )
 
-// testClaimDue checks that only due domains are claimed, at most limit of them,
+// testClaimChecksBasic checks that only due domains are claimed, at most limit of them,
 // earliest first, that a claim hides a domain for its lease, and that a claim
 // whose worker died comes due again when the lease ends.
-func testClaimDue(t *testing.T, s store.Store) {
+func testClaimChecksBasic(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	p := project(t, s, "acme")
 	now := at(time.Hour)
@@ -29,7 +29,7 @@ func testClaimDue(t *testing.T, s store.Store) {
 	if oldest, err := s.OldestDue(ctx); err != nil || !oldest.Equal(msUTC(now.Add(-3*time.Minute))) {
 		t.Fatalf("OldestDue = %v, %v; want %v", oldest, err, msUTC(now.Add(-3*time.Minute)))
 	}
-	got, err := s.ClaimDue(ctx, now, time.Minute, 2)
+	got, err := s.ClaimChecks(ctx, now, time.Minute, 2, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,13 +39,13 @@ func testClaimDue(t *testing.T, s store.Store) {
 		!slices.Contains([]string{got[0].ID, got[1].ID}, ids[1]) || got[0].ProjectID != p.ID {
 		t.Fatalf("first claim %+v, want the two most overdue of %v", got, ids)
 	}
-	got, err = s.ClaimDue(ctx, now, time.Minute, 10)
+	got, err = s.ClaimChecks(ctx, now, time.Minute, 10, 0, nil)
 	if err != nil || len(got) != 1 || got[0].ID != ids[2] {
 		t.Fatalf("second claim %+v, %v; want only %s (claimed ones hidden, future and unscheduled ones not due)", got, err, ids[2])
 	}
 	// The workers that claimed them died: the claims come due when the lease ends.
 	later := now.Add(time.Minute + time.Second)
-	got, err = s.ClaimDue(ctx, later, time.Minute, 10)
+	got, err = s.ClaimChecks(ctx, later, time.Minute, 10, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SaveCheck", testSaveCheck},
 		{"SaveCheckDeleted", testSaveCheckDeleted},
 		{"ConcurrentCreateDomain", testConcurrentCreateDomain},
-		{"ClaimDue", testClaimDue},
+		{"ClaimChecksBasic", testClaimChecksBasic},
 		{"ClaimChecks", testClaimChecks},
 		{"ClaimChecksShare", testClaimChecksShare},
 		{"EventsAndOutbox", testEventsAndOutbox},
