@@ -104,9 +104,16 @@ func (s *Store) CreateWebhook(ctx context.Context, w store.Webhook, maxHooks int
 	}
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		if maxHooks > 0 {
+			// The project's row lock makes registrations of one project take
+			// turns. The count must be a statement of its own: in READ COMMITTED
+			// a statement sees the rows committed before it began, so a count in
+			// the statement that waited for the lock would miss the webhook the
+			// registration it waited for has just added.
+			if _, err := tx.Exec(ctx, `SELECT 1 FROM projects WHERE id = $1 FOR NO KEY UPDATE`, w.ProjectID); err != nil {
+				return fmt.Errorf("postgres: lock project: %w", err)
+			}
 			var n int
-			err := tx.QueryRow(ctx, `SELECT count(*) FROM webhooks WHERE project_id = (
-				SELECT id FROM projects WHERE id = $1 FOR NO KEY UPDATE)`, w.ProjectID).Scan(&n)
+			err := tx.QueryRow(ctx, `SELECT count(*) FROM webhooks WHERE project_id = $1`, w.ProjectID).Scan(&n)
 			if err != nil {
 				return fmt.Errorf("postgres: count webhooks: %w", err)
 			}
