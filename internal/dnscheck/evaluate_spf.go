@@ -70,6 +70,17 @@ func spfIncludeOf(value string) string {
 	return ""
 }
 
+// spfUnknown is the temporary result of an SPF verdict that needed an answer DNS did
+// not give (a timeout, SERVFAIL, a spent budget): nothing changes until a definite one.
+func spfUnknown(e Expectation, o domain.Observation, err error) domain.Observation {
+	code := CodeServFail
+	if errors.Is(err, ErrTimeout) && !errors.Is(err, ErrServFail) {
+		code = CodeTimeout
+	}
+	return domain.Observation{Key: e.Key, Status: domain.CheckTemporaryFailure, Found: o.Found, Propagation: o.Propagation, Problems: []domain.Problem{
+		problem(code, "A DNS server that evaluating the SPF record at %s needs could not answer (%s); domaind will check again.", e.Name, errorText(err))}}
+}
+
 // spfVerdict decides whether the one SPF record at the MAIL FROM name (o.Found[0], which
 // parses) verifies. The rule: it verifies only where check_host() (RFC 7208 section 4) gives
 // pass for every server the platform sends from. Those servers are the addresses the
@@ -106,7 +117,17 @@ func (s *session) spfVerdict(ctx context.Context, e Expectation, o domain.Observ
 		return o
 	}
 	addrs, err := spfPlatformSenders(ctx, j.dns, j.want)
-	if err != nil || len(addrs) == 0 {
+	if err != nil {
+		// Which servers the platform sends from is not known this time: judging
+		// the record against a stand-in would call a record that names the
+		// platform's networks itself (a flattened include) wrong for a reason that
+		// is not the customer's.
+		return spfUnknown(e, o, err)
+	}
+	if len(addrs) == 0 {
+		// The include domain definitely publishes no networks (no record, or none
+		// that names an address): model its servers by an address nothing else
+		// names, with the include domain itself taken to pass.
 		addrs, j.assume = []netip.Addr{spfSentinel}, j.want
 	}
 	j.addrs = addrs
@@ -119,12 +140,7 @@ func (s *session) spfVerdict(ctx context.Context, e Expectation, o domain.Observ
 		return mismatch(o.Found, j.problem(rec, *bad, who, j.fixFor(ctx, rec, nil)))
 	}
 	if temp != nil {
-		code := CodeServFail
-		if errors.Is(temp.err, ErrTimeout) && !errors.Is(temp.err, ErrServFail) {
-			code = CodeTimeout
-		}
-		return domain.Observation{Key: e.Key, Status: domain.CheckTemporaryFailure, Found: o.Found, Problems: []domain.Problem{
-			problem(code, "A DNS server that evaluating the SPF record at %s needs could not answer (%s); domaind will check again.", e.Name, temp.detail)}}
+		return spfUnknown(e, o, temp.err)
 	}
 	// Verified: warn about what the record does for the other servers.
 	switch out := j.eval(ctx, spfSentinel, "", nil); out.result {

@@ -10,6 +10,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/domaind/domaind/internal/dnscheck"
+	"github.com/domaind/domaind/internal/dnstest"
 	"github.com/domaind/domaind/internal/domain"
 )
 
@@ -82,5 +83,27 @@ func TestSPFFixesVerify(t *testing.T) {
 				t.Fatalf("the fix %q, published, gives %s %+v", m[1], o.Status, o.Problems)
 			}
 		})
+	}
+}
+
+// TestSPFPlatformUnknownIsTemporary checks a record that names the platform's
+// networks itself (a flattened include): while the platform's own record cannot be
+// read, the verdict is a temporary failure, never a mismatch judged against a
+// stand-in for the platform's servers; once it can, the record verifies.
+func TestSPFPlatformUnknownIsTemporary(t *testing.T) {
+	tr := newTree(t)
+	if err := tr.example.AddTXT("mail.example.com.", "v=spf1 ip4:199.255.192.0/22 ip4:199.127.232.0/22 -all"); err != nil {
+		t.Fatal(err)
+	}
+	check := func() domain.Observation {
+		return tr.checker(t, dnscheck.ModeAuthoritative).Check(context.Background(), []dnscheck.Expectation{exp(domain.KeyMailFromSPF, "example.com")})[0]
+	}
+	tr.tld.SetFault("amazonses.com.", dns.TypeTXT, dnstest.ServFail)
+	if o := check(); o.Status != domain.CheckTemporaryFailure {
+		t.Errorf("platform record unreadable: status %s %v, want temporary_failure", o.Status, o.Problems)
+	}
+	tr.tld.ClearFaults()
+	if o := check(); o.Status != domain.CheckVerified {
+		t.Errorf("platform record readable: status %s %v, want verified", o.Status, o.Problems)
 	}
 }
