@@ -116,22 +116,21 @@ func (s *session) spfVerdict(ctx context.Context, e Expectation, o domain.Observ
 		// answer are not the customer's record's fault.
 		return o
 	}
-	addrs, err := spfPlatformSenders(ctx, j.dns, j.want)
-	if err != nil {
-		// Which servers the platform sends from is not known this time: judging
-		// the record against a stand-in would call a record that names the
-		// platform's networks itself (a flattened include) wrong for a reason that
-		// is not the customer's.
-		return spfUnknown(e, o, err)
-	}
-	if len(addrs) == 0 {
-		// The include domain definitely publishes no networks (no record, or none
-		// that names an address): model its servers by an address nothing else
-		// names, with the include domain itself taken to pass.
+	addrs, unknown := spfPlatformSenders(ctx, j.dns, j.want)
+	if unknown != nil || len(addrs) == 0 {
+		// The include domain's networks are not known: model its servers by an
+		// address nothing else names, with the include domain itself taken to
+		// pass, so a record that reaches the include verifies.
 		addrs, j.assume = []netip.Addr{spfSentinel}, j.want
 	}
 	j.addrs = addrs
 	bad, ip, temp := j.judge(ctx, nil)
+	if bad != nil && unknown != nil {
+		// The record does not reach the include, and whether its own terms cover
+		// the platform's servers (a flattened include) cannot be told until the
+		// platform's record can be read: not the customer's fault, so temporary.
+		return spfUnknown(e, o, unknown)
+	}
 	if bad != nil {
 		who := "the platform's server " + ip.String()
 		if j.assume != "" {
