@@ -9,61 +9,6 @@ import (
 	"github.com/domaind/domaind/internal/store"
 )
 
-// testClaimChecksBasic checks that only due domains are claimed, at most limit of them,
-// earliest first, that a claim hides a domain for its lease, and that a claim
-// whose worker died comes due again when the lease ends.
-func testClaimChecksBasic(t *testing.T, s store.Store) {
-	ctx := t.Context()
-	p := project(t, s, "acme")
-	now := at(time.Hour)
-	var ids []string
-	for i, due := range []time.Duration{-3 * time.Minute, -2 * time.Minute, -time.Minute, time.Minute, 0} {
-		d := sampleDomain(p.ID, newID(t), "d"+string(rune('a'+i))+".example.com", at(0))
-		d.NextCheckAt = now.Add(due)
-		if i == 4 {
-			d.NextCheckAt = time.Time{} // not scheduled at all
-		}
-		createDomain(t, s, d)
-		ids = append(ids, d.ID)
-	}
-	if oldest, err := s.OldestDue(ctx); err != nil || !oldest.Equal(msUTC(now.Add(-3*time.Minute))) {
-		t.Fatalf("OldestDue = %v, %v; want %v", oldest, err, msUTC(now.Add(-3*time.Minute)))
-	}
-	got, err := s.ClaimChecks(ctx, now, time.Minute, 2, 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Which domains are claimed matters (the most overdue); the order they are
-	// returned in does not, and PostgreSQL's UPDATE ... RETURNING keeps none.
-	if len(got) != 2 || !slices.Contains([]string{got[0].ID, got[1].ID}, ids[0]) ||
-		!slices.Contains([]string{got[0].ID, got[1].ID}, ids[1]) || got[0].ProjectID != p.ID {
-		t.Fatalf("first claim %+v, want the two most overdue of %v", got, ids)
-	}
-	got, err = s.ClaimChecks(ctx, now, time.Minute, 10, 0, nil)
-	if err != nil || len(got) != 1 || got[0].ID != ids[2] {
-		t.Fatalf("second claim %+v, %v; want only %s (claimed ones hidden, future and unscheduled ones not due)", got, err, ids[2])
-	}
-	// The workers that claimed them died: the claims come due when the lease ends.
-	later := now.Add(time.Minute + time.Second)
-	got, err = s.ClaimChecks(ctx, later, time.Minute, 10, 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gotIDs []string
-	for _, d := range got {
-		gotIDs = append(gotIDs, d.ID)
-	}
-	slices.Sort(gotIDs)
-	want := slices.Clone(ids[:4])
-	slices.Sort(want)
-	if !slices.Equal(gotIDs, want) {
-		t.Fatalf("claim after the lease: %v, want %v", gotIDs, want)
-	}
-	if d := getDomain(t, s, p.ID, ids[4]); !d.NextCheckAt.IsZero() {
-		t.Errorf("an unscheduled domain got a due time: %v", d.NextCheckAt)
-	}
-}
-
 // testEventsAndOutbox checks that SaveCheck stores events with a pending delivery
 // to each webhook that wants them, and the delivery life cycle.
 func testEventsAndOutbox(t *testing.T, s store.Store) {

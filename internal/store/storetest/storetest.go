@@ -43,7 +43,6 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SaveCheck", testSaveCheck},
 		{"SaveCheckDeleted", testSaveCheckDeleted},
 		{"ConcurrentCreateDomain", testConcurrentCreateDomain},
-		{"ClaimChecksBasic", testClaimChecksBasic},
 		{"ClaimChecks", testClaimChecks},
 		{"ClaimChecksShare", testClaimChecksShare},
 		{"EventsAndOutbox", testEventsAndOutbox},
