@@ -1,0 +1,354 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/store"
+)
+
+// CreateDomain implements store.Store.
+func (s *Store) CreateDomain(ctx context.Context, d *domain.Domain, sealedKey []byte) error {
+	return s.db.Tx(ctx, func(tx Querier) error {
+		// A second replica inserting the same (project, name) waits on the unique
+		// index until the first commits, and then fails with unique_violation.
+		_, err := tx.Exec(ctx, `INSERT INTO domains (id, project_id, name, region, status,
+			ownership_verified, dkim_enabled, mail_from_enabled, dmarc_enabled, dkim_private_key,
+			created_at, last_checked_at, verified_at, inbound_enabled_at, inbound_verified_at,
+			next_check_at, check_attempt, window_started_at, failed_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
+			d.ID, d.ProjectID, d.Name, d.Region, string(d.Status),
+			d.OwnershipVerified, d.DKIMEnabled, d.MailFromEnabled, d.DMARCEnabled, sealedKey,
+			millis(d.CreatedAt), millis(d.LastCheckedAt), millis(d.VerifiedAt), millis(d.InboundEnabledAt), millis(d.InboundVerifiedAt),
+			millis(d.NextCheckAt), d.CheckAttempt, millis(d.WindowStartedAt), millis(d.FailedAt))
+		if s.d.IsUniqueViolation(err) {
+			return store.ErrDomainExists
+		}
+		if err != nil {
+			return s.errorf("create domain: %w", err)
+		}
+		for i := range d.Records {
+			if err := s.insertRecord(ctx, tx, d.ID, i, &d.Records[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Store) insertRecord(ctx context.Context, tx Querier, domainID string, pos int, r *domain.Record) error {
+	found, problems, propagation, err := encodeRecordState(r)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO domain_records (domain_id, key, position, name, type, value,
+		priority, purpose, verified, status, found, problems, propagation, failures, checked_at, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+		domainID, string(r.Key), pos, r.Name, r.Type, r.Value, int(r.Priority), r.Purpose, r.Verified,
+		string(r.Status), found, problems, propagation, r.Failures, millis(r.CheckedAt), millis(r.CreatedAt), millis(r.UpdatedAt))
+	if err != nil {
+		return s.errorf("insert record %s: %w", r.Key, err)
+	}
+	return nil
+}
+
+// Domain implements store.Store.
+func (s *Store) Domain(ctx context.Context, projectID int64, id string) (*domain.Domain, error) {
+	var d *domain.Domain
+	err := s.db.Snapshot(ctx, func(tx Querier) error {
+		var err error
+		d, err = scanDomain(tx.QueryRow(ctx,
+			`SELECT `+domainColumns+` FROM domains WHERE id = $1 AND project_id = $2`, id, projectID))
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return s.errorf("domain %s: %w", id, err)
+		}
+		return s.loadRecords(ctx, tx, []*domain.Domain{d})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Domains implements store.Store.
+func (s *Store) Domains(ctx context.Context, projectID int64, p store.Page) ([]*domain.Domain, int, error) {
+	var (
+		ds    []*domain.Domain
+		total int
+	)
+	err := s.db.Snapshot(ctx, func(tx Querier) error {
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM domains WHERE project_id = $1`, projectID).Scan(&total); err != nil {
+			return s.errorf("count domains: %w", err)
+		}
+		query, args := `SELECT `+domainColumns+` FROM domains WHERE project_id = $1
+			ORDER BY created_at, id LIMIT $2 OFFSET $3`, []any{projectID, s.limitOf(p), max(p.Offset, 0)}
+		if a := p.After; a != nil {
+			// Keyset pagination ignores Offset. The row comparison is the order of
+			// the list, and of the index domains_project_created.
+			query = `SELECT ` + domainColumns + ` FROM domains WHERE project_id = $1
+				AND (created_at, id) > ($2, $3) ORDER BY created_at, id LIMIT $4`
+			args = []any{projectID, millis(a.CreatedAt), a.ID, s.limitOf(p)}
+		}
+		rows, err := tx.Query(ctx, query, args...)
+		if err != nil {
+			return s.errorf("list domains: %w", err)
+		}
+		if ds, err = Collect(rows, scanDomain); err != nil {
+			return s.errorf("list domains: %w", err)
+		}
+		return s.loadRecords(ctx, tx, ds)
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return ds, total, nil
+}
+
+// loadRecords fills in the records of ds, with one query per as many domains as
+// the dialect's In takes.
+func (s *Store) loadRecords(ctx context.Context, q Querier, ds []*domain.Domain) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	byID := make(map[string]*domain.Domain, len(ds))
+	ids := make([]string, len(ds))
+	for i, d := range ds {
+		byID[d.ID] = d
+		ids[i] = d.ID
+	}
+	for _, part := range chunks(ids, s.d.MaxIn()) {
+		in, args := s.d.In("domain_id", 1, part)
+		rows, err := q.Query(ctx, `SELECT domain_id, key, name, type, value, priority, purpose,
+			verified, status, found, problems, propagation, failures, checked_at, created_at, updated_at
+			FROM domain_records WHERE `+in+` ORDER BY domain_id, position`, args...)
+		if err != nil {
+			return s.errorf("records: %w", err)
+		}
+		_, err = Collect(rows, func(row Row) (struct{}, error) {
+			var id, key, status, found, problems, propagation string
+			var r domain.Record
+			var priority int32
+			var checked, created, updated int64
+			if err := row.Scan(&id, &key, &r.Name, &r.Type, &r.Value, &priority, &r.Purpose,
+				&r.Verified, &status, &found, &problems, &propagation, &r.Failures, &checked, &created, &updated); err != nil {
+				return struct{}{}, err
+			}
+			r.Key, r.Status, r.Priority = domain.RecordKey(key), domain.CheckStatus(status), uint16(priority)
+			r.CheckedAt, r.CreatedAt, r.UpdatedAt = fromMillis(checked), fromMillis(created), fromMillis(updated)
+			if err := decodeRecordState(&r, found, problems, propagation); err != nil {
+				return struct{}{}, fmt.Errorf("domain %s: %w", id, err)
+			}
+			d := byID[id]
+			d.Records = append(d.Records, r)
+			return struct{}{}, nil
+		})
+		if err != nil {
+			return s.errorf("records: %w", err)
+		}
+	}
+	return nil
+}
+
+// DeleteDomain implements store.Store.
+func (s *Store) DeleteDomain(ctx context.Context, projectID int64, id string) error {
+	// One statement: records and events go with the domain through ON DELETE
+	// CASCADE, and the DKIM key is a column of the domain row.
+	return s.db.Write(ctx, func(q Querier) error {
+		n, err := q.Exec(ctx, `DELETE FROM domains WHERE id = $1 AND project_id = $2`, id, projectID)
+		if err != nil {
+			return s.errorf("delete domain %s: %w", id, err)
+		}
+		if n == 0 {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+}
+
+// SaveCheck implements store.Store.
+func (s *Store) SaveCheck(ctx context.Context, d *domain.Domain, events []store.Event) error {
+	return s.db.Tx(ctx, func(tx Querier) error {
+		// The update locks the domain row first, so two replicas saving checks of
+		// one domain take turns, and a concurrent delete waits for this one.
+		n, err := tx.Exec(ctx, `UPDATE domains SET status = $1, ownership_verified = $2,
+			dkim_enabled = $3, mail_from_enabled = $4, dmarc_enabled = $5, last_checked_at = $6,
+			verified_at = $7, inbound_verified_at = $8, next_check_at = $9, check_attempt = $10,
+			window_started_at = $11, failed_at = $12 WHERE id = $13`,
+			string(d.Status), d.OwnershipVerified, d.DKIMEnabled, d.MailFromEnabled, d.DMARCEnabled,
+			millis(d.LastCheckedAt), millis(d.VerifiedAt), millis(d.InboundVerifiedAt), millis(d.NextCheckAt), d.CheckAttempt,
+			millis(d.WindowStartedAt), millis(d.FailedAt), d.ID)
+		if err != nil {
+			return s.errorf("save check %s: %w", d.ID, err)
+		}
+		if n == 0 {
+			return store.ErrNotFound // deleted while the check ran
+		}
+		for i := range d.Records {
+			r := &d.Records[i]
+			found, problems, propagation, err := encodeRecordState(r)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `UPDATE domain_records SET verified = $1, status = $2, found = $3,
+				problems = $4, propagation = $5, failures = $6, checked_at = $7, updated_at = $8
+				WHERE domain_id = $9 AND key = $10`,
+				r.Verified, string(r.Status), found, problems, propagation, r.Failures, millis(r.CheckedAt), millis(r.UpdatedAt),
+				d.ID, string(r.Key)); err != nil {
+				return s.errorf("save record %s/%s: %w", d.ID, r.Key, err)
+			}
+		}
+		return s.insertEvents(ctx, tx, events)
+	})
+}
+
+// SaveInbound implements store.Inbound.
+func (s *Store) SaveInbound(ctx context.Context, d *domain.Domain) error {
+	return s.db.Tx(ctx, func(tx Querier) error {
+		n, err := tx.Exec(ctx, `UPDATE domains SET inbound_enabled_at = $1, inbound_verified_at = $2,
+			next_check_at = $3, check_attempt = $4 WHERE id = $5 AND project_id = $6`,
+			millis(d.InboundEnabledAt), millis(d.InboundVerifiedAt), millis(d.NextCheckAt), d.CheckAttempt, d.ID, d.ProjectID)
+		if err != nil {
+			return s.errorf("save inbound %s: %w", d.ID, err)
+		}
+		if n == 0 {
+			return store.ErrNotFound
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM domain_records WHERE domain_id = $1 AND key = $2`,
+			d.ID, string(domain.KeyInboundMX)); err != nil {
+			return s.errorf("save inbound %s: %w", d.ID, err)
+		}
+		for i := range d.Records {
+			if d.Records[i].Key == domain.KeyInboundMX {
+				return s.insertRecord(ctx, tx, d.ID, i, &d.Records[i])
+			}
+		}
+		return nil
+	})
+}
+
+// ClaimChecks implements store.Store.
+func (s *Store) ClaimChecks(ctx context.Context, now time.Time, lease time.Duration, limit, perProject int, running map[int64]int) ([]store.Due, error) {
+	if perProject < 1 {
+		perProject, running = math.MaxInt32, nil
+	}
+	// Only positive counts: a negative one would lift a project past its share.
+	counts := map[int64]int{}
+	for p, n := range running {
+		if n > 0 {
+			counts[p] = n
+		}
+	}
+	var out []store.Due
+	err := s.db.Write(ctx, func(q Querier) error {
+		var err error
+		if out, err = s.d.ClaimChecks(ctx, q, millis(now.Add(lease)), millis(now), perProject, counts, limit); err != nil {
+			return s.errorf("claim due: %w", err)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ScanDue reads a claimed domain: its id and its project's.
+func ScanDue(r Row) (store.Due, error) {
+	var d store.Due
+	err := r.Scan(&d.ID, &d.ProjectID)
+	return d, err
+}
+
+// OldestDue implements store.Store.
+func (s *Store) OldestDue(ctx context.Context) (time.Time, error) {
+	var v int64
+	if err := s.db.Read().QueryRow(ctx, `SELECT coalesce(min(next_check_at), 0) FROM domains WHERE next_check_at > 0`).Scan(&v); err != nil {
+		return time.Time{}, s.errorf("oldest due: %w", err)
+	}
+	return fromMillis(v), nil
+}
+
+// AcquireCheck implements store.Store.
+func (s *Store) AcquireCheck(ctx context.Context, id, owner string, now time.Time, lease time.Duration) (bool, error) {
+	var n int64
+	err := s.db.Write(ctx, func(q Querier) error {
+		var err error
+		n, err = q.Exec(ctx, `UPDATE domains SET check_owner = $1, check_until = $2
+			WHERE id = $3 AND (check_until <= $4 OR check_owner = $1)`, owner, millis(now.Add(lease)), id, millis(now))
+		if err != nil {
+			return s.errorf("acquire check %s: %w", id, err)
+		}
+		return nil
+	})
+	return n == 1, err
+}
+
+// ReleaseCheck implements store.Store.
+func (s *Store) ReleaseCheck(ctx context.Context, id, owner string) error {
+	return s.db.Write(ctx, func(q Querier) error {
+		if _, err := q.Exec(ctx, `UPDATE domains SET check_until = 0 WHERE id = $1 AND check_owner = $2`, id, owner); err != nil {
+			return s.errorf("release check %s: %w", id, err)
+		}
+		return nil
+	})
+}
+
+// SealedDKIMKey implements store.Store.
+func (s *Store) SealedDKIMKey(ctx context.Context, id string) ([]byte, error) {
+	var key []byte
+	err := s.db.Read().QueryRow(ctx, `SELECT dkim_private_key FROM domains WHERE id = $1`, id).Scan(&key)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, s.errorf("dkim key %s: %w", id, err)
+	}
+	return key, nil
+}
+
+// signingKeysQuery selects the rows of SigningKeys. A DKIM record signs while its
+// last definite check verified it (failures = 0): a record that is being lost
+// stops being signed with at the first failed look, even while the hysteresis of
+// --degrade-after keeps dkimEnabled on.
+const signingKeysQuery = `SELECT d.id, d.project_id, d.name, r.name, d.dkim_private_key, r.checked_at
+	FROM domains d JOIN domain_records r ON r.domain_id = d.id AND r.key = 'dkim'
+	WHERE r.verified = TRUE AND r.failures = 0`
+
+// SigningKeys implements store.Store.
+func (s *Store) SigningKeys(ctx context.Context, names []string) ([]store.SigningKey, error) {
+	q, args := signingKeysQuery, []any{}
+	if names != nil {
+		if len(names) == 0 {
+			return nil, nil
+		}
+		// One statement, however many names: the order is the whole list's.
+		in, inArgs := s.d.In("d.name", 1, names)
+		q, args = q+` AND `+in, inArgs
+	}
+	rows, err := s.db.Read().Query(ctx, q+` ORDER BY d.name, r.checked_at DESC, d.id`, args...)
+	if err != nil {
+		return nil, s.errorf("signing keys: %w", err)
+	}
+	// The selector is the DKIM record's name less "._domainkey.<domain>".
+	keys, err := Collect(rows, func(r Row) (store.SigningKey, error) {
+		var k store.SigningKey
+		var recName string
+		var checked int64
+		if err := r.Scan(&k.DomainID, &k.ProjectID, &k.Domain, &recName, &k.Sealed, &checked); err != nil {
+			return k, err
+		}
+		k.Selector = strings.TrimSuffix(recName, "._domainkey."+k.Domain)
+		k.CheckedAt = fromMillis(checked)
+		return k, nil
+	})
+	if err != nil {
+		return nil, s.errorf("signing keys: %w", err)
+	}
+	return keys, nil
+}

@@ -1,0 +1,325 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/domaind/domaind/internal/store"
+)
+
+// insertEvents stores events and, for each, a pending delivery to every webhook of
+// its project that wants it, due at once.
+func (s *Store) insertEvents(ctx context.Context, tx Querier, events []store.Event) error {
+	hooks := map[int64][]store.Webhook{}
+	for _, e := range events {
+		if _, err := tx.Exec(ctx, `INSERT INTO events (id, project_id, domain_id, type, payload, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6)`, e.ID, e.ProjectID, e.DomainID, e.Type, string(e.Payload), millis(e.CreatedAt)); err != nil {
+			return s.errorf("insert event: %w", err)
+		}
+		whs, ok := hooks[e.ProjectID]
+		if !ok {
+			// FOR KEY SHARE: a webhook deleted by another replica between this read
+			// and the inserts below would make them fail on the foreign key; the
+			// lock makes the delete wait for this transaction instead, and then
+			// take the new deliveries with it.
+			var err error
+			if whs, err = s.webhooks(ctx, tx, e.ProjectID, s.lock("FOR KEY SHARE")); err != nil {
+				return err
+			}
+			hooks[e.ProjectID] = whs
+		}
+		for _, w := range whs {
+			if !store.Wants(w.Events, e.Type) {
+				continue
+			}
+			id, err := store.NewID("msg_")
+			if err != nil {
+				return err
+			}
+			// A parked endpoint's new deliveries wait for the parking to end, as
+			// its others do, so that claims find none of them due meanwhile.
+			due := max(millis(e.CreatedAt), millis(w.ParkedUntil))
+			if _, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type,
+				project_id, payload, status, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+				id, w.ID, e.ID, e.Type, e.ProjectID, string(e.Payload), store.DeliveryPending, due, millis(e.CreatedAt)); err != nil {
+				return s.errorf("insert delivery: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// Events implements store.Store.
+func (s *Store) Events(ctx context.Context, projectID int64, domainID string, p store.Page) ([]store.Event, int, error) {
+	var total int
+	if err := s.db.Read().QueryRow(ctx, `SELECT count(*) FROM events WHERE domain_id = $1 AND project_id = $2`,
+		domainID, projectID).Scan(&total); err != nil {
+		return nil, 0, s.errorf("count events: %w", err)
+	}
+	rows, err := s.db.Read().Query(ctx, `SELECT id, project_id, domain_id, type, payload, created_at FROM events
+		WHERE domain_id = $1 AND project_id = $2 ORDER BY seq DESC LIMIT $3 OFFSET $4`,
+		domainID, projectID, s.limitOf(p), max(p.Offset, 0))
+	if err != nil {
+		return nil, 0, s.errorf("events: %w", err)
+	}
+	out, err := Collect(rows, func(r Row) (store.Event, error) {
+		var e store.Event
+		var payload string
+		var created int64
+		err := r.Scan(&e.ID, &e.ProjectID, &e.DomainID, &e.Type, &payload, &created)
+		e.Payload, e.CreatedAt = []byte(payload), fromMillis(created)
+		return e, err
+	})
+	if err != nil {
+		return nil, 0, s.errorf("events: %w", err)
+	}
+	return out, total, nil
+}
+
+// CreateWebhook implements store.Store. Registrations of one project take turns:
+// where the database locks rows, on the project's row; in SQLite, as every write
+// transaction does, on the whole database. So a count never misses a webhook
+// another replica is adding at the same moment.
+func (s *Store) CreateWebhook(ctx context.Context, w store.Webhook, maxHooks int) error {
+	events, err := encodeStrings(w.Events)
+	if err != nil {
+		return s.errorf("webhook events: %w", err)
+	}
+	return s.db.Tx(ctx, func(tx Querier) error {
+		if maxHooks > 0 {
+			// The count must be a statement of its own, after the one that takes the
+			// lock: in READ COMMITTED a statement sees the rows committed before it
+			// began, so a count in the statement that waited for the lock would miss
+			// the webhook the registration it waited for has just added. FOR NO KEY
+			// UPDATE does not wait for, nor hold up, the key-share locks that inserts
+			// referring to the project take.
+			if lock := s.lock("FOR NO KEY UPDATE"); lock != "" {
+				if _, err := tx.Exec(ctx, `SELECT 1 FROM projects WHERE id = $1`+lock, w.ProjectID); err != nil {
+					return s.errorf("lock project: %w", err)
+				}
+			}
+			var n int
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM webhooks WHERE project_id = $1`, w.ProjectID).Scan(&n); err != nil {
+				return s.errorf("count webhooks: %w", err)
+			}
+			if n >= maxHooks {
+				return store.ErrTooManyWebhooks
+			}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO webhooks (id, project_id, url, events, sealed_secret, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6)`, w.ID, w.ProjectID, w.URL, events, w.SealedSecret, millis(w.CreatedAt)); err != nil {
+			return s.errorf("create webhook: %w", err)
+		}
+		return nil
+	})
+}
+
+// webhooks lists a project's webhooks, oldest first; lock is appended to the query.
+func (s *Store) webhooks(ctx context.Context, q Querier, projectID int64, lock string) ([]store.Webhook, error) {
+	rows, err := q.Query(ctx, `SELECT id, project_id, url, events, sealed_secret, created_at, failures, parked_until
+		FROM webhooks WHERE project_id = $1 ORDER BY created_at, id`+lock, projectID)
+	if err != nil {
+		return nil, s.errorf("webhooks: %w", err)
+	}
+	out, err := Collect(rows, func(r Row) (store.Webhook, error) {
+		var w store.Webhook
+		var events string
+		var created, parked int64
+		if err := r.Scan(&w.ID, &w.ProjectID, &w.URL, &events, &w.SealedSecret, &created, &w.Failures, &parked); err != nil {
+			return w, err
+		}
+		if err := json.Unmarshal([]byte(events), &w.Events); err != nil {
+			return w, fmt.Errorf("webhook %s events: %w", w.ID, err)
+		}
+		w.CreatedAt, w.ParkedUntil = fromMillis(created), fromMillis(parked)
+		return w, nil
+	})
+	if err != nil {
+		return nil, s.errorf("webhooks: %w", err)
+	}
+	return out, nil
+}
+
+// Webhooks implements store.Store.
+func (s *Store) Webhooks(ctx context.Context, projectID int64) ([]store.Webhook, error) {
+	return s.webhooks(ctx, s.db.Read(), projectID, "")
+}
+
+// DeleteWebhook implements store.Store.
+func (s *Store) DeleteWebhook(ctx context.Context, projectID int64, id string) error {
+	// One statement: deliveries and their attempts go with it through ON DELETE CASCADE.
+	return s.db.Write(ctx, func(q Querier) error {
+		n, err := q.Exec(ctx, `DELETE FROM webhooks WHERE id = $1 AND project_id = $2`, id, projectID)
+		if err != nil {
+			return s.errorf("delete webhook: %w", err)
+		}
+		if n == 0 {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+}
+
+// ClaimDeliveries implements store.Store, in one transaction, in the way of the
+// dialect. Parked endpoints' deliveries are not due (RecordAttempt pushes them
+// past the parking), so the due index never reads a parked backlog.
+func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit, perEndpoint int) ([]store.Delivery, error) {
+	var out []store.Delivery
+	err := s.db.Tx(ctx, func(tx Querier) error {
+		var err error
+		out, err = s.d.ClaimDeliveries(ctx, tx, millis(now), millis(now.Add(lease)), max(perEndpoint, 1), limit)
+		if err != nil {
+			return s.errorf("claim deliveries: %w", err)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// DeliveryColumns are the columns ScanDelivery reads, of a delivery d and its
+// webhook w.
+const DeliveryColumns = `d.id, d.webhook_id, d.event_id, d.event_type, d.project_id, d.status, d.next_attempt_at,
+	d.created_at, d.payload, w.url, w.sealed_secret, w.failures`
+
+// ScanDelivery reads a row of DeliveryColumns.
+func ScanDelivery(r Row) (store.Delivery, error) {
+	var d store.Delivery
+	var next, created int64
+	var payload string
+	err := r.Scan(&d.ID, &d.WebhookID, &d.EventID, &d.EventType, &d.ProjectID, &d.Status, &next,
+		&created, &payload, &d.URL, &d.SealedSecret, &d.EndpointFailures)
+	d.NextAttemptAt, d.CreatedAt, d.Payload = fromMillis(next), fromMillis(created), []byte(payload)
+	return d, err
+}
+
+// RecordAttempt implements store.Store. It locks the endpoint's row first, as
+// claims do, so that the two take their locks in one order and never deadlock
+// over a delivery whose lease ran out while its attempt was being recorded.
+func (s *Store) RecordAttempt(ctx context.Context, a store.Attempt, next store.DeliveryState, parkedUntil time.Time) error {
+	return s.db.Tx(ctx, func(tx Querier) error {
+		var webhookID string
+		err := tx.QueryRow(ctx, `SELECT w.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+			WHERE d.id = $1`+s.lock("FOR NO KEY UPDATE OF w"), a.DeliveryID).Scan(&webhookID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound // the webhook was deleted meanwhile
+		}
+		if err != nil {
+			return s.errorf("record attempt: %w", err)
+		}
+		n, err := tx.Exec(ctx, `UPDATE webhook_deliveries SET status = $1, next_attempt_at = $2, claimed_until = 0 WHERE id = $3`,
+			next.Status, millis(next.NextAttemptAt), a.DeliveryID)
+		if err != nil {
+			return s.errorf("record attempt: %w", err)
+		}
+		if n == 0 {
+			return store.ErrNotFound
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO webhook_attempts (delivery_id, at, status_code, error, duration_ms)
+			VALUES ($1, $2, $3, $4, $5)`, a.DeliveryID, millis(a.At), a.StatusCode, a.Error, a.Duration.Milliseconds()); err != nil {
+			return s.errorf("record attempt: %w", err)
+		}
+		if next.Status == store.DeliveryDelivered {
+			// Most endpoints are healthy: the row is written only when there is
+			// something to reset.
+			if _, err := tx.Exec(ctx, `UPDATE webhooks SET failures = 0, parked_until = 0
+				WHERE id = $1 AND (failures <> 0 OR parked_until <> 0)`, webhookID); err != nil {
+				return s.errorf("reset webhook health: %w", err)
+			}
+			return nil
+		}
+		// A failed attempt parks the endpoint until parkedUntil, unless it is
+		// parked longer already, and pushes its pending deliveries that are not in
+		// flight past the parking.
+		var parked int64
+		if err := tx.QueryRow(ctx, `UPDATE webhooks SET failures = failures + 1,
+				parked_until = CASE WHEN parked_until > $1 THEN parked_until ELSE $1 END
+			WHERE id = $2 RETURNING parked_until`, millis(parkedUntil), webhookID).Scan(&parked); err != nil {
+			return s.errorf("park webhook: %w", err)
+		}
+		if at := millis(a.At); parked > at {
+			if _, err := tx.Exec(ctx, `UPDATE webhook_deliveries SET next_attempt_at = $1
+				WHERE webhook_id = $2 AND status = 'pending' AND next_attempt_at < $1 AND claimed_until <= $3`,
+				parked, webhookID, at); err != nil {
+				return s.errorf("push parked deliveries: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// ExpireDeliveries implements store.Store. It locks the parked endpoints first,
+// in the order claims and RecordAttempt do, skipping any being worked on: their
+// deliveries expire at the next call.
+func (s *Store) ExpireDeliveries(ctx context.Context, now time.Time, giveUpAfter time.Duration) (int, error) {
+	var n int64
+	err := s.db.Write(ctx, func(q Querier) error {
+		var err error
+		n, err = q.Exec(ctx, `WITH parked AS (
+				SELECT id FROM webhooks WHERE parked_until > $1 AND parked_until > 0`+s.lock("FOR NO KEY UPDATE SKIP LOCKED")+`
+			)
+			UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = 0, claimed_until = 0
+			WHERE status = 'pending' AND created_at <= $2 AND claimed_until <= $1 AND webhook_id IN (SELECT id FROM parked)`,
+			millis(now), millis(now.Add(-giveUpAfter)))
+		if err != nil {
+			return s.errorf("expire deliveries: %w", err)
+		}
+		return nil
+	})
+	return int(n), err
+}
+
+// Deliveries implements store.Store.
+func (s *Store) Deliveries(ctx context.Context, projectID int64, webhookID string, p store.Page) ([]store.Delivery, int, error) {
+	var total int
+	if err := s.db.Read().QueryRow(ctx, `SELECT count(*) FROM webhook_deliveries WHERE webhook_id = $1 AND project_id = $2`,
+		webhookID, projectID).Scan(&total); err != nil {
+		return nil, 0, s.errorf("count deliveries: %w", err)
+	}
+	rows, err := s.db.Read().Query(ctx, `SELECT `+DeliveryColumns+` FROM webhook_deliveries d
+		JOIN webhooks w ON w.id = d.webhook_id WHERE d.webhook_id = $1 AND d.project_id = $2
+		ORDER BY d.seq DESC LIMIT $3 OFFSET $4`, webhookID, projectID, s.limitOf(p), max(p.Offset, 0))
+	if err != nil {
+		return nil, 0, s.errorf("deliveries: %w", err)
+	}
+	ds, err := Collect(rows, ScanDelivery)
+	if err != nil {
+		return nil, 0, s.errorf("deliveries: %w", err)
+	}
+	if len(ds) == 0 {
+		return ds, total, nil
+	}
+	index := make(map[string]int, len(ds))
+	ids := make([]string, len(ds))
+	for i := range ds {
+		ds[i].SealedSecret, ds[i].Payload = nil, nil // not for listing
+		index[ds[i].ID] = i
+		ids[i] = ds[i].ID
+	}
+	for _, part := range chunks(ids, s.d.MaxIn()) {
+		in, args := s.d.In("delivery_id", 1, part)
+		rows, err = s.db.Read().Query(ctx, `SELECT delivery_id, at, status_code, error, duration_ms FROM webhook_attempts
+			WHERE `+in+` ORDER BY delivery_id, at, `+s.d.AttemptSeq(), args...)
+		if err != nil {
+			return nil, 0, s.errorf("attempts: %w", err)
+		}
+		attempts, err := Collect(rows, func(r Row) (store.Attempt, error) {
+			var a store.Attempt
+			var at, dur int64
+			err := r.Scan(&a.DeliveryID, &at, &a.StatusCode, &a.Error, &dur)
+			a.At, a.Duration = fromMillis(at), time.Duration(dur)*time.Millisecond
+			return a, err
+		})
+		if err != nil {
+			return nil, 0, s.errorf("attempts: %w", err)
+		}
+		for _, a := range attempts {
+			d := &ds[index[a.DeliveryID]]
+			d.Attempts = append(d.Attempts, a)
+		}
+	}
+	return ds, total, nil
+}
