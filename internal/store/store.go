@@ -1,7 +1,7 @@
 // Package store defines how domaind keeps projects, API keys and domains. The Store
-// interface is implemented by package sqlite (the embedded default) and, for several
-// replicas, by a PostgreSQL implementation; package storetest holds the conformance
-// tests every implementation must pass.
+// interface is implemented once, in package sqlstore, for the SQL databases that
+// packages sqlite (the embedded default) and postgres (for several replicas) open;
+// package storetest holds the conformance tests every implementation must pass.
 package store
 
 import (
@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/domaind/domaind/internal/domain"
@@ -153,45 +152,6 @@ type SigningKey struct {
 	Selector  string // the signature's s=
 	Sealed    []byte // the private key, sealed for DomainID
 	CheckedAt time.Time
-}
-
-// SigningKeysQuery selects the rows of SigningKeys; a store appends its own
-// "AND d.name IN (...)" filter before the ORDER BY when names are given. A DKIM
-// record signs while its last definite check verified it (failures = 0): a
-// record that is being lost stops being signed with at the first failed look,
-// even while the hysteresis of --degrade-after keeps dkimEnabled on.
-const SigningKeysQuery = `SELECT d.id, d.project_id, d.name, r.name, d.dkim_private_key, r.checked_at
-	FROM domains d JOIN domain_records r ON r.domain_id = d.id AND r.key = 'dkim'
-	WHERE r.verified = TRUE AND r.failures = 0`
-
-// SigningKeysOrder is the ORDER BY of SigningKeys.
-const SigningKeysOrder = ` ORDER BY d.name, r.checked_at DESC, d.id`
-
-// Rows is a result set of either store's driver.
-type Rows interface {
-	Scanner
-	Next() bool
-	Err() error
-}
-
-// ScanSigningKeys reads the rows of SigningKeysQuery. The selector is the DKIM
-// record's name less "._domainkey.<domain>".
-func ScanSigningKeys(rows Rows) ([]SigningKey, error) {
-	var out []SigningKey
-	for rows.Next() {
-		var (
-			k       SigningKey
-			recName string
-			checked int64
-		)
-		if err := rows.Scan(&k.DomainID, &k.ProjectID, &k.Domain, &recName, &k.Sealed, &checked); err != nil {
-			return nil, err
-		}
-		k.Selector = strings.TrimSuffix(recName, "._domainkey."+k.Domain)
-		k.CheckedAt = FromMillis(checked)
-		out = append(out, k)
-	}
-	return out, rows.Err()
 }
 
 // Store keeps domaind's state. Every method that writes does so in one transaction:
