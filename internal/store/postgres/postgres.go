@@ -10,7 +10,6 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -101,23 +100,10 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, connCfg *pgx.ConnConfig) e
 
 	db := stdlib.OpenDBFromPool(pool) // closing db leaves the pool open
 	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, mustSub(migrations, "migrations"))
-	if err != nil {
-		return fmt.Errorf("postgres: migrations: %w", err)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("postgres: migrate: %w", err)
+	if err := sqlstore.Migrate(ctx, db, goose.DialectPostgres, migrations); err != nil {
+		return fmt.Errorf("postgres: %w", err)
 	}
 	return nil
-}
-
-func mustSub(f embed.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		// The directory is embedded at build time, so this cannot fail at run time.
-		panic(err)
-	}
-	return sub
 }
 
 // db is the sqlstore.DB of a pool. It speaks pgx's own protocol rather than

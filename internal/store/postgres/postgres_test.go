@@ -154,25 +154,9 @@ func TestConformance(t *testing.T) {
 
 func TestSessions(t *testing.T) {
 	adminDSN(t)
-	var st *Store
 	storetest.RunSessions(t, func(t *testing.T) store.Sessions {
-		st = openStore(t, freshDatabase(t))
-		return st
-	}, func(t *testing.T, _ store.Sessions) (int64, int64, func()) {
-		p, err := st.EnsureProject(t.Context(), "acme", time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		k, err := st.CreateAPIKey(t.Context(), store.APIKey{ProjectID: p.ID, Prefix: "AS_sessions", Hash: [32]byte{9}, CreatedAt: time.Now()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p.ID, k.ID, func() {
-			if _, err := st.RevokeAPIKey(t.Context(), "AS_sessions", time.Now()); err != nil {
-				t.Fatal(err)
-			}
-		}
-	})
+		return openStore(t, freshDatabase(t))
+	}, storetest.StoreKeys)
 }
 
 var t0 = time.UnixMilli(1_750_000_000_123).UTC()

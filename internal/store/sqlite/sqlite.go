@@ -10,7 +10,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
 	"runtime"
@@ -68,9 +67,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
-	if err := migrate(ctx, w); err != nil {
+	if err := sqlstore.Migrate(ctx, w, goose.DialectSQLite3, migrations); err != nil {
 		w.Close()
-		return nil, err
+		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	r, err := sql.Open("sqlite", dsn("_pragma=query_only(1)"))
 	if err != nil {
@@ -79,26 +78,6 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
 	return &Store{Store: sqlstore.New(&db{w: w, r: r}, dialect{}), w: w, r: r}, nil
-}
-
-func migrate(ctx context.Context, db *sql.DB) error {
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, mustSub(migrations, "migrations"))
-	if err != nil {
-		return fmt.Errorf("sqlite: migrations: %w", err)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	return nil
-}
-
-func mustSub(f embed.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		// The directory is embedded at build time, so this cannot fail at run time.
-		panic(err)
-	}
-	return sub
 }
 
 // db is the sqlstore.DB of the two pools.

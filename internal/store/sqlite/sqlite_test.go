@@ -158,30 +158,14 @@ func TestOpenRejectsPath(t *testing.T) {
 }
 
 func TestSessions(t *testing.T) {
-	var st *Store
 	storetest.RunSessions(t, func(t *testing.T) store.Sessions {
-		var err error
-		st, err = Open(t.Context(), filepath.Join(t.TempDir(), "s.db"))
+		st, err := Open(t.Context(), filepath.Join(t.TempDir(), "s.db"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
 		return st
-	}, func(t *testing.T, _ store.Sessions) (int64, int64, func()) {
-		p, err := st.EnsureProject(t.Context(), "acme", time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		k, err := st.CreateAPIKey(t.Context(), store.APIKey{ProjectID: p.ID, Prefix: "AS_sessions", Hash: [32]byte{9}, CreatedAt: time.Now()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p.ID, k.ID, func() {
-			if _, err := st.RevokeAPIKey(t.Context(), "AS_sessions", time.Now()); err != nil {
-				t.Fatal(err)
-			}
-		}
-	})
+	}, storetest.StoreKeys)
 }
 
 // TestMigrateBareDKIMValue upgrades a database made before DKIM records carried

@@ -45,3 +45,25 @@ func RunSessions(t *testing.T, open func(t *testing.T) store.Sessions, keys func
 		t.Errorf("session of a revoked key: %v, want ErrNotFound", err)
 	}
 }
+
+// StoreKeys is the keys of RunSessions for a Sessions that is a whole store.Store:
+// a project "acme" with one API key, which revoke revokes.
+func StoreKeys(t *testing.T, s store.Sessions) (projectID, keyID int64, revoke func()) {
+	st, ok := s.(store.Store)
+	if !ok {
+		t.Fatalf("StoreKeys: %T is not a store.Store", s)
+	}
+	p, err := st.EnsureProject(t.Context(), "acme", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := st.CreateAPIKey(t.Context(), store.APIKey{ProjectID: p.ID, Prefix: "AS_sessions", Hash: [32]byte{9}, CreatedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.ID, k.ID, func() {
+		if _, err := st.RevokeAPIKey(t.Context(), "AS_sessions", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
