@@ -454,7 +454,7 @@ func TestAgreement(t *testing.T) {
 			if (got.Status == domain.CheckVerified) != want.Pass {
 				var probs []string
 				for _, p := range got.Problems {
-					probs = append(probs, p.Code+": "+p.Message)
+					probs = append(probs, string(p.Code)+": "+p.Message)
 				}
 				t.Errorf("%s disagrees (%s)\n  about: %s\n  domaind: %s %s\n  verifier: %s\n  verifier detail: %s",
 					c.name, c.where, strings.Join(c.about, " "), got.Status, strings.Join(probs, " | "), passFail(want.Pass), want.Detail)

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/domaind/domaind/internal/domain"
 )
 
 // IsDMARC reports whether a TXT string is a DMARC record: it starts with the tag v (either
@@ -281,7 +283,7 @@ func dmarcIsSize(s string) bool {
 // dmarcNote is a way a DMARC record departs from RFC 7489 that receivers tolerate: the record
 // still applies, and the note becomes a warning.
 type dmarcNote struct {
-	code string
+	code domain.ProblemCode
 	// reason is a clause, without a capital or a final period, saying what receivers ignore
 	// or assume.
 	reason string

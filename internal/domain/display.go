@@ -46,3 +46,24 @@ func hidden(r rune) bool {
 	}
 	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError
 }
+
+// Truncate returns s cut to at most n bytes, with "…" after it when it was cut.
+// It cuts only where a character starts, so it never leaves half a UTF-8
+// character. Every message and stored text that quotes a customer's input, a
+// value from DNS or an error bounds it this way; the bound is in bytes because
+// it bounds memory and storage too.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := max(n, 0)
+	// Back to the start of the character at the cut; a run of stray
+	// continuation bytes (not UTF-8) is cut anywhere, as it has no start.
+	for back := cut; back > 0 && back > cut-utf8.UTFMax; back-- {
+		if utf8.RuneStart(s[back]) {
+			cut = back
+			break
+		}
+	}
+	return s[:cut] + "…"
+}
