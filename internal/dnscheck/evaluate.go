@@ -130,7 +130,7 @@ func displayValue(e Expectation) string {
 func quoteList(vs []string) string {
 	q := make([]string, len(vs))
 	for i, v := range vs {
-		q[i] = fmt.Sprintf("%q", domain.Truncate(v, 120))
+		q[i] = fmt.Sprintf("%q", domain.TruncateBytes(v, 120))
 	}
 	return strings.Join(q, ", ")
 }

@@ -744,5 +744,5 @@ func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return domain.Truncate(s, n-len("…"))
+	return domain.TruncateBytes(s, n-len("…"))
 }
