@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/domaind/domaind/internal/dnstest"
+	"github.com/domaind/domaind/internal/testenv"
 )
 
 // redoclyDir holds the pinned install of Redocly CLI (package.json and
@@ -52,11 +52,11 @@ type redoclyReport struct {
 func TestOpenAPILint(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
-		dnstest.SkipOrFail(t, "node is not installed (apt-get install nodejs): the OpenAPI lint needs it")
+		testenv.SkipOrFail(t, "node is not installed (apt-get install nodejs): the OpenAPI lint needs it")
 	}
 	cli := filepath.Join(redoclyDir, "node_modules", "@redocly", "cli", "bin", "cli.js")
 	if _, err := os.Stat(cli); err != nil {
-		dnstest.SkipOrFail(t, "Redocly CLI is not installed: run npm ci --prefix internal/api/testdata/redocly")
+		testenv.SkipOrFail(t, "Redocly CLI is not installed: run npm ci --prefix internal/api/testdata/redocly")
 	}
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
