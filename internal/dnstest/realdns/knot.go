@@ -31,8 +31,8 @@ import (
 	"github.com/miekg/dns"
 )
 
-// This file runs Knot DNS, and holds what it shares with unbound.go: finding
-// a server binary, running it as a child process, and waiting for it.
+// This file runs Knot DNS, and holds what it shares with unbound.go: starting
+// a server on a free port, running it as a child process, and waiting for it.
 
 // readyTimeout bounds how long a real server may take to start serving, or to
 // serve an edited zone.
