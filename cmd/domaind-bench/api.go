@@ -6,81 +6,56 @@ import (
 	"crypto/rsa"
 	"encoding/hex"
 	"fmt"
-	"log/slog"
+	"github.com/domaind/domaind/internal/app"
+	"github.com/domaind/domaind/internal/ratelimit"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/domaind/domaind/internal/api"
 	"github.com/domaind/domaind/internal/dnscheck"
 	"github.com/domaind/domaind/internal/dnstest"
-	"github.com/domaind/domaind/internal/domain"
-	"github.com/domaind/domaind/internal/domains"
-	"github.com/domaind/domaind/internal/records"
-	"github.com/domaind/domaind/internal/schedule"
 	"github.com/domaind/domaind/internal/store"
-	"github.com/domaind/domaind/internal/verify"
 )
 
-// apiServer is the real API, wired as serve wires it, on a loopback port.
+// apiServer is the real application, built by app.New as serve builds it, on a
+// loopback port.
 type apiServer struct {
 	url  string
 	stop func()
 }
 
-// startAPI serves the API for st on 127.0.0.1 through net/http, with a verifier
-// whose checker asks dnsAddr (no benchmarked route checks DNS) and a background
-// worker, as serve runs one. The rate limit is out of the way.
-func startAPI(st store.Store, sealer *records.Sealer, dnsAddr string) (*apiServer, error) {
-	log := slog.New(slog.DiscardHandler)
-	checker, err := dnscheck.New(dnscheck.Config{
-		Resolvers: []string{dnsAddr}, Mode: dnscheck.ModeRecursive, Timeout: 2 * time.Second, Retries: 1, AllowPrivate: true,
-	})
+// startAPI serves the application for st on 127.0.0.1 through net/http, with
+// serve's defaults but for a checker that asks dnsAddr (no benchmarked route
+// checks DNS), one region, and a rate limit out of the way. Its background
+// workers run, as serve runs them; the one seeded project may use every check
+// slot (see scaleout.go).
+func startAPI(st store.Store, key []byte, dnsAddr string) (*apiServer, error) {
+	cfg := app.DefaultConfig()
+	cfg.Store, cfg.MasterKey, cfg.Regions = st, key, []string{region}
+	cfg.DNS = dnscheck.Config{Resolvers: []string{dnsAddr}, Mode: dnscheck.ModeRecursive, Timeout: 2 * time.Second, Retries: 1, AllowPrivate: true}
+	cfg.RateLimit, cfg.AnonRateLimit = ratelimit.Limit{N: 1_000_000_000, Per: time.Second}, ratelimit.Limit{}
+	cfg.ProjectShare = cfg.CheckConcurrency
+	a, err := app.New(context.Background(), cfg)
 	if err != nil {
 		return nil, err
 	}
-	v := verify.New(st, checker, verify.Config{
-		Budget: 5 * time.Second, MinInterval: 2 * time.Second, Rules: domain.Rules{DegradeAfter: 3},
-		Recheck: domain.DefaultRecheck(),
-	}, nil, log)
-	bg, stopBG := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	// One seeded project, which may use every slot: see scaleout.go.
-	worker := &schedule.Worker{Store: st, Checker: v, Log: log, Concurrency: 64, ProjectShare: 64}
-	wg.Go(func() { worker.Run(bg) })
-
-	srv := &http.Server{
-		Handler: api.New(api.Config{
-			Store: st, Verifier: v, Sealer: sealer,
-			Domains: &domains.Service{
-				Store: st, Verifier: v, Records: records.DefaultConfig(), Sealer: sealer,
-				Regions: []string{region}, Log: log, AllowPrivateNames: true,
-			},
-			RateLimit: api.Limit{N: 1_000_000_000, Per: time.Second}, Log: log,
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-	}
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		stopBG()
-		wg.Wait()
-		v.Close()
+		a.Close()
 		return nil, err
 	}
-	wg.Go(func() { srv.Serve(ln) })
+	a.Start()
+	go srv.Serve(ln)
 	return &apiServer{
 		url: "http://" + ln.Addr().String(),
 		stop: func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			srv.Shutdown(ctx)
-			stopBG()
-			wg.Wait()
-			v.Close()
+			a.Close()
 		},
 	}, nil
 }
@@ -116,11 +91,7 @@ func (b *bench) runAPI(ctx context.Context, storeName string, s *seeded, dnsAddr
 	if err != nil {
 		return c, err
 	}
-	sealer, err := b.sealer()
-	if err != nil {
-		return c, err
-	}
-	srv, err := startAPI(s.store, sealer, dnsAddr)
+	srv, err := startAPI(s.store, b.masterKey(), dnsAddr)
 	if err != nil {
 		return c, err
 	}

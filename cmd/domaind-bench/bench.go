@@ -25,16 +25,24 @@ type bench struct {
 	m      machine
 
 	seal *records.Sealer
+	key  []byte // the master key seal uses
 	tmpl *template
 }
 
 // sealer returns the run's sealer. Its master key is random: nothing the bench
 // seals is ever opened.
+// masterKey returns the run's master key, made on first use.
+func (b *bench) masterKey() []byte {
+	if b.key == nil {
+		b.key = make([]byte, 32)
+		crand.Read(b.key)
+	}
+	return b.key
+}
+
 func (b *bench) sealer() (*records.Sealer, error) {
 	if b.seal == nil {
-		key := make([]byte, 32)
-		crand.Read(key)
-		s, err := records.NewSealer(key)
+		s, err := records.NewSealer(b.masterKey())
 		if err != nil {
 			return nil, err
 		}
@@ -130,7 +138,7 @@ func (b *bench) apiSection(ctx context.Context, w io.Writer) error {
 			"  max(4, cores) = %d connections.", b.pg.version, b.pg.settings, max(4, runtime.NumCPU()))
 	}
 	fmt.Fprintf(w, "## API under load\n\n")
-	fmt.Fprintf(w, "The real API (`api.New` with `domains.Service`, a verifier and a background worker, wired as `serve` wires\n"+
+	fmt.Fprintf(w, "The real application (`app.New`, the one constructor `serve` uses, with its verifier and background workers, as `serve` runs\n"+
 		"them) served by net/http on 127.0.0.1, and %d clients in the same process, each sending one request after\n"+
 		"another on a kept-alive connection: GET for %s, POST for %s. The clients, the server and the database\n"+
 		"share the machine's cores. CPU is how busy the machine's cores were, and in parentheses the share the bench's\n"+

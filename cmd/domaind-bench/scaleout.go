@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
+	"github.com/domaind/domaind/internal/app"
 	"os"
 	"strconv"
 	"strings"
@@ -18,9 +18,7 @@ import (
 	"github.com/domaind/domaind/internal/dnstest"
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/records"
-	"github.com/domaind/domaind/internal/schedule"
 	"github.com/domaind/domaind/internal/store/postgres"
-	"github.com/domaind/domaind/internal/verify"
 )
 
 // scaleRun is one run of the scaleout section.
@@ -168,65 +166,49 @@ func (b *bench) runScaleOut(ctx context.Context, replicas int) (scaleRun, error)
 	// No bound on queries per authoritative server (serve's default is 50/s) and
 	// a bound on those in flight to one that is never reached: every domain here
 	// is on one server, and the bound would be all that was measured.
-	newChecker := func() (*dnscheck.Checker, error) {
-		return dnscheck.New(dnscheck.Config{
-			Mode: dnscheck.ModeAuthoritative, RootHints: dnsNet.RootIPs(), AuthoritativePort: dnsNet.Port(),
-			Timeout: 2 * time.Second, Retries: 1, AllowPrivate: true, ServerConcurrency: 1 << 16,
-		})
+	dnsConfig := dnscheck.Config{
+		Mode: dnscheck.ModeAuthoritative, RootHints: dnsNet.RootIPs(), AuthoritativePort: dnsNet.Port(),
+		Timeout: 2 * time.Second, Retries: 1, AllowPrivate: true, ServerConcurrency: 1 << 16,
 	}
+	newChecker := func() (*dnscheck.Checker, error) { return dnscheck.New(dnsConfig) }
 	if r.AsksPerCheck, err = calibrate(ctx, t, zone, auth, newChecker); err != nil {
 		return r, err
 	}
 
-	log := slog.New(slog.DiscardHandler)
 	run := &runCounter{want: int64(r.Domains), done: make(chan struct{})}
 	counters := make([]*checkCounter, replicas)
-	type replica struct {
-		close func()
-		w     *schedule.Worker
-	}
-	reps := make([]replica, replicas)
+	// Each replica is the application app.New builds, with a connection pool,
+	// checker and verifier of its own, as separate processes would have; only
+	// its scheduler runs.
+	reps := make([]*app.App, 0, replicas)
 	defer func() {
 		for _, rep := range reps {
-			if rep.close != nil {
-				rep.close()
-			}
+			rep.Close()
 		}
 	}()
 	for i := range replicas {
-		st, err := postgres.Open(ctx, b.pg.dsn(dbName, nil))
-		if err != nil {
-			return r, err
-		}
-		checker, err := newChecker()
-		if err != nil {
-			st.Close()
-			return r, err
-		}
-		v := verify.New(st, checker, verify.Config{
-			Budget: 5 * time.Second, MinInterval: 2 * time.Second, Rules: domain.Rules{DegradeAfter: 3},
-			Recheck: domain.DefaultRecheck(),
-		}, nil, log)
 		counters[i] = &checkCounter{run: run, outcomes: map[string]int{}}
-		v.Observer = counters[i]
-		reps[i] = replica{
-			close: func() { v.Close(); st.Close() },
-			// One seeded project: it may use every slot, so this measures the
-			// worker and not the per-project share.
-			w: &schedule.Worker{Store: st, Checker: v, Log: log, Concurrency: b.cfg.scaleConcurrency, ProjectShare: b.cfg.scaleConcurrency},
+		cfg := app.DefaultConfig()
+		cfg.DB, cfg.DNS, cfg.Regions = b.pg.dsn(dbName, nil), dnsConfig, []string{region}
+		cfg.MasterKey, cfg.CheckObserver, cfg.NoDeliverer = b.masterKey(), counters[i], true
+		// One seeded project: it may use every slot, so this measures the
+		// worker and not the per-project share.
+		cfg.CheckConcurrency, cfg.ProjectShare = b.cfg.scaleConcurrency, b.cfg.scaleConcurrency
+		rep, err := app.New(ctx, cfg)
+		if err != nil {
+			return r, err
 		}
+		reps = append(reps, rep)
 	}
 
 	dnsNet.Root().ResetQueries()
 	auth.ResetQueries()
 	fmt.Fprintf(b.log, "  %d replica(s), %d checks at once each, checking %d due domains\n", replicas, b.cfg.scaleConcurrency, r.Domains)
-	workCtx, stopWork := context.WithCancel(ctx)
-	var wg sync.WaitGroup
 	drops := udpDrops()
 	cpu := startCPU()
 	start := time.Now()
 	for _, rep := range reps {
-		wg.Go(func() { rep.w.Run(workCtx) })
+		rep.Start()
 	}
 	timeout := time.NewTimer(b.cfg.scaleTimeout)
 	defer timeout.Stop()
@@ -243,10 +225,8 @@ func (b *bench) runScaleOut(ctx context.Context, replicas int) (scaleRun, error)
 	r.UDPDrops = udpDrops() - drops
 	// Stop claiming, and wait for the checks already started: any of them would
 	// be a second check of some domain, which the counts below must see.
-	stopWork()
-	wg.Wait()
 	for _, rep := range reps {
-		rep.close()
+		rep.Close()
 	}
 	reps = nil
 

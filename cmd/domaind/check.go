@@ -117,7 +117,7 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		var ne *domain.NameError
 		if errors.As(err, &ne) {
-			return usageErr("%q is not a domain name: %s (rule %s)", truncateText(pos[0], 80), ne.Message, ne.Rule)
+			return usageErr("%q is not a domain name: %s (rule %s)", domain.Truncate(pos[0], 80), ne.Message, ne.Rule)
 		}
 		return usageErr("%v", err)
 	}
@@ -219,20 +219,23 @@ func (o *checkOptions) normalize() error {
 // record is left out when no token is given: without one there is nothing to
 // compare, and any TXT record would prove nothing.
 func (o *checkOptions) expectations(name string) []dnscheck.Expectation {
-	mailFrom := o.mailFromSubdomain + "." + name
+	rc := records.DefaultConfig()
+	rc.DKIMSelector, rc.OwnershipPrefix, rc.MailFromSubdomain = o.dkimSelector, o.ownershipPrefix, o.mailFromSubdomain
+	names := rc.NamesOf(name)
+	mailFrom := names.MailFrom
 	var exps []dnscheck.Expectation
 	if o.ownershipToken != "" {
-		exps = append(exps, dnscheck.Expectation{Key: domain.KeyOwnership, Name: "_" + o.ownershipPrefix + "." + name, Type: "TXT", Value: o.ownershipToken})
+		exps = append(exps, dnscheck.Expectation{Key: domain.KeyOwnership, Name: names.Ownership, Type: "TXT", Value: o.ownershipToken})
 	}
 	exps = append(exps,
-		dnscheck.Expectation{Key: domain.KeyDKIM, Name: o.dkimSelector + "._domainkey." + name, Type: "TXT", Value: o.dkimKey},
+		dnscheck.Expectation{Key: domain.KeyDKIM, Name: names.DKIM, Type: "TXT", Value: o.dkimKey},
 		dnscheck.Expectation{Key: domain.KeyMailFromMX, Name: mailFrom, Type: "MX", Value: o.expectMX, Priority: 10},
 		dnscheck.Expectation{Key: domain.KeyMailFromSPF, Name: mailFrom, Type: "TXT", Value: spfValue(o.spfInclude)},
 		// Any valid DMARC policy will do, as it does for the verifier.
-		dnscheck.Expectation{Key: domain.KeyDMARC, Name: "_dmarc." + name, Type: "TXT"},
+		dnscheck.Expectation{Key: domain.KeyDMARC, Name: names.DMARC, Type: "TXT"},
 	)
 	if o.inbound {
-		exps = append(exps, dnscheck.Expectation{Key: domain.KeyInboundMX, Name: name, Type: "MX", Value: o.inboundMX, Priority: 10})
+		exps = append(exps, dnscheck.Expectation{Key: domain.KeyInboundMX, Name: names.Inbound, Type: "MX", Value: o.inboundMX, Priority: 10})
 	}
 	for i := range exps {
 		exps[i].Domain = name
@@ -363,18 +366,9 @@ func foundList(vs []string) string {
 	}
 	q := make([]string, len(vs))
 	for i, v := range vs {
-		q[i] = strconv.Quote(truncateText(v, 40))
+		q[i] = strconv.Quote(domain.Truncate(v, 40))
 	}
 	return strings.Join(q, ", ")
-}
-
-// truncateText shortens s to n runes and marks the cut.
-func truncateText(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n]) + "…"
 }
 
 // clean replaces characters a terminal would not print as text.

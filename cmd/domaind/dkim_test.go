@@ -35,6 +35,7 @@ import (
 	"github.com/domaind/domaind/internal/records"
 	"github.com/domaind/domaind/internal/signing"
 	"github.com/domaind/domaind/internal/store/sqlite"
+	"github.com/domaind/domaind/internal/testenv"
 	"github.com/domaind/domaind/internal/verify"
 )
 
@@ -447,8 +448,8 @@ func TestDKIMExportRefuses(t *testing.T) {
 // and returns its address once it accepts connections.
 func startOpenDKIM(t *testing.T, dir string) string {
 	t.Helper()
-	bin := dnstest.LookBinary(t, "opendkim", "opendkim")
-	port := dnstest.FreePort(t, "127.0.0.1")
+	bin := testenv.LookBinary(t, "opendkim", "opendkim")
+	port := testenv.FreePort(t, "127.0.0.1")
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	conf := filepath.Join(t.TempDir(), "opendkim.conf")
 	// Syslog is off so nothing leaves the test. InternalHosts says mail from

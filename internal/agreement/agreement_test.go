@@ -26,6 +26,7 @@ import (
 	"github.com/domaind/domaind/internal/dnscheck"
 	"github.com/domaind/domaind/internal/dnstest"
 	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/testenv"
 )
 
 // Where the independent verifiers live. Debian's python3 is named by its path, because
@@ -430,19 +431,19 @@ func TestAgreement(t *testing.T) {
 			case "dkim":
 				for _, v := range c.verifiers {
 					if why := prerequisite(v); why != "" {
-						dnstest.SkipOrFail(t, why)
+						testenv.SkipOrFail(t, why)
 					}
 				}
 				o, req = py, map[string]any{"op": "dkim", "domain": c.domain(), "selector": selector, "verifiers": c.verifiers}
 			case "spf":
 				if why := prerequisite("spf"); why != "" {
-					dnstest.SkipOrFail(t, why)
+					testenv.SkipOrFail(t, why)
 				}
 				mailFrom := "mail." + c.domain()
 				o, req = py, map[string]any{"op": "spf", "sender": "bounce@" + mailFrom, "helo": mailFrom, "ips": platformAddrs(t)}
 			case "dmarc":
 				if why := prerequisite("dmarc"); why != "" {
-					dnstest.SkipOrFail(t, why)
+					testenv.SkipOrFail(t, why)
 				}
 				o, req = js, map[string]any{"op": "dmarc", "from": c.domain()}
 			}
@@ -454,7 +455,7 @@ func TestAgreement(t *testing.T) {
 			if (got.Status == domain.CheckVerified) != want.Pass {
 				var probs []string
 				for _, p := range got.Problems {
-					probs = append(probs, p.Code+": "+p.Message)
+					probs = append(probs, string(p.Code)+": "+p.Message)
 				}
 				t.Errorf("%s disagrees (%s)\n  about: %s\n  domaind: %s %s\n  verifier: %s\n  verifier detail: %s",
 					c.name, c.where, strings.Join(c.about, " "), got.Status, strings.Join(probs, " | "), passFail(want.Pass), want.Detail)

@@ -1,11 +1,11 @@
 // Package api serves domaind's HTTP API: v1, wire-compatible with AutoSend's Domains
-// API, and v2, domaind's per-record view. It only translates HTTP to calls of verify
-// and store and their results to the contract's JSON.
+// API, and v2, domaind's per-record view. It only translates HTTP to calls of the
+// services (domains, webhook, apikey) and their results and faults to the
+// contract's JSON; it never reads the store itself.
 package api
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -15,10 +15,9 @@ import (
 
 	"github.com/domaind/domaind/internal/apikey"
 	"github.com/domaind/domaind/internal/domains"
+	"github.com/domaind/domaind/internal/fault"
 	"github.com/domaind/domaind/internal/ratelimit"
-	"github.com/domaind/domaind/internal/records"
-	"github.com/domaind/domaind/internal/store"
-	"github.com/domaind/domaind/internal/verify"
+	"github.com/domaind/domaind/internal/webhook"
 )
 
 // MaxBodyBytes bounds every request body.
@@ -26,12 +25,12 @@ const MaxBodyBytes = 1 << 20
 
 // Config holds a Server's dependencies.
 type Config struct {
-	Store    store.Store
-	Verifier *verify.Verifier
-	// Domains adds and deletes domains, as the dashboard does too.
+	// Auth tells who an API key is, as it does for the dashboard's sign-in.
+	Auth *apikey.Service
+	// Domains is the domain service the dashboard calls too.
 	Domains *domains.Service
-	// Sealer seals webhook secrets.
-	Sealer *records.Sealer
+	// Webhooks registers and lists webhooks.
+	Webhooks *webhook.Service
 	// Keys is the budget of each API key, shared with the dashboard so that a
 	// key has one budget however it is used. Nil means a budget of RateLimit
 	// for this server alone.
@@ -41,12 +40,6 @@ type Config struct {
 	// Addrs limits, per client address, requests without a valid API key; it
 	// is asked before the key is looked up. Nil means no such limit.
 	Addrs *ratelimit.Addrs
-	// WebhookAllowPrivate lets webhook URLs use plain http and reach loopback,
-	// private and link-local addresses, as tests need. Off, such URLs are refused.
-	WebhookAllowPrivate bool
-	// MaxWebhooks is how many webhooks a project may have; 0 means
-	// webhook.DefaultMaxWebhooks.
-	MaxWebhooks int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	Log *slog.Logger
@@ -249,16 +242,13 @@ func (s *Server) authed(next http.Handler) http.Handler {
 			unauthorized("A valid API key is required in the Authorization header as: Bearer AS_...")
 			return
 		}
-		hash := apikey.Hash(key)
-		k, err := s.cfg.Store.APIKeyByHash(r.Context(), hash)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.internal(w, r, err)
+		k, err := s.cfg.Auth.Authenticate(r.Context(), key)
+		if f := fault.As(err); f != nil && f.Code == fault.Unauthorized {
+			unauthorized(f.Message)
 			return
 		}
-		// The lookup is by hash, so it leaks nothing useful; the comparison is
-		// constant-time all the same, so that no store can make it otherwise.
-		if err != nil || subtle.ConstantTimeCompare(k.Hash[:], hash[:]) != 1 || !k.RevokedAt.IsZero() {
-			unauthorized("The API key is not valid or has been revoked.")
+		if err != nil {
+			s.internal(w, r, err)
 			return
 		}
 		v := s.cfg.Keys.Allow(k.ID, now)
@@ -290,12 +280,15 @@ func bearer(h string) (string, bool) {
 	return tok, tok != ""
 }
 
-// fn adapts a handler that returns an error: errors it does not handle itself
-// become a 500 that reveals nothing, and are logged.
+// fn adapts a handler that returns an error: a service's fault is answered from
+// the errorStatus table, and any other error becomes a 500 that reveals nothing,
+// and is logged.
 func (s *Server) fn(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := fn(w, r); err != nil {
-			s.internal(w, r, err)
+			if !writeFault(w, err) {
+				s.internal(w, r, err)
+			}
 		}
 	})
 }
@@ -311,7 +304,7 @@ func (s *Server) internal(w http.ResponseWriter, r *http.Request, err error) {
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if _, err := s.cfg.Store.APIKeyByHash(ctx, [32]byte{}); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := s.cfg.Auth.Ready(ctx); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 		return
 	}

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/domaind/domaind/internal/fault"
 )
 
 // Error codes of the contract's error envelope.
@@ -19,6 +21,51 @@ const (
 	codeRateLimited      = "RATE_LIMIT_EXCEEDED"
 	codeInternal         = "INTERNAL_SERVER_ERROR"
 )
+
+// errorStatus is the one table from a service's fault to the contract's answer:
+// its HTTP status and error code. Every handler returns the services' faults
+// as they come and writeFault answers them from here.
+var errorStatus = map[fault.Code]struct {
+	status int
+	code   string
+}{
+	fault.Unauthorized: {http.StatusUnauthorized, codeUnauthorized},
+	fault.Invalid:      {http.StatusBadRequest, codeValidation},
+	fault.NotFound:     {http.StatusNotFound, codeNotFound},
+	fault.Conflict:     {http.StatusConflict, codeDomainExists},
+	// 429 rather than 503 for Busy: it is a code AutoSend clients already
+	// know to retry after Retry-After, and the contract names no other.
+	fault.Busy:    {http.StatusTooManyRequests, codeRateLimited},
+	fault.TooSoon: {http.StatusTooManyRequests, codeRateLimited},
+}
+
+// writeFault answers err if it is a service's fault, and reports whether it did.
+func writeFault(w http.ResponseWriter, err error) bool {
+	f := fault.As(err)
+	if f == nil {
+		return false
+	}
+	e, ok := errorStatus[f.Code]
+	if !ok {
+		return false
+	}
+	switch {
+	case f.Code == fault.Invalid:
+		details := make([]FieldError, len(f.Details))
+		for i, d := range f.Details {
+			details[i] = FieldError(d)
+		}
+		writeValidation(w, details...)
+	case e.status == http.StatusTooManyRequests:
+		writeRateLimited(w, f.RetryAfter, f.Message)
+	case f.Code == fault.NotFound && f.Subject == "domain":
+		// The contract names the code on domain routes.
+		writeError(w, e.status, codeDomainNotFound, f.Message)
+	default:
+		writeError(w, e.status, e.code, f.Message)
+	}
+	return true
+}
 
 // FieldError is one entry of a validation error's details.
 type FieldError struct {

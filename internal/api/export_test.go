@@ -6,9 +6,9 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"github.com/domaind/domaind/internal/app"
 	"mime"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +21,6 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/domaind/domaind/internal/api"
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/store"
 )
@@ -304,14 +303,7 @@ func (h hostileStore) Domain(ctx context.Context, projectID int64, id string) (*
 // domain's DMARC value.
 func hostileEnv(t *testing.T, e *env, value string) *env {
 	t.Helper()
-	srv := httptest.NewServer(api.New(api.Config{
-		Store:     hostileStore{Store: e.store, value: value},
-		RateLimit: api.Limit{N: 1000, Per: time.Minute},
-	}))
-	t.Cleanup(srv.Close)
-	h := *e
-	h.url = srv.URL
-	return &h
+	return e.variant(func(c *app.Config) { c.Store = hostileStore{Store: e.store, value: value} })
 }
 
 // TestZoneFileEscapesValues checks a value with quotes, backslashes, a

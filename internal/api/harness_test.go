@@ -2,10 +2,10 @@ package api_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,20 +16,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/domaind/domaind/internal/api"
-	"github.com/domaind/domaind/internal/apikey"
+	"github.com/domaind/domaind/internal/app"
 	"github.com/domaind/domaind/internal/dnscheck"
 	"github.com/domaind/domaind/internal/dnstest"
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/domains"
 	"github.com/domaind/domaind/internal/ratelimit"
-	"github.com/domaind/domaind/internal/records"
-	"github.com/domaind/domaind/internal/schedule"
 	"github.com/domaind/domaind/internal/store"
-	"github.com/domaind/domaind/internal/store/postgres"
-	"github.com/domaind/domaind/internal/store/sqlite"
 	"github.com/domaind/domaind/internal/verify"
-	"github.com/domaind/domaind/internal/webhook"
 )
 
 // env is one domaind API served over real HTTP on loopback, checking DNS against a
@@ -42,6 +36,8 @@ type env struct {
 	zone     *dnstest.Zone // example.com.
 	store    store.Store
 	verifier *verify.Verifier
+	app      *app.App
+	cfg      app.Config // what app was built from, for variants
 	dbPath   string
 	close    func()
 }
@@ -75,19 +71,15 @@ type envOptions struct {
 	now func() time.Time
 }
 
+// newEnv serves the application app.New builds, as serve does, with the
+// options on top of serve's defaults.
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	if o.rateLimit == "" {
 		o.rateLimit = "10000/m"
 	}
-	if o.budget == 0 {
-		o.budget = 5 * time.Second
-	}
 	if o.dnsTimeout == 0 {
 		o.dnsTimeout = 300 * time.Millisecond
-	}
-	if o.dkimBits == 0 {
-		o.dkimBits = 1024 // fast; one test uses 2048
 	}
 	if o.dbPath == "" {
 		o.dbPath = filepath.Join(t.TempDir(), "domaind.db")
@@ -100,86 +92,39 @@ func newEnv(t *testing.T, o envOptions) *env {
 		e.zone = dnstest.NewZone("example.com.")
 		e.dns = dnstest.Start(t, e.zone)
 	}
-
-	ctx := context.Background()
-	var st store.Store
-	var err error
+	cfg := app.DefaultConfig()
+	cfg.DB = "sqlite:" + o.dbPath
 	if o.postgres != "" {
-		st, err = postgres.Open(ctx, o.postgres)
-	} else {
-		st, err = sqlite.Open(ctx, o.dbPath)
+		cfg.DB = o.postgres
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.store = st
+	cfg.MasterKey = testMasterKey
 	// Recursive mode: the loopback server stands in for a resolver; the default
 	// root hints would take an authoritative walk off loopback.
-	checker, err := dnscheck.New(dnscheck.Config{Resolvers: []string{e.dns.Addr()}, Mode: dnscheck.ModeRecursive, Timeout: o.dnsTimeout, Retries: 1, AllowPrivate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	recheck := domain.DefaultRecheck()
+	cfg.DNS = dnscheck.Config{Resolvers: []string{e.dns.Addr()}, Mode: dnscheck.ModeRecursive, Timeout: o.dnsTimeout, Retries: 1, AllowPrivate: true}
+	cfg.Records.DKIMBits = cmp.Or(o.dkimBits, 1024) // fast; one test uses 2048
+	cfg.VerifyBudget = cmp.Or(o.budget, 5*time.Second)
+	cfg.VerifyMinInterval = o.minInterval
+	cfg.DegradeAfter = max(o.degradeAfter, 1)
 	if o.recheck != nil {
-		recheck = *o.recheck
+		cfg.Recheck = *o.recheck
 	}
-	v := verify.New(st, checker, verify.Config{
-		Budget: o.budget, MinInterval: o.minInterval, Rules: domain.Rules{DegradeAfter: max(o.degradeAfter, 1)},
-		Recheck: recheck,
-	}, nil, log)
-	workerCtx, stopWorker := context.WithCancel(context.Background())
-	workerDone := make(chan struct{})
-	e.verifier = v
-	if o.recheck != nil && !o.manualWorker {
-		w := &schedule.Worker{Store: st, Checker: v, Log: log, Interval: 10 * time.Millisecond, Lease: 5 * time.Second}
-		go func() { defer close(workerDone); w.Run(workerCtx) }()
-	} else {
-		close(workerDone)
-	}
-	limit, err := api.ParseLimit(o.rateLimit)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var addrs *ratelimit.Addrs
+	cfg.NoScheduler = o.recheck == nil || o.manualWorker
+	cfg.SchedulerInterval, cfg.SchedulerLease = 10*time.Millisecond, 5*time.Second
+	cfg.RateLimit = mustLimit(t, o.rateLimit)
+	cfg.AnonRateLimit = ratelimit.Limit{}
 	if o.addrLimit != "" {
-		l, err := ratelimit.ParseLimit(o.addrLimit)
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs = ratelimit.NewAddrs(l, 0, nil)
+		cfg.AnonRateLimit = mustLimit(t, o.addrLimit)
 	}
-	rc := records.DefaultConfig()
-	rc.DKIMBits = o.dkimBits
-	sealer, err := records.NewSealer(testMasterKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api.New(api.Config{
-		Store: st, Verifier: v, Sealer: sealer,
-		Domains: &domains.Service{
-			Store: st, Verifier: v, Records: rc, Sealer: sealer,
-			Regions: []string{"us-east-1", "us-east-2", "ap-south-1", "eu-central-1"}, Keygen: o.keygen,
-			AllowPrivateNames: true,
-		},
-		RateLimit: limit, Addrs: addrs, Now: o.now, Log: log, WebhookAllowPrivate: o.webhooks,
-	}))
-	deliveriesDone := make(chan struct{})
-	if o.webhooks {
-		d := &webhook.Deliverer{
-			Store: st, Sealer: sealer, Client: webhook.NewClient(true, 2*time.Second), Log: log,
-			Backoff: []time.Duration{50 * time.Millisecond}, Interval: 10 * time.Millisecond,
-			// A failing endpoint is parked no longer than its deliveries wait.
-			ParkBase: 50 * time.Millisecond, ParkMax: 50 * time.Millisecond,
-		}
-		go func() { defer close(deliveriesDone); d.Run(workerCtx) }()
-	} else {
-		close(deliveriesDone)
-	}
-	e.url = srv.URL
+	cfg.Keygen, cfg.Now = o.keygen, o.now
+	cfg.WebhookAllowPrivate, cfg.NoDeliverer = o.webhooks, !o.webhooks
+	cfg.WebhookTimeout = 2 * time.Second
+	// A failing endpoint is parked no longer than its deliveries wait.
+	cfg.WebhookBackoff, cfg.WebhookInterval = []time.Duration{50 * time.Millisecond}, 10*time.Millisecond
+	cfg.WebhookParkBase, cfg.WebhookParkMax = 50*time.Millisecond, 50*time.Millisecond
+	cfg.Log = app.Discard(testing.Verbose(), os.Stderr)
+	a, srv := startApp(t, cfg)
+	a.Start()
+	e.app, e.cfg, e.store, e.verifier, e.url = a, cfg, a.Store(), a.Verifier(), srv.URL
 	var closed bool
 	e.close = func() {
 		if closed {
@@ -187,30 +132,51 @@ func newEnv(t *testing.T, o envOptions) *env {
 		}
 		closed = true
 		srv.Close()
-		stopWorker()
-		<-workerDone
-		<-deliveriesDone
-		v.Close()
-		st.Close()
+		a.Close()
 	}
 	t.Cleanup(e.close)
 	e.key = e.newKey("acme")
 	return e
 }
 
+// startApp builds the application of cfg and serves its API on loopback.
+func startApp(t *testing.T, cfg app.Config) (*app.App, *httptest.Server) {
+	t.Helper()
+	a, err := app.New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, httptest.NewServer(a.APIHandler())
+}
+
+// variant returns a copy of e served by another application on e's store,
+// built from e's configuration changed by change; its workers do not run.
+func (e *env) variant(change func(*app.Config)) *env {
+	e.t.Helper()
+	cfg := e.cfg
+	cfg.Store = e.store
+	change(&cfg)
+	a, srv := startApp(e.t, cfg)
+	e.t.Cleanup(func() { srv.Close(); a.Close() })
+	v := *e
+	v.url = srv.URL
+	return &v
+}
+
+func mustLimit(t *testing.T, s string) ratelimit.Limit {
+	t.Helper()
+	l, err := ratelimit.ParseLimit(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 // newKey creates a project if new and returns a fresh API key for it.
 func (e *env) newKey(project string) string {
 	e.t.Helper()
-	ctx := context.Background()
-	p, err := e.store.EnsureProject(ctx, project, time.Now())
+	key, _, err := e.app.Auth().Create(context.Background(), project, time.Now())
 	if err != nil {
-		e.t.Fatal(err)
-	}
-	key, err := apikey.New()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if _, err := e.store.CreateAPIKey(ctx, store.APIKey{ProjectID: p.ID, Prefix: apikey.Prefix(key), Hash: apikey.Hash(key), CreatedAt: time.Now()}); err != nil {
 		e.t.Fatal(err)
 	}
 	return key

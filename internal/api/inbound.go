@@ -1,12 +1,9 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/domaind/domaind/internal/domain"
-	"github.com/domaind/domaind/internal/domains"
-	"github.com/domaind/domaind/internal/store"
 )
 
 // inbound serves POST /v1/domains/{domainId}/inbound/enable and /disable.
@@ -24,18 +21,10 @@ func (s *Server) inbound(enable bool) func(http.ResponseWriter, *http.Request) e
 		} else {
 			d, err = s.cfg.Domains.DisableInbound(r.Context(), projectID, id)
 		}
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			writeDomainNotFound(w)
-			return nil
-		case errors.Is(err, domains.ErrNotVerified):
-			writeValidation(w, FieldError{Field: "verificationStatus",
-				Message: "Receiving can be enabled only on a VERIFIED domain; publish its ownership and DKIM records and verify it first."})
-			return nil
-		case err != nil:
+		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, successData{Success: true, Data: toV1Domain(d, s.cfg.Verifier.Checking(d))})
+		writeJSON(w, http.StatusOK, successData{Success: true, Data: toV1Domain(d, s.cfg.Domains.Checking(d))})
 		return nil
 	}
 }

@@ -117,15 +117,33 @@ func (a *apiDoc) validate(method, path, key, body string, r response) (string, e
 	return route.Path, openapi3filter.ValidateResponse(context.Background(), in)
 }
 
-// validateComponent checks r against the reusable response components/responses/name,
-// for the answers no operation lists: 404 on a path that is no route, and 405.
-func (a *apiDoc) validateComponent(name string, r response) error {
-	ref := a.doc.Components.Responses[name]
-	if ref == nil {
-		return fmt.Errorf("the document has no response %s", name)
+// validateUnrouted checks r, a 404 on a path that is no route or a 405 for a
+// method a path does not take, against the error envelope with the code and
+// status pinned, and for a 405 a non-empty Allow header. No operation gives
+// these answers, so the document describes them in prose only (a response
+// component that nothing references is dead to every tool, and linters flag
+// it); they are held to its ErrorEnvelope schema here.
+func (a *apiDoc) validateUnrouted(r response) error {
+	code := map[int]string{http.StatusNotFound: "NOT_FOUND", http.StatusMethodNotAllowed: "METHOD_NOT_ALLOWED"}[r.status]
+	if code == "" {
+		return fmt.Errorf("status %d is not an answer of no operation", r.status)
+	}
+	envelope := a.doc.Components.Schemas["ErrorEnvelope"]
+	if envelope == nil {
+		return errors.New("the document has no ErrorEnvelope schema")
+	}
+	var pin openapi3.Schema
+	if err := json.Unmarshal(fmt.Appendf(nil, `{"properties": {"error": {"properties": {"code": {"enum": [%q]}, "status": {"enum": [%d]}}}}}`, code, r.status), &pin); err != nil {
+		return err
+	}
+	resp := openapi3.NewResponse().WithDescription(code).WithJSONSchema(openapi3.NewAllOfSchema(envelope.Value, &pin))
+	if r.status == http.StatusMethodNotAllowed {
+		resp.Headers = openapi3.Headers{"Allow": {Value: &openapi3.Header{Parameter: openapi3.Parameter{
+			Required: true, Schema: openapi3.NewStringSchema().WithMinLength(1).NewRef(),
+		}}}}
 	}
 	op := openapi3.NewOperation()
-	op.Responses = openapi3.NewResponses(openapi3.WithStatus(r.status, ref))
+	op.Responses = openapi3.NewResponses(openapi3.WithStatus(r.status, &openapi3.ResponseRef{Value: resp}))
 	req := httptest.NewRequest("GET", "/", nil)
 	route := &routers.Route{Spec: a.doc, Path: "/", PathItem: &openapi3.PathItem{Get: op}, Method: "GET", Operation: op}
 	in := &openapi3filter.ResponseValidationInput{
@@ -144,9 +162,9 @@ type apiCase struct {
 	body   string
 	key    string
 	want   int
-	// component, when set, names the components/responses entry the answer is
-	// checked against instead of an operation's responses.
-	component string
+	// unrouted answers are checked with validateUnrouted instead of against
+	// an operation's responses.
+	unrouted bool
 }
 
 // coverage records which operations ("GET /v1/domains") had a successful
@@ -165,9 +183,9 @@ func (a *apiDoc) run(t *testing.T, e *env, cov coverage, cases []apiCase) {
 			if r.status != c.want {
 				t.Fatalf("%s %s: status %d, want %d: %s", c.method, c.path, r.status, c.want, truncate(r.body))
 			}
-			if c.component != "" {
-				if err := a.validateComponent(c.component, r); err != nil {
-					t.Fatalf("%s %s: the answer does not match components/responses/%s: %v\n%s", c.method, c.path, c.component, err, r.body)
+			if c.unrouted {
+				if err := a.validateUnrouted(r); err != nil {
+					t.Fatalf("%s %s: the answer is not the error envelope for %d: %v\n%s", c.method, c.path, r.status, err, r.body)
 				}
 				return
 			}
@@ -265,9 +283,11 @@ func TestOpenAPIResponses(t *testing.T) {
 
 	cases := []apiCase{
 		{name: "healthz", method: "GET", path: "/healthz", want: 200},
-		{name: "healthz/405", method: "POST", path: "/healthz", want: 405, component: "MethodNotAllowed"},
+		{name: "healthz/405", method: "POST", path: "/healthz", want: 405, unrouted: true},
 		{name: "openapi", method: "GET", path: "/openapi.json", want: 200},
-		{name: "no route", method: "GET", path: "/v3/nothing", key: e.key, want: 404, component: "NotFound"},
+		{name: "openapi/413", method: "GET", path: "/openapi.json", body: tooLarge, want: 413},
+		{name: "healthz/413", method: "GET", path: "/healthz", body: tooLarge, want: 413},
+		{name: "no route", method: "GET", path: "/v3/nothing", key: e.key, want: 404, unrouted: true},
 
 		{name: "v1 add", method: "POST", path: "/v1/domains", body: `{"domain":"third.example","regionKey":"eu-central-1"}`, key: e.key, want: 201},
 		{name: "v1 add/400", method: "POST", path: "/v1/domains", body: `{"domain":"not a domain"}`, key: e.key, want: 400},
@@ -275,7 +295,7 @@ func TestOpenAPIResponses(t *testing.T) {
 		{name: "v1 add/401", method: "POST", path: "/v1/domains", body: `{"domain":"x.example"}`, want: 401},
 		{name: "v1 add/409", method: "POST", path: "/v1/domains", body: `{"domain":"example.com"}`, key: e.key, want: 409},
 		{name: "v1 add/413", method: "POST", path: "/v1/domains", body: tooLarge, key: e.key, want: 413},
-		{name: "v1 domains/405", method: "PUT", path: "/v1/domains", body: `{}`, key: e.key, want: 405, component: "MethodNotAllowed"},
+		{name: "v1 domains/405", method: "PUT", path: "/v1/domains", body: `{}`, key: e.key, want: 405, unrouted: true},
 		{name: "v1 list", method: "GET", path: "/v1/domains", key: e.key, want: 200},
 		{name: "v1 list paged", method: "GET", path: "/v1/domains?limit=1&offset=1", key: e.key, want: 200},
 		{name: "v1 list/400", method: "GET", path: "/v1/domains?limit=0", key: e.key, want: 400},
@@ -286,7 +306,7 @@ func TestOpenAPIResponses(t *testing.T) {
 		{name: "v1 get/404 other project", method: "GET", path: "/v1/domains/" + id, key: other, want: 404},
 		{name: "v1 verify", method: "POST", path: "/v1/domains/" + id + "/verify", key: e.key, want: 200},
 		{name: "v1 verify/404", method: "POST", path: "/v1/domains/" + bogusID + "/verify", key: e.key, want: 404},
-		{name: "v1 verify/405", method: "GET", path: "/v1/domains/" + id + "/verify", key: e.key, want: 405, component: "MethodNotAllowed"},
+		{name: "v1 verify/405", method: "GET", path: "/v1/domains/" + id + "/verify", key: e.key, want: 405, unrouted: true},
 
 		{name: "v1 inbound enable", method: "POST", path: "/v1/domains/" + id + "/inbound/enable", key: e.key, want: 200},
 		{name: "v1 get with inbound", method: "GET", path: "/v1/domains/" + id, key: e.key, want: 200},
@@ -317,7 +337,7 @@ func TestOpenAPIResponses(t *testing.T) {
 		{name: "v2 zone/400", method: "GET", path: "/api/v2/domains/x/zone", key: e.key, want: 400},
 		{name: "v2 zone/401", method: "GET", path: "/api/v2/domains/" + id + "/zone", want: 401},
 		{name: "v2 zone/404", method: "GET", path: "/api/v2/domains/" + id + "/zone", key: other, want: 404},
-		{name: "v2 zone/405", method: "POST", path: "/api/v2/domains/" + id + "/zone", key: e.key, want: 405, component: "MethodNotAllowed"},
+		{name: "v2 zone/405", method: "POST", path: "/api/v2/domains/" + id + "/zone", key: e.key, want: 405, unrouted: true},
 		{name: "v2 records.csv", method: "GET", path: "/api/v2/domains/" + id + "/records.csv", key: e.key, want: 200},
 		{name: "v2 records.csv/404", method: "GET", path: "/api/v2/domains/" + bogusID + "/records.csv", key: e.key, want: 404},
 
@@ -332,7 +352,7 @@ func TestOpenAPIResponses(t *testing.T) {
 		{name: "webhook delete/404", method: "DELETE", path: "/api/v2/webhooks/" + bogusHook, key: e.key, want: 404},
 		{name: "webhook delete/400", method: "DELETE", path: "/api/v2/webhooks/nope", key: e.key, want: 400},
 		{name: "webhook delete", method: "DELETE", path: "/api/v2/webhooks/" + webhookID, key: e.key, want: 204},
-		{name: "webhook/405", method: "GET", path: "/api/v2/webhooks/" + webhookID, key: e.key, want: 405, component: "MethodNotAllowed"},
+		{name: "webhook/405", method: "GET", path: "/api/v2/webhooks/" + webhookID, key: e.key, want: 405, unrouted: true},
 
 		{name: "v1 delete", method: "DELETE", path: "/v1/domains/" + id, key: e.key, want: 200},
 		{name: "v1 delete/404", method: "DELETE", path: "/v1/domains/" + id, key: e.key, want: 404},
@@ -477,6 +497,28 @@ func TestOpenAPIValidationIsStrict(t *testing.T) {
 	if _, err := a.validate("GET", "/v1/domains/0123456789abcdef01234567", e.key, "", wrong); err == nil {
 		t.Error("a 404 with code NOT_FOUND on a domain route validated")
 	}
+	// The answers no operation gives are held to the envelope as strictly.
+	noRoute := e.do("GET", "/v3/nothing", "", e.key)
+	notAllowed := e.do("PUT", "/v1/domains", "{}", e.key)
+	for _, r := range []response{noRoute, notAllowed} {
+		if err := a.validateUnrouted(r); err != nil {
+			t.Fatalf("the real %d does not validate: %v", r.status, err)
+		}
+	}
+	noAllow := response{status: notAllowed.status, header: notAllowed.header.Clone(), body: notAllowed.body}
+	noAllow.header.Del("Allow")
+	if err := a.validateUnrouted(noAllow); err == nil {
+		t.Error("a 405 without Allow validated")
+	}
+	wrongCode := response{status: noRoute.status, header: noRoute.header, body: bytes.Replace(noRoute.body, []byte(`"NOT_FOUND"`), []byte(`"DOMAIN_NOT_FOUND"`), 1)}
+	if err := a.validateUnrouted(wrongCode); err == nil {
+		t.Error("a 404 with code DOMAIN_NOT_FOUND on no route validated")
+	}
+	extra := response{status: noRoute.status, header: noRoute.header, body: bytes.Replace(noRoute.body, []byte(`"success"`), []byte(`"extra":1,"success"`), 1)}
+	if err := a.validateUnrouted(extra); err == nil {
+		t.Error("a 404 with a field the envelope does not have validated")
+	}
+
 	// A request the document does not describe is no operation.
 	if _, err := a.validate("PATCH", path, e.key, "", real); err == nil {
 		t.Error("PATCH on a domain validated as an operation")

@@ -13,8 +13,6 @@ import (
 
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/domains"
-	"github.com/domaind/domaind/internal/store"
-	"github.com/domaind/domaind/internal/verify"
 )
 
 // The v1 JSON types. Field names are the contract's and exist only here.
@@ -166,22 +164,7 @@ func (s *Server) addDomain(w http.ResponseWriter, r *http.Request) error {
 		region = *req.RegionKey
 	}
 	d, err := s.cfg.Domains.Add(r.Context(), callerOf(r.Context()).projectID, *req.Domain, region)
-	var inErr *domains.InputError
-	var busy *domains.BusyError
-	switch {
-	case errors.As(err, &inErr):
-		writeValidation(w, FieldError{Field: inErr.Field, Message: inErr.Message})
-		return nil
-	case errors.As(err, &busy):
-		// 429 rather than 503: it is a code AutoSend clients already know to
-		// retry after Retry-After, and the contract names no other.
-		writeRateLimited(w, busy.RetryAfter, "The server is busy generating keys for other domains; try again in a few seconds.")
-		return nil
-	case errors.Is(err, store.ErrDomainExists):
-		name, _ := domain.NormalizeName(*req.Domain)
-		writeError(w, http.StatusConflict, codeDomainExists, fmt.Sprintf("The domain %s already exists in this project.", name))
-		return nil
-	case err != nil:
+	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, successData{Success: true, Data: toV1Domain(d, false)})
@@ -207,7 +190,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, fields string) bo
 		return false
 	}
 	if dup := duplicateName(body); dup != "" {
-		writeValidation(w, FieldError{Field: truncateRunes(dup, 64), Message: fmt.Sprintf("%q appears more than once in one object; give each field once.", truncateRunes(dup, 64))})
+		writeValidation(w, FieldError{Field: domain.Truncate(dup, 64), Message: fmt.Sprintf("%q appears more than once in one object; give each field once.", domain.Truncate(dup, 64))})
 		return false
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -292,7 +275,7 @@ func decodeError(err error, fields string) FieldError {
 		return FieldError{Field: "body", Message: "The request body is not valid JSON."}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return FieldError{Field: truncateRunes(f, 64), Message: fmt.Sprintf("%q is not a known field; the body takes %s.", truncateRunes(f, 64), fields)}
+		return FieldError{Field: domain.Truncate(f, 64), Message: fmt.Sprintf("%q is not a known field; the body takes %s.", domain.Truncate(f, 64), fields)}
 	}
 	return FieldError{Field: "body", Message: "The request body is not valid JSON."}
 }
@@ -307,16 +290,8 @@ func jsonKind(goKind string) string {
 	return goKind
 }
 
-func truncateRunes(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n]) + "…"
-}
-
 func (s *Server) listDomains(w http.ResponseWriter, r *http.Request) error {
-	var page store.Page
+	var page domains.Page
 	q := r.URL.Query()
 	if v := q.Get("limit"); v != "" || q.Has("limit") {
 		n, err := strconv.Atoi(v)
@@ -334,13 +309,13 @@ func (s *Server) listDomains(w http.ResponseWriter, r *http.Request) error {
 		}
 		page.Offset = n
 	}
-	ds, _, err := s.cfg.Store.Domains(r.Context(), callerOf(r.Context()).projectID, page)
+	ds, _, err := s.cfg.Domains.List(r.Context(), callerOf(r.Context()).projectID, page)
 	if err != nil {
 		return err
 	}
 	out := make([]v1Domain, len(ds))
 	for i, d := range ds {
-		out[i] = toV1Domain(d, s.cfg.Verifier.Checking(d))
+		out[i] = toV1Domain(d, s.cfg.Domains.Checking(d))
 	}
 	writeJSON(w, http.StatusOK, successData{Success: true, Data: map[string]any{"domains": out}})
 	return nil
@@ -356,24 +331,16 @@ func domainID(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return id, true
 }
 
-func writeDomainNotFound(w http.ResponseWriter) {
-	writeError(w, http.StatusNotFound, codeDomainNotFound, "No domain with this id exists in this project.")
-}
-
 // callerDomain loads the domain the request's path names, of the caller's project.
-// When it answers the request itself (a malformed id, 404) it returns nil and no
-// error; an error is for the caller to turn into a 500.
+// When it answers the request itself (a malformed id) it returns nil and no
+// error; an error (a fault such as NotFound, or an internal one) is for the
+// caller to return.
 func (s *Server) callerDomain(w http.ResponseWriter, r *http.Request) (*domain.Domain, error) {
 	id, ok := domainID(w, r)
 	if !ok {
 		return nil, nil
 	}
-	d, err := s.cfg.Store.Domain(r.Context(), callerOf(r.Context()).projectID, id)
-	if errors.Is(err, store.ErrNotFound) {
-		writeDomainNotFound(w)
-		return nil, nil
-	}
-	return d, err
+	return s.cfg.Domains.Get(r.Context(), callerOf(r.Context()).projectID, id)
 }
 
 func (s *Server) getDomain(w http.ResponseWriter, r *http.Request) error {
@@ -381,7 +348,7 @@ func (s *Server) getDomain(w http.ResponseWriter, r *http.Request) error {
 	if d == nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, successData{Success: true, Data: toV1Domain(d, s.cfg.Verifier.Checking(d))})
+	writeJSON(w, http.StatusOK, successData{Success: true, Data: toV1Domain(d, s.cfg.Domains.Checking(d))})
 	return nil
 }
 
@@ -390,12 +357,7 @@ func (s *Server) deleteDomain(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return nil
 	}
-	err := s.cfg.Domains.Delete(r.Context(), callerOf(r.Context()).projectID, id)
-	if errors.Is(err, store.ErrNotFound) {
-		writeDomainNotFound(w)
-		return nil
-	}
-	if err != nil {
+	if err := s.cfg.Domains.Delete(r.Context(), callerOf(r.Context()).projectID, id); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, successMessage{Success: true, Message: "Domain deleted successfully"})
@@ -407,16 +369,8 @@ func (s *Server) verifyDomain(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return nil
 	}
-	out, err := s.cfg.Verifier.Verify(r.Context(), callerOf(r.Context()).projectID, id)
-	var tooSoon *verify.TooSoonError
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		writeDomainNotFound(w)
-		return nil
-	case errors.As(err, &tooSoon):
-		writeRateLimited(w, tooSoon.RetryAfter, "This domain was checked moments ago; wait before verifying it again.")
-		return nil
-	case err != nil:
+	out, err := s.cfg.Domains.Verify(r.Context(), callerOf(r.Context()).projectID, id)
+	if err != nil {
 		return err
 	}
 	d := out.Domain
@@ -433,7 +387,7 @@ func (s *Server) verifyDomain(w http.ResponseWriter, r *http.Request) error {
 		for _, rec := range d.Records {
 			if rec.Status == domain.CheckTemporaryFailure && len(rec.Problems) > 0 {
 				data.UncheckedRecords = append(data.UncheckedRecords, v1Unchecked{
-					Record: rec.Key.Role(), Name: rec.Name, Code: rec.Problems[0].Code, Message: rec.Problems[0].Message,
+					Record: rec.Key.Role(), Name: rec.Name, Code: string(rec.Problems[0].Code), Message: rec.Problems[0].Message,
 				})
 			}
 		}

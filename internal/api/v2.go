@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/base64"
-	"errors"
 	"math"
 	"net/http"
 	"strconv"
@@ -10,8 +9,8 @@ import (
 	"time"
 
 	"github.com/domaind/domaind/internal/domain"
-	"github.com/domaind/domaind/internal/store"
-	"github.com/domaind/domaind/internal/verify"
+	"github.com/domaind/domaind/internal/domains"
+	"github.com/domaind/domaind/internal/fault"
 )
 
 // The v2 JSON types: domaind's own per-record view, modelled on inbound.new's DNS
@@ -117,7 +116,7 @@ func encodeCursor(d *domain.Domain) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(d.CreatedAt.UnixMilli(), 10) + ":" + d.ID))
 }
 
-func decodeCursor(s string) (*store.Position, bool) {
+func decodeCursor(s string) (*domains.Position, bool) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
 		return nil, false
@@ -127,7 +126,7 @@ func decodeCursor(s string) (*store.Position, bool) {
 	if !ok || err != nil || ms < 0 || !domain.ValidID(id) {
 		return nil, false
 	}
-	return &store.Position{CreatedAt: time.UnixMilli(ms).UTC(), ID: id}, true
+	return &domains.Position{CreatedAt: time.UnixMilli(ms).UTC(), ID: id}, true
 }
 
 type v2List struct {
@@ -157,45 +156,29 @@ func v2Required(k domain.RecordKey) bool {
 	return k.Required() || k == domain.KeyInboundMX
 }
 
-// everChecked reports whether the domain has been checked at least once. The
-// domain's LastCheckedAt cannot tell: it equals CreatedAt until the first check.
-func everChecked(d *domain.Domain) bool {
-	for _, r := range d.Records {
-		if !r.CheckedAt.IsZero() {
-			return true
-		}
-	}
-	return false
-}
-
 func toV2Domain(d *domain.Domain, inProgress bool) v2Domain {
 	out := v2Domain{
-		ID:                 d.ID,
-		Domain:             d.Name,
-		Region:             d.Region,
-		VerificationStatus: string(d.Status),
-		OwnershipVerified:  d.OwnershipVerified,
-		DKIMEnabled:        d.DKIMEnabled,
-		MailFromEnabled:    d.MailFromEnabled,
-		DMARCEnabled:       d.DMARCEnabled,
-		// Flags follow DNS with hysteresis, so a domain degrading but not yet past
-		// the threshold still sends.
-		CanSend: d.OwnershipVerified && d.DKIMEnabled,
-		// Receiving works once the inbound MX is seen, alone: the check reports
-		// competing hosts and a null MX as mismatches.
-		CanReceive:             func() bool { r := d.Record(domain.KeyInboundMX); return r != nil && r.Verified }(),
+		ID:                     d.ID,
+		Domain:                 d.Name,
+		Region:                 d.Region,
+		VerificationStatus:     string(d.Status),
+		OwnershipVerified:      d.OwnershipVerified,
+		DKIMEnabled:            d.DKIMEnabled,
+		MailFromEnabled:        d.MailFromEnabled,
+		DMARCEnabled:           d.DMARCEnabled,
+		CanSend:                d.CanSend(),
+		CanReceive:             d.CanReceive(),
 		VerificationInProgress: inProgress,
 		CreatedAt:              timestamp(d.CreatedAt),
 		VerifiedAt:             optTimestamp(d.VerifiedAt),
-		State:                  d.State(),
+		State:                  string(d.State()),
 		VerificationFailedAt:   optTimestamp(d.FailedAt),
 		NextCheckAt:            optTimestamp(d.NextCheckAt),
 	}
-	if !d.FailedAt.IsZero() {
-		reason := "FAILED: the required records (ownership and DKIM) were not found before automatic checks gave up; publish them and call verify to start checking again."
+	if reason := d.FailureReason("call verify"); reason != "" {
 		out.FailureReason = &reason
 	}
-	if everChecked(d) {
+	if d.EverChecked() {
 		out.LastCheckedAt = optTimestamp(d.LastCheckedAt)
 	}
 	return out
@@ -282,7 +265,7 @@ func (s *Server) v2ListDomains(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return nil
 	}
-	page := store.Page{Limit: limit, Offset: offset}
+	page := domains.Page{Limit: limit, Offset: offset}
 	if q := r.URL.Query(); q.Has("cursor") {
 		after, ok := decodeCursor(q.Get("cursor"))
 		switch {
@@ -294,9 +277,9 @@ func (s *Server) v2ListDomains(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 		// One more than asked tells whether another page follows.
-		page = store.Page{Limit: limit + 1, After: after}
+		page = domains.Page{Limit: limit + 1, After: after}
 	}
-	ds, total, err := s.cfg.Store.Domains(r.Context(), callerOf(r.Context()).projectID, page)
+	ds, total, err := s.cfg.Domains.List(r.Context(), callerOf(r.Context()).projectID, page)
 	if err != nil {
 		return err
 	}
@@ -314,7 +297,7 @@ func (s *Server) v2ListDomains(w http.ResponseWriter, r *http.Request) error {
 		out.Pagination.NextCursor = &c
 	}
 	for i, d := range ds {
-		out.Data[i] = toV2Domain(d, s.cfg.Verifier.Checking(d))
+		out.Data[i] = toV2Domain(d, s.cfg.Domains.Checking(d))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -349,15 +332,11 @@ func (s *Server) v2GetDomain(w http.ResponseWriter, r *http.Request) error {
 	var d *domain.Domain
 	inProgress := false
 	if check {
-		out, err := s.cfg.Verifier.Verify(r.Context(), projectID, id)
-		var tooSoon *verify.TooSoonError
+		out, err := s.cfg.Domains.Verify(r.Context(), projectID, id)
 		switch {
-		case errors.As(err, &tooSoon):
+		case fault.CodeOf(err) == fault.TooSoon:
 			// A GET reads; it never answers 429. The domain was checked moments
 			// ago, so the stored state is as fresh as a check would make it.
-		case errors.Is(err, store.ErrNotFound):
-			writeDomainNotFound(w)
-			return nil
 		case err != nil:
 			return err
 		default:
@@ -369,7 +348,7 @@ func (s *Server) v2GetDomain(w http.ResponseWriter, r *http.Request) error {
 		if d, err = s.callerDomain(w, r); d == nil {
 			return err
 		}
-		inProgress = s.cfg.Verifier.Checking(d)
+		inProgress = s.cfg.Domains.Checking(d)
 	}
 	writeJSON(w, http.StatusOK, v2One{Data: v2DomainWithRecords{
 		v2Domain: toV2Domain(d, inProgress),

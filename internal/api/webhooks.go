@@ -2,17 +2,12 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"math"
 	"net/http"
-	"slices"
 	"strings"
-	"time"
 
-	"github.com/domaind/domaind/internal/store"
+	"github.com/domaind/domaind/internal/domains"
 	"github.com/domaind/domaind/internal/webhook"
 )
 
@@ -97,16 +92,16 @@ type v2EventList struct {
 	Pagination v2Pagination `json:"pagination"`
 }
 
-func toV2Webhook(w store.Webhook) v2Webhook {
+func toV2Webhook(w webhook.Endpoint) v2Webhook {
 	return v2Webhook{ID: w.ID, URL: w.URL, Events: nonNil(w.Events), CreatedAt: timestamp(w.CreatedAt)}
 }
 
-func toV2Delivery(d store.Delivery) v2Delivery {
+func toV2Delivery(d webhook.Delivery) v2Delivery {
 	out := v2Delivery{
 		ID: d.ID, EventID: d.EventID, EventType: d.EventType, Status: d.Status,
 		CreatedAt: timestamp(d.CreatedAt), Attempts: make([]v2Attempt, len(d.Attempts)),
 	}
-	if d.Status == store.DeliveryPending {
+	if d.Status == webhook.DeliveryPending {
 		out.NextAttemptAt = optTimestamp(d.NextAttemptAt)
 	}
 	for i, a := range d.Attempts {
@@ -123,7 +118,7 @@ func toV2Delivery(d store.Delivery) v2Delivery {
 	return out
 }
 
-func toV2Event(e store.Event) v2Event {
+func toV2Event(e domains.Event) v2Event {
 	var p struct {
 		Data json.RawMessage `json:"data"`
 	}
@@ -137,19 +132,19 @@ func toV2Event(e store.Event) v2Event {
 
 // v2Page reads the limit and offset query parameters as v2 lists take them,
 // answering 400 itself and returning false when one is not acceptable.
-func v2Page(w http.ResponseWriter, r *http.Request) (store.Page, bool) {
+func v2Page(w http.ResponseWriter, r *http.Request) (domains.Page, bool) {
 	limit, ok := queryInt(w, r, "limit", v2DefaultLimit, 1, v2MaxLimit, "a whole number from 1 to 100")
 	if !ok {
-		return store.Page{}, false
+		return domains.Page{}, false
 	}
 	offset, ok := queryInt(w, r, "offset", 0, 0, math.MaxInt32, "a whole number of 0 or more")
 	if !ok {
-		return store.Page{}, false
+		return domains.Page{}, false
 	}
-	return store.Page{Limit: limit, Offset: offset}, true
+	return domains.Page{Limit: limit, Offset: offset}, true
 }
 
-func pagination(p store.Page, n, total int) v2Pagination {
+func pagination(p domains.Page, n, total int) v2Pagination {
 	return v2Pagination{Limit: p.Limit, Offset: p.Offset, Total: total, HasMore: p.Offset+n < total}
 }
 
@@ -158,13 +153,11 @@ func (s *Server) v2DomainEvents(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return nil
 	}
-	// Events of an unknown domain would be an empty list; a 404 says more.
-	d, err := s.callerDomain(w, r)
-	if d == nil {
-		return err
+	id, ok := domainID(w, r)
+	if !ok {
+		return nil
 	}
-	projectID, id := d.ProjectID, d.ID
-	evs, total, err := s.cfg.Store.Events(r.Context(), projectID, id, page)
+	evs, total, err := s.cfg.Domains.Events(r.Context(), callerOf(r.Context()).projectID, id, page)
 	if err != nil {
 		return err
 	}
@@ -176,9 +169,6 @@ func (s *Server) v2DomainEvents(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// webhookLookupTimeout bounds resolving a webhook URL's host at registration.
-const webhookLookupTimeout = 5 * time.Second
-
 func (s *Server) v2CreateWebhook(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		URL    json.RawMessage `json:"url"`
@@ -187,10 +177,11 @@ func (s *Server) v2CreateWebhook(w http.ResponseWriter, r *http.Request) error {
 	if !decodeBody(w, r, &req, "url and events") {
 		return nil
 	}
+	// The body's shape is checked here; what its values mean, by the service.
 	var problems []FieldError
-	events, fe := parseWebhookEvents(req.Events)
-	if fe != nil {
-		problems = append(problems, *fe)
+	var events []string
+	if !isAbsent(req.Events) && json.Unmarshal(req.Events, &events) != nil {
+		problems = append(problems, FieldError{Field: "events", Message: `events must be an array of event types, e.g. ["domain.verified"].`})
 	}
 	var rawURL string
 	switch {
@@ -198,61 +189,23 @@ func (s *Server) v2CreateWebhook(w http.ResponseWriter, r *http.Request) error {
 		problems = append(problems, FieldError{Field: "url", Message: `url is required, e.g. {"url": "https://example.com/webhooks"}.`})
 	case json.Unmarshal(req.URL, &rawURL) != nil:
 		problems = append(problems, FieldError{Field: "url", Message: "url must be a string."})
-	default:
-		ctx, cancel := context.WithTimeout(r.Context(), webhookLookupTimeout)
-		normalized, err := webhook.CheckURL(ctx, rawURL, s.cfg.WebhookAllowPrivate, nil)
-		cancel()
-		var ue *webhook.URLError
-		switch {
-		case errors.As(err, &ue):
-			problems = append(problems, FieldError{Field: "url", Message: ue.Message})
-		case err != nil:
-			return err
-		}
-		rawURL = normalized
 	}
 	if len(problems) > 0 {
+		// The events, if an array, are judged all the same, so that one answer
+		// names every field at fault.
+		if p := webhook.CheckEvents(events); p != nil && problems[0].Field != "events" {
+			problems = append([]FieldError{FieldError(*p)}, problems...)
+		}
 		writeValidation(w, problems...)
 		return nil
 	}
-
-	id, err := store.NewID("wh_")
-	if err != nil {
-		return err
-	}
-	secret, err := webhook.NewSecret()
-	if err != nil {
-		return err
-	}
-	// Sealed with the webhook id as additional data, as DKIM keys are with the
-	// domain id: a sealed secret copied onto another webhook does not open.
-	sealed, err := s.cfg.Sealer.Seal([]byte(secret), id)
-	if err != nil {
-		return err
-	}
 	c := callerOf(r.Context())
-	wh := store.Webhook{
-		ID: id, ProjectID: c.projectID, URL: rawURL, Events: events, SealedSecret: sealed,
-		CreatedAt: s.cfg.Now().UTC().Truncate(time.Millisecond),
-	}
-	maxHooks := s.cfg.MaxWebhooks
-	if maxHooks <= 0 {
-		maxHooks = webhook.DefaultMaxWebhooks
-	}
-	// The store counts and inserts in one step, so concurrent registrations
-	// cannot together pass the cap.
-	err = s.cfg.Store.CreateWebhook(r.Context(), wh, maxHooks)
-	if errors.Is(err, store.ErrTooManyWebhooks) {
-		writeValidation(w, FieldError{Field: "url", Message: fmt.Sprintf(
-			"This project already has %d webhooks, the most it may have; delete one before adding another.", maxHooks)})
-		return nil
-	}
+	wh, err := s.cfg.Webhooks.Register(r.Context(), c.projectID, rawURL, events)
 	if err != nil {
 		return err
 	}
-	s.cfg.Log.Info("webhook added", "id", id, "project", c.projectID, "url", rawURL)
 	writeJSON(w, http.StatusCreated, successData{Success: true, Data: v2NewWebhook{
-		ID: id, URL: rawURL, Events: nonNil(events), Secret: secret, CreatedAt: timestamp(wh.CreatedAt),
+		ID: wh.ID, URL: wh.URL, Events: nonNil(wh.Events), Secret: wh.Secret, CreatedAt: timestamp(wh.CreatedAt),
 	}})
 	return nil
 }
@@ -262,33 +215,8 @@ func isAbsent(v json.RawMessage) bool {
 	return len(v) == 0 || bytes.Equal(v, []byte("null"))
 }
 
-// parseWebhookEvents reads the events of a new webhook: left out (or null) means
-// every type; otherwise a non-empty list of known types, each once.
-func parseWebhookEvents(raw json.RawMessage) ([]string, *FieldError) {
-	if isAbsent(raw) {
-		return nil, nil
-	}
-	known := strings.Join(store.EventTypes, ", ")
-	var events []string
-	if err := json.Unmarshal(raw, &events); err != nil {
-		return nil, &FieldError{Field: "events", Message: `events must be an array of event types, e.g. ["domain.verified"].`}
-	}
-	if len(events) == 0 {
-		return nil, &FieldError{Field: "events", Message: "events must name at least one event type; leave it out to receive them all."}
-	}
-	for i, e := range events {
-		if !slices.Contains(store.EventTypes, e) {
-			return nil, &FieldError{Field: "events", Message: fmt.Sprintf("events[%d] %q is not an event type; use %s.", i, truncateRunes(e, 64), known)}
-		}
-		if slices.Contains(events[:i], e) {
-			return nil, &FieldError{Field: "events", Message: fmt.Sprintf("events[%d] %q is listed twice.", i, e)}
-		}
-	}
-	return events, nil
-}
-
 func (s *Server) v2ListWebhooks(w http.ResponseWriter, r *http.Request) error {
-	whs, err := s.cfg.Store.Webhooks(r.Context(), callerOf(r.Context()).projectID)
+	whs, err := s.cfg.Webhooks.List(r.Context(), callerOf(r.Context()).projectID)
 	if err != nil {
 		return err
 	}
@@ -311,25 +239,14 @@ func webhookID(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return id, true
 }
 
-func writeWebhookNotFound(w http.ResponseWriter) {
-	writeError(w, http.StatusNotFound, codeNotFound, "No webhook with this id exists in this project.")
-}
-
 func (s *Server) v2DeleteWebhook(w http.ResponseWriter, r *http.Request) error {
 	id, ok := webhookID(w, r)
 	if !ok {
 		return nil
 	}
-	c := callerOf(r.Context())
-	err := s.cfg.Store.DeleteWebhook(r.Context(), c.projectID, id)
-	if errors.Is(err, store.ErrNotFound) {
-		writeWebhookNotFound(w)
-		return nil
-	}
-	if err != nil {
+	if err := s.cfg.Webhooks.Delete(r.Context(), callerOf(r.Context()).projectID, id); err != nil {
 		return err
 	}
-	s.cfg.Log.Info("webhook deleted", "id", id, "project", c.projectID)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -344,17 +261,7 @@ func (s *Server) v2WebhookDeliveries(w http.ResponseWriter, r *http.Request) err
 	if !ok {
 		return nil
 	}
-	projectID := callerOf(r.Context()).projectID
-	// Deliveries of an unknown webhook would be an empty list; a 404 says more.
-	whs, err := s.cfg.Store.Webhooks(r.Context(), projectID)
-	if err != nil {
-		return err
-	}
-	if !slices.ContainsFunc(whs, func(wh store.Webhook) bool { return wh.ID == id }) {
-		writeWebhookNotFound(w)
-		return nil
-	}
-	ds, total, err := s.cfg.Store.Deliveries(r.Context(), projectID, id, page)
+	ds, total, err := s.cfg.Webhooks.Deliveries(r.Context(), callerOf(r.Context()).projectID, id, page)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"github.com/domaind/domaind/internal/app"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/domaind/domaind/internal/api"
 	"github.com/domaind/domaind/internal/records"
 	"github.com/domaind/domaind/internal/webhook"
 )
@@ -41,22 +41,7 @@ var testMasterKey = bytes.Repeat([]byte{7}, 32)
 // domains need the harness's server, which has the verifier.
 func withWebhookOptions(e *env) *env {
 	e.t.Helper()
-	sealer, err := records.NewSealer(testMasterKey)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	limit, err := api.ParseLimit("10000/m")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	srv := httptest.NewServer(api.New(api.Config{
-		Store: e.store, Sealer: sealer, RateLimit: limit,
-		WebhookAllowPrivate: true,
-	}))
-	e.t.Cleanup(srv.Close)
-	c := *e
-	c.url = srv.URL
-	return &c
+	return e.variant(func(c *app.Config) { c.WebhookAllowPrivate = true })
 }
 
 // createWebhook POSTs body to /api/v2/webhooks, wants 201 and returns the data.
@@ -559,19 +544,7 @@ func TestWebhookLimit(t *testing.T) {
 	ew.createWebhook(`{"url":"http://127.0.0.1:9/again"}`, e.key)
 
 	// Racing registrations of a fresh project, on a server with a cap of 3.
-	sealer, err := records.NewSealer(testMasterKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	limit, err := api.ParseLimit("10000/m")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api.New(api.Config{Store: e.store, Sealer: sealer, RateLimit: limit,
-		WebhookAllowPrivate: true, MaxWebhooks: 3}))
-	t.Cleanup(srv.Close)
-	capped := *e
-	capped.url = srv.URL
+	capped := *e.variant(func(c *app.Config) { c.WebhookAllowPrivate, c.MaxWebhooks = true, 3 })
 	racer := e.newKey("racer")
 	const racers = 12
 	statuses := make([]int, racers)

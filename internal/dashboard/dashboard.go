@@ -1,7 +1,7 @@
 // Package dashboard is the customer dashboard: server-rendered pages, embedded in
 // the binary, where a customer signs in with an API key and looks after the
-// project's domains. It shares the rules for adding and deleting a domain with the
-// API (package domains) and checks DNS through the same verifier.
+// project's domains. It calls the same services as the API (apikey for who a key
+// is, domains for everything about a domain) and never reads the store itself.
 //
 // Everything untrusted is rendered as text: html/template escapes every value, the
 // pages run no inline script (the Content-Security-Policy forbids it), the zone
@@ -15,10 +15,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/domaind/domaind/internal/apikey"
 	"github.com/domaind/domaind/internal/domains"
 	"github.com/domaind/domaind/internal/ratelimit"
-	"github.com/domaind/domaind/internal/store"
-	"github.com/domaind/domaind/internal/verify"
 )
 
 // assets holds the templates and the static files; the binary needs nothing
@@ -41,14 +40,10 @@ const maxBody = 64 << 10
 
 // Config is what the dashboard needs.
 type Config struct {
-	// Store holds the API keys, domains and events.
-	Store store.Store
-	// Sessions keeps sign-ins; the sqlite store implements it beside Store.
-	Sessions store.Sessions
-	// Domains adds and deletes domains, as the API does.
+	// Auth tells who an API key is and keeps sign-ins.
+	Auth *apikey.Service
+	// Domains is the domain service the API calls too.
 	Domains *domains.Service
-	// Verifier runs the "Verify now" checks.
-	Verifier *verify.Verifier
 	// Now is the clock of sessions; nil means time.Now.
 	Now func() time.Time
 	// Log receives server errors; nil discards them.

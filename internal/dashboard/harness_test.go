@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"github.com/domaind/domaind/internal/app"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -20,16 +20,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/domaind/domaind/internal/api"
-	"github.com/domaind/domaind/internal/apikey"
-	"github.com/domaind/domaind/internal/dashboard"
 	"github.com/domaind/domaind/internal/dnscheck"
 	"github.com/domaind/domaind/internal/dnstest"
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/domains"
 	"github.com/domaind/domaind/internal/ratelimit"
-	"github.com/domaind/domaind/internal/records"
-	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/store/sqlite"
 	"github.com/domaind/domaind/internal/verify"
 )
@@ -43,6 +38,7 @@ type env struct {
 	store    *sqlite.Store
 	dbPath   string
 	zone     *dnstest.Zone
+	app      *app.App
 	domains  *domains.Service
 	verifier *verify.Verifier
 	clock    *clock
@@ -87,6 +83,8 @@ func (c *clock) Advance(d time.Duration) {
 
 var testMasterKey = bytes.Repeat([]byte{7}, 32)
 
+// newEnv serves the application app.New builds, as serve does, with the
+// options on top of serve's defaults.
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	e := &env{t: t, dbPath: filepath.Join(t.TempDir(), "domaind.db"), clock: &clock{}, ttl: time.Hour}
@@ -98,63 +96,38 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	e.store = st
+	cfg := app.DefaultConfig()
+	cfg.Store, cfg.MasterKey = st, testMasterKey
 	// Recursive mode: the loopback server stands in for a resolver, so checks
 	// never leave the machine.
-	checker, err := dnscheck.New(dnscheck.Config{
+	cfg.DNS = dnscheck.Config{
 		Resolvers: []string{dnsServer.Addr()}, Mode: dnscheck.ModeRecursive,
 		Timeout: 500 * time.Millisecond, Retries: 1, AllowPrivate: true,
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
-	log := slog.New(slog.DiscardHandler)
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	e.verifier = verify.New(st, checker, verify.Config{
-		Budget: 5 * time.Second, MinInterval: o.minInterval,
-		Rules: domain.Rules{DegradeAfter: 1}, Recheck: domain.DefaultRecheck(),
-	}, nil, log)
-	rc := records.DefaultConfig()
-	rc.DKIMBits = 1024 // fast
-	sealer, err := records.NewSealer(testMasterKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.domains = &domains.Service{
-		Store: st, Verifier: e.verifier, Records: rc, Sealer: sealer,
-		Regions: []string{"us-east-1", "eu-central-1"}, Log: log, Keygen: o.keygen,
-		AllowPrivateNames: true,
-	}
-	var keys *ratelimit.Keys
+	cfg.VerifyMinInterval, cfg.DegradeAfter = o.minInterval, 1
+	cfg.Records.DKIMBits = 1024 // fast
+	cfg.Regions = []string{"us-east-1", "eu-central-1"}
+	cfg.Keygen, cfg.Now, cfg.SessionTTL, cfg.SecureCookies = o.keygen, e.clock.Now, e.ttl, o.secureCookies
+	// Without a rate limit the budget is out of reach.
+	cfg.RateLimit, cfg.AnonRateLimit = ratelimit.Limit{N: 1 << 30, Per: time.Second}, ratelimit.Limit{}
 	if o.rateLimit != "" {
-		keys = ratelimit.NewKeys(parseLimit(t, o.rateLimit))
+		cfg.RateLimit = parseLimit(t, o.rateLimit)
 	}
-	var addrs *ratelimit.Addrs
 	if o.addrLimit != "" {
-		addrs = ratelimit.NewAddrs(parseLimit(t, o.addrLimit), 0, nil)
+		cfg.AnonRateLimit = parseLimit(t, o.addrLimit)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/", dashboard.New(dashboard.Config{
-		Store: st, Sessions: st, Domains: e.domains, Verifier: e.verifier,
-		Now: e.clock.Now, Log: log, SessionTTL: e.ttl, SecureCookies: o.secureCookies,
-		Keys: keys, Addrs: addrs,
-	}))
-	if keys != nil {
-		// The API on the same server and clock, with the same budgets, as
-		// serve mounts them.
-		apiHandler := api.New(api.Config{
-			Store: st, Verifier: e.verifier, Sealer: sealer, Domains: e.domains,
-			Keys: keys, Addrs: addrs, Now: e.clock.Now, Log: log,
-		})
-		mux.Handle("/v1/", apiHandler)
-		mux.Handle("/api/", apiHandler)
+	cfg.NoScheduler, cfg.NoDeliverer = true, true
+	cfg.Log = app.Discard(testing.Verbose(), os.Stderr)
+	a, err := app.New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
-	srv := httptest.NewServer(mux)
+	e.app, e.domains, e.verifier = a, a.Domains(), a.Verifier()
+	srv := httptest.NewServer(a.Handler())
 	e.url = srv.URL
 	t.Cleanup(func() {
 		srv.Close()
-		e.verifier.Close()
+		a.Close()
 		st.Close()
 	})
 	e.key, e.projectID = e.newKey("acme")
@@ -173,21 +146,11 @@ func parseLimit(t *testing.T, s string) ratelimit.Limit {
 // newKey creates the project if new and returns a fresh API key of it.
 func (e *env) newKey(project string) (string, int64) {
 	e.t.Helper()
-	ctx := context.Background()
-	p, err := e.store.EnsureProject(ctx, project, time.Now())
+	key, k, err := e.app.Auth().Create(context.Background(), project, time.Now())
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	key, err := apikey.New()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if _, err := e.store.CreateAPIKey(ctx, store.APIKey{
-		ProjectID: p.ID, Prefix: apikey.Prefix(key), Hash: apikey.Hash(key), CreatedAt: time.Now(),
-	}); err != nil {
-		e.t.Fatal(err)
-	}
-	return key, p.ID
+	return key, k.ProjectID
 }
 
 // addDomain adds a domain to a project the way the dashboard does.

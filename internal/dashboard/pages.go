@@ -10,12 +10,76 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/domains"
-	"github.com/domaind/domaind/internal/store"
-	"github.com/domaind/domaind/internal/verify"
+	"github.com/domaind/domaind/internal/fault"
 )
+
+// errorStatus is the one table from a service's fault to the dashboard's
+// answer: the HTTP status, and the sentence shown where the dashboard words it
+// itself ("" shows the service's own, as for Invalid, which names the rule).
+// NotFound answers with the not-found page; Internal, with the server-error
+// page.
+var errorStatus = map[fault.Code]struct {
+	status int
+	text   string
+}{
+	fault.Invalid:  {http.StatusBadRequest, ""},
+	fault.NotFound: {http.StatusNotFound, ""},
+	fault.Conflict: {http.StatusConflict, "This domain is already in your project."},
+	fault.Busy:     {http.StatusTooManyRequests, "The server is busy generating keys for other domains. Try again in a few seconds."},
+	fault.TooSoon:  {http.StatusTooManyRequests, "This domain was checked moments ago. Try again in %s."},
+}
+
+// faultAnswer returns the status and sentence of err from errorStatus, and
+// false for an error that is not a fault the table knows (an internal one).
+func faultAnswer(err error) (f *fault.Error, status int, text string, ok bool) {
+	f = fault.As(err)
+	if f == nil {
+		return nil, 0, "", false
+	}
+	e, ok := errorStatus[f.Code]
+	if !ok {
+		return nil, 0, "", false
+	}
+	text = e.text
+	switch {
+	case text == "":
+		text = f.Message
+	case f.RetryAfter > 0 && strings.Contains(text, "%s"):
+		text = fmt.Sprintf(text, seconds(f.RetryAfter))
+	}
+	return f, e.status, text, true
+}
+
+// retryAfter sets Retry-After for a fault that says when to try again.
+func retryAfter(w http.ResponseWriter, f *fault.Error) {
+	if f.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(max(int(math.Ceil(f.RetryAfter.Seconds())), 1)))
+	}
+}
+
+// seconds says a wait in whole seconds, at least one: "1 second", "3 seconds".
+func seconds(d time.Duration) string {
+	secs := max(int(math.Ceil(d.Seconds())), 1)
+	if secs == 1 {
+		return "1 second"
+	}
+	return strconv.Itoa(secs) + " seconds"
+}
+
+// fail answers an error of a service for which the page has no better place:
+// the not-found page, or the server-error page.
+func (h *handler) fail(w http.ResponseWriter, r *http.Request, s *session, err error) {
+	if fault.CodeOf(err) == fault.NotFound {
+		h.notFoundFor(w, r, s)
+		return
+	}
+	h.serverError(w, r, err)
+}
 
 // pageSize is how many domains the list shows at once.
 const pageSize = 100
@@ -175,7 +239,7 @@ func (h *handler) domainsPage(w http.ResponseWriter, r *http.Request, s *session
 }
 
 func (h *handler) renderDomains(w http.ResponseWriter, r *http.Request, s *session, status, offset int, form addForm, note string) {
-	list, total, err := h.cfg.Store.Domains(r.Context(), s.ProjectID, store.Page{Limit: pageSize, Offset: offset})
+	list, total, err := h.cfg.Domains.List(r.Context(), s.ProjectID, domains.Page{Limit: pageSize, Offset: offset})
 	if err != nil {
 		h.serverError(w, r, err)
 		return
@@ -185,7 +249,7 @@ func (h *handler) renderDomains(w http.ResponseWriter, r *http.Request, s *sessi
 		Regions: h.cfg.Domains.Regions, PrevOffset: -1, NextOffset: -1,
 	}
 	for _, d := range list {
-		p.Domains = append(p.Domains, toDomainView(d, false))
+		p.Domains = append(p.Domains, toDomainView(d, h.cfg.Domains.Checking(d)))
 	}
 	if offset > 0 {
 		p.PrevOffset = max(offset-pageSize, 0)
@@ -200,24 +264,15 @@ func (h *handler) renderDomains(w http.ResponseWriter, r *http.Request, s *sessi
 func (h *handler) addDomain(w http.ResponseWriter, r *http.Request, s *session) {
 	form := addForm{Domain: r.PostFormValue("domain"), Region: r.PostFormValue("region")}
 	d, err := h.cfg.Domains.Add(r.Context(), s.ProjectID, form.Domain, form.Region)
-	var ie *domains.InputError
-	var busy *domains.BusyError
+	if f, status, text, ok := faultAnswer(err); ok {
+		retryAfter(w, f)
+		form.Error = text
+		h.renderDomains(w, r, s, status, 0, form, "")
+		return
+	}
 	switch {
-	case errors.As(err, &ie):
-		form.Error = ie.Message
-		h.renderDomains(w, r, s, http.StatusBadRequest, 0, form, "")
-		return
-	case errors.As(err, &busy):
-		w.Header().Set("Retry-After", strconv.Itoa(max(int(math.Ceil(busy.RetryAfter.Seconds())), 1)))
-		form.Error = "The server is busy generating keys for other domains. Try again in a few seconds."
-		h.renderDomains(w, r, s, http.StatusTooManyRequests, 0, form, "")
-		return
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		return // the customer went away while the add waited its turn
-	case errors.Is(err, store.ErrDomainExists):
-		form.Error = "This domain is already in your project."
-		h.renderDomains(w, r, s, http.StatusConflict, 0, form, "")
-		return
 	case err != nil:
 		h.serverError(w, r, err)
 		return
@@ -233,13 +288,9 @@ func (h *handler) loadDomain(w http.ResponseWriter, r *http.Request, s *session)
 		h.notFoundFor(w, r, s)
 		return nil
 	}
-	d, err := h.cfg.Store.Domain(r.Context(), s.ProjectID, id)
-	if errors.Is(err, store.ErrNotFound) {
-		h.notFoundFor(w, r, s)
-		return nil
-	}
+	d, err := h.cfg.Domains.Get(r.Context(), s.ProjectID, id)
 	if err != nil {
-		h.serverError(w, r, err)
+		h.fail(w, r, s, err)
 		return nil
 	}
 	return d
@@ -262,11 +313,12 @@ func (h *handler) domainPage(w http.ResponseWriter, r *http.Request, s *session)
 }
 
 func (h *handler) domainData(r *http.Request, s *session, d *domain.Domain) (*page, error) {
-	events, _, err := h.cfg.Store.Events(r.Context(), s.ProjectID, d.ID, store.Page{Limit: eventsShown})
+	events, _, err := h.cfg.Domains.Events(r.Context(), s.ProjectID, d.ID, domains.Page{Limit: eventsShown})
 	if err != nil {
 		return nil, err
 	}
-	p := &page{Title: d.Name, session: s, Domain: toDomainView(d, h.cfg.Verifier.InProgress(d.ID))}
+	// In progress on any replica, as the API says it.
+	p := &page{Title: d.Name, session: s, Domain: toDomainView(d, h.cfg.Domains.Checking(d))}
 	for _, e := range events {
 		p.Events = append(p.Events, toEventView(e))
 	}
@@ -297,28 +349,19 @@ func (h *handler) verifyDomain(w http.ResponseWriter, r *http.Request, s *sessio
 		h.notFoundFor(w, r, s)
 		return
 	}
-	out, err := h.cfg.Verifier.Verify(r.Context(), s.ProjectID, id)
-	var tooSoon *verify.TooSoonError
+	out, err := h.cfg.Domains.Verify(r.Context(), s.ProjectID, id)
 	status, msgKey := http.StatusOK, "checked"
 	var msg string
 	var d *domain.Domain
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		h.notFoundFor(w, r, s)
-		return
-	case errors.As(err, &tooSoon):
-		status, msgKey = http.StatusTooManyRequests, "toosoon"
-		secs := int(math.Ceil(tooSoon.RetryAfter.Seconds()))
-		msg = "This domain was checked moments ago. Try again in " + strconv.Itoa(secs) + " second"
-		if secs != 1 {
-			msg += "s"
-		}
-		msg += "."
+	switch code := fault.CodeOf(err); {
+	case code == fault.TooSoon:
+		_, status, msg, _ = faultAnswer(err)
+		msgKey = "toosoon"
 		if d = h.loadDomain(w, r, s); d == nil {
 			return
 		}
 	case err != nil:
-		h.serverError(w, r, err)
+		h.fail(w, r, s, err)
 		return
 	case out.InProgress:
 		msgKey, d = "inprogress", out.Domain
@@ -368,7 +411,7 @@ func (h *handler) deletePage(w http.ResponseWriter, r *http.Request, s *session)
 	if d == nil {
 		return
 	}
-	h.render(w, r, http.StatusOK, "delete", &page{Title: "Delete " + d.Name, session: s, Domain: toDomainView(d, false)})
+	h.render(w, r, http.StatusOK, "delete", &page{Title: "Delete " + d.Name, session: s, Domain: toDomainView(d, h.cfg.Domains.Checking(d))})
 }
 
 // deleteDomain deletes the domain the confirmation form names.
@@ -378,13 +421,8 @@ func (h *handler) deleteDomain(w http.ResponseWriter, r *http.Request, s *sessio
 		h.notFoundFor(w, r, s)
 		return
 	}
-	err := h.cfg.Domains.Delete(r.Context(), s.ProjectID, id)
-	if errors.Is(err, store.ErrNotFound) {
-		h.notFoundFor(w, r, s)
-		return
-	}
-	if err != nil {
-		h.serverError(w, r, err)
+	if err := h.cfg.Domains.Delete(r.Context(), s.ProjectID, id); err != nil {
+		h.fail(w, r, s, err)
 		return
 	}
 	http.Redirect(w, r, "/?msg=deleted", http.StatusSeeOther)
@@ -410,13 +448,10 @@ func (h *handler) inbound(enable bool) func(http.ResponseWriter, *http.Request, 
 			_, err = h.cfg.Domains.DisableInbound(r.Context(), s.ProjectID, id)
 		}
 		switch {
-		case errors.Is(err, store.ErrNotFound):
-			h.notFoundFor(w, r, s)
-			return
-		case errors.Is(err, domains.ErrNotVerified):
+		case domains.NotVerified(err):
 			msgKey = "inboundnotverified"
 		case err != nil:
-			h.serverError(w, r, err)
+			h.fail(w, r, s, err)
 			return
 		}
 		http.Redirect(w, r, "/domains/"+id+"?msg="+msgKey, http.StatusSeeOther)

@@ -2,9 +2,7 @@ package dashboard
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -16,7 +14,7 @@ import (
 	"time"
 
 	"github.com/domaind/domaind/internal/apikey"
-	"github.com/domaind/domaind/internal/store"
+	"github.com/domaind/domaind/internal/fault"
 )
 
 // CSRFHeader carries the CSRF token of requests the dashboard's script sends.
@@ -24,7 +22,7 @@ const CSRFHeader = "X-CSRF-Token"
 
 // session is the signed-in customer of a request.
 type session struct {
-	store.Session
+	apikey.Session
 	token string // the cookie's value; only its hash is stored
 }
 
@@ -38,9 +36,6 @@ func csrfToken(sessionToken string) string {
 	m.Write([]byte("csrf"))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
-
-// tokenHash is the stored form of a session token.
-func tokenHash(token string) [32]byte { return sha256.Sum256([]byte(token)) }
 
 // cookieName is the session cookie's name. The __Host- prefix makes the browser
 // refuse the cookie unless it is Secure, host-only and for the whole site, so a
@@ -67,8 +62,8 @@ func (h *handler) session(r *http.Request) (*session, error) {
 			return nil, &limitedError{retryAfter: v.RetryAfter, message: addrLimitMessage}
 		}
 	}
-	s, err := h.cfg.Sessions.SessionByHash(r.Context(), tokenHash(c.Value), now)
-	if errors.Is(err, store.ErrNotFound) {
+	s, err := h.cfg.Auth.Session(r.Context(), c.Value, now)
+	if fault.CodeOf(err) == fault.Unauthorized {
 		// A token that names no session is a guess, or a session that ended:
 		// either way it spends the address's allowance.
 		if h.cfg.Addrs != nil {
@@ -77,7 +72,7 @@ func (h *handler) session(r *http.Request) (*session, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("dashboard: session: %w", err)
+		return nil, err
 	}
 	return &session{Session: s, token: c.Value}, nil
 }
@@ -223,45 +218,18 @@ func (h *handler) signIn(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusForbidden, "The sign-in form must be sent from this site. Reload the page and try again.")
 		return
 	}
-	refuse := func() { fail(http.StatusUnauthorized, "That API key is not valid or has been revoked.") }
-	key := strings.TrimSpace(r.PostFormValue("key"))
-	if !apikey.Valid(key) {
-		refuse()
-		return
-	}
-	hash := apikey.Hash(key)
-	k, err := h.cfg.Store.APIKeyByHash(r.Context(), hash)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		h.serverError(w, r, err)
-		return
-	}
-	// The lookup is by hash and leaks nothing useful; the comparison is
-	// constant-time all the same, so that no store can make it otherwise.
-	if err != nil || subtle.ConstantTimeCompare(k.Hash[:], hash[:]) != 1 || !k.RevokedAt.IsZero() {
-		refuse()
-		return
-	}
-
-	// A sign-in always starts a new session, so a token planted before it is
-	// worth nothing after it.
+	var replace string
 	if old, err := r.Cookie(h.cookieName()); err == nil && wellFormedToken(old.Value) {
-		if err := h.cfg.Sessions.DeleteSession(r.Context(), tokenHash(old.Value)); err != nil {
-			h.serverError(w, r, err)
-			return
-		}
+		replace = old.Value
 	}
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		h.serverError(w, r, fmt.Errorf("dashboard: session token: %w", err))
+	key := strings.TrimSpace(r.PostFormValue("key"))
+	token, sess, err := h.cfg.Auth.SignIn(r.Context(), key, replace, now, h.cfg.SessionTTL)
+	if fault.CodeOf(err) == fault.Unauthorized {
+		fail(http.StatusUnauthorized, "That API key is not valid or has been revoked.")
 		return
 	}
-	token := base64.RawURLEncoding.EncodeToString(b[:])
-	err = h.cfg.Sessions.CreateSession(r.Context(), store.Session{
-		Hash: tokenHash(token), APIKeyID: k.ID, ProjectID: k.ProjectID, ProjectName: k.ProjectName,
-		CreatedAt: now, ExpiresAt: now.Add(h.cfg.SessionTTL),
-	})
 	if err != nil {
-		h.serverError(w, r, fmt.Errorf("dashboard: create session: %w", err))
+		h.serverError(w, r, err)
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
@@ -269,14 +237,14 @@ func (h *handler) signIn(w http.ResponseWriter, r *http.Request) {
 		MaxAge: int(h.cfg.SessionTTL.Seconds()), HttpOnly: true,
 		Secure: h.cfg.SecureCookies, SameSite: http.SameSiteStrictMode,
 	})
-	h.cfg.Log.Info("dashboard sign-in", "project", k.ProjectID, "key", k.Prefix)
+	h.cfg.Log.Info("dashboard sign-in", "project", sess.ProjectID, "key", sess.APIKeyID)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
 // signOut ends the session.
 func (h *handler) signOut(w http.ResponseWriter, r *http.Request, s *session) {
-	if err := h.cfg.Sessions.DeleteSession(r.Context(), s.Hash); err != nil {
-		h.serverError(w, r, fmt.Errorf("dashboard: delete session: %w", err))
+	if err := h.cfg.Auth.SignOut(r.Context(), s.token); err != nil {
+		h.serverError(w, r, err)
 		return
 	}
 	h.clearCookie(w)

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/domaind/domaind/internal/domain"
-	"github.com/domaind/domaind/internal/store"
+	"github.com/domaind/domaind/internal/domains"
 )
 
 // badge is a status as the pages show it: a word and a symbol, so that colour is
@@ -17,20 +17,29 @@ type badge struct {
 	Label string
 }
 
-// badgeFor returns the badge of a domain state (see domain.Domain.State) or of a
-// record's check status.
+// stateBadges are the badges of the domain states (see domain.Domain.State).
+var stateBadges = map[domain.State]badge{
+	domain.StateVerified:             {string(domain.StateVerified), "✓", "Verified"},
+	domain.StatePending:              {string(domain.StatePending), "…", "Pending"},
+	domain.StatePendingConfiguration: {string(domain.StatePendingConfiguration), "○", "Pending configuration"},
+	domain.StateDegrading:            {string(domain.StateDegrading), "↓", "Degrading"},
+	domain.StateFailed:               {string(domain.StateFailed), "✗", "Failed"},
+}
+
+// stateBadge returns the badge of a domain state.
+func stateBadge(s domain.State) badge {
+	if b, ok := stateBadges[s]; ok {
+		return b
+	}
+	return badge{"unknown", "?", string(s)}
+}
+
+// badgeFor returns the badge of a record's check status, as a record, a server's
+// answer or an event names it.
 func badgeFor(state string) badge {
 	switch state {
-	case "verified":
+	case string(domain.CheckVerified):
 		return badge{state, "✓", "Verified"}
-	case "pending":
-		return badge{state, "…", "Pending"}
-	case "pending_configuration":
-		return badge{state, "○", "Pending configuration"}
-	case "degrading":
-		return badge{state, "↓", "Degrading"}
-	case "failed":
-		return badge{state, "✗", "Failed"}
 	case string(domain.CheckMissing):
 		return badge{state, "✗", "Missing"}
 	case string(domain.CheckMismatch):
@@ -66,8 +75,11 @@ type domainView struct {
 	FailureReason    string
 	Records          []recordView
 
-	// CanReceive reports whether receiving may be switched on: the domain is
-	// verified, as domains.Service.EnableInbound requires.
+	// CanEnableReceiving reports whether receiving may be switched on: the
+	// domain is verified, as domains.Service.EnableInbound requires.
+	CanEnableReceiving bool
+	// CanReceive reports whether the domain receives mail: its inbound MX is
+	// verified, as v2's canReceive says.
 	CanReceive bool
 	// Receiving reports whether receiving is on, that is whether the domain
 	// has an inbound MX record to publish.
@@ -124,35 +136,23 @@ func recordNeed(k domain.RecordKey) string {
 	return "recommended"
 }
 
-// everChecked reports whether the domain has been checked at least once; its
-// LastCheckedAt cannot tell, as it equals CreatedAt until the first check.
-func everChecked(d *domain.Domain) bool {
-	for _, r := range d.Records {
-		if !r.CheckedAt.IsZero() {
-			return true
-		}
-	}
-	return false
-}
-
 func toDomainView(d *domain.Domain, inProgress bool) *domainView {
 	v := &domainView{
 		ID: d.ID, Name: d.Name, Region: d.Region,
-		Badge:      badgeFor(d.State()),
+		Badge:      stateBadge(d.State()),
 		CreatedAt:  stamp{d.CreatedAt},
 		VerifiedAt: stamp{d.VerifiedAt},
 		InProgress: inProgress,
-		CanReceive: d.Status == domain.StatusVerified,
-		Receiving:  d.Record(domain.KeyInboundMX) != nil,
+		CanReceive: d.CanReceive(),
+		Receiving:  d.Receiving(),
+
+		CanEnableReceiving: d.MayEnableInbound(),
+		FailureReason:      d.FailureReason("press Verify now"),
 
 		InboundVerifiedAt: stamp{d.InboundVerifiedAt},
 	}
-	if everChecked(d) {
+	if d.EverChecked() {
 		v.LastChecked = stamp{d.LastCheckedAt}
-	}
-	if !d.FailedAt.IsZero() {
-		v.FailureReason = "Automatic checks gave up: the required records (ownership and DKIM) were not found in time. " +
-			"Publish them and press Verify now to start checking again."
 	}
 	for i := range d.Records {
 		rv := toRecordView(&d.Records[i])
@@ -216,28 +216,28 @@ type eventData struct {
 	} `json:"data"`
 }
 
-func toEventView(e store.Event) eventView {
+func toEventView(e domains.Event) eventView {
 	v := eventView{At: stamp{e.CreatedAt}, Label: e.Type}
 	var p eventData
 	// A payload that does not decode still shows its type and time.
 	_ = json.Unmarshal(e.Payload, &p)
-	switch e.Type {
-	case store.EventVerified:
+	switch domain.EventType(e.Type) {
+	case domain.EventVerified:
 		v.Label = "Verified"
 		v.Detail = "The domain can send mail."
-	case store.EventDegraded:
+	case domain.EventDegraded:
 		v.Label = "Degraded"
 		v.Detail = p.Data.Reason
-	case store.EventFailed:
+	case domain.EventFailed:
 		v.Label = "Automatic checks gave up"
 		v.Detail = p.Data.Reason
-	case store.EventRecordChanged:
+	case domain.EventRecordChanged:
 		v.Label = "Record changed"
 		if len(p.Data.Records) > 0 {
 			rec := p.Data.Records[0]
 			v.Detail = rec.Type + " (" + rec.Name + ") is now " + badgeFor(rec.Status).Label + "."
 		}
-	case store.EventStatusChanged:
+	case domain.EventStatusChanged:
 		v.Label = "Status changed"
 		if p.Data.PreviousStatus != "" {
 			v.Detail = "From " + p.Data.PreviousStatus + " to " + p.Data.VerificationStatus + "."

@@ -92,7 +92,7 @@ var otherKey = func() string {
 func codes(o domain.Observation) []string {
 	var out []string
 	for _, p := range o.Problems {
-		out = append(out, p.Code)
+		out = append(out, string(p.Code))
 	}
 	return out
 }

@@ -356,7 +356,7 @@ func errorText(err error) string {
 	case errors.Is(err, ErrTimeout) && !errors.Is(err, ErrServFail):
 		return "timed out"
 	}
-	return truncate(err.Error(), 300)
+	return domain.TruncateBytes(err.Error(), 300)
 }
 
 // Bounds on what one record's observation keeps of its servers' answers, so that
@@ -372,7 +372,7 @@ const (
 func compactValues(vals []string) []string {
 	out := make([]string, 0, min(len(vals), maxSightingVals))
 	for _, v := range vals {
-		v = truncate(v, maxSightingValue)
+		v = domain.TruncateBytes(v, maxSightingValue)
 		if len(out) == maxSightingVals {
 			break
 		}
@@ -433,7 +433,7 @@ func reasonOf(err, sentinel error) string {
 	if i := strings.LastIndex(msg, sentinel.Error()+": "); i >= 0 {
 		msg = msg[i+len(sentinel.Error())+2:]
 	}
-	return truncate(msg, 200)
+	return domain.TruncateBytes(msg, 200)
 }
 
 // diagnose adds the problems that take more lookups than the record's own: a

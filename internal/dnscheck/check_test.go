@@ -92,7 +92,7 @@ func TestCheckRecords(t *testing.T) {
 				t.Errorf("unexpected problems %+v", o.Problems)
 			}
 			if tc.code != "" {
-				if len(o.Problems) == 0 || o.Problems[0].Code != tc.code {
+				if len(o.Problems) == 0 || string(o.Problems[0].Code) != tc.code {
 					t.Fatalf("problems %+v, want first %s", o.Problems, tc.code)
 				}
 				if !strings.HasSuffix(o.Problems[0].Message, ".") || len(o.Problems[0].Message) < 20 {
@@ -130,7 +130,7 @@ func TestCheckTemporaryFailures(t *testing.T) {
 		srv := dnstest.Start(t, dnstest.NewZone("example.com."))
 		srv.SetFault("", 0, tc.fault)
 		o := newChecker(t, srv.Addr()).Check(context.Background(), []dnscheck.Expectation{expectations[domain.KeyOwnership]})[0]
-		if o.Status != domain.CheckTemporaryFailure || len(o.Problems) != 1 || o.Problems[0].Code != tc.code {
+		if o.Status != domain.CheckTemporaryFailure || len(o.Problems) != 1 || string(o.Problems[0].Code) != tc.code {
 			t.Errorf("%s: got %+v", tc.code, o)
 		}
 		if tc.fault == dnstest.Drop {

@@ -97,7 +97,7 @@ func ParseDKIMKey(txt string) (DKIMKey, error) {
 		return fail("The record holds only a base64 key; a DKIM key record is a tag list such as v=DKIM1; k=rsa; p=<key>.")
 	}
 	kept, odd := dkimDropOddTags(txt)
-	tags, reason := dkimParseTags(kept, false)
+	tags, reason := parseTags(kept, false)
 	if reason != "" {
 		return fail("%s", reason)
 	}
@@ -105,7 +105,7 @@ func ParseDKIMKey(txt string) (DKIMKey, error) {
 	var hasP bool
 	for i, t := range tags {
 		if t.name != "p" && t.name != "n" {
-			if reason := dkimMissingSemicolon(t); reason != "" {
+			if reason := missingSemicolon(t); reason != "" {
 				return fail("%s", reason)
 			}
 		}
@@ -116,7 +116,7 @@ func ParseDKIMKey(txt string) (DKIMKey, error) {
 				if strings.EqualFold(t.value, "DKIM1") {
 					return fail("The version must be written exactly v=DKIM1, in capital letters.")
 				}
-				return fail("The version must be v=DKIM1, not %s.", dkimShowValue(t.value))
+				return fail("The version must be v=DKIM1, not %s.", showValue(t.value))
 			}
 			key.Version = t.value
 		case "k":
@@ -127,7 +127,7 @@ func ParseDKIMKey(txt string) (DKIMKey, error) {
 				if strings.EqualFold(t.value, "rsa") || strings.EqualFold(t.value, "ed25519") {
 					return fail("The key type must be written in lowercase, as k=%s.", strings.ToLower(t.value))
 				}
-				return fail("The key type k=%s is not one receivers support, so they would ignore the key; use k=rsa.", dkimShowValue(t.value))
+				return fail("The key type k=%s is not one receivers support, so they would ignore the key; use k=rsa.", showValue(t.value))
 			}
 		case "p":
 			hasP = true
@@ -135,13 +135,13 @@ func ParseDKIMKey(txt string) (DKIMKey, error) {
 		case "h":
 			list, ok := dkimColonList(t.value, false)
 			if !ok {
-				return fail("The h= tag must be a colon-separated list of hash algorithms such as sha256, not %s.", dkimShowValue(t.value))
+				return fail("The h= tag must be a colon-separated list of hash algorithms such as sha256, not %s.", showValue(t.value))
 			}
 			key.HashAlgs = list
 		case "t":
 			list, ok := dkimColonList(t.value, false)
 			if !ok {
-				return fail("The t= tag must be a colon-separated list of flags such as y or s, not %s.", dkimShowValue(t.value))
+				return fail("The t= tag must be a colon-separated list of flags such as y or s, not %s.", showValue(t.value))
 			}
 			for _, f := range list {
 				switch f {
@@ -154,7 +154,7 @@ func ParseDKIMKey(txt string) (DKIMKey, error) {
 		case "s":
 			list, ok := dkimColonList(t.value, true)
 			if !ok {
-				return fail("The s= tag must be a colon-separated list of service types such as email or *, not %s.", dkimShowValue(t.value))
+				return fail("The s= tag must be a colon-separated list of service types such as email or *, not %s.", showValue(t.value))
 			}
 			key.Services = list
 		case "n":
@@ -286,9 +286,9 @@ func dkimKeyKind(pub any) string {
 	return "non-RSA"
 }
 
-// dkimShowValue quotes a tag value for a message, pointing out quotation marks, which are the
+// showValue quotes a tag value for a message, pointing out quotation marks, which are the
 // most common mistake when a record is copied from a zone file.
-func dkimShowValue(v string) string {
+func showValue(v string) string {
 	if strings.Contains(v, `"`) {
 		return fmt.Sprintf("%q (remove the quotation marks)", v)
 	}
@@ -298,14 +298,14 @@ func dkimShowValue(v string) string {
 	return fmt.Sprintf("%q", v)
 }
 
-// dkimIsSpace matches the whitespace that folding white space (FWS) and WSP allow.
-func dkimIsSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+// isTagSpace matches the whitespace that folding white space (FWS) and WSP allow.
+func isTagSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
 // dkimStripSpace removes all whitespace from s.
 func dkimStripSpace(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
-		if !dkimIsSpace(s[i]) {
+		if !isTagSpace(s[i]) {
 			b.WriteByte(s[i])
 		}
 	}
@@ -344,23 +344,23 @@ func dkimIsHyphenatedWord(s string) bool {
 	return true
 }
 
-// dkimTag is one tag=value pair of a tag list, the value trimmed of surrounding whitespace.
-type dkimTag struct {
+// taggedValue is one tag=value pair of a tag list, the value trimmed of surrounding whitespace.
+type taggedValue struct {
 	name, value string
 }
 
-// dkimParseTags splits a tag list (RFC 6376 section 3.2), which DMARC records use too (RFC
+// parseTags splits a tag list (RFC 6376 section 3.2), which DMARC records use too (RFC
 // 7489 section 6.3). Tag names are ALPHA *(ALPHA / DIGIT / "_"); values are printable ASCII
 // other than ';', with inner whitespace allowed. A single trailing ';' is allowed, an empty
 // entry elsewhere is not, and neither is a repeated tag name; with foldCase, names are
 // lowercased first, as DMARC's ABNF makes them case-insensitive. It returns the tags or a
 // reason sentence.
-func dkimParseTags(txt string, foldCase bool) ([]dkimTag, string) {
+func parseTags(txt string, foldCase bool) ([]taggedValue, string) {
 	if dkimTrimSpace(txt) == "" {
 		return nil, "The record is empty."
 	}
 	parts := strings.Split(txt, ";")
-	tags := make([]dkimTag, 0, len(parts))
+	tags := make([]taggedValue, 0, len(parts))
 	seen := make(map[string]bool, len(parts))
 	for i, part := range parts {
 		if dkimTrimSpace(part) == "" {
@@ -371,7 +371,7 @@ func dkimParseTags(txt string, foldCase bool) ([]dkimTag, string) {
 		}
 		rawName, rawValue, ok := strings.Cut(part, "=")
 		if !ok {
-			return nil, fmt.Sprintf("The entry %s has no '=' sign; every entry must look like name=value.", dkimShowValue(dkimShorten(dkimTrimSpace(part))))
+			return nil, fmt.Sprintf("The entry %s has no '=' sign; every entry must look like name=value.", showValue(dkimShorten(dkimTrimSpace(part))))
 		}
 		name := dkimTrimSpace(rawName)
 		if !dkimIsTagName(name) {
@@ -388,7 +388,7 @@ func dkimParseTags(txt string, foldCase bool) ([]dkimTag, string) {
 		}
 		value := dkimTrimSpace(rawValue)
 		for j := 0; j < len(value); j++ {
-			if c := value[j]; !dkimIsSpace(c) && (c < 0x21 || c > 0x7e) {
+			if c := value[j]; !isTagSpace(c) && (c < 0x21 || c > 0x7e) {
 				if c >= 0x80 {
 					return nil, fmt.Sprintf("The value of the %s= tag contains a non-ASCII character (often a non-breaking space or curly quote pasted from a document); retype it in plain ASCII.", name)
 				}
@@ -402,15 +402,15 @@ func dkimParseTags(txt string, foldCase bool) ([]dkimTag, string) {
 			return nil, fmt.Sprintf("The %s= tag appears more than once; keep only one.", name)
 		}
 		seen[name] = true
-		tags = append(tags, dkimTag{name: name, value: value})
+		tags = append(tags, taggedValue{name: name, value: value})
 	}
 	return tags, ""
 }
 
-// dkimMissingSemicolon explains a value such as "rsa p=MIIB..." or "DMARC1 p=none", where a
+// missingSemicolon explains a value such as "rsa p=MIIB..." or "DMARC1 p=none", where a
 // ';' was left out between two tags; it returns "" for any other value. It must not be used on
 // values that may hold '=' after whitespace, such as a split p= key or n= notes.
-func dkimMissingSemicolon(t dkimTag) string {
+func missingSemicolon(t taggedValue) string {
 	i := strings.IndexAny(t.value, " \t\r\n")
 	if i < 0 {
 		return ""

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/domaind/domaind/internal/domain"
 )
 
 // IsDMARC reports whether a TXT string is a DMARC record: it starts with the tag v (either
@@ -73,20 +75,20 @@ func ParseDMARC(txt string) (DMARCRecord, error) {
 	fail := func(format string, args ...any) (DMARCRecord, error) {
 		return DMARCRecord{}, &SyntaxError{Kind: "DMARC", Record: txt, Reason: fmt.Sprintf(format, args...)}
 	}
-	if txt != "" && dkimIsSpace(txt[0]) {
+	if txt != "" && isTagSpace(txt[0]) {
 		return fail("The record starts with whitespace; remove it so that the record starts with v=DMARC1.")
 	}
 	if strings.HasPrefix(txt, `"`) {
 		return fail("The record starts with a quotation mark; enter it without quotes so that it starts with v=DMARC1.")
 	}
-	tags, reason := dkimParseTags(txt, true)
+	tags, reason := parseTags(txt, true)
 	if reason != "" {
 		return fail("%s", reason)
 	}
 	for _, t := range tags {
 		switch t.name {
 		case "v", "p", "sp", "pct", "adkim", "aspf", "ri", "fo", "rf", "rua", "ruf":
-			if reason := dkimMissingSemicolon(t); reason != "" {
+			if reason := missingSemicolon(t); reason != "" {
 				return fail("%s", reason)
 			}
 		}
@@ -103,7 +105,7 @@ func ParseDMARC(txt string) (DMARCRecord, error) {
 		if strings.EqualFold(v, "DMARC1") {
 			return fail("The version must be written exactly v=DMARC1, in capital letters.")
 		}
-		return fail("The version must be v=DMARC1, not %s.", dkimShowValue(v))
+		return fail("The version must be v=DMARC1, not %s.", showValue(v))
 	}
 	if len(tags) < 2 || tags[1].name != "p" {
 		for _, t := range tags {
@@ -145,7 +147,7 @@ func dmarcApplyTag(rec *DMARCRecord, name, v string) string {
 	case "p", "sp":
 		p := strings.ToLower(v)
 		if p != "none" && p != "quarantine" && p != "reject" {
-			return fmt.Sprintf("The %s= tag must be none, quarantine or reject, not %s.", name, dkimShowValue(v))
+			return fmt.Sprintf("The %s= tag must be none, quarantine or reject, not %s.", name, showValue(v))
 		}
 		if name == "p" {
 			rec.Policy = p
@@ -154,14 +156,14 @@ func dmarcApplyTag(rec *DMARCRecord, name, v string) string {
 		}
 	case "pct":
 		n, err := strconv.Atoi(v)
-		if !spfAllDigits(v) || len(v) > 3 || err != nil || n > 100 {
-			return fmt.Sprintf("The pct= tag must be a whole number from 0 to 100, not %s.", dkimShowValue(v))
+		if !allDigits(v) || len(v) > 3 || err != nil || n > 100 {
+			return fmt.Sprintf("The pct= tag must be a whole number from 0 to 100, not %s.", showValue(v))
 		}
 		rec.Percent = n
 	case "adkim", "aspf":
 		m := strings.ToLower(v)
 		if m != "r" && m != "s" {
-			return fmt.Sprintf("The %s= tag must be r (relaxed) or s (strict), not %s.", name, dkimShowValue(v))
+			return fmt.Sprintf("The %s= tag must be r (relaxed) or s (strict), not %s.", name, showValue(v))
 		}
 		if name == "adkim" {
 			rec.ADKIM = m
@@ -170,20 +172,20 @@ func dmarcApplyTag(rec *DMARCRecord, name, v string) string {
 		}
 	case "ri":
 		n, err := strconv.ParseUint(v, 10, 32)
-		if !spfAllDigits(v) || err != nil {
-			return fmt.Sprintf("The ri= tag must be a number of seconds, not %s.", dkimShowValue(v))
+		if !allDigits(v) || err != nil {
+			return fmt.Sprintf("The ri= tag must be a number of seconds, not %s.", showValue(v))
 		}
 		rec.ReportInterval = uint32(n)
 	case "fo":
 		list, ok := dmarcColonList(v, func(s string) bool { return s == "0" || s == "1" || s == "d" || s == "s" })
 		if !ok {
-			return fmt.Sprintf("The fo= tag must be a colon-separated list of 0, 1, d and s, not %s.", dkimShowValue(v))
+			return fmt.Sprintf("The fo= tag must be a colon-separated list of 0, 1, d and s, not %s.", showValue(v))
 		}
 		rec.FailureOptions = list
 	case "rf":
 		list, ok := dmarcColonList(v, dmarcIsKeyword)
 		if !ok {
-			return fmt.Sprintf("The rf= tag must be a colon-separated list of report formats such as afrf, not %s.", dkimShowValue(v))
+			return fmt.Sprintf("The rf= tag must be a colon-separated list of report formats such as afrf, not %s.", showValue(v))
 		}
 		rec.ReportFormats = list
 	case "rua", "ruf":
@@ -275,13 +277,13 @@ func dmarcIsSize(s string) bool {
 	if s != "" && strings.ContainsRune("kmgtKMGT", rune(s[len(s)-1])) {
 		s = s[:len(s)-1]
 	}
-	return spfAllDigits(s)
+	return allDigits(s)
 }
 
 // dmarcNote is a way a DMARC record departs from RFC 7489 that receivers tolerate: the record
 // still applies, and the note becomes a warning.
 type dmarcNote struct {
-	code string
+	code domain.ProblemCode
 	// reason is a clause, without a capital or a final period, saying what receivers ignore
 	// or assume.
 	reason string

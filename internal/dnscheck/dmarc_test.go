@@ -230,7 +230,7 @@ func TestDMARCReceiverView(t *testing.T) {
 		}
 		var codes []string
 		for _, n := range notes {
-			codes = append(codes, n.code)
+			codes = append(codes, string(n.code))
 			if n.reason == "" || n.reason[0] < 'a' || n.reason[0] > 'z' || strings.HasSuffix(n.reason, ".") {
 				t.Errorf("%q: note %q is not a clause", tc.txt, n.reason)
 			}

@@ -94,7 +94,7 @@ func evaluate(e Expectation, a answer) domain.Observation {
 	return o
 }
 
-func problem(code, format string, args ...any) domain.Problem {
+func problem(code domain.ProblemCode, format string, args ...any) domain.Problem {
 	return domain.Problem{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
@@ -130,18 +130,9 @@ func displayValue(e Expectation) string {
 func quoteList(vs []string) string {
 	q := make([]string, len(vs))
 	for i, v := range vs {
-		q[i] = fmt.Sprintf("%q", truncate(v, 120))
+		q[i] = fmt.Sprintf("%q", domain.TruncateBytes(v, 120))
 	}
 	return strings.Join(q, ", ")
-}
-
-// truncate shortens s for a message; found values come from whoever controls a zone
-// and may be long.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 // unquote returns v without one pair of literal surrounding quotes, which DNS
@@ -236,7 +227,7 @@ func evalMX(e Expectation, a answer) domain.Observation {
 				best = false
 			}
 		}
-		code, verb := CodeExtraMX, "Other MX hosts"
+		code, verb := domain.ProblemCode(CodeExtraMX), "Other MX hosts"
 		if e.Key == domain.KeyInboundMX {
 			code = CodeCompetingMX
 		}

@@ -132,7 +132,7 @@ func judgeDKIM(e Expectation, want dkimWant, t string) dkimVerdict {
 		}
 		return generic
 	}
-	fail := func(code, format string, args ...any) dkimVerdict {
+	fail := func(code domain.ProblemCode, format string, args ...any) dkimVerdict {
 		return dkimVerdict{problems: []domain.Problem{problem(code, format, args...)}}
 	}
 	if dkimLooksBareKey(t) {

@@ -73,7 +73,7 @@ func spfIncludeOf(value string) string {
 // spfUnknown is the temporary result of an SPF verdict that needed an answer DNS did
 // not give (a timeout, SERVFAIL, a spent budget): nothing changes until a definite one.
 func spfUnknown(e Expectation, o domain.Observation, err error) domain.Observation {
-	code := CodeServFail
+	code := domain.ProblemCode(CodeServFail)
 	if errors.Is(err, ErrTimeout) && !errors.Is(err, ErrServFail) {
 		code = CodeTimeout
 	}
@@ -297,7 +297,8 @@ func (j *spfJudge) problem(rec SPFRecord, out spfOutcome, who, fix string) domai
 	if nested {
 		where = fmt.Sprintf("%s in the SPF record of %s, which the record at %s reaches through %s,", out.term, out.domain, j.name, via)
 	}
-	var code, msg string
+	var code domain.ProblemCode
+	var msg string
 	switch out.cause {
 	case spfMatched, spfDefault, spfNoRecord:
 		code = CodeWrongValue

@@ -110,7 +110,7 @@ func assertResult(t *testing.T, obs []domain.Observation) {
 	}
 }
 
-func hasCode(o domain.Observation, code string) bool {
+func hasCode(o domain.Observation, code domain.ProblemCode) bool {
 	return slices.ContainsFunc(o.Problems, func(p domain.Problem) bool { return p.Code == code })
 }
 

@@ -1,6 +1,8 @@
 package dnscheck
 
-// Problem codes. Each is stable: clients match on it. The message that goes with a
+// Problem codes, of domain.ProblemCode: untyped constants, so that they are a
+// domain.ProblemCode wherever a problem is built and compare with the strings
+// of a test or a client alike. Each is stable: clients match on it. The message that goes with a
 // code is built where the problem is found, because a useful fix names the record,
 // the value found and the value expected.
 const (

@@ -15,10 +15,12 @@ import (
 
 	"github.com/domaind/domaind/internal/dnscheck"
 	"github.com/domaind/domaind/internal/dnstest"
+	"github.com/domaind/domaind/internal/dnstest/realdns"
 	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/testenv"
 )
 
-// These addresses are this package's own; internal/dnstest's real-server tests use
+// These addresses are this package's own; internal/dnstest/realdns's tests use
 // 127.0.0.20-22, so the two packages can run at once.
 const (
 	knotRootIP = "127.0.0.30" // serves "." and "com."
@@ -56,10 +58,10 @@ ns1  3600 IN A   127.0.0.31
 // DNS serving a root, com. and example.com., and Unbound as the customer-facing
 // resolver, which caches an NXDOMAIN the way resolvers in the field do.
 func TestKnotAndUnbound(t *testing.T) {
-	dnstest.RequirePort(t, 53, knotRootIP, knotZoneIP)
-	dnstest.StartKnot(t, knotRootIP, 53, map[string]string{".": rootZone, "com.": comZone})
-	zoneKnot := dnstest.StartKnot(t, knotZoneIP, 53, map[string]string{"example.com.": exampleZone(1)})
-	unbound := dnstest.StartUnbound(t, unboundIP, 0, map[string]string{".": knotRootIP + "@53"})
+	testenv.RequirePort(t, 53, knotRootIP, knotZoneIP)
+	realdns.StartKnot(t, knotRootIP, 53, map[string]string{".": rootZone, "com.": comZone})
+	zoneKnot := realdns.StartKnot(t, knotZoneIP, 53, map[string]string{"example.com.": exampleZone(1)})
+	unbound := realdns.StartUnbound(t, unboundIP, 0, map[string]string{".": knotRootIP + "@53"})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 

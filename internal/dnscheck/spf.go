@@ -358,8 +358,8 @@ func spfNameLen(s string) int {
 func spfIsAlpha(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 func spfIsDigit(c byte) bool { return c >= '0' && c <= '9' }
 
-// spfAllDigits reports whether s is a non-empty string of ASCII digits.
-func spfAllDigits(s string) bool {
+// allDigits reports whether s is a non-empty string of ASCII digits.
+func allDigits(s string) bool {
 	if s == "" {
 		return false
 	}
@@ -376,14 +376,14 @@ func spfAllDigits(s string) bool {
 func spfSplitDualCIDR(field, arg string) (rest string, c4, c6 int, reason string) {
 	c4, c6 = -1, -1
 	rest = arg
-	if i := strings.LastIndex(rest, "//"); i >= 0 && spfAllDigits(rest[i+2:]) {
+	if i := strings.LastIndex(rest, "//"); i >= 0 && allDigits(rest[i+2:]) {
 		c6, reason = spfCIDRLen(field, rest[i+2:], true)
 		if reason != "" {
 			return "", -1, -1, reason
 		}
 		rest = rest[:i]
 	}
-	if i := strings.LastIndexByte(rest, '/'); i >= 0 && spfAllDigits(rest[i+1:]) {
+	if i := strings.LastIndexByte(rest, '/'); i >= 0 && allDigits(rest[i+1:]) {
 		c4, reason = spfCIDRLen(field, rest[i+1:], false)
 		if reason != "" {
 			return "", -1, -1, reason
@@ -403,7 +403,7 @@ func spfCIDRLen(field, digits string, v6 bool) (int, string) {
 	if v6 {
 		max = 128
 	}
-	if !spfAllDigits(digits) || (len(digits) > 1 && digits[0] == '0') || len(digits) > 3 {
+	if !allDigits(digits) || (len(digits) > 1 && digits[0] == '0') || len(digits) > 3 {
 		return -1, fmt.Sprintf("The prefix length in %q is malformed; write a number from 0 to %d after the slash, without leading zeros.", field, max)
 	}
 	n, _ := strconv.Atoi(digits)

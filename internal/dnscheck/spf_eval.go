@@ -538,7 +538,7 @@ func (ev *spfEval) expand(spec, current string) (string, error) {
 	for len(s) > 253 {
 		i := strings.IndexByte(s, '.')
 		if i < 0 {
-			return "", fmt.Errorf("macro expansion %q is not a domain name", truncate(s, 60))
+			return "", fmt.Errorf("macro expansion %q is not a domain name", domain.TruncateBytes(s, 60))
 		}
 		s = s[i+1:]
 	}
@@ -561,7 +561,7 @@ func spfExpand(spec string, v spfMacroValues) (string, error) {
 	var b strings.Builder
 	for i := 0; i < len(spec); {
 		if b.Len() > spfMaxExpansion {
-			return "", fmt.Errorf("the expansion of %q is longer than %d characters", truncate(spec, 60), spfMaxExpansion)
+			return "", fmt.Errorf("the expansion of %q is longer than %d characters", domain.TruncateBytes(spec, 60), spfMaxExpansion)
 		}
 		c := spec[i]
 		if c != '%' {
@@ -570,7 +570,7 @@ func spfExpand(spec string, v spfMacroValues) (string, error) {
 			continue
 		}
 		if i+1 >= len(spec) {
-			return "", fmt.Errorf("%q ends with a lone %%", truncate(spec, 60))
+			return "", fmt.Errorf("%q ends with a lone %%", domain.TruncateBytes(spec, 60))
 		}
 		switch spec[i+1] {
 		case '%':
@@ -587,11 +587,11 @@ func spfExpand(spec string, v spfMacroValues) (string, error) {
 			continue
 		case '{':
 		default:
-			return "", fmt.Errorf("%q has a %% that starts no macro", truncate(spec, 60))
+			return "", fmt.Errorf("%q has a %% that starts no macro", domain.TruncateBytes(spec, 60))
 		}
 		end := strings.IndexByte(spec[i+2:], '}')
 		if end < 0 {
-			return "", fmt.Errorf("%q has a macro without its closing brace", truncate(spec, 60))
+			return "", fmt.Errorf("%q has a macro without its closing brace", domain.TruncateBytes(spec, 60))
 		}
 		body := spec[i+2 : i+2+end]
 		i += 2 + end + 1
@@ -602,7 +602,7 @@ func spfExpand(spec string, v spfMacroValues) (string, error) {
 		b.WriteString(out)
 	}
 	if b.Len() > spfMaxExpansion {
-		return "", fmt.Errorf("the expansion of %q is longer than %d characters", truncate(spec, 60), spfMaxExpansion)
+		return "", fmt.Errorf("the expansion of %q is longer than %d characters", domain.TruncateBytes(spec, 60), spfMaxExpansion)
 	}
 	return b.String(), nil
 }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"sync"
 	"syscall"
-	"testing"
 
 	"github.com/miekg/dns"
 )
@@ -44,7 +43,7 @@ type netZone struct {
 
 // StartNet starts a [Net] with the given number of authoritative servers,
 // stops it when the test ends, and fails the test if it cannot start.
-func StartNet(t testing.TB, servers int) *Net {
+func StartNet(t TB, servers int) *Net {
 	t.Helper()
 	n, err := NewNet(t.Context(), servers)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/miekg/dns"
@@ -62,7 +61,7 @@ type CachingResolver struct {
 // StartCachingResolver starts a [CachingResolver] in front of upstream
 // (host:port), stops it when the test ends, and fails the test if it cannot
 // start.
-func StartCachingResolver(t testing.TB, upstream string) *CachingResolver {
+func StartCachingResolver(t TB, upstream string) *CachingResolver {
 	t.Helper()
 	r, err := NewCachingResolver(t.Context(), upstream)
 	if err != nil {

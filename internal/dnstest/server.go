@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/miekg/dns"
@@ -71,7 +70,7 @@ type Server struct {
 
 // Start starts a server on 127.0.0.1 on a free port serving zones, stops it
 // when the test ends, and fails the test if it cannot start.
-func Start(t testing.TB, zones ...*Zone) *Server {
+func Start(t TB, zones ...*Zone) *Server {
 	t.Helper()
 	s, err := NewServer(t.Context(), "127.0.0.1", 0)
 	if err != nil {

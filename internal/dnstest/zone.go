@@ -12,6 +12,11 @@
 //
 // Only Linux routes all of 127.0.0.0/8 to the loopback interface without
 // configuration; [Net] needs that, a plain [Server] on 127.0.0.1 does not.
+//
+// Programs use this package too (cmd/devdns, cmd/domaind-bench), so it does
+// not import testing: [Start] and the other Start functions take a [TB]. The
+// harnesses for real DNS software, Knot DNS and Unbound, are in package
+// realdns, and what tests need from the machine in package testenv.
 package dnstest
 
 import (

@@ -46,3 +46,32 @@ func hidden(r rune) bool {
 	}
 	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError
 }
+
+// Truncate returns s cut to at most n characters, with "…" after it when it
+// was cut: the display rule for a customer's input or a value from DNS quoted
+// in a message or a table. It never cuts a UTF-8 character in half.
+func Truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:max(n, 0)]) + "…"
+}
+
+// TruncateBytes returns s cut to at most n bytes, with "…" after it when it was
+// cut, where the bound is on memory or storage rather than on what a person
+// reads. It too cuts only where a character starts.
+func TruncateBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := max(n, 0)
+	// Back to the start of the character at the cut; a run of stray
+	// continuation bytes (not UTF-8) is cut anywhere, as it has no start.
+	for back := cut; back > 0 && back > cut-utf8.UTFMax; back-- {
+		if utf8.RuneStart(s[back]) {
+			cut = back
+			break
+		}
+	}
+	return s[:cut] + "…"
+}

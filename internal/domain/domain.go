@@ -79,10 +79,15 @@ func (s CheckStatus) Definite() bool {
 	return s == CheckVerified || s == CheckMissing || s == CheckMismatch
 }
 
+// ProblemCode names a kind of problem with a record, such as NOT_FOUND. The
+// codes are stable, since clients match on them; package dnscheck defines them,
+// where the problems are found.
+type ProblemCode string
+
 // Problem is one thing wrong with a record, with a fix the customer can act on.
 type Problem struct {
 	// Code is a stable upper-case identifier such as NOT_FOUND.
-	Code string `json:"code"`
+	Code ProblemCode `json:"code"`
 	// Message is one plain English sentence saying what to change.
 	Message string `json:"message"`
 }

@@ -113,18 +113,18 @@ func (d *Domain) ScheduleNext(p Recheck, change Change, now time.Time) (gaveUp b
 // pending_configuration, pending, verified, degrading (verified, but a required
 // record is failing and has not crossed the degrade threshold) or failed
 // (automatic checks gave up; a verify starts them again).
-func (d *Domain) State() string {
+func (d *Domain) State() State {
 	switch {
 	case d.losing():
-		return "degrading"
+		return StateDegrading
 	case d.Status == StatusVerified:
-		return "verified"
+		return StateVerified
 	case !d.FailedAt.IsZero():
-		return "failed"
+		return StateFailed
 	case d.Status == StatusPending:
-		return "pending"
+		return StatePending
 	}
-	return "pending_configuration"
+	return StatePendingConfiguration
 }
 
 // inboundPending reports whether receiving is on but its MX is not verified.

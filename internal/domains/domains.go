@@ -1,6 +1,9 @@
-// Package domains adds and removes a project's sending domains. It is what the API
-// and the dashboard share: the rules for a new domain (its name, region, records,
-// sealed key and first schedule) live here once, not in each front end.
+// Package domains is the service the API and the dashboard call for a project's
+// sending domains: add, get, list, verify, delete, receiving on and off, events.
+// The rules for a new domain (its name, region, records, sealed key and first
+// schedule) live here once, not in each front end, and so do the errors: every
+// failure a customer can act on is a *fault.Error, which each front end answers
+// from one table.
 package domains
 
 import (
@@ -14,18 +17,29 @@ import (
 	"time"
 
 	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/fault"
 	"github.com/domaind/domaind/internal/records"
 	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/verify"
 )
 
-// InputError says which input broke which rule, in a sentence a customer can act on.
-type InputError struct {
-	Field   string
-	Message string
-}
+// Page selects part of a list; Position is a place in a project's list of
+// domains (see store.Page). They are the store's, named here so that front ends
+// need not import the store.
+type (
+	Page     = store.Page
+	Position = store.Position
+	// Event is something that happened to a domain (see store.Event).
+	Event = store.Event
+)
 
-func (e *InputError) Error() string { return e.Field + ": " + e.Message }
+// notFound is the answer for a domain the project does not have.
+func notFound(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fault.NotFoundf("domain", "No domain with this id exists in this project.", err)
+	}
+	return err
+}
 
 // Service adds and removes domains.
 type Service struct {
@@ -70,9 +84,9 @@ func (s *Service) now() time.Time {
 }
 
 // Add adds the domain rawName (as the customer typed it) in region ("" for the
-// default) to the project. It returns an *InputError for a bad name or region,
-// store.ErrDomainExists when the project has the domain already, and a
-// *BusyError when no key-generation slot came free in time. An add cancelled
+// default) to the project. It returns a fault.Invalid for a bad name or region,
+// fault.Conflict when the project has the domain already, and fault.Busy
+// when no key-generation slot came free in time. An add cancelled
 // while it waits for a slot generates no key and stores nothing.
 func (s *Service) Add(ctx context.Context, projectID int64, rawName, region string) (*domain.Domain, error) {
 	name, err := domain.NormalizeNameWith(rawName, domain.NameOptions{AllowPrivate: s.AllowPrivateNames})
@@ -82,20 +96,25 @@ func (s *Service) Add(ctx context.Context, projectID int64, rawName, region stri
 		if errors.As(err, &ne) {
 			msg = ne.Message
 		}
-		return nil, &InputError{Field: "domain", Message: msg}
+		return nil, fault.Invalidf("domain", msg)
 	}
 	region = strings.TrimSpace(region)
 	if region == "" {
 		region = s.Regions[0]
 	}
 	if !slices.Contains(s.Regions, region) {
-		return nil, &InputError{Field: "regionKey", Message: fmt.Sprintf(
-			"regionKey %q is not available; use one of %s.", truncate(region, 64), strings.Join(s.Regions, ", "))}
+		return nil, fault.Invalidf("regionKey", fmt.Sprintf(
+			"regionKey %q is not available; use one of %s.", domain.Truncate(region, 64), strings.Join(s.Regions, ", ")))
 	}
 
 	// The key is generated under the machine-wide gate: it is the one costly
 	// step of an add, and the only one worth queueing for.
 	release, err := s.gate().Acquire(ctx)
+	var busy *BusyError
+	if errors.As(err, &busy) {
+		return nil, &fault.Error{Code: fault.Busy, RetryAfter: busy.RetryAfter, Err: err,
+			Message: "The server is busy generating keys for other domains; try again in a few seconds."}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +144,10 @@ func (s *Service) Add(ctx context.Context, projectID int64, rawName, region stri
 		CreatedAt: now, LastCheckedAt: now,
 	}
 	s.Verifier.StartWindow(d, now)
-	if err := s.Store.CreateDomain(ctx, d, sealed); err != nil {
+	if err := s.Store.CreateDomain(ctx, d, sealed); errors.Is(err, store.ErrDomainExists) {
+		return nil, &fault.Error{Code: fault.Conflict, Subject: "domain", Err: err,
+			Message: fmt.Sprintf("The domain %s already exists in this project.", name)}
+	} else if err != nil {
 		return nil, err
 	}
 	if s.Log != nil {
@@ -137,7 +159,7 @@ func (s *Service) Add(ctx context.Context, projectID int64, rawName, region stri
 // Delete removes the project's domain, its records and its keys.
 func (s *Service) Delete(ctx context.Context, projectID int64, id string) error {
 	if err := s.Store.DeleteDomain(ctx, projectID, id); err != nil {
-		return err
+		return notFound(err)
 	}
 	if s.Log != nil {
 		s.Log.Info("domain deleted", "id", id, "project", projectID)
@@ -145,28 +167,33 @@ func (s *Service) Delete(ctx context.Context, projectID int64, id string) error 
 	return nil
 }
 
-// ErrNotVerified is returned by EnableInbound for a domain that is not VERIFIED:
+// errNotVerified is returned by EnableInbound for a domain that is not VERIFIED:
 // receiving is for domains whose ownership is proven.
-var ErrNotVerified = errors.New("domains: receiving can be enabled only on a VERIFIED domain")
+var errNotVerified = fault.Invalidf("verificationStatus",
+	"Receiving can be enabled only on a VERIFIED domain; publish its ownership and DKIM records and verify it first.")
+
+// NotVerified reports whether err is EnableInbound's refusal of a domain that is
+// not verified yet.
+func NotVerified(err error) bool { return errors.Is(err, errNotVerified) }
 
 // EnableInbound switches receiving on for the project's verified domain: it adds
 // the inbound MX record to publish, and checks follow until it is seen. Enabling
 // it again changes nothing.
 func (s *Service) EnableInbound(ctx context.Context, projectID int64, id string) (*domain.Domain, error) {
-	d, err := s.Store.Domain(ctx, projectID, id)
+	d, err := s.Get(ctx, projectID, id)
 	if err != nil {
 		return nil, err
 	}
-	if d.Record(domain.KeyInboundMX) != nil {
+	if d.Receiving() {
 		return d, nil
 	}
-	if d.Status != domain.StatusVerified {
-		return nil, ErrNotVerified
+	if !d.MayEnableInbound() {
+		return nil, errNotVerified
 	}
 	now := s.now().UTC().Truncate(time.Millisecond)
 	d.EnableInbound(s.Records.InboundMX(d.Name, d.Region, now), s.Verifier.Recheck(), now)
 	if err := s.Store.SaveInbound(ctx, d); err != nil {
-		return nil, err
+		return nil, notFound(err)
 	}
 	if s.Log != nil {
 		s.Log.Info("inbound enabled", "domain", d.Name, "id", d.ID, "project", projectID)
@@ -176,16 +203,16 @@ func (s *Service) EnableInbound(ctx context.Context, projectID int64, id string)
 
 // DisableInbound switches receiving off for the project's domain.
 func (s *Service) DisableInbound(ctx context.Context, projectID int64, id string) (*domain.Domain, error) {
-	d, err := s.Store.Domain(ctx, projectID, id)
+	d, err := s.Get(ctx, projectID, id)
 	if err != nil {
 		return nil, err
 	}
-	if d.Record(domain.KeyInboundMX) == nil {
+	if !d.Receiving() {
 		return d, nil
 	}
 	d.DisableInbound()
 	if err := s.Store.SaveInbound(ctx, d); err != nil {
-		return nil, err
+		return nil, notFound(err)
 	}
 	if s.Log != nil {
 		s.Log.Info("inbound disabled", "domain", d.Name, "id", d.ID, "project", projectID)
@@ -193,10 +220,40 @@ func (s *Service) DisableInbound(ctx context.Context, projectID int64, id string
 	return d, nil
 }
 
-func truncate(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
+// Get returns the project's domain.
+func (s *Service) Get(ctx context.Context, projectID int64, id string) (*domain.Domain, error) {
+	d, err := s.Store.Domain(ctx, projectID, id)
+	return d, notFound(err)
+}
+
+// List returns a page of the project's domains, oldest first, and how many it
+// has in all.
+func (s *Service) List(ctx context.Context, projectID int64, p Page) ([]*domain.Domain, int, error) {
+	return s.Store.Domains(ctx, projectID, p)
+}
+
+// Checking reports whether a check of d is running on any replica: in this
+// process, or under another's lease as of when d was read. Every front end
+// shows "in progress" by it.
+func (s *Service) Checking(d *domain.Domain) bool { return s.Verifier.Checking(d) }
+
+// Verify checks the project's domain now (see verify.Verifier.Verify). A verify
+// within the minimum interval of the last finished check is fault.TooSoon.
+func (s *Service) Verify(ctx context.Context, projectID int64, id string) (verify.Outcome, error) {
+	out, err := s.Verifier.Verify(ctx, projectID, id)
+	var tooSoon *verify.TooSoonError
+	if errors.As(err, &tooSoon) {
+		return out, &fault.Error{Code: fault.TooSoon, RetryAfter: tooSoon.RetryAfter, Err: err,
+			Message: "This domain was checked moments ago; wait before verifying it again."}
 	}
-	return string(r[:n]) + "…"
+	return out, notFound(err)
+}
+
+// Events lists the project's domain's events, newest first, and their total.
+// Events of an unknown domain would be an empty list; fault.NotFound says more.
+func (s *Service) Events(ctx context.Context, projectID int64, id string, p Page) ([]Event, int, error) {
+	if _, err := s.Get(ctx, projectID, id); err != nil {
+		return nil, 0, err
+	}
+	return s.Store.Events(ctx, projectID, id, p)
 }

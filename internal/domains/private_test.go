@@ -2,7 +2,7 @@ package domains
 
 import (
 	"context"
-	"errors"
+	"github.com/domaind/domaind/internal/fault"
 	"strings"
 	"testing"
 )
@@ -15,8 +15,8 @@ func TestAddRefusesPrivateNames(t *testing.T) {
 	close(p.release)
 	s, _, project := newService(t, p, NewKeyGate(1, 0))
 	_, err := s.Add(context.Background(), project, "corp.internal", "")
-	var in *InputError
-	if !errors.As(err, &in) || in.Field != "domain" || !strings.Contains(in.Message, ".internal") {
+	in := fault.As(err)
+	if in == nil || in.Code != fault.Invalid || in.Details[0].Field != "domain" || !strings.Contains(in.Message, ".internal") {
 		t.Fatalf("Add(corp.internal) = %v, want an input error on domain naming .internal", err)
 	}
 	if n := p.calls.Load(); n != 0 {

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/domaind/domaind/internal/dnstest"
+	"github.com/domaind/domaind/internal/testenv"
 )
 
 // dkimpyVerify verifies the first DKIM-Signature of the message on standard input,
@@ -68,14 +68,14 @@ type DKIMResult struct {
 // python3-dnspython is missing, and fails it under CI=true.
 func VerifyDKIM(t testing.TB, msg []byte, dnsAddr string) DKIMResult {
 	t.Helper()
-	python := dnstest.LookBinary(t, "python3", "python3")
+	python := testenv.LookBinary(t, "python3", "python3")
 	// Debian's packages install for the system interpreter, which may not be the
 	// first python3 in PATH (pyenv, virtualenvs).
 	if _, err := exec.LookPath("/usr/bin/python3"); err == nil {
 		python = "/usr/bin/python3"
 	}
 	if out, err := exec.Command(python, "-c", "import dkim, dns.resolver").CombinedOutput(); err != nil {
-		dnstest.SkipOrFail(t, fmt.Sprintf("dkimpy or dnspython is missing (%s): apt-get install python3-dkim python3-dnspython", bytes.TrimSpace(out)))
+		testenv.SkipOrFail(t, fmt.Sprintf("dkimpy or dnspython is missing (%s): apt-get install python3-dkim python3-dnspython", bytes.TrimSpace(out)))
 	}
 	host, port, err := net.SplitHostPort(dnsAddr)
 	if err != nil {

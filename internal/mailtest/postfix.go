@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/domaind/domaind/internal/dnstest"
+	"github.com/domaind/domaind/internal/testenv"
 )
 
 // PostfixOptions configure a throwaway Postfix.
@@ -45,10 +45,10 @@ type Postfix struct {
 // ../shared/notes/postfix-on-loopback.md.
 func StartPostfix(t testing.TB, o PostfixOptions) *Postfix {
 	t.Helper()
-	postfix := dnstest.LookBinary(t, "postfix", "postfix")
-	postconf := dnstest.LookBinary(t, "postconf", "postfix")
+	postfix := testenv.LookBinary(t, "postfix", "postfix")
+	postconf := testenv.LookBinary(t, "postconf", "postfix")
 	if os.Geteuid() != 0 {
-		dnstest.SkipOrFail(t, "Postfix tests need root (its master process runs as root)")
+		testenv.SkipOrFail(t, "Postfix tests need root (its master process runs as root)")
 	}
 	for _, a := range []string{o.Milter, o.Relay} {
 		if err := checkLoopbackAddr(a); err != nil {
@@ -71,12 +71,12 @@ func StartPostfix(t testing.TB, o PostfixOptions) *Postfix {
 			t.Fatal(err)
 		}
 	}
-	port := dnstest.FreePort(t, "127.0.0.1")
+	port := testenv.FreePort(t, "127.0.0.1")
 	p := &Postfix{dir: dir, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), log: &syncBuffer{}, done: make(chan error, 1)}
 
 	master, err := os.ReadFile("/etc/postfix/master.cf")
 	if err != nil {
-		dnstest.SkipOrFail(t, fmt.Sprintf("Postfix's master.cf is missing (%v): apt-get install postfix", err))
+		testenv.SkipOrFail(t, fmt.Sprintf("Postfix's master.cf is missing (%v): apt-get install postfix", err))
 	}
 	var mc strings.Builder
 	for _, line := range strings.Split(string(master), "\n") {

@@ -103,6 +103,23 @@ type Generated struct {
 	DKIMPrivateKey []byte
 }
 
+// Names are where a domain's records are published.
+type Names struct {
+	Ownership, DKIM, MailFrom, DMARC, Inbound string
+}
+
+// NamesOf returns where the records of the domain name are published: the one
+// place record names are made, for generation and for `domaind check` alike.
+func (c Config) NamesOf(name string) Names {
+	return Names{
+		Ownership: "_" + c.OwnershipPrefix + "." + name,
+		DKIM:      c.DKIMSelector + "._domainkey." + name,
+		MailFrom:  c.MailFromSubdomain + "." + name,
+		DMARC:     "_dmarc." + name,
+		Inbound:   name,
+	}
+}
+
 // Generate creates the records for a new domain named name in region: a fresh
 // ownership token and RSA key pair, and the templated MAIL FROM and DMARC records.
 func (c Config) Generate(name, region string, now time.Time) (Generated, error) {
@@ -122,17 +139,18 @@ func (c Config) Generate(name, region string, now time.Time) (Generated, error) 
 	if err != nil {
 		return Generated{}, fmt.Errorf("records: dkim private key: %w", err)
 	}
-	mailFrom := c.MailFromSubdomain + "." + name
+	names := c.NamesOf(name)
+	mailFrom := names.MailFrom
 	recs := []domain.Record{
 		{
 			Key: domain.KeyOwnership, Type: "TXT",
-			Name:    "_" + c.OwnershipPrefix + "." + name,
+			Name:    names.Ownership,
 			Value:   c.OwnershipPrefix + "-" + hex.EncodeToString(tok[:]),
 			Purpose: "Proves that you own the domain.",
 		},
 		{
 			Key: domain.KeyDKIM, Type: "TXT",
-			Name:    c.DKIMSelector + "._domainkey." + name,
+			Name:    names.DKIM,
 			Value:   DKIMRecordValue(pub),
 			Purpose: "DKIM public key that receivers use to check the signature on your mail.",
 		},
@@ -150,7 +168,7 @@ func (c Config) Generate(name, region string, now time.Time) (Generated, error) 
 		},
 		{
 			Key: domain.KeyDMARC, Type: "TXT",
-			Name:    "_dmarc." + name,
+			Name:    names.DMARC,
 			Value:   c.DMARCValue,
 			Purpose: "DMARC policy: tells receivers what to do with mail that fails SPF and DKIM.",
 		},

@@ -267,21 +267,14 @@ func NewID(prefix string) (string, error) {
 	return prefix + hex.EncodeToString(b[:]), nil
 }
 
-// The event types.
+// The event types as stores keep them: the strings of domain.EventType, whose
+// definitions say what each means.
 const (
-	// EventVerified: the domain became VERIFIED.
-	EventVerified = "domain.verified"
-	// EventDegraded: a verified domain lost a required record for good (past the
-	// degrade threshold).
-	EventDegraded = "domain.degraded"
-	// EventFailed: automatic checks gave up on an unverified domain.
-	EventFailed = "domain.failed"
-	// EventRecordChanged: a record's flag changed.
-	EventRecordChanged = "domain.record.changed"
-	// EventStatusChanged: the status changed in a way none of the above covers,
-	// such as a verified domain starting to lose a record. It is stored, but only
-	// webhooks that name it receive it.
-	EventStatusChanged = "domain.status.changed"
+	EventVerified      = string(domain.EventVerified)
+	EventDegraded      = string(domain.EventDegraded)
+	EventFailed        = string(domain.EventFailed)
+	EventRecordChanged = string(domain.EventRecordChanged)
+	EventStatusChanged = string(domain.EventStatusChanged)
 )
 
 // EventTypes lists every event type.

@@ -37,9 +37,9 @@ type eventData struct {
 
 // payload is the body webhooks receive, in the Standard Webhooks layout.
 type payload struct {
-	Type      string    `json:"type"`
-	Timestamp string    `json:"timestamp"`
-	Data      eventData `json:"data"`
+	Type      domain.EventType `json:"type"`
+	Timestamp string           `json:"timestamp"`
+	Data      eventData        `json:"data"`
 }
 
 func toEventRecord(r *domain.Record) eventRecord {
@@ -53,7 +53,7 @@ func toEventRecord(r *domain.Record) eventRecord {
 // nothing makes none.
 func buildEvents(d *domain.Domain, c domain.Change, gaveUp bool, now time.Time) ([]store.Event, error) {
 	type ev struct {
-		typ     string
+		typ     domain.EventType
 		records []eventRecord
 		reason  string
 	}
@@ -71,22 +71,22 @@ func buildEvents(d *domain.Domain, c domain.Change, gaveUp bool, now time.Time) 
 	}
 	switch {
 	case c.To == domain.StatusVerified && c.From != domain.StatusVerified:
-		evs = append(evs, ev{typ: store.EventVerified, records: flipped(false)})
+		evs = append(evs, ev{typ: domain.EventVerified, records: flipped(false)})
 	case c.Degraded:
 		lost := flipped(true)
 		reason := "A required record is no longer published."
 		if len(lost) > 0 && len(lost[0].Problems) > 0 {
 			reason = lost[0].Problems[0].Message
 		}
-		evs = append(evs, ev{typ: store.EventDegraded, records: lost, reason: reason})
+		evs = append(evs, ev{typ: domain.EventDegraded, records: lost, reason: reason})
 	case c.From != c.To:
-		evs = append(evs, ev{typ: store.EventStatusChanged})
+		evs = append(evs, ev{typ: domain.EventStatusChanged})
 	}
 	if gaveUp {
-		evs = append(evs, ev{typ: store.EventFailed, reason: "The required records were not found before the verification window closed; call verify to start a new one."})
+		evs = append(evs, ev{typ: domain.EventFailed, reason: d.FailureReason("call verify")})
 	}
 	for _, k := range c.Flipped {
-		evs = append(evs, ev{typ: store.EventRecordChanged, records: []eventRecord{toEventRecord(d.Record(k))}})
+		evs = append(evs, ev{typ: domain.EventRecordChanged, records: []eventRecord{toEventRecord(d.Record(k))}})
 	}
 
 	out := make([]store.Event, 0, len(evs))
@@ -112,7 +112,7 @@ func buildEvents(d *domain.Domain, c domain.Change, gaveUp bool, now time.Time) 
 		if err != nil {
 			return nil, fmt.Errorf("verify: event payload: %w", err)
 		}
-		out = append(out, store.Event{ID: id, ProjectID: d.ProjectID, DomainID: d.ID, Type: e.typ, Payload: body, CreatedAt: now})
+		out = append(out, store.Event{ID: id, ProjectID: d.ProjectID, DomainID: d.ID, Type: string(e.typ), Payload: body, CreatedAt: now})
 	}
 	return out, nil
 }

@@ -151,7 +151,7 @@ func (v *Verifier) Verify(ctx context.Context, projectID int64, id string) (Outc
 	v.mu.Lock()
 	r := v.running[id]
 	if r == nil {
-		if wait := v.cfg.MinInterval - v.now().Sub(d.LastCheckedAt); checked(d) && wait > 0 {
+		if wait := v.cfg.MinInterval - v.now().Sub(d.LastCheckedAt); d.EverChecked() && wait > 0 {
 			v.mu.Unlock()
 			return Outcome{}, &TooSoonError{RetryAfter: wait}
 		}
@@ -172,16 +172,6 @@ func (v *Verifier) Verify(ctx context.Context, projectID int64, id string) (Outc
 	case <-ctx.Done():
 		return Outcome{}, ctx.Err()
 	}
-}
-
-// checked reports whether the domain has been checked at least once.
-func checked(d *domain.Domain) bool {
-	for _, r := range d.Records {
-		if !r.CheckedAt.IsZero() {
-			return true
-		}
-	}
-	return false
 }
 
 // Recheck returns the automatic re-check policy.

@@ -26,10 +26,10 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 
+	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/publicaddr"
 	"github.com/domaind/domaind/internal/records"
 	"github.com/domaind/domaind/internal/store"
@@ -737,16 +737,12 @@ func nextState(backoff []time.Duration, giveUpAfter time.Duration, created, now 
 	return store.DeliveryState{Status: store.DeliveryPending, NextAttemptAt: next}, OutcomeRetry
 }
 
-// truncate shortens s to at most n bytes, on a character boundary, and makes it
-// valid UTF-8.
+// truncate shortens s to at most n bytes, "…" included, and makes it valid
+// UTF-8, for storage.
 func truncate(s string, n int) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	if len(s) <= n {
 		return s
 	}
-	cut := n - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
+	return domain.TruncateBytes(s, n-len("…"))
 }

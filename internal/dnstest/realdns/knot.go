@@ -1,4 +1,12 @@
-package dnstest
+// Package realdns runs real DNS server software for end-to-end tests: Knot
+// DNS as an authoritative server and Unbound as a recursive resolver, as
+// child processes on loopback, each in a test's temporary directory and
+// stopped when the test ends. Where they are not installed the tests that
+// use them are skipped, or fail with CI=true (see package testenv).
+//
+// It is kept apart from package dnstest, whose in-process server programs
+// such as cmd/devdns use, because everything here takes a testing.TB.
+package realdns
 
 import (
 	"bytes"
@@ -19,15 +27,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/domaind/domaind/internal/testenv"
 	"github.com/miekg/dns"
 )
 
-// This file runs Knot DNS, and holds what it shares with unbound.go: finding
-// a server binary, running it as a child process, and waiting for it.
+// This file runs Knot DNS, and holds what it shares with unbound.go: starting
+// a server on a free port, running it as a child process, and waiting for it.
 
 // readyTimeout bounds how long a real server may take to start serving, or to
 // serve an edited zone.
 const readyTimeout = 15 * time.Second
+
+// ednsSize is the UDP payload size the readiness queries advertise.
+const ednsSize = 1232
 
 // pollInterval is how often a starting server is asked whether it is ready.
 const pollInterval = 20 * time.Millisecond
@@ -67,8 +79,8 @@ type Knot struct {
 // environment variable CI is "true", since CI must install it.
 func StartKnot(t testing.TB, ip string, port int, zones map[string]string) *Knot {
 	t.Helper()
-	knotd := LookBinary(t, "knotd", "knot")
-	knotc := LookBinary(t, "knotc", "knot")
+	knotd := testenv.LookBinary(t, "knotd", "knot")
+	knotc := testenv.LookBinary(t, "knotc", "knot")
 	if err := checkLoopback(ip); err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +194,7 @@ func (k *Knot) control(ctx context.Context, args ...string) error {
 	args = append([]string{"-c", k.conf, "-s", k.sock}, args...)
 	out, err := exec.CommandContext(ctx, k.knotc, args...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("dnstest: knotc %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+		return fmt.Errorf("realdns: knotc %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
 	}
 	return nil
 }
@@ -204,10 +216,10 @@ func (k *Knot) writeZone(origin, text string) (uint32, error) {
 	path := k.zoneFile(origin)
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
-		return 0, fmt.Errorf("dnstest: write zone %s: %w", origin, err)
+		return 0, fmt.Errorf("realdns: write zone %s: %w", origin, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return 0, fmt.Errorf("dnstest: write zone %s: %w", origin, err)
+		return 0, fmt.Errorf("realdns: write zone %s: %w", origin, err)
 	}
 	return serial, nil
 }
@@ -221,19 +233,19 @@ func zoneSerial(origin, text string) (uint32, error) {
 	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
 		if s, isSOA := rr.(*dns.SOA); isSOA {
 			if dns.CanonicalName(s.Hdr.Name) != origin {
-				return 0, fmt.Errorf("dnstest: zone %s: SOA record at %s, not at the apex", origin, s.Hdr.Name)
+				return 0, fmt.Errorf("realdns: zone %s: SOA record at %s, not at the apex", origin, s.Hdr.Name)
 			}
 			if soa != nil {
-				return 0, fmt.Errorf("dnstest: zone %s: more than one SOA record", origin)
+				return 0, fmt.Errorf("realdns: zone %s: more than one SOA record", origin)
 			}
 			soa = s
 		}
 	}
 	if err := zp.Err(); err != nil {
-		return 0, fmt.Errorf("dnstest: zone %s: %w", origin, err)
+		return 0, fmt.Errorf("realdns: zone %s: %w", origin, err)
 	}
 	if soa == nil {
-		return 0, fmt.Errorf("dnstest: zone %s has no SOA record", origin)
+		return 0, fmt.Errorf("realdns: zone %s has no SOA record", origin)
 	}
 	return soa.Serial, nil
 }
@@ -251,7 +263,7 @@ func (k *Knot) writeConfig() error {
 	slices.SortFunc(origins, func(a, b string) int { return k.zones[a] - k.zones[b] })
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Written by dnstest.StartKnot for one test.\n")
+	fmt.Fprintf(&b, "# Written by realdns.StartKnot for one test.\n")
 	fmt.Fprintf(&b, "server:\n")
 	fmt.Fprintf(&b, "    rundir: %q\n", k.dir)
 	fmt.Fprintf(&b, "    pidfile: %q\n", filepath.Join(k.dir, "knot.pid"))
@@ -272,7 +284,7 @@ func (k *Knot) writeConfig() error {
 		fmt.Fprintf(&b, "  - domain: %q\n    file: %q\n", origin, k.zoneFile(origin))
 	}
 	if err := os.WriteFile(k.conf, []byte(b.String()), 0o644); err != nil {
-		return fmt.Errorf("dnstest: write knot.conf: %w", err)
+		return fmt.Errorf("realdns: write knot.conf: %w", err)
 	}
 	return nil
 }
@@ -282,50 +294,18 @@ func (k *Knot) writeConfig() error {
 func currentUser() (string, error) {
 	u, err := user.Current()
 	if err != nil {
-		return "", fmt.Errorf("dnstest: current user: %w", err)
+		return "", fmt.Errorf("realdns: current user: %w", err)
 	}
 	g, err := user.LookupGroupId(u.Gid)
 	if err != nil {
-		return "", fmt.Errorf("dnstest: group of %s: %w", u.Username, err)
+		return "", fmt.Errorf("realdns: group of %s: %w", u.Username, err)
 	}
 	return u.Username + ":" + g.Name, nil
 }
 
-// LookBinary returns the path of the program name from the Debian package
-// pkg, looking in PATH and then in the sbin directories, which are often not
-// in PATH for users other than root. When it is missing the test is
-// skipped, or fails when the environment variable CI is "true".
-func LookBinary(t testing.TB, name, pkg string) string {
-	t.Helper()
-	if path, err := exec.LookPath(name); err == nil {
-		return path
-	}
-	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} {
-		path := filepath.Join(dir, name)
-		if fi, err := os.Stat(path); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return path
-		}
-	}
-	msg := fmt.Sprintf("%s not found in PATH or /usr/sbin: install the Debian package %q (apt-get install %s) to run this end-to-end test", name, pkg, pkg)
-	SkipOrFail(t, msg)
-	return ""
-}
-
-// SkipOrFail skips the test with a loud msg about a missing prerequisite,
-// or fails it when the environment variable CI is "true": CI must provide
-// the prerequisite rather than pass without running the test.
-func SkipOrFail(t testing.TB, msg string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatal("CI=true but " + msg)
-	} else {
-		t.Skip("SKIPPING: " + msg)
-	}
-}
-
 func checkLoopback(ip string) error {
 	if addr, err := netip.ParseAddr(ip); err != nil || !addr.IsLoopback() || !addr.Is4() {
-		return fmt.Errorf("dnstest: %q is not an IPv4 loopback address", ip)
+		return fmt.Errorf("realdns: %q is not an IPv4 loopback address", ip)
 	}
 	return nil
 }
@@ -339,83 +319,12 @@ func socketPath(t testing.TB, dir, name string) string {
 	if len(path) <= maxSocketPath {
 		return path
 	}
-	short, err := os.MkdirTemp("", "dnstest")
+	short, err := os.MkdirTemp("", "realdns")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(short) })
 	return filepath.Join(short, name)
-}
-
-// FreePort returns a port on which nothing listens over UDP or TCP on any
-// of ips, for servers that must share a port, as authoritative servers all
-// listen on port 53. The port is free when FreePort returns; something else
-// may take it before a server binds it, which the start functions of this
-// package report as an error.
-func FreePort(t testing.TB, ips ...string) int {
-	t.Helper()
-	if len(ips) == 0 {
-		ips = []string{"127.0.0.1"}
-	}
-	var lastErr error
-	for range 20 {
-		port, err := tryPort(t.Context(), ips, 0)
-		if err == nil {
-			return port
-		}
-		lastErr = err
-	}
-	t.Fatalf("dnstest: no port free on %v: %v", ips, lastErr)
-	return 0
-}
-
-// RequirePort checks that port is free for UDP and TCP on every one of ips,
-// for tests that need a fixed port. A resolver such as Unbound follows a
-// delegation to port 53 of the name server's address whatever port it was
-// told for its root, so tests of real delegations put every authoritative
-// server on port 53. A port this process may not bind (below 1024 without
-// root or CAP_NET_BIND_SERVICE) skips the test, or fails it when the
-// environment variable CI is "true"; a port already taken fails it.
-func RequirePort(t testing.TB, port int, ips ...string) {
-	t.Helper()
-	if port <= 0 {
-		t.Fatalf("dnstest: RequirePort(%d): not a port", port)
-	}
-	_, err := tryPort(t.Context(), ips, port)
-	switch {
-	case err == nil:
-		return
-	case errors.Is(err, syscall.EACCES):
-		msg := fmt.Sprintf("cannot bind port %d on %v (%v): run as root, grant CAP_NET_BIND_SERVICE, or set sysctl net.ipv4.ip_unprivileged_port_start=%d", port, ips, err, port)
-		SkipOrFail(t, msg)
-	case errors.Is(err, syscall.EADDRINUSE):
-		t.Fatalf("dnstest: port %d is taken on one of %v (%v); a DNS server listening on 0.0.0.0:%d, such as the knot or unbound system service, must be stopped", port, ips, err, port)
-	default:
-		t.Fatalf("dnstest: port %d on %v: %v", port, ips, err)
-	}
-}
-
-// tryPort binds port, or when it is 0 a port the kernel picks, on the first
-// ip and the same port on the others, then releases them all.
-func tryPort(ctx context.Context, ips []string, port int) (int, error) {
-	var closers []func() error
-	defer func() {
-		for _, c := range closers {
-			c()
-		}
-	}()
-	for _, ip := range ips {
-		if err := checkLoopback(ip); err != nil {
-			return 0, err
-		}
-		pc, l, err := listen(ctx, ip, port)
-		if err != nil {
-			return 0, err
-		}
-		closers = append(closers, pc.Close, l.Close)
-		port = l.Addr().(*net.TCPAddr).Port
-	}
-	return port, nil
 }
 
 // startServer starts a server with start on port, or on a free port of ip
@@ -431,7 +340,7 @@ func startServer(t testing.TB, what, ip string, port int, start func(port int) (
 	for attempt := 1; ; attempt++ {
 		p := port
 		if p == 0 {
-			p = FreePort(t, ip)
+			p = testenv.FreePort(t, ip)
 		}
 		proc, err := start(p)
 		if err == nil {
@@ -451,7 +360,7 @@ func startServer(t testing.TB, what, ip string, port int, start func(port int) (
 				// that denies files outside /etc/unbound.
 				hint = "\n(permission denied: if AppArmor confines " + what + ", put its profile in complain mode, e.g. aa-complain /usr/sbin/" + what + ")"
 			}
-			t.Fatalf("dnstest: start %s on %s@%d: %v%s\n%s log:\n%s", what, ip, p, err, hint, what, log)
+			t.Fatalf("realdns: start %s on %s@%d: %v%s\n%s log:\n%s", what, ip, p, err, hint, what, log)
 		}
 	}
 }
@@ -477,7 +386,7 @@ func waitSerial(ctx context.Context, proc *daemon, addr, origin string, serial u
 		return false
 	})
 	if err != nil {
-		return fmt.Errorf("dnstest: %s does not serve %s with serial %d (last: %s): %w", addr, origin, serial, last, err)
+		return fmt.Errorf("realdns: %s does not serve %s with serial %d (last: %s): %w", addr, origin, serial, last, err)
 	}
 	return nil
 }
@@ -531,7 +440,7 @@ func startDaemon(path string, args ...string) (*daemon, error) {
 	d.cmd.Stdout = d.out
 	d.cmd.Stderr = d.out
 	if err := d.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("dnstest: start %s: %w", path, err)
+		return nil, fmt.Errorf("realdns: start %s: %w", path, err)
 	}
 	go func() {
 		d.waitErr = d.cmd.Wait()
@@ -558,7 +467,7 @@ func (d *daemon) stop() error {
 		case <-time.After(5 * time.Second):
 			d.cmd.Process.Kill()
 			<-d.done
-			d.stopErr = fmt.Errorf("dnstest: %s ignored SIGTERM and was killed", filepath.Base(d.cmd.Path))
+			d.stopErr = fmt.Errorf("realdns: %s ignored SIGTERM and was killed", filepath.Base(d.cmd.Path))
 		}
 	})
 	return d.stopErr

@@ -1,11 +1,13 @@
-package dnstest
+package realdns
 
 import (
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/domaind/domaind/internal/testenv"
 	"github.com/miekg/dns"
 )
 
@@ -132,7 +134,7 @@ www 300 IN A 192.0.2.7
 func realTree(t *testing.T) (root, child *Knot, u *Unbound) {
 	t.Helper()
 	const port = 53
-	RequirePort(t, port, "127.0.0.20", "127.0.0.21")
+	testenv.RequirePort(t, port, "127.0.0.20", "127.0.0.21")
 	root = StartKnot(t, "127.0.0.20", port, map[string]string{".": rootZone("127.0.0.20", "127.0.0.21")})
 	child = StartKnot(t, "127.0.0.21", port, map[string]string{"example.com.": exampleZone("127.0.0.21", 1, "")})
 	u = StartUnbound(t, "127.0.0.22", 0, map[string]string{".": fmt.Sprintf("127.0.0.20@%d", port)})
@@ -214,47 +216,30 @@ func TestStartUnboundRefusesNonLoopbackStub(t *testing.T) {
 	}
 }
 
-// prereqRecorder records how a helper reports a missing prerequisite,
-// instead of ending the test.
-type prereqRecorder struct {
-	testing.TB
-	skipped, failed string
+// ask sends one query for name and qtype to addr over proto ("udp" or
+// "tcp"), with an EDNS0 OPT advertising ednsSize when ednsSize > 0.
+func ask(t *testing.T, addr, proto, name string, qtype uint16, ednsSize uint16) *dns.Msg {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	if ednsSize > 0 {
+		m.SetEdns0(ednsSize, false)
+	}
+	c := &dns.Client{Net: proto, Timeout: 2 * time.Second}
+	resp, _, err := c.Exchange(m, addr)
+	if err != nil {
+		t.Fatalf("%s %s %s over %s: %v", addr, name, dns.TypeToString[qtype], proto, err)
+	}
+	return resp
 }
 
-func (r *prereqRecorder) Helper()                   {}
-func (r *prereqRecorder) Skip(args ...any)          { r.skipped = fmt.Sprint(args...) }
-func (r *prereqRecorder) Fatal(args ...any)         { r.failed = fmt.Sprint(args...) }
-func (r *prereqRecorder) Fatalf(f string, a ...any) { r.failed = fmt.Sprintf(f, a...) }
-
-func TestLookBinaryMissing(t *testing.T) {
-	tests := []struct {
-		ci       string
-		wantFail bool
-	}{
-		{"", false},
-		{"false", false},
-		{"true", true},
+// txtValues returns the TXT records of m's answer, each one's strings joined.
+func txtValues(m *dns.Msg) []string {
+	var vs []string
+	for _, rr := range m.Answer {
+		if txt, ok := rr.(*dns.TXT); ok {
+			vs = append(vs, strings.Join(txt.Txt, ""))
+		}
 	}
-	for _, tt := range tests {
-		t.Run("CI="+tt.ci, func(t *testing.T) {
-			t.Setenv("CI", tt.ci)
-			rec := &prereqRecorder{TB: t}
-			if path := LookBinary(rec, "dnstest-no-such-program", "no-such-package"); path != "" {
-				t.Errorf("path %q for a missing program", path)
-			}
-			got, other, want := rec.skipped, rec.failed, "a skip"
-			if tt.wantFail {
-				got, other, want = rec.failed, rec.skipped, "a failure"
-			}
-			if got == "" || other != "" {
-				t.Fatalf("skipped %q, failed %q; want %s only", rec.skipped, rec.failed, want)
-			}
-			if !strings.Contains(got, `"no-such-package"`) {
-				t.Errorf("message %q does not name the Debian package", got)
-			}
-		})
-	}
-	if path := LookBinary(t, "sh", "dash"); path == "" {
-		t.Error("sh not found in PATH")
-	}
+	return vs
 }

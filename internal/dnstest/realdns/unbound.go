@@ -1,4 +1,4 @@
-package dnstest
+package realdns
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/domaind/domaind/internal/testenv"
 	"github.com/miekg/dns"
 )
 
@@ -43,14 +44,14 @@ type Unbound struct {
 // environment variable CI is "true", since CI must install it.
 func StartUnbound(t testing.TB, ip string, port int, stubs map[string]string) *Unbound {
 	t.Helper()
-	bin := LookBinary(t, "unbound", "unbound")
-	control := LookBinary(t, "unbound-control", "unbound")
+	bin := testenv.LookBinary(t, "unbound", "unbound")
+	control := testenv.LookBinary(t, "unbound-control", "unbound")
 	if err := checkLoopback(ip); err != nil {
 		t.Fatal(err)
 	}
 	for zone, addr := range stubs {
 		if err := checkStub(addr); err != nil {
-			t.Fatalf("dnstest: stub zone %s: %v", zone, err)
+			t.Fatalf("realdns: stub zone %s: %v", zone, err)
 		}
 	}
 	dir := t.TempDir()
@@ -72,7 +73,7 @@ func StartUnbound(t testing.TB, ip string, port int, stubs map[string]string) *U
 		u.port = port
 		conf := unboundConfig(dir, sock, ip, port, stubs)
 		if err := os.WriteFile(u.conf, []byte(conf), 0o644); err != nil {
-			return nil, fmt.Errorf("dnstest: write unbound.conf: %w", err)
+			return nil, fmt.Errorf("realdns: write unbound.conf: %w", err)
 		}
 		proc, err := startDaemon(bin, "-d", "-c", u.conf)
 		if err != nil {
@@ -104,7 +105,7 @@ func (u *Unbound) Flush(ctx context.Context) error {
 	args := []string{"-c", u.conf, "flush_zone", "."}
 	out, err := exec.CommandContext(ctx, u.control, args...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("dnstest: unbound-control %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+		return fmt.Errorf("realdns: unbound-control %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
 	}
 	return nil
 }
@@ -125,7 +126,7 @@ func checkStub(addr string) error {
 // unboundConfig returns unbound.conf for one test.
 func unboundConfig(dir, sock, ip string, port int, stubs map[string]string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Written by dnstest.StartUnbound for one test.\n")
+	fmt.Fprintf(&b, "# Written by realdns.StartUnbound for one test.\n")
 	fmt.Fprintf(&b, "server:\n")
 	fmt.Fprintf(&b, "    interface: %s@%d\n", ip, port)
 	fmt.Fprintf(&b, "    port: %d\n", port)
@@ -183,7 +184,7 @@ func waitLocalhost(ctx context.Context, proc *daemon, addr string) error {
 		return false
 	})
 	if err != nil {
-		return fmt.Errorf("dnstest: unbound on %s does not answer (last: %s): %w", addr, last, err)
+		return fmt.Errorf("realdns: unbound on %s does not answer (last: %s): %w", addr, last, err)
 	}
 	return nil
 }

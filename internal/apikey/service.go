@@ -1,0 +1,135 @@
+package apikey
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/domaind/domaind/internal/fault"
+	"github.com/domaind/domaind/internal/store"
+)
+
+// Key is a stored API key and Session a dashboard sign-in (see store.APIKey and
+// store.Session), named here so that front ends need not import the store.
+type (
+	Key     = store.APIKey
+	Session = store.Session
+)
+
+// Service tells who an API key, or a dashboard session signed in with one, is.
+// The API and the dashboard both authenticate through it, so a key is judged by
+// one rule however it is used.
+type Service struct {
+	Store store.Store
+}
+
+// errInvalid is the answer for a key that is malformed, unknown or revoked.
+var errInvalid = &fault.Error{Code: fault.Unauthorized, Message: "The API key is not valid or has been revoked."}
+
+// Authenticate returns the valid, unrevoked key key is, or fault.Unauthorized.
+func (s *Service) Authenticate(ctx context.Context, key string) (Key, error) {
+	if !Valid(key) {
+		return Key{}, errInvalid
+	}
+	hash := Hash(key)
+	k, err := s.Store.APIKeyByHash(ctx, hash)
+	if errors.Is(err, store.ErrNotFound) {
+		return Key{}, errInvalid
+	}
+	if err != nil {
+		return Key{}, err
+	}
+	// The lookup is by hash, so it leaks nothing useful; the comparison is
+	// constant-time all the same, so that no store can make it otherwise.
+	if subtle.ConstantTimeCompare(k.Hash[:], hash[:]) != 1 || !k.RevokedAt.IsZero() {
+		return Key{}, errInvalid
+	}
+	return k, nil
+}
+
+// Ready reports whether the store answers, for health checks.
+func (s *Service) Ready(ctx context.Context) error {
+	if _, err := s.Store.APIKeyByHash(ctx, [32]byte{}); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// Create makes the project named project if it is new and returns a new key of
+// it, the only time the key is seen whole.
+func (s *Service) Create(ctx context.Context, project string, now time.Time) (string, Key, error) {
+	p, err := s.Store.EnsureProject(ctx, project, now)
+	if err != nil {
+		return "", Key{}, err
+	}
+	key, err := New()
+	if err != nil {
+		return "", Key{}, err
+	}
+	k, err := s.Store.CreateAPIKey(ctx, store.APIKey{
+		ProjectID: p.ID, Prefix: Prefix(key), Hash: Hash(key), CreatedAt: now,
+	})
+	if err != nil {
+		return "", Key{}, err
+	}
+	return key, k, nil
+}
+
+// TokenHash is the stored form of a session token.
+func TokenHash(token string) [32]byte { return sha256.Sum256([]byte(token)) }
+
+// SignIn exchanges a valid key for a new session lasting ttl, ending the
+// session of replace (the token the client held before, "" for none): a sign-in
+// always starts a new session, so a token planted before it is worth nothing
+// after it. It returns the new session's token, whose hash alone is stored, or
+// fault.Unauthorized for a key that is not valid, which ends nothing.
+func (s *Service) SignIn(ctx context.Context, key, replace string, now time.Time, ttl time.Duration) (string, Session, error) {
+	k, err := s.Authenticate(ctx, key)
+	if err != nil {
+		return "", Session{}, err
+	}
+	if replace != "" {
+		if err := s.SignOut(ctx, replace); err != nil {
+			return "", Session{}, err
+		}
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", Session{}, fmt.Errorf("apikey: session token: %w", err)
+	}
+	token := base64.RawURLEncoding.EncodeToString(b[:])
+	sess := Session{
+		Hash: TokenHash(token), APIKeyID: k.ID, ProjectID: k.ProjectID, ProjectName: k.ProjectName,
+		CreatedAt: now, ExpiresAt: now.Add(ttl),
+	}
+	if err := s.Store.CreateSession(ctx, sess); err != nil {
+		return "", Session{}, fmt.Errorf("apikey: create session: %w", err)
+	}
+	return token, sess, nil
+}
+
+// Session returns the live session of token at now, or fault.Unauthorized when
+// there is none, it has expired or its key has been revoked.
+func (s *Service) Session(ctx context.Context, token string, now time.Time) (Session, error) {
+	sess, err := s.Store.SessionByHash(ctx, TokenHash(token), now)
+	if errors.Is(err, store.ErrNotFound) {
+		return Session{}, &fault.Error{Code: fault.Unauthorized, Message: "The session has ended.", Err: err}
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("apikey: session: %w", err)
+	}
+	return sess, nil
+}
+
+// SignOut ends the session of token; ending one that does not exist is no error.
+func (s *Service) SignOut(ctx context.Context, token string) error {
+	if err := s.Store.DeleteSession(ctx, TokenHash(token)); err != nil {
+		return fmt.Errorf("apikey: delete session: %w", err)
+	}
+	return nil
+}
