@@ -29,7 +29,9 @@ elif bindir=$(find_pg_bindir); then
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 	# Durability is traded for speed: the server is thrown away afterwards.
-	start_pg "$bindir" "" -c fsync=off -c synchronous_commit=off -c full_page_writes=off
+	# Autovacuum is off because its workers connect to the tests' fresh
+	# databases, and DROP DATABASE ... WITH (FORCE) may not end them.
+	start_pg "$bindir" "" -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c autovacuum=off
 	export DOMAIND_TEST_POSTGRES=$PG_DSN
 else
 	banner "PostgreSQL tests SKIPPED: install postgresql" \
