@@ -3,17 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/domaind/domaind/internal/dnstest"
 )
@@ -109,6 +105,10 @@ func TestEnvironmentVariables(t *testing.T) {
 func TestServeRefusesBadSettings(t *testing.T) {
 	dir := t.TempDir()
 	db := "sqlite:" + filepath.Join(dir, "d.db")
+	// devServe is serve with settings that are all good but for flags.
+	devServe := func(flags ...string) []string {
+		return append([]string{"serve", "--db", db, "--dev", "--data-dir", dir, "--resolvers", "127.0.0.1:53"}, flags...)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -119,6 +119,10 @@ func TestServeRefusesBadSettings(t *testing.T) {
 		{[]string{"serve", "--db", db, "--dev", "--data-dir", dir, "--dkim-selector", "bad selector"}, "dkim-selector"},
 		{[]string{"serve", "--db", "mysql://x", "--dev", "--data-dir", dir, "--resolvers", "127.0.0.1:53"}, "sqlite:"},
 		{[]string{"serve", "--db", db, "--dev", "--data-dir", dir, "--resolvers", "nonsense"}, "host:port"},
+		{devServe("--anon-rate-limit", "lots"), "anon-rate-limit"},
+		{devServe("--anon-rate-limit", "0/m"), "anon-rate-limit"},
+		{devServe("--trusted-proxies", "10.0.0.0/8,proxy.example"), "trusted-proxies"},
+		{devServe("--keygen-concurrency", "-1"), "keygen-concurrency"},
 	} {
 		_, _, err := runCmd(t, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -140,102 +144,34 @@ func freeAddr(t *testing.T) string {
 // TestServeEndToEnd runs the real serve command as an operator would, then a
 // customer takes a domain from added to VERIFIED against a loopback DNS server.
 func TestServeEndToEnd(t *testing.T) {
-	dir := t.TempDir()
-	db := "sqlite:" + filepath.Join(dir, "d.db")
 	zone := dnstest.NewZone("example.com.")
 	dnsSrv := dnstest.Start(t, zone)
-	addr := freeAddr(t)
-
-	out, _, err := runCmd(t, "apikey", "create", "--project", "acme", "--db", db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := strings.TrimSpace(out)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	var logs bytes.Buffer
-	go func() {
-		done <- run(ctx, []string{"serve", "--listen", addr, "--db", db, "--dev", "--data-dir", dir,
-			"--resolvers", dnsSrv.Addr(), "--dns-mode", "recursive", "--dkim-bits", "1024", "--verify-min-interval", "0s"}, io.Discard, &logs)
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-
-	base := "http://" + addr
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not come up: %v\n%s", err, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "domaind-master.key")); err != nil {
+	srv := startServe(t, "--resolvers", dnsSrv.Addr(), "--dns-mode", "recursive", "--dkim-bits", "1024", "--verify-min-interval", "0s")
+	if _, err := os.Stat(filepath.Join(srv.dir, "domaind-master.key")); err != nil {
 		t.Fatalf("--dev did not keep a master key: %v", err)
 	}
 
 	call := func(method, path, body string) map[string]any {
 		t.Helper()
-		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
-			t.Fatal(err)
-		}
-		if resp.Header.Get("X-RateLimit-Limit") != "120" {
-			t.Errorf("default rate limit header = %q", resp.Header.Get("X-RateLimit-Limit"))
+		m, h := srv.call(t, method, path, body)
+		if h.Get("X-RateLimit-Limit") != "120" {
+			t.Errorf("default rate limit header = %q", h.Get("X-RateLimit-Limit"))
 		}
 		return m
 	}
 	d := call("POST", "/v1/domains", `{"domain":"example.com"}`)["data"].(map[string]any)
-	recs := d["dnsRecords"].(map[string]any)
-	for _, k := range []string{"ownership", "dkim"} {
-		r := recs[k].(map[string]any)
-		if err := zone.AddTXT(r["name"].(string)+".", r["value"].(string)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mx := recs["mailFrom"].([]any)[0].(map[string]any)
+	publish(t, zone, d)
+	mx := d["dnsRecords"].(map[string]any)["mailFrom"].([]any)[0].(map[string]any)
 	zone.MustAdd(mx["name"].(string) + ". 300 IN MX " + strconv.Itoa(int(mx["priority"].(float64))) + " " + mx["value"].(string) + ".")
 	v := call("POST", "/v1/domains/"+d["id"].(string)+"/verify", "")["data"].(map[string]any)
 	if v["verificationStatus"] != "VERIFIED" {
 		t.Fatalf("verify through serve: %v", v)
 	}
 
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{`domaind_checks_total{outcome="verified"} 1`, "domaind_check_duration_seconds_count 1", "domaind_queue_lag_seconds"} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("/metrics lacks %q", want)
-		}
-	}
+	srv.wantMetrics(t, `domaind_checks_total{outcome="verified"} 1`, "domaind_check_duration_seconds_count 1", "domaind_queue_lag_seconds")
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve did not shut down cleanly: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not stop after its context was cancelled")
-	}
-	done <- nil // for the cleanup
-	if !strings.Contains(logs.String(), "shutting down") {
-		t.Errorf("no shutdown log:\n%s", logs.String())
+	srv.stop(t)
+	if !strings.Contains(srv.logs.String(), "shutting down") {
+		t.Errorf("no shutdown log:\n%s", srv.logs.String())
 	}
 }

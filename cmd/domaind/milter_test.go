@@ -1,13 +1,7 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
-	"io"
 	"net"
-	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,63 +15,24 @@ import (
 // API is signed by the milter, the counters show on /metrics, and the milter
 // stops with serve.
 func TestServeMilter(t *testing.T) {
-	dir := t.TempDir()
-	db := "sqlite:" + filepath.Join(dir, "d.db")
 	zone := dnstest.NewZone("example.com.")
 	dnsSrv := dnstest.Start(t, zone)
-	addr, milterAddr := freeAddr(t), freeAddr(t)
-	out, _, err := runCmd(t, "apikey", "create", "--project", "acme", "--db", db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := strings.TrimSpace(out)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	var logs bytes.Buffer
-	go func() {
-		done <- run(ctx, []string{"serve", "--listen", addr, "--milter-listen", milterAddr, "--db", db, "--dev", "--data-dir", dir,
-			"--resolvers", dnsSrv.Addr(), "--dns-mode", "recursive", "--dkim-bits", "1024", "--verify-min-interval", "0s"}, io.Discard, &logs)
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	base := "http://" + addr
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	milterAddr := freeAddr(t)
+	srv := startServe(t, "--milter-listen", milterAddr,
+		"--resolvers", dnsSrv.Addr(), "--dns-mode", "recursive", "--dkim-bits", "1024", "--verify-min-interval", "0s")
+	srv.waitUntil(t, "the milter", func() error {
 		c, err := net.Dial("tcp", milterAddr)
 		if err == nil {
 			c.Close()
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the milter did not come up: %v\n%s", err, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err
+	})
 
-	call := func(method, path, body string) map[string]any {
-		t.Helper()
-		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
-	d := call("POST", "/v1/domains", `{"domain":"example.com"}`)["data"].(map[string]any)
-	recs := d["dnsRecords"].(map[string]any)
-	for _, k := range []string{"ownership", "dkim"} {
-		r := recs[k].(map[string]any)
-		if err := zone.AddTXT(r["name"].(string)+".", r["value"].(string)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if v := call("POST", "/v1/domains/"+d["id"].(string)+"/verify", "")["data"].(map[string]any); v["dkimEnabled"] != true {
+	added, _ := srv.call(t, "POST", "/v1/domains", `{"domain":"example.com"}`)
+	d := added["data"].(map[string]any)
+	publish(t, zone, d)
+	verified, _ := srv.call(t, "POST", "/v1/domains/"+d["id"].(string)+"/verify", "")
+	if v := verified["data"].(map[string]any); v["dkimEnabled"] != true {
 		t.Fatalf("verify: %v", v)
 	}
 
@@ -104,28 +59,9 @@ func TestServeMilter(t *testing.T) {
 		t.Fatalf("end of message: %v %+v %v", act, mods, err)
 	}
 
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{`domaind_milter_messages_total{result="signed"} 1`, `domaind_milter_messages_total{result="unsigned_no_key"} 0`, "domaind_milter_sessions 1"} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("/metrics lacks %q", want)
-		}
-	}
+	srv.wantMetrics(t, `domaind_milter_messages_total{result="signed"} 1`, `domaind_milter_messages_total{result="unsigned_no_key"} 0`, "domaind_milter_sessions 1")
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve did not shut down cleanly: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not stop after its context was cancelled")
-	}
-	done <- nil // for the cleanup
+	srv.stop(t)
 	if _, err := net.Dial("tcp", milterAddr); err == nil {
 		t.Error("the milter still accepts connections after serve stopped")
 	}

@@ -1,14 +1,10 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/domaind/domaind/internal/dnstest"
 )
@@ -18,45 +14,16 @@ import (
 // with it.
 func TestServeRefusesPrivateNames(t *testing.T) {
 	for _, allow := range []bool{false, true} {
-		dir := t.TempDir()
-		db := "sqlite:" + filepath.Join(dir, "d.db")
 		dnsSrv := dnstest.Start(t, dnstest.NewZone("internal."))
-		addr := freeAddr(t)
-		out, _, err := runCmd(t, "apikey", "create", "--project", "acme", "--db", db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		key := strings.TrimSpace(out)
-		args := []string{"serve", "--listen", addr, "--db", db, "--dev", "--data-dir", dir,
-			"--resolvers", dnsSrv.Addr(), "--dns-mode", "recursive", "--dkim-bits", "1024"}
+		args := []string{"--resolvers", dnsSrv.Addr(), "--dns-mode", "recursive", "--dkim-bits", "1024"}
 		if allow {
 			args = append(args, "--dns-allow-private")
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- run(ctx, args, io.Discard, io.Discard) }()
-
-		base := "http://" + addr
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			resp, err := http.Get(base + "/healthz")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					break
-				}
-			}
-			if time.Now().After(deadline) {
-				cancel()
-				t.Fatalf("serve did not come up: %v", err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		req, _ := http.NewRequest("POST", base+"/v1/domains", strings.NewReader(`{"domain":"corp.internal"}`))
-		req.Header.Set("Authorization", "Bearer "+key)
+		srv := startServe(t, args...)
+		req, _ := http.NewRequest("POST", srv.base+"/v1/domains", strings.NewReader(`{"domain":"corp.internal"}`))
+		req.Header.Set("Authorization", "Bearer "+srv.key)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			cancel()
 			t.Fatal(err)
 		}
 		var body struct {
@@ -67,8 +34,7 @@ func TestServeRefusesPrivateNames(t *testing.T) {
 		}
 		json.NewDecoder(resp.Body).Decode(&body)
 		resp.Body.Close()
-		cancel()
-		<-done
+		srv.stop(t)
 		if allow {
 			if resp.StatusCode != http.StatusCreated {
 				t.Errorf("with --dns-allow-private: status %d, want 201", resp.StatusCode)

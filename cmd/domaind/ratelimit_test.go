@@ -1,75 +1,21 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"io"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
-
-func TestServeRefusesBadLimits(t *testing.T) {
-	dir := t.TempDir()
-	db := "sqlite:" + filepath.Join(dir, "d.db")
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"--anon-rate-limit", "lots"}, "anon-rate-limit"},
-		{[]string{"--anon-rate-limit", "0/m"}, "anon-rate-limit"},
-		{[]string{"--trusted-proxies", "10.0.0.0/8,proxy.example"}, "trusted-proxies"},
-		{[]string{"--keygen-concurrency", "-1"}, "keygen-concurrency"},
-	} {
-		args := append([]string{"serve", "--db", db, "--dev", "--data-dir", dir, "--resolvers", "127.0.0.1:53"}, tc.args...)
-		_, _, err := runCmd(t, args...)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%v: err = %v, want it to mention %q", tc.args, err, tc.want)
-		}
-	}
-}
 
 // TestServeSharesOneBudget runs the real serve command and checks its wiring:
 // the API and the dashboard spend one budget per key, and one allowance per
 // client address for requests without a valid key. The limits are per hour, so
 // no token comes back while the test runs.
 func TestServeSharesOneBudget(t *testing.T) {
-	dir := t.TempDir()
-	db := "sqlite:" + filepath.Join(dir, "d.db")
-	addr := freeAddr(t)
-	out, _, err := runCmd(t, "apikey", "create", "--project", "acme", "--db", db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := strings.TrimSpace(out)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	var logs bytes.Buffer
-	go func() {
-		done <- run(ctx, []string{"serve", "--listen", addr, "--db", db, "--dev", "--data-dir", dir,
-			"--resolvers", "127.0.0.1:53", "--dns-mode", "recursive",
-			"--rate-limit", "3/h", "--anon-rate-limit", "2/h"}, io.Discard, &logs)
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	base := "http://" + addr
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not come up: %v\n%s", err, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	srv := startServe(t, "--resolvers", "127.0.0.1:53", "--dns-mode", "recursive",
+		"--rate-limit", "3/h", "--anon-rate-limit", "2/h")
+	base, key := srv.base, srv.key
 
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	do := func(method, path, bearer, cookie string, form url.Values) *http.Response {
