@@ -4,32 +4,12 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/domaind/domaind/internal/domains"
+	"github.com/domaind/domaind/internal/testenv"
 )
-
-// testClock is a clock the test moves by hand.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newTestClock() *testClock { return &testClock{now: time.Now()} }
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // Two clients on loopback, told apart by their source address.
 var (
@@ -41,7 +21,7 @@ var (
 // their address's allowance, that a spent address is refused before its key is
 // looked up, and that neither another address nor good keys are affected.
 func TestBadKeysLimitedPerAddress(t *testing.T) {
-	clock := newTestClock()
+	clock := testenv.NewClock(time.Now())
 	e := newEnv(t, envOptions{addrLimit: "3/m", now: clock.Now})
 	unknown := "AS_" + strings.Repeat("x", 43)
 
@@ -85,7 +65,7 @@ func TestBadKeysLimitedPerAddress(t *testing.T) {
 // TestKeyBudgetUsesInjectedClock checks the per-key limit against the API's
 // clock: a spent key is served again one token's time later, not before.
 func TestKeyBudgetUsesInjectedClock(t *testing.T) {
-	clock := newTestClock()
+	clock := testenv.NewClock(time.Now())
 	e := newEnv(t, envOptions{rateLimit: "2/m", now: clock.Now})
 	for range 2 {
 		if r := e.do("GET", "/v1/domains", "", e.key); r.status != http.StatusOK {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"github.com/domaind/domaind/internal/app"
 	"io"
 	"net"
 	"net/http"
@@ -16,9 +15,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/domaind/domaind/internal/app"
+	"github.com/domaind/domaind/internal/testenv"
 
 	"github.com/domaind/domaind/internal/dnscheck"
 	"github.com/domaind/domaind/internal/dnstest"
@@ -41,8 +42,10 @@ type env struct {
 	app      *app.App
 	domains  *domains.Service
 	verifier *verify.Verifier
-	clock    *clock
-	ttl      time.Duration
+	// clock is the dashboard's clock: real time plus an offset the test
+	// moves, so that sessions can be made to expire without waiting.
+	clock *testenv.Clock
+	ttl   time.Duration
 
 	key       string // an API key of project "acme"
 	projectID int64  // acme's id
@@ -62,32 +65,13 @@ type envOptions struct {
 	keygen *domains.KeyGate
 }
 
-// clock is the dashboard's clock: real time plus an offset the test moves, so
-// that sessions can be made to expire without waiting.
-type clock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.offset += d
-}
-
 var testMasterKey = bytes.Repeat([]byte{7}, 32)
 
 // newEnv serves the application app.New builds, as serve does, with the
 // options on top of serve's defaults.
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
-	e := &env{t: t, dbPath: filepath.Join(t.TempDir(), "domaind.db"), clock: &clock{}, ttl: time.Hour}
+	e := &env{t: t, dbPath: filepath.Join(t.TempDir(), "domaind.db"), clock: testenv.RealClock(), ttl: time.Hour}
 	e.zone = dnstest.NewZone("example.com.")
 	dnsServer := dnstest.Start(t, e.zone)
 

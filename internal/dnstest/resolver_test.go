@@ -8,39 +8,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/domaind/domaind/internal/testenv"
 	"github.com/miekg/dns"
 )
 
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // resolverSetup starts an authoritative server for example.com. with the
 // SOA given as zone-file text and a CachingResolver in front of it, whose
-// clock the returned fakeClock drives.
-func resolverSetup(t *testing.T, soa string) (*Server, *Zone, *CachingResolver, *fakeClock) {
+// clock the returned clock drives.
+func resolverSetup(t *testing.T, soa string) (*Server, *Zone, *CachingResolver, *testenv.Clock) {
 	t.Helper()
 	z := NewZone("example.com.")
 	z.MustAdd(soa)
 	z.MustAdd("@ NS ns1.example.com.\nns1 A 192.0.2.53")
 	up := Start(t, z)
 	r := StartCachingResolver(t, up.Addr())
-	clock := &fakeClock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
-	r.setClock(clock.now)
+	clock := testenv.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	r.setClock(clock.Now)
 	return up, z, r, clock
 }
 
@@ -203,7 +186,7 @@ func TestCachingResolverExpiry(t *testing.T) {
 				t.Fatalf("rcode %s, want %s", dns.RcodeToString[first.Rcode], dns.RcodeToString[tt.rcode])
 			}
 
-			clock.advance(tt.life - time.Second)
+			clock.Advance(tt.life - time.Second)
 			aged := ask(t, r.Addr(), "udp", tt.qname, tt.qtype, 0)
 			if n := up.Count(tt.qname, tt.qtype, ""); n != 1 {
 				t.Fatalf("1s before expiry: upstream saw %d queries, want 1", n)
@@ -221,7 +204,7 @@ func TestCachingResolverExpiry(t *testing.T) {
 				}
 			}
 
-			clock.advance(time.Second)
+			clock.Advance(time.Second)
 			ask(t, r.Addr(), "udp", tt.qname, tt.qtype, 0)
 			if n := up.Count(tt.qname, tt.qtype, ""); n != 2 {
 				t.Errorf("at expiry: upstream saw %d queries, want 2", n)

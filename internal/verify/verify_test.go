@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,29 +13,12 @@ import (
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/store/sqlite"
+	"github.com/domaind/domaind/internal/testenv"
 	"github.com/domaind/domaind/internal/verify"
 )
 
 // t0 is the test clock's start.
 var t0 = time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
-
-// clock is an injected clock that moves only when the test moves it.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
 
 // checker is a verify.Checker that answers with fn and counts its calls.
 type checker struct {
@@ -98,7 +80,7 @@ var recheck = domain.Recheck{
 
 type fixture struct {
 	st    store.Store
-	clock *clock
+	clock *testenv.Clock
 	obs   *observer
 	p     store.Project
 }
@@ -114,7 +96,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{st: st, clock: &clock{now: t0}, obs: &observer{done: make(chan string, 100)}, p: p}
+	return &fixture{st: st, clock: testenv.NewClock(t0), obs: &observer{done: make(chan string, 100)}, p: p}
 }
 
 // verifier returns a Verifier on the fixture's store and clock; checkTimeout

@@ -24,6 +24,7 @@ import (
 	"github.com/domaind/domaind/internal/records"
 	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/store/sqlite"
+	"github.com/domaind/domaind/internal/testenv"
 )
 
 // The test vector published with the Standard Webhooks reference libraries: a
@@ -354,24 +355,6 @@ func TestTruncate(t *testing.T) {
 	}
 }
 
-// clock is a test clock that moves only when told to.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // received is one request an endpoint got.
 type received struct {
 	method, path string
@@ -450,7 +433,7 @@ type fixture struct {
 	st     *sqlite.Store
 	sealer *records.Sealer
 	now    func() time.Time
-	clock  *clock
+	clock  *testenv.Clock
 	proj   store.Project
 	dom    *domain.Domain
 }
@@ -459,7 +442,7 @@ var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{t: t, path: filepath.Join(t.TempDir(), "domaind.db"), clock: &clock{t: t0}}
+	f := &fixture{t: t, path: filepath.Join(t.TempDir(), "domaind.db"), clock: testenv.NewClock(t0)}
 	f.now = f.clock.Now
 	f.open()
 	sealer, err := records.NewSealer(masterKey)
