@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"maps"
 	"net"
 	"os"
@@ -27,14 +26,12 @@ import (
 	"github.com/emersion/go-milter"
 	"github.com/miekg/dns"
 
-	"github.com/domaind/domaind/internal/dnscheck"
+	"github.com/domaind/domaind/internal/apptest"
 	"github.com/domaind/domaind/internal/dnstest"
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/domains"
 	"github.com/domaind/domaind/internal/mailtest"
-	"github.com/domaind/domaind/internal/records"
 	"github.com/domaind/domaind/internal/signing"
-	"github.com/domaind/domaind/internal/store/sqlite"
 	"github.com/domaind/domaind/internal/testenv"
 	"github.com/domaind/domaind/internal/verify"
 )
@@ -55,46 +52,27 @@ var exportMasterKey = bytes.Repeat([]byte{0x5a}, 32)
 
 func newExportFixture(t *testing.T, zones ...string) *exportFixture {
 	t.Helper()
-	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "d.db")
-	st, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	var zs []*dnstest.Zone
 	for _, z := range zones {
 		zs = append(zs, dnstest.NewZone(z))
 	}
 	srv := dnstest.Start(t, zs...)
+	cfg := apptest.Config(exportMasterKey)
+	cfg.DB = "sqlite:" + path
 	// The authoritative walk starts at the test's server as the root, which
 	// answers for the zones itself, so the check never leaves loopback.
-	checker, err := dnscheck.New(dnscheck.Config{
-		Mode: dnscheck.ModeAuthoritative, RootHints: []string{srv.IP()}, AuthoritativePort: srv.Port(),
-		Timeout: time.Second, Retries: 1, AllowPrivate: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	v := verify.New(st, checker, verify.Config{
-		Budget: 10 * time.Second, Rules: domain.Rules{DegradeAfter: 3}, Recheck: domain.DefaultRecheck(),
-	}, nil, log)
-	t.Cleanup(v.Close)
-	sealer, err := records.NewSealer(exportMasterKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc := records.DefaultConfig()
-	rc.DKIMBits = 1024 // fast; the key size does not matter to the export
-	p, err := st.EnsureProject(ctx, "acme", time.Now())
+	cfg.DNS = apptest.AuthoritativeDNS([]string{srv.IP()}, srv.Port())
+	cfg.Regions = []string{"us-east-1"}
+	cfg.VerifyBudget, cfg.VerifyMinInterval = 10*time.Second, 0
+	a := apptest.New(t, cfg)
+	p, err := a.Store().EnsureProject(t.Context(), "acme", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &exportFixture{
-		t: t, db: "sqlite:" + path, key: base64.StdEncoding.EncodeToString(exportMasterKey), dns: srv,
-		svc: &domains.Service{Store: st, Verifier: v, Records: rc, Sealer: sealer, Regions: []string{"us-east-1"}, Log: log, AllowPrivateNames: true},
-		v:   v, project: p.ID,
+		t: t, db: cfg.DB, key: base64.StdEncoding.EncodeToString(exportMasterKey), dns: srv,
+		svc: a.Domains(), v: a.Verifier(), project: p.ID,
 	}
 }
 

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/mail"
 	"net/textproto"
@@ -18,16 +16,14 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/domaind/domaind/internal/dnscheck"
+	"github.com/domaind/domaind/internal/apptest"
 	"github.com/domaind/domaind/internal/dnstest"
 	"github.com/domaind/domaind/internal/domain"
-	"github.com/domaind/domaind/internal/domains"
 	"github.com/domaind/domaind/internal/mailtest"
 	"github.com/domaind/domaind/internal/milter"
 	"github.com/domaind/domaind/internal/records"
 	"github.com/domaind/domaind/internal/signing"
 	"github.com/domaind/domaind/internal/store/sqlite"
-	"github.com/domaind/domaind/internal/verify"
 )
 
 // counter is an Observer that counts results, as /metrics does.
@@ -73,27 +69,13 @@ func TestPostfix(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	sealer, err := records.NewSealer(bytes.Repeat([]byte{9}, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	checker, err := dnscheck.New(dnscheck.Config{
-		Mode: dnscheck.ModeAuthoritative, RootHints: net1.RootIPs(), AuthoritativePort: net1.Port(),
-		// The test's name servers live on loopback, which a checker never asks
-		// unless told to.
-		Timeout: time.Second, Retries: 1, AllowPrivate: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	v := verify.New(st, checker, verify.Config{
-		Budget: 10 * time.Second, Rules: domain.Rules{DegradeAfter: 3}, Recheck: domain.DefaultRecheck(),
-	}, nil, log)
-	t.Cleanup(v.Close)
-	rc := records.DefaultConfig()
-	rc.DKIMBits = 1024
-	svc := &domains.Service{Store: st, Verifier: v, Records: rc, Sealer: sealer, Regions: []string{"us-east-1"}, Log: log, AllowPrivateNames: true}
+	cfg := apptest.Config(bytes.Repeat([]byte{9}, 32))
+	cfg.Store = st // the last subtest closes it under the milter
+	cfg.DNS = apptest.AuthoritativeDNS(net1.RootIPs(), net1.Port())
+	cfg.Regions = []string{"us-east-1"}
+	cfg.VerifyBudget, cfg.VerifyMinInterval = 10*time.Second, 0
+	a := apptest.New(t, cfg)
+	svc, v := a.Domains(), a.Verifier()
 	project, err := st.EnsureProject(ctx, "acme", time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +106,7 @@ func TestPostfix(t *testing.T) {
 	}
 
 	obs := &counter{}
-	srv := milter.New(milter.Config{Keys: signing.New(st, sealer), Observer: obs, Log: log})
+	srv := milter.New(milter.Config{Keys: signing.New(st, a.Sealer()), Observer: obs, Log: cfg.Log})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
