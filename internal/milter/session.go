@@ -262,14 +262,6 @@ func writeHeader(w io.Writer, fields []field) error {
 func (s *session) BodyChunk(chunk []byte, _ *milter.Modifier) (milter.Response, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return nil, errClosed
-	}
-	if s.done {
-		// The message was answered already; a client that sends more of it
-		// is not following the protocol.
-		return milter.RespAccept, nil
-	}
 	if resp, err := s.ready(); resp != nil || err != nil {
 		return resp, err
 	}
@@ -283,10 +275,20 @@ func (s *session) BodyChunk(chunk []byte, _ *milter.Modifier) (milter.Response, 
 	return milter.RespContinue, nil
 }
 
-// ready makes sure a message is under way and its key chosen, for the body
-// callbacks: a body that comes before the end of the header section is decided
-// on then. It returns a response only when the message ends here.
+// ready is where the body callbacks begin: after the connection was closed
+// they fail, after the message was answered they accept, and otherwise it
+// makes sure a message is under way and its key chosen (a body that comes
+// before the end of the header section is decided on then). It returns a
+// response only when the callback ends here.
 func (s *session) ready() (milter.Response, error) {
+	if s.closed {
+		return nil, errClosed
+	}
+	if s.done {
+		// The message was answered already; a client that sends more of it
+		// is not following the protocol.
+		return milter.RespAccept, nil
+	}
 	if err := s.start(); err != nil {
 		return nil, err
 	}
@@ -302,12 +304,6 @@ func (s *session) ready() (milter.Response, error) {
 func (s *session) Body(m *milter.Modifier) (milter.Response, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return nil, errClosed
-	}
-	if s.done {
-		return milter.RespAccept, nil
-	}
 	if resp, err := s.ready(); resp != nil || err != nil {
 		return resp, err
 	}

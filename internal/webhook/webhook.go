@@ -457,32 +457,25 @@ func (d *Deliverer) settings() settings {
 	if len(s.backoff) == 0 {
 		s.backoff = DefaultBackoff()
 	}
-	if s.giveUpAfter <= 0 {
-		s.giveUpAfter = DefaultGiveUpAfter
-	}
-	if s.interval <= 0 {
-		s.interval = DefaultInterval
-	}
-	if s.batch <= 0 {
-		s.batch = DefaultBatch
-	}
-	if s.lease <= 0 {
-		s.lease = DefaultLease
-	}
-	if s.concurrency <= 0 {
-		s.concurrency = DefaultConcurrency
-	}
-	if s.perEndpoint <= 0 {
-		s.perEndpoint = DefaultEndpointConcurrency
-	}
-	if s.parkBase <= 0 {
-		s.parkBase = DefaultParkBase
-	}
-	if s.parkMax <= 0 {
-		s.parkMax = DefaultParkMax
-	}
+	s.giveUpAfter = orDefault(s.giveUpAfter, DefaultGiveUpAfter)
+	s.interval = orDefault(s.interval, DefaultInterval)
+	s.batch = orDefault(s.batch, DefaultBatch)
+	s.lease = orDefault(s.lease, DefaultLease)
+	s.concurrency = orDefault(s.concurrency, DefaultConcurrency)
+	s.perEndpoint = orDefault(s.perEndpoint, DefaultEndpointConcurrency)
+	s.parkBase = orDefault(s.parkBase, DefaultParkBase)
+	s.parkMax = orDefault(s.parkMax, DefaultParkMax)
 	s.parkMax = max(s.parkMax, s.parkBase)
 	return s
+}
+
+// orDefault returns v, or def when v is not positive: a Deliverer's zero
+// setting (and a nonsensical negative one) means the default.
+func orDefault[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
 
 // parkFor returns how long an endpoint that had failed failures times in a row
