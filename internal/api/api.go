@@ -16,6 +16,7 @@ import (
 	"github.com/domaind/domaind/internal/apikey"
 	"github.com/domaind/domaind/internal/domains"
 	"github.com/domaind/domaind/internal/fault"
+	"github.com/domaind/domaind/internal/jsonresp"
 	"github.com/domaind/domaind/internal/ratelimit"
 	"github.com/domaind/domaind/internal/webhook"
 )
@@ -76,52 +77,26 @@ func (s *Server) routes() http.Handler {
 	// wrong method gets the contract's JSON 405 with Allow rather than the mux's
 	// plain-text one.
 	mux.Handle("/healthz", methods{"GET": http.HandlerFunc(s.healthz)})
-	mux.Handle("/v1/domains", s.authed(methods{
-		"GET":  s.fn(s.listDomains),
-		"POST": s.fn(s.addDomain),
-	}))
-	mux.Handle("/v1/domains/{domainId}", s.authed(methods{
-		"GET":    s.fn(s.getDomain),
-		"DELETE": s.fn(s.deleteDomain),
-	}))
-	mux.Handle("/v1/domains/{domainId}/verify", s.authed(methods{
-		"POST": s.fn(s.verifyDomain),
-	}))
-	mux.Handle("/v1/domains/{domainId}/inbound/enable", s.authed(methods{
-		"POST": s.fn(s.inbound(true)),
-	}))
-	mux.Handle("/v1/domains/{domainId}/inbound/disable", s.authed(methods{
-		"POST": s.fn(s.inbound(false)),
-	}))
-	mux.Handle("/api/v2/domains", s.authed(methods{
-		"GET": s.fn(s.v2ListDomains),
-	}))
-	mux.Handle("/api/v2/domains/{domainId}", s.authed(methods{
-		"GET": s.fn(s.v2GetDomain),
-	}))
-	mux.Handle("/api/v2/domains/{domainId}/dns-records", s.authed(methods{
-		"GET": s.fn(s.v2DNSRecords),
-	}))
-	mux.Handle("/api/v2/domains/{domainId}/events", s.authed(methods{
-		"GET": s.fn(s.v2DomainEvents),
-	}))
-	mux.Handle("/api/v2/domains/{domainId}/zone", s.authed(methods{
-		"GET": s.fn(s.v2Zone),
-	}))
-	mux.Handle("/api/v2/domains/{domainId}/records.csv", s.authed(methods{
-		"GET": s.fn(s.v2RecordsCSV),
-	}))
 	mux.Handle("/openapi.json", methods{"GET": openAPIHandler()})
-	mux.Handle("/api/v2/webhooks", s.authed(methods{
-		"GET":  s.fn(s.v2ListWebhooks),
-		"POST": s.fn(s.v2CreateWebhook),
-	}))
-	mux.Handle("/api/v2/webhooks/{webhookId}", s.authed(methods{
-		"DELETE": s.fn(s.v2DeleteWebhook),
-	}))
-	mux.Handle("/api/v2/webhooks/{webhookId}/deliveries", s.authed(methods{
-		"GET": s.fn(s.v2WebhookDeliveries),
-	}))
+	// The routes that answer for an API key's project.
+	for path, m := range map[string]methods{
+		"/v1/domains":                             {"GET": s.fn(s.listDomains), "POST": s.fn(s.addDomain)},
+		"/v1/domains/{domainId}":                  {"GET": s.fn(s.getDomain), "DELETE": s.fn(s.deleteDomain)},
+		"/v1/domains/{domainId}/verify":           {"POST": s.fn(s.verifyDomain)},
+		"/v1/domains/{domainId}/inbound/enable":   {"POST": s.fn(s.inbound(true))},
+		"/v1/domains/{domainId}/inbound/disable":  {"POST": s.fn(s.inbound(false))},
+		"/api/v2/domains":                         {"GET": s.fn(s.v2ListDomains)},
+		"/api/v2/domains/{domainId}":              {"GET": s.fn(s.v2GetDomain)},
+		"/api/v2/domains/{domainId}/dns-records":  {"GET": s.fn(s.v2DNSRecords)},
+		"/api/v2/domains/{domainId}/events":       {"GET": s.fn(s.v2DomainEvents)},
+		"/api/v2/domains/{domainId}/zone":         {"GET": s.fn(s.v2Zone)},
+		"/api/v2/domains/{domainId}/records.csv":  {"GET": s.fn(s.v2RecordsCSV)},
+		"/api/v2/webhooks":                        {"GET": s.fn(s.v2ListWebhooks), "POST": s.fn(s.v2CreateWebhook)},
+		"/api/v2/webhooks/{webhookId}":            {"DELETE": s.fn(s.v2DeleteWebhook)},
+		"/api/v2/webhooks/{webhookId}/deliveries": {"GET": s.fn(s.v2WebhookDeliveries)},
+	} {
+		mux.Handle(path, s.authed(m))
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, codeNotFound, "No route matches "+r.Method+" "+r.URL.Path+".")
 	})
@@ -305,8 +280,8 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.cfg.Auth.Ready(ctx); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+		jsonresp.Write(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	jsonresp.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 }

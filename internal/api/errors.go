@@ -1,12 +1,12 @@
 package api
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/domaind/domaind/internal/fault"
+	"github.com/domaind/domaind/internal/jsonresp"
 )
 
 // Error codes of the contract's error envelope.
@@ -87,22 +87,14 @@ type errorEnvelope struct {
 	Error   apiError `json:"error"`
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	// An encoding error here means the client went away; there is no one to tell.
-	_ = json.NewEncoder(w).Encode(v)
-}
-
 func writeError(w http.ResponseWriter, status int, code, message string) {
-	writeJSON(w, status, errorEnvelope{Error: apiError{Message: message, Code: code, Status: status}})
+	jsonresp.Write(w, status, errorEnvelope{Error: apiError{Message: message, Code: code, Status: status}})
 }
 
 // writeValidation answers 400 with the field errors; the first one's message is the
 // envelope's sentence, so a client that shows only that still shows the reason.
 func writeValidation(w http.ResponseWriter, details ...FieldError) {
-	writeJSON(w, http.StatusBadRequest, errorEnvelope{Error: apiError{
+	jsonresp.Write(w, http.StatusBadRequest, errorEnvelope{Error: apiError{
 		Message: details[0].Message, Code: codeValidation, Status: http.StatusBadRequest, Details: details,
 	}})
 }
@@ -111,7 +103,7 @@ func writeRateLimited(w http.ResponseWriter, retryAfter time.Duration, message s
 	secs := int((retryAfter + time.Second - 1) / time.Second)
 	secs = max(secs, 1)
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	writeJSON(w, http.StatusTooManyRequests, errorEnvelope{Error: apiError{
+	jsonresp.Write(w, http.StatusTooManyRequests, errorEnvelope{Error: apiError{
 		Message: message, Code: codeRateLimited, Status: http.StatusTooManyRequests, RetryAfter: &secs,
 	}})
 }

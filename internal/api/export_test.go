@@ -6,7 +6,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
-	"github.com/domaind/domaind/internal/app"
 	"mime"
 	"net/http"
 	"os"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/domaind/domaind/internal/app"
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/store"
 )

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/domaind/domaind/internal/app"
+	"github.com/domaind/domaind/internal/apptest"
 	"github.com/domaind/domaind/internal/dnscheck"
 	"github.com/domaind/domaind/internal/dnstest"
 	"github.com/domaind/domaind/internal/domain"
@@ -92,12 +92,11 @@ func newEnv(t *testing.T, o envOptions) *env {
 		e.zone = dnstest.NewZone("example.com.")
 		e.dns = dnstest.Start(t, e.zone)
 	}
-	cfg := app.DefaultConfig()
+	cfg := apptest.Config(testMasterKey)
 	cfg.DB = "sqlite:" + o.dbPath
 	if o.postgres != "" {
 		cfg.DB = o.postgres
 	}
-	cfg.MasterKey = testMasterKey
 	// Recursive mode: the loopback server stands in for a resolver; the default
 	// root hints would take an authoritative walk off loopback.
 	cfg.DNS = dnscheck.Config{Resolvers: []string{e.dns.Addr()}, Mode: dnscheck.ModeRecursive, Timeout: o.dnsTimeout, Retries: 1, AllowPrivate: true}
@@ -110,10 +109,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	cfg.NoScheduler = o.recheck == nil || o.manualWorker
 	cfg.SchedulerInterval, cfg.SchedulerLease = 10*time.Millisecond, 5*time.Second
-	cfg.RateLimit = mustLimit(t, o.rateLimit)
+	cfg.RateLimit = apptest.Limit(t, o.rateLimit)
 	cfg.AnonRateLimit = ratelimit.Limit{}
 	if o.addrLimit != "" {
-		cfg.AnonRateLimit = mustLimit(t, o.addrLimit)
+		cfg.AnonRateLimit = apptest.Limit(t, o.addrLimit)
 	}
 	cfg.Keygen, cfg.Now = o.keygen, o.now
 	cfg.WebhookAllowPrivate, cfg.NoDeliverer = o.webhooks, !o.webhooks
@@ -121,7 +120,6 @@ func newEnv(t *testing.T, o envOptions) *env {
 	// A failing endpoint is parked no longer than its deliveries wait.
 	cfg.WebhookBackoff, cfg.WebhookInterval = []time.Duration{50 * time.Millisecond}, 10*time.Millisecond
 	cfg.WebhookParkBase, cfg.WebhookParkMax = 50*time.Millisecond, 50*time.Millisecond
-	cfg.Log = app.Discard(testing.Verbose(), os.Stderr)
 	a, srv := startApp(t, cfg)
 	a.Start()
 	e.app, e.cfg, e.store, e.verifier, e.url = a, cfg, a.Store(), a.Verifier(), srv.URL
@@ -142,10 +140,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 // startApp builds the application of cfg and serves its API on loopback.
 func startApp(t *testing.T, cfg app.Config) (*app.App, *httptest.Server) {
 	t.Helper()
-	a, err := app.New(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := apptest.New(t, cfg)
 	return a, httptest.NewServer(a.APIHandler())
 }
 
@@ -161,15 +156,6 @@ func (e *env) variant(change func(*app.Config)) *env {
 	v := *e
 	v.url = srv.URL
 	return &v
-}
-
-func mustLimit(t *testing.T, s string) ratelimit.Limit {
-	t.Helper()
-	l, err := ratelimit.ParseLimit(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
 }
 
 // newKey creates a project if new and returns a fresh API key for it.
@@ -226,15 +212,7 @@ func (e *env) doFrom(ip net.IP, method, path, body, key string) response {
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := client.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	resp, b := apptest.Do(e.t, client, req)
 	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }
 

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/jsonresp"
 )
 
 // inbound serves POST /v1/domains/{domainId}/inbound/enable and /disable.
@@ -24,7 +25,7 @@ func (s *Server) inbound(enable bool) func(http.ResponseWriter, *http.Request) e
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, successData{Success: true, Data: toV1Domain(d, s.cfg.Domains.Checking(d))})
+		jsonresp.Write(w, http.StatusOK, successData{Success: true, Data: toV1Domain(d, s.cfg.Domains.Checking(d))})
 		return nil
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/domains"
+	"github.com/domaind/domaind/internal/jsonresp"
 )
 
 // The v1 JSON types. Field names are the contract's and exist only here.
@@ -167,7 +168,7 @@ func (s *Server) addDomain(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, successData{Success: true, Data: toV1Domain(d, false)})
+	jsonresp.Write(w, http.StatusCreated, successData{Success: true, Data: toV1Domain(d, false)})
 	return nil
 }
 
@@ -317,7 +318,7 @@ func (s *Server) listDomains(w http.ResponseWriter, r *http.Request) error {
 	for i, d := range ds {
 		out[i] = toV1Domain(d, s.cfg.Domains.Checking(d))
 	}
-	writeJSON(w, http.StatusOK, successData{Success: true, Data: map[string]any{"domains": out}})
+	jsonresp.Write(w, http.StatusOK, successData{Success: true, Data: map[string]any{"domains": out}})
 	return nil
 }
 
@@ -348,7 +349,7 @@ func (s *Server) getDomain(w http.ResponseWriter, r *http.Request) error {
 	if d == nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, successData{Success: true, Data: toV1Domain(d, s.cfg.Domains.Checking(d))})
+	jsonresp.Write(w, http.StatusOK, successData{Success: true, Data: toV1Domain(d, s.cfg.Domains.Checking(d))})
 	return nil
 }
 
@@ -360,7 +361,7 @@ func (s *Server) deleteDomain(w http.ResponseWriter, r *http.Request) error {
 	if err := s.cfg.Domains.Delete(r.Context(), callerOf(r.Context()).projectID, id); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, successMessage{Success: true, Message: "Domain deleted successfully"})
+	jsonresp.Write(w, http.StatusOK, successMessage{Success: true, Message: "Domain deleted successfully"})
 	return nil
 }
 
@@ -392,6 +393,6 @@ func (s *Server) verifyDomain(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
-	writeJSON(w, http.StatusOK, successMessage{Success: true, Message: "Domain verification status updated", Data: data})
+	jsonresp.Write(w, http.StatusOK, successMessage{Success: true, Message: "Domain verification status updated", Data: data})
 	return nil
 }

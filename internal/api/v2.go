@@ -11,6 +11,7 @@ import (
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/domains"
 	"github.com/domaind/domaind/internal/fault"
+	"github.com/domaind/domaind/internal/jsonresp"
 )
 
 // The v2 JSON types: domaind's own per-record view, modelled on inbound.new's DNS
@@ -299,7 +300,7 @@ func (s *Server) v2ListDomains(w http.ResponseWriter, r *http.Request) error {
 	for i, d := range ds {
 		out.Data[i] = toV2Domain(d, s.cfg.Domains.Checking(d))
 	}
-	writeJSON(w, http.StatusOK, out)
+	jsonresp.Write(w, http.StatusOK, out)
 	return nil
 }
 
@@ -350,7 +351,7 @@ func (s *Server) v2GetDomain(w http.ResponseWriter, r *http.Request) error {
 		}
 		inProgress = s.cfg.Domains.Checking(d)
 	}
-	writeJSON(w, http.StatusOK, v2One{Data: v2DomainWithRecords{
+	jsonresp.Write(w, http.StatusOK, v2One{Data: v2DomainWithRecords{
 		v2Domain: toV2Domain(d, inProgress),
 		Records:  toV2Records(d),
 	}})
@@ -362,6 +363,6 @@ func (s *Server) v2DNSRecords(w http.ResponseWriter, r *http.Request) error {
 	if d == nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, v2RecordList{DomainID: d.ID, Domain: d.Name, Records: toV2Records(d)})
+	jsonresp.Write(w, http.StatusOK, v2RecordList{DomainID: d.ID, Domain: d.Name, Records: toV2Records(d)})
 	return nil
 }

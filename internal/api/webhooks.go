@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/domaind/domaind/internal/domains"
+	"github.com/domaind/domaind/internal/jsonresp"
 	"github.com/domaind/domaind/internal/webhook"
 )
 
@@ -165,7 +166,7 @@ func (s *Server) v2DomainEvents(w http.ResponseWriter, r *http.Request) error {
 	for i, e := range evs {
 		out.Data[i] = toV2Event(e)
 	}
-	writeJSON(w, http.StatusOK, out)
+	jsonresp.Write(w, http.StatusOK, out)
 	return nil
 }
 
@@ -204,7 +205,7 @@ func (s *Server) v2CreateWebhook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, successData{Success: true, Data: v2NewWebhook{
+	jsonresp.Write(w, http.StatusCreated, successData{Success: true, Data: v2NewWebhook{
 		ID: wh.ID, URL: wh.URL, Events: nonNil(wh.Events), Secret: wh.Secret, CreatedAt: timestamp(wh.CreatedAt),
 	}})
 	return nil
@@ -224,7 +225,7 @@ func (s *Server) v2ListWebhooks(w http.ResponseWriter, r *http.Request) error {
 	for i, wh := range whs {
 		out.Data[i] = toV2Webhook(wh)
 	}
-	writeJSON(w, http.StatusOK, out)
+	jsonresp.Write(w, http.StatusOK, out)
 	return nil
 }
 
@@ -269,6 +270,6 @@ func (s *Server) v2WebhookDeliveries(w http.ResponseWriter, r *http.Request) err
 	for i, d := range ds {
 		out.Data[i] = toV2Delivery(d)
 	}
-	writeJSON(w, http.StatusOK, out)
+	jsonresp.Write(w, http.StatusOK, out)
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
-	"github.com/domaind/domaind/internal/app"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/domaind/domaind/internal/app"
 	"github.com/domaind/domaind/internal/records"
 	"github.com/domaind/domaind/internal/webhook"
 )

@@ -6,6 +6,8 @@
 package apptest
 
 import (
+	"io"
+	"net/http"
 	"os"
 	"testing"
 	"time"
@@ -58,4 +60,19 @@ func Limit(t testing.TB, s string) ratelimit.Limit {
 		t.Fatal(err)
 	}
 	return l
+}
+
+// Do sends req with c and returns the response, its body read and closed.
+func Do(t testing.TB, c *http.Client, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
 }

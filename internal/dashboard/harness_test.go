@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"io"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -19,6 +17,7 @@ import (
 	"time"
 
 	"github.com/domaind/domaind/internal/app"
+	"github.com/domaind/domaind/internal/apptest"
 	"github.com/domaind/domaind/internal/testenv"
 
 	"github.com/domaind/domaind/internal/dnscheck"
@@ -79,9 +78,11 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Cleanups run last first: the server, the app, then its store.
+	t.Cleanup(func() { st.Close() })
 	e.store = st
-	cfg := app.DefaultConfig()
-	cfg.Store, cfg.MasterKey = st, testMasterKey
+	cfg := apptest.Config(testMasterKey)
+	cfg.Store = st
 	// Recursive mode: the loopback server stands in for a resolver, so checks
 	// never leave the machine.
 	cfg.DNS = dnscheck.Config{
@@ -89,42 +90,24 @@ func newEnv(t *testing.T, o envOptions) *env {
 		Timeout: 500 * time.Millisecond, Retries: 1, AllowPrivate: true,
 	}
 	cfg.VerifyMinInterval, cfg.DegradeAfter = o.minInterval, 1
-	cfg.Records.DKIMBits = 1024 // fast
 	cfg.Regions = []string{"us-east-1", "eu-central-1"}
 	cfg.Keygen, cfg.Now, cfg.SessionTTL, cfg.SecureCookies = o.keygen, e.clock.Now, e.ttl, o.secureCookies
 	// Without a rate limit the budget is out of reach.
 	cfg.RateLimit, cfg.AnonRateLimit = ratelimit.Limit{N: 1 << 30, Per: time.Second}, ratelimit.Limit{}
 	if o.rateLimit != "" {
-		cfg.RateLimit = parseLimit(t, o.rateLimit)
+		cfg.RateLimit = apptest.Limit(t, o.rateLimit)
 	}
 	if o.addrLimit != "" {
-		cfg.AnonRateLimit = parseLimit(t, o.addrLimit)
+		cfg.AnonRateLimit = apptest.Limit(t, o.addrLimit)
 	}
 	cfg.NoScheduler, cfg.NoDeliverer = true, true
-	cfg.Log = app.Discard(testing.Verbose(), os.Stderr)
-	a, err := app.New(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := apptest.New(t, cfg)
 	e.app, e.domains, e.verifier = a, a.Domains(), a.Verifier()
 	srv := httptest.NewServer(a.Handler())
 	e.url = srv.URL
-	t.Cleanup(func() {
-		srv.Close()
-		a.Close()
-		st.Close()
-	})
+	t.Cleanup(srv.Close)
 	e.key, e.projectID = e.newKey("acme")
 	return e
-}
-
-func parseLimit(t *testing.T, s string) ratelimit.Limit {
-	t.Helper()
-	l, err := ratelimit.ParseLimit(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
 }
 
 // newKey creates the project if new and returns a fresh API key of it.
@@ -204,15 +187,7 @@ type response struct {
 
 func (c *client) do(req *http.Request) response {
 	c.e.t.Helper()
-	resp, err := c.http.Do(req)
-	if err != nil {
-		c.e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		c.e.t.Fatal(err)
-	}
+	resp, b := apptest.Do(c.e.t, c.http, req)
 	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}
 }
 

@@ -3,7 +3,6 @@ package dashboard
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -16,6 +15,7 @@ import (
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/domains"
 	"github.com/domaind/domaind/internal/fault"
+	"github.com/domaind/domaind/internal/jsonresp"
 )
 
 // errorStatus is the one table from a service's fault to the dashboard's
@@ -172,7 +172,7 @@ func (h *handler) serverError(w http.ResponseWriter, r *http.Request, err error)
 	h.cfg.Log.Error("dashboard", "method", r.Method, "path", r.URL.Path, "err", err)
 	const msg = "Something went wrong on our side. Try again in a moment."
 	if fromScript(r) {
-		writeJSON(w, http.StatusInternalServerError, verifyAnswer{Message: msg})
+		jsonresp.Write(w, http.StatusInternalServerError, verifyAnswer{Message: msg})
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -192,7 +192,7 @@ func (h *handler) notFound(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) notFoundFor(w http.ResponseWriter, r *http.Request, s *session) {
 	if fromScript(r) {
-		writeJSON(w, http.StatusNotFound, verifyAnswer{Message: "This domain does not exist in your project."})
+		jsonresp.Write(w, http.StatusNotFound, verifyAnswer{Message: "This domain does not exist in your project."})
 		return
 	}
 	h.render(w, r, http.StatusNotFound, "message", &page{
@@ -332,15 +332,6 @@ type verifyAnswer struct {
 	HTML    string `json:"html,omitempty"`
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	// encoding/json escapes <, > and & in strings, so the HTML inside stays
-	// inert until the script parses it.
-	json.NewEncoder(w).Encode(v)
-}
-
 // verifyDomain runs a check now. The script gets JSON with the new records part;
 // a browser without script is sent back to the domain page with a notice.
 func (h *handler) verifyDomain(w http.ResponseWriter, r *http.Request, s *session) {
@@ -384,7 +375,7 @@ func (h *handler) verifyDomain(w http.ResponseWriter, r *http.Request, s *sessio
 		h.serverError(w, r, fmt.Errorf("dashboard: render live: %w", err))
 		return
 	}
-	writeJSON(w, status, verifyAnswer{Message: msg, HTML: buf.String()})
+	jsonresp.Write(w, status, verifyAnswer{Message: msg, HTML: buf.String()})
 }
 
 // checkSummary says in one sentence what a finished check found.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/domaind/domaind/internal/apikey"
 	"github.com/domaind/domaind/internal/fault"
+	"github.com/domaind/domaind/internal/jsonresp"
 )
 
 // CSRFHeader carries the CSRF token of requests the dashboard's script sends.
@@ -87,19 +88,30 @@ func wellFormedToken(v string) bool {
 	return err == nil
 }
 
+// sessionOrAnswer is session for a handler: when the session cannot be looked
+// up (the client address is over its allowance, or the store failed) it
+// answers the request itself and returns false.
+func (h *handler) sessionOrAnswer(w http.ResponseWriter, r *http.Request) (*session, bool) {
+	s, err := h.session(r)
+	var lim *limitedError
+	if errors.As(err, &lim) {
+		h.limited(w, r, nil, lim)
+		return nil, false
+	}
+	if err != nil {
+		h.serverError(w, r, err)
+		return nil, false
+	}
+	return s, true
+}
+
 // authed runs next for a signed-in customer, after checking the CSRF token of a
 // POST. Without a session a page view goes to the sign-in page, and a request of
 // the dashboard's script gets a 401 it understands.
 func (h *handler) authed(next func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		s, err := h.session(r)
-		var lim *limitedError
-		if errors.As(err, &lim) {
-			h.limited(w, r, nil, lim)
-			return
-		}
-		if err != nil {
-			h.serverError(w, r, err)
+		s, ok := h.sessionOrAnswer(w, r)
+		if !ok {
 			return
 		}
 		if s == nil {
@@ -109,7 +121,7 @@ func (h *handler) authed(next func(http.ResponseWriter, *http.Request, *session)
 				target = "/signin?msg=expired"
 			}
 			if fromScript(r) {
-				writeJSON(w, http.StatusUnauthorized, verifyAnswer{Message: "Your session has ended; sign in again."})
+				jsonresp.Write(w, http.StatusUnauthorized, verifyAnswer{Message: "Your session has ended; sign in again."})
 				return
 			}
 			http.Redirect(w, r, target, http.StatusSeeOther)
@@ -118,7 +130,7 @@ func (h *handler) authed(next func(http.ResponseWriter, *http.Request, *session)
 		if r.Method == http.MethodPost && !validCSRF(r, s) {
 			const msg = "This page has expired or did not come from the dashboard. Reload it and try again."
 			if fromScript(r) {
-				writeJSON(w, http.StatusForbidden, verifyAnswer{Message: msg})
+				jsonresp.Write(w, http.StatusForbidden, verifyAnswer{Message: msg})
 				return
 			}
 			h.render(w, r, http.StatusForbidden, "message", &page{Title: "Form expired", Error: msg, session: s})
@@ -178,14 +190,8 @@ func (h *handler) sameOrigin(r *http.Request) bool {
 
 // signInPage shows the sign-in form, or the domains to a customer signed in.
 func (h *handler) signInPage(w http.ResponseWriter, r *http.Request) {
-	s, err := h.session(r)
-	var lim *limitedError
-	if errors.As(err, &lim) {
-		h.limited(w, r, nil, lim)
-		return
-	}
-	if err != nil {
-		h.serverError(w, r, err)
+	s, ok := h.sessionOrAnswer(w, r)
+	if !ok {
 		return
 	}
 	if s != nil {
@@ -282,7 +288,7 @@ func (h *handler) limited(w http.ResponseWriter, r *http.Request, s *session, e 
 	msg += "."
 	switch {
 	case fromScript(r):
-		writeJSON(w, http.StatusTooManyRequests, verifyAnswer{Message: msg})
+		jsonresp.Write(w, http.StatusTooManyRequests, verifyAnswer{Message: msg})
 	case s == nil && r.URL.Path == "/signin":
 		h.render(w, r, http.StatusTooManyRequests, "signin", &page{Title: "Sign in", Error: msg})
 	default:
