@@ -83,25 +83,10 @@ func (f *fixture) tenant(name string) tenant {
 	return tenant{proj: p, dom: d}
 }
 
-// addWebhookFor registers url for tn's project.
+// addWebhookFor registers url for tn's project, within the default limit.
 func (f *fixture) addWebhookFor(tn tenant, url string) store.Webhook {
 	f.t.Helper()
-	id, err := store.NewID("wh_")
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	secret, err := NewSecret()
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	sealed, err := f.sealer.Seal([]byte(secret), id)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	w := store.Webhook{ID: id, ProjectID: tn.proj.ID, URL: url, SealedSecret: sealed, CreatedAt: f.now()}
-	if err := f.st.CreateWebhook(f.t.Context(), w, DefaultMaxWebhooks); err != nil {
-		f.t.Fatal(err)
-	}
+	w, _ := f.addWebhookIn(tn.proj.ID, url, DefaultMaxWebhooks)
 	return w
 }
 

@@ -492,6 +492,13 @@ func (f *fixture) open() {
 // addWebhook registers url for the project and returns the webhook and its secret.
 func (f *fixture) addWebhook(url string) (store.Webhook, string) {
 	f.t.Helper()
+	return f.addWebhookIn(f.proj.ID, url, 0)
+}
+
+// addWebhookIn registers url for project, with the store's limit of limit
+// webhooks per project, and returns the webhook and its secret.
+func (f *fixture) addWebhookIn(project int64, url string, limit int) (store.Webhook, string) {
+	f.t.Helper()
 	id, err := store.NewID("wh_")
 	if err != nil {
 		f.t.Fatal(err)
@@ -504,8 +511,8 @@ func (f *fixture) addWebhook(url string) (store.Webhook, string) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	w := store.Webhook{ID: id, ProjectID: f.proj.ID, URL: url, SealedSecret: sealed, CreatedAt: f.now()}
-	if err := f.st.CreateWebhook(f.t.Context(), w, 0); err != nil {
+	w := store.Webhook{ID: id, ProjectID: project, URL: url, SealedSecret: sealed, CreatedAt: f.now()}
+	if err := f.st.CreateWebhook(f.t.Context(), w, limit); err != nil {
 		f.t.Fatal(err)
 	}
 	return w, secret
