@@ -495,8 +495,8 @@ func (f *fixture) addWebhook(url string) (store.Webhook, string) {
 	return f.addWebhookIn(f.proj.ID, url, 0)
 }
 
-// addWebhookIn registers url for project, with the store's limit of limit
-// webhooks per project, and returns the webhook and its secret.
+// addWebhookIn registers url for project, which may hold at most limit
+// webhooks (0: the store sets none), and returns the webhook and its secret.
 func (f *fixture) addWebhookIn(project int64, url string, limit int) (store.Webhook, string) {
 	f.t.Helper()
 	id, err := store.NewID("wh_")
