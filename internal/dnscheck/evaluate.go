@@ -162,6 +162,29 @@ func quotedProblem(e Expectation, a answer, eval func(Expectation, answer) domai
 	return problem(CodeQuotedValue, "The TXT record at %s was published with literal quotes around its value, so receivers see the quotes; remove them in your DNS panel.", e.Name), true
 }
 
+// soleTXT picks out the TXT records of one kind (ofKind), of which receivers need exactly
+// one at a name: SPF and DMARC. When there is not exactly one, it decides the observation:
+// not found, or the quoted-value problem where eval would verify the answer without its
+// quotes; or, for several, the problem multiple describes for n records. done says it did.
+func soleTXT(e Expectation, a answer, ofKind func(string) bool, eval func(Expectation, answer) domain.Observation, multiple func(n int) domain.Problem) (recs []string, obs domain.Observation, done bool) {
+	for _, t := range a.txt {
+		if ofKind(t) {
+			recs = append(recs, t)
+		}
+	}
+	switch len(recs) {
+	case 0:
+		if p, ok := quotedProblem(e, a, eval); ok {
+			return nil, mismatch(a.txt, p), true
+		}
+		return nil, notFound(e), true
+	case 1:
+		return recs, domain.Observation{}, false
+	default:
+		return recs, mismatch(recs, multiple(len(recs))), true
+	}
+}
+
 // evalExactTXT verifies a TXT record whose concatenated strings equal the value.
 func evalExactTXT(e Expectation, a answer) domain.Observation {
 	if len(a.txt) == 0 {

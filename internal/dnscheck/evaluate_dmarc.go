@@ -9,38 +9,15 @@ import (
 	"golang.org/x/net/publicsuffix"
 )
 
-// Problem codes of the DMARC verdict, beside the shared ones in problems.go. Each is a
-// warning on a record receivers still apply.
-const (
-	// CodeDMARCNoPolicy: no valid p= (or an invalid sp=), but rua= asks for reports, so
-	// receivers apply p=none (RFC 7489 section 6.6.3).
-	CodeDMARCNoPolicy = "DMARC_NO_POLICY"
-	// CodeDMARCTagOrder: p= does not come right after v=DMARC1 (RFC 7489 section 6.4).
-	CodeDMARCTagOrder = "DMARC_TAG_ORDER"
-	// CodeDMARCTagIgnored: a tag receivers discard for its invalid value or form (RFC 7489
-	// section 6.3).
-	CodeDMARCTagIgnored = "DMARC_TAG_IGNORED"
-)
-
 // evalDMARC verifies that one DMARC record that receivers apply is published at the name
 // (dmarcReceiverView), with a warning for each way it departs from RFC 7489. An inherited
 // policy is looked for by diagnose.
 func evalDMARC(e Expectation, a answer) domain.Observation {
-	var recs []string
-	for _, t := range a.txt {
-		if IsDMARC(t) || looksLikeDMARC(t) {
-			recs = append(recs, t)
-		}
-	}
-	switch len(recs) {
-	case 0:
-		if p, ok := quotedProblem(e, a, evalDMARC); ok {
-			return mismatch(a.txt, p)
-		}
-		return notFound(e)
-	case 1:
-	default:
-		return mismatch(recs, problem(CodeDMARCMultiple, "%s has %d DMARC records, so receivers ignore them all; keep only one.", e.Name, len(recs)))
+	recs, obs, done := soleTXT(e, a, func(t string) bool { return IsDMARC(t) || looksLikeDMARC(t) }, evalDMARC, func(n int) domain.Problem {
+		return problem(CodeDMARCMultiple, "%s has %d DMARC records, so receivers ignore them all; keep only one.", e.Name, n)
+	})
+	if done {
+		return obs
 	}
 	_, notes, fix, err := dmarcReceiverView(recs[0])
 	if err != nil {

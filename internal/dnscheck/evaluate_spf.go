@@ -11,41 +11,19 @@ import (
 	"github.com/domaind/domaind/internal/domain"
 )
 
-// Problem codes of the SPF verdict, beside the shared ones in problems.go.
-const (
-	// CodeSPFVoidLookups: evaluation meets more than two lookups that find nothing, an SPF
-	// permerror (RFC 7208 section 4.6.4).
-	CodeSPFVoidLookups = "SPF_VOID_LOOKUPS"
-	// CodeSPFPermissive: the record lets any server send mail as the domain; a warning.
-	CodeSPFPermissive = "SPF_PERMISSIVE"
-	// CodeSPFTooComplex: evaluating the record needed more DNS queries than domaind asks for
-	// one record, so it could not be judged.
-	CodeSPFTooComplex = "SPF_TOO_COMPLEX"
-)
-
 // evalSPF checks what one answer alone can tell: exactly one SPF record at the name, and one
 // that parses. Whether receivers pass the platform's mail needs more lookups, so diagnose
 // decides that (spfVerdict); the status here is what each server's answer shows in the
 // propagation view.
 func evalSPF(e Expectation, a answer) domain.Observation {
-	var spf []string
-	for _, t := range a.txt {
-		if IsSPF(t) {
-			spf = append(spf, t)
-		}
-	}
-	switch len(spf) {
-	case 0:
-		if p, ok := quotedProblem(e, a, evalSPF); ok {
-			return mismatch(a.txt, p)
-		}
-		return notFound(e)
-	case 1:
-	default:
+	spf, obs, done := soleTXT(e, a, IsSPF, evalSPF, func(n int) domain.Problem {
 		// RFC 7208 section 4.5: two SPF records at one name are a permerror.
-		return mismatch(spf, problem(CodeMultipleSPF,
+		return problem(CodeMultipleSPF,
 			"%s has %d SPF records, which makes SPF fail for every message (permerror); merge them into one record that includes %s.",
-			e.Name, len(spf), orAny(spfIncludeOf(e.Value), "every sender")))
+			e.Name, n, orAny(spfIncludeOf(e.Value), "every sender"))
+	})
+	if done {
+		return obs
 	}
 	if _, err := ParseSPF(spf[0]); err != nil {
 		return mismatch(spf, problem(CodeSPFSyntax, "The SPF record at %s does not parse, so receivers treat it as an error: %s", e.Name, syntaxReason(err)))

@@ -75,6 +75,27 @@ const (
 	// CodeServerBusy: a name server already had as many of domaind's queries in
 	// flight as it may, for longer than a query timeout; a temporary failure.
 	CodeServerBusy = "DNS_SERVER_BUSY"
+
+	// Of the SPF verdict (evalSPF, spfVerdict):
+	// CodeSPFVoidLookups: evaluation meets more than two lookups that find nothing, an SPF
+	// permerror (RFC 7208 section 4.6.4).
+	CodeSPFVoidLookups = "SPF_VOID_LOOKUPS"
+	// CodeSPFPermissive: the record lets any server send mail as the domain; a warning.
+	CodeSPFPermissive = "SPF_PERMISSIVE"
+	// CodeSPFTooComplex: evaluating the record needed more DNS queries than domaind asks for
+	// one record, so it could not be judged.
+	CodeSPFTooComplex = "SPF_TOO_COMPLEX"
+
+	// Of the DMARC verdict (evalDMARC); each is a warning on a record receivers still apply.
+	// CodeDMARCNoPolicy: no valid p= (or an invalid sp=), but rua= asks for reports, so
+	// receivers apply p=none (RFC 7489 section 6.6.3).
+	CodeDMARCNoPolicy = "DMARC_NO_POLICY"
+	// CodeDMARCTagOrder: p= does not come right after v=DMARC1 (RFC 7489 section 6.4).
+	CodeDMARCTagOrder = "DMARC_TAG_ORDER"
+	// CodeDMARCTagIgnored: a tag receivers discard for its invalid value or form (RFC 7489
+	// section 6.3).
+	CodeDMARCTagIgnored = "DMARC_TAG_IGNORED"
+
 	// CodeInternal: domaind could not check the record at all.
 	CodeInternal = "INTERNAL"
 )
