@@ -16,6 +16,7 @@ import (
 
 	"github.com/domaind/domaind/internal/app"
 	"github.com/domaind/domaind/internal/records"
+	"github.com/domaind/domaind/internal/testenv"
 	"github.com/domaind/domaind/internal/webhook"
 )
 
@@ -548,16 +549,9 @@ func TestWebhookLimit(t *testing.T) {
 	racer := e.newKey("racer")
 	const racers = 12
 	statuses := make([]int, racers)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range racers {
-		wg.Go(func() {
-			<-start
-			statuses[i] = capped.do("POST", "/api/v2/webhooks", fmt.Sprintf(`{"url":"http://127.0.0.1:9/r%d"}`, i), racer).status
-		})
-	}
-	close(start)
-	wg.Wait()
+	testenv.Race(racers, func(i int) {
+		statuses[i] = capped.do("POST", "/api/v2/webhooks", fmt.Sprintf(`{"url":"http://127.0.0.1:9/r%d"}`, i), racer).status
+	})
 	created := 0
 	for _, s := range statuses {
 		switch s {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -80,5 +81,17 @@ func TestRequirePortTaken(t *testing.T) {
 	RequirePort(rec, l.Addr().(*net.TCPAddr).Port, "127.0.0.1")
 	if !strings.Contains(rec.failed, "is taken") || rec.skipped != "" {
 		t.Errorf("a taken port: failed %q, skipped %q; want a failure saying it is taken", rec.failed, rec.skipped)
+	}
+}
+
+// TestRace checks that Race calls f once for each index and returns after the last.
+func TestRace(t *testing.T) {
+	const n = 16
+	var calls [n]atomic.Int32
+	Race(n, func(i int) { calls[i].Add(1) })
+	for i := range calls {
+		if got := calls[i].Load(); got != 1 {
+			t.Errorf("f(%d) called %d times, want once", i, got)
+		}
 	}
 }

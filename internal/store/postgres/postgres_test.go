@@ -22,6 +22,7 @@ import (
 	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/store/sqlite"
 	"github.com/domaind/domaind/internal/store/storetest"
+	"github.com/domaind/domaind/internal/testenv"
 )
 
 // adminDSN returns the DSN of the server the tests may create databases in. Without
@@ -346,17 +347,13 @@ func TestCreateDomainReplicas(t *testing.T) {
 	for round := range rounds {
 		name := fmt.Sprintf("race%d.example", round)
 		errs := make([]error, racers)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range racers {
-			d := newDomain(t, p.ID, name, time.Time{})
-			wg.Go(func() {
-				<-start
-				errs[i] = stores[i%2].CreateDomain(ctx, d, []byte("k"))
-			})
+		ds := make([]*domain.Domain, racers)
+		for i := range ds {
+			ds[i] = newDomain(t, p.ID, name, time.Time{})
 		}
-		close(start)
-		wg.Wait()
+		testenv.Race(racers, func(i int) {
+			errs[i] = stores[i%2].CreateDomain(ctx, ds[i], []byte("k"))
+		})
 		wins := 0
 		for i, err := range errs {
 			switch {
@@ -383,16 +380,9 @@ func TestEnsureProjectReplicas(t *testing.T) {
 	const racers = 8
 	got := make([]store.Project, racers)
 	errs := make([]error, racers)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range racers {
-		wg.Go(func() {
-			<-start
-			got[i], errs[i] = stores[i%2].EnsureProject(t.Context(), "acme", t0.Add(time.Duration(i)*time.Second))
-		})
-	}
-	close(start)
-	wg.Wait()
+	testenv.Race(racers, func(i int) {
+		got[i], errs[i] = stores[i%2].EnsureProject(t.Context(), "acme", t0.Add(time.Duration(i)*time.Second))
+	})
 	for i := range racers {
 		if errs[i] != nil || got[i] != got[0] {
 			t.Errorf("EnsureProject on store %d = %+v, %v; want %+v like the others", i%2, got[i], errs[i], got[0])
@@ -592,16 +582,9 @@ func TestOpenConcurrently(t *testing.T) {
 	const replicas = 4
 	errs := make([]error, replicas)
 	stores := make([]*Store, replicas)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range replicas {
-		wg.Go(func() {
-			<-start
-			stores[i], errs[i] = Open(t.Context(), dsn)
-		})
-	}
-	close(start)
-	wg.Wait()
+	testenv.Race(replicas, func(i int) {
+		stores[i], errs[i] = Open(t.Context(), dsn)
+	})
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("Open %d: %v", i, err)

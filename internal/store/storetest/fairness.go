@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/domaind/domaind/internal/store"
+	"github.com/domaind/domaind/internal/testenv"
 )
 
 // hook stores a webhook of project p subscribed to events and returns it.
@@ -243,16 +244,9 @@ func testWebhookLimit(t *testing.T, s store.Store) {
 	racer := project(t, s, "racer")
 	const racers, limit = 16, 5
 	errs := make([]error, racers)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range racers {
-		wg.Go(func() {
-			<-start
-			errs[i] = s.CreateWebhook(ctx, mk(racer, i), limit)
-		})
-	}
-	close(start)
-	wg.Wait()
+	testenv.Race(racers, func(i int) {
+		errs[i] = s.CreateWebhook(ctx, mk(racer, i), limit)
+	})
 	ok := 0
 	for i, err := range errs {
 		switch {

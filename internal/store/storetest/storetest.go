@@ -10,12 +10,12 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/store"
+	"github.com/domaind/domaind/internal/testenv"
 )
 
 // Run runs the conformance suite as subtests of t. open must return a fresh, empty,
@@ -846,16 +846,9 @@ func testConcurrentCreateDomain(t *testing.T, s store.Store) {
 		ds[i] = sampleDomain(acme.ID, newID(t), "race.example", t0)
 	}
 	errs := make([]error, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range ds {
-		wg.Go(func() {
-			<-start
-			errs[i] = s.CreateDomain(ctx, clone(ds[i]), sealedKey(ds[i].ID))
-		})
-	}
-	close(start)
-	wg.Wait()
+	testenv.Race(len(ds), func(i int) {
+		errs[i] = s.CreateDomain(ctx, clone(ds[i]), sealedKey(ds[i].ID))
+	})
 
 	winner := -1
 	for i, err := range errs {
