@@ -27,37 +27,39 @@ type Metrics struct {
 func New() *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
-		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "domaind_checks_total",
-			Help: "Domain checks by outcome: the status they left (verified, pending, pending_configuration), timeout (saved as a result) or error.",
-		}, []string{"outcome"}),
+		checks: counterVec("domaind_checks_total",
+			"Domain checks by outcome: the status they left (verified, pending, pending_configuration), timeout (saved as a result) or error.",
+			"outcome"),
 		checkTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "domaind_check_duration_seconds",
 			Help:    "Time one domain check took, DNS and storage included.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}),
-		queueLag: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "domaind_queue_lag_seconds",
-			Help: "How overdue the oldest due automatic check is; 0 when none is overdue.",
-		}),
-		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "domaind_webhook_deliveries_total",
-			Help: "Webhook delivery attempts by outcome: delivered, retry or failed.",
-		}, []string{"outcome"}),
+		queueLag: gauge("domaind_queue_lag_seconds",
+			"How overdue the oldest due automatic check is; 0 when none is overdue."),
+		deliveries: counterVec("domaind_webhook_deliveries_total",
+			"Webhook delivery attempts by outcome: delivered, retry or failed.",
+			"outcome"),
 		// The result is one of a fixed few (see package milter); there is no
 		// domain label, so the series stay few however many domains sign.
-		milterMsgs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "domaind_milter_messages_total",
-			Help: "Messages the milter handled, by result: signed, tempfail, or unsigned_<why> (no_key, no_from, multiple_from, bad_from, too_large).",
-		}, []string{"result"}),
-		milterConn: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "domaind_milter_sessions",
-			Help: "Milter connections open now.",
-		}),
+		milterMsgs: counterVec("domaind_milter_messages_total",
+			"Messages the milter handled, by result: signed, tempfail, or unsigned_<why> (no_key, no_from, multiple_from, bad_from, too_large).",
+			"result"),
+		milterConn: gauge("domaind_milter_sessions", "Milter connections open now."),
 	}
 	m.reg.MustRegister(m.checks, m.checkTime, m.queueLag, m.deliveries, m.milterMsgs, m.milterConn,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// counterVec and gauge build New's metrics: each of domaind's counters has one label,
+// whose values the callers keep to a fixed few.
+func counterVec(name, help, label string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{label})
+}
+
+func gauge(name, help string) prometheus.Gauge {
+	return prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
 }
 
 // CheckDone counts a finished check; it implements verify.Observer.
