@@ -47,14 +47,11 @@ type checkOutput struct {
 }
 
 type checkRecord struct {
-	Key         string            `json:"key"`
-	Name        string            `json:"name"`
-	Type        string            `json:"type"`
-	Expected    *string           `json:"expected"`
-	Status      string            `json:"status"`
-	Found       []string          `json:"found"`
-	Problems    []domain.Problem  `json:"problems"`
-	Propagation []domain.Sighting `json:"propagation"`
+	Key      string  `json:"key"`
+	Name     string  `json:"name"`
+	Type     string  `json:"type"`
+	Expected *string `json:"expected"`
+	domain.CheckView
 }
 
 // checkOptions are the expectations the check flags describe.
@@ -253,20 +250,10 @@ func spfValue(include string) string {
 }
 
 func toCheckRecord(e dnscheck.Expectation, o domain.Observation) checkRecord {
-	r := checkRecord{
-		Key: e.Key.Role(), Name: e.Name, Type: e.Type, Status: string(o.Status),
-		Found:       append([]string{}, o.Found...),
-		Problems:    make([]domain.Problem, len(o.Problems)),
-		Propagation: make([]domain.Sighting, len(o.Propagation)),
-	}
+	r := checkRecord{Key: e.Key.Role(), Name: e.Name, Type: e.Type, CheckView: domain.ViewCheck(o)}
 	if e.Value != "" {
 		v := e.Value
 		r.Expected = &v
-	}
-	copy(r.Problems, o.Problems)
-	for i, s := range o.Propagation {
-		s.Values = append([]string{}, s.Values...) // [] rather than null in JSON
-		r.Propagation[i] = s
 	}
 	return r
 }

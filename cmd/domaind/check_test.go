@@ -18,6 +18,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/domaind/domaind/internal/dnstest"
+	"github.com/domaind/domaind/internal/domain"
 )
 
 const (
@@ -432,7 +433,7 @@ func TestCheckExit(t *testing.T) {
 	} {
 		var recs []checkRecord
 		for _, s := range tc.statuses {
-			recs = append(recs, checkRecord{Status: s})
+			recs = append(recs, checkRecord{CheckView: domain.CheckView{Status: s}})
 		}
 		if got := checkExit(recs); got != tc.want {
 			t.Errorf("checkExit(%v) = %d, want %d", tc.statuses, got, tc.want)

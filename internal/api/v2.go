@@ -80,23 +80,21 @@ type v2DomainWithRecords struct {
 //	propagation  domaind's extension: what each server asked said (domain.Sighting)
 //	createdAt, updatedAt
 type v2Record struct {
-	ID          string            `json:"id"`
-	DomainID    string            `json:"domainId"`
-	RecordType  string            `json:"recordType"`
-	Type        string            `json:"type"`
-	Name        string            `json:"name"`
-	Value       string            `json:"value"`
-	Priority    *uint16           `json:"priority"`
-	Purpose     string            `json:"purpose"`
-	IsRequired  bool              `json:"isRequired"`
-	IsVerified  bool              `json:"isVerified"`
-	LastChecked *string           `json:"lastChecked"`
-	Status      string            `json:"status"`
-	Found       []string          `json:"found"`
-	Problems    []domain.Problem  `json:"problems"`
-	Propagation []domain.Sighting `json:"propagation"`
-	CreatedAt   string            `json:"createdAt"`
-	UpdatedAt   string            `json:"updatedAt"`
+	ID          string  `json:"id"`
+	DomainID    string  `json:"domainId"`
+	RecordType  string  `json:"recordType"`
+	Type        string  `json:"type"`
+	Name        string  `json:"name"`
+	Value       string  `json:"value"`
+	Priority    *uint16 `json:"priority"`
+	Purpose     string  `json:"purpose"`
+	IsRequired  bool    `json:"isRequired"`
+	IsVerified  bool    `json:"isVerified"`
+	LastChecked *string `json:"lastChecked"`
+	// status, found, problems and propagation, as domaind check --json shows them
+	domain.CheckView
+	CreatedAt string `json:"createdAt"`
+	UpdatedAt string `json:"updatedAt"`
 }
 
 type v2Pagination struct {
@@ -206,12 +204,11 @@ func toV2Record(domainID string, r *domain.Record) v2Record {
 		IsRequired:  v2Required(r.Key),
 		IsVerified:  r.Verified,
 		LastChecked: optTimestamp(r.CheckedAt),
-		Status:      string(r.Status),
-		Found:       nonNil(r.Found),
-		Problems:    nonNil(r.Problems),
-		Propagation: sightings(r.Propagation),
-		CreatedAt:   timestamp(r.CreatedAt),
-		UpdatedAt:   timestamp(r.UpdatedAt),
+		CheckView: domain.ViewCheck(domain.Observation{
+			Status: r.Status, Found: r.Found, Problems: r.Problems, Propagation: r.Propagation,
+		}),
+		CreatedAt: timestamp(r.CreatedAt),
+		UpdatedAt: timestamp(r.UpdatedAt),
 	}
 	if r.Type == "MX" {
 		p := r.Priority
@@ -229,16 +226,6 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
-}
-
-// sightings returns a copy of s in which no Values is nil.
-func sightings(s []domain.Sighting) []domain.Sighting {
-	out := make([]domain.Sighting, len(s))
-	for i, sg := range s {
-		sg.Values = nonNil(sg.Values)
-		out[i] = sg
-	}
-	return out
 }
 
 // queryInt parses the query parameter name as a whole number from lo to hi, or

@@ -15,6 +15,33 @@ type Observation struct {
 	Propagation []Sighting
 }
 
+// CheckView is an observation as clients read it: the v2 API in each record and
+// `domaind check --json` show the same four fields. Found, problems, propagation and each
+// server's values are [] rather than null when empty, so that a client need not tell
+// null from none.
+type CheckView struct {
+	Status      string     `json:"status"`
+	Found       []string   `json:"found"`
+	Problems    []Problem  `json:"problems"`
+	Propagation []Sighting `json:"propagation"`
+}
+
+// ViewCheck returns o's status, found values, problems and propagation as a
+// CheckView; it copies them, so the view shares no slice with o.
+func ViewCheck(o Observation) CheckView {
+	v := CheckView{
+		Status:      string(o.Status),
+		Found:       append([]string{}, o.Found...),
+		Problems:    append([]Problem{}, o.Problems...),
+		Propagation: make([]Sighting, len(o.Propagation)),
+	}
+	for i, s := range o.Propagation {
+		s.Values = append([]string{}, s.Values...)
+		v.Propagation[i] = s
+	}
+	return v
+}
+
 // Rules tune how observations change a domain.
 type Rules struct {
 	// DegradeAfter is how many consecutive definite failures a verified record

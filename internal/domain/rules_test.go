@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"encoding/json"
 	"slices"
 	"testing"
 	"time"
@@ -122,5 +123,19 @@ func TestIDs(t *testing.T) {
 		if ValidID(bad) {
 			t.Errorf("ValidID(%q) = true", bad)
 		}
+	}
+}
+
+// TestViewCheckEmpty checks that ViewCheck shows what is missing as [] and never null,
+// which clients of the v2 API and of domaind check --json rely on.
+func TestViewCheckEmpty(t *testing.T) {
+	v := ViewCheck(Observation{Status: CheckMissing, Propagation: []Sighting{{Server: "127.0.0.1:53", Status: CheckMissing}}})
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"status":"missing","found":[],"problems":[],"propagation":[{"server":"127.0.0.1:53","role":"","status":"missing","values":[]}]}`
+	if string(b) != want {
+		t.Errorf("ViewCheck = %s, want %s", b, want)
 	}
 }
