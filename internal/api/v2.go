@@ -128,8 +128,9 @@ func decodeCursor(s string) (*domains.Position, bool) {
 	return &domains.Position{CreatedAt: time.UnixMilli(ms).UTC(), ID: id}, true
 }
 
-type v2List struct {
-	Data       []v2Domain   `json:"data"`
+// v2List is a page of a list: domains, a domain's events, a webhook's deliveries.
+type v2List[V any] struct {
+	Data       []V          `json:"data"`
 	Pagination v2Pagination `json:"pagination"`
 }
 
@@ -276,7 +277,7 @@ func (s *Server) v2ListDomains(w http.ResponseWriter, r *http.Request) error {
 		hasMore = len(ds) > limit
 		ds = ds[:min(len(ds), limit)]
 	}
-	out := v2List{
+	out := v2List[v2Domain]{
 		Data:       make([]v2Domain, len(ds)),
 		Pagination: v2Pagination{Limit: limit, Offset: offset, Total: total, HasMore: hasMore},
 	}

@@ -74,11 +74,6 @@ type v2Attempt struct {
 	DurationMS int64   `json:"durationMs"`
 }
 
-type v2DeliveryList struct {
-	Data       []v2Delivery `json:"data"`
-	Pagination v2Pagination `json:"pagination"`
-}
-
 // v2Event is one of a domain's events. Data is the "data" object of the body
 // webhooks received for it, as it was stored then.
 type v2Event struct {
@@ -86,11 +81,6 @@ type v2Event struct {
 	Type      string          `json:"type"`
 	CreatedAt string          `json:"createdAt"`
 	Data      json.RawMessage `json:"data"`
-}
-
-type v2EventList struct {
-	Data       []v2Event    `json:"data"`
-	Pagination v2Pagination `json:"pagination"`
 }
 
 func toV2Webhook(w webhook.Endpoint) v2Webhook {
@@ -149,6 +139,16 @@ func pagination(p domains.Page, n, total int) v2Pagination {
 	return v2Pagination{Limit: p.Limit, Offset: p.Offset, Total: total, HasMore: p.Offset+n < total}
 }
 
+// writePage answers 200 with one page of a list, by offset (events, deliveries): the
+// items, each as view shows it, and where the page stands among total.
+func writePage[T, V any](w http.ResponseWriter, p domains.Page, items []T, total int, view func(T) V) {
+	out := v2List[V]{Data: make([]V, len(items)), Pagination: pagination(p, len(items), total)}
+	for i, it := range items {
+		out.Data[i] = view(it)
+	}
+	jsonresp.Write(w, http.StatusOK, out)
+}
+
 func (s *Server) v2DomainEvents(w http.ResponseWriter, r *http.Request) error {
 	page, ok := v2Page(w, r)
 	if !ok {
@@ -162,11 +162,7 @@ func (s *Server) v2DomainEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := v2EventList{Data: make([]v2Event, len(evs)), Pagination: pagination(page, len(evs), total)}
-	for i, e := range evs {
-		out.Data[i] = toV2Event(e)
-	}
-	jsonresp.Write(w, http.StatusOK, out)
+	writePage(w, page, evs, total, toV2Event)
 	return nil
 }
 
@@ -266,10 +262,6 @@ func (s *Server) v2WebhookDeliveries(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	out := v2DeliveryList{Data: make([]v2Delivery, len(ds)), Pagination: pagination(page, len(ds), total)}
-	for i, d := range ds {
-		out.Data[i] = toV2Delivery(d)
-	}
-	jsonresp.Write(w, http.StatusOK, out)
+	writePage(w, page, ds, total, toV2Delivery)
 	return nil
 }
