@@ -114,17 +114,6 @@ func StartKnot(t testing.TB, ip string, port int, zones map[string]string) *Knot
 		k.zones[canon] = len(k.zones)
 	}
 
-	t.Cleanup(func() {
-		if k.proc == nil {
-			return
-		}
-		if err := k.proc.stop(); err != nil {
-			t.Errorf("stop knotd: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("knotd on %s log:\n%s", k.Addr(), k.proc.log())
-		}
-	})
 	k.proc, k.port = startServer(t, "knotd", ip, port, func(port int) (*daemon, error) {
 		k.port = port
 		if err := k.writeConfig(); err != nil {
@@ -330,7 +319,8 @@ func socketPath(t testing.TB, dir, name string) string {
 // startServer starts a server with start on port, or on a free port of ip
 // when port is 0. A server that could not bind its free port, because
 // something took it in the meantime, is tried again on another one. It
-// fails the test when the server does not start.
+// fails the test when the server does not start, and stops the server when
+// the test ends.
 func startServer(t testing.TB, what, ip string, port int, start func(port int) (*daemon, error)) (*daemon, int) {
 	t.Helper()
 	attempts := 1
@@ -344,6 +334,16 @@ func startServer(t testing.TB, what, ip string, port int, start func(port int) (
 		}
 		proc, err := start(p)
 		if err == nil {
+			// Stopped before the test's temporary directories go, and its log shown
+			// when the test failed, which is when it explains something.
+			t.Cleanup(func() {
+				if err := proc.stop(); err != nil {
+					t.Errorf("stop %s: %v", what, err)
+				}
+				if t.Failed() {
+					t.Logf("%s on %s log:\n%s", what, net.JoinHostPort(ip, strconv.Itoa(p)), proc.log())
+				}
+			})
 			return proc, p
 		}
 		var log string

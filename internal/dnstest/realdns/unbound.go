@@ -58,17 +58,6 @@ func StartUnbound(t testing.TB, ip string, port int, stubs map[string]string) *U
 	u := &Unbound{ip: ip, conf: filepath.Join(dir, "unbound.conf"), control: control}
 	sock := socketPath(t, dir, "unbound.ctl")
 
-	t.Cleanup(func() {
-		if u.proc == nil {
-			return
-		}
-		if err := u.proc.stop(); err != nil {
-			t.Errorf("stop unbound: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("unbound on %s log:\n%s", u.Addr(), u.proc.log())
-		}
-	})
 	u.proc, u.port = startServer(t, "unbound", ip, port, func(port int) (*daemon, error) {
 		u.port = port
 		conf := unboundConfig(dir, sock, ip, port, stubs)
