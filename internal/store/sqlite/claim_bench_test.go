@@ -9,12 +9,18 @@ import (
 	"time"
 )
 
-// seed inserts n domains (with no records) whose next check is far away, and due
-// domains that are due now, straight through SQL: the API would take hours to add
-// a million domains with their RSA keys.
-func seed(tb testing.TB, s *Store, n, due int) {
+// seededStore opens a store in a temporary directory, closed when tb ends, with n
+// domains (with no records) whose next check is far away and due domains that are due
+// now, inserted straight through SQL: the API would take hours to add a million domains
+// with their RSA keys.
+func seededStore(tb testing.TB, n, due int) *Store {
 	tb.Helper()
 	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(tb.TempDir(), "domaind.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
 	if _, err := s.w.ExecContext(ctx, `INSERT INTO projects (id, name, created_at) VALUES (1, 'bench', 0)`); err != nil {
 		tb.Fatal(err)
 	}
@@ -40,6 +46,21 @@ func seed(tb testing.TB, s *Store, n, due int) {
 	if err := tx.Commit(); err != nil {
 		tb.Fatal(err)
 	}
+	return s
+}
+
+// benchClaim measures one ClaimChecks of up to 100 due domains, with share as the
+// per-project share, which must claim want. A lease of zero leaves the claimed domains
+// due, so every iteration claims the same ones.
+func benchClaim(b *testing.B, s *Store, share, want int) {
+	now := time.Now()
+	b.ResetTimer()
+	for b.Loop() {
+		due, err := s.ClaimChecks(context.Background(), now, 0, 100, share, nil)
+		if err != nil || len(due) != want {
+			b.Fatalf("claimed %d: %v", len(due), err)
+		}
+	}
 }
 
 // BenchmarkClaimDue measures one claim of 100 due domains among many that are not
@@ -48,22 +69,8 @@ func seed(tb testing.TB, s *Store, n, due int) {
 func BenchmarkClaimDue(b *testing.B) {
 	for _, n := range []int{10_000, 1_000_000} {
 		b.Run(fmt.Sprintf("notdue=%d", n), func(b *testing.B) {
-			s, err := Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			seed(b, s, n, 100)
-			now := time.Now()
-			b.ResetTimer()
-			for b.Loop() {
-				// A lease of zero leaves the claimed domains due, so every
-				// iteration claims the same 100.
-				due, err := s.ClaimChecks(context.Background(), now, 0, 100, 0, nil)
-				if err != nil || len(due) != 100 {
-					b.Fatalf("claimed %d: %v", len(due), err)
-				}
-			}
+			s := seededStore(b, n, 100)
+			benchClaim(b, s, 0, 100)
 		})
 	}
 }
@@ -75,24 +82,12 @@ func BenchmarkClaimDue(b *testing.B) {
 func BenchmarkClaimChecksBacklog(b *testing.B) {
 	for _, backlog := range []int{1_000, 100_000} {
 		b.Run(fmt.Sprintf("due=%d", backlog), func(b *testing.B) {
-			s, err := Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			seed(b, s, 100_000, backlog)
+			s := seededStore(b, 100_000, backlog)
 			if _, err := s.w.Exec(`INSERT INTO projects (id, name, created_at) VALUES (2, 'other', 0);
 				UPDATE domains SET project_id = 2 WHERE id = ?`, fmt.Sprintf("%024x", backlog-1)); err != nil {
 				b.Fatal(err)
 			}
-			now := time.Now()
-			b.ResetTimer()
-			for b.Loop() {
-				due, err := s.ClaimChecks(context.Background(), now, 0, 100, 16, nil)
-				if err != nil || len(due) != 17 {
-					b.Fatalf("claimed %d: %v", len(due), err)
-				}
-			}
+			benchClaim(b, s, 16, 17)
 		})
 	}
 }
@@ -104,25 +99,13 @@ func BenchmarkClaimChecksBacklog(b *testing.B) {
 func BenchmarkClaimChecksProjects(b *testing.B) {
 	for _, projects := range []int{100, 10_000} {
 		b.Run(fmt.Sprintf("projects=%d", projects), func(b *testing.B) {
-			s, err := Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			seed(b, s, 100_000, 100)
+			s := seededStore(b, 100_000, 100)
 			if _, err := s.w.Exec(`WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
 				INSERT INTO projects (id, name, created_at) SELECT i, 'p' || i, 0 FROM n;
 				UPDATE domains SET project_id = 1 + rowid % ?`, projects, projects); err != nil {
 				b.Fatal(err)
 			}
-			now := time.Now()
-			b.ResetTimer()
-			for b.Loop() {
-				due, err := s.ClaimChecks(context.Background(), now, 0, 100, 16, nil)
-				if err != nil || len(due) != 100 {
-					b.Fatalf("claimed %d: %v", len(due), err)
-				}
-			}
+			benchClaim(b, s, 16, 100)
 		})
 	}
 }
@@ -130,12 +113,7 @@ func BenchmarkClaimChecksProjects(b *testing.B) {
 // TestClaimUsesDueIndex checks the plan of the claim query: it must search the
 // partial index of scheduled domains, never scan the table.
 func TestClaimUsesDueIndex(t *testing.T) {
-	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "plan.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	seed(t, s, 1000, 10)
+	s := seededStore(t, 1000, 10)
 	rows, err := s.r.Query(`EXPLAIN QUERY PLAN `+claimChecksSQL,
 		time.Now().UnixMilli(), time.Now().UnixMilli(), 4, `{"1":2}`, 100)
 	if err != nil {
