@@ -259,19 +259,29 @@ func decodeStrict(t *testing.T, b []byte, v any) {
 	}
 }
 
+// call runs one request with e.key and fails the test unless it answers want; it
+// decodes the body into out strictly, so that a field the contract lacks fails too.
+func (e *env) call(method, path, body string, want int, out any) {
+	e.t.Helper()
+	r := e.do(method, path, body, e.key)
+	if r.status != want {
+		e.t.Fatalf("%s %s: status %d, want %d: %s", method, path, r.status, want, r.body)
+	}
+	decodeStrict(e.t, r.body, out)
+}
+
+// v1Domain is the v1 answer that carries one domain.
+type v1Domain struct {
+	Success bool       `json:"success"`
+	Data    domainJSON `json:"data"`
+}
+
 // addDomain adds name and returns the created domain.
 func (e *env) addDomain(name string) domainJSON {
 	e.t.Helper()
-	r := e.do("POST", "/v1/domains", `{"domain":"`+name+`"}`, e.key)
-	if r.status != http.StatusCreated {
-		e.t.Fatalf("add %s: status %d: %s", name, r.status, r.body)
-	}
-	var env struct {
-		Success bool       `json:"success"`
-		Data    domainJSON `json:"data"`
-	}
-	decodeStrict(e.t, r.body, &env)
-	return env.Data
+	var v v1Domain
+	e.call("POST", "/v1/domains", `{"domain":"`+name+`"}`, http.StatusCreated, &v)
+	return v.Data
 }
 
 type verifyJSON struct {
@@ -296,27 +306,16 @@ type verifyJSON struct {
 
 func (e *env) verify(id string) verifyJSON {
 	e.t.Helper()
-	r := e.do("POST", "/v1/domains/"+id+"/verify", "", e.key)
-	if r.status != http.StatusOK {
-		e.t.Fatalf("verify %s: status %d: %s", id, r.status, r.body)
-	}
 	var v verifyJSON
-	decodeStrict(e.t, r.body, &v)
+	e.call("POST", "/v1/domains/"+id+"/verify", "", http.StatusOK, &v)
 	return v
 }
 
 func (e *env) get(id string) domainJSON {
 	e.t.Helper()
-	r := e.do("GET", "/v1/domains/"+id, "", e.key)
-	if r.status != http.StatusOK {
-		e.t.Fatalf("get %s: status %d: %s", id, r.status, r.body)
-	}
-	var env struct {
-		Success bool       `json:"success"`
-		Data    domainJSON `json:"data"`
-	}
-	decodeStrict(e.t, r.body, &env)
-	return env.Data
+	var v v1Domain
+	e.call("GET", "/v1/domains/"+id, "", http.StatusOK, &v)
+	return v.Data
 }
 
 // publish adds the record to the test zone, as a customer would in a DNS panel.
