@@ -93,18 +93,25 @@ func TestGiveUp(t *testing.T) {
 	})
 }
 
+// scheduledVerified adds example.com, publishes its ownership and DKIM records and waits
+// for the scheduler to verify it. It returns the domain and its DKIM record's name, whose
+// queries the DNS server counts afresh from then on.
+func scheduledVerified(t *testing.T, e *env) (domainJSON, string) {
+	t.Helper()
+	d := e.addDomain("example.com")
+	e.publish(d.DNSRecords.Ownership)
+	e.publish(d.DNSRecords.DKIM)
+	waitFor(t, 10*time.Second, "verification", func() bool { return e.get(d.ID).VerificationStatus == "VERIFIED" })
+	e.dns.ResetQueries()
+	return d, d.DNSRecords.DKIM.Name + "."
+}
+
 // TestDriftDegradesAfterConsecutiveFailures removes the DKIM record of a verified
 // domain: it is reported degrading first, and only after three definite failures
 // does it lose DKIM.
 func TestDriftDegradesAfterConsecutiveFailures(t *testing.T) {
 	e := newEnv(t, envOptions{recheck: fastRecheck(time.Hour), degradeAfter: 3})
-	d := e.addDomain("example.com")
-	e.publish(d.DNSRecords.Ownership)
-	e.publish(d.DNSRecords.DKIM)
-	waitFor(t, 10*time.Second, "verification", func() bool { return e.get(d.ID).VerificationStatus == "VERIFIED" })
-
-	dkim := d.DNSRecords.DKIM.Name + "."
-	e.dns.ResetQueries()
+	d, dkim := scheduledVerified(t, e)
 	e.zone.Remove(dkim, dns.TypeTXT)
 	waitFor(t, 15*time.Second, "the domain to degrade", func() bool { return !e.v2(d.ID).DKIMEnabled })
 	// The degrading state lasts only the fast re-checks between the failures, too
@@ -134,13 +141,7 @@ func TestDriftDegradesAfterConsecutiveFailures(t *testing.T) {
 // verified domain: it stays verified.
 func TestTimeoutsNeverDegrade(t *testing.T) {
 	e := newEnv(t, envOptions{recheck: fastRecheck(time.Hour), degradeAfter: 1, dnsTimeout: 50 * time.Millisecond})
-	d := e.addDomain("example.com")
-	e.publish(d.DNSRecords.Ownership)
-	e.publish(d.DNSRecords.DKIM)
-	waitFor(t, 10*time.Second, "verification", func() bool { return e.get(d.ID).VerificationStatus == "VERIFIED" })
-
-	dkim := d.DNSRecords.DKIM.Name + "."
-	e.dns.ResetQueries()
+	d, dkim := scheduledVerified(t, e)
 	e.dns.SetFault(dkim, dns.TypeTXT, dnstest.Drop)
 	// Even with a threshold of one, timeouts are not definite failures.
 	waitFor(t, 15*time.Second, "five timed-out checks", func() bool {
