@@ -41,9 +41,12 @@ func dkimTestKey(t *testing.T) string {
 	return base64.StdEncoding.EncodeToString(der)
 }
 
-// publishAll writes every record domaind check looks for into z, correctly.
-func publishAll(t *testing.T, z *dnstest.Zone, key string) {
+// publishedZone starts a DNS server for example.com whose zone holds every record
+// domaind check looks for, correctly; a test breaks what it checks through both.
+func publishedZone(t *testing.T, key string) (*dnstest.Server, *dnstest.Zone) {
 	t.Helper()
+	z := dnstest.NewZone("example.com.")
+	srv := dnstest.Start(t, z)
 	z.MustAdd(`_autosend-verify.example.com. 300 IN TXT "` + checkToken + `"`)
 	if err := z.AddTXT("autosend._domainkey.example.com.", "v=DKIM1; k=rsa; p="+key); err != nil {
 		t.Fatal(err)
@@ -51,10 +54,11 @@ func publishAll(t *testing.T, z *dnstest.Zone, key string) {
 	z.MustAdd("mail.example.com. 300 IN MX 10 " + checkMX + ".")
 	z.MustAdd(`mail.example.com. 300 IN TXT "v=spf1 include:amazonses.com ~all"`)
 	z.MustAdd(`_dmarc.example.com. 300 IN TXT "v=DMARC1; p=none;"`)
+	return srv, z
 }
 
 // checkArgs returns a check of example.com against srv, the domain first so that
-// every run also exercises flags after it, expecting the values publishAll writes.
+// every run also exercises flags after it, expecting the values publishedZone publishes.
 func checkArgs(srv *dnstest.Server, key string, extra ...string) []string {
 	return append([]string{"check", "example.com",
 		"--resolvers", srv.Addr(), "--dns-mode", "recursive", "--dns-timeout", "300ms",
@@ -91,9 +95,7 @@ var checkRows = []struct{ role, name, typ string }{
 
 func TestCheckAllGood(t *testing.T) {
 	key := dkimTestKey(t)
-	z := dnstest.NewZone("example.com.")
-	srv := dnstest.Start(t, z)
-	publishAll(t, z, key)
+	srv, _ := publishedZone(t, key)
 
 	out, errOut, err := runCmd(t, checkArgs(srv, key)...)
 	if code := exitOf(t, err); code != 0 {
@@ -226,9 +228,7 @@ func TestCheckExitStatus(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			z := dnstest.NewZone("example.com.")
-			srv := dnstest.Start(t, z)
-			publishAll(t, z, key)
+			srv, z := publishedZone(t, key)
 			tc.breaks(srv, z)
 			out, errOut, err := runCmd(t, checkArgs(srv, key)...)
 			if code := exitOf(t, err); code != tc.exit {
@@ -246,9 +246,7 @@ func TestCheckExitStatus(t *testing.T) {
 // TestCheckJSON checks the --json shape and that it agrees with DNS.
 func TestCheckJSON(t *testing.T) {
 	key := dkimTestKey(t)
-	z := dnstest.NewZone("example.com.")
-	srv := dnstest.Start(t, z)
-	publishAll(t, z, key)
+	srv, z := publishedZone(t, key)
 	z.Remove("_dmarc.example.com.", dns.TypeTXT)
 
 	out, errOut, err := runCmd(t, checkArgs(srv, key, "--json")...)
@@ -330,9 +328,7 @@ func TestPrintedValuesAreSafe(t *testing.T) {
 // checks that it reaches neither output raw.
 func TestCheckCleansOutput(t *testing.T) {
 	key := dkimTestKey(t)
-	z := dnstest.NewZone("example.com.")
-	srv := dnstest.Start(t, z)
-	publishAll(t, z, key)
+	srv, z := publishedZone(t, key)
 	z.Remove("mail.example.com.", dns.TypeTXT)
 	z.MustAdd(`mail.example.com. 300 IN TXT "v=spf1 \027[2J include:amazonses.com ~all"`)
 	for _, extra := range [][]string{nil, {"--json"}} {
@@ -490,9 +486,7 @@ func TestCheckDKIMKeyForms(t *testing.T) {
 		t.Fatal(err)
 	}
 	pkcs1 := base64.StdEncoding.EncodeToString(x509.MarshalPKCS1PublicKey(pub.(*rsa.PublicKey)))
-	z := dnstest.NewZone("example.com.")
-	srv := dnstest.Start(t, z)
-	publishAll(t, z, key)
+	srv, _ := publishedZone(t, key)
 	for _, tc := range []struct {
 		name, flag, expected string
 		exit                 int
