@@ -147,11 +147,6 @@ func urlError(format string, args ...any) error {
 	return &URLError{Message: fmt.Sprintf(format, args...)}
 }
 
-// refusedReason returns what kind of address a is when webhooks may not reach it
-// ("a loopback address"), or "" when they may: the one rule of package publicaddr
-// that every connection to a tenant-chosen address obeys.
-func refusedReason(a netip.Addr) string { return publicaddr.Reason(a) }
-
 // CheckURL checks a webhook URL and returns it normalized (scheme and host in lower
 // case, an international host name in its ASCII form). The URL must be absolute
 // http or https, https unless allowPrivate, without a user name or password or a
@@ -235,7 +230,7 @@ func CheckURL(ctx context.Context, raw string, allowPrivate bool, lookup func(ct
 	// Every address must be public: a name with one public and one private address
 	// would let the connection go wherever the dialer picks.
 	for _, a := range addrs {
-		if why := refusedReason(a); why != "" {
+		if why := publicaddr.Reason(a); why != "" {
 			if literal {
 				return "", urlError("url's host %s is %s; webhooks may only be sent to public addresses.", a, why)
 			}
@@ -258,7 +253,7 @@ func refuseControl(network, address string, _ syscall.RawConn) error {
 	if err != nil {
 		return fmt.Errorf("%w: %q is not an IP address and port", ErrRefusedAddress, address)
 	}
-	if why := refusedReason(ap.Addr()); why != "" {
+	if why := publicaddr.Reason(ap.Addr()); why != "" {
 		return fmt.Errorf("%w: %s is %s, and webhooks may only be sent to public addresses", ErrRefusedAddress, ap.Addr(), why)
 	}
 	return nil
