@@ -41,6 +41,9 @@ type Key struct {
 // header with a hundred labels must not become a hundred-name query.
 const maxParents = 8
 
+// maxOpened bounds the opened keys kept in memory (about 2 KiB each for RSA-2048).
+const maxOpened = 10000
+
 // Keys finds and opens signing keys. It is safe for concurrent use.
 type Keys struct {
 	src    Source
@@ -49,7 +52,7 @@ type Keys struct {
 	mu sync.Mutex
 	// opened holds unsealed keys by domain id, with a digest of the sealed bytes
 	// they came from, so that a replaced key is opened afresh. Entries of domains
-	// that stop signing are dropped by Forget or the next All.
+	// that stop signing are dropped by the next All; at most maxOpened are kept.
 	opened map[string]openedKey
 }
 
@@ -159,6 +162,16 @@ func (k *Keys) open(r store.SigningKey) (Key, error) {
 		return Key{}, fmt.Errorf("signing: key of %s is a %T, not RSA", r.Domain, parsed)
 	}
 	k.mu.Lock()
+	if len(k.opened) >= maxOpened {
+		// The milter only ever adds to the cache (All prunes it; For cannot
+		// tell a domain that stopped signing from one that sent no mail), so
+		// past the bound one entry, whichever the map gives first, makes room:
+		// at worst a key is opened again.
+		for id := range k.opened {
+			delete(k.opened, id)
+			break
+		}
+	}
 	k.opened[r.DomainID] = openedKey{sealed: sum, key: priv}
 	k.mu.Unlock()
 	key.Private = priv
