@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/records"
 )
 
@@ -30,28 +31,27 @@ func writeFile(w http.ResponseWriter, contentType, disposition, filename string,
 	_, _ = w.Write(body)
 }
 
+// v2Zone serves the records as a BIND zone file, to read in the browser.
 func (s *Server) v2Zone(w http.ResponseWriter, r *http.Request) error {
-	d, err := s.callerDomain(w, r)
-	if d == nil {
-		return err
-	}
-	body, err := records.ZoneFile(d)
-	if err != nil {
-		return err
-	}
-	writeFile(w, "text/plain; charset=utf-8", "inline", d.Name+".zone", body)
-	return nil
+	return s.v2Export(w, r, records.ZoneFile, "text/plain; charset=utf-8", "inline", ".zone")
 }
 
+// v2RecordsCSV serves the records as CSV, to download.
 func (s *Server) v2RecordsCSV(w http.ResponseWriter, r *http.Request) error {
+	return s.v2Export(w, r, records.CSV, "text/csv; charset=utf-8", "attachment", "-records.csv")
+}
+
+// v2Export answers with the caller's domain's records rendered by render, as a
+// file named after the domain with suffix.
+func (s *Server) v2Export(w http.ResponseWriter, r *http.Request, render func(*domain.Domain) ([]byte, error), contentType, disposition, suffix string) error {
 	d, err := s.callerDomain(w, r)
 	if d == nil {
 		return err
 	}
-	body, err := records.CSV(d)
+	body, err := render(d)
 	if err != nil {
 		return err
 	}
-	writeFile(w, "text/csv; charset=utf-8", "attachment", d.Name+"-records.csv", body)
+	writeFile(w, contentType, disposition, d.Name+suffix, body)
 	return nil
 }

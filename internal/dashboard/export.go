@@ -4,36 +4,34 @@ import (
 	"mime"
 	"net/http"
 
+	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/records"
 )
 
 // zoneFile serves the domain's records as a BIND zone file (records.ZoneFile, as
 // the API serves it).
 func (h *handler) zoneFile(w http.ResponseWriter, r *http.Request, s *session) {
-	d := h.loadDomain(w, r, s)
-	if d == nil {
-		return
-	}
-	b, err := records.ZoneFile(d)
-	if err != nil {
-		h.serverError(w, r, err)
-		return
-	}
-	download(w, "text/plain; charset=utf-8", d.Name+".zone", b)
+	h.export(w, r, s, records.ZoneFile, "text/plain; charset=utf-8", ".zone")
 }
 
 // recordsCSV serves the domain's records as CSV.
 func (h *handler) recordsCSV(w http.ResponseWriter, r *http.Request, s *session) {
+	h.export(w, r, s, records.CSV, "text/csv; charset=utf-8", "-records.csv")
+}
+
+// export serves the domain's records rendered by render, as a download named
+// after the domain with suffix.
+func (h *handler) export(w http.ResponseWriter, r *http.Request, s *session, render func(*domain.Domain) ([]byte, error), contentType, suffix string) {
 	d := h.loadDomain(w, r, s)
 	if d == nil {
 		return
 	}
-	b, err := records.CSV(d)
+	b, err := render(d)
 	if err != nil {
 		h.serverError(w, r, err)
 		return
 	}
-	download(w, "text/csv; charset=utf-8", d.Name+"-records.csv", b)
+	download(w, contentType, d.Name+suffix, b)
 }
 
 func download(w http.ResponseWriter, contentType, filename string, body []byte) {
