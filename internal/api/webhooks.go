@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"math"
 	"net/http"
@@ -150,19 +151,31 @@ func writePage[T, V any](w http.ResponseWriter, p domains.Page, items []T, total
 }
 
 func (s *Server) v2DomainEvents(w http.ResponseWriter, r *http.Request) error {
+	return writeChildPage(w, r, domainID, s.cfg.Domains.Events, toV2Event)
+}
+
+// writeChildPage answers with one page of what list holds under the thing the
+// path names (a domain's events, a webhook's deliveries), each as view shows
+// it; parseID reads that thing's id from the path. The path is checked before
+// the query.
+func writeChildPage[T, V any](w http.ResponseWriter, r *http.Request,
+	parseID func(http.ResponseWriter, *http.Request) (string, bool),
+	list func(ctx context.Context, projectID int64, id string, p domains.Page) ([]T, int, error),
+	view func(T) V,
+) error {
+	id, ok := parseID(w, r)
+	if !ok {
+		return nil
+	}
 	page, ok := v2Page(w, r)
 	if !ok {
 		return nil
 	}
-	id, ok := domainID(w, r)
-	if !ok {
-		return nil
-	}
-	evs, total, err := s.cfg.Domains.Events(r.Context(), callerOf(r.Context()).projectID, id, page)
+	items, total, err := list(r.Context(), callerOf(r.Context()).projectID, id, page)
 	if err != nil {
 		return err
 	}
-	writePage(w, page, evs, total, toV2Event)
+	writePage(w, page, items, total, view)
 	return nil
 }
 
@@ -250,18 +263,5 @@ func (s *Server) v2DeleteWebhook(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) v2WebhookDeliveries(w http.ResponseWriter, r *http.Request) error {
-	id, ok := webhookID(w, r)
-	if !ok {
-		return nil
-	}
-	page, ok := v2Page(w, r)
-	if !ok {
-		return nil
-	}
-	ds, total, err := s.cfg.Webhooks.Deliveries(r.Context(), callerOf(r.Context()).projectID, id, page)
-	if err != nil {
-		return err
-	}
-	writePage(w, page, ds, total, toV2Delivery)
-	return nil
+	return writeChildPage(w, r, webhookID, s.cfg.Webhooks.Deliveries, toV2Delivery)
 }
