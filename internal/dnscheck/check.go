@@ -5,7 +5,6 @@
 package dnscheck
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -387,43 +386,39 @@ func compactValues(vals []string) []string {
 // most specific reason any server gave: a budget, a loop, a refused private
 // address or a busy server before a plain timeout or SERVFAIL.
 func temporary(e Expectation, resps []response) domain.Observation {
+	return domain.Observation{Key: e.Key, Status: domain.CheckTemporaryFailure, Problems: []domain.Problem{temporaryProblem(e, resps)}}
+}
+
+func temporaryProblem(e Expectation, resps []response) domain.Problem {
+	// The causes a problem names, most specific first; each message takes the
+	// record's name and the reason the server's error gives.
+	causes := []struct {
+		sentinel error
+		code     domain.ProblemCode
+		msg      string
+	}{
+		{errBudget, CodeBudget, "Checking %s needs more DNS work than domaind does for one check (%s); this happens when name servers give very large or very many answers, and domaind will check again."},
+		{errLoop, CodeLoop, "Looking up %s goes round in a loop (%s); fix the CNAME or NS records so that the chain ends, and domaind will check again."},
+		{errPrivate, CodePrivateAddress, "The name servers for %s have addresses that are not on the public internet (%s); give them public addresses, and domaind will check again."},
+		{errBusy, CodeServerBusy, "A name server for %s was slow to answer the queries domaind already had waiting for it (%s); domaind will check again."},
+	}
+	for _, c := range causes {
+		for _, r := range resps {
+			if errors.Is(r.err, c.sentinel) {
+				return problem(c.code, c.msg, e.Name, reasonOf(r.err, c.sentinel))
+			}
+		}
+	}
 	timeout := len(resps) > 0
-	var budgetErr, loopErr, privateErr, busyErr error
 	for _, r := range resps {
 		if !(errors.Is(r.err, ErrTimeout) && !errors.Is(r.err, ErrServFail)) {
 			timeout = false
 		}
-		switch {
-		case errors.Is(r.err, errBudget):
-			budgetErr = cmp.Or(budgetErr, r.err)
-		case errors.Is(r.err, errLoop):
-			loopErr = cmp.Or(loopErr, r.err)
-		case errors.Is(r.err, errPrivate):
-			privateErr = cmp.Or(privateErr, r.err)
-		case errors.Is(r.err, errBusy):
-			busyErr = cmp.Or(busyErr, r.err)
-		}
 	}
-	var p domain.Problem
-	switch {
-	case budgetErr != nil:
-		p = problem(CodeBudget, "Checking %s needs more DNS work than domaind does for one check (%s); this happens when name servers give very large or very many answers, and domaind will check again.",
-			e.Name, reasonOf(budgetErr, errBudget))
-	case loopErr != nil:
-		p = problem(CodeLoop, "Looking up %s goes round in a loop (%s); fix the CNAME or NS records so that the chain ends, and domaind will check again.",
-			e.Name, reasonOf(loopErr, errLoop))
-	case privateErr != nil:
-		p = problem(CodePrivateAddress, "The name servers for %s have addresses that are not on the public internet (%s); give them public addresses, and domaind will check again.",
-			e.Name, reasonOf(privateErr, errPrivate))
-	case busyErr != nil:
-		p = problem(CodeServerBusy, "A name server for %s was slow to answer the queries domaind already had waiting for it (%s); domaind will check again.",
-			e.Name, reasonOf(busyErr, errBusy))
-	case timeout:
-		p = problem(CodeTimeout, "No DNS server answered for %s in time; domaind will check again.", e.Name)
-	default:
-		p = problem(CodeServFail, "The DNS servers for %s could not answer (SERVFAIL); this is a fault at the DNS provider, often a DNSSEC error, and domaind will check again.", e.Name)
+	if timeout {
+		return problem(CodeTimeout, "No DNS server answered for %s in time; domaind will check again.", e.Name)
 	}
-	return domain.Observation{Key: e.Key, Status: domain.CheckTemporaryFailure, Problems: []domain.Problem{p}}
+	return problem(CodeServFail, "The DNS servers for %s could not answer (SERVFAIL); this is a fault at the DNS provider, often a DNSSEC error, and domaind will check again.", e.Name)
 }
 
 // reasonOf returns the part of err's text that follows the text of its cause
