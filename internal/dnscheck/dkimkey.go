@@ -133,15 +133,13 @@ func ParseDKIMKey(txt string) (DKIMKey, error) {
 			hasP = true
 			key.PublicKey = dkimStripSpace(t.value)
 		case "h":
-			list, ok := dkimColonList(t.value, false)
-			if !ok {
-				return fail("The h= tag must be a colon-separated list of hash algorithms such as sha256, not %s.", showValue(t.value))
+			if key.HashAlgs, reason = dkimColonList(t, false, "hash algorithms such as sha256"); reason != "" {
+				return fail("%s", reason)
 			}
-			key.HashAlgs = list
 		case "t":
-			list, ok := dkimColonList(t.value, false)
-			if !ok {
-				return fail("The t= tag must be a colon-separated list of flags such as y or s, not %s.", showValue(t.value))
+			list, reason := dkimColonList(t, false, "flags such as y or s")
+			if reason != "" {
+				return fail("%s", reason)
 			}
 			for _, f := range list {
 				switch f {
@@ -152,11 +150,9 @@ func ParseDKIMKey(txt string) (DKIMKey, error) {
 				}
 			}
 		case "s":
-			list, ok := dkimColonList(t.value, true)
-			if !ok {
-				return fail("The s= tag must be a colon-separated list of service types such as email or *, not %s.", showValue(t.value))
+			if key.Services, reason = dkimColonList(t, true, "service types such as email or *"); reason != "" {
+				return fail("%s", reason)
 			}
-			key.Services = list
 		case "n":
 			key.Notes = t.value
 		}
@@ -315,20 +311,21 @@ func dkimStripSpace(s string) string {
 // dkimTrimSpace removes leading and trailing whitespace from s.
 func dkimTrimSpace(s string) string { return strings.Trim(s, " \t\r\n") }
 
-// dkimColonList splits a colon-separated list of hyphenated-words (RFC 6376 section 2.10),
-// allowing whitespace around the colons; with star, "*" is also a valid element. It reports
-// false if any element is malformed.
-func dkimColonList(v string, star bool) ([]string, bool) {
-	parts := strings.Split(v, ":")
+// dkimColonList splits the value of tag t, a colon-separated list of hyphenated-words (RFC
+// 6376 section 2.10), allowing whitespace around the colons; with star, "*" is also a valid
+// element. If any element is malformed it returns a reason sentence instead, saying that the
+// list must hold what.
+func dkimColonList(t taggedValue, star bool, what string) ([]string, string) {
+	parts := strings.Split(t.value, ":")
 	out := make([]string, 0, len(parts))
 	for _, p := range parts {
 		p = dkimTrimSpace(p)
 		if !(star && p == "*") && !dkimIsHyphenatedWord(p) {
-			return nil, false
+			return nil, fmt.Sprintf("The %s= tag must be a colon-separated list of %s, not %s.", t.name, what, showValue(t.value))
 		}
 		out = append(out, p)
 	}
-	return out, true
+	return out, ""
 }
 
 // dkimIsHyphenatedWord matches ALPHA [ *(ALPHA / DIGIT / "-") (ALPHA / DIGIT) ].
