@@ -145,15 +145,11 @@ func ParseDMARC(txt string) (DMARCRecord, error) {
 func dmarcApplyTag(rec *DMARCRecord, name, v string) string {
 	switch name {
 	case "p", "sp":
-		p := strings.ToLower(v)
-		if p != "none" && p != "quarantine" && p != "reject" {
-			return fmt.Sprintf("The %s= tag must be none, quarantine or reject, not %s.", name, showValue(v))
+		field := &rec.Policy
+		if name == "sp" {
+			field = &rec.SubdomainPolicy
 		}
-		if name == "p" {
-			rec.Policy = p
-		} else {
-			rec.SubdomainPolicy = p
-		}
+		return dmarcSetKeyword(field, name, v, "none, quarantine or reject", "none", "quarantine", "reject")
 	case "pct":
 		n, err := strconv.Atoi(v)
 		if !allDigits(v) || len(v) > 3 || err != nil || n > 100 {
@@ -161,15 +157,11 @@ func dmarcApplyTag(rec *DMARCRecord, name, v string) string {
 		}
 		rec.Percent = n
 	case "adkim", "aspf":
-		m := strings.ToLower(v)
-		if m != "r" && m != "s" {
-			return fmt.Sprintf("The %s= tag must be r (relaxed) or s (strict), not %s.", name, showValue(v))
+		field := &rec.ADKIM
+		if name == "aspf" {
+			field = &rec.ASPF
 		}
-		if name == "adkim" {
-			rec.ADKIM = m
-		} else {
-			rec.ASPF = m
-		}
+		return dmarcSetKeyword(field, name, v, "r (relaxed) or s (strict)", "r", "s")
 	case "ri":
 		n, err := strconv.ParseUint(v, 10, 32)
 		if !allDigits(v) || err != nil {
@@ -199,6 +191,17 @@ func dmarcApplyTag(rec *DMARCRecord, name, v string) string {
 			rec.RUF = uris
 		}
 	}
+	return ""
+}
+
+// dmarcSetKeyword stores v, in lowercase, in *field if it is one of allowed; otherwise it
+// returns a reason sentence saying that tag name must be as said.
+func dmarcSetKeyword(field *string, name, v, said string, allowed ...string) string {
+	k := strings.ToLower(v)
+	if !slices.Contains(allowed, k) {
+		return fmt.Sprintf("The %s= tag must be %s, not %s.", name, said, showValue(v))
+	}
+	*field = k
 	return ""
 }
 
