@@ -328,24 +328,14 @@ func (ev *spfEval) mechanism(ctx context.Context, name string, t SPFTerm) (match
 	}
 	switch t.Name {
 	case "a":
-		qtype := dns.TypeA
-		if ev.ip.Is6() {
-			qtype = dns.TypeAAAA
-		}
-		a := ev.dns.query(ctx, target, qtype)
-		if a.err != nil {
-			return false, ev.dnsError(o, a.err), true
-		}
-		if o, ok := ev.countVoid(o, len(a.addrs)); !ok {
+		a, o, ok := ev.lookup(ctx, o, target, ev.addrType())
+		if !ok {
 			return false, o, true
 		}
 		return spfAnyInCIDR(ev.ip, a.addrs, t), o, false
 	case "mx":
-		a := ev.dns.query(ctx, target, dns.TypeMX)
-		if a.err != nil {
-			return false, ev.dnsError(o, a.err), true
-		}
-		if o, ok := ev.countVoid(o, len(a.mx)); !ok {
+		a, o, ok := ev.lookup(ctx, o, target, dns.TypeMX)
+		if !ok {
 			return false, o, true
 		}
 		if len(a.mx) > spfMaxMX {
@@ -354,15 +344,11 @@ func (ev *spfEval) mechanism(ctx context.Context, name string, t SPFTerm) (match
 			o.result, o.cause, o.detail = spfPermError, spfMXLimit, strconv.Itoa(len(a.mx))
 			return false, o, true
 		}
-		qtype := dns.TypeA
-		if ev.ip.Is6() {
-			qtype = dns.TypeAAAA
-		}
 		for _, host := range a.mx {
 			if host == "" || host == "." {
 				continue // RFC 7505's null MX names no host.
 			}
-			h := ev.dns.query(ctx, host, qtype)
+			h := ev.dns.query(ctx, host, ev.addrType())
 			if h.err != nil {
 				return false, ev.dnsError(o, h.err), true
 			}
@@ -379,11 +365,8 @@ func (ev *spfEval) mechanism(ctx context.Context, name string, t SPFTerm) (match
 	case "exists":
 		// RFC 7208 section 5.7: exists always asks for A records, whatever the client's
 		// address family.
-		a := ev.dns.query(ctx, target, dns.TypeA)
-		if a.err != nil {
-			return false, ev.dnsError(o, a.err), true
-		}
-		if o, ok := ev.countVoid(o, len(a.addrs)); !ok {
+		a, o, ok := ev.lookup(ctx, o, target, dns.TypeA)
+		if !ok {
 			return false, o, true
 		}
 		return len(a.addrs) > 0, o, false
@@ -433,6 +416,31 @@ func (ev *spfEval) countLookup(name string, t SPFTerm) (spfOutcome, bool) {
 }
 
 // countVoid counts a lookup that found n values; ok is false when it is the third void one.
+// lookup asks for target's records of qtype for a mechanism. A lookup that ends the
+// evaluation (a DNS error, or one void lookup too many) returns false, with the outcome
+// to end it with.
+func (ev *spfEval) lookup(ctx context.Context, o spfOutcome, target string, qtype uint16) (spfAnswer, spfOutcome, bool) {
+	a := ev.dns.query(ctx, target, qtype)
+	if a.err != nil {
+		return a, ev.dnsError(o, a.err), false
+	}
+	n := len(a.addrs)
+	if qtype == dns.TypeMX {
+		n = len(a.mx)
+	}
+	o, ok := ev.countVoid(o, n)
+	return a, o, ok
+}
+
+// addrType is the type of the address records that can match the client: AAAA for
+// an IPv6 client, A for IPv4 (RFC 7208 section 5.3).
+func (ev *spfEval) addrType() uint16 {
+	if ev.ip.Is6() {
+		return dns.TypeAAAA
+	}
+	return dns.TypeA
+}
+
 func (ev *spfEval) countVoid(o spfOutcome, n int) (spfOutcome, bool) {
 	if n > 0 {
 		return o, true
