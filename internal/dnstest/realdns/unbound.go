@@ -115,36 +115,43 @@ func checkStub(addr string) error {
 // unboundConfig returns unbound.conf for one test.
 func unboundConfig(dir, sock, ip string, port int, stubs map[string]string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Written by realdns.StartUnbound for one test.\n")
-	fmt.Fprintf(&b, "server:\n")
-	fmt.Fprintf(&b, "    interface: %s@%d\n", ip, port)
-	fmt.Fprintf(&b, "    port: %d\n", port)
-	fmt.Fprintf(&b, "    interface-automatic: no\n")
-	// Queries to the stubs leave from the same loopback address.
-	fmt.Fprintf(&b, "    outgoing-interface: %s\n", ip)
-	fmt.Fprintf(&b, "    do-ip4: yes\n    do-ip6: no\n    do-udp: yes\n    do-tcp: yes\n")
-	// Another unbound on the same address and port must be an error, not a
-	// silent share of the queries.
-	fmt.Fprintf(&b, "    so-reuseport: no\n")
-	fmt.Fprintf(&b, "    num-threads: 1\n")
-	fmt.Fprintf(&b, "    do-daemonize: no\n")
-	fmt.Fprintf(&b, "    username: \"\"\n    chroot: \"\"\n")
-	fmt.Fprintf(&b, "    directory: %q\n", dir)
-	fmt.Fprintf(&b, "    pidfile: %q\n", filepath.Join(dir, "unbound.pid"))
-	fmt.Fprintf(&b, "    use-syslog: no\n    logfile: \"\"\n    verbosity: 1\n")
-	// The stubs are on 127.0.0.0/8, which unbound refuses to ask by default.
-	fmt.Fprintf(&b, "    do-not-query-localhost: no\n")
-	// No validator module and no trust anchor: the test zones are unsigned.
-	fmt.Fprintf(&b, "    module-config: \"iterator\"\n")
-	fmt.Fprintf(&b, "    access-control: 0.0.0.0/0 refuse\n")
-	fmt.Fprintf(&b, "    access-control: 127.0.0.0/8 allow\n")
-	// Negative answers are cached for the SOA minimum, up to this bound;
-	// these are unbound's defaults, spelled out because tests rely on them.
-	fmt.Fprintf(&b, "    cache-max-negative-ttl: 3600\n")
-	fmt.Fprintf(&b, "    neg-cache-size: 1m\n")
-	fmt.Fprintf(&b, "remote-control:\n")
-	fmt.Fprintf(&b, "    control-enable: yes\n")
-	fmt.Fprintf(&b, "    control-interface: %q\n", sock)
+	fmt.Fprintf(&b, `# Written by realdns.StartUnbound for one test.
+server:
+    interface: %[1]s@%[2]d
+    port: %[2]d
+    interface-automatic: no
+    # Queries to the stubs leave from the same loopback address.
+    outgoing-interface: %[1]s
+    do-ip4: yes
+    do-ip6: no
+    do-udp: yes
+    do-tcp: yes
+    # Another unbound on the same address and port must be an error, not a
+    # silent share of the queries.
+    so-reuseport: no
+    num-threads: 1
+    do-daemonize: no
+    username: ""
+    chroot: ""
+    directory: %[3]q
+    pidfile: %[4]q
+    use-syslog: no
+    logfile: ""
+    verbosity: 1
+    # The stubs are on 127.0.0.0/8, which unbound refuses to ask by default.
+    do-not-query-localhost: no
+    # No validator module and no trust anchor: the test zones are unsigned.
+    module-config: "iterator"
+    access-control: 0.0.0.0/0 refuse
+    access-control: 127.0.0.0/8 allow
+    # Negative answers are cached for the SOA minimum, up to this bound;
+    # these are unbound's defaults, spelled out because tests rely on them.
+    cache-max-negative-ttl: 3600
+    neg-cache-size: 1m
+remote-control:
+    control-enable: yes
+    control-interface: %[5]q
+`, ip, port, dir, filepath.Join(dir, "unbound.pid"), sock)
 	zones := make([]string, 0, len(stubs))
 	for zone := range stubs {
 		zones = append(zones, zone)
