@@ -93,15 +93,7 @@ func (z *Zone) MustAdd(text string) {
 
 // AddRR adds records to the zone; see [Zone.Add].
 func (z *Zone) AddRR(rrs ...dns.RR) error {
-	if err := z.checkInZone(rrs); err != nil {
-		return err
-	}
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	for _, rr := range rrs {
-		z.addLocked(rr)
-	}
-	return nil
+	return z.put(rrs, false)
 }
 
 // AddTXT adds one TXT record at name whose value is split into
@@ -125,13 +117,21 @@ func (z *Zone) Replace(text string) error {
 // ReplaceRR replaces the RRsets that rrs belong to with rrs; see
 // [Zone.Replace].
 func (z *Zone) ReplaceRR(rrs ...dns.RR) error {
+	return z.put(rrs, true)
+}
+
+// put adds rrs to the zone in one step, first removing the RRsets they belong
+// to if replace is set.
+func (z *Zone) put(rrs []dns.RR, replace bool) error {
 	if err := z.checkInZone(rrs); err != nil {
 		return err
 	}
 	z.mu.Lock()
 	defer z.mu.Unlock()
-	for _, rr := range rrs {
-		z.removeLocked(dns.CanonicalName(rr.Header().Name), rr.Header().Rrtype)
+	if replace {
+		for _, rr := range rrs {
+			z.removeLocked(dns.CanonicalName(rr.Header().Name), rr.Header().Rrtype)
+		}
 	}
 	for _, rr := range rrs {
 		z.addLocked(rr)
