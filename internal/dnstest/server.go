@@ -90,9 +90,6 @@ func NewServer(ctx context.Context, ip string, port int) (*Server, error) {
 	if ip == "" {
 		ip = "127.0.0.1"
 	}
-	if addr, err := netip.ParseAddr(ip); err != nil || !addr.IsLoopback() {
-		return nil, fmt.Errorf("dnstest: %q is not a loopback address", ip)
-	}
 	pc, l, err := listen(ctx, ip, port)
 	if err != nil {
 		return nil, err
@@ -137,9 +134,13 @@ func serve(pc net.PacketConn, l net.Listener, h dns.Handler) (udp, tcp *dns.Serv
 	return udp, tcp, nil
 }
 
-// listen binds UDP and TCP on the same port. With port 0 the kernel picks a
-// UDP port, which may be taken for TCP; then it tries again.
+// listen binds UDP and TCP on the same port of ip, which must be a loopback
+// address so that tests never listen beyond the machine. With port 0 the
+// kernel picks a UDP port, which may be taken for TCP; then it tries again.
 func listen(ctx context.Context, ip string, port int) (net.PacketConn, net.Listener, error) {
+	if addr, err := netip.ParseAddr(ip); err != nil || !addr.IsLoopback() {
+		return nil, nil, fmt.Errorf("dnstest: %q is not a loopback address", ip)
+	}
 	var lc net.ListenConfig
 	var lastErr error
 	for range 10 {
