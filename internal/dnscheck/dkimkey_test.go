@@ -89,10 +89,7 @@ func TestParseDKIMKeyValid(t *testing.T) {
 
 func TestParseDKIMKeyInvalid(t *testing.T) {
 	rsa2048 := dkimFixture(t, "rsa2048.spki")
-	tests := []struct {
-		txt    string
-		reason string
-	}{
+	tests := []syntaxCase{
 		{"", "empty"},
 		{"v=DKIM2; p=" + rsa2048, `not "DKIM2"`},
 		{"v=dkim1; p=" + rsa2048, "capital letters"},
@@ -127,23 +124,7 @@ func TestParseDKIMKeyInvalid(t *testing.T) {
 		{"v=DKIM1; k=rsa; p=" + dkimFixture(t, "ed25519.raw"), "does not decode to an RSA public key"},
 		{rsa2048, "only a base64 key"},
 	}
-	for _, tt := range tests {
-		_, err := ParseDKIMKey(tt.txt)
-		var se *SyntaxError
-		if !errors.As(err, &se) {
-			t.Errorf("ParseDKIMKey(%.60q) = %v, want a *SyntaxError", tt.txt, err)
-			continue
-		}
-		if se.Kind != "DKIM" || se.Record != tt.txt {
-			t.Errorf("ParseDKIMKey(%.60q): Kind %q, Record %.60q", tt.txt, se.Kind, se.Record)
-		}
-		if !strings.Contains(se.Reason, tt.reason) {
-			t.Errorf("ParseDKIMKey(%.60q) reason %q, want it to mention %q", tt.txt, se.Reason, tt.reason)
-		}
-		if !strings.HasPrefix(se.Reason, "The ") && !strings.HasPrefix(se.Reason, "Tag ") || !strings.HasSuffix(se.Reason, ".") {
-			t.Errorf("ParseDKIMKey(%.60q) reason %q is not a sentence", tt.txt, se.Reason)
-		}
-	}
+	checkSyntaxErrors(t, "DKIM", ParseDKIMKey, tests, "The ", "Tag ")
 }
 
 func FuzzParseDKIMKey(f *testing.F) {

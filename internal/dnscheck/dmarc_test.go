@@ -88,10 +88,7 @@ func TestParseDMARCValid(t *testing.T) {
 }
 
 func TestParseDMARCInvalid(t *testing.T) {
-	tests := []struct {
-		txt    string
-		reason string
-	}{
+	tests := []syntaxCase{
 		{"", "empty"},
 		{" v=DMARC1; p=none", "starts with whitespace"},
 		{`"v=DMARC1; p=none;"`, "quotation mark"},
@@ -132,23 +129,7 @@ func TestParseDMARCInvalid(t *testing.T) {
 		{"v=DMARC1; p=none; rua=example.com/reports", "not a URI"},
 		{"v=DMARC1; p=none; rua=mailto:a@b.c; 1x=y", "tag name"},
 	}
-	for _, tt := range tests {
-		_, err := ParseDMARC(tt.txt)
-		var se *SyntaxError
-		if !errors.As(err, &se) {
-			t.Errorf("ParseDMARC(%q) = %v, want a *SyntaxError", tt.txt, err)
-			continue
-		}
-		if se.Kind != "DMARC" || se.Record != tt.txt {
-			t.Errorf("ParseDMARC(%q): Kind %q, Record %q", tt.txt, se.Kind, se.Record)
-		}
-		if !strings.Contains(se.Reason, tt.reason) {
-			t.Errorf("ParseDMARC(%q) reason %q, want it to mention %q", tt.txt, se.Reason, tt.reason)
-		}
-		if !strings.HasPrefix(se.Reason, "The ") || !strings.HasSuffix(se.Reason, ".") {
-			t.Errorf("ParseDMARC(%q) reason %q is not a sentence", tt.txt, se.Reason)
-		}
-	}
+	checkSyntaxErrors(t, "DMARC", ParseDMARC, tests)
 }
 
 func FuzzParseDMARC(f *testing.F) {

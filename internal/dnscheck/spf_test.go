@@ -113,11 +113,44 @@ func TestParseSPFValid(t *testing.T) {
 	}
 }
 
+// syntaxCase is a record a parser must refuse, and a part of the reason it must
+// give that names the actual problem.
+type syntaxCase struct {
+	txt    string
+	reason string
+}
+
+// checkSyntaxErrors checks that parse refuses every case's record with a
+// *SyntaxError of kind, holding the record and a reason that is a sentence
+// (starting with one of starts, "The " if none is given) and mentions the case's
+// reason.
+func checkSyntaxErrors[T any](t *testing.T, kind string, parse func(string) (T, error), cases []syntaxCase, starts ...string) {
+	t.Helper()
+	if len(starts) == 0 {
+		starts = []string{"The "}
+	}
+	for _, tt := range cases {
+		_, err := parse(tt.txt)
+		var se *SyntaxError
+		if !errors.As(err, &se) {
+			t.Errorf("parse %s %.60q = %v, want a *SyntaxError", kind, tt.txt, err)
+			continue
+		}
+		if se.Kind != kind || se.Record != tt.txt {
+			t.Errorf("parse %s %.60q: Kind %q, Record %.60q", kind, tt.txt, se.Kind, se.Record)
+		}
+		if !strings.Contains(se.Reason, tt.reason) {
+			t.Errorf("parse %s %.60q: reason %q, want it to mention %q", kind, tt.txt, se.Reason, tt.reason)
+		}
+		sentence := strings.HasSuffix(se.Reason, ".") && slices.ContainsFunc(starts, func(p string) bool { return strings.HasPrefix(se.Reason, p) })
+		if !sentence {
+			t.Errorf("parse %s %.60q: reason %q is not a sentence", kind, tt.txt, se.Reason)
+		}
+	}
+}
+
 func TestParseSPFInvalid(t *testing.T) {
-	tests := []struct {
-		txt    string
-		reason string // a part of the reason that names the actual problem
-	}{
+	tests := []syntaxCase{
 		{"v=spf10 -all", "followed by a space"},
 		{"v=spf1x", "followed by a space"},
 		{"spf1 -all", "must start with v=spf1"},
@@ -164,23 +197,7 @@ func TestParseSPFInvalid(t *testing.T) {
 		{"v=spf1 include:%{d}com -all", "not a full domain name"}, // no "." toplabel after the macro
 		{"v=spf1 foo=%x", "literal percent"},
 	}
-	for _, tt := range tests {
-		_, err := ParseSPF(tt.txt)
-		var se *SyntaxError
-		if !errors.As(err, &se) {
-			t.Errorf("ParseSPF(%q) = %v, want a *SyntaxError", tt.txt, err)
-			continue
-		}
-		if se.Kind != "SPF" || se.Record != tt.txt {
-			t.Errorf("ParseSPF(%q): Kind %q, Record %q", tt.txt, se.Kind, se.Record)
-		}
-		if !strings.Contains(se.Reason, tt.reason) {
-			t.Errorf("ParseSPF(%q) reason %q, want it to mention %q", tt.txt, se.Reason, tt.reason)
-		}
-		if !strings.HasPrefix(se.Reason, "The ") || !strings.HasSuffix(se.Reason, ".") {
-			t.Errorf("ParseSPF(%q) reason %q is not a sentence", tt.txt, se.Reason)
-		}
-	}
+	checkSyntaxErrors(t, "SPF", ParseSPF, tests)
 }
 
 func TestSPFTermStringRoundTrip(t *testing.T) {
