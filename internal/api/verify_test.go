@@ -193,29 +193,39 @@ func TestVerifyWrongValues(t *testing.T) {
 // DNS was asked once.
 func TestVerifySingleFlight(t *testing.T) {
 	e := newEnv(t, envOptions{dnsTimeout: 400 * time.Millisecond})
-	d := e.addDomain("example.com")
-	e.publish(d.DNSRecords.DMARC)
-	// A dropped query makes the check last at least two timeouts.
-	e.dns.SetFault(d.DNSRecords.Ownership.Name+".", dns.TypeTXT, dnstest.Drop)
-
-	var wg sync.WaitGroup
-	results := make([]verifyJSON, 2)
-	wg.Go(func() { results[0] = e.verify(d.ID) })
-	waitFor(t, 5*time.Second, "the first check to start", func() bool { return e.get(d.ID).VerificationInProgress })
-	wg.Go(func() { results[1] = e.verify(d.ID) })
-	wg.Wait()
-
-	if n := e.dns.Count(d.DNSRecords.DMARC.Name+".", dns.TypeTXT, ""); n != 1 {
-		t.Errorf("DMARC name asked %d times for two concurrent verifies, want 1", n)
-	}
+	id, results := verifyTwiceAtOnce(t, e, e)
 	for i, r := range results {
 		if !r.Data.DMARCEnabled {
 			t.Errorf("verify %d: dmarc not enabled: %+v", i, r.Data)
 		}
 	}
-	if e.get(d.ID).VerificationInProgress {
+	if e.get(id).VerificationInProgress {
 		t.Error("verificationInProgress still true after the check finished")
 	}
+}
+
+// verifyTwiceAtOnce adds example.com through first and verifies it through first
+// and, once that check has started, through second (the same server or another
+// replica), while a dropped query makes the check last at least two timeouts,
+// long enough for the two to overlap. It checks that DNS was asked once, and
+// returns the domain's id and both answers.
+func verifyTwiceAtOnce(t *testing.T, first, second *env) (string, [2]verifyJSON) {
+	t.Helper()
+	d := first.addDomain("example.com")
+	first.publish(d.DNSRecords.DMARC)
+	first.dns.SetFault(d.DNSRecords.Ownership.Name+".", dns.TypeTXT, dnstest.Drop)
+
+	var wg sync.WaitGroup
+	var results [2]verifyJSON
+	wg.Go(func() { results[0] = first.verify(d.ID) })
+	waitFor(t, 5*time.Second, "the first check to start", func() bool { return second.get(d.ID).VerificationInProgress })
+	wg.Go(func() { results[1] = second.verify(d.ID) })
+	wg.Wait()
+
+	if n := first.dns.Count(d.DNSRecords.DMARC.Name+".", dns.TypeTXT, ""); n != 1 {
+		t.Errorf("DMARC name asked %d times for two verifies at once, want 1", n)
+	}
+	return d.ID, results
 }
 
 // TestVerifyBudget checks that a verify whose check outlasts the budget answers
