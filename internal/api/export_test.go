@@ -230,18 +230,7 @@ func TestZoneFile(t *testing.T) {
 		t.Fatalf("setup: %d records, want 6 with the inbound MX: %v", len(want), want)
 	}
 
-	r := e.do("GET", "/api/v2/domains/"+d.ID+"/zone", "", e.key)
-	if r.status != http.StatusOK {
-		t.Fatalf("zone: %d %s", r.status, r.body)
-	}
-	if ct := r.header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
-		t.Errorf("Content-Type %q", ct)
-	}
-	disp, params, err := mime.ParseMediaType(r.header.Get("Content-Disposition"))
-	if err != nil || disp != "inline" || params["filename"] != "example.com.zone" {
-		t.Errorf("Content-Disposition %q, want inline with filename example.com.zone", r.header.Get("Content-Disposition"))
-	}
-	text := string(r.body)
+	text := e.download("/api/v2/domains/"+d.ID+"/zone", "text/plain; charset=utf-8", "inline", "example.com.zone")
 	if first, _, _ := strings.Cut(text, "\n"); first != "; domaind records for example.com" {
 		t.Errorf("first line %q", first)
 	}
@@ -347,23 +336,30 @@ func (d domainJSON) records() []recordJSON {
 	return append([]recordJSON{d.DNSRecords.Ownership, d.DNSRecords.DKIM}, append(d.DNSRecords.MailFrom, d.DNSRecords.DMARC)...)
 }
 
+// download GETs the file at path and checks that it comes as contentType, with
+// the disposition and file name given; it returns the file's text.
+func (e *env) download(path, contentType, disposition, filename string) string {
+	e.t.Helper()
+	r := e.do("GET", path, "", e.key)
+	if r.status != http.StatusOK {
+		e.t.Fatalf("GET %s: %d %s", path, r.status, r.body)
+	}
+	if ct := r.header.Get("Content-Type"); ct != contentType {
+		e.t.Errorf("GET %s: Content-Type %q, want %q", path, ct, contentType)
+	}
+	disp, params, err := mime.ParseMediaType(r.header.Get("Content-Disposition"))
+	if err != nil || disp != disposition || params["filename"] != filename {
+		e.t.Errorf("GET %s: Content-Disposition %q, want %s with filename %s", path, r.header.Get("Content-Disposition"), disposition, filename)
+	}
+	return string(r.body)
+}
+
 // TestRecordsCSV checks the CSV: a header row, one row per record whole and
 // as the JSON shows it, CRLF line ends, and the file name.
 func TestRecordsCSV(t *testing.T) {
 	e := newEnv(t, envOptions{dkimBits: 2048})
 	d := e.addDomain("example.com")
-	r := e.do("GET", "/api/v2/domains/"+d.ID+"/records.csv", "", e.key)
-	if r.status != http.StatusOK {
-		t.Fatalf("records.csv: %d %s", r.status, r.body)
-	}
-	if ct := r.header.Get("Content-Type"); ct != "text/csv; charset=utf-8" {
-		t.Errorf("Content-Type %q", ct)
-	}
-	disp, params, err := mime.ParseMediaType(r.header.Get("Content-Disposition"))
-	if err != nil || disp != "attachment" || params["filename"] != "example.com-records.csv" {
-		t.Errorf("Content-Disposition %q, want attachment with filename example.com-records.csv", r.header.Get("Content-Disposition"))
-	}
-	body := string(r.body)
+	body := e.download("/api/v2/domains/"+d.ID+"/records.csv", "text/csv; charset=utf-8", "attachment", "example.com-records.csv")
 	if !strings.HasSuffix(body, "\r\n") || strings.Count(body, "\n") != strings.Count(body, "\r\n") {
 		t.Errorf("lines must end in CRLF: %q", body)
 	}

@@ -270,6 +270,23 @@ func (e *env) call(method, path, body string, want int, out any) {
 	decodeStrict(e.t, r.body, out)
 }
 
+// getData GETs path with e.key, fails the test unless it answers 200, and
+// returns the answer's data; T may declare only the fields a test reads.
+func getData[T any](e *env, path string) T {
+	e.t.Helper()
+	r := e.do("GET", path, "", e.key)
+	if r.status != http.StatusOK {
+		e.t.Fatalf("GET %s: %d %s", path, r.status, r.body)
+	}
+	var env struct {
+		Data T `json:"data"`
+	}
+	if err := json.Unmarshal(r.body, &env); err != nil {
+		e.t.Fatalf("GET %s: %v", path, err)
+	}
+	return env.Data
+}
+
 // v1Domain is the v1 answer that carries one domain.
 type v1Domain struct {
 	Success bool       `json:"success"`

@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"slices"
 	"testing"
@@ -27,17 +26,7 @@ type v2Receive struct {
 // checkReceive runs GET /api/v2/domains/{id}?check=true and returns the view.
 func (e *env) checkReceive(id string) v2Receive {
 	e.t.Helper()
-	r := e.do("GET", "/api/v2/domains/"+id+"?check=true", "", e.key)
-	if r.status != http.StatusOK {
-		e.t.Fatalf("check: %d %s", r.status, r.body)
-	}
-	var env struct {
-		Data v2Receive `json:"data"`
-	}
-	if err := json.Unmarshal(r.body, &env); err != nil {
-		e.t.Fatal(err)
-	}
-	return env.Data
+	return getData[v2Receive](e, "/api/v2/domains/"+id+"?check=true")
 }
 
 func (v v2Receive) inbound(t *testing.T) (status string, codes []string, required bool) {

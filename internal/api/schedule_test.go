@@ -2,8 +2,6 @@ package api_test
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -34,17 +32,7 @@ type v2State struct {
 
 func (e *env) v2(id string) v2State {
 	e.t.Helper()
-	r := e.do("GET", "/api/v2/domains/"+id, "", e.key)
-	if r.status != http.StatusOK {
-		e.t.Fatalf("v2 get: %d %s", r.status, r.body)
-	}
-	var env struct {
-		Data v2State `json:"data"`
-	}
-	if err := json.Unmarshal(r.body, &env); err != nil {
-		e.t.Fatal(err)
-	}
-	return env.Data
+	return getData[v2State](e, "/api/v2/domains/"+id)
 }
 
 // TestVerifiedWithoutVerifyCall publishes the records after adding a domain and
