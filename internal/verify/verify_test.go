@@ -31,6 +31,18 @@ func (c *checker) Check(ctx context.Context, exps []dnscheck.Expectation) []doma
 	return c.fn(ctx, exps)
 }
 
+// waitCalled polls, for at most 10s, until the checker has been called: a check
+// is running from then on. It fails the test with the message if not.
+func (c *checker) waitCalled(t *testing.T, message string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); c.calls.Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal(message)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // blockUntilDone is a checker's answer when DNS never answers: nothing, once the
 // check's time is up.
 func blockUntilDone(ctx context.Context, _ []dnscheck.Expectation) []domain.Observation {
@@ -342,14 +354,7 @@ func TestSingleFlight(t *testing.T) {
 	}
 	dueErr := make(chan error, 1)
 	go func() { dueErr <- v.CheckDue(t.Context(), f.p.ID, d.ID) }()
-	// Bounded polling: the first caller's check is running once the checker has
-	// been called.
-	for deadline := time.Now().Add(10 * time.Second); c.calls.Load() == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("the checker was never called")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	c.waitCalled(t, "the checker was never called")
 	if !v.InProgress(d.ID) {
 		t.Error("InProgress is false while the check runs")
 	}
@@ -427,12 +432,7 @@ func TestLeaseAcrossReplicas(t *testing.T) {
 	t.Cleanup(b.Close)
 	aDone := make(chan error, 1)
 	go func() { aDone <- a.CheckDue(t.Context(), f.p.ID, d.ID) }()
-	for deadline := time.Now().Add(10 * time.Second); ca.calls.Load() == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("replica a never checked")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	ca.waitCalled(t, "replica a never checked")
 	if !b.Checking(f.get(t, d.ID)) {
 		t.Error("replica b does not see a's check")
 	}
@@ -494,12 +494,7 @@ func TestCloseSavesNothing(t *testing.T) {
 	f.clock.Set(d.NextCheckAt)
 	done := make(chan error, 1)
 	go func() { done <- v.CheckDue(t.Context(), f.p.ID, d.ID) }()
-	for deadline := time.Now().Add(10 * time.Second); c.calls.Load() == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("the checker was never called")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	c.waitCalled(t, "the checker was never called")
 	v.Close()
 	if err := <-done; err == nil {
 		t.Error("a check cut short by Close reported success")
