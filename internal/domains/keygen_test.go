@@ -123,12 +123,12 @@ func TestKeygenIsBounded(t *testing.T) {
 	}
 }
 
-func TestKeygenWaitIsCancellable(t *testing.T) {
-	p := newKeygenProbe()
-	gate := NewKeyGate(1, time.Hour)
-	s, st, project := newService(t, p, gate)
-
-	// One add holds the only slot.
+// holdSlot starts adding first.example.com and returns once its key is being
+// generated, holding a slot of the gate until the test calls finish, which lets
+// every generation end and checks that the add succeeded with the only key
+// generated.
+func holdSlot(t *testing.T, s *Service, p *keygenProbe, project int64) (finish func()) {
+	t.Helper()
 	first := make(chan error, 1)
 	go func() {
 		_, err := s.Add(context.Background(), project, "first.example.com", "")
@@ -137,6 +137,25 @@ func TestKeygenWaitIsCancellable(t *testing.T) {
 	if name := <-p.entered; name != "first.example.com" {
 		t.Fatalf("generating %s", name)
 	}
+	return func() {
+		t.Helper()
+		close(p.release)
+		if err := <-first; err != nil {
+			t.Fatal(err)
+		}
+		if n := p.calls.Load(); n != 1 {
+			t.Errorf("%d keys generated, want only the first add's", n)
+		}
+	}
+}
+
+func TestKeygenWaitIsCancellable(t *testing.T) {
+	p := newKeygenProbe()
+	gate := NewKeyGate(1, time.Hour)
+	s, st, project := newService(t, p, gate)
+
+	// One add holds the only slot.
+	finishFirst := holdSlot(t, s, p, project)
 
 	// A second add waits; its client goes away.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -159,13 +178,7 @@ func TestKeygenWaitIsCancellable(t *testing.T) {
 		t.Fatalf("add with a cancelled context: %v", err)
 	}
 
-	close(p.release)
-	if err := <-first; err != nil {
-		t.Fatal(err)
-	}
-	if n := p.calls.Load(); n != 1 {
-		t.Errorf("%d keys generated, want only the first add's", n)
-	}
+	finishFirst()
 	list, _, err := st.Domains(t.Context(), project, store.Page{Limit: 10})
 	if err != nil {
 		t.Fatal(err)
@@ -181,25 +194,14 @@ func TestKeygenWaitIsBounded(t *testing.T) {
 	// the test lets go, so no timing can make it pass or fail by luck.
 	gate := NewKeyGate(1, time.Millisecond)
 	s, st, project := newService(t, p, gate)
-	first := make(chan error, 1)
-	go func() {
-		_, err := s.Add(context.Background(), project, "first.example.com", "")
-		first <- err
-	}()
-	<-p.entered
+	finishFirst := holdSlot(t, s, p, project)
 
 	_, err := s.Add(context.Background(), project, "second.example.com", "")
 	var busy *BusyError
 	if !errors.As(err, &busy) || busy.RetryAfter <= 0 {
 		t.Fatalf("add with every slot taken: %v, want a *BusyError with RetryAfter", err)
 	}
-	close(p.release)
-	if err := <-first; err != nil {
-		t.Fatal(err)
-	}
-	if n := p.calls.Load(); n != 1 {
-		t.Errorf("%d keys generated, want 1", n)
-	}
+	finishFirst()
 	if _, total, _ := st.Domains(t.Context(), project, store.Page{Limit: 10}); total != 1 {
 		t.Errorf("%d domains stored, want 1", total)
 	}
