@@ -273,10 +273,7 @@ func TestClaimDueReplicas(t *testing.T) {
 	dsn := freshDatabase(t)
 	a, b := openStore(t, dsn), openStore(t, dsn)
 	ctx := t.Context()
-	p, err := a.EnsureProject(ctx, "acme", t0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := storetest.Project(t, a, "acme")
 	now := t0.Add(24 * time.Hour)
 	const due, lease = 500, time.Hour
 	var want []string
@@ -339,10 +336,7 @@ func TestCreateDomainReplicas(t *testing.T) {
 	dsn := freshDatabase(t)
 	stores := []*Store{openStore(t, dsn), openStore(t, dsn)}
 	ctx := t.Context()
-	p, err := stores[0].EnsureProject(ctx, "acme", t0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := storetest.Project(t, stores[0], "acme")
 	const rounds, racers = 10, 8
 	for round := range rounds {
 		name := fmt.Sprintf("race%d.example", round)
@@ -417,10 +411,7 @@ func TestRevokeAPIKeyReplicas(t *testing.T) {
 	dsn := freshDatabase(t)
 	stores := []*Store{openStore(t, dsn), openStore(t, dsn)}
 	ctx := t.Context()
-	p, err := stores[0].EnsureProject(ctx, "acme", t0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := storetest.Project(t, stores[0], "acme")
 	k, err := stores[0].CreateAPIKey(ctx, store.APIKey{ProjectID: p.ID, Prefix: "AS_revoke01",
 		Hash: sha256.Sum256([]byte("AS_revoke01-key")), CreatedAt: t0})
 	if err != nil {
@@ -465,10 +456,7 @@ func TestClaimSkipsLockedRows(t *testing.T) {
 	dsn := freshDatabase(t)
 	s := openStore(t, dsn)
 	ctx := t.Context()
-	p, err := s.EnsureProject(ctx, "acme", t0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := storetest.Project(t, s, "acme")
 	now := t0.Add(24 * time.Hour)
 	var domains []string
 	for i := range 4 {
@@ -683,10 +671,7 @@ func TestByteOrder(t *testing.T) {
 	if err := s.pool.QueryRow(ctx, `SELECT 'a' < 'B'`).Scan(&natural); err != nil || !natural {
 		t.Fatalf("the database's collation does not sort a before B (%v): the test proves nothing", err)
 	}
-	p, err := s.EnsureProject(ctx, "acme", t0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := storetest.Project(t, s, "acme")
 	want := []string{"B00000000000000000000000", "_00000000000000000000000", "a00000000000000000000000", "b00000000000000000000000"}
 	for _, id := range []string{want[3], want[2], want[1], want[0]} {
 		d := newDomain(t, p.ID, id+".example", time.Time{})

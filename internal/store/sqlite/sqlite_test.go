@@ -55,10 +55,7 @@ func TestReopen(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "domaind.db")
 	s := open(t, path)
-	p, err := s.EnsureProject(ctx, "acme", t0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := storetest.Project(t, s, "acme")
 	d := testDomain(t, p.ID)
 	if err := s.CreateDomain(ctx, d, []byte("sealed")); err != nil {
 		t.Fatal(err)
@@ -116,10 +113,7 @@ func TestDKIMKeyColumn(t *testing.T) {
 	ctx := t.Context()
 	s := open(t, filepath.Join(t.TempDir(), "domaind.db"))
 	defer s.Close()
-	p, err := s.EnsureProject(ctx, "acme", t0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := storetest.Project(t, s, "acme")
 	d := testDomain(t, p.ID)
 	sealed := []byte{1, 0, 0xff, 0xfe, 0x80, 0, 'k', 0xc3}
 	if err := s.CreateDomain(ctx, d, sealed); err != nil {
@@ -175,10 +169,7 @@ func TestMigrateBareDKIMValue(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "old.db")
 	s := open(t, path)
-	p, err := s.EnsureProject(ctx, "acme", t0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := storetest.Project(t, s, "acme")
 	bare, tagged := testDomain(t, p.ID), testDomain(t, p.ID)
 	tagged.Name = "tagged.example"
 	for _, d := range []*domain.Domain{bare, tagged} {

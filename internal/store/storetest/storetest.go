@@ -83,6 +83,14 @@ func msUTC(t time.Time) time.Time {
 	return t.Truncate(time.Millisecond).UTC()
 }
 
+// Project returns the project of s with that name, made if need be, failing the
+// test on an error: the setup of a store's own tests, as of the ones here.
+func Project(t *testing.T, s store.Store, name string) store.Project {
+	t.Helper()
+	return project(t, s, name)
+}
+
+// project is [Project], under the name the tests of this package call it by.
 func project(t *testing.T, s store.Store, name string) store.Project {
 	t.Helper()
 	p, err := s.EnsureProject(t.Context(), name, t0)
