@@ -149,6 +149,25 @@ func checkSyntaxErrors[T any](t *testing.T, kind string, parse func(string) (T, 
 	}
 }
 
+// fuzzAccepted checks what a parser of kind made of the fuzzed txt, err being
+// its error, and reports whether it accepted txt. A refusal must be a complete
+// *SyntaxError; an acceptance must be of a record that recognize, if not nil,
+// takes for one of kind.
+func fuzzAccepted(t *testing.T, kind, txt string, err error, recognize func(string) bool) bool {
+	t.Helper()
+	if err != nil {
+		var se *SyntaxError
+		if !errors.As(err, &se) || se.Kind != kind || se.Record != txt || se.Reason == "" {
+			t.Fatalf("parse %s %q: error %#v is not a complete *SyntaxError", kind, txt, err)
+		}
+		return false
+	}
+	if recognize != nil && !recognize(txt) {
+		t.Fatalf("parse %s %q succeeded, but the record is not recognized as %s", kind, txt, kind)
+	}
+	return true
+}
+
 func TestParseSPFInvalid(t *testing.T) {
 	tests := []syntaxCase{
 		{"v=spf10 -all", "followed by a space"},
@@ -238,15 +257,8 @@ func FuzzParseSPF(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, txt string) {
 		rec, err := ParseSPF(txt)
-		if err != nil {
-			var se *SyntaxError
-			if !errors.As(err, &se) || se.Kind != "SPF" || se.Record != txt || se.Reason == "" {
-				t.Fatalf("ParseSPF(%q) error %#v is not a complete *SyntaxError", txt, err)
-			}
+		if !fuzzAccepted(t, "SPF", txt, err, IsSPF) {
 			return
-		}
-		if !IsSPF(txt) {
-			t.Fatalf("ParseSPF(%q) succeeded but IsSPF is false", txt)
 		}
 		redirects, exps := 0, 0
 		for _, term := range rec.Terms {
