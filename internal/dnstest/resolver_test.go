@@ -30,16 +30,6 @@ func resolverSetup(t *testing.T, soa string) (*Server, *Zone, *CachingResolver, 
 // longSOA makes negative answers live for an hour, longer than any test.
 const longSOA = "@ 3600 SOA ns1 hostmaster 1 3600 600 86400 3600"
 
-func txtValues(m *dns.Msg) []string {
-	var vs []string
-	for _, rr := range m.Answer {
-		if txt, ok := rr.(*dns.TXT); ok {
-			vs = append(vs, strings.Join(txt.Txt, ""))
-		}
-	}
-	return vs
-}
-
 // TestCachingResolverNegativeTrap reproduces the reason the checker avoids
 // resolvers: a name asked before it was published stays NXDOMAIN.
 func TestCachingResolverNegativeTrap(t *testing.T) {
@@ -60,7 +50,7 @@ func TestCachingResolverNegativeTrap(t *testing.T) {
 		t.Fatal(err)
 	}
 	direct := ask(t, up.Addr(), "udp", name, dns.TypeTXT, 0)
-	if got := txtValues(direct); !slices.Equal(got, []string{"token-1"}) {
+	if got := TXTValues(direct); !slices.Equal(got, []string{"token-1"}) {
 		t.Fatalf("upstream answers %q, want the new record", got)
 	}
 
@@ -81,7 +71,7 @@ func TestCachingResolverNegativeTrap(t *testing.T) {
 		t.Errorf("Len after Flush = %d, want 0", r.Len())
 	}
 	resp := ask(t, r.Addr(), "udp", name, dns.TypeTXT, 0)
-	if got := txtValues(resp); resp.Rcode != dns.RcodeSuccess || !slices.Equal(got, []string{"token-1"}) {
+	if got := TXTValues(resp); resp.Rcode != dns.RcodeSuccess || !slices.Equal(got, []string{"token-1"}) {
 		t.Errorf("after Flush: rcode %s, TXT %q, want the new record", dns.RcodeToString[resp.Rcode], got)
 	}
 }
@@ -130,7 +120,7 @@ func TestCachingResolverChangedRecordStays(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp := ask(t, r.Addr(), "udp", "_dmarc.example.com.", dns.TypeTXT, 0)
-	if got := txtValues(resp); !slices.Equal(got, []string{"v=DMARC1; p=none"}) {
+	if got := TXTValues(resp); !slices.Equal(got, []string{"v=DMARC1; p=none"}) {
 		t.Errorf("TXT = %q, want the old value from the cache", got)
 	}
 }
@@ -284,7 +274,7 @@ func TestCachingResolverForwarding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := txtValues(resp); !slices.Equal(got, []string{"over tcp"}) {
+	if got := TXTValues(resp); !slices.Equal(got, []string{"over tcp"}) {
 		t.Errorf("TXT = %q, want the answer fetched over TCP", got)
 	}
 	reqs := up.requests()
@@ -314,11 +304,11 @@ func TestCachingResolverTruncatesForClient(t *testing.T) {
 		t.Errorf("UDP without EDNS0: TC clear for a %d-byte answer", len(key))
 	}
 	tcp := ask(t, r.Addr(), "tcp", "sel._domainkey.example.com.", dns.TypeTXT, 0)
-	if got := txtValues(tcp); tcp.Truncated || !slices.Equal(got, []string{key}) {
+	if got := TXTValues(tcp); tcp.Truncated || !slices.Equal(got, []string{key}) {
 		t.Errorf("TCP: TC=%v, TXT %d values, want the whole key", tcp.Truncated, len(got))
 	}
 	edns := ask(t, r.Addr(), "udp", "sel._domainkey.example.com.", dns.TypeTXT, 1232)
-	if got := txtValues(edns); edns.Truncated || !slices.Equal(got, []string{key}) {
+	if got := TXTValues(edns); edns.Truncated || !slices.Equal(got, []string{key}) {
 		t.Errorf("UDP with EDNS0 1232: TC=%v, want the whole key", edns.Truncated)
 	}
 }

@@ -187,6 +187,18 @@ func NewTXT(name string, ttl uint32, s string) *dns.TXT {
 	}
 }
 
+// TXTValues returns the values of the TXT records in m's answer, each one's
+// character-strings joined, for a test to compare with what it published.
+func TXTValues(m *dns.Msg) []string {
+	var vs []string
+	for _, rr := range m.Answer {
+		if txt, ok := rr.(*dns.TXT); ok {
+			vs = append(vs, strings.Join(txt.Txt, ""))
+		}
+	}
+	return vs
+}
+
 // parse reads zone-file text relative to the zone's origin.
 func (z *Zone) parse(text string) ([]dns.RR, error) {
 	lines := strings.Split(text, "\n")

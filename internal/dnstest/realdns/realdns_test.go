@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/domaind/domaind/internal/dnstest"
 	"github.com/domaind/domaind/internal/testenv"
 	"github.com/miekg/dns"
 )
@@ -101,7 +102,7 @@ func TestKnotSetZone(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp := ask(t, k.Addr(), "udp", name, dns.TypeTXT, 0)
-	if got := txtValues(resp); resp.Rcode != dns.RcodeSuccess || !slices.Equal(got, []string{"token-2"}) {
+	if got := dnstest.TXTValues(resp); resp.Rcode != dns.RcodeSuccess || !slices.Equal(got, []string{"token-2"}) {
 		t.Errorf("after SetZone: rcode %s, TXT %q, want token-2", dns.RcodeToString[resp.Rcode], got)
 	}
 
@@ -118,7 +119,7 @@ www 300 IN A 192.0.2.7
 		t.Errorf("new zone: AA %v, answer %v, want 192.0.2.7", resp.Authoritative, resp.Answer)
 	}
 	// The first zone is still served.
-	if got := txtValues(ask(t, k.Addr(), "udp", name, dns.TypeTXT, 0)); !slices.Equal(got, []string{"token-2"}) {
+	if got := dnstest.TXTValues(ask(t, k.Addr(), "udp", name, dns.TypeTXT, 0)); !slices.Equal(got, []string{"token-2"}) {
 		t.Errorf("example.com after adding a zone: TXT %q", got)
 	}
 
@@ -189,7 +190,7 @@ func TestUnboundCachesNXDOMAIN(t *testing.T) {
 		t.Fatal(err)
 	}
 	direct := ask(t, child.Addr(), "udp", name, dns.TypeTXT, 0)
-	if got := txtValues(direct); !direct.Authoritative || !slices.Equal(got, []string{"token-3"}) {
+	if got := dnstest.TXTValues(direct); !direct.Authoritative || !slices.Equal(got, []string{"token-3"}) {
 		t.Fatalf("knotd answers AA %v, TXT %q, want the new record", direct.Authoritative, got)
 	}
 	if resp := recursive(); resp.Rcode != dns.RcodeNameError || len(resp.Answer) != 0 {
@@ -200,7 +201,7 @@ func TestUnboundCachesNXDOMAIN(t *testing.T) {
 	if err := u.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if got := txtValues(recursive()); !slices.Equal(got, []string{"token-3"}) {
+	if got := dnstest.TXTValues(recursive()); !slices.Equal(got, []string{"token-3"}) {
 		t.Errorf("after Flush: unbound answers TXT %q, want token-3", got)
 	}
 }
@@ -231,15 +232,4 @@ func ask(t *testing.T, addr, proto, name string, qtype uint16, ednsSize uint16) 
 		t.Fatalf("%s %s %s over %s: %v", addr, name, dns.TypeToString[qtype], proto, err)
 	}
 	return resp
-}
-
-// txtValues returns the TXT records of m's answer, each one's strings joined.
-func txtValues(m *dns.Msg) []string {
-	var vs []string
-	for _, rr := range m.Answer {
-		if txt, ok := rr.(*dns.TXT); ok {
-			vs = append(vs, strings.Join(txt.Txt, ""))
-		}
-	}
-	return vs
 }
