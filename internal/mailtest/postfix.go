@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,7 +34,7 @@ type PostfixOptions struct {
 type Postfix struct {
 	dir  string // config in dir/etc, queue in dir/spool
 	addr string
-	log  *syncBuffer
+	log  *testenv.Buffer
 	done chan error
 }
 
@@ -72,7 +71,7 @@ func StartPostfix(t testing.TB, o PostfixOptions) *Postfix {
 		}
 	}
 	port := testenv.FreePort(t, "127.0.0.1")
-	p := &Postfix{dir: dir, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), log: &syncBuffer{}, done: make(chan error, 1)}
+	p := &Postfix{dir: dir, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), log: &testenv.Buffer{}, done: make(chan error, 1)}
 
 	master, err := os.ReadFile("/etc/postfix/master.cf")
 	if err != nil {
@@ -217,23 +216,4 @@ func checkLoopbackAddr(hostport string) error {
 		return fmt.Errorf("%q is not a loopback address", hostport)
 	}
 	return nil
-}
-
-// syncBuffer is a bytes.Buffer safe for the writers of a process's output and
-// a test that reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

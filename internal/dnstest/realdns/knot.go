@@ -425,7 +425,7 @@ func query(addr, name string, qtype uint16, timeout time.Duration) (*dns.Msg, er
 // its output kept for failure messages.
 type daemon struct {
 	cmd     *exec.Cmd
-	out     *lockedBuffer
+	out     *testenv.Buffer
 	done    chan struct{} // closed when the process has exited
 	waitErr error         // what Wait returned; set before done is closed
 
@@ -435,7 +435,7 @@ type daemon struct {
 
 // startDaemon starts path with args, its stdout and stderr captured.
 func startDaemon(path string, args ...string) (*daemon, error) {
-	d := &daemon{out: new(lockedBuffer), done: make(chan struct{})}
+	d := &daemon{out: new(testenv.Buffer), done: make(chan struct{})}
 	d.cmd = exec.Command(path, args...)
 	d.cmd.Stdout = d.out
 	d.cmd.Stderr = d.out
@@ -474,22 +474,3 @@ func (d *daemon) stop() error {
 }
 
 func (d *daemon) log() string { return d.out.String() }
-
-// lockedBuffer is a bytes.Buffer that a child process and a test may use at
-// once.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
