@@ -10,7 +10,6 @@ import (
 	"net/textproto"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,30 +23,17 @@ import (
 	"github.com/domaind/domaind/internal/records"
 	"github.com/domaind/domaind/internal/signing"
 	"github.com/domaind/domaind/internal/store/sqlite"
+	"github.com/domaind/domaind/internal/testenv"
 )
 
 // counter is an Observer that counts results, as /metrics does.
-type counter struct {
-	mu sync.Mutex
-	n  map[string]int
-}
+type counter struct{ testenv.Counter }
 
-func (c *counter) MilterMessage(r string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n == nil {
-		c.n = make(map[string]int)
-	}
-	c.n[r]++
-}
+func (c *counter) MilterMessage(r string) { c.Add(r) }
 
 func (c *counter) MilterSessions(int) {}
 
-func (c *counter) get(r milter.Result) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n[string(r)]
-}
+func (c *counter) get(r milter.Result) int { return c.Get(string(r)) }
 
 // TestPostfix runs the platform's path end to end with real parts: a customer adds
 // example.com through domaind's service, publishes exactly the zone-file lines
@@ -195,7 +181,7 @@ func TestPostfix(t *testing.T) {
 		})
 	}
 	if obs.get(milter.ResultSigned) != 5 || obs.get(milter.ResultNoKey) != 1 {
-		t.Errorf("counted %v, want 5 signed and 1 unsigned_no_key", obs.n)
+		t.Errorf("counted %v, want 5 signed and 1 unsigned_no_key", obs.Counts())
 	}
 
 	t.Run("DKIM record removed, one check", func(t *testing.T) {

@@ -262,7 +262,7 @@ func TestEndpointParking(t *testing.T) {
 	if n := len(r.requests()); n != 6 {
 		t.Errorf("endpoint got %d requests, want 6: none once parked past the window", n)
 	}
-	if c := obs.counts(); c[OutcomeFailed] != 2 {
+	if c := obs.Counts(); c[OutcomeFailed] != 2 {
 		t.Errorf("observed %v, want 2 failed", c)
 	}
 }

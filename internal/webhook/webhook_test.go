@@ -400,29 +400,9 @@ func (r *receiver) requests() []received {
 }
 
 // counter is an Observer that counts outcomes.
-type counter struct {
-	mu sync.Mutex
-	n  map[string]int
-}
+type counter struct{ testenv.Counter }
 
-func (c *counter) Delivery(outcome string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n == nil {
-		c.n = map[string]int{}
-	}
-	c.n[outcome]++
-}
-
-func (c *counter) counts() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := map[string]int{}
-	for k, v := range c.n {
-		out[k] = v
-	}
-	return out
-}
+func (c *counter) Delivery(outcome string) { c.Add(outcome) }
 
 var masterKey = bytes.Repeat([]byte{7}, 32)
 
@@ -639,7 +619,7 @@ func TestDeliverOnce(t *testing.T) {
 	if n := len(r.requests()); n != 3 {
 		t.Errorf("after more rounds the endpoint got %d requests, want still 3", n)
 	}
-	if c := obs.counts(); c[OutcomeDelivered] != 3 || len(c) != 1 {
+	if c := obs.Counts(); c[OutcomeDelivered] != 3 || len(c) != 1 {
 		t.Errorf("observed %v, want 3 delivered", c)
 	}
 }
@@ -696,7 +676,7 @@ func TestRetryThenDelivered(t *testing.T) {
 			t.Errorf("signature: %v", err)
 		}
 	}
-	if c := obs.counts(); c[OutcomeRetry] != 2 || c[OutcomeDelivered] != 1 || len(c) != 2 {
+	if c := obs.Counts(); c[OutcomeRetry] != 2 || c[OutcomeDelivered] != 1 || len(c) != 2 {
 		t.Errorf("observed %v, want 2 retry and 1 delivered", c)
 	}
 }
@@ -725,7 +705,7 @@ func TestGiveUp(t *testing.T) {
 	if n := len(r.requests()); n != 4 {
 		t.Errorf("endpoint got %d requests, want 4 and none after failing", n)
 	}
-	if c := obs.counts(); c[OutcomeRetry] != 3 || c[OutcomeFailed] != 1 || len(c) != 2 {
+	if c := obs.Counts(); c[OutcomeRetry] != 3 || c[OutcomeFailed] != 1 || len(c) != 2 {
 		t.Errorf("observed %v, want 3 retry and 1 failed", c)
 	}
 
@@ -800,7 +780,7 @@ func TestDeliveryRefusesPrivate(t *testing.T) {
 	if n := len(r.requests()); n != 0 {
 		t.Errorf("the refused delivery reached the endpoint (%d requests)", n)
 	}
-	if c := obs.counts(); c[OutcomeRetry] != 1 {
+	if c := obs.Counts(); c[OutcomeRetry] != 1 {
 		t.Errorf("observed %v, want 1 retry", c)
 	}
 }
