@@ -65,6 +65,15 @@ func answer(status domain.CheckStatus) func(context.Context, []dnscheck.Expectat
 	}
 }
 
+// answerOnRelease is answer(status) given once release is closed: a check that
+// runs until the test lets it end.
+func answerOnRelease(release <-chan struct{}, status domain.CheckStatus) func(context.Context, []dnscheck.Expectation) []domain.Observation {
+	return func(ctx context.Context, exps []dnscheck.Expectation) []domain.Observation {
+		<-release
+		return answer(status)(ctx, exps)
+	}
+}
+
 // observer collects the outcomes of finished checks.
 type observer struct {
 	done chan string
@@ -336,10 +345,7 @@ func TestSingleFlight(t *testing.T) {
 	f := newFixture(t)
 	d := f.addDomain(t, "busy.example")
 	release := make(chan struct{})
-	c := &checker{fn: func(ctx context.Context, exps []dnscheck.Expectation) []domain.Observation {
-		<-release
-		return answer(domain.CheckVerified)(ctx, exps)
-	}}
+	c := &checker{fn: answerOnRelease(release, domain.CheckVerified)}
 	v := f.verifier(t, c, 10*time.Second, 10*time.Second)
 	type result struct {
 		out verify.Outcome
@@ -418,10 +424,7 @@ func TestLeaseAcrossReplicas(t *testing.T) {
 	f := newFixture(t)
 	d := f.addDomain(t, "shared.example")
 	release := make(chan struct{})
-	ca := &checker{fn: func(ctx context.Context, exps []dnscheck.Expectation) []domain.Observation {
-		<-release
-		return answer(domain.CheckVerified)(ctx, exps)
-	}}
+	ca := &checker{fn: answerOnRelease(release, domain.CheckVerified)}
 	cb := &checker{fn: answer(domain.CheckMissing)}
 	a := f.verifier(t, ca, 10*time.Second, 10*time.Second)
 	// b's store tells the test when b has asked for the lease, so that a's check
