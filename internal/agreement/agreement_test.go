@@ -403,23 +403,22 @@ func TestAgreement(t *testing.T) {
 	port := 0
 	fmt.Sscan(resPort, &port)
 	setup := map[string]any{"op": "setup", "resolver": resHost, "port": port, "key": key, "workdir": work, "unbound": unbound, "opendkim": opendkim}
-	var py, js *oracle
-	if why := prerequisite("spf"); why == "" {
-		py = startOracle(t, "python oracle", filepath.Join("testdata", "oracle"), python, "oracle.py")
-		v, err := py.ask(setup)
+	// setUp starts an oracle and sends it the setup, if what it needs is here
+	// (nil if not), logging the verifiers it reports as verifies.
+	setUp := func(needs, name, dir, bin, script, verifies string) *oracle {
+		if prerequisite(needs) != "" {
+			return nil
+		}
+		o := startOracle(t, name, filepath.Join("testdata", dir), bin, script)
+		v, err := o.ask(setup)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("DKIM and SPF verifiers: %s", v.Detail)
+		t.Logf("%s: %s", verifies, v.Detail)
+		return o
 	}
-	if why := prerequisite("dmarc"); why == "" {
-		js = startOracle(t, "mailauth oracle", filepath.Join("testdata", "mailauth"), node, "oracle.js")
-		v, err := js.ask(setup)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("DMARC verifier: %s", v.Detail)
-	}
+	py := setUp("spf", "python oracle", "oracle", python, "oracle.py", "DKIM and SPF verifiers")
+	js := setUp("dmarc", "mailauth oracle", "mailauth", node, "oracle.js", "DMARC verifier")
 
 	counts := map[string]int{}
 	for i, c := range cases {
