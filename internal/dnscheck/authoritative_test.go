@@ -35,20 +35,23 @@ func newTree(t *testing.T) *tree {
 	n := dnstest.StartNet(t, 3)
 	s := n.Servers()
 	tr := &tree{net: n, tld: s[0], main: s[1], spare: s[2]}
-	for _, z := range []string{"com.", "net."} {
-		if _, err := n.AddZone(z, tr.tld); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ses, err := n.AddZone("amazonses.com.", tr.tld)
+	tr.addZone(t, "com.", tr.tld)
+	tr.addZone(t, "net.", tr.tld)
+	ses := tr.addZone(t, "amazonses.com.", tr.tld)
+	ses.MustAdd(`amazonses.com. 300 IN TXT "v=spf1 ip4:199.255.192.0/22 ip4:199.127.232.0/22 -all"`)
+	tr.example = tr.addZone(t, "example.com.", tr.main)
+	return tr
+}
+
+// addZone adds a zone of origin, served by server and delegated from the closest
+// enclosing zone.
+func (tr *tree) addZone(t *testing.T, origin string, server *dnstest.Server) *dnstest.Zone {
+	t.Helper()
+	z, err := tr.net.AddZone(origin, server)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ses.MustAdd(`amazonses.com. 300 IN TXT "v=spf1 ip4:199.255.192.0/22 ip4:199.127.232.0/22 -all"`)
-	if tr.example, err = n.AddZone("example.com.", tr.main); err != nil {
-		t.Fatal(err)
-	}
-	return tr
+	return z
 }
 
 func (tr *tree) checker(t *testing.T, mode dnscheck.Mode, resolvers ...string) *dnscheck.Checker {
@@ -249,10 +252,7 @@ func TestTemporaryFailureCodes(t *testing.T) {
 // domain's own servers would call the record missing.
 func TestDKIMInDelegatedSubzone(t *testing.T) {
 	tr := newTree(t)
-	sub, err := tr.net.AddZone("_domainkey.example.com.", tr.spare)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub := tr.addZone(t, "_domainkey.example.com.", tr.spare)
 	sub.MustAdd(`autosend._domainkey.example.com. 300 IN TXT "v=DKIM1; k=rsa; p=` + testKey + `"`)
 	o := tr.checker(t, dnscheck.ModeAuthoritative).Check(context.Background(), []dnscheck.Expectation{exp(domain.KeyDKIM, "example.com")})[0]
 	if o.Status != domain.CheckVerified {
@@ -270,10 +270,7 @@ func TestDKIMInDelegatedSubzone(t *testing.T) {
 // many providers publish DKIM keys: verified, and no CNAME_CONFLICT.
 func TestDKIMThroughCNAME(t *testing.T) {
 	tr := newTree(t)
-	prov, err := tr.net.AddZone("provider.net.", tr.spare)
-	if err != nil {
-		t.Fatal(err)
-	}
+	prov := tr.addZone(t, "provider.net.", tr.spare)
 	prov.MustAdd(`key1.dkim.provider.net. 300 IN TXT "v=DKIM1; k=rsa; p=` + testKey + `"`)
 	tr.example.MustAdd(`autosend._domainkey 300 IN CNAME key1.dkim.provider.net.`)
 	o := tr.checker(t, dnscheck.ModeAuthoritative).Check(context.Background(), []dnscheck.Expectation{exp(domain.KeyDKIM, "example.com")})[0]
@@ -312,10 +309,7 @@ func TestLameAndUnreachableServers(t *testing.T) {
 func TestNameServersWithoutGlue(t *testing.T) {
 	tr := newTree(t)
 	tr.example.MustAdd(`_dmarc 300 IN TXT "v=DMARC1; p=none"`)
-	hosting, err := tr.net.AddZone("hosting.net.", tr.tld)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hosting := tr.addZone(t, "hosting.net.", tr.tld)
 	hosting.MustAdd("ns.hosting.net. 300 IN A " + tr.main.IP())
 	com := tr.net.Zone("com.")
 	com.RemoveName("ns1.example.com.")

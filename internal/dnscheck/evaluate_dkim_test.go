@@ -111,10 +111,7 @@ func dkimCases(k dkimKeys) []dkimCase {
 func publishDKIMCase(t *testing.T, k dkimKeys, tc dkimCase) (*tree, *dnstest.Zone, dnscheck.Expectation) {
 	t.Helper()
 	tr := newTree(t)
-	prov, err := tr.net.AddZone("provider.net.", tr.spare)
-	if err != nil {
-		t.Fatal(err)
-	}
+	prov := tr.addZone(t, "provider.net.", tr.spare)
 	for _, l := range tc.zone {
 		if strings.HasPrefix(l, "key1.dkim.provider.net.") {
 			prov.MustAdd(l)
