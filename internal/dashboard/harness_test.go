@@ -159,6 +159,14 @@ type client struct {
 
 func (e *env) client() *client { return e.clientFrom(nil) }
 
+// signedIn is a new client signed in with the project's key.
+func (e *env) signedIn() *client {
+	e.t.Helper()
+	c := e.client()
+	c.signIn(e.key)
+	return c
+}
+
 // clientFrom is a client whose connections come from the local address ip (any
 // of 127.0.0.0/8), so that the server sees a browser of that address; nil means
 // the system's choice.

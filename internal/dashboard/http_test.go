@@ -27,8 +27,7 @@ func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	d := e.addDomain(e.projectID, "example.com")
 	anon := e.client()
-	c := e.client()
-	c.signIn(e.key)
+	c := e.signedIn()
 	token := c.csrf()
 	fetch := map[string]string{dashboard.CSRFHeader: token, "X-Requested-With": "fetch"}
 
@@ -252,8 +251,7 @@ func TestSessionCookie(t *testing.T) {
 // in the database files.
 func TestSessionStoredHashed(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	c := e.client()
-	c.signIn(e.key)
+	c := e.signedIn()
 	token := c.sessionCookie()
 	if token == "" {
 		t.Fatal("no session cookie")
@@ -283,10 +281,8 @@ func TestSessionStoredHashed(t *testing.T) {
 func TestCSRF(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	d := e.addDomain(e.projectID, "example.com")
-	c := e.client()
-	c.signIn(e.key)
-	other := e.client()
-	other.signIn(e.key)
+	c := e.signedIn()
+	other := e.signedIn()
 	otherToken := other.csrf()
 	if otherToken == c.csrf() {
 		t.Fatal("two sessions share a CSRF token")
@@ -342,8 +338,7 @@ func TestCSRF(t *testing.T) {
 
 func TestSessionExpiry(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	c := e.client()
-	c.signIn(e.key)
+	c := e.signedIn()
 	e.clock.Advance(e.ttl - time.Minute)
 	if r := c.get("/"); r.status != http.StatusOK {
 		t.Fatalf("a minute before expiry: status %d", r.status)
@@ -357,8 +352,7 @@ func TestSessionExpiry(t *testing.T) {
 		t.Error("the expired cookie was not cleared")
 	}
 	// The script is told in a way it understands.
-	c2 := e.client()
-	c2.signIn(e.key)
+	c2 := e.signedIn()
 	e.clock.Advance(e.ttl + time.Minute)
 	d := e.addDomain(e.projectID, "example.com")
 	r = c2.post("/domains/"+d.ID+"/verify", nil, map[string]string{"X-Requested-With": "fetch", dashboard.CSRFHeader: "x"})
@@ -369,8 +363,7 @@ func TestSessionExpiry(t *testing.T) {
 
 func TestSignOut(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	c := e.client()
-	c.signIn(e.key)
+	c := e.signedIn()
 	token := c.sessionCookie()
 	r := c.post("/signout", url.Values{"csrf": {c.csrf()}}, nil)
 	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/signin?msg=signedout" {
@@ -396,8 +389,7 @@ func TestSignOut(t *testing.T) {
 
 func TestRevokedKeyEndsSession(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	c := e.client()
-	c.signIn(e.key)
+	c := e.signedIn()
 	if _, err := e.store.RevokeAPIKey(context.Background(), apikey.Prefix(e.key), time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -410,8 +402,7 @@ func TestOtherProjectsDomainIsNotFound(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	_, otherProject := e.newKey("globex")
 	theirs := e.addDomain(otherProject, "example.com")
-	c := e.client()
-	c.signIn(e.key)
+	c := e.signedIn()
 	token := c.csrf()
 	cases := []struct {
 		name string
@@ -450,8 +441,7 @@ func TestOtherProjectsDomainIsNotFound(t *testing.T) {
 
 func TestAddDomain(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	c := e.client()
-	c.signIn(e.key)
+	c := e.signedIn()
 	token := c.csrf()
 
 	r := c.post("/domains", url.Values{"domain": {"Example.COM"}, "region": {"eu-central-1"}, "csrf": {token}}, nil)
@@ -492,8 +482,7 @@ func TestAddDomain(t *testing.T) {
 func TestDeleteDomain(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	d := e.addDomain(e.projectID, "example.com")
-	c := e.client()
-	c.signIn(e.key)
+	c := e.signedIn()
 	confirm := c.get("/domains/" + d.ID + "/delete")
 	if confirm.status != http.StatusOK || !strings.Contains(confirm.body, `action="/domains/`+d.ID+`/delete"`) {
 		t.Fatalf("confirmation page: status %d", confirm.status)
@@ -520,8 +509,7 @@ func TestVerifyNow(t *testing.T) {
 	e := newEnv(t, envOptions{minInterval: time.Hour})
 	d := e.addDomain(e.projectID, "example.com")
 	e.publish(d)
-	c := e.client()
-	c.signIn(e.key)
+	c := e.signedIn()
 	fetch := map[string]string{dashboard.CSRFHeader: c.csrf(), "X-Requested-With": "fetch"}
 
 	r := c.post("/domains/"+d.ID+"/verify", nil, fetch)
@@ -600,8 +588,7 @@ func hostileDomain(t *testing.T, e *env) *domain.Domain {
 func TestHostileValuesStayText(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	d := hostileDomain(t, e)
-	c := e.client()
-	c.signIn(e.key)
+	c := e.signedIn()
 
 	t.Run("HTML", func(t *testing.T) {
 		token := c.csrf()
@@ -701,8 +688,7 @@ func TestZoneFileParses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := e.client()
-	c.signIn(e.key)
+	c := e.signedIn()
 	r := c.get("/domains/" + d.ID + "/zone")
 	if r.status != http.StatusOK {
 		t.Fatalf("status %d", r.status)

@@ -192,8 +192,7 @@ func TestSignInFloodLimitedPerAddress(t *testing.T) {
 func TestAddWhileKeygenBusy(t *testing.T) {
 	gate := domains.NewKeyGate(1, time.Millisecond)
 	e := newEnv(t, envOptions{keygen: gate})
-	c := e.client()
-	c.signIn(e.key)
+	c := e.signedIn()
 	release, err := gate.Acquire(t.Context())
 	if err != nil {
 		t.Fatal(err)

@@ -143,8 +143,7 @@ func textOf(n *html.Node) string {
 func TestReceiving(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	d := e.addDomain(e.projectID, "example.com")
-	c := e.client()
-	c.signIn(e.key)
+	c := e.signedIn()
 	token := c.csrf()
 	page := "/domains/" + d.ID
 
@@ -248,11 +247,9 @@ func TestReceiving(t *testing.T) {
 func TestReceivingNeedsCSRF(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	d := verifiedDomain(t, e, e.projectID)
-	c := e.client()
-	c.signIn(e.key)
+	c := e.signedIn()
 	token := c.csrf()
-	other := e.client()
-	other.signIn(e.key)
+	other := e.signedIn()
 	otherToken := other.csrf()
 
 	cases := []struct {
@@ -290,8 +287,7 @@ func TestReceivingOtherProject(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	_, otherProject := e.newKey("globex")
 	theirs := verifiedDomain(t, e, otherProject)
-	c := e.client()
-	c.signIn(e.key)
+	c := e.signedIn()
 	token := c.csrf()
 
 	check := func(action string, wantOn bool) {
