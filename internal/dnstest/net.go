@@ -46,11 +46,7 @@ type netZone struct {
 func StartNet(t TB, servers int) *Net {
 	t.Helper()
 	n, err := NewNet(t.Context(), servers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	return n
+	return started(t, n, err)
 }
 
 // NewNet starts a root server on 127.0.0.1 and the given number of

@@ -64,11 +64,7 @@ type CachingResolver struct {
 func StartCachingResolver(t TB, upstream string) *CachingResolver {
 	t.Helper()
 	r, err := NewCachingResolver(t.Context(), upstream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return r
+	return started(t, r, err)
 }
 
 // NewCachingResolver starts a [CachingResolver] on 127.0.0.1 on a port free

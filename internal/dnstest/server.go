@@ -73,10 +73,7 @@ type Server struct {
 func Start(t TB, zones ...*Zone) *Server {
 	t.Helper()
 	s, err := NewServer(t.Context(), "127.0.0.1", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s = started(t, s, err)
 	s.AddZone(zones...)
 	return s
 }
