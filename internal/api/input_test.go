@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/domaind/domaind/internal/apptest"
 )
 
 // errorOf asserts the contract's error envelope and returns its error object.
@@ -185,11 +187,7 @@ func TestAuth(t *testing.T) {
 	// A non-Bearer scheme is refused too.
 	req, _ := http.NewRequest("GET", e.url+"/v1/domains", nil)
 	req.Header.Set("Authorization", "Basic "+e.key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := apptest.Do(t, http.DefaultClient, req)
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("Basic scheme: status %d", resp.StatusCode)
 	}

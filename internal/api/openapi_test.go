@@ -20,6 +20,8 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/domaind/domaind/internal/apptest"
 )
 
 // apiDoc is the OpenAPI document as the server serves it, and a router that
@@ -542,11 +544,7 @@ func TestOpenAPIDocumentServed(t *testing.T) {
 		t.Fatal(err)
 	}
 	req.Header.Set("If-None-Match", etag)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := apptest.Do(t, http.DefaultClient, req)
 	if resp.StatusCode != http.StatusNotModified {
 		t.Errorf("GET with If-None-Match of the ETag: status %d, want 304", resp.StatusCode)
 	}
