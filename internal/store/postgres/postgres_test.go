@@ -348,16 +348,7 @@ func TestCreateDomainReplicas(t *testing.T) {
 		testenv.Race(racers, func(i int) {
 			errs[i] = stores[i%2].CreateDomain(ctx, ds[i], []byte("k"))
 		})
-		wins := 0
-		for i, err := range errs {
-			switch {
-			case err == nil:
-				wins++
-			case !errors.Is(err, store.ErrDomainExists):
-				t.Errorf("round %d: CreateDomain on store %d: %v, want nil or ErrDomainExists", round, i%2, err)
-			}
-		}
-		if wins != 1 {
+		if wins := storetest.Wins(t, errs, store.ErrDomainExists, fmt.Sprintf("round %d: CreateDomain", round)); wins != 1 {
 			t.Errorf("round %d: %d CreateDomain calls succeeded, want exactly 1", round, wins)
 		}
 	}

@@ -247,15 +247,7 @@ func testWebhookLimit(t *testing.T, s store.Store) {
 	testenv.Race(racers, func(i int) {
 		errs[i] = s.CreateWebhook(ctx, mk(racer, i), limit)
 	})
-	ok := 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			ok++
-		case !errors.Is(err, store.ErrTooManyWebhooks):
-			t.Errorf("racer %d: %v", i, err)
-		}
-	}
+	ok := Wins(t, errs, store.ErrTooManyWebhooks, "CreateWebhook")
 	hooks, err := s.Webhooks(ctx, racer.ID)
 	if err != nil || ok != limit || len(hooks) != limit {
 		t.Errorf("%d racing registrations with a cap of %d: %d succeeded, %d stored (%v); want %d", racers, limit, ok, len(hooks), err, limit)

@@ -90,6 +90,23 @@ func Project(t *testing.T, s store.Store, name string) store.Project {
 	return project(t, s, name)
 }
 
+// Wins counts the racers whose call succeeded, errs holding each racer's error,
+// and fails the test for any error other than refusal, which is what a racer
+// that lost must get; what names the call in messages.
+func Wins(t *testing.T, errs []error, refusal error, what string) int {
+	t.Helper()
+	wins := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			wins++
+		case !errors.Is(err, refusal):
+			t.Errorf("%s, racer %d: %v, want nil or %v", what, i, err, refusal)
+		}
+	}
+	return wins
+}
+
 // project is [Project], under the name the tests of this package call it by.
 func project(t *testing.T, s store.Store, name string) store.Project {
 	t.Helper()
