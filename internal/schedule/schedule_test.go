@@ -12,6 +12,7 @@ import (
 	"github.com/domaind/domaind/internal/schedule"
 	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/store/sqlite"
+	"github.com/domaind/domaind/internal/testenv"
 )
 
 var t0 = time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
@@ -89,13 +90,7 @@ func (g *gate) CheckDue(ctx context.Context, projectID int64, id string) error {
 
 func (g *gate) next(t *testing.T) store.Due {
 	t.Helper()
-	select {
-	case d := <-g.started:
-		return d
-	case <-time.After(10 * time.Second):
-		t.Fatal("no check started within 10s")
-		return store.Due{}
-	}
+	return testenv.Receive(t, g.started, "a check started")
 }
 
 func (g *gate) mostAtOnce(p int64) int {

@@ -83,13 +83,7 @@ func (o *observer) CheckDone(outcome string, _ time.Duration) { o.done <- outcom
 
 func (o *observer) next(t *testing.T) string {
 	t.Helper()
-	select {
-	case out := <-o.done:
-		return out
-	case <-time.After(10 * time.Second):
-		t.Fatal("no check finished within 10s")
-		return ""
-	}
+	return testenv.Receive(t, o.done, "a check finished")
 }
 
 // recheck is a compressed schedule: three steps and a give-up after an hour.

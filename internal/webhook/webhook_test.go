@@ -883,12 +883,7 @@ func TestRun(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run returned %v after cancel, want nil", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return within 10s of cancel")
+	if err := testenv.Receive(t, done, "Run's return after cancel"); err != nil {
+		t.Errorf("Run returned %v after cancel, want nil", err)
 	}
 }
