@@ -161,15 +161,9 @@ func (r *CachingResolver) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 
 // resolve returns the response to req, without an OPT record.
 func (r *CachingResolver) resolve(req *dns.Msg) *dns.Msg {
-	resp := new(dns.Msg)
-	resp.SetReply(req)
+	resp, ok := newReply(req)
 	resp.RecursionAvailable = true
-	if req.Opcode != dns.OpcodeQuery {
-		resp.Rcode = dns.RcodeNotImplemented
-		return resp
-	}
-	if len(req.Question) != 1 {
-		resp.Rcode = dns.RcodeFormatError
+	if !ok {
 		return resp
 	}
 	q := req.Question[0]

@@ -341,16 +341,27 @@ func (s *Server) zoneFor(name string) *Zone {
 	return s.zones["."]
 }
 
-// answer builds the authoritative response to req from the server's zones.
-func (s *Server) answer(req *dns.Msg) *dns.Msg {
+// newReply returns the skeleton of the response to req, and false if req is not
+// a question the servers of this package answer, a standard query (else
+// NOTIMP) of one question (else FORMERR), with the rcode that says so set.
+func newReply(req *dns.Msg) (*dns.Msg, bool) {
 	resp := new(dns.Msg)
 	resp.SetReply(req)
-	if req.Opcode != dns.OpcodeQuery {
+	switch {
+	case req.Opcode != dns.OpcodeQuery:
 		resp.Rcode = dns.RcodeNotImplemented
-		return resp
-	}
-	if len(req.Question) != 1 {
+		return resp, false
+	case len(req.Question) != 1:
 		resp.Rcode = dns.RcodeFormatError
+		return resp, false
+	}
+	return resp, true
+}
+
+// answer builds the authoritative response to req from the server's zones.
+func (s *Server) answer(req *dns.Msg) *dns.Msg {
+	resp, ok := newReply(req)
+	if !ok {
 		return resp
 	}
 	qname, qtype := dns.CanonicalName(req.Question[0].Name), req.Question[0].Qtype
