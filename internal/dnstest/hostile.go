@@ -3,7 +3,6 @@ package dnstest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"strconv"
 	"sync"
@@ -67,15 +66,11 @@ type Referral struct {
 // and TCP on one loopback address and port, and counts the queries it receives
 // and those it is working on at once. All methods are safe for concurrent use.
 type Hostile struct {
+	endpoint
 	inner *Server // answers Behave and Slow from its zones
 	zone  string
-	ip    string
-	port  int
-	udp   *dns.Server
-	tcp   *dns.Server
 
-	closing   chan struct{}
-	closeOnce sync.Once
+	closing chan struct{}
 
 	mu       sync.Mutex
 	mode     Misbehaviour
@@ -91,19 +86,13 @@ type Hostile struct {
 // picks a free one), made to serve zone (which [ReferBack] refers back to and
 // [CNAMELoop] writes its names in). The caller must call [Hostile.Close].
 func NewHostile(ctx context.Context, ip string, port int, zone string) (*Hostile, error) {
-	pc, l, err := listen(ctx, ip, port)
-	if err != nil {
-		return nil, err
-	}
 	h := &Hostile{
 		inner:   &Server{zones: make(map[string]*Zone), faults: make(map[faultKey]Fault)},
 		zone:    dns.CanonicalName(zone),
-		ip:      ip,
-		port:    l.Addr().(*net.TCPAddr).Port,
 		closing: make(chan struct{}),
 	}
-	if h.udp, h.tcp, err = serve(pc, l, h); err != nil {
-		return nil, fmt.Errorf("dnstest: serve on %s: %w", h.Addr(), err)
+	if err := h.start(ctx, ip, port, h); err != nil {
+		return nil, err
 	}
 	return h, nil
 }
@@ -146,12 +135,6 @@ func (n *Net) AddHostile(ctx context.Context, zone string) (*Hostile, error) {
 	return h, nil
 }
 
-// Addr returns the address the server listens on, as "ip:port".
-func (h *Hostile) Addr() string { return net.JoinHostPort(h.ip, strconv.Itoa(h.port)) }
-
-// IP returns the IP address the server listens on.
-func (h *Hostile) IP() string { return h.ip }
-
 // AddZone makes the server answer from zones when it behaves ([Behave], [Slow]).
 func (h *Hostile) AddZone(zones ...*Zone) { h.inner.AddZone(zones...) }
 
@@ -186,14 +169,7 @@ func (h *Hostile) Received() int { return int(h.received.Load()) }
 func (h *Hostile) PeakInFlight() int { return int(h.peak.Load()) }
 
 // Close stops the server; queries it is holding are dropped.
-func (h *Hostile) Close() error {
-	var err error
-	h.closeOnce.Do(func() {
-		close(h.closing)
-		err = shutdown(h.udp, h.tcp, h.Addr())
-	})
-	return err
-}
+func (h *Hostile) Close() error { return h.close(func() { close(h.closing) }) }
 
 // ServeDNS answers one query as the current misbehaviour says. It implements
 // dns.Handler.

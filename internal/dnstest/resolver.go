@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"time"
 
@@ -43,14 +42,8 @@ type cacheEntry struct {
 // the record is published, until the negative answer expires.
 // All methods are safe for concurrent use.
 type CachingResolver struct {
+	endpoint
 	upstream string
-	ip       string
-	port     int
-	udp      *dns.Server
-	tcp      *dns.Server
-
-	closeOnce sync.Once
-	closeErr  error
 
 	mu      sync.Mutex
 	now     func() time.Time // replaced by tests of expiry
@@ -80,26 +73,17 @@ func NewCachingResolver(ctx context.Context, upstream string) (*CachingResolver,
 	if addr, err := netip.ParseAddr(host); err != nil || !addr.IsLoopback() {
 		return nil, fmt.Errorf("dnstest: upstream %q is not on a loopback address", upstream)
 	}
-	pc, l, err := listen(ctx, "127.0.0.1", 0)
-	if err != nil {
-		return nil, err
-	}
 	r := &CachingResolver{
 		upstream: upstream,
-		ip:       "127.0.0.1",
-		port:     l.Addr().(*net.TCPAddr).Port,
 		now:      time.Now,
 		timeout:  upstreamTimeout,
 		cache:    make(map[cacheKey]cacheEntry),
 	}
-	if r.udp, r.tcp, err = serve(pc, l, r); err != nil {
-		return nil, fmt.Errorf("dnstest: serve on %s: %w", r.Addr(), err)
+	if err := r.start(ctx, "127.0.0.1", 0, r); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
-
-// Addr returns the address the resolver listens on, as "ip:port".
-func (r *CachingResolver) Addr() string { return net.JoinHostPort(r.ip, strconv.Itoa(r.port)) }
 
 // Upstream returns the address of the server the resolver forwards to.
 func (r *CachingResolver) Upstream() string { return r.upstream }
@@ -122,10 +106,7 @@ func (r *CachingResolver) Len() int {
 
 // Close stops the resolver, waiting briefly for queries in progress. Calling
 // it again does nothing.
-func (r *CachingResolver) Close() error {
-	r.closeOnce.Do(func() { r.closeErr = shutdown(r.udp, r.tcp, r.Addr()) })
-	return r.closeErr
-}
+func (r *CachingResolver) Close() error { return r.close(nil) }
 
 // setTimeout changes how long each upstream query may take.
 func (r *CachingResolver) setTimeout(d time.Duration) {

@@ -54,13 +54,7 @@ type faultKey struct {
 // specific zone for each name, and refuses names outside all of them.
 // All methods are safe for concurrent use.
 type Server struct {
-	ip   string
-	port int
-	udp  *dns.Server
-	tcp  *dns.Server
-
-	closeOnce sync.Once
-	closeErr  error
+	endpoint
 
 	mu      sync.Mutex
 	zones   map[string]*Zone // by canonical origin
@@ -87,20 +81,58 @@ func NewServer(ctx context.Context, ip string, port int) (*Server, error) {
 	if ip == "" {
 		ip = "127.0.0.1"
 	}
-	pc, l, err := listen(ctx, ip, port)
-	if err != nil {
+	s := &Server{zones: make(map[string]*Zone), faults: make(map[faultKey]Fault)}
+	if err := s.start(ctx, ip, port, s); err != nil {
 		return nil, err
 	}
-	s := &Server{
-		ip:     ip,
-		port:   l.Addr().(*net.TCPAddr).Port,
-		zones:  make(map[string]*Zone),
-		faults: make(map[faultKey]Fault),
-	}
-	if s.udp, s.tcp, err = serve(pc, l, s); err != nil {
-		return nil, fmt.Errorf("dnstest: serve on %s: %w", s.Addr(), err)
-	}
 	return s, nil
+}
+
+// endpoint is where a server of this package listens: UDP and TCP on one
+// loopback address and port.
+type endpoint struct {
+	ip   string
+	port int
+	udp  *dns.Server
+	tcp  *dns.Server
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// start listens on ip and port as listen does and serves h there.
+func (e *endpoint) start(ctx context.Context, ip string, port int, h dns.Handler) error {
+	pc, l, err := listen(ctx, ip, port)
+	if err != nil {
+		return err
+	}
+	e.ip, e.port = ip, l.Addr().(*net.TCPAddr).Port
+	if e.udp, e.tcp, err = serve(pc, l, h); err != nil {
+		return fmt.Errorf("dnstest: serve on %s: %w", e.Addr(), err)
+	}
+	return nil
+}
+
+// Addr returns the address the server listens on, as "ip:port".
+func (e *endpoint) Addr() string { return net.JoinHostPort(e.ip, strconv.Itoa(e.port)) }
+
+// IP returns the IP address the server listens on.
+func (e *endpoint) IP() string { return e.ip }
+
+// Port returns the port the server listens on, for both UDP and TCP.
+func (e *endpoint) Port() int { return e.port }
+
+// close stops the server the first time it is called, after calling before
+// (if not nil), and waits briefly for queries in progress; it returns the
+// error of that first time.
+func (e *endpoint) close(before func()) error {
+	e.closeOnce.Do(func() {
+		if before != nil {
+			before()
+		}
+		e.closeErr = shutdown(e.udp, e.tcp, e.Addr())
+	})
+	return e.closeErr
 }
 
 // serve starts DNS servers for h on pc (UDP) and l (TCP), and returns once both
@@ -159,21 +191,9 @@ func listen(ctx context.Context, ip string, port int) (net.PacketConn, net.Liste
 	return nil, nil, lastErr
 }
 
-// Addr returns the address the server listens on, as "ip:port".
-func (s *Server) Addr() string { return net.JoinHostPort(s.ip, strconv.Itoa(s.port)) }
-
-// IP returns the IP address the server listens on.
-func (s *Server) IP() string { return s.ip }
-
-// Port returns the port the server listens on, for both UDP and TCP.
-func (s *Server) Port() int { return s.port }
-
 // Close stops the server, waiting briefly for queries in progress. Calling
 // it again does nothing.
-func (s *Server) Close() error {
-	s.closeOnce.Do(func() { s.closeErr = shutdown(s.udp, s.tcp, s.Addr()) })
-	return s.closeErr
-}
+func (s *Server) Close() error { return s.close(nil) }
 
 // shutdown stops the UDP and TCP servers that serve started, waiting briefly for
 // queries in progress.
