@@ -58,15 +58,15 @@ func (s *Store) insertRecord(ctx context.Context, tx Querier, domainID string, p
 	return nil
 }
 
-// domainSQL reads a domain and its records in one statement, which sees one
+// DomainSQL reads a domain and its records in one statement, which sees one
 // snapshot however the domain is being saved, with no transaction around it.
-const domainSQL = `SELECT ` + domainColumns + `, ` + recordColumns + `
+const DomainSQL = `SELECT ` + domainColumns + `, ` + recordColumns + `
 	FROM domains d JOIN domain_records r ON r.domain_id = d.id
 	WHERE d.id = $1 AND d.project_id = $2 ORDER BY r.position`
 
 // Domain implements store.Store.
 func (s *Store) Domain(ctx context.Context, projectID int64, id string) (*domain.Domain, error) {
-	rows, err := s.db.Read().Query(ctx, domainSQL, id, projectID)
+	rows, err := s.db.Read().Query(ctx, DomainSQL, id, projectID)
 	if err != nil {
 		return nil, s.errorf("domain %s: %w", id, err)
 	}

@@ -97,7 +97,7 @@ type Dialect interface {
 // rather than compile on every call. They are this package's text, as the
 // Querier is given it.
 func Prepared() []string {
-	return []string{domainSQL, apiKeyByHashSQL, sessionByHashSQL}
+	return []string{DomainSQL, apiKeyByHashSQL, sessionByHashSQL}
 }
 
 // Store is a store.Store on a DB, in a Dialect.
