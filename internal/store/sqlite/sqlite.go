@@ -30,7 +30,8 @@ var migrations embed.FS
 // connections that WAL mode lets run beside the writer.
 type Store struct {
 	*sqlstore.Store
-	w, r *sql.DB
+	w, r     *sql.DB
+	prepared map[string]*sql.Stmt // see db.stmts
 }
 
 var _ store.Store = (*Store)(nil)
@@ -92,7 +93,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		}
 		d.stmts[q] = st
 	}
-	return &Store{Store: sqlstore.New(d, dialect{}), w: w, r: r}, nil
+	return &Store{Store: sqlstore.New(d, dialect{}), w: w, r: r, prepared: d.stmts}, nil
 }
 
 // db is the sqlstore.DB of the two pools.
