@@ -115,7 +115,7 @@ func (d *db) Snapshot(ctx context.Context, fn func(sqlstore.Querier) error) erro
 		return fmt.Errorf("sqlite: begin read: %w", err)
 	}
 	defer tx.Rollback()
-	return fn(querier{q: tx, tx: tx, stmts: d.stmts})
+	return fn(querier{q: tx})
 }
 
 // Tx implements sqlstore.DB on the writer, whose transactions begin IMMEDIATE.
@@ -161,21 +161,9 @@ type querier struct {
 		QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 		QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 	}
-	// tx is q when q is a transaction of the read pool, and stmts the
-	// statements prepared on that pool (nil for the writer).
-	tx    *sql.Tx
+	// stmts are the statements prepared on q, when q is the read pool. (The
+	// prepared statements are reads of one statement, which run on the pool.)
 	stmts map[string]*sql.Stmt
-}
-
-// stmt returns query's prepared statement, bound to the transaction if q is
-// one (on a connection it was prepared on already, database/sql reuses it), or
-// nil if query is not prepared.
-func (q querier) stmt(ctx context.Context, query string) *sql.Stmt {
-	st := q.stmts[query]
-	if st != nil && q.tx != nil {
-		return q.tx.StmtContext(ctx, st)
-	}
-	return st
 }
 
 func (q querier) Exec(ctx context.Context, query string, args ...any) (int64, error) {
@@ -189,7 +177,7 @@ func (q querier) Exec(ctx context.Context, query string, args ...any) (int64, er
 func (q querier) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
 	var rows *sql.Rows
 	var err error
-	if st := q.stmt(ctx, query); st != nil {
+	if st := q.stmts[query]; st != nil {
 		rows, err = st.QueryContext(ctx, args...)
 	} else {
 		rows, err = q.q.QueryContext(ctx, rebind(query), args...)
@@ -201,7 +189,7 @@ func (q querier) Query(ctx context.Context, query string, args ...any) (sqlstore
 }
 
 func (q querier) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
-	if st := q.stmt(ctx, query); st != nil {
+	if st := q.stmts[query]; st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
 	return q.q.QueryRowContext(ctx, rebind(query), args...)
