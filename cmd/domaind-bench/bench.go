@@ -139,23 +139,28 @@ func (b *bench) apiSection(ctx context.Context, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "## API under load\n\n")
 	fmt.Fprintf(w, "The real application (`app.New`, the one constructor `serve` uses, with its verifier and background workers, as `serve` runs\n"+
-		"them) served by net/http on 127.0.0.1, and %d clients in the same process, each sending one request after\n"+
-		"another on a kept-alive connection: GET for %s, POST for %s. The clients, the server and the database\n"+
-		"share the machine's cores. CPU is how busy the machine's cores were, and in parentheses the share the bench's\n"+
-		"own process (API server and clients) used; the rest is PostgreSQL's. rps counts answered requests over the time\n"+
-		"to the last answer; latencies are measured by the clients.\n\n",
-		b.cfg.clients, b.cfg.getDuration, b.cfg.postDuration)
-	fmt.Fprintf(w, "- GET /v1/domains/{id} asks for a random seeded domain.\n")
-	fmt.Fprintf(w, "- POST /v1/domains adds a new domain. It generates an RSA-%d DKIM key, and that is where its time goes:\n"+
-		"  one key takes %s on one core here (mean of 5), so %d cores allow at most about %.0f POSTs per second\n"+
-		"  whatever the database.\n", records.DefaultConfig().DKIMBits, fmtLatency(keygen), runtime.NumCPU(), postCeiling)
+		"them) served by net/http on 127.0.0.1 from the bench's process. The server, the load and the database share the machine's cores.\n\n")
+	fmt.Fprintf(w, "- GET /v1/domains/{id} is driven by wrk (Debian's, a process of its own): %d connections, %d threads, %s, each request for\n"+
+		"  a random one of (at most %s) seeded domains. Its anchors, measured in the same run, just before it and just after:\n"+
+		"  - *bare handler*: the same wrk against a bare net/http handler of this process answering a %d-byte JSON body;\n"+
+		"  - *point reads*: GET's own SELECT (a domain by primary key, with its records), prepared, in a loop in %d goroutines\n"+
+		"    on a pool of domaind's size on the same database, for %s: no HTTP, no authentication, no decoding.\n"+
+		"  The share is GET's req/s over the bare handler's, and p99 × is GET's p99 over the bare handler's (targets: at least\n"+
+		"  60%% and at most 1.5×). CPU is each process's user and system time over the run's wall time, in cores: the\n"+
+		"  server (this process), wrk, and PostgreSQL's processes (from /proc/PID/stat).\n",
+		wrkConns, wrkThreads, b.cfg.getDuration, fmtCount(maxWrkPaths), len(bareBody), wrkConns, b.cfg.getDuration)
+	fmt.Fprintf(w, "- POST /v1/domains adds a new domain, from %d clients in the bench's process for %s. It generates an RSA-%d DKIM\n"+
+		"  key, and that is where its time goes: one key takes %s on one core here (mean of 5), so %d cores allow at most\n"+
+		"  about %.0f POSTs per second whatever the database. Its CPU is how busy the machine's cores were, and in parentheses\n"+
+		"  the bench process's share.\n", b.cfg.clients, b.cfg.postDuration, records.DefaultConfig().DKIMBits, fmtLatency(keygen),
+		runtime.NumCPU(), postCeiling)
 	fmt.Fprintf(w, "- Seeded domains are stored through `Store.CreateDomain` by %d goroutines, in one project, with one RSA key\n"+
 		"  reused for all (and a fresh id and ownership token each); their next check is a year away, so the\n"+
 		"  background worker stays idle. POST adds to another project, and its domains are deleted afterwards.\n",
 		b.cfg.seedWorkers)
 	fmt.Fprintf(w, "- %s\n\n", pool)
-	fmt.Fprintf(w, "| store | domains stored | seeding took | route | requests | rps | p50 | p99 | errors | CPU |\n")
-	fmt.Fprintf(w, "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	fmt.Fprintf(w, "| store | domains stored | seeding took | measured | requests | req/s | share | p50 | p99 | p99 × | errors | CPU |\n")
+	fmt.Fprintf(w, "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 
 	var errs []error
 	for _, n := range b.cfg.sizes {
@@ -166,22 +171,33 @@ func (b *bench) apiSection(ctx context.Context, w io.Writer) error {
 			fmt.Fprintf(b.log, "-- %s with %d domains\n", storeName, n)
 			c, err := b.apiCase(ctx, storeName, n, stub.Addr())
 			if err != nil {
-				fmt.Fprintf(w, "| %s | %s | | failed: %s | | | | | | |\n", storeName, fmtCount(n), oneLine(err))
+				fmt.Fprintf(w, "| %s | %s | | failed: %s | | | | | | | | |\n", storeName, fmtCount(n), oneLine(err))
 				errs = append(errs, fmt.Errorf("%s with %d domains: %w", storeName, n, err))
 				fmt.Fprintf(b.log, "!!! %s with %d domains: %v\n", storeName, n, err)
 				if ctx.Err() != nil {
 					return errors.Join(errs...)
 				}
-				continue
+				if c.Get.Requests == 0 || c.Reads.Reads == 0 {
+					continue // nothing measured to show
+				}
 			}
-			for _, row := range []struct {
-				route string
-				r     loadResult
-			}{{"GET /v1/domains/{id}", c.Get}, {"POST /v1/domains", c.Post}} {
-				fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.0f | %s | %s | %d | %s |\n", storeName, fmtCount(n), c.Seed,
-					row.route, fmtCount(row.r.Requests), row.r.rps(), fmtLatency(row.r.percentile(50)),
-					fmtLatency(row.r.percentile(99)), row.r.Errors, fmtCPU(row.r.CPUBusy, row.r.CPUSelf))
+			row := func(what string, requests int, rps float64, share string, p50, p99 time.Duration, ratio string, errors int, cpu string) {
+				fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %d | %s |\n", storeName, fmtCount(n), c.Seed,
+					what, fmtCount(requests), rps, share, fmtLatency(p50), fmtLatency(p99), ratio, errors, cpu)
 			}
+			g, bare := c.Get, c.Bare
+			row("bare handler (wrk)", bare.Requests, bare.rps(), "", bare.P50, bare.P99, "", bare.Errors, wrkCPU(bare, c.Store))
+			row("**GET /v1/domains/{id}** (wrk)", g.Requests, g.rps(), fmt.Sprintf("**%.0f%%**", 100*g.rps()/bare.rps()), g.P50, g.P99,
+				fmt.Sprintf("**%.2f×**", float64(g.P99)/float64(bare.P99)), g.Errors, wrkCPU(g, c.Store))
+			rd := c.Reads
+			cpu := fmt.Sprintf("loop %.2f", rd.SelfCPU)
+			if c.Store == "PostgreSQL" {
+				cpu += fmt.Sprintf(", PostgreSQL %.2f", rd.PGCPU)
+			}
+			row(fmt.Sprintf("point reads (%d goroutines)", wrkConns), rd.Reads, rd.rps(), "", rd.P50, rd.P99, "", 0, cpu)
+			p := c.Post
+			row(fmt.Sprintf("POST /v1/domains (%d clients)", b.cfg.clients), p.Requests, p.rps(), "", p.percentile(50), p.percentile(99),
+				"", p.Errors, fmtCPU(p.CPUBusy, p.CPUSelf))
 		}
 	}
 	if b.pg == nil {
@@ -210,8 +226,8 @@ func (b *bench) apiCase(ctx context.Context, storeName string, n int, dnsAddr st
 		}
 	}()
 	c, err := b.runAPI(ctx, storeName, s, dnsAddr)
-	if err == nil && (c.Get.Errors > 0 || c.Post.Errors > 0) {
-		err = fmt.Errorf("%d GET and %d POST errors; first: %s", c.Get.Errors, c.Post.Errors, c.Get.FirstErr+c.Post.FirstErr)
+	if err == nil && (c.Get.Errors > 0 || c.Bare.Errors > 0 || c.Post.Errors > 0) {
+		err = fmt.Errorf("%d GET, %d bare handler and %d POST errors; first POST error: %s", c.Get.Errors, c.Bare.Errors, c.Post.Errors, c.Post.FirstErr)
 	}
 	return c, err
 }
@@ -306,6 +322,15 @@ func (b *bench) memorySection(ctx context.Context, w io.Writer) error {
 		fmtSeconds(r.Startup), fmtMiB(r.RSSStart), fmtMiB(r.Peak), fmtMiB(r.RSSEnd), r.Gets.rps(),
 		fmtLatency(r.Gets.percentile(50)), fmtLatency(r.Gets.percentile(99)))
 	return nil
+}
+
+// wrkCPU shows the CPU each process used during a wrk run, in cores.
+func wrkCPU(r wrkResult, storeName string) string {
+	s := fmt.Sprintf("server %.2f, wrk %.2f", r.ServerCPU, r.WrkCPU)
+	if storeName == "PostgreSQL" {
+		s += fmt.Sprintf(", PostgreSQL %.2f", r.PGCPU)
+	}
+	return s
 }
 
 // oneLine shortens an error for a table cell.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/domaind/domaind/internal/testenv"
 )
 
 func TestPercentile(t *testing.T) {
@@ -119,6 +121,7 @@ func smallBench(t *testing.T) *bench {
 // TestAPICaseSQLite runs the api benchmark on a small SQLite store twice: the
 // second run must reuse the seeded file and find it as the first left it.
 func TestAPICaseSQLite(t *testing.T) {
+	testenv.LookBinary(t, "wrk", "wrk")
 	b := smallBench(t)
 	ctx := t.Context()
 	stub, err := dnsStub(ctx)
@@ -134,10 +137,16 @@ func TestAPICaseSQLite(t *testing.T) {
 		if !strings.HasSuffix(c.Seed, wantSeed) {
 			t.Errorf("run %d: seeding %q, want it to end in %q", run, c.Seed, wantSeed)
 		}
-		for name, r := range map[string]loadResult{"GET": c.Get, "POST": c.Post} {
-			if r.Requests == 0 || r.Errors != 0 || len(r.Latency) != r.Requests {
-				t.Errorf("run %d: %s: %d requests, %d errors, %d latencies", run, name, r.Requests, r.Errors, len(r.Latency))
+		if r := c.Post; r.Requests == 0 || r.Errors != 0 || len(r.Latency) != r.Requests {
+			t.Errorf("run %d: POST: %d requests, %d errors, %d latencies", run, r.Requests, r.Errors, len(r.Latency))
+		}
+		for name, r := range map[string]wrkResult{"GET": c.Get, "bare handler": c.Bare} {
+			if r.Requests == 0 || r.Errors != 0 || r.P50 <= 0 || r.P99 < r.P50 || r.ServerCPU <= 0 || r.WrkCPU <= 0 {
+				t.Errorf("run %d: %s under wrk: %+v", run, name, r)
 			}
+		}
+		if r := c.Reads; r.Reads == 0 || r.P50 <= 0 || r.P99 < r.P50 {
+			t.Errorf("run %d: point reads: %+v", run, r)
 		}
 	}
 	s, err := b.sqliteSeeded(ctx, 50)

@@ -1,9 +1,10 @@
 // Command domaind-bench measures domaind on this machine and prints the results as
 // Markdown, for scripts/bench.sh to put in BENCHMARKS.md:
 //
-//   - api: requests per second and p50/p99 latency of GET /v1/domains/{id} and
-//     POST /v1/domains under concurrent clients, on SQLite and on PostgreSQL, with
-//     many domains stored;
+//   - api: requests per second and p50/p99 latency of GET /v1/domains/{id}, driven
+//     by wrk beside a bare net/http handler and a bare loop of the same point
+//     read, and of POST /v1/domains under concurrent clients, on SQLite and on
+//     PostgreSQL, with many domains stored;
 //   - scaleout: background checks per second of one and of two replicas sharing
 //     one PostgreSQL, against a loopback authoritative DNS server whose query log
 //     proves that no domain was checked twice;
@@ -120,8 +121,8 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.out, "o", "-", "file to write the Markdown report to (- for stdout)")
 	fs.BoolVar(&cfg.header, "header", true, "start the report with the machine, date, Go version and commit")
 	fs.IntVar(&cfg.seedWorkers, "seed-workers", 8, "goroutines that seed domains")
-	fs.IntVar(&cfg.clients, "clients", 100, "concurrent HTTP clients of the api section")
-	fs.DurationVar(&cfg.getDuration, "get-duration", 10*time.Second, "how long GET /v1/domains/{id} is measured")
+	fs.IntVar(&cfg.clients, "clients", 100, "concurrent HTTP clients of POST in the api section, and of the memory section")
+	fs.DurationVar(&cfg.getDuration, "get-duration", 10*time.Second, "how long wrk drives GET /v1/domains/{id}, and each of its anchors (the bare handler, the point reads) runs")
 	fs.DurationVar(&cfg.postDuration, "post-duration", 15*time.Second, "how long POST /v1/domains is measured")
 	fs.IntVar(&cfg.scaleDomains, "scaleout-domains", 5000, "domains due at once in the scaleout section")
 	fs.IntVar(&cfg.scaleConcurrency, "scaleout-concurrency", 64, "checks running at once in each replica")

@@ -189,6 +189,7 @@ type seeded struct {
 	seedTime time.Duration
 	cached   bool
 	path     string // the SQLite file, for serve
+	dsn      string // the PostgreSQL database, for the bare point reads
 }
 
 // sqliteSeeded opens the SQLite database of n seeded domains in the cache folder,
@@ -311,7 +312,7 @@ func (b *bench) pgSeeded(ctx context.Context, n int) (*seeded, error) {
 				st.Close()
 				return nil, err
 			}
-			return &seeded{store: st, n: n, ids: ids, cached: true}, nil
+			return &seeded{store: st, n: n, ids: ids, cached: true, dsn: dsn}, nil
 		}
 	}
 	if err := b.pg.create(ctx, name); err != nil {
@@ -336,7 +337,7 @@ func (b *bench) pgSeeded(ctx context.Context, n int) (*seeded, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &seeded{store: st, n: n, ids: ids, seedTime: took}, nil
+	return &seeded{store: st, n: n, ids: ids, seedTime: took, dsn: dsn}, nil
 }
 
 // seedParams are the connection settings of a seeding store. The seed's

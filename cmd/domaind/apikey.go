@@ -91,7 +91,7 @@ func apikeyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		defer st.Close()
-		k, err := st.RevokeAPIKey(ctx, fs.Arg(0), time.Now().UTC())
+		k, err := (&apikey.Service{Store: st}).Revoke(ctx, fs.Arg(0), time.Now().UTC())
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			return fmt.Errorf("no API key starts with %q", fs.Arg(0))

@@ -24,8 +24,23 @@ type (
 // Service tells who an API key, or a dashboard session signed in with one, is.
 // The API and the dashboard both authenticate through it, so a key is judged by
 // one rule however it is used.
+//
+// A valid key's lookup is cached for less than MaxStale (see cache.go), so that
+// requests do not ask the store every time, while a revocation is honoured at
+// once by the Service that made it and within MaxStale by every other.
 type Service struct {
 	Store store.Store
+	// Now is the clock of the key cache; nil means time.Now.
+	Now func() time.Time
+
+	cache keyCache
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
 }
 
 // errInvalid is the answer for a key that is malformed, unknown or revoked.
@@ -37,7 +52,13 @@ func (s *Service) Authenticate(ctx context.Context, key string) (Key, error) {
 		return Key{}, errInvalid
 	}
 	hash := Hash(key)
-	k, err := s.Store.APIKeyByHash(ctx, hash)
+	if k, ok := s.cache.get(hash, s.now()); ok {
+		return k, nil
+	}
+	res, err := s.cache.lookup(ctx, hash, s.now, func(ctx context.Context) (Key, error) {
+		return s.Store.APIKeyByHash(ctx, hash)
+	})
+	k := res.key
 	if errors.Is(err, store.ErrNotFound) {
 		return Key{}, errInvalid
 	}
@@ -49,6 +70,18 @@ func (s *Service) Authenticate(ctx context.Context, key string) (Key, error) {
 	if subtle.ConstantTimeCompare(k.Hash[:], hash[:]) != 1 || !k.RevokedAt.IsZero() {
 		return Key{}, errInvalid
 	}
+	s.cache.put(k, res.checked, res.gen)
+	return k, nil
+}
+
+// Revoke revokes the one key whose prefix starts with prefix (see
+// store.Store.RevokeAPIKey), and this Service refuses it from then on.
+func (s *Service) Revoke(ctx context.Context, prefix string, now time.Time) (Key, error) {
+	k, err := s.Store.RevokeAPIKey(ctx, prefix, now)
+	if err != nil {
+		return Key{}, err
+	}
+	s.cache.drop(k.Hash)
 	return k, nil
 }
 

@@ -215,7 +215,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if keygen == nil {
 		keygen = domains.NewKeyGate(cfg.KeygenConcurrency, 0)
 	}
-	a.auth = &apikey.Service{Store: a.store}
+	a.auth = &apikey.Service{Store: a.store, Now: cfg.Now}
 	a.domains = &domains.Service{
 		Store: a.store, Verifier: a.verifier, Records: cfg.Records, Sealer: sealer, Regions: cfg.Regions,
 		Log: log, AllowPrivateNames: cfg.DNS.AllowPrivate, Keygen: keygen, Now: cfg.Now,

@@ -30,7 +30,8 @@ var migrations embed.FS
 // connections that WAL mode lets run beside the writer.
 type Store struct {
 	*sqlstore.Store
-	w, r *sql.DB
+	w, r     *sql.DB
+	prepared map[string]*sql.Stmt // see db.stmts
 }
 
 var _ store.Store = (*Store)(nil)
@@ -76,17 +77,35 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
-	return &Store{Store: sqlstore.New(&db{w: w, r: r}, dialect{}), w: w, r: r}, nil
+	// Every reader stays open: one closed after use would be opened again, with
+	// its pragmas run and its statements prepared again, for the next request.
+	readers := max(4, runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(readers)
+	r.SetMaxIdleConns(readers)
+	d := &db{w: w, r: r, stmts: make(map[string]*sql.Stmt)}
+	// database/sql prepares a Stmt of the pool on each connection the first time
+	// it runs there, and keeps it for that connection.
+	for _, q := range sqlstore.Prepared() {
+		st, err := r.PrepareContext(ctx, rebind(q))
+		if err != nil {
+			d.Close()
+			return nil, fmt.Errorf("sqlite: prepare: %w", err)
+		}
+		d.stmts[q] = st
+	}
+	return &Store{Store: sqlstore.New(d, dialect{}), w: w, r: r, prepared: d.stmts}, nil
 }
 
 // db is the sqlstore.DB of the two pools.
 type db struct {
 	w, r *sql.DB
+	// stmts are sqlstore.Prepared's statements, prepared on r and keyed by
+	// their text as sqlstore gives it; the map is not written after Open.
+	stmts map[string]*sql.Stmt
 }
 
 // Read implements sqlstore.DB: the read-only pool.
-func (d *db) Read() sqlstore.Querier { return querier{d.r} }
+func (d *db) Read() sqlstore.Querier { return querier{q: d.r, stmts: d.stmts} }
 
 // Snapshot implements sqlstore.DB. A read transaction of SQLite in WAL mode sees
 // one snapshot, from its first read to its end.
@@ -96,7 +115,7 @@ func (d *db) Snapshot(ctx context.Context, fn func(sqlstore.Querier) error) erro
 		return fmt.Errorf("sqlite: begin read: %w", err)
 	}
 	defer tx.Rollback()
-	return fn(querier{tx})
+	return fn(querier{q: tx})
 }
 
 // Tx implements sqlstore.DB on the writer, whose transactions begin IMMEDIATE.
@@ -105,7 +124,7 @@ func (d *db) Tx(ctx context.Context, fn func(sqlstore.Querier) error) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: begin: %w", err)
 	}
-	if err := fn(querier{tx}); err != nil {
+	if err := fn(querier{q: tx}); err != nil {
 		tx.Rollback()
 		return err
 	}
@@ -123,19 +142,28 @@ func (d *db) Write(ctx context.Context, fn func(sqlstore.Querier) error) error {
 	return d.Tx(ctx, fn)
 }
 
-// Close implements sqlstore.DB: it closes both pools.
+// Close implements sqlstore.DB: it closes the prepared statements and both
+// pools.
 func (d *db) Close() error {
-	return errors.Join(d.r.Close(), d.w.Close())
+	var errs []error
+	for _, st := range d.stmts {
+		errs = append(errs, st.Close())
+	}
+	return errors.Join(append(errs, d.r.Close(), d.w.Close())...)
 }
 
 // querier is a sqlstore.Querier on a pool or a transaction of database/sql. It
-// rewrites the statements' $1 placeholders as SQLite's ?1, which mean the same.
+// rewrites the statements' $1 placeholders as SQLite's ?1, which mean the same,
+// and runs the statements prepared on the read pool as prepared.
 type querier struct {
 	q interface {
 		ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 		QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 		QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 	}
+	// stmts are the statements prepared on q, when q is the read pool. (The
+	// prepared statements are reads of one statement, which run on the pool.)
+	stmts map[string]*sql.Stmt
 }
 
 func (q querier) Exec(ctx context.Context, query string, args ...any) (int64, error) {
@@ -147,7 +175,13 @@ func (q querier) Exec(ctx context.Context, query string, args ...any) (int64, er
 }
 
 func (q querier) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
-	rows, err := q.q.QueryContext(ctx, rebind(query), args...)
+	var rows *sql.Rows
+	var err error
+	if st := q.stmts[query]; st != nil {
+		rows, err = st.QueryContext(ctx, args...)
+	} else {
+		rows, err = q.q.QueryContext(ctx, rebind(query), args...)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -155,6 +189,9 @@ func (q querier) Query(ctx context.Context, query string, args ...any) (sqlstore
 }
 
 func (q querier) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
+	if st := q.stmts[query]; st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return q.q.QueryRowContext(ctx, rebind(query), args...)
 }
 

@@ -58,23 +58,53 @@ func (s *Store) insertRecord(ctx context.Context, tx Querier, domainID string, p
 	return nil
 }
 
+// DomainSQL reads a domain and its records in one statement, which sees one
+// snapshot however the domain is being saved, with no transaction around it.
+const DomainSQL = `SELECT ` + domainColumns + `, ` + recordColumns + `
+	FROM domains d JOIN domain_records r ON r.domain_id = d.id
+	WHERE d.id = $1 AND d.project_id = $2 ORDER BY r.position`
+
 // Domain implements store.Store.
 func (s *Store) Domain(ctx context.Context, projectID int64, id string) (*domain.Domain, error) {
-	var d *domain.Domain
-	err := s.db.Snapshot(ctx, func(tx Querier) error {
-		var err error
-		d, err = scanDomain(tx.QueryRow(ctx,
-			`SELECT `+domainColumns+` FROM domains WHERE id = $1 AND project_id = $2`, id, projectID))
+	rows, err := s.db.Read().Query(ctx, DomainSQL, id, projectID)
+	if err != nil {
+		return nil, s.errorf("domain %s: %w", id, err)
+	}
+	defer rows.Close()
+	var (
+		dr domainRow
+		rr recordRow
+		d  *domain.Domain
+	)
+	dest := append(dr.dest(), rr.dest()...)
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return nil, s.errorf("domain %s: %w", id, err)
+		}
+		if d == nil {
+			d = dr.domain()
+			d.Records = make([]domain.Record, 0, len(domain.SendingKeys)+1)
+		}
+		r, err := rr.record()
+		if err != nil {
+			return nil, s.errorf("domain %s: %w", id, err)
+		}
+		d.Records = append(d.Records, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.errorf("domain %s: %w", id, err)
+	}
+	if d == nil {
+		// No row: no such domain, or (never through the service, which stores
+		// every domain with its records) one without records.
+		d, err = scanDomain(s.db.Read().QueryRow(ctx,
+			`SELECT `+domainColumns+` FROM domains d WHERE d.id = $1 AND d.project_id = $2`, id, projectID))
 		if errors.Is(err, sql.ErrNoRows) {
-			return store.ErrNotFound
+			return nil, store.ErrNotFound
 		}
 		if err != nil {
-			return s.errorf("domain %s: %w", id, err)
+			return nil, s.errorf("domain %s: %w", id, err)
 		}
-		return s.loadRecords(ctx, tx, []*domain.Domain{d})
-	})
-	if err != nil {
-		return nil, err
 	}
 	return d, nil
 }
@@ -89,12 +119,12 @@ func (s *Store) Domains(ctx context.Context, projectID int64, p store.Page) ([]*
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM domains WHERE project_id = $1`, projectID).Scan(&total); err != nil {
 			return s.errorf("count domains: %w", err)
 		}
-		query, args := `SELECT `+domainColumns+` FROM domains WHERE project_id = $1
+		query, args := `SELECT `+domainColumns+` FROM domains d WHERE project_id = $1
 			ORDER BY created_at, id LIMIT $2 OFFSET $3`, []any{projectID, s.limitOf(p), max(p.Offset, 0)}
 		if a := p.After; a != nil {
 			// Keyset pagination ignores Offset. The row comparison is the order of
 			// the list, and of the index domains_project_created.
-			query = `SELECT ` + domainColumns + ` FROM domains WHERE project_id = $1
+			query = `SELECT ` + domainColumns + ` FROM domains d WHERE project_id = $1
 				AND (created_at, id) > ($2, $3) ORDER BY created_at, id LIMIT $4`
 			args = []any{projectID, millis(a.CreatedAt), a.ID, s.limitOf(p)}
 		}
@@ -126,25 +156,23 @@ func (s *Store) loadRecords(ctx context.Context, q Querier, ds []*domain.Domain)
 		ids[i] = d.ID
 	}
 	for _, part := range chunks(ids, s.d.MaxIn()) {
-		in, args := s.d.In("domain_id", 1, part)
-		rows, err := q.Query(ctx, `SELECT domain_id, key, name, type, value, priority, purpose,
-			verified, status, found, problems, propagation, failures, checked_at, created_at, updated_at
-			FROM domain_records WHERE `+in+` ORDER BY domain_id, position`, args...)
+		in, args := s.d.In("r.domain_id", 1, part)
+		rows, err := q.Query(ctx, `SELECT r.domain_id, `+recordColumns+`
+			FROM domain_records r WHERE `+in+` ORDER BY r.domain_id, r.position`, args...)
 		if err != nil {
 			return s.errorf("records: %w", err)
 		}
+		var (
+			id string
+			rr recordRow
+		)
+		dest := append([]any{&id}, rr.dest()...)
 		_, err = Collect(rows, func(row Row) (struct{}, error) {
-			var id, key, status, found, problems, propagation string
-			var r domain.Record
-			var priority int32
-			var checked, created, updated int64
-			if err := row.Scan(&id, &key, &r.Name, &r.Type, &r.Value, &priority, &r.Purpose,
-				&r.Verified, &status, &found, &problems, &propagation, &r.Failures, &checked, &created, &updated); err != nil {
+			if err := row.Scan(dest...); err != nil {
 				return struct{}{}, err
 			}
-			r.Key, r.Status, r.Priority = domain.RecordKey(key), domain.CheckStatus(status), uint16(priority)
-			r.CheckedAt, r.CreatedAt, r.UpdatedAt = fromMillis(checked), fromMillis(created), fromMillis(updated)
-			if err := decodeRecordState(&r, found, problems, propagation); err != nil {
+			r, err := rr.record()
+			if err != nil {
 				return struct{}{}, fmt.Errorf("domain %s: %w", id, err)
 			}
 			d := byID[id]

@@ -65,10 +65,13 @@ func scanAPIKey(sc Row) (store.APIKey, error) {
 	return k, nil
 }
 
+// apiKeyByHashSQL finds a key by its hash.
+const apiKeyByHashSQL = `SELECT ` + apiKeyColumns + `
+	FROM api_keys k JOIN projects p ON p.id = k.project_id WHERE k.hash = $1`
+
 // APIKeyByHash implements store.Store.
 func (s *Store) APIKeyByHash(ctx context.Context, hash [32]byte) (store.APIKey, error) {
-	k, err := scanAPIKey(s.db.Read().QueryRow(ctx, `SELECT `+apiKeyColumns+`
-		FROM api_keys k JOIN projects p ON p.id = k.project_id WHERE k.hash = $1`, hash[:]))
+	k, err := scanAPIKey(s.db.Read().QueryRow(ctx, apiKeyByHashSQL, hash[:]))
 	if errors.Is(err, sql.ErrNoRows) {
 		return k, store.ErrNotFound
 	}
@@ -148,13 +151,16 @@ func (s *Store) CreateSession(ctx context.Context, sess store.Session) error {
 	})
 }
 
+// sessionByHashSQL finds a live session, of a key not revoked, by its hash.
+const sessionByHashSQL = `SELECT s.api_key_id, s.project_id, p.name, s.created_at, s.expires_at
+	FROM sessions s JOIN api_keys k ON k.id = s.api_key_id JOIN projects p ON p.id = s.project_id
+	WHERE s.hash = $1 AND s.expires_at > $2 AND k.revoked_at = 0`
+
 // SessionByHash implements store.Sessions.
 func (s *Store) SessionByHash(ctx context.Context, hash [32]byte, now time.Time) (store.Session, error) {
 	sess := store.Session{Hash: hash}
 	var created, expires int64
-	err := s.db.Read().QueryRow(ctx, `SELECT s.api_key_id, s.project_id, p.name, s.created_at, s.expires_at
-		FROM sessions s JOIN api_keys k ON k.id = s.api_key_id JOIN projects p ON p.id = s.project_id
-		WHERE s.hash = $1 AND s.expires_at > $2 AND k.revoked_at = 0`, hash[:], millis(now)).
+	err := s.db.Read().QueryRow(ctx, sessionByHashSQL, hash[:], millis(now)).
 		Scan(&sess.APIKeyID, &sess.ProjectID, &sess.ProjectName, &created, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Session{}, store.ErrNotFound

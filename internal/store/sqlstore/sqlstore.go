@@ -91,6 +91,15 @@ type Dialect interface {
 	ClaimDeliveries(ctx context.Context, q Querier, now, until int64, perEndpoint, limit int) ([]store.Delivery, error)
 }
 
+// Prepared returns the statements that every authenticated read runs (the
+// domain a GET returns, the API key and the dashboard session that authenticate
+// it), for a DB to prepare once on each connection and keep until it is closed
+// rather than compile on every call. They are this package's text, as the
+// Querier is given it.
+func Prepared() []string {
+	return []string{DomainSQL, apiKeyByHashSQL, sessionByHashSQL}
+}
+
 // Store is a store.Store on a DB, in a Dialect.
 type Store struct {
 	db DB
