@@ -19,6 +19,7 @@ import (
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/fault"
 	"github.com/domaind/domaind/internal/records"
+	"github.com/domaind/domaind/internal/rotation"
 	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/verify"
 )
@@ -57,6 +58,8 @@ type Service struct {
 	// example.test), as --dns-allow-private does; off, Add refuses them, since
 	// checking them would read the records of domaind's own network.
 	AllowPrivateNames bool
+	// Rotator rotates DKIM keys; nil leaves domains without rotation.
+	Rotator *rotation.Rotator
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	Log *slog.Logger
@@ -149,6 +152,13 @@ func (s *Service) Add(ctx context.Context, projectID int64, rawName, region stri
 			Message: fmt.Sprintf("The domain %s already exists in this project.", name)}
 	} else if err != nil {
 		return nil, err
+	}
+	if s.Rotator != nil {
+		// The rotation row is made after the domain; a crash between the two
+		// leaves a txt-mode domain to the worker's InitRotations.
+		if err := s.Store.CreateRotation(ctx, s.Rotator.NewRotation(d, gen)); err != nil {
+			return nil, err
+		}
 	}
 	if s.Log != nil {
 		s.Log.Info("domain added", "domain", name, "id", id, "project", projectID, "region", region)
