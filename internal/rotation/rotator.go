@@ -270,7 +270,9 @@ func (r *Rotator) generated(ctx context.Context, rot store.Rotation, now time.Ti
 	} else if !r.visible(ctx, rot.Domain, name, rot.NextValue) {
 		return false, r.wait(ctx, rot, now, true)
 	}
-	rot.State, rot.VisibleAt, rot.StepAt = domain.RotationVisible, now, now
+	// StepAt stays the claim's lease: this worker switches at once, and if it
+	// dies first, another resumes at visible when the lease ends.
+	rot.State, rot.VisibleAt = domain.RotationVisible, now
 	ev, err := r.event(rot, domain.EventDKIMRotationVisible, now)
 	if err != nil {
 		return false, err
