@@ -76,9 +76,9 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// backoff is how long after the attempt-th consecutive failure the step is
+// Backoff is how long after the attempt-th consecutive failure the step is
 // tried again: RetryBase doubled per failure, at most RetryMax.
-func (r *Rotator) backoff(attempt int) time.Duration {
+func (r *Rotator) Backoff(attempt int) time.Duration {
 	base, limit := orDefault(r.RetryBase, 30*time.Second), orDefault(r.RetryMax, time.Hour)
 	d := base
 	for i := 1; i < attempt && d < limit; i++ {
@@ -347,7 +347,7 @@ func (r *Rotator) publish(ctx context.Context, rot store.Rotation, sel, value st
 func (r *Rotator) failed(ctx context.Context, rot store.Rotation, now time.Time, cause error) error {
 	rot.Attempts++
 	rot.LastError = domain.TruncateBytes(cause.Error(), 300)
-	rot.StepAt = now.Add(r.backoff(rot.Attempts))
+	rot.StepAt = now.Add(r.Backoff(rot.Attempts))
 	if r.Log != nil {
 		r.Log.Warn("dkim rotation: dns update failed", "domain", rot.Domain, "state", rot.State, "attempt", rot.Attempts, "err", cause)
 	}
