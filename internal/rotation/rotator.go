@@ -128,6 +128,18 @@ func (r *Rotator) Start(ctx context.Context, id, reason string) (store.Rotation,
 }
 
 func (r *Rotator) start(ctx context.Context, rot store.Rotation, reason string) (store.Rotation, error) {
+	// The next key is sealed with this process's master key; if that key does
+	// not open the current one (an operator's command given another), the
+	// switch would install a key no signer can open.
+	cur, err := r.Store.SealedDKIMKey(ctx, rot.DomainID)
+	if err != nil {
+		return rot, err
+	}
+	der, err := r.Sealer.Open(cur, rot.DomainID)
+	if err != nil {
+		return rot, err
+	}
+	clear(der)
 	if r.Keygen != nil {
 		release, err := r.Keygen.Acquire(ctx)
 		if err != nil {
