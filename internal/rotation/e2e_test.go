@@ -399,6 +399,11 @@ func TestRotationTXT(t *testing.T) {
 		r.verify(switched, k.Addr(), "autosend2")
 		r.verify(first, k.Addr(), "autosend") // mail in transit still verifies
 	}
+	// `domaind dkim export` hands signers the new key from the switch on.
+	keys, err := signing.New(r.st, mustSealer(t)).All(ctx)
+	if err != nil || len(keys) != 1 || keys[0].Selector != "autosend2" {
+		t.Fatalf("exported keys after the switch: %+v, %v", keys, err)
+	}
 	dd := r.domain()
 	if cur, prev := dd.Record(domain.KeyDKIM), dd.Record(domain.KeyDKIMPrevious); cur == nil || cur.Name != next.Name || cur.Value != next.Value || !cur.Verified || prev == nil || prev.Name != "autosend._domainkey."+customer || dd.Record(domain.KeyDKIMNext) != nil {
 		t.Fatalf("records after switch: %+v", dd.Records)
@@ -443,48 +448,68 @@ func TestRotationTXT(t *testing.T) {
 // switches, and after the fix the rotation completes, then repeats by itself
 // after --dkim-rotate-every, each message verifying with dkimpy through a
 // resolver that follows the customer's CNAMEs.
-func TestRotationCNAME(t *testing.T) {
-	root := realdns.StartKnot(t, "127.0.0.91", 0, map[string]string{".": rootZone("127.0.0.91", "127.0.0.92", "127.0.0.92")})
-	port := root.Port()
-	srv := realdns.StartKnotWithUpdates(t, "127.0.0.92", port, map[string]string{
-		customer: customerZone(1, nil, "127.0.0.92"),
-		opZone:   operatorZone("127.0.0.92"),
-	}, realdns.UpdateKey{Algorithm: "hmac-sha256", Name: tsigName, Secret: testSecret}, opZone)
-	stub := fmt.Sprintf("%s@%d", srv.IP(), srv.Port())
-	resolver := realdns.StartUnbound(t, "127.0.0.93", 0, map[string]string{customer: stub, opZone: stub})
-	ctx := t.Context()
-	// verify flushes the resolver first: dkimpy sees the DNS of the moment.
-	verify := func(r *rig, msg []byte, sel string) {
-		t.Helper()
-		if err := resolver.Flush(ctx); err != nil {
-			t.Fatal(err)
-		}
-		r.verify(msg, resolver.Addr(), sel)
-	}
+// cnameEnv is cname mode's DNS: a root, one Knot serving the customer's zone
+// and the operator's key zone (which takes TSIG-signed updates), and an
+// Unbound that follows the customer's CNAMEs, as a receiver's resolver does.
+type cnameEnv struct {
+	root, srv *realdns.Knot
+	resolver  *realdns.Unbound
+	cfg       rotation.Config
+	r         *rig
+	d         *domain.Domain
+}
 
+// newCNAMEEnv starts the servers on 127.0.0.<net+1..3> and adds the domain;
+// the customer publishes its ownership record and the CNAMEs of keys (once,
+// never again) and the domain is verified.
+func newCNAMEEnv(t *testing.T, net int, keys ...domain.RecordKey) *cnameEnv {
+	ip := func(i int) string { return fmt.Sprintf("127.0.0.%d", net+i) }
+	e := &cnameEnv{}
+	e.root = realdns.StartKnot(t, ip(1), 0, map[string]string{".": rootZone(ip(1), ip(2), ip(2))})
+	e.srv = realdns.StartKnotWithUpdates(t, ip(2), e.root.Port(), map[string]string{
+		customer: customerZone(1, nil, ip(2)),
+		opZone:   operatorZone(ip(2)),
+	}, realdns.UpdateKey{Algorithm: "hmac-sha256", Name: tsigName, Secret: testSecret}, opZone)
+	stub := fmt.Sprintf("%s@%d", e.srv.IP(), e.srv.Port())
+	e.resolver = realdns.StartUnbound(t, ip(3), 0, map[string]string{customer: stub, opZone: stub})
 	good, err := rotation.ParseTSIG("hmac-sha256:" + tsigName + ":" + testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := rotation.DefaultConfig()
-	cfg.Mode, cfg.Zone, cfg.Server, cfg.TSIG = domain.DKIMModeCNAME, opZone, srv.Addr(), good
-	r := newRig(t, root.IP(), port, cfg)
-
-	d, err := r.app.Domains().Add(ctx, r.proj, customer, "")
-	if err != nil {
+	e.cfg = rotation.DefaultConfig()
+	e.cfg.Mode, e.cfg.Zone, e.cfg.Server, e.cfg.TSIG = domain.DKIMModeCNAME, opZone, e.srv.Addr(), good
+	e.r = newRig(t, e.root.IP(), e.root.Port(), e.cfg)
+	ctx := t.Context()
+	if e.d, err = e.r.app.Domains().Add(ctx, e.r.proj, customer, ""); err != nil {
 		t.Fatal(err)
 	}
-	r.id = d.ID
+	e.r.id = e.d.ID
+	if err := e.srv.SetZone(ctx, customer, customerZone(2, pick(e.d, append(keys, domain.KeyOwnership)...), ip(2))); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := e.r.app.Domains().Verify(ctx, e.r.proj, e.d.ID); err != nil || !out.Domain.CanSend() {
+		t.Fatalf("verify: %v %+v", err, out.Domain)
+	}
+	return e
+}
+
+// verify flushes the resolver first, so that dkimpy sees the DNS of the
+// moment, and has it check msg's signature by selector.
+func (e *cnameEnv) verify(t *testing.T, msg []byte, sel string) {
+	t.Helper()
+	if err := e.resolver.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	e.r.verify(msg, e.resolver.Addr(), sel)
+}
+
+func TestRotationCNAME(t *testing.T) {
+	e := newCNAMEEnv(t, 90, domain.KeyDKIM, domain.KeyDKIM2)
+	r, d, srv, cfg, ctx := e.r, e.d, e.srv, e.cfg, t.Context()
+	verify := func(r *rig, msg []byte, sel string) { t.Helper(); e.verify(t, msg, sel) }
 	c1, c2 := d.Record(domain.KeyDKIM), d.Record(domain.KeyDKIM2)
 	if c1 == nil || c1.Type != "CNAME" || c1.Value != "autosend."+customer+"."+opZone || c2 == nil || c2.Name != "autosend2._domainkey."+customer {
 		t.Fatalf("cname records: %+v", d.Records)
-	}
-	// The customer publishes the CNAMEs once, and never touches DNS again.
-	if err := srv.SetZone(ctx, customer, customerZone(2, pick(d, domain.KeyOwnership, domain.KeyDKIM, domain.KeyDKIM2), "127.0.0.92")); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := r.app.Domains().Verify(ctx, r.proj, d.ID); err != nil || !out.Domain.CanSend() {
-		t.Fatalf("verify: %v %+v", err, out.Domain)
 	}
 	// The CNAMEs verify, but the key they lead to is not published yet:
 	// nothing may be signed.
@@ -582,5 +607,37 @@ func TestRotationCNAME(t *testing.T) {
 	}
 	if err := json.Unmarshal(evs[0].Payload, &p); err != nil || p.Type != "domain.dkim.rotation.switched" || p.Data.State != "switched" || p.Data.Selector != "autosend" || p.Data.Mode != "cname" {
 		t.Fatalf("last event payload %s: %v", evs[0].Payload, err)
+	}
+}
+
+// TestRotationCNAMEWaitsForSecondCNAME: a customer who published only the
+// first CNAME is reminded of the second, and signing never switches to a key
+// receivers would not reach, however long the next key sits published in
+// the operator's zone.
+func TestRotationCNAMEWaitsForSecondCNAME(t *testing.T) {
+	e := newCNAMEEnv(t, 100, domain.KeyDKIM)
+	r, ctx := e.r, t.Context()
+	r.step()
+	r.wantState(domain.RotationIdle)
+	if _, err := r.app.Domains().RotateDKIM(ctx, r.proj, r.id); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		r.step()
+		rot := r.wantState(domain.RotationGenerated)
+		if rot.PublishedAt.IsZero() {
+			t.Fatalf("next key not published: %+v", rot)
+		}
+		e.verify(t, r.sign(), "autosend")
+		r.clock.Advance(25 * time.Hour)
+	}
+	want := []string{"domain.dkim.rotation.started", "domain.dkim.rotation.published",
+		"domain.dkim.rotation.waiting", "domain.dkim.rotation.waiting", "domain.dkim.rotation.waiting"}
+	if got := r.eventTypes(); !slices.Equal(got, want) {
+		t.Fatalf("events %q, want %q", got, want)
+	}
+	evs, _, _ := r.st.Events(ctx, r.proj, r.id, store.Page{Limit: 1})
+	if !strings.Contains(string(evs[0].Payload), `"record":{"name":"autosend2._domainkey.`+customer+`","type":"CNAME","value":"autosend2.`+customer+"."+opZone+`"}`) {
+		t.Fatalf("waiting event does not name the CNAME to publish: %s", evs[0].Payload)
 	}
 }

@@ -275,9 +275,13 @@ func (r *Rotator) generated(ctx context.Context, rot store.Rotation, now time.Ti
 		target := r.Records.DKIMTarget(rot.NextSelector, rot.Domain)
 		// Every server of the operator's zone has the key, and the customer's
 		// CNAME at the next selector leads to it: only then can receivers
-		// find it.
-		if !r.visible(ctx, rot.Domain, target, rot.NextValue) || !r.resolves(ctx, rot.Domain, name, rot.NextValue) {
+		// find it. A customer who never published the second CNAME is
+		// reminded of it.
+		if !r.visible(ctx, rot.Domain, target, rot.NextValue) {
 			return false, r.wait(ctx, rot, now, false)
+		}
+		if !r.resolves(ctx, rot.Domain, name, rot.NextValue) {
+			return false, r.wait(ctx, rot, now, true)
 		}
 	} else if !r.visible(ctx, rot.Domain, name, rot.NextValue) {
 		return false, r.wait(ctx, rot, now, true)
@@ -374,6 +378,8 @@ func (r *Rotator) failed(ctx context.Context, rot store.Rotation, now time.Time,
 // name answers with the DKIM key value, and at least one was asked: a key
 // some server lacks is one some receivers cannot find.
 func (r *Rotator) visible(ctx context.Context, dom, name, value string) bool {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
 	obs := r.Checker.Check(ctx, []dnscheck.Expectation{{Key: domain.KeyDKIM, Domain: dom, Name: name, Type: "TXT", Value: value}})
 	if len(obs) != 1 {
 		return false
@@ -394,9 +400,15 @@ func (r *Rotator) visible(ctx context.Context, dom, name, value string) bool {
 // resolves reports whether looking name up (through the customer's CNAME)
 // finds the key value.
 func (r *Rotator) resolves(ctx context.Context, dom, name, value string) bool {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
 	obs := r.Checker.Check(ctx, []dnscheck.Expectation{{Key: domain.KeyDKIM, Domain: dom, Name: name, Type: "TXT", Value: value}})
 	return len(obs) == 1 && obs[0].Status == domain.CheckVerified
 }
+
+// checkTimeout bounds one look at DNS, however slow a tenant's servers are;
+// a look that runs out is "not visible yet", which only delays a switch.
+const checkTimeout = 30 * time.Second
 
 // eventData is the data of a rotation event.
 type eventData struct {
@@ -412,8 +424,9 @@ type eventData struct {
 	RetireAt         string `json:"retireAt,omitempty"`
 	Attempt          int    `json:"attempt,omitempty"`
 	Error            string `json:"error,omitempty"`
-	// Record is the record the customer must publish, in txt mode's waiting
-	// and started events.
+	// Record is the record the customer must publish: in txt mode's started
+	// and waiting events the next key, in cname mode's waiting event the
+	// second CNAME.
 	Record *eventRecord `json:"record,omitempty"`
 }
 
@@ -450,8 +463,11 @@ func (r *Rotator) event(rot store.Rotation, typ domain.EventType, now time.Time)
 	if typ == domain.EventDKIMUpdateFailed {
 		data.Attempt, data.Error = rot.Attempts, rot.LastError
 	}
-	if rot.Mode == domain.DKIMModeTXT && (typ == domain.EventDKIMRotationStarted || typ == domain.EventDKIMRotationWaiting) {
+	switch {
+	case rot.Mode == domain.DKIMModeTXT && (typ == domain.EventDKIMRotationStarted || typ == domain.EventDKIMRotationWaiting):
 		data.Record = &eventRecord{Name: records.DKIMName(rot.NextSelector, rot.Domain), Type: "TXT", Value: rot.NextValue}
+	case rot.Mode == domain.DKIMModeCNAME && typ == domain.EventDKIMRotationWaiting:
+		data.Record = &eventRecord{Name: records.DKIMName(rot.NextSelector, rot.Domain), Type: "CNAME", Value: r.Records.DKIMTarget(rot.NextSelector, rot.Domain)}
 	}
 	body, err := json.Marshal(payload{Type: typ, Timestamp: stamp(now), Data: data})
 	if err != nil {

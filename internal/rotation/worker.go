@@ -21,9 +21,14 @@ type Worker struct {
 	Log             *slog.Logger
 	// Wake, when not nil, makes the worker look at once (rotate-now).
 	Wake <-chan struct{}
-	// initBatch bounds the rows InitRotations makes per look.
-	initBatch int
+	// initDone is set once InitRotations found no domain without a row:
+	// domains added since get theirs from Add, so the scan of every domain
+	// it costs is not repeated at every look.
+	initDone bool
 }
+
+// initBatch bounds the rows InitRotations makes per look.
+const initBatch = 500
 
 // Run looks for due steps until ctx ends.
 func (w *Worker) Run(ctx context.Context) {
@@ -41,13 +46,18 @@ func (w *Worker) Run(ctx context.Context) {
 	}
 }
 
-// RunOnce makes the rows of domains that have none, claims the due steps and
-// runs them, and returns how many it ran.
+// RunOnce makes the rows of domains that have none (until none is left),
+// claims the due steps and runs them, and returns how many it ran. Calls
+// must not overlap.
 func (w *Worker) RunOnce(ctx context.Context) int {
 	r := w.Rotator
 	now := r.now()
-	if _, err := r.Store.InitRotations(ctx, now, r.Config.RotateEvery, max(w.initBatch, 500)); err != nil && ctx.Err() == nil {
-		w.log().Warn("dkim rotation: init", "err", err)
+	if !w.initDone {
+		n, err := r.Store.InitRotations(ctx, now, r.Config.RotateEvery, initBatch)
+		if err != nil && ctx.Err() == nil {
+			w.log().Warn("dkim rotation: init", "err", err)
+		}
+		w.initDone = err == nil && n < initBatch
 	}
 	batch := w.Batch
 	if batch <= 0 {
