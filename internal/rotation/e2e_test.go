@@ -567,9 +567,19 @@ func TestRotationCNAME(t *testing.T) {
 	switched := r.sign()
 	verify(r, switched, "autosend2")
 
-	// After the retire time the old key is removed from the operator's zone.
+	// After the retire time the old key is removed from the operator's zone;
+	// a crash after the removal and before it is recorded removes it again.
 	r.clock.Advance(7*24*time.Hour + time.Second)
 	r.restart(cfg)
+	r.crashNext("retire")
+	r.step()
+	r.wantState(domain.RotationRetiring)
+	if got := txtAt(t, srv.Addr(), "autosend."+customer+"."+opZone); len(got) != 0 {
+		t.Fatalf("retired key still published: %q", got)
+	}
+	verify(r, switched, "autosend2")
+	r.restart(cfg)
+	r.clock.Advance(3 * time.Minute)
 	r.step()
 	r.wantState(domain.RotationIdle)
 	if got := txtAt(t, srv.Addr(), "autosend."+customer+"."+opZone); len(got) != 0 {
