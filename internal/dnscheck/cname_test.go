@@ -39,3 +39,25 @@ func TestCheckCNAME(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckRevokedKey: the retired key's record verifies as the revoked key
+// "v=DKIM1; p=" once it is retired, not as a key domaind cannot parse.
+func TestCheckRevokedKey(t *testing.T) {
+	zone := dnstest.NewZone("shop.example.")
+	zone.MustAdd(`old._domainkey.shop.example. 300 IN TXT "v=DKIM1; p="`)
+	zone.MustAdd(`kept._domainkey.shop.example. 300 IN TXT "v=DKIM1; k=rsa; p=AAAA"`)
+	srv := dnstest.Start(t, zone)
+	c, err := dnscheck.New(dnscheck.Config{Mode: dnscheck.ModeRecursive, Resolvers: []string{srv.Addr()}, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]domain.CheckStatus{
+		"old._domainkey.shop.example":  domain.CheckVerified,
+		"kept._domainkey.shop.example": domain.CheckMismatch,
+	} {
+		obs := c.Check(t.Context(), []dnscheck.Expectation{{Key: domain.KeyDKIMPrevious, Domain: "shop.example", Name: name, Type: "TXT", Value: "v=DKIM1; p="}})
+		if len(obs) != 1 || obs[0].Status != want {
+			t.Errorf("%s: %+v, want %s", name, obs, want)
+		}
+	}
+}

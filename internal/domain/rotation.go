@@ -16,12 +16,6 @@ const (
 	KeyDKIM2 RecordKey = "dkim_2"
 )
 
-// IsDKIMKey reports whether the record holds a DKIM key (or, in cname mode, the
-// CNAME that leads to one).
-func (k RecordKey) IsDKIMKey() bool {
-	return k == KeyDKIM || k == KeyDKIMNext || k == KeyDKIMPrevious || k == KeyDKIM2
-}
-
 // DKIMMode is how a domain's DKIM keys reach DNS.
 type DKIMMode string
 
