@@ -168,8 +168,19 @@ func (s *Service) Add(ctx context.Context, projectID int64, rawName, region stri
 
 // Delete removes the project's domain, its records and its keys.
 func (s *Service) Delete(ctx context.Context, projectID int64, id string) error {
+	var rot store.Rotation
+	if s.Rotator != nil {
+		rot, _ = s.Store.Rotation(ctx, id) // none: nothing published for it
+	}
 	if err := s.Store.DeleteDomain(ctx, projectID, id); err != nil {
 		return notFound(err)
+	}
+	if rot.ProjectID == projectID && rot.Mode == domain.DKIMModeCNAME {
+		// The keys domaind published for it in the operator's zone go too;
+		// one left behind (the update failed) names a key no one holds.
+		if err := s.Rotator.Unpublish(ctx, rot); err != nil && s.Log != nil {
+			s.Log.Warn("dkim keys of a deleted domain left in the operator's zone", "domain", rot.Domain, "err", err)
+		}
 	}
 	if s.Log != nil {
 		s.Log.Info("domain deleted", "id", id, "project", projectID)

@@ -34,7 +34,7 @@ func (s *Service) DKIMRotation(ctx context.Context, projectID int64, id string) 
 	if err != nil {
 		return domain.Rotation{}, err
 	}
-	return View(rot), nil
+	return RotationView(rot), nil
 }
 
 // RotateDKIM starts a rotation of the project's domain's DKIM key now, for a
@@ -44,15 +44,6 @@ func (s *Service) RotateDKIM(ctx context.Context, projectID int64, id string) (d
 	if _, err := s.Get(ctx, projectID, id); err != nil {
 		return domain.Rotation{}, err
 	}
-	if s.Rotator == nil {
-		return domain.Rotation{}, errNoRotation
-	}
-	return s.rotate(ctx, id)
-}
-
-// RotateDKIMByID starts a rotation of the domain with id in any project, for
-// operators (`domaind dkim rotate`).
-func (s *Service) RotateDKIMByID(ctx context.Context, id string) (domain.Rotation, error) {
 	if s.Rotator == nil {
 		return domain.Rotation{}, errNoRotation
 	}
@@ -69,13 +60,13 @@ func (s *Service) rotate(ctx context.Context, id string) (domain.Rotation, error
 	rot, err := s.Rotator.Start(ctx, id, "requested")
 	switch {
 	case errors.Is(err, rotation.ErrBusy):
-		return View(rot), &fault.Error{Code: fault.Conflict, Subject: "dkim", Err: err,
+		return RotationView(rot), &fault.Error{Code: fault.Conflict, Subject: "dkim", Err: err,
 			Message: "A DKIM key rotation of this domain is already running (state " + string(rot.State) + "); it must finish first."}
 	case errors.Is(err, rotation.ErrNotPublished):
-		return View(rot), &fault.Error{Code: fault.Conflict, Subject: "dkim", Err: err,
+		return RotationView(rot), &fault.Error{Code: fault.Conflict, Subject: "dkim", Err: err,
 			Message: "The domain's first DKIM key is not published yet; it can be rotated once it is."}
 	case errors.Is(err, store.ErrStale):
-		return View(rot), &fault.Error{Code: fault.Conflict, Subject: "dkim", Err: err,
+		return RotationView(rot), &fault.Error{Code: fault.Conflict, Subject: "dkim", Err: err,
 			Message: "A DKIM key rotation of this domain started meanwhile."}
 	case err != nil:
 		return domain.Rotation{}, notFound(err)
@@ -83,11 +74,11 @@ func (s *Service) rotate(ctx context.Context, id string) (domain.Rotation, error
 	if s.Log != nil {
 		s.Log.Info("dkim rotation started", "domain", rot.Domain, "id", id, "selector", rot.NextSelector)
 	}
-	return View(rot), nil
+	return RotationView(rot), nil
 }
 
-// View is a rotation row as front ends show it.
-func View(r store.Rotation) domain.Rotation {
+// RotationView is a rotation row as front ends show it.
+func RotationView(r store.Rotation) domain.Rotation {
 	return domain.Rotation{
 		Mode: r.Mode, State: r.State, CurrentSelector: r.CurrentSelector, CurrentSince: r.CurrentSince,
 		NextSelector: r.NextSelector, PreviousSelector: r.PrevSelector, Reason: r.Reason,

@@ -618,6 +618,21 @@ func TestRotationCNAME(t *testing.T) {
 	if err := json.Unmarshal(evs[0].Payload, &p); err != nil || p.Type != "domain.dkim.rotation.switched" || p.Data.State != "switched" || p.Data.Selector != "autosend" || p.Data.Mode != "cname" {
 		t.Fatalf("last event payload %s: %v", evs[0].Payload, err)
 	}
+
+	// Deleting the domain removes its keys from the operator's zone.
+	for _, sel := range []string{"autosend", "autosend2"} {
+		if got := txtAt(t, srv.Addr(), sel+"."+customer+"."+opZone); sel == "autosend" && len(got) != 1 {
+			t.Fatalf("current key at %s before delete: %q", sel, got)
+		}
+	}
+	if err := r.app.Domains().Delete(ctx, r.proj, r.id); err != nil {
+		t.Fatal(err)
+	}
+	for _, sel := range []string{"autosend", "autosend2"} {
+		if got := txtAt(t, srv.Addr(), sel+"."+customer+"."+opZone); len(got) != 0 {
+			t.Fatalf("key at %s after the domain was deleted: %q", sel, got)
+		}
+	}
 }
 
 // TestRotationCNAMEWaitsForSecondCNAME: a customer who published only the

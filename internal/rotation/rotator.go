@@ -349,6 +349,24 @@ func (r *Rotator) retire(ctx context.Context, rot store.Rotation, now time.Time)
 	return false, r.Store.RetireRotation(ctx, rot, revoked, ev)
 }
 
+// Unpublish removes, in cname mode, every key record domaind published for
+// the rotation's domain from the operator's zone: for a deleted domain.
+func (r *Rotator) Unpublish(ctx context.Context, rot store.Rotation) error {
+	if rot.Mode != domain.DKIMModeCNAME {
+		return nil
+	}
+	if r.Updater == nil {
+		return ErrNoUpdater
+	}
+	var errs []error
+	for _, sel := range []string{rot.CurrentSelector, rot.NextSelector, rot.PrevSelector} {
+		if sel != "" {
+			errs = append(errs, r.Updater.Delete(ctx, r.Records.DKIMTarget(sel, rot.Domain)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // publish writes the key of selector sel (the current or the next one) to
 // the operator's zone.
 func (r *Rotator) publish(ctx context.Context, rot store.Rotation, sel, value string) error {
