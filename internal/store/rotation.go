@@ -58,8 +58,9 @@ type Rotations interface {
 	CreateRotation(ctx context.Context, r Rotation) error
 	// InitRotations creates, for up to limit domains without one, an idle
 	// txt-mode rotation row from the domain's DKIM record (domains made before
-	// rotations existed), next due every after the DKIM record was made; every
-	// of 0 schedules none. It returns how many it created.
+	// rotations existed), next due every after the later of the record's
+	// creation and now; every of 0 schedules none. It returns how many it
+	// created.
 	InitRotations(ctx context.Context, now time.Time, every time.Duration, limit int) (int, error)
 	// Rotation returns the domain's rotation row (any project).
 	Rotation(ctx context.Context, domainID string) (Rotation, error)

@@ -58,11 +58,14 @@ func (s *Store) InitRotations(ctx context.Context, now time.Time, every time.Dur
 		// The selector is the DKIM record's name less "._domainkey.<domain>".
 		// Only txt-mode records (TXT) are taken: a cname-mode domain gets its
 		// row when it is added.
+		// The first rotation is due a period after the later of the key's
+		// creation and now: domains older than a period when rotation came
+		// do not all start one at once.
 		step := `0`
 		args := []any{limit}
 		if every > 0 {
-			step = `(rec.created_at + $2)`
-			args = append(args, every.Milliseconds())
+			step = `(CASE WHEN rec.created_at > $3 THEN rec.created_at ELSE $3 END) + $2`
+			args = append(args, every.Milliseconds(), millis(now))
 		}
 		var err error
 		n, err = q.Exec(ctx, `INSERT INTO dkim_rotations (domain_id, project_id, mode, state, current_selector,

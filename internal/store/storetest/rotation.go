@@ -73,8 +73,19 @@ func testRotationsTXT(t *testing.T, s store.Store) {
 	dkimCreated := msUTC(d.Record(domain.KeyDKIM).CreatedAt)
 	if rot.Domain != d.Name || rot.ProjectID != p.ID || rot.Mode != domain.DKIMModeTXT || rot.State != domain.RotationIdle ||
 		rot.CurrentSelector != "autosend" || rot.CurrentValue != "v=DKIM1; k=rsa; p=CUR" ||
-		!rot.CurrentSince.Equal(dkimCreated) || !rot.StepAt.Equal(dkimCreated.Add(every)) {
+		!rot.CurrentSince.Equal(dkimCreated) || !rot.StepAt.Equal(msUTC(at(time.Hour)).Add(every)) {
 		t.Fatalf("initial row = %+v", rot)
+	}
+	// A key newer than now is due a period after its creation.
+	fresh := signingDomain(t, s, p, "fresh.example")
+	if n, err := s.InitRotations(ctx, t0.Add(-time.Hour), every, 10); err != nil || n != 1 {
+		t.Fatalf("InitRotations of a new domain = %d, %v", n, err)
+	}
+	if r, err := s.Rotation(ctx, fresh.ID); err != nil || !r.StepAt.Equal(msUTC(fresh.Record(domain.KeyDKIM).CreatedAt).Add(every)) {
+		t.Fatalf("new domain's row = %+v, %v", r, err)
+	}
+	if err := s.DeleteDomain(ctx, p.ID, fresh.ID); err != nil {
+		t.Fatal(err)
 	}
 	// CreateRotation leaves an existing row alone.
 	if err := s.CreateRotation(ctx, store.Rotation{DomainID: d.ID, ProjectID: p.ID, Mode: domain.DKIMModeCNAME, State: domain.RotationIdle, CurrentSelector: "x"}); err != nil {
