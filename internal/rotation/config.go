@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -71,7 +72,7 @@ func (c Config) Validate() error {
 	if c.Server == "" {
 		return errors.New("--dns-update-server HOST:PORT is required in cname mode")
 	}
-	if _, port, err := splitHostPort(c.Server); err != nil || port == 0 {
+	if _, port, err := net.SplitHostPort(c.Server); err != nil || !validPort(port) {
 		return fmt.Errorf("--dns-update-server %q must be HOST:PORT", c.Server)
 	}
 	if c.TSIG.Name == "" {
@@ -80,16 +81,9 @@ func (c Config) Validate() error {
 	return nil
 }
 
-func splitHostPort(s string) (string, int, error) {
-	i := strings.LastIndex(s, ":")
-	if i <= 0 {
-		return "", 0, errors.New("no port")
-	}
-	p, err := strconv.Atoi(s[i+1:])
-	if err != nil || p < 1 || p > 65535 {
-		return "", 0, errors.New("bad port")
-	}
-	return strings.Trim(s[:i], "[]"), p, nil
+func validPort(s string) bool {
+	p, err := strconv.Atoi(s)
+	return err == nil && p >= 1 && p <= 65535
 }
 
 // TSIG is a TSIG key (RFC 8945): its algorithm, name and secret.

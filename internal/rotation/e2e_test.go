@@ -506,7 +506,6 @@ func (e *cnameEnv) verify(t *testing.T, msg []byte, sel string) {
 func TestRotationCNAME(t *testing.T) {
 	e := newCNAMEEnv(t, 90, domain.KeyDKIM, domain.KeyDKIM2)
 	r, d, srv, cfg, ctx := e.r, e.d, e.srv, e.cfg, t.Context()
-	verify := func(r *rig, msg []byte, sel string) { t.Helper(); e.verify(t, msg, sel) }
 	c1, c2 := d.Record(domain.KeyDKIM), d.Record(domain.KeyDKIM2)
 	if c1 == nil || c1.Type != "CNAME" || c1.Value != "autosend."+customer+"."+opZone || c2 == nil || c2.Name != "autosend2._domainkey."+customer {
 		t.Fatalf("cname records: %+v", d.Records)
@@ -521,7 +520,7 @@ func TestRotationCNAME(t *testing.T) {
 	if rot.CurrentVisibleAt.IsZero() {
 		t.Fatalf("first key not recorded visible: %+v", rot)
 	}
-	verify(r, r.sign(), "autosend")
+	e.verify(t, r.sign(), "autosend")
 
 	// Rotate now with the update server down, then with a wrong TSIG key:
 	// each failed update is recorded, retried after a growing back-off, and
@@ -541,7 +540,7 @@ func TestRotationCNAME(t *testing.T) {
 	if got := r.rotation().Attempts; got != 1 {
 		t.Fatalf("retried before the back-off: attempts %d", got)
 	}
-	verify(r, r.sign(), "autosend")
+	e.verify(t, r.sign(), "autosend")
 	wrong := cfg
 	wrong.TSIG, _ = rotation.ParseTSIG("hmac-sha256:" + tsigName + ":" + wrongSecret)
 	r.restart(wrong)
@@ -554,7 +553,7 @@ func TestRotationCNAME(t *testing.T) {
 	if got := txtAt(t, srv.Addr(), "autosend2."+customer+"."+opZone); len(got) != 0 {
 		t.Fatalf("a refused update published %q", got)
 	}
-	verify(r, r.sign(), "autosend")
+	e.verify(t, r.sign(), "autosend")
 
 	// Fixed: the next key is published, seen, and signs.
 	r.restart(cfg)
@@ -565,7 +564,7 @@ func TestRotationCNAME(t *testing.T) {
 		t.Fatalf("after the fix: %+v", sw)
 	}
 	switched := r.sign()
-	verify(r, switched, "autosend2")
+	e.verify(t, switched, "autosend2")
 
 	// After the retire time the old key is removed from the operator's zone;
 	// a crash after the removal and before it is recorded removes it again.
@@ -577,7 +576,7 @@ func TestRotationCNAME(t *testing.T) {
 	if got := txtAt(t, srv.Addr(), "autosend."+customer+"."+opZone); len(got) != 0 {
 		t.Fatalf("retired key still published: %q", got)
 	}
-	verify(r, switched, "autosend2")
+	e.verify(t, switched, "autosend2")
 	r.restart(cfg)
 	r.clock.Advance(3 * time.Minute)
 	r.step()
@@ -585,7 +584,7 @@ func TestRotationCNAME(t *testing.T) {
 	if got := txtAt(t, srv.Addr(), "autosend."+customer+"."+opZone); len(got) != 0 {
 		t.Fatalf("retired key still published: %q", got)
 	}
-	verify(r, switched, "autosend2")
+	e.verify(t, switched, "autosend2")
 
 	// --dkim-rotate-every later, the next rotation needs no one: back to the
 	// first selector, with a new key.
@@ -596,7 +595,7 @@ func TestRotationCNAME(t *testing.T) {
 	if again.CurrentSelector != "autosend" || again.Reason != "scheduled" || again.CurrentValue == rot.CurrentValue {
 		t.Fatalf("scheduled rotation: %+v", again)
 	}
-	verify(r, r.sign(), "autosend")
+	e.verify(t, r.sign(), "autosend")
 	if cur := r.domain().Record(domain.KeyDKIM); cur.Name != "autosend._domainkey."+customer || cur.Type != "CNAME" {
 		t.Fatalf("dkim record after two rotations: %+v", cur)
 	}

@@ -80,6 +80,9 @@ func (u *Updater) send(ctx context.Context, m *dns.Msg) error {
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
+	// The signature's time is the machine's, never a test's clock: servers
+	// refuse a TSIG more than the fudge (300s) away from theirs (RFC 8945
+	// §5.2.3).
 	m.SetTsig(u.TSIG.Name, u.TSIG.Algorithm, 300, time.Now().Unix())
 	// TCP: an update with a 4096-bit key approaches 1 KiB, and TCP needs no
 	// truncation fallback.
