@@ -27,6 +27,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzPrintable -fuzztime 20s ./internal/domain/
 	$(GO) test -run '^$$' -fuzz FuzzReason -fuzztime 20s ./internal/publicaddr/
 	$(GO) test -run '^$$' -fuzz FuzzDuplicateName -fuzztime 20s ./internal/api/
+	$(GO) test -run '^$$' -fuzz FuzzParseTSIG -fuzztime 20s ./internal/rotation/
+	$(GO) test -run '^$$' -fuzz FuzzParseDuration -fuzztime 20s ./internal/rotation/
 
 # Runs the benchmarks and writes BENCHMARKS.md (takes a few minutes).
 bench:

@@ -19,6 +19,7 @@ import (
 )
 
 const dkimUsage = `usage: domaind dkim export --dir DIR [--format opendkim|json] [--owner USER[:GROUP]] [--db ...] [--master-key-file FILE]
+       domaind dkim rotate DOMAIN [--db ...] [--master-key-file FILE] [--dkim-bits N]
 `
 
 // dkimCmd is the group of commands about the DKIM keys domaind keeps.
@@ -30,6 +31,8 @@ func dkimCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	switch args[0] {
 	case "export":
 		return dkimExport(ctx, args[1:], stdout, stderr)
+	case "rotate":
+		return dkimRotate(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, dkimUsage)
 		return nil

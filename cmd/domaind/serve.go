@@ -143,7 +143,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&rc.SPFInclude, "spf-include", rc.SPFInclude, "domain the MAIL FROM SPF record includes")
 	fs.StringVar(&rc.DMARCValue, "dmarc-value", rc.DMARCValue, "DMARC record value")
 	fs.StringVar(&rc.InboundMXTemplate, "inbound-mx-template", rc.InboundMXTemplate, "inbound MX host; {region} is replaced")
-	fs.IntVar(&rc.DKIMBits, "dkim-bits", rc.DKIMBits, "RSA key size of generated DKIM keys")
+	fs.IntVar(&rc.DKIMBits, "dkim-bits", rc.DKIMBits, "RSA key size of generated DKIM keys: new domains' and the next key of every rotation, so a rotation upgrades 1024-bit keys")
+	var rf rotationFlags
+	rf.register(fs)
 	rateLimit := fs.String("rate-limit", cfg.RateLimit.String(), "requests per API key: N/s, N/m or N/h")
 	anonRateLimit := fs.String("anon-rate-limit", cfg.AnonRateLimit.String(), "requests without a valid API key or session, and sign-in attempts, per client address (IPv6: per /64)")
 	trustedProxies := fs.String("trusted-proxies", "", "comma-separated IPs or CIDRs of reverse proxies whose X-Forwarded-For names the client (default: none; the client is the peer address)")
@@ -177,6 +179,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	cfg.Log, cfg.DB = log, *db
 	if err := rc.Validate(); err != nil {
+		return err
+	}
+	if cfg.DKIM, err = rf.config(); err != nil {
 		return err
 	}
 	if cfg.RateLimit, err = ratelimit.ParseLimit(*rateLimit); err != nil {

@@ -91,6 +91,8 @@ func (s *Server) routes() http.Handler {
 		"/api/v2/domains/{domainId}/events":       {"GET": s.fn(s.v2DomainEvents)},
 		"/api/v2/domains/{domainId}/zone":         {"GET": s.fn(s.v2Zone)},
 		"/api/v2/domains/{domainId}/records.csv":  {"GET": s.fn(s.v2RecordsCSV)},
+		"/api/v2/domains/{domainId}/dkim":         {"GET": s.fn(s.v2DKIM)},
+		"/api/v2/domains/{domainId}/dkim/rotate":  {"POST": s.fn(s.v2RotateDKIM)},
 		"/api/v2/webhooks":                        {"GET": s.fn(s.v2ListWebhooks), "POST": s.fn(s.v2CreateWebhook)},
 		"/api/v2/webhooks/{webhookId}":            {"DELETE": s.fn(s.v2DeleteWebhook)},
 		"/api/v2/webhooks/{webhookId}/deliveries": {"GET": s.fn(s.v2WebhookDeliveries)},

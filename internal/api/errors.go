@@ -20,6 +20,8 @@ const (
 	codeTooLarge         = "PAYLOAD_TOO_LARGE"
 	codeRateLimited      = "RATE_LIMIT_EXCEEDED"
 	codeInternal         = "INTERNAL_SERVER_ERROR"
+	// codeRotationRunning: a DKIM key rotation of the domain runs already (v2).
+	codeRotationRunning = "DKIM_ROTATION_IN_PROGRESS"
 )
 
 // errorStatus is the one table from a service's fault to the contract's answer:
@@ -58,6 +60,8 @@ func writeFault(w http.ResponseWriter, err error) bool {
 		writeValidation(w, details...)
 	case e.status == http.StatusTooManyRequests:
 		writeRateLimited(w, f.RetryAfter, f.Message)
+	case f.Code == fault.Conflict && f.Subject == "dkim":
+		writeError(w, e.status, codeRotationRunning, f.Message)
 	case f.Code == fault.NotFound && f.Subject == "domain":
 		// The contract names the code on domain routes.
 		writeError(w, e.status, codeDomainNotFound, f.Message)

@@ -32,6 +32,11 @@ type v1DNSRecords struct {
 	MailFrom  []v1Record `json:"mailFrom"`
 	DMARC     v1Record   `json:"dmarc"`
 	InboundMX *v1Record  `json:"inboundMx,omitempty"`
+	// The records of a DKIM key rotation, as additional keys AutoSend clients
+	// ignore (CONTRACT.md): dkim stays the record the customer must have now.
+	DKIMNext     *v1Record `json:"dkimNext,omitempty"`     // txt mode: the next key, to publish now
+	DKIMPrevious *v1Record `json:"dkimPrevious,omitempty"` // txt mode: the key before, until retired
+	DKIM2        *v1Record `json:"dkim2,omitempty"`        // cname mode: the other selector's CNAME
 }
 
 type v1Domain struct {
@@ -139,6 +144,15 @@ func toV1Domain(d *domain.Domain, inProgress bool) v1Domain {
 		case domain.KeyInboundMX:
 			rec := toV1Record(r)
 			out.DNSRecords.InboundMX = &rec
+		case domain.KeyDKIMNext:
+			rec := toV1Record(r)
+			out.DNSRecords.DKIMNext = &rec
+		case domain.KeyDKIMPrevious:
+			rec := toV1Record(r)
+			out.DNSRecords.DKIMPrevious = &rec
+		case domain.KeyDKIM2:
+			rec := toV1Record(r)
+			out.DNSRecords.DKIM2 = &rec
 		}
 	}
 	return out

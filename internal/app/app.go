@@ -29,6 +29,7 @@ import (
 	"github.com/domaind/domaind/internal/milter"
 	"github.com/domaind/domaind/internal/ratelimit"
 	"github.com/domaind/domaind/internal/records"
+	"github.com/domaind/domaind/internal/rotation"
 	"github.com/domaind/domaind/internal/schedule"
 	"github.com/domaind/domaind/internal/signing"
 	"github.com/domaind/domaind/internal/store"
@@ -54,6 +55,11 @@ type Config struct {
 	// a domain may use, the first the default.
 	Records records.Config
 	Regions []string
+
+	// DKIM is how DKIM keys rotate (--dkim-mode, --dkim-zone,
+	// --dns-update-server, --dns-update-tsig, --dkim-rotate-every,
+	// --dkim-retire-after); Records.DKIMBits is the size of the next key.
+	DKIM rotation.Config
 
 	// RateLimit is each API key's budget, shared by the API and the dashboard.
 	RateLimit ratelimit.Limit
@@ -96,9 +102,13 @@ type Config struct {
 
 	// The knobs below are not flags; zero values are serve's behaviour.
 
-	// NoScheduler and NoDeliverer keep Start from running the automatic
-	// checks or the webhook deliveries, for tests that run them themselves.
-	NoScheduler, NoDeliverer bool
+	// NoScheduler, NoDeliverer and NoRotator keep Start from running the
+	// automatic checks, the webhook deliveries or the DKIM rotation steps, for
+	// tests that run them themselves.
+	NoScheduler, NoDeliverer, NoRotator bool
+	// RotationInterval, RotationPoll and RotationRetryBase tune the rotation
+	// worker (see rotation.Worker and rotation.Rotator); zero: their defaults.
+	RotationInterval, RotationPoll, RotationRetryBase time.Duration
 	// SchedulerInterval and SchedulerLease tune the scheduler (see
 	// schedule.Worker).
 	SchedulerInterval, SchedulerLease time.Duration
@@ -123,6 +133,7 @@ func DefaultConfig() Config {
 		DB:                         "sqlite:./domaind.db",
 		DNS:                        dnscheck.Config{Timeout: 2 * time.Second, Retries: 1, AuthoritativePort: 53, ServerQPS: 50, ServerConcurrency: dnscheck.DefaultServerConcurrency},
 		Records:                    records.DefaultConfig(),
+		DKIM:                       rotation.DefaultConfig(),
 		Regions:                    []string{"us-east-1", "us-east-2", "ap-south-1", "eu-central-1"},
 		RateLimit:                  ratelimit.Limit{N: 120, Per: time.Minute},
 		AnonRateLimit:              ratelimit.Limit{N: 30, Per: time.Minute},
@@ -158,6 +169,9 @@ func (c *Config) validate() error {
 	case c.Recheck.GiveUpAfter <= 0 || c.Recheck.ReverifyEvery <= 0 || c.DegradeAfter < 1 || c.CheckConcurrency < 1:
 		return errors.New("--give-up-after and --reverify-every must be positive, --degrade-after and --check-concurrency at least 1")
 	}
+	if err := c.DKIM.Validate(); err != nil {
+		return err
+	}
 	return c.Records.Validate()
 }
 
@@ -173,6 +187,7 @@ type App struct {
 	auth     *apikey.Service
 	domains  *domains.Service
 	webhooks *webhook.Service
+	rotator  *rotation.Rotator
 	handler  http.Handler
 	api      http.Handler
 
@@ -216,9 +231,18 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		keygen = domains.NewKeyGate(cfg.KeygenConcurrency, 0)
 	}
 	a.auth = &apikey.Service{Store: a.store, Now: cfg.Now}
+	recs := cfg.Records
+	if cfg.DKIM.Mode == domain.DKIMModeCNAME {
+		recs.DKIMZone = cfg.DKIM.Zone
+	}
+	a.rotator = &rotation.Rotator{
+		Store: a.store, Checker: checker, Sealer: sealer, Records: recs, Config: cfg.DKIM,
+		Updater: rotation.NewUpdater(cfg.DKIM), Keygen: keygen, Now: cfg.Now, Log: log,
+		Poll: cfg.RotationPoll, RetryBase: cfg.RotationRetryBase,
+	}
 	a.domains = &domains.Service{
-		Store: a.store, Verifier: a.verifier, Records: cfg.Records, Sealer: sealer, Regions: cfg.Regions,
-		Log: log, AllowPrivateNames: cfg.DNS.AllowPrivate, Keygen: keygen, Now: cfg.Now,
+		Store: a.store, Verifier: a.verifier, Records: recs, Sealer: sealer, Regions: cfg.Regions,
+		Log: log, AllowPrivateNames: cfg.DNS.AllowPrivate, Keygen: keygen, Now: cfg.Now, Rotator: a.rotator,
 	}
 	a.webhooks = &webhook.Service{
 		Store: a.store, Sealer: sealer, AllowPrivate: cfg.WebhookAllowPrivate, Max: cfg.MaxWebhooks,
@@ -277,6 +301,13 @@ func (a *App) Auth() *apikey.Service      { return a.auth }
 func (a *App) Webhooks() *webhook.Service { return a.webhooks }
 func (a *App) Sealer() *records.Sealer    { return a.sealer }
 
+// Rotator takes domains through their DKIM key rotations; RotationWorker is
+// the worker Start runs over it, for tests that run steps themselves.
+func (a *App) Rotator() *rotation.Rotator { return a.rotator }
+func (a *App) RotationWorker() *rotation.Worker {
+	return &rotation.Worker{Rotator: a.rotator, Interval: a.cfg.RotationInterval, Log: a.log}
+}
+
 // Start runs the background workers, the automatic checks and the webhook
 // deliveries, until Close; each can be left out by the Config.
 func (a *App) Start() {
@@ -289,6 +320,10 @@ func (a *App) Start() {
 			Interval: a.cfg.SchedulerInterval, Lease: a.cfg.SchedulerLease,
 		}
 		a.workers.Go(func() { worker.Run(bg) })
+	}
+	if !a.cfg.NoRotator {
+		w := a.RotationWorker()
+		a.workers.Go(func() { w.Run(bg) })
 	}
 	if !a.cfg.NoDeliverer {
 		d := &webhook.Deliverer{

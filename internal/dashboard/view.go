@@ -122,6 +122,12 @@ func recordLabel(k domain.RecordKey) string {
 		return "DMARC"
 	case domain.KeyInboundMX:
 		return "Inbound MX"
+	case domain.KeyDKIMNext:
+		return "DKIM (next key)"
+	case domain.KeyDKIMPrevious:
+		return "DKIM (previous key)"
+	case domain.KeyDKIM2:
+		return "DKIM (second selector)"
 	}
 	return string(k)
 }
@@ -132,6 +138,10 @@ func recordNeed(k domain.RecordKey) string {
 		return "required"
 	case k == domain.KeyInboundMX:
 		return "required to receive mail"
+	case k == domain.KeyDKIMNext, k == domain.KeyDKIM2:
+		return "required for the next key"
+	case k == domain.KeyDKIMPrevious:
+		return "keep until retired"
 	}
 	return "recommended"
 }

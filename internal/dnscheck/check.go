@@ -217,7 +217,7 @@ func (c *Checker) check(ctx context.Context, exps []Expectation) ([]domain.Obser
 
 func (s *session) check(ctx context.Context, e Expectation) domain.Observation {
 	qtype, ok := dns.StringToType[e.Type]
-	if !ok || (qtype != dns.TypeTXT && qtype != dns.TypeMX) {
+	if !ok || (qtype != dns.TypeTXT && qtype != dns.TypeMX && qtype != dns.TypeCNAME) {
 		return domain.Observation{Key: e.Key, Status: domain.CheckTemporaryFailure,
 			Problems: []domain.Problem{problem(CodeInternal, "domaind cannot check records of type %q.", e.Type)}}
 	}

@@ -15,6 +15,7 @@ type answer struct {
 	rcode  int
 	txt    []string // each TXT RR's strings, concatenated
 	mx     []*dns.MX
+	cname  []string // CNAME targets, when CNAME itself was asked: lower case, no trailing dot
 	cnames []string // the CNAME chain followed from the record's name
 }
 
@@ -26,6 +27,8 @@ func answerOf(r response) answer {
 			a.txt = append(a.txt, txtValue(rr.Txt))
 		case *dns.MX:
 			a.mx = append(a.mx, rr)
+		case *dns.CNAME:
+			a.cname = append(a.cname, strings.ToLower(strings.TrimSuffix(rr.Target, ".")))
 		}
 	}
 	return a
@@ -69,6 +72,9 @@ func (a answer) values() []string {
 		}
 		return out
 	}
+	if len(a.cname) > 0 {
+		return slices.Clone(a.cname)
+	}
 	return slices.Clone(a.txt)
 }
 
@@ -78,9 +84,27 @@ func mxHost(mx *dns.MX) string { return strings.TrimSuffix(strings.ToLower(mx.Mx
 // problems that need more lookups are added by the session's diagnose.
 func evaluate(e Expectation, a answer) domain.Observation {
 	var o domain.Observation
-	switch e.Key {
-	case domain.KeyDKIM:
+	switch {
+	case e.Type == "CNAME":
+		o = evalCNAME(e, a)
+	case e.Key == domain.KeyDKIM || e.Key == domain.KeyDKIMNext:
 		o = evalDKIM(e, a)
+	case e.Key == domain.KeyDKIMPrevious:
+		// The retired key: its record as published until the retire time,
+		// then the revoked key "v=DKIM1; p=" (RFC 6376 §3.6.1), which is no
+		// key a DKIM parse accepts, so the value is compared whole.
+		o = evalExactTXT(e, a)
+	default:
+		o = evaluateByKey(e, a)
+	}
+	o.Key = e.Key
+	return o
+}
+
+// evaluateByKey judges the TXT and MX records other than DKIM keys.
+func evaluateByKey(e Expectation, a answer) domain.Observation {
+	var o domain.Observation
+	switch e.Key {
 	case domain.KeyMailFromMX, domain.KeyInboundMX:
 		o = evalMX(e, a)
 	case domain.KeyMailFromSPF:
@@ -92,6 +116,20 @@ func evaluate(e Expectation, a answer) domain.Observation {
 	}
 	o.Key = e.Key
 	return o
+}
+
+// evalCNAME verifies that the name is a CNAME to the expected target, as the
+// customer publishes the selectors of cname mode (compared without case or a
+// trailing dot, RFC 4343).
+func evalCNAME(e Expectation, a answer) domain.Observation {
+	if len(a.cname) == 0 {
+		return notFound(e)
+	}
+	want := strings.ToLower(strings.TrimSuffix(e.Value, "."))
+	if slices.Contains(a.cname, want) {
+		return verified(a.cname)
+	}
+	return mismatch(a.cname, wrongValue(e, a.cname))
 }
 
 func problem(code domain.ProblemCode, format string, args ...any) domain.Problem {

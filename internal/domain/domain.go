@@ -120,7 +120,7 @@ type Sighting struct {
 type Record struct {
 	Key      RecordKey
 	Name     string // fully qualified, lower case, no trailing dot
-	Type     string // "TXT" or "MX"
+	Type     string // "TXT", "MX", or "CNAME" (the DKIM selectors of cname mode)
 	Value    string
 	Priority uint16 // MX only
 	Purpose  string

@@ -21,10 +21,34 @@ const (
 	// such as a verified domain starting to lose a record. It is stored, but only
 	// webhooks that name it receive it.
 	EventStatusChanged EventType = "domain.status.changed"
+
+	// The steps of a DKIM key rotation (see RotationState and the README's state
+	// machine).
+
+	// EventDKIMRotationStarted: the next key was generated at the idle selector.
+	EventDKIMRotationStarted EventType = "domain.dkim.rotation.started"
+	// EventDKIMRotationPublished: in cname mode, the next key's TXT record was
+	// written to the operator's zone by RFC 2136 update.
+	EventDKIMRotationPublished EventType = "domain.dkim.rotation.published"
+	// EventDKIMRotationWaiting: in txt mode, the next key's record is not yet on
+	// every authoritative server; sent again each reminder interval.
+	EventDKIMRotationWaiting EventType = "domain.dkim.rotation.waiting"
+	// EventDKIMRotationVisible: every authoritative server answers with the next
+	// key.
+	EventDKIMRotationVisible EventType = "domain.dkim.rotation.visible"
+	// EventDKIMRotationSwitched: mail is signed with the next key from now on.
+	EventDKIMRotationSwitched EventType = "domain.dkim.rotation.switched"
+	// EventDKIMRotationRetired: the previous key was revoked or removed.
+	EventDKIMRotationRetired EventType = "domain.dkim.rotation.retired"
+	// EventDKIMUpdateFailed: an RFC 2136 update of the operator's zone failed; it
+	// is retried with back-off and signing does not switch meanwhile.
+	EventDKIMUpdateFailed EventType = "domain.dkim.update_failed"
 )
 
 // EventTypes lists every event type.
-var EventTypes = []EventType{EventVerified, EventDegraded, EventFailed, EventRecordChanged, EventStatusChanged}
+var EventTypes = []EventType{EventVerified, EventDegraded, EventFailed, EventRecordChanged, EventStatusChanged,
+	EventDKIMRotationStarted, EventDKIMRotationPublished, EventDKIMRotationWaiting, EventDKIMRotationVisible,
+	EventDKIMRotationSwitched, EventDKIMRotationRetired, EventDKIMUpdateFailed}
 
 // KnownEventType reports whether s names an event type.
 func KnownEventType(s string) bool { return slices.Contains(EventTypes, EventType(s)) }

@@ -19,6 +19,7 @@ import (
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/fault"
 	"github.com/domaind/domaind/internal/records"
+	"github.com/domaind/domaind/internal/rotation"
 	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/verify"
 )
@@ -57,6 +58,8 @@ type Service struct {
 	// example.test), as --dns-allow-private does; off, Add refuses them, since
 	// checking them would read the records of domaind's own network.
 	AllowPrivateNames bool
+	// Rotator rotates DKIM keys; nil leaves domains without rotation.
+	Rotator *rotation.Rotator
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	Log *slog.Logger
@@ -150,6 +153,13 @@ func (s *Service) Add(ctx context.Context, projectID int64, rawName, region stri
 	} else if err != nil {
 		return nil, err
 	}
+	if s.Rotator != nil {
+		// The rotation row is made after the domain; a crash between the two
+		// leaves a txt-mode domain to the worker's InitRotations.
+		if err := s.Store.CreateRotation(ctx, s.Rotator.NewRotation(d, gen)); err != nil {
+			return nil, err
+		}
+	}
 	if s.Log != nil {
 		s.Log.Info("domain added", "domain", name, "id", id, "project", projectID, "region", region)
 	}
@@ -158,8 +168,19 @@ func (s *Service) Add(ctx context.Context, projectID int64, rawName, region stri
 
 // Delete removes the project's domain, its records and its keys.
 func (s *Service) Delete(ctx context.Context, projectID int64, id string) error {
+	var rot store.Rotation
+	if s.Rotator != nil {
+		rot, _ = s.Store.Rotation(ctx, id) // none: nothing published for it
+	}
 	if err := s.Store.DeleteDomain(ctx, projectID, id); err != nil {
 		return notFound(err)
+	}
+	if rot.ProjectID == projectID && rot.Mode == domain.DKIMModeCNAME {
+		// The keys domaind published for it in the operator's zone go too;
+		// one left behind (the update failed) names a key no one holds.
+		if err := s.Rotator.Unpublish(ctx, rot); err != nil && s.Log != nil {
+			s.Log.Warn("dkim keys of a deleted domain left in the operator's zone", "domain", rot.Domain, "err", err)
+		}
 	}
 	if s.Log != nil {
 		s.Log.Info("domain deleted", "id", id, "project", projectID)

@@ -31,7 +31,7 @@ func ZoneFile(d *domain.Domain) ([]byte, error) {
 	for i := range d.Records {
 		r := &d.Records[i]
 		need := "recommended"
-		if r.Key.Required() || r.Key == domain.KeyInboundMX {
+		if r.Key.Required() || r.Key == domain.KeyInboundMX || r.Key == domain.KeyDKIMNext || r.Key == domain.KeyDKIM2 {
 			need = "required"
 		}
 		fmt.Fprintf(&b, "; %s, %s: %s\n", r.Key.Role(), need, commentText(r.Purpose))
@@ -40,6 +40,9 @@ func ZoneFile(d *domain.Domain) ([]byte, error) {
 			fmt.Fprintf(&b, "%s %d IN TXT %s\n", zoneName(r.Name), zoneTTL, txtStrings(r.Value))
 		case "MX":
 			fmt.Fprintf(&b, "%s %d IN MX %d %s\n", zoneName(r.Name), zoneTTL, r.Priority, zoneName(r.Value))
+		case "CNAME":
+			// cname mode's DKIM selectors; the target is a host name domaind made.
+			fmt.Fprintf(&b, "%s %d IN CNAME %s\n", zoneName(r.Name), zoneTTL, zoneName(r.Value))
 		default:
 			// Only TXT and MX records are generated; a new type must be taught
 			// here rather than written out unescaped.

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,6 +28,10 @@ type Config struct {
 	DMARCValue        string
 	InboundMXTemplate string // inbound MX host; {region} is replaced by the region key
 	DKIMBits          int
+	// DKIMZone, when set, is the operator's zone of cname mode: new domains
+	// publish CNAMEs from both selectors to names in it (DKIMTarget), and
+	// domaind publishes the keys there itself.
+	DKIMZone string
 }
 
 // DefaultConfig returns the contract's defaults, which match AutoSend's records.
@@ -101,6 +106,79 @@ type Generated struct {
 	Records []domain.Record
 	// DKIMPrivateKey is the PKCS #8 DER private key. Callers seal it before storing.
 	DKIMPrivateKey []byte
+	// DKIMSelector and DKIMValue are the key's selector and its DKIM key record.
+	DKIMSelector, DKIMValue string
+}
+
+// SecondSelector returns the selector a domain's keys alternate with: the
+// first selector with "2" after its first label (autosend → autosend2), so
+// both are predictable and a customer can publish both CNAMEs of cname mode
+// once.
+func SecondSelector(first string) string {
+	label, rest, ok := strings.Cut(first, ".")
+	if ok {
+		return label + "2." + rest
+	}
+	return first + "2"
+}
+
+// OtherSelector returns the selector that is not cur: of a domain whose
+// current selector is neither of the two (the operator changed
+// --dkim-selector), the first.
+func (c Config) OtherSelector(cur string) string {
+	if cur == c.DKIMSelector {
+		return SecondSelector(c.DKIMSelector)
+	}
+	return c.DKIMSelector
+}
+
+// DKIMName is where the key of selector sel of the domain name is looked up
+// (RFC 6376 §3.6.2.1).
+func DKIMName(sel, name string) string { return sel + "._domainkey." + name }
+
+// DKIMTarget is where, in cname mode, the customer's CNAME at selector sel of
+// the domain name leads: <sel>.<domain>.<zone>, a name in the operator's zone
+// that domaind writes the key to.
+func (c Config) DKIMTarget(sel, name string) string {
+	return sel + "." + name + "." + c.DKIMZone
+}
+
+// NewDKIMKey generates an RSA key of bits and returns its PKCS #8 DER private
+// half and the DKIM key record that publishes it.
+func NewDKIMKey(bits int) (priv []byte, value string, err error) {
+	key, err := rsa.GenerateKey(rand.Reader, bits)
+	if err != nil {
+		return nil, "", fmt.Errorf("records: dkim key: %w", err)
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return nil, "", fmt.Errorf("records: dkim public key: %w", err)
+	}
+	priv, err = x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, "", fmt.Errorf("records: dkim private key: %w", err)
+	}
+	return priv, DKIMRecordValue(pub), nil
+}
+
+// DKIMPurpose is what a DKIM key record is for, as the customer reads it.
+const DKIMPurpose = "DKIM public key that receivers use to check the signature on your mail."
+
+// DKIMCNAMEs returns, for cname mode, the CNAME records of the domain name:
+// dkim at the selector cur that signs, dkim_2 at the other.
+func (c Config) DKIMCNAMEs(name, cur string, now time.Time) []domain.Record {
+	other := c.OtherSelector(cur)
+	recs := []domain.Record{
+		{Key: domain.KeyDKIM, Type: "CNAME", Name: DKIMName(cur, name), Value: c.DKIMTarget(cur, name),
+			Purpose: "Leads receivers to the DKIM key the platform publishes and rotates for you; publish it once."},
+		{Key: domain.KeyDKIM2, Type: "CNAME", Name: DKIMName(other, name), Value: c.DKIMTarget(other, name),
+			Purpose: "Leads receivers to the platform's next DKIM key, so keys rotate with no action on your side; publish it once."},
+	}
+	for i := range recs {
+		recs[i].Status = domain.CheckUnchecked
+		recs[i].CreatedAt, recs[i].UpdatedAt = now, now
+	}
+	return recs
 }
 
 // Names are where a domain's records are published.
@@ -113,7 +191,7 @@ type Names struct {
 func (c Config) NamesOf(name string) Names {
 	return Names{
 		Ownership: "_" + c.OwnershipPrefix + "." + name,
-		DKIM:      c.DKIMSelector + "._domainkey." + name,
+		DKIM:      DKIMName(c.DKIMSelector, name),
 		MailFrom:  c.MailFromSubdomain + "." + name,
 		DMARC:     "_dmarc." + name,
 		Inbound:   name,
@@ -127,17 +205,9 @@ func (c Config) Generate(name, region string, now time.Time) (Generated, error) 
 	if _, err := rand.Read(tok[:]); err != nil {
 		return Generated{}, fmt.Errorf("records: ownership token: %w", err)
 	}
-	key, err := rsa.GenerateKey(rand.Reader, c.DKIMBits)
+	priv, dkimValue, err := NewDKIMKey(c.DKIMBits)
 	if err != nil {
-		return Generated{}, fmt.Errorf("records: dkim key: %w", err)
-	}
-	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		return Generated{}, fmt.Errorf("records: dkim public key: %w", err)
-	}
-	priv, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return Generated{}, fmt.Errorf("records: dkim private key: %w", err)
+		return Generated{}, err
 	}
 	names := c.NamesOf(name)
 	mailFrom := names.MailFrom
@@ -151,8 +221,8 @@ func (c Config) Generate(name, region string, now time.Time) (Generated, error) 
 		{
 			Key: domain.KeyDKIM, Type: "TXT",
 			Name:    names.DKIM,
-			Value:   DKIMRecordValue(pub),
-			Purpose: "DKIM public key that receivers use to check the signature on your mail.",
+			Value:   dkimValue,
+			Purpose: DKIMPurpose,
 		},
 		{
 			Key: domain.KeyMailFromMX, Type: "MX", Priority: 10,
@@ -177,7 +247,12 @@ func (c Config) Generate(name, region string, now time.Time) (Generated, error) 
 		recs[i].Status = domain.CheckUnchecked
 		recs[i].CreatedAt, recs[i].UpdatedAt = now, now
 	}
-	return Generated{Records: recs, DKIMPrivateKey: priv}, nil
+	if c.DKIMZone != "" {
+		// cname mode: the key record is the operator's to publish; the
+		// customer publishes the two CNAMEs in its place.
+		recs = slices.Concat(recs[:1], c.DKIMCNAMEs(name, c.DKIMSelector, now), recs[2:])
+	}
+	return Generated{Records: recs, DKIMPrivateKey: priv, DKIMSelector: c.DKIMSelector, DKIMValue: dkimValue}, nil
 }
 
 // DKIMRecordValue returns the DKIM key record that publishes an RSA public key given as

@@ -159,6 +159,7 @@ type SigningKey struct {
 type Store interface {
 	Sessions
 	Inbound
+	Rotations
 
 	// EnsureProject returns the project named name, creating it if it is new.
 	EnsureProject(ctx context.Context, name string, now time.Time) (Project, error)
@@ -277,8 +278,16 @@ const (
 	EventStatusChanged = string(domain.EventStatusChanged)
 )
 
-// EventTypes lists every event type.
-var EventTypes = []string{EventVerified, EventDegraded, EventFailed, EventRecordChanged, EventStatusChanged}
+// EventTypes lists every event type: domain.EventTypes as strings.
+var EventTypes = eventTypes()
+
+func eventTypes() []string {
+	out := make([]string, len(domain.EventTypes))
+	for i, t := range domain.EventTypes {
+		out[i] = string(t)
+	}
+	return out
+}
 
 // Wants reports whether a webhook subscribed to events receives eventType. An
 // empty list means every type but EventStatusChanged.

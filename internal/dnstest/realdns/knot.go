@@ -63,6 +63,31 @@ type Knot struct {
 
 	mu    sync.Mutex     // serialises zone edits and config rewrites
 	zones map[string]int // canonical origin -> order of addition
+
+	// update, when its Name is set, is the TSIG key that may change the
+	// zones in updatable by RFC 2136 dynamic update.
+	update    UpdateKey
+	updatable map[string]bool
+}
+
+// UpdateKey is a TSIG key (RFC 8945) that knotd accepts dynamic updates
+// signed with: the algorithm as Knot names it (hmac-sha256), the key name
+// (fully qualified) and the base64 secret.
+type UpdateKey struct {
+	Algorithm, Name, Secret string
+}
+
+// StartKnotWithUpdates is StartKnot with RFC 2136 dynamic updates signed with
+// key allowed to the zones named in updatable; updates without the key, or
+// signed with another, are refused (NOTAUTH). Updated zones live in knotd's
+// memory: SetZone on one of them starts it afresh from the text given.
+func StartKnotWithUpdates(t testing.TB, ip string, port int, zones map[string]string, key UpdateKey, updatable ...string) *Knot {
+	t.Helper()
+	up := make(map[string]bool, len(updatable))
+	for _, z := range updatable {
+		up[dns.CanonicalName(z)] = true
+	}
+	return startKnot(t, ip, port, zones, key, up)
 }
 
 // StartKnot starts knotd listening on ip and port (UDP and TCP), serving
@@ -79,6 +104,11 @@ type Knot struct {
 // environment variable CI is "true", since CI must install it.
 func StartKnot(t testing.TB, ip string, port int, zones map[string]string) *Knot {
 	t.Helper()
+	return startKnot(t, ip, port, zones, UpdateKey{}, nil)
+}
+
+func startKnot(t testing.TB, ip string, port int, zones map[string]string, key UpdateKey, updatable map[string]bool) *Knot {
+	t.Helper()
 	knotd := testenv.LookBinary(t, "knotd", "knot")
 	knotc := testenv.LookBinary(t, "knotc", "knot")
 	if err := checkLoopback(ip); err != nil {
@@ -92,6 +122,8 @@ func StartKnot(t testing.TB, ip string, port int, zones map[string]string) *Knot
 		sock:  socketPath(t, dir, "knot.sock"),
 		knotc: knotc,
 		zones: make(map[string]int),
+
+		update: key, updatable: updatable,
 	}
 	for _, sub := range []string{"zones", "db"} {
 		if err := os.Mkdir(filepath.Join(dir, sub), 0o755); err != nil {
@@ -262,6 +294,10 @@ func (k *Knot) writeConfig() error {
 	fmt.Fprintf(&b, "database:\n    storage: %q\n", filepath.Join(k.dir, "db"))
 	fmt.Fprintf(&b, "control:\n    listen: %q\n", k.sock)
 	fmt.Fprintf(&b, "log:\n  - target: stderr\n    any: info\n")
+	if k.update.Name != "" {
+		fmt.Fprintf(&b, "key:\n  - id: %q\n    algorithm: %s\n    secret: %s\n", dns.Fqdn(k.update.Name), k.update.Algorithm, k.update.Secret)
+		fmt.Fprintf(&b, "acl:\n  - id: update\n    key: %q\n    action: update\n", dns.Fqdn(k.update.Name))
+	}
 	// Zone files are the only source of truth: loaded whole on every
 	// reload, never written back, with no journal to replay over them.
 	fmt.Fprintf(&b, "template:\n  - id: default\n")
@@ -271,6 +307,9 @@ func (k *Knot) writeConfig() error {
 	fmt.Fprintf(&b, "zone:\n")
 	for _, origin := range origins {
 		fmt.Fprintf(&b, "  - domain: %q\n    file: %q\n", origin, k.zoneFile(origin))
+		if k.updatable[origin] {
+			fmt.Fprintf(&b, "    acl: update\n")
+		}
 	}
 	if err := os.WriteFile(k.conf, []byte(b.String()), 0o644); err != nil {
 		return fmt.Errorf("realdns: write knot.conf: %w", err)

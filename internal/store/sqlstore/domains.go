@@ -343,10 +343,13 @@ func (s *Store) SealedDKIMKey(ctx context.Context, id string) ([]byte, error) {
 // signingKeysQuery selects the rows of SigningKeys. A DKIM record signs while its
 // last definite check verified it (failures = 0): a record that is being lost
 // stops being signed with at the first failed look, even while the hysteresis of
-// --degrade-after keeps dkimEnabled on.
+// --degrade-after keeps dkimEnabled on. In cname mode the verified record is
+// the customer's CNAME, so the key it leads to must also have been seen in the
+// operator's zone (current_visible_at) before anything is signed with it.
 const signingKeysQuery = `SELECT d.id, d.project_id, d.name, r.name, d.dkim_private_key, r.checked_at
 	FROM domains d JOIN domain_records r ON r.domain_id = d.id AND r.key = 'dkim'
-	WHERE r.verified = TRUE AND r.failures = 0`
+	WHERE r.verified = TRUE AND r.failures = 0 AND NOT EXISTS (SELECT 1 FROM dkim_rotations k
+		WHERE k.domain_id = d.id AND k.mode = 'cname' AND k.current_visible_at = 0)`
 
 // SigningKeys implements store.Store.
 func (s *Store) SigningKeys(ctx context.Context, names []string) ([]store.SigningKey, error) {

@@ -54,6 +54,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConsistentReads", testConsistentReads},
 		{"CheckLease", testCheckLease},
 		{"SigningKeys", testSigningKeys},
+		{"RotationsTXT", testRotationsTXT},
+		{"RotationsCNAME", testRotationsCNAME},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,88 @@
+package domains
+
+import (
+	"context"
+	"errors"
+
+	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/fault"
+	"github.com/domaind/domaind/internal/rotation"
+	"github.com/domaind/domaind/internal/store"
+)
+
+// errNoRotation answers for a service built without a Rotator.
+var errNoRotation = errors.New("domains: dkim rotation is not configured")
+
+// DKIMRotation returns the project's domain's DKIM rotation.
+func (s *Service) DKIMRotation(ctx context.Context, projectID int64, id string) (domain.Rotation, error) {
+	if _, err := s.Get(ctx, projectID, id); err != nil {
+		return domain.Rotation{}, err
+	}
+	if s.Rotator == nil {
+		return domain.Rotation{}, errNoRotation
+	}
+	rot, err := s.Store.Rotation(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		// A domain older than rotations, not yet given its row by the
+		// worker: it is idle.
+		d, gerr := s.Get(ctx, projectID, id)
+		if gerr != nil {
+			return domain.Rotation{}, gerr
+		}
+		return domain.Rotation{Mode: domain.DKIMModeTXT, State: domain.RotationIdle, CurrentSince: d.CreatedAt}, nil
+	}
+	if err != nil {
+		return domain.Rotation{}, err
+	}
+	return RotationView(rot), nil
+}
+
+// RotateDKIM starts a rotation of the project's domain's DKIM key now, for a
+// suspected compromise or to take a new --dkim-bits: fault.Conflict while a
+// rotation runs, or (cname mode) before the current key is published.
+func (s *Service) RotateDKIM(ctx context.Context, projectID int64, id string) (domain.Rotation, error) {
+	if _, err := s.Get(ctx, projectID, id); err != nil {
+		return domain.Rotation{}, err
+	}
+	if s.Rotator == nil {
+		return domain.Rotation{}, errNoRotation
+	}
+	return s.rotate(ctx, id)
+}
+
+func (s *Service) rotate(ctx context.Context, id string) (domain.Rotation, error) {
+	if _, err := s.Store.Rotation(ctx, id); errors.Is(err, store.ErrNotFound) {
+		// A domain older than rotations: make its row first.
+		if _, err := s.Store.InitRotations(ctx, s.now(), s.Rotator.Config.RotateEvery, 1000); err != nil {
+			return domain.Rotation{}, err
+		}
+	}
+	rot, err := s.Rotator.Start(ctx, id, "requested")
+	switch {
+	case errors.Is(err, rotation.ErrBusy):
+		return RotationView(rot), &fault.Error{Code: fault.Conflict, Subject: "dkim", Err: err,
+			Message: "A DKIM key rotation of this domain is already running (state " + string(rot.State) + "); it must finish first."}
+	case errors.Is(err, rotation.ErrNotPublished):
+		return RotationView(rot), &fault.Error{Code: fault.Conflict, Subject: "dkim", Err: err,
+			Message: "The domain's first DKIM key is not published yet; it can be rotated once it is."}
+	case errors.Is(err, store.ErrStale):
+		return RotationView(rot), &fault.Error{Code: fault.Conflict, Subject: "dkim", Err: err,
+			Message: "A DKIM key rotation of this domain started meanwhile."}
+	case err != nil:
+		return domain.Rotation{}, notFound(err)
+	}
+	if s.Log != nil {
+		s.Log.Info("dkim rotation started", "domain", rot.Domain, "id", id, "selector", rot.NextSelector)
+	}
+	return RotationView(rot), nil
+}
+
+// RotationView is a rotation row as front ends show it.
+func RotationView(r store.Rotation) domain.Rotation {
+	return domain.Rotation{
+		Mode: r.Mode, State: r.State, CurrentSelector: r.CurrentSelector, CurrentSince: r.CurrentSince,
+		NextSelector: r.NextSelector, PreviousSelector: r.PrevSelector, Reason: r.Reason,
+		StartedAt: r.StartedAt, PublishedAt: r.PublishedAt, VisibleAt: r.VisibleAt, SwitchedAt: r.SwitchedAt,
+		RetireAt: r.RetireAt, RetiredAt: r.RetiredAt, Attempts: r.Attempts, LastError: r.LastError, NextStepAt: r.StepAt,
+	}
+}

@@ -1,0 +1,281 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/store"
+)
+
+// rotationColumns are the columns of a rotation row, as scanRotation reads them
+// (r. the row, d. its domain).
+const rotationColumns = `r.domain_id, r.project_id, d.name, r.mode, r.state, r.current_selector, r.current_value,
+	r.current_since, r.current_visible_at, r.next_selector, r.next_value, r.next_key, r.prev_selector, r.prev_value,
+	r.reason, r.started_at, r.published_at, r.visible_at, r.switched_at, r.retire_at, r.retired_at, r.reminded_at,
+	r.attempts, r.last_error, r.step_at`
+
+func scanRotation(row Row) (store.Rotation, error) {
+	var r store.Rotation
+	var mode, state string
+	var since, visibleCur, started, published, visible, switched, retire, retired, reminded, step int64
+	err := row.Scan(&r.DomainID, &r.ProjectID, &r.Domain, &mode, &state, &r.CurrentSelector, &r.CurrentValue,
+		&since, &visibleCur, &r.NextSelector, &r.NextValue, &r.NextSealed, &r.PrevSelector, &r.PrevValue,
+		&r.Reason, &started, &published, &visible, &switched, &retire, &retired, &reminded,
+		&r.Attempts, &r.LastError, &step)
+	r.Mode, r.State = domain.DKIMMode(mode), domain.RotationState(state)
+	r.CurrentSince, r.CurrentVisibleAt = fromMillis(since), fromMillis(visibleCur)
+	r.StartedAt, r.PublishedAt, r.VisibleAt = fromMillis(started), fromMillis(published), fromMillis(visible)
+	r.SwitchedAt, r.RetireAt, r.RetiredAt = fromMillis(switched), fromMillis(retire), fromMillis(retired)
+	r.RemindedAt, r.StepAt = fromMillis(reminded), fromMillis(step)
+	return r, err
+}
+
+// CreateRotation implements store.Rotations.
+func (s *Store) CreateRotation(ctx context.Context, r store.Rotation) error {
+	return s.db.Write(ctx, func(q Querier) error {
+		_, err := q.Exec(ctx, `INSERT INTO dkim_rotations (domain_id, project_id, mode, state, current_selector,
+			current_value, current_since, current_visible_at, step_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (domain_id) DO NOTHING`,
+			r.DomainID, r.ProjectID, string(r.Mode), string(r.State), r.CurrentSelector, r.CurrentValue,
+			millis(r.CurrentSince), millis(r.CurrentVisibleAt), millis(r.StepAt))
+		if s.d.IsUniqueViolation(err) {
+			return nil // another replica made it first
+		}
+		if err != nil {
+			return s.errorf("create rotation %s: %w", r.DomainID, err)
+		}
+		return nil
+	})
+}
+
+// InitRotations implements store.Rotations.
+func (s *Store) InitRotations(ctx context.Context, now time.Time, every time.Duration, limit int) (int, error) {
+	var n int64
+	err := s.db.Write(ctx, func(q Querier) error {
+		// The selector is the DKIM record's name less "._domainkey.<domain>".
+		// Only txt-mode records (TXT) are taken: a cname-mode domain gets its
+		// row when it is added.
+		// The first rotation is due a period after the later of the key's
+		// creation and now: domains older than a period when rotation came
+		// do not all start one at once.
+		step := `0`
+		args := []any{limit}
+		if every > 0 {
+			step = `(CASE WHEN rec.created_at > $3 THEN rec.created_at ELSE $3 END) + $2`
+			args = append(args, every.Milliseconds(), millis(now))
+		}
+		var err error
+		n, err = q.Exec(ctx, `INSERT INTO dkim_rotations (domain_id, project_id, mode, state, current_selector,
+			current_value, current_since, step_at)
+			SELECT d.id, d.project_id, 'txt', 'idle',
+				substr(rec.name, 1, length(rec.name) - length('._domainkey.' || d.name)),
+				rec.value, rec.created_at, `+step+`
+			FROM domains d JOIN domain_records rec ON rec.domain_id = d.id AND rec.key = 'dkim'
+			WHERE rec.type = 'TXT' AND NOT EXISTS (SELECT 1 FROM dkim_rotations x WHERE x.domain_id = d.id)
+			ORDER BY d.id LIMIT $1`, args...)
+		if err != nil {
+			return s.errorf("init rotations: %w", err)
+		}
+		return nil
+	})
+	return int(n), err
+}
+
+// Rotation implements store.Rotations.
+func (s *Store) Rotation(ctx context.Context, domainID string) (store.Rotation, error) {
+	r, err := scanRotation(s.db.Read().QueryRow(ctx, `SELECT `+rotationColumns+`
+		FROM dkim_rotations r JOIN domains d ON d.id = r.domain_id WHERE r.domain_id = $1`, domainID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Rotation{}, store.ErrNotFound
+	}
+	if err != nil {
+		return store.Rotation{}, s.errorf("rotation %s: %w", domainID, err)
+	}
+	return r, nil
+}
+
+// ClaimRotations implements store.Rotations.
+func (s *Store) ClaimRotations(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]string, error) {
+	var ids []string
+	err := s.db.Tx(ctx, func(tx Querier) error {
+		rows, err := tx.Query(ctx, `SELECT domain_id FROM dkim_rotations WHERE step_at > 0 AND step_at <= $1
+			ORDER BY step_at LIMIT $2`+s.lock("FOR UPDATE SKIP LOCKED"), millis(now), limit)
+		if err != nil {
+			return s.errorf("claim rotations: %w", err)
+		}
+		if ids, err = Collect(rows, func(r Row) (string, error) {
+			var id string
+			return id, r.Scan(&id)
+		}); err != nil {
+			return s.errorf("claim rotations: %w", err)
+		}
+		for _, id := range ids {
+			if _, err := tx.Exec(ctx, `UPDATE dkim_rotations SET step_at = $1 WHERE domain_id = $2`,
+				millis(now.Add(lease)), id); err != nil {
+				return s.errorf("claim rotation %s: %w", id, err)
+			}
+		}
+		return nil
+	})
+	return ids, err
+}
+
+// saveRotation writes r over the row in state from, in tx.
+func (s *Store) saveRotation(ctx context.Context, tx Querier, r store.Rotation, from domain.RotationState) error {
+	n, err := tx.Exec(ctx, `UPDATE dkim_rotations SET mode = $1, state = $2, current_selector = $3, current_value = $4,
+		current_since = $5, current_visible_at = $6, next_selector = $7, next_value = $8, next_key = $9,
+		prev_selector = $10, prev_value = $11, reason = $12, started_at = $13, published_at = $14, visible_at = $15,
+		switched_at = $16, retire_at = $17, retired_at = $18, reminded_at = $19, attempts = $20, last_error = $21,
+		step_at = $22 WHERE domain_id = $23 AND state = $24`,
+		string(r.Mode), string(r.State), r.CurrentSelector, r.CurrentValue,
+		millis(r.CurrentSince), millis(r.CurrentVisibleAt), r.NextSelector, r.NextValue, r.NextSealed,
+		r.PrevSelector, r.PrevValue, r.Reason, millis(r.StartedAt), millis(r.PublishedAt), millis(r.VisibleAt),
+		millis(r.SwitchedAt), millis(r.RetireAt), millis(r.RetiredAt), millis(r.RemindedAt), r.Attempts, r.LastError,
+		millis(r.StepAt), r.DomainID, string(from))
+	if err != nil {
+		return s.errorf("save rotation %s: %w", r.DomainID, err)
+	}
+	if n == 0 {
+		var state string
+		err := tx.QueryRow(ctx, `SELECT state FROM dkim_rotations WHERE domain_id = $1`, r.DomainID).Scan(&state)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return s.errorf("save rotation %s: %w", r.DomainID, err)
+		}
+		return store.ErrStale
+	}
+	return nil
+}
+
+// SaveRotation implements store.Rotations.
+func (s *Store) SaveRotation(ctx context.Context, r store.Rotation, from domain.RotationState, events []store.Event) error {
+	return s.db.Tx(ctx, func(tx Querier) error {
+		if err := s.saveRotation(ctx, tx, r, from); err != nil {
+			return err
+		}
+		return s.insertEvents(ctx, tx, events)
+	})
+}
+
+// nextPosition is the position after the domain's last record.
+func nextPosition(ctx context.Context, tx Querier, domainID string) (int, error) {
+	var pos int
+	err := tx.QueryRow(ctx, `SELECT coalesce(max(position), 0) + 1 FROM domain_records WHERE domain_id = $1`, domainID).Scan(&pos)
+	return pos, err
+}
+
+// StartRotation implements store.Rotations.
+func (s *Store) StartRotation(ctx context.Context, r store.Rotation, from domain.RotationState, next *domain.Record, events []store.Event) error {
+	return s.db.Tx(ctx, func(tx Querier) error {
+		if err := s.saveRotation(ctx, tx, r, from); err != nil {
+			return err
+		}
+		if next != nil {
+			if _, err := tx.Exec(ctx, `DELETE FROM domain_records WHERE domain_id = $1 AND key IN ($2, $3)`,
+				r.DomainID, string(domain.KeyDKIMNext), string(domain.KeyDKIMPrevious)); err != nil {
+				return s.errorf("start rotation %s: %w", r.DomainID, err)
+			}
+			pos, err := nextPosition(ctx, tx, r.DomainID)
+			if err != nil {
+				return s.errorf("start rotation %s: %w", r.DomainID, err)
+			}
+			if err := s.insertRecord(ctx, tx, r.DomainID, pos, next); err != nil {
+				return err
+			}
+		}
+		return s.insertEvents(ctx, tx, events)
+	})
+}
+
+// SwitchRotation implements store.Rotations.
+func (s *Store) SwitchRotation(ctx context.Context, r store.Rotation, now time.Time, events []store.Event) error {
+	return s.db.Tx(ctx, func(tx Querier) error {
+		// The sealed key comes from the row as stored, not from r: the switch
+		// signs with exactly the key whose record was seen.
+		var sealed []byte
+		if err := tx.QueryRow(ctx, `SELECT next_key FROM dkim_rotations WHERE domain_id = $1 AND state = $2`,
+			r.DomainID, string(domain.RotationVisible)).Scan(&sealed); errors.Is(err, sql.ErrNoRows) {
+			return store.ErrStale
+		} else if err != nil {
+			return s.errorf("switch rotation %s: %w", r.DomainID, err)
+		}
+		if len(sealed) == 0 {
+			return s.errorf("switch rotation %s: no next key", r.DomainID)
+		}
+		if err := s.saveRotation(ctx, tx, r, domain.RotationVisible); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE domains SET dkim_private_key = $1 WHERE id = $2`, sealed, r.DomainID); err != nil {
+			return s.errorf("switch rotation %s: %w", r.DomainID, err)
+		}
+		// Keys are moved through a name no record has, as one primary key
+		// (domain_id, key) must never hold two rows at any statement's end.
+		moves := [][2]domain.RecordKey{{domain.KeyDKIM, "dkim_swap"}, {domain.KeyDKIMNext, domain.KeyDKIM}, {"dkim_swap", domain.KeyDKIMPrevious}}
+		if r.Mode == domain.DKIMModeCNAME {
+			moves = [][2]domain.RecordKey{{domain.KeyDKIM, "dkim_swap"}, {domain.KeyDKIM2, domain.KeyDKIM}, {"dkim_swap", domain.KeyDKIM2}}
+		}
+		for _, m := range moves {
+			if _, err := tx.Exec(ctx, `UPDATE domain_records SET key = $1 WHERE domain_id = $2 AND key = $3`,
+				string(m[1]), r.DomainID, string(m[0])); err != nil {
+				return s.errorf("switch rotation %s: %w", r.DomainID, err)
+			}
+		}
+		if r.Mode != domain.DKIMModeCNAME {
+			// The new dkim record was seen on every authoritative server: it is
+			// verified now, which is what lets it sign (SigningKeys).
+			if _, err := tx.Exec(ctx, `UPDATE domain_records SET verified = TRUE, status = $1, failures = 0,
+				checked_at = $2, updated_at = $2, purpose = $3 WHERE domain_id = $4 AND key = $5`,
+				string(domain.CheckVerified), millis(now), dkimPurpose, r.DomainID, string(domain.KeyDKIM)); err != nil {
+				return s.errorf("switch rotation %s: %w", r.DomainID, err)
+			}
+			if _, err := tx.Exec(ctx, `UPDATE domain_records SET purpose = $1, updated_at = $2 WHERE domain_id = $3 AND key = $4`,
+				prevPurpose, millis(now), r.DomainID, string(domain.KeyDKIMPrevious)); err != nil {
+				return s.errorf("switch rotation %s: %w", r.DomainID, err)
+			}
+		}
+		return s.insertEvents(ctx, tx, events)
+	})
+}
+
+// The purposes of the records a switch moves.
+const (
+	dkimPurpose = "DKIM public key that receivers use to check the signature on your mail."
+	prevPurpose = "The DKIM key mail was signed with until the last rotation: keep it published until it is retired, so mail still in transit verifies."
+)
+
+// RetireRotation implements store.Rotations.
+func (s *Store) RetireRotation(ctx context.Context, r store.Rotation, revoked *domain.Record, events []store.Event) error {
+	return s.db.Tx(ctx, func(tx Querier) error {
+		if err := s.saveRotation(ctx, tx, r, domain.RotationRetiring); err != nil {
+			return err
+		}
+		if revoked != nil {
+			if _, err := tx.Exec(ctx, `UPDATE domain_records SET value = $1, purpose = $2, verified = FALSE, status = $3,
+				found = '[]', problems = '[]', propagation = '[]', failures = 0, checked_at = 0, updated_at = $4
+				WHERE domain_id = $5 AND key = $6`,
+				revoked.Value, revoked.Purpose, string(domain.CheckUnchecked), millis(revoked.UpdatedAt),
+				r.DomainID, string(domain.KeyDKIMPrevious)); err != nil {
+				return s.errorf("retire rotation %s: %w", r.DomainID, err)
+			}
+		}
+		return s.insertEvents(ctx, tx, events)
+	})
+}
+
+// DomainIDsByName implements store.Rotations.
+func (s *Store) DomainIDsByName(ctx context.Context, name string) ([]store.Due, error) {
+	rows, err := s.db.Read().Query(ctx, `SELECT id, project_id FROM domains WHERE name = $1 ORDER BY id`, name)
+	if err != nil {
+		return nil, s.errorf("domains named %s: %w", name, err)
+	}
+	out, err := Collect(rows, ScanDue)
+	if err != nil {
+		return nil, s.errorf("domains named %s: %w", name, err)
+	}
+	return out, nil
+}
