@@ -487,7 +487,7 @@ func (s *session) diagnose(ctx context.Context, e Expectation, a answer, o domai
 	case o.Status == domain.CheckVerified && e.Key == domain.KeyMailFromSPF:
 		// The record parses; whether receivers pass the platform's mail takes an SPF
 		// evaluation with lookups of its own.
-		o = s.spfVerdict(ctx, e, o)
+		o = s.spfVerdict(ctx, e, a, o)
 		o.Key = e.Key
 	}
 	return o
