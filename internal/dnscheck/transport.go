@@ -77,8 +77,20 @@ type Transport struct {
 	socks  map[string]*udpSock // the socket taking new queries, by server
 	closed bool
 
-	// opened counts the sockets opened, for tests and benchmarks.
-	opened atomic.Int64
+	// opened counts the sockets opened; peak is the most queries outstanding
+	// at once.
+	opened, peak atomic.Int64
+}
+
+// TransportStats are counters of a Transport.
+type TransportStats struct {
+	SocketsOpened   int64 // sockets opened so far
+	PeakOutstanding int64 // most queries waiting for an answer at once
+}
+
+// Stats returns the Transport's counters.
+func (t *Transport) Stats() TransportStats {
+	return TransportStats{SocketsOpened: t.opened.Load(), PeakOutstanding: t.peak.Load()}
 }
 
 // NewTransport returns a Transport with opts.
@@ -122,16 +134,10 @@ type udpSock struct {
 	born   time.Time
 
 	mu      sync.Mutex
-	waiters map[uint16]chan packet
+	waiters map[uint16]*waiter
 	sent    int
 	retired bool // takes no new queries; closes when the last one ends
 	closed  bool
-}
-
-// packet is a datagram carrying a waiting query's id, or an error of the socket.
-type packet struct {
-	b   []byte
-	err error
 }
 
 // exchange sends q to server over UDP and waits at most timeout (and ctx) for
@@ -146,8 +152,14 @@ func (t *Transport) exchange(ctx context.Context, q *dns.Msg, server string, tim
 		return nil, fmt.Errorf("%w: %s over udp for %s: too many queries waiting", ErrTimeout, server, name)
 	}
 	defer func() { <-t.slots }()
+	for n := int64(len(t.slots)); ; {
+		p := t.peak.Load()
+		if n <= p || t.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
 
-	s, ch, err := t.register(ctx, server, q)
+	s, w, err := t.register(ctx, server, q)
 	if err != nil {
 		return nil, netError(err, server, "udp", name)
 	}
@@ -159,30 +171,44 @@ func (t *Transport) exchange(ctx context.Context, q *dns.Msg, server string, tim
 	if _, err := s.conn.Write(buf); err != nil {
 		return nil, netError(err, server, "udp", name)
 	}
-	// The first reason an answer carrying our id was not ours, reported if no
-	// answer of ours comes: a server that only ever answers another question is
-	// broken, not silent.
-	var rejected error
-	for {
-		select {
-		case p := <-ch:
-			if p.err != nil {
-				return nil, netError(p.err, server, "udp", name)
-			}
-			resp, err := matchAnswer(p.b, q, server)
-			if err == nil {
-				return resp, nil
-			}
-			if rejected == nil {
-				rejected = err
-			}
-		case <-ctx.Done():
-			if rejected != nil {
-				return nil, rejected
-			}
-			return nil, fmt.Errorf("%w: %s over udp for %s", ErrTimeout, server, name)
+	select {
+	case resp := <-w.answer:
+		return resp, nil
+	case err := <-w.failed:
+		return nil, netError(err, server, "udp", name)
+	case <-ctx.Done():
+		// A server that only ever answered another question is broken, not
+		// silent: say so.
+		if err := w.rejection(); err != nil {
+			return nil, err
 		}
+		return nil, fmt.Errorf("%w: %s over udp for %s", ErrTimeout, server, name)
 	}
+}
+
+// waiter is a query waiting on a socket for its answer.
+type waiter struct {
+	q      *dns.Msg
+	server string
+	answer chan *dns.Msg // the answer, once
+	failed chan error    // an error of the socket, once
+
+	mu       sync.Mutex
+	rejected error // the first reason a datagram with the query's id was not its answer
+}
+
+func (w *waiter) reject(err error) {
+	w.mu.Lock()
+	if w.rejected == nil {
+		w.rejected = err
+	}
+	w.mu.Unlock()
+}
+
+func (w *waiter) rejection() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.rejected
 }
 
 // matchAnswer parses a datagram that carries q's id and returns it if it is a
@@ -206,7 +232,7 @@ func matchAnswer(b []byte, q *dns.Msg, server string) (*dns.Msg, error) {
 }
 
 // register finds the socket for server, draws q's id and registers q on it.
-func (t *Transport) register(ctx context.Context, server string, q *dns.Msg) (*udpSock, chan packet, error) {
+func (t *Transport) register(ctx context.Context, server string, q *dns.Msg) (*udpSock, *waiter, error) {
 	ap, err := netip.ParseAddrPort(server)
 	if err != nil {
 		// A server named by host name: a socket of its own, dialled as before.
@@ -216,7 +242,7 @@ func (t *Transport) register(ctx context.Context, server string, q *dns.Msg) (*u
 			return nil, nil, err
 		}
 		s := t.start(conn.(*net.UDPConn))
-		ch, _ := s.add(q)
+		ch, _ := s.add(q, server)
 		s.retire()
 		return s, ch, nil
 	}
@@ -242,7 +268,7 @@ func (t *Transport) register(ctx context.Context, server string, q *dns.Msg) (*u
 			s = t.start(conn)
 			if t.closed || len(t.socks) >= t.opts.MaxSockets {
 				// Past the bound, a socket for this query alone.
-				ch, _ := s.add(q)
+				ch, _ := s.add(q, server)
 				t.mu.Unlock()
 				s.retire()
 				return s, ch, nil
@@ -251,7 +277,7 @@ func (t *Transport) register(ctx context.Context, server string, q *dns.Msg) (*u
 		}
 		// sent is read under t.mu for rotation and written under s.mu; both are
 		// held here.
-		ch, ok := s.add(q)
+		ch, ok := s.add(q, server)
 		t.mu.Unlock()
 		if ok {
 			return s, ch, nil
@@ -270,7 +296,7 @@ func (t *Transport) register(ctx context.Context, server string, q *dns.Msg) (*u
 // start wraps conn in a udpSock and starts its reader.
 func (t *Transport) start(conn *net.UDPConn) *udpSock {
 	t.opened.Add(1)
-	s := &udpSock{conn: conn, born: t.opts.Now(), waiters: make(map[uint16]chan packet)}
+	s := &udpSock{conn: conn, born: t.opts.Now(), waiters: make(map[uint16]*waiter)}
 	if ra, ok := conn.RemoteAddr().(*net.UDPAddr); ok {
 		ap := ra.AddrPort()
 		s.remote = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
@@ -282,7 +308,7 @@ func (t *Transport) start(conn *net.UDPConn) *udpSock {
 // add registers q under a random id not in use on the socket (RFC 5452 §9.2),
 // which it sets in q. It fails when the socket has maxPerSocket queries waiting
 // or is retired.
-func (s *udpSock) add(q *dns.Msg) (chan packet, bool) {
+func (s *udpSock) add(q *dns.Msg, server string) (*waiter, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.waiters) >= maxPerSocket || s.retired {
@@ -293,12 +319,10 @@ func (s *udpSock) add(q *dns.Msg) (chan packet, bool) {
 		id = dns.Id()
 	}
 	q.Id = id
-	// Room for a forged answer and the real one: a datagram that finds the
-	// channel full is dropped, as one that comes too late.
-	ch := make(chan packet, 2)
-	s.waiters[id] = ch
+	w := &waiter{q: q, server: server, answer: make(chan *dns.Msg, 1), failed: make(chan error, 1)}
+	s.waiters[id] = w
 	s.sent++
-	return ch, true
+	return w, true
 }
 
 // unregister ends the wait of the query with id, closing a retired socket whose
@@ -356,9 +380,9 @@ func (s *udpSock) read(lifetime time.Duration) {
 			// A refused port (ICMP) or another error of the socket concerns every
 			// query waiting on it, all of them to this server.
 			s.mu.Lock()
-			for _, ch := range s.waiters {
+			for _, w := range s.waiters {
 				select {
-				case ch <- packet{err: err}:
+				case w.failed <- err:
 				default:
 				}
 			}
@@ -374,16 +398,24 @@ func (s *udpSock) read(lifetime time.Duration) {
 			continue
 		}
 		s.mu.Lock()
-		ch := s.waiters[h.Id]
+		w := s.waiters[h.Id]
 		s.mu.Unlock()
-		if ch == nil {
+		if w == nil {
 			// A late answer to a query that gave up, or a forgery: dropped
 			// (RFC 5452 §9.1).
 			continue
 		}
+		// Parsed from a copy: buf is read into again, and nothing parsed may
+		// share it.
+		resp, err := matchAnswer(append([]byte(nil), buf[:n]...), w.q, w.server)
+		if err != nil {
+			// Not the answer, but the query goes on waiting for it.
+			w.reject(err)
+			continue
+		}
 		select {
-		case ch <- packet{b: append([]byte(nil), buf[:n]...)}:
-		default:
+		case w.answer <- resp:
+		default: // answered already: a duplicate
 		}
 	}
 }
