@@ -296,6 +296,12 @@ func (t *Transport) register(ctx context.Context, server string, q *dns.Msg) (*u
 // start wraps conn in a udpSock and starts its reader.
 func (t *Transport) start(conn *net.UDPConn) *udpSock {
 	t.opened.Add(1)
+	// Room in the kernel for the answers of every query the socket may have
+	// waiting (maxPerSocket, each taking up to about 2 KiB of buffer however
+	// small), which arrive in bursts while the reader waits for a core; the
+	// default (about 200 KiB) loses answers under load, and a lost answer is a
+	// timeout. Linux caps it at net.core.rmem_max.
+	conn.SetReadBuffer(maxPerSocket * 2048)
 	s := &udpSock{conn: conn, born: t.opts.Now(), waiters: make(map[uint16]*waiter)}
 	if ra, ok := conn.RemoteAddr().(*net.UDPAddr); ok {
 		ap := ra.AddrPort()

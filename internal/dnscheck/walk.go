@@ -283,7 +283,9 @@ func (s *session) zoneOf(ctx context.Context, name string, qtype uint16, path []
 	for range maxReferrals {
 		msg, server, err := s.askFirst(ctx, zone, servers, name, qtype)
 		if err != nil {
-			s.forgetCached(zone, err)
+			if ctx.Err() == nil {
+				s.forgetCached(zone, err)
+			}
 			return "", nil, answered{}, err
 		}
 		child, hosts, glue := referral(msg, zone, name)
@@ -341,7 +343,8 @@ func (s *session) askFirst(ctx context.Context, zone string, servers []string, n
 				}
 				if err != nil {
 					msg = nil
-					if lameError(err) {
+					// A query the race's winner cancelled says nothing of its server.
+					if lameError(err) && gctx.Err() == nil {
 						s.c.cache.markLame(zone, server)
 					}
 				}
@@ -585,7 +588,9 @@ func (s *session) forgetCached(zone string, err error) {
 	s.mu.Lock()
 	cached := s.cached[zone]
 	s.mu.Unlock()
-	if cached && errors.Is(err, errNoAuthority) {
+	// Only when the servers failed: a bound of domaind's own (a busy server, the
+	// check's budget, an address it may not ask) says nothing of the delegation.
+	if cached && errors.Is(err, errNoAuthority) && !errors.Is(err, errBusy) && !errors.Is(err, errBudget) && !errors.Is(err, errPrivate) {
 		s.c.cache.forgetZone(zone)
 	}
 }
