@@ -330,3 +330,37 @@ func TestCacheKeepsBudgets(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheLameServer gives a zone two servers, the first silent. A check asks
+// the silent one twice for the record (its walk tries it first, then every
+// server is asked for the propagation view); a later check sharing the cache
+// walks to the other first, so asks the silent one only once.
+func TestCacheLameServer(t *testing.T) {
+	n := dnstest.StartNet(t, 2)
+	s := n.Servers()
+	silent, good := s[0], s[1]
+	zone, err := n.AddZone("example.com.", silent, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := exp(domain.KeyOwnership, "example.com")
+	if err := zone.AddTXT(e.Name+".", e.Value); err != nil {
+		t.Fatal(err)
+	}
+	silent.SetFault("", 0, dnstest.Drop)
+	c, err := dnscheck.New(dnscheck.Config{
+		Mode: dnscheck.ModeAuthoritative, RootHints: n.RootIPs(), AuthoritativePort: n.Port(),
+		Timeout: 200 * time.Millisecond, AllowPrivate: true, Cache: dnscheck.NewCache(dnscheck.CacheOptions{}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i, want := range []int{2, 1} {
+		silent.ResetQueries()
+		assertVerified(t, c.Check(t.Context(), []dnscheck.Expectation{e}))
+		if got := silent.Count(e.Name+".", dns.TypeTXT, ""); got != want {
+			t.Errorf("check %d asked the silent server %d times, want %d", i+1, got, want)
+		}
+	}
+}
