@@ -59,10 +59,13 @@ func newBenchNet(b *testing.B) *benchNet {
 
 func (bn *benchNet) queries() int { return len(bn.net.Root().Queries()) + len(bn.auth.Queries()) }
 
-func (bn *benchNet) checker(b *testing.B, cache *dnscheck.Cache) *dnscheck.Checker {
+func (bn *benchNet) checker(b *testing.B, mode dnscheck.Mode, cache *dnscheck.Cache) *dnscheck.Checker {
 	c, err := dnscheck.New(dnscheck.Config{
-		Mode: dnscheck.ModeAuthoritative, RootHints: bn.net.RootIPs(), AuthoritativePort: bn.net.Port(),
-		Timeout: 2 * time.Second, Retries: 1, AllowPrivate: true, ServerConcurrency: 1 << 16, Cache: cache,
+		Mode: mode, RootHints: bn.net.RootIPs(), AuthoritativePort: bn.net.Port(),
+		// In recursive mode the zone's server stands for the resolver, as Knot
+		// does in the API bench: it answers from its zones whatever RD says.
+		Resolvers: []string{bn.auth.Addr()},
+		Timeout:   2 * time.Second, Retries: 1, AllowPrivate: true, ServerConcurrency: 1 << 16, Cache: cache,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -74,18 +77,28 @@ func (bn *benchNet) checker(b *testing.B, cache *dnscheck.Cache) *dnscheck.Check
 // BenchmarkCheckWarm checks domains of one zone, 64 at once as the scale-out
 // bench's workers do, with the infrastructure cache warmed by one check, and
 // reports the DNS queries each check sent (root and authoritative server
-// together), checks per second and queries per second. With
-// DNSCHECK_DNSPERF=1 it then runs dnsperf against the same server for 10 s
-// with the checks' own questions, and reports its rate as the anchor.
+// together), checks per second and queries per second; "nocache" walks from
+// the root for every check, and "recursive" asks the zone's server as a
+// resolver. With DNSCHECK_DNSPERF=1 it then runs dnsperf against the same
+// server for 10 s with the checks' own questions, and reports its rate as the
+// anchor.
 func BenchmarkCheckWarm(b *testing.B) {
-	for _, cached := range []bool{false, true} {
-		b.Run(map[bool]string{false: "nocache", true: "cache"}[cached], func(b *testing.B) {
+	for _, tc := range []struct {
+		name   string
+		mode   dnscheck.Mode
+		cached bool
+	}{
+		{"nocache", dnscheck.ModeAuthoritative, false},
+		{"cache", dnscheck.ModeAuthoritative, true},
+		{"recursive", dnscheck.ModeRecursive, false},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
 			bn := newBenchNet(b)
 			var cache *dnscheck.Cache
-			if cached {
+			if tc.cached {
 				cache = dnscheck.NewCache(dnscheck.CacheOptions{})
 			}
-			c := bn.checker(b, cache)
+			c := bn.checker(b, tc.mode, cache)
 			for _, o := range c.Check(b.Context(), bn.exps[0]) {
 				if o.Status != domain.CheckVerified {
 					b.Fatalf("%s: %s %+v", o.Key, o.Status, o.Problems)
@@ -118,7 +131,7 @@ func BenchmarkCheckWarm(b *testing.B) {
 			b.ReportMetric(float64(q)/float64(b.N), "queries/check")
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "checks/s")
 			b.ReportMetric(float64(q)/elapsed.Seconds(), "queries/s")
-			if cached && os.Getenv("DNSCHECK_DNSPERF") == "1" {
+			if os.Getenv("DNSCHECK_DNSPERF") == "1" {
 				qps, err := dnsperf(b, bn)
 				if err != nil {
 					b.Fatal(err)
