@@ -172,10 +172,11 @@ func (t *Transport) exchange(ctx context.Context, q *dns.Msg, server string, tim
 		return nil, netError(err, server, "udp", name)
 	}
 	select {
-	case resp := <-w.answer:
-		return resp, nil
-	case err := <-w.failed:
-		return nil, netError(err, server, "udp", name)
+	case r := <-w.done:
+		if r.err != nil {
+			return nil, netError(r.err, server, "udp", name)
+		}
+		return r.msg, nil
 	case <-ctx.Done():
 		// A server that only ever answered another question is broken, not
 		// silent: say so.
@@ -186,12 +187,17 @@ func (t *Transport) exchange(ctx context.Context, q *dns.Msg, server string, tim
 	}
 }
 
+// result ends a waiter: its answer, or an error of its socket.
+type result struct {
+	msg *dns.Msg
+	err error
+}
+
 // waiter is a query waiting on a socket for its answer.
 type waiter struct {
 	q      *dns.Msg
 	server string
-	answer chan *dns.Msg // the answer, once
-	failed chan error    // an error of the socket, once
+	done   chan result // the answer or an error of the socket, once
 
 	mu       sync.Mutex
 	rejected error // the first reason a datagram with the query's id was not its answer
@@ -325,7 +331,7 @@ func (s *udpSock) add(q *dns.Msg, server string) (*waiter, bool) {
 		id = dns.Id()
 	}
 	q.Id = id
-	w := &waiter{q: q, server: server, answer: make(chan *dns.Msg, 1), failed: make(chan error, 1)}
+	w := &waiter{q: q, server: server, done: make(chan result, 1)}
 	s.waiters[id] = w
 	s.sent++
 	return w, true
@@ -388,7 +394,7 @@ func (s *udpSock) read(lifetime time.Duration) {
 			s.mu.Lock()
 			for _, w := range s.waiters {
 				select {
-				case w.failed <- err:
+				case w.done <- result{err: err}:
 				default:
 				}
 			}
@@ -420,7 +426,7 @@ func (s *udpSock) read(lifetime time.Duration) {
 			continue
 		}
 		select {
-		case w.answer <- resp:
+		case w.done <- result{msg: resp}:
 		default: // answered already: a duplicate
 		}
 	}

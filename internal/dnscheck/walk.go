@@ -315,11 +315,16 @@ func (s *session) askFirst(ctx context.Context, zone string, servers []string, n
 	}
 	// Servers that failed for the zone lately are asked last, so that a check
 	// does not wait for the timeout of a server an earlier check found silent.
-	if s.c.cache != nil {
-		servers = slices.Clone(servers)
-		slices.SortStableFunc(servers, func(a, b string) int {
-			return cmpBool(s.c.cache.lame(zone, a), s.c.cache.lame(zone, b))
-		})
+	if s.c.cache != nil && len(servers) > 1 {
+		var good, lame []string
+		for _, server := range servers {
+			if s.c.cache.lame(zone, server) {
+				lame = append(lame, server)
+			} else {
+				good = append(good, server)
+			}
+		}
+		servers = append(good, lame...)
 	}
 	var errs []error
 	for start := 0; start < len(servers); start += batch {
