@@ -77,20 +77,21 @@ type Transport struct {
 	socks  map[string]*udpSock // the socket taking new queries, by server
 	closed bool
 
-	// opened counts the sockets opened; peak is the most queries outstanding
-	// at once.
-	opened, peak atomic.Int64
+	// opened counts the sockets opened, open those whose reader still runs;
+	// peak is the most queries outstanding at once.
+	opened, open, peak atomic.Int64
 }
 
 // TransportStats are counters of a Transport.
 type TransportStats struct {
 	SocketsOpened   int64 // sockets opened so far
+	SocketsOpen     int64 // sockets open now
 	PeakOutstanding int64 // most queries waiting for an answer at once
 }
 
 // Stats returns the Transport's counters.
 func (t *Transport) Stats() TransportStats {
-	return TransportStats{SocketsOpened: t.opened.Load(), PeakOutstanding: t.peak.Load()}
+	return TransportStats{SocketsOpened: t.opened.Load(), SocketsOpen: t.open.Load(), PeakOutstanding: t.peak.Load()}
 }
 
 // NewTransport returns a Transport with opts.
@@ -313,7 +314,11 @@ func (t *Transport) start(conn *net.UDPConn) *udpSock {
 		ap := ra.AddrPort()
 		s.remote = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
-	go s.read(t.opts.SocketLifetime)
+	t.open.Add(1)
+	go func() {
+		defer t.open.Add(-1)
+		s.read(t.opts.SocketLifetime)
+	}()
 	return s
 }
 

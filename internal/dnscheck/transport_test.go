@@ -293,3 +293,27 @@ func TestTransportFlood(t *testing.T) {
 		t.Fatalf("took %q, want the right answer", got)
 	}
 }
+
+// TestTransportIdleSocketsClose checks that a Transport nobody closes ends its
+// sockets and their readers by itself once they are idle for SocketLifetime,
+// and that Close ends them at once.
+func TestTransportIdleSocketsClose(t *testing.T) {
+	srv := startPacketServer(t, func(q *dns.Msg, _ netip.AddrPort) []*dns.Msg { return []*dns.Msg{txtAnswer(q)} })
+	for _, closeIt := range []bool{false, true} {
+		tr := dnscheck.NewTransport(dnscheck.TransportOptions{SocketLifetime: 100 * time.Millisecond})
+		c := &dnscheck.Client{Timeout: 2 * time.Second, Transport: tr}
+		if _, err := c.Exchange(t.Context(), srv.addr(), "name.example", dns.TypeTXT, false); err != nil {
+			t.Fatal(err)
+		}
+		if closeIt {
+			tr.Close()
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for tr.Stats().SocketsOpen != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("close=%v: %d sockets still open", closeIt, tr.Stats().SocketsOpen)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
