@@ -184,6 +184,7 @@ type App struct {
 	sealer   *records.Sealer
 	metrics  *metrics.Metrics
 	verifier *verify.Verifier
+	checker  *dnscheck.Checker
 	auth     *apikey.Service
 	domains  *domains.Service
 	webhooks *webhook.Service
@@ -210,11 +211,16 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	// One infrastructure cache for every check of the process: a delegation one
+	// check walked, the next takes from there (dnscheck.Cache).
+	if cfg.DNS.Cache == nil {
+		cfg.DNS.Cache = dnscheck.NewCache(dnscheck.CacheOptions{})
+	}
 	checker, err := dnscheck.New(cfg.DNS)
 	if err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: log, store: cfg.Store, sealer: sealer, metrics: metrics.New()}
+	a := &App{cfg: cfg, log: log, store: cfg.Store, sealer: sealer, metrics: metrics.New(), checker: checker}
 	if a.store == nil {
 		if a.store, err = OpenStore(ctx, cfg.DB); err != nil {
 			return nil, err
@@ -346,6 +352,7 @@ func (a *App) Close() error {
 		}
 		a.workers.Wait()
 		a.verifier.Close()
+		a.checker.Close()
 		if a.ownStore {
 			err = a.store.Close()
 		}

@@ -87,6 +87,14 @@ type Config struct {
 	// operator configures, are asked whatever their address. Tests and private
 	// deployments set it.
 	AllowPrivate bool
+	// Cache is the infrastructure cache the Checker's checks share with every
+	// other Checker given it: zone cuts, name server addresses and lame servers,
+	// never the records checked. nil means each check walks from the root
+	// servers again, as `domaind check` does for its single check.
+	Cache *Cache
+	// Transport carries the UDP queries; nil means one of the Checker's own,
+	// closed by Close.
+	Transport *Transport
 }
 
 // Checker checks records against DNS. It is safe for concurrent use.
@@ -104,6 +112,18 @@ type Checker struct {
 
 	slots   serverSlots
 	trusted map[string]bool // root hint addresses, which the operator chose
+
+	cache        *Cache     // nil: none
+	transport    *Transport // the sockets of client and authClient
+	ownTransport bool
+}
+
+// Close closes the Checker's own Transport; checks still running end normally.
+func (c *Checker) Close() error {
+	if c.ownTransport {
+		return c.transport.Close()
+	}
+	return nil
 }
 
 // maxLimiters bounds the per-server limiters kept; past it they start afresh,
@@ -163,12 +183,19 @@ func New(cfg Config) (*Checker, error) {
 	for _, ip := range cfg.RootHints {
 		trusted[ip] = true
 	}
+	tr, own := cfg.Transport, false
+	if tr == nil {
+		tr, own = NewTransport(TransportOptions{}), true
+	}
 	return &Checker{
-		cfg:        cfg,
-		slots:      serverSlots{limit: cfg.ServerConcurrency},
-		trusted:    trusted,
-		client:     &Client{Timeout: cfg.Timeout, Retries: cfg.Retries},
-		authClient: &Client{Timeout: cfg.Timeout},
+		cfg:          cfg,
+		slots:        serverSlots{limit: cfg.ServerConcurrency},
+		trusted:      trusted,
+		client:       &Client{Timeout: cfg.Timeout, Retries: cfg.Retries, Transport: tr},
+		authClient:   &Client{Timeout: cfg.Timeout, Transport: tr},
+		cache:        cfg.Cache,
+		transport:    tr,
+		ownTransport: own,
 	}, nil
 }
 
@@ -455,7 +482,7 @@ func (s *session) diagnose(ctx context.Context, e Expectation, a answer, o domai
 	case o.Status == domain.CheckVerified && e.Key == domain.KeyMailFromSPF:
 		// The record parses; whether receivers pass the platform's mail takes an SPF
 		// evaluation with lookups of its own.
-		o = s.spfVerdict(ctx, e, o)
+		o = s.spfVerdict(ctx, e, a, o)
 		o.Key = e.Key
 	}
 	return o

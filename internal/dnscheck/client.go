@@ -7,7 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
-	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -28,13 +28,29 @@ var (
 	ErrServFail = errors.New("dns: server failure")
 )
 
-// Client sends DNS queries over the wire. miekg/dns's Exchange neither retries nor
-// falls back to TCP on a truncated answer, so Client does both.
+// Client sends DNS queries over the wire: over UDP on the sockets of its
+// Transport, again after a timeout, and over TCP when the UDP answer is
+// truncated. miekg/dns packs and parses every message.
 type Client struct {
 	// Timeout bounds each attempt of each query.
 	Timeout time.Duration
-	// Retries is how many times a timed-out query is sent again to the same server.
+	// Retries is how many times a timed-out query is sent again to the same
+	// server, each time with a new id.
 	Retries int
+	// Transport carries the UDP queries; nil means one of the Client's own,
+	// made on first use, whose sockets close themselves when idle.
+	Transport *Transport
+
+	once sync.Once
+	own  *Transport
+}
+
+func (c *Client) transport() *Transport {
+	if c.Transport != nil {
+		return c.Transport
+	}
+	c.once.Do(func() { c.own = NewTransport(TransportOptions{}) })
+	return c.own
 }
 
 // Exchange asks server (host:port) for name and qtype. recursive sets the RD bit:
@@ -59,9 +75,9 @@ func (c *Client) Exchange(ctx context.Context, server, name string, qtype uint16
 }
 
 func (c *Client) exchangeOnce(ctx context.Context, q *dns.Msg, server string) (*dns.Msg, error) {
-	resp, err := c.send(ctx, "udp", q, server)
+	resp, err := c.transport().exchange(ctx, q, server, c.timeout())
 	if err == nil && resp.Truncated {
-		resp, err = c.send(ctx, "tcp", q, server)
+		resp, err = c.sendTCP(ctx, q, server)
 	}
 	if err != nil {
 		return nil, err
@@ -81,15 +97,19 @@ func (c *Client) exchangeOnce(ctx context.Context, q *dns.Msg, server string) (*
 // records. The header's counts are checked before the body is parsed.
 const maxMsgRRs = 256
 
-// send asks server once over network. It reads one message at a time, at most
-// 64 KiB over TCP (the length prefix is 16 bits) and UDPSize over UDP, and keeps
-// none but the answer it returns.
-func (c *Client) send(ctx context.Context, network string, q *dns.Msg, server string) (*dns.Msg, error) {
-	timeout := c.Timeout
-	if timeout <= 0 {
-		timeout = 2 * time.Second
+func (c *Client) timeout() time.Duration {
+	if c.Timeout <= 0 {
+		return 2 * time.Second
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	return c.Timeout
+}
+
+// sendTCP asks server once over TCP, on a connection of its own, as after a
+// truncated UDP answer (RFC 7766). It reads one message, at most 64 KiB (the
+// length prefix is 16 bits), and keeps none but the answer it returns.
+func (c *Client) sendTCP(ctx context.Context, q *dns.Msg, server string) (*dns.Msg, error) {
+	const network = "tcp"
+	ctx, cancel := context.WithTimeout(ctx, c.timeout())
 	defer cancel()
 	name := q.Question[0].Name
 	var d net.Dialer
@@ -115,29 +135,13 @@ func (c *Client) send(ctx context.Context, network string, q *dns.Msg, server st
 			return nil, netError(err, server, network, name)
 		}
 		if h.Id != q.Id {
-			// Over UDP an answer with another id may be a late answer to an earlier
-			// query or a spoofing attempt (RFC 5452 section 9.1): ignore it and keep
-			// listening until the deadline. Over TCP the stream is ours alone, so
-			// another id means a broken server.
-			if network == "udp" {
-				continue
-			}
+			// The stream is ours alone, so another id means a broken server.
 			return nil, fmt.Errorf("%w: %s answered with another query id over tcp", ErrServFail, server)
 		}
 		if n := int(h.Ancount) + int(h.Nscount) + int(h.Arcount); n > maxMsgRRs {
 			return nil, fmt.Errorf("%w: %s answered %s with %d records, more than the %d domaind reads", ErrServFail, server, name, n, maxMsgRRs)
 		}
-		resp := new(dns.Msg)
-		if err := resp.Unpack(p); err != nil {
-			return nil, fmt.Errorf("%w: %s sent a malformed answer for %s", ErrServFail, server, name)
-		}
-		// A hostile or broken server may answer another question, and such an answer
-		// must not count for this one.
-		if len(resp.Question) != 1 || !strings.EqualFold(resp.Question[0].Name, name) ||
-			resp.Question[0].Qtype != q.Question[0].Qtype || !resp.Response {
-			return nil, fmt.Errorf("%w: %s answered a different question than %s", ErrServFail, server, name)
-		}
-		return resp, nil
+		return matchAnswer(p, q, server)
 	}
 }
 

@@ -300,6 +300,7 @@ func isTagSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c ==
 // dkimStripSpace removes all whitespace from s.
 func dkimStripSpace(s string) string {
 	var b strings.Builder
+	b.Grow(len(s))
 	for i := 0; i < len(s); i++ {
 		if !isTagSpace(s[i]) {
 			b.WriteByte(s[i])

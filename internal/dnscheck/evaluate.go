@@ -39,6 +39,11 @@ func answerOf(r response) answer {
 // as \DDD), so this undoes the escapes to compare and show what was published.
 func txtValue(strs []string) string {
 	var b strings.Builder
+	n := 0
+	for _, s := range strs {
+		n += len(s)
+	}
+	b.Grow(n) // at most; escapes only shorten
 	for _, s := range strs {
 		for i := 0; i < len(s); i++ {
 			c := s[i]

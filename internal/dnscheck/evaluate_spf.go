@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/miekg/dns"
+
 	"github.com/domaind/domaind/internal/domain"
 )
 
@@ -73,7 +75,7 @@ func spfUnknown(e Expectation, o domain.Observation, err error) domain.Observati
 //
 // Without an expected include (`domaind check` without --expect-spf-include), any record
 // verifies that does not end in a permerror for a server it does not name.
-func (s *session) spfVerdict(ctx context.Context, e Expectation, o domain.Observation) domain.Observation {
+func (s *session) spfVerdict(ctx context.Context, e Expectation, a answer, o domain.Observation) domain.Observation {
 	if len(o.Found) != 1 {
 		return o
 	}
@@ -82,6 +84,9 @@ func (s *session) spfVerdict(ctx context.Context, e Expectation, o domain.Observ
 		return o
 	}
 	j := &spfJudge{s: s, dns: newSPFDNS(s), name: spfNormalName(e.Name), want: spfIncludeOf(e.Value)}
+	// The evaluation starts from the record the check just judged: the answer
+	// in hand, not a second query for it.
+	j.dns.cache[spfKey{j.name, dns.TypeTXT}] = spfAnswer{txt: a.txt}
 	if j.want == "" {
 		out := j.eval(ctx, spfSentinel, "", nil)
 		switch out.result {

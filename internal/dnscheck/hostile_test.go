@@ -393,7 +393,11 @@ func TestMalformedAnswers(t *testing.T) {
 func TestSlowServerShare(t *testing.T) {
 	hn := newHostileNet(t)
 	hs := hn.hostile(t, "evil.example.")
-	hs.SetDelay(300 * time.Millisecond)
+	// The server answers well within the timeout: a query that timed out gives
+	// its place back while the server still counts it, which on a loaded
+	// machine (the server's goroutines waiting for a core) would show as one
+	// more at once than domaind ever had.
+	hs.SetDelay(200 * time.Millisecond)
 	hs.Set(dnstest.Slow)
 	const limit = 4
 	c := hn.checker(t, Config{AllowPrivate: true, ServerConcurrency: limit, Timeout: 400 * time.Millisecond})
@@ -437,4 +441,64 @@ func TestSlowServerShare(t *testing.T) {
 		t.Errorf("%d servers still hold places after every check ended", n)
 	}
 	c.slots.mu.Unlock()
+}
+
+// TestHostileWithCache runs hostile zones twice through one Checker with an
+// infrastructure cache: the second check, with whatever the first one cached,
+// ends as the first did, within its budget, and the cache holds no more than
+// the few zones the walks found.
+func TestHostileWithCache(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, hn *hostileNet)
+		code  domain.ProblemCode
+	}{
+		{"amplified referral", func(t *testing.T, hn *hostileNet) {
+			hs := hn.hostile(t, "evil.example.")
+			hs.SetReferral(dnstest.Referral{Child: "d.evil.example.", NS: 300, Glue: 300, DistinctNames: true})
+			hs.Set(dnstest.Amplify)
+		}, ""},
+		{"referral back", func(t *testing.T, hn *hostileNet) {
+			hn.hostile(t, "evil.example.").Set(dnstest.ReferBack)
+		}, CodeLoop},
+		{"CNAME loop", func(t *testing.T, hn *hostileNet) {
+			hn.hostile(t, "evil.example.").Set(dnstest.CNAMELoop)
+		}, CodeLoop},
+		{"name servers through each other", func(t *testing.T, hn *hostileNet) {
+			ex := hn.net.Zone("example.")
+			ex.MustAdd("evil.example. 300 IN NS ns.b.example.")
+			ex.MustAdd("b.example. 300 IN NS ns.evil.example.")
+		}, CodeLoop},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hn := newHostileNet(t)
+			tc.setup(t, hn)
+			cache := NewCache(CacheOptions{})
+			c := hn.checker(t, Config{AllowPrivate: true, Cache: cache})
+			d := "evil.example"
+			if tc.name == "amplified referral" {
+				d = "d.evil.example"
+			}
+			for i := range 2 {
+				ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+				obs, s := c.check(ctx, records(d))
+				if ctx.Err() != nil {
+					t.Fatalf("check %d ran into its deadline", i+1)
+				}
+				cancel()
+				assertResult(t, obs)
+				if q := s.b.queries.Load(); q > maxCheckQueries+maxCheckInFlight {
+					t.Errorf("check %d sent %d queries, want at most %d", i+1, q, maxCheckQueries)
+				}
+				for _, o := range obs {
+					if o.Status != domain.CheckTemporaryFailure || (tc.code != "" && !hasCode(o, tc.code)) {
+						t.Errorf("check %d: %s: %s %+v, want a temporary failure with %q", i+1, o.Key, o.Status, o.Problems, tc.code)
+					}
+				}
+			}
+			if n := cache.Len(); n > 16 {
+				t.Errorf("the cache holds %d entries after two checks of one hostile zone, want a few", n)
+			}
+		})
+	}
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/miekg/dns"
 	"golang.org/x/sync/singleflight"
@@ -57,10 +59,12 @@ type session struct {
 	sf    singleflight.Group
 	mu    sync.Mutex
 	zones map[string][]string // zone (canonical, fully qualified) → server addresses
+	// cached marks the zones of zones taken from the Checker's cache.
+	cached map[string]bool
 }
 
 func newSession(c *Checker) *session {
-	return &session{c: c, b: newBudget(), zones: make(map[string][]string)}
+	return &session{c: c, b: newBudget(), zones: make(map[string][]string), cached: make(map[string]bool)}
 }
 
 // ask sends one query of the check, to a resolver (recursive) or to an
@@ -235,12 +239,19 @@ func (s *session) askAll(ctx context.Context, zone string, servers []string, nam
 	return out
 }
 
-// closest returns the deepest zone already known that holds name, or the root.
+// closest returns the deepest zone already known that holds name, from this
+// check's walks or the Checker's cache, or the root. A zone taken from the cache
+// is copied into the check, so that all of its records see the same servers.
 func (s *session) closest(name string) (string, []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for z := name; ; {
+	for z := name; z != "."; {
 		if servers, ok := s.zones[z]; ok {
+			return z, servers
+		}
+		if servers, ok := s.c.cache.zone(z); ok {
+			s.zones[z] = servers
+			s.cached[z] = true
 			return z, servers
 		}
 		i, end := dns.NextLabel(z, 0)
@@ -272,6 +283,9 @@ func (s *session) zoneOf(ctx context.Context, name string, qtype uint16, path []
 	for range maxReferrals {
 		msg, server, err := s.askFirst(ctx, zone, servers, name, qtype)
 		if err != nil {
+			if ctx.Err() == nil {
+				s.forgetCached(zone, err)
+			}
 			return "", nil, answered{}, err
 		}
 		child, hosts, glue := referral(msg, zone, name)
@@ -281,7 +295,7 @@ func (s *session) zoneOf(ctx context.Context, name string, qtype uint16, path []
 		if err := spend(&s.b.referrals, 1, maxCheckReferrals, "delegations followed for one check"); err != nil {
 			return "", nil, answered{}, err
 		}
-		addrs, err := s.delegate(ctx, child, hosts, glue, path)
+		addrs, err := s.delegate(ctx, zone, child, hosts, glue, delegationTTL(msg, child, hosts), path)
 		if err != nil {
 			return "", nil, answered{}, err
 		}
@@ -298,6 +312,19 @@ func (s *session) askFirst(ctx context.Context, zone string, servers []string, n
 	batch := 1
 	if zone == "." {
 		batch = rootRace
+	}
+	// Servers that failed for the zone lately are asked last, so that a check
+	// does not wait for the timeout of a server an earlier check found silent.
+	if s.c.cache != nil && len(servers) > 1 {
+		var good, lame []string
+		for _, server := range servers {
+			if s.c.cache.lame(zone, server) {
+				lame = append(lame, server)
+			} else {
+				good = append(good, server)
+			}
+		}
+		servers = append(good, lame...)
 	}
 	var errs []error
 	for start := 0; start < len(servers); start += batch {
@@ -321,6 +348,10 @@ func (s *session) askFirst(ctx context.Context, zone string, servers []string, n
 				}
 				if err != nil {
 					msg = nil
+					// A query the race's winner cancelled says nothing of its server.
+					if lameError(err) && gctx.Err() == nil {
+						s.c.cache.markLame(zone, server)
+					}
 				}
 				results <- result{msg, server, err}
 			}()
@@ -429,11 +460,12 @@ func referral(msg *dns.Msg, zone, name string) (child string, hosts []string, gl
 }
 
 // delegate resolves the addresses of a child zone's name servers, from glue where
-// given and by walks of their own otherwise, and remembers them for this check.
-// path lists the zones whose name servers are being looked up around this call:
-// a child among them is a delegation loop (the name servers of a.example are in
-// b.example, whose name servers are in a.example).
-func (s *session) delegate(ctx context.Context, child string, hosts []string, glue map[string][]string, path []string) ([]string, error) {
+// given and by walks of their own otherwise, and remembers them for this check
+// and, when every address kept is one the parent zone may speak for, in the
+// Checker's cache for ttl. path lists the zones whose name servers are being
+// looked up around this call: a child among them is a delegation loop (the name
+// servers of a.example are in b.example, whose name servers are in a.example).
+func (s *session) delegate(ctx context.Context, parent, child string, hosts []string, glue map[string][]string, ttl time.Duration, path []string) ([]string, error) {
 	if slices.Contains(path, child) {
 		return nil, fmt.Errorf("%w: the name servers of %s can only be found through %s itself (%s)",
 			errLoop, child, child, strings.Join(append(slices.Clone(path), child), " → "))
@@ -447,9 +479,17 @@ func (s *session) delegate(ctx context.Context, child string, hosts []string, gl
 		}
 		port := strconv.Itoa(s.c.cfg.AuthoritativePort)
 		var addrs []string
-		add := func(ip string) {
-			if a := net.JoinHostPort(ip, port); !slices.Contains(addrs, a) {
+		// Addresses from glue for a host outside the parent zone: the parent's
+		// servers cannot speak for them, so they are used for this check but
+		// never cached (bailiwick, RFC 2181 §5.4.1).
+		outside := make(map[string]bool)
+		add := func(ip string, trusted bool) {
+			a := net.JoinHostPort(ip, port)
+			if !slices.Contains(addrs, a) {
 				addrs = append(addrs, a)
+			}
+			if !trusted {
+				outside[a] = true
 			}
 		}
 		// One address of each name server first, then the second of each, so that
@@ -462,27 +502,36 @@ func (s *session) delegate(ctx context.Context, child string, hosts []string, gl
 					missing = append(missing, h)
 				}
 				if round < len(ips) {
-					add(ips[round])
+					add(ips[round], dns.IsSubDomain(parent, h))
 				}
 			}
 		}
 		var errs []error
 		// Name servers without glue live in other zones: look their addresses
-		// up, a few, since each lookup is a walk of its own (NXNSAttack).
+		// up, a few, since each lookup is a walk of its own (NXNSAttack), unless
+		// an earlier check looked them up already.
 		if len(addrs) == 0 && len(path) < maxNSDepth {
 			inner := append(slices.Clone(path), child)
 			for _, h := range missing[:min(len(missing), maxNSLookups)] {
+				if ips, ok := s.c.cache.host(h); ok {
+					for _, ip := range ips {
+						add(ip, true)
+					}
+					continue
+				}
 				if err := spend(&s.b.nsLookups, 1, maxCheckNSLookups, "name server lookups for one check"); err != nil {
 					errs = append(errs, err)
 					break
 				}
-				ips, err := s.addresses(ctx, h, inner)
+				ips, hostTTL, err := s.addresses(ctx, h, inner)
 				if err != nil {
 					errs = append(errs, err)
 					continue
 				}
+				s.c.cache.putHost(h, ips, hostTTL)
+				ttl = min(ttl, hostTTL)
 				for _, ip := range ips {
-					add(ip)
+					add(ip, true)
 				}
 			}
 		}
@@ -499,6 +548,9 @@ func (s *session) delegate(ctx context.Context, child string, hosts []string, gl
 		s.mu.Lock()
 		s.zones[child] = addrs
 		s.mu.Unlock()
+		if !slices.ContainsFunc(addrs, func(a string) bool { return outside[a] }) {
+			s.c.cache.putZone(child, addrs, ttl)
+		}
 		return addrs, nil
 	}
 	// Walks at the top share one lookup of a zone's servers. Nested ones (for a
@@ -517,6 +569,44 @@ func (s *session) delegate(ctx context.Context, child string, hosts []string, gl
 	return v.([]string), nil
 }
 
+// delegationTTL returns the lowest TTL of the records a referral to child gives
+// for its name servers: the NS records and the glue of hosts.
+func delegationTTL(msg *dns.Msg, child string, hosts []string) time.Duration {
+	ttl := uint32(math.MaxUint32)
+	for _, rr := range msg.Ns {
+		if ns, ok := rr.(*dns.NS); ok && dns.CanonicalName(ns.Hdr.Name) == child {
+			ttl = min(ttl, ns.Hdr.Ttl)
+		}
+	}
+	for _, rr := range msg.Extra {
+		if a, ok := rr.(*dns.A); ok && slices.Contains(hosts, dns.CanonicalName(a.Hdr.Name)) {
+			ttl = min(ttl, a.Hdr.Ttl)
+		}
+	}
+	return time.Duration(ttl) * time.Second
+}
+
+// forgetCached drops zone from the Checker's cache when it came from there and
+// none of its servers gave a usable answer: the delegation may have changed,
+// and the next check learns it afresh from the parent.
+func (s *session) forgetCached(zone string, err error) {
+	s.mu.Lock()
+	cached := s.cached[zone]
+	s.mu.Unlock()
+	// Only when the servers failed: a bound of domaind's own (a busy server, the
+	// check's budget, an address it may not ask) says nothing of the delegation.
+	if cached && errors.Is(err, errNoAuthority) && !errors.Is(err, errBusy) && !errors.Is(err, errBudget) && !errors.Is(err, errPrivate) {
+		s.c.cache.forgetZone(zone)
+	}
+}
+
+// lameError reports whether err says the server failed for the zone (silent,
+// failing, or not authoritative), as opposed to a bound of domaind's own.
+func lameError(err error) bool {
+	return (errors.Is(err, ErrTimeout) || errors.Is(err, ErrServFail)) &&
+		!errors.Is(err, errBudget) && !errors.Is(err, errBusy) && !errors.Is(err, errPrivate) && !errors.Is(err, context.Canceled)
+}
+
 func cmpBool(a, b bool) int {
 	switch {
 	case a == b:
@@ -527,26 +617,29 @@ func cmpBool(a, b bool) int {
 	return -1
 }
 
-// addresses looks up the IPv4 addresses of a name server host by a walk.
-func (s *session) addresses(ctx context.Context, host string, path []string) ([]string, error) {
+// addresses looks up the IPv4 addresses of a name server host by a walk, and
+// returns them with the lowest TTL of their records.
+func (s *session) addresses(ctx context.Context, host string, path []string) ([]string, time.Duration, error) {
 	_, _, first, err := s.zoneOf(ctx, host, dns.TypeA, path)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	rrs, _, err := chase(first.msg, host, dns.TypeA)
 	if err != nil {
-		return nil, fmt.Errorf("name server %s: %w", host, err)
+		return nil, 0, fmt.Errorf("name server %s: %w", host, err)
 	}
 	var ips []string
+	ttl := uint32(math.MaxUint32)
 	for _, rr := range rrs {
+		ttl = min(ttl, rr.Header().Ttl)
 		if ip := rr.(*dns.A).A.String(); len(ips) < maxAddrsPerNS && !slices.Contains(ips, ip) {
 			ips = append(ips, ip)
 		}
 	}
 	if len(ips) == 0 {
-		return nil, fmt.Errorf("%w: name server %s has no address", errNoAuthority, host)
+		return nil, 0, fmt.Errorf("%w: name server %s has no address", errNoAuthority, host)
 	}
-	return ips, nil
+	return ips, time.Duration(ttl) * time.Second, nil
 }
 
 // allTimeouts reports whether every error is a timeout: silence, as a network that

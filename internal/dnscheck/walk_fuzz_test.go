@@ -3,6 +3,7 @@ package dnscheck
 import (
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -113,4 +114,27 @@ func FuzzWalkAnswer(f *testing.F) {
 
 func hdr(name string, t uint16) dns.RR_Header {
 	return dns.RR_Header{Name: name, Rrtype: t, Class: dns.ClassINET, Ttl: 300}
+}
+
+// FuzzMatchAnswer feeds arbitrary datagrams to the reply matching: it never
+// panics, and whatever it accepts answers the question asked.
+func FuzzMatchAnswer(f *testing.F) {
+	q := new(dns.Msg)
+	q.SetQuestion("name.example.", dns.TypeTXT)
+	good := new(dns.Msg)
+	good.SetReply(q)
+	if b, err := good.Pack(); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte{0, 0, 0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := matchAnswer(b, q, "192.0.2.1:53")
+		if err != nil {
+			return
+		}
+		if !m.Response || len(m.Question) != 1 || !strings.EqualFold(m.Question[0].Name, "name.example.") ||
+			m.Question[0].Qtype != dns.TypeTXT || m.Question[0].Qclass != dns.ClassINET {
+			t.Fatalf("accepted an answer to another question: %v", m)
+		}
+	})
 }
