@@ -175,8 +175,11 @@ func (s *Store) DeleteDomain(ctx context.Context, projectID int64, id string) er
 }
 
 // SaveCheck implements store.Store.
+//
+// Checks that finish together are saved together, in one group commit (see
+// group); each is still whole or not at all, and a failed one fails alone.
 func (s *Store) SaveCheck(ctx context.Context, d *domain.Domain, events []store.Event) error {
-	return s.db.Tx(ctx, func(tx Querier) error {
+	return s.writes.do(ctx, d.ID, func(ctx context.Context, tx Querier) error {
 		// The update locks the domain row first, so two replicas saving checks of
 		// one domain take turns, and a concurrent delete waits for this one.
 		n, err := tx.Exec(ctx, `UPDATE domains SET status = $1, ownership_verified = $2,
@@ -277,7 +280,7 @@ func (s *Store) OldestDue(ctx context.Context) (time.Time, error) {
 // AcquireCheck implements store.Store.
 func (s *Store) AcquireCheck(ctx context.Context, id, owner string, now time.Time, lease time.Duration) (bool, error) {
 	var n int64
-	err := s.db.Write(ctx, func(q Querier) error {
+	err := s.checkWrite(ctx, id, func(ctx context.Context, q Querier) error {
 		var err error
 		n, err = q.Exec(ctx, `UPDATE domains SET check_owner = $1, check_until = $2
 			WHERE id = $3 AND (check_until <= $4 OR check_owner = $1)`, owner, millis(now.Add(lease)), id, millis(now))
@@ -289,9 +292,21 @@ func (s *Store) AcquireCheck(ctx context.Context, id, owner string, now time.Tim
 	return n == 1, err
 }
 
+// checkWrite runs a check's one-statement write (its lease). Where write
+// transactions exclude each other whole (SQLite), it joins the group commit of
+// the checks' saves, which would otherwise queue behind each other for the one
+// writer; where they do not (PostgreSQL), the statement runs on its own, as a
+// transaction of its own, beside the others.
+func (s *Store) checkWrite(ctx context.Context, id string, fn func(context.Context, Querier) error) error {
+	if s.d.LocksRows() {
+		return s.db.Write(ctx, func(q Querier) error { return fn(ctx, q) })
+	}
+	return s.writes.do(ctx, id, fn)
+}
+
 // ReleaseCheck implements store.Store.
 func (s *Store) ReleaseCheck(ctx context.Context, id, owner string) error {
-	return s.db.Write(ctx, func(q Querier) error {
+	return s.checkWrite(ctx, id, func(ctx context.Context, q Querier) error {
 		if _, err := q.Exec(ctx, `UPDATE domains SET check_until = 0 WHERE id = $1 AND check_owner = $2`, id, owner); err != nil {
 			return s.errorf("release check %s: %w", id, err)
 		}

@@ -95,17 +95,20 @@ type Dialect interface {
 type Store struct {
 	db DB
 	d  Dialect
+	// writes commits the checks' writes together (see group).
+	writes *group
 }
 
 var _ store.Store = (*Store)(nil)
 
 // New returns a Store on db, which speaks d.
 func New(db DB, d Dialect) *Store {
-	return &Store{db: db, d: d}
+	return &Store{db: db, d: d, writes: newGroup(db)}
 }
 
 // Close implements store.Store.
 func (s *Store) Close() error {
+	s.writes.close()
 	return s.db.Close()
 }
 

@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteDomain", testDeleteDomain},
 		{"SaveCheck", testSaveCheck},
 		{"SaveCheckDeleted", testSaveCheckDeleted},
+		{"SaveChecksTogether", testSaveChecksTogether},
 		{"ConcurrentCreateDomain", testConcurrentCreateDomain},
 		{"ClaimChecks", testClaimChecks},
 		{"ClaimChecksShare", testClaimChecksShare},
