@@ -217,41 +217,53 @@ func (b *bench) apiCase(ctx context.Context, storeName string, n int, dnsAddr st
 }
 
 func (b *bench) scaleOutSection(ctx context.Context, w io.Writer) error {
-	fmt.Fprintf(w, "## Scale-out: background checks on PostgreSQL\n\n")
-	if b.pg == nil {
-		fmt.Fprintf(w, "%s.\n\n", strings.ToUpper(b.pgSkip[:1])+b.pgSkip[1:])
-		return nil
+	fmt.Fprintf(w, "## Background checks: one replica on SQLite, and scale-out on PostgreSQL\n\n")
+	pgNote := ""
+	if b.pg != nil {
+		pgNote = fmt.Sprintf(" (PostgreSQL %s)", b.pg.version)
 	}
-	fmt.Fprintf(w, "%s domains, all due at once, in a fresh PostgreSQL %s database; then one replica, or two sharing the\n"+
-		"database, check them until all are checked. Each replica has its own connection pool, checker, verifier and\n"+
+	fmt.Fprintf(w, "%s domains, all due at once, in a fresh SQLite file, checked by one replica; then in a fresh PostgreSQL%s\n"+
+		"database, by one replica, or two sharing the database, until all are checked. Each replica has its own connection pool, checker, verifier and\n"+
 		"`schedule.Worker` (%d checks at once), as a separate process would; here both run in one process, on the same\n"+
-		"cores as PostgreSQL and the DNS servers. Checks walk from a loopback root to one loopback authoritative server\n"+
+		"cores as the database and the DNS servers. Checks walk from a loopback root to one loopback authoritative server\n"+
 		"for the domains' zone (`dnstest.Net`, authoritative mode), where every domain's records are published, so each\n"+
 		"check asks for all five records and the domain becomes VERIFIED, which puts its next check a day away. Checks are\n"+
 		"not limited per DNS server here (serve's default `--authoritative-qps 50` would be all that was measured, since\n"+
 		"every domain is on one server), and the DNS servers' UDP receive buffers are enlarged so that bursts are not\n"+
 		"lost. CPU is how busy the machine's cores were, and in parentheses the share of the bench's own process (the\n"+
-		"replicas and the DNS servers); the rest is PostgreSQL's.\n\n",
-		fmtCount(b.cfg.scaleDomains), b.pg.version, b.cfg.scaleConcurrency)
+		"replicas and the DNS servers); the rest is the database server's (none for SQLite, which runs in the bench's\n"+
+		"process). DNS queries per check count every query the root and the authoritative server received during the\n"+
+		"run, whatever the checker caches. After the SQLite run, dnsperf (Debian's, a separate process) asks the same\n"+
+		"authoritative server for the domains' ownership TXT records for 5 seconds: the checks' DNS rate beside it\n"+
+		"says how close the checker comes to what the server can answer.\n\n",
+		fmtCount(b.cfg.scaleDomains), pgNote, b.cfg.scaleConcurrency)
 	fmt.Fprintf(w, "No check ran twice: the authoritative server's query log counts how often each domain's ownership\n"+
 		"TXT name was asked for. One check asks for it a fixed number of times (found first by checking one domain\n"+
 		"alone: once per server of the zone, the walk's own answer included), so the count divided by that\n"+
 		"is the domain's number of checks. The bench fails if any domain's is not exactly 1, if the verifiers counted\n"+
 		"more checks than domains, or if any check did not verify the domain.\n\n")
-	fmt.Fprintf(w, "| replicas | domains | checks | time | checks/s | checks per replica | mean check | DNS queries per check | checks per domain (min–max) | CPU |\n")
-	fmt.Fprintf(w, "| ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | ---: |\n")
+	fmt.Fprintf(w, "| store | replicas | domains | checks | time | checks/s | checks per replica | mean check | DNS queries per check | checks' DNS queries/s (dnsperf's) | checks per domain (min–max) | CPU |\n")
+	fmt.Fprintf(w, "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: |\n")
 	var errs []error
 	var rates []float64
-	var drops []string
-	for _, replicas := range []int{1, 2} {
-		fmt.Fprintf(b.log, "-- %d replica(s)\n", replicas)
-		r, err := b.runScaleOut(ctx, replicas)
+	var drops, notes []string
+	type runCase struct {
+		replicas int
+		sqlite   bool
+	}
+	cases := []runCase{{1, true}}
+	if b.pg != nil {
+		cases = append(cases, runCase{1, false}, runCase{2, false})
+	}
+	for _, c := range cases {
+		fmt.Fprintf(b.log, "-- %d replica(s), SQLite %v\n", c.replicas, c.sqlite)
+		r, err := b.runScaleOut(ctx, c.replicas, c.sqlite)
 		if err != nil {
 			errs = append(errs, err)
 			fmt.Fprintf(b.log, "!!! %v\n", err)
 		}
 		if r.Elapsed == 0 {
-			fmt.Fprintf(w, "| %d | %s | | failed: %s | | | | | | |\n", replicas, fmtCount(r.Domains), oneLine(err))
+			fmt.Fprintf(w, "| %s | %d | %s | | failed: %s | | | | | | | |\n", r.Store, c.replicas, fmtCount(r.Domains), oneLine(err))
 			if ctx.Err() != nil {
 				break
 			}
@@ -268,21 +280,33 @@ func (b *bench) scaleOutSection(ctx context.Context, w io.Writer) error {
 		if err != nil {
 			asks += " **FAILED**"
 		}
-		fmt.Fprintf(w, "| %d | %s | %s | %s | %.0f | %s | %s | %.1f | %s | %s |\n", replicas, fmtCount(r.Domains),
+		dnsRate := fmt.Sprintf("%.0f", r.dnsRate())
+		if r.DNSPerf > 0 {
+			dnsRate += fmt.Sprintf(" (%.0f: %.0f%%)", r.DNSPerf, 100*r.dnsRate()/r.DNSPerf)
+		} else if r.DNSPerfNote != "" {
+			notes = append(notes, r.DNSPerfNote)
+		}
+		fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %.0f | %s | %s | %.1f | %s | %s | %s |\n", r.Store, c.replicas, fmtCount(r.Domains),
 			fmtCount(int(r.total())), fmtSeconds(r.Elapsed), r.rate(), strings.Join(per, " + "), fmtLatency(r.MeanCheck),
-			float64(r.DNSQueries)/float64(max(r.total(), 1)), asks, fmtCPU(r.CPUBusy, r.CPUSelf))
-		if err == nil {
+			float64(r.DNSQueries)/float64(max(r.total(), 1)), dnsRate, asks, fmtCPU(r.CPUBusy, r.CPUSelf))
+		if err == nil && !c.sqlite {
 			rates = append(rates, r.rate())
 		}
 		if r.UDPDrops > 0 {
-			drops = append(drops, fmt.Sprintf("%d with %d replicas", r.UDPDrops, replicas))
+			drops = append(drops, fmt.Sprintf("%d with %d replicas on %s", r.UDPDrops, c.replicas, r.Store))
 		}
+	}
+	if b.pg == nil {
+		fmt.Fprintf(w, "\nPostgreSQL cases %s.\n", b.pgSkip)
+	}
+	if len(notes) > 0 {
+		fmt.Fprintf(w, "\nNo dnsperf anchor: %s.\n", strings.Join(notes, "; "))
 	}
 	if len(drops) > 0 {
 		fmt.Fprintf(w, "\nThe kernel dropped UDP datagrams during the runs (%s): some checks waited for a DNS timeout.\n", strings.Join(drops, ", "))
 	}
 	if len(rates) == 2 {
-		fmt.Fprintf(w, "\nTwo replicas ran %.2f× the checks per second of one.\n", rates[1]/rates[0])
+		fmt.Fprintf(w, "\nOn PostgreSQL, two replicas ran %.2f× the checks per second of one.\n", rates[1]/rates[0])
 	}
 	fmt.Fprintln(w)
 	return errors.Join(errs...)

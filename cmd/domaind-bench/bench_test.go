@@ -153,6 +153,24 @@ func TestAPICaseSQLite(t *testing.T) {
 	}
 }
 
+// TestScaleOutSQLite runs the scaleout's SQLite run and checks the proof that
+// no domain was checked twice, and that the queries per check are counted.
+func TestScaleOutSQLite(t *testing.T) {
+	b := smallBench(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	r, err := b.runScaleOut(ctx, 1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Store != "SQLite" || r.total() != 150 || r.MinChecks != 1 || r.MaxChecks != 1 || r.Outcomes["verified"] != 150 {
+		t.Errorf("%s: %d checks, checks per domain %d–%d, outcomes %v", r.Store, r.total(), r.MinChecks, r.MaxChecks, r.Outcomes)
+	}
+	if r.DNSQueries < int(r.total()) {
+		t.Errorf("%d DNS queries for %d checks", r.DNSQueries, r.total())
+	}
+}
+
 // TestScaleOut runs both scaleout runs on a PostgreSQL server, when the tests
 // have one, and checks the proof that no domain was checked twice.
 func TestScaleOut(t *testing.T) {
@@ -168,7 +186,7 @@ func TestScaleOut(t *testing.T) {
 	}
 	b.pg = pg
 	for _, replicas := range []int{1, 2} {
-		r, err := b.runScaleOut(ctx, replicas)
+		r, err := b.runScaleOut(ctx, replicas, false)
 		if err != nil {
 			t.Fatalf("%d replicas: %v", replicas, err)
 		}

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"github.com/domaind/domaind/internal/app"
+	"io"
+	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,15 +18,19 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/domaind/domaind/internal/app"
 	"github.com/domaind/domaind/internal/dnscheck"
 	"github.com/domaind/domaind/internal/dnstest"
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/records"
+	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/store/postgres"
+	"github.com/domaind/domaind/internal/store/sqlite"
 )
 
 // scaleRun is one run of the scaleout section.
 type scaleRun struct {
+	Store       string // "SQLite" or "PostgreSQL"
 	Replicas    int
 	Domains     int
 	Concurrency int
@@ -40,7 +48,15 @@ type scaleRun struct {
 	CPUBusy      float64
 	CPUSelf      float64
 	SeedTime     time.Duration
+	// DNSPerf is dnsperf's rate (queries a second) against the same
+	// authoritative server in the same run, asking the domains' ownership
+	// names; 0 when dnsperf is not installed. DNSPerfNote says why not.
+	DNSPerf     float64
+	DNSPerfNote string
 }
+
+// dnsRate is the checks' DNS queries a second.
+func (r scaleRun) dnsRate() float64 { return float64(r.DNSQueries) / r.Elapsed.Seconds() }
 
 func (r scaleRun) total() int64 {
 	var n int64
@@ -86,8 +102,14 @@ func (c *checkCounter) CheckDone(outcome string, took time.Duration) {
 // as separate processes would have) until every domain has been checked. The
 // loopback authoritative server's query log then shows how often each domain's
 // ownership record was asked for, which calibrate turns into checks.
-func (b *bench) runScaleOut(ctx context.Context, replicas int) (scaleRun, error) {
-	r := scaleRun{Replicas: replicas, Domains: b.cfg.scaleDomains, Concurrency: b.cfg.scaleConcurrency, Outcomes: map[string]int{}}
+//
+// With onSQLite the one replica runs on a fresh SQLite file in the cache
+// folder instead, and dnsperf then measures the same authoritative server.
+func (b *bench) runScaleOut(ctx context.Context, replicas int, onSQLite bool) (scaleRun, error) {
+	r := scaleRun{Store: "PostgreSQL", Replicas: replicas, Domains: b.cfg.scaleDomains, Concurrency: b.cfg.scaleConcurrency, Outcomes: map[string]int{}}
+	if onSQLite {
+		r.Store = "SQLite"
+	}
 	dnsNet, err := dnstest.NewNet(ctx, 1)
 	if err != nil {
 		return r, err
@@ -119,14 +141,31 @@ func (b *bench) runScaleOut(ctx context.Context, replicas int) (scaleRun, error)
 		}
 	}
 
-	dbName := fmt.Sprintf("domaind_bench_scaleout_%d_%s", replicas, runID())
-	if err := b.pg.create(ctx, dbName); err != nil {
-		return r, err
-	}
-	defer b.pg.drop(context.WithoutCancel(ctx), dbName)
-	seedStore, err := postgres.Open(ctx, b.pg.dsn(dbName, b.seedParams()))
-	if err != nil {
-		return r, err
+	var (
+		seedStore store.Store
+		dsn       string
+	)
+	if onSQLite {
+		path := filepath.Join(b.cfg.cacheDir, fmt.Sprintf("scaleout-%s.db", runID()))
+		defer func() {
+			for _, suffix := range []string{"", "-wal", "-shm"} {
+				os.Remove(path + suffix)
+			}
+		}()
+		dsn = "sqlite:" + path
+		if seedStore, err = sqlite.Open(ctx, path); err != nil {
+			return r, err
+		}
+	} else {
+		dbName := fmt.Sprintf("domaind_bench_scaleout_%d_%s", replicas, runID())
+		if err := b.pg.create(ctx, dbName); err != nil {
+			return r, err
+		}
+		defer b.pg.drop(context.WithoutCancel(ctx), dbName)
+		dsn = b.pg.dsn(dbName, nil)
+		if seedStore, err = postgres.Open(ctx, b.pg.dsn(dbName, b.seedParams())); err != nil {
+			return r, err
+		}
 	}
 	t, err := b.template()
 	if err != nil {
@@ -189,7 +228,7 @@ func (b *bench) runScaleOut(ctx context.Context, replicas int) (scaleRun, error)
 	for i := range replicas {
 		counters[i] = &checkCounter{run: run, outcomes: map[string]int{}}
 		cfg := app.DefaultConfig()
-		cfg.DB, cfg.DNS, cfg.Regions = b.pg.dsn(dbName, nil), dnsConfig, []string{region}
+		cfg.DB, cfg.DNS, cfg.Regions = dsn, dnsConfig, []string{region}
 		cfg.MasterKey, cfg.CheckObserver, cfg.NoDeliverer = b.masterKey(), counters[i], true
 		// One seeded project: it may use every slot, so this measures the
 		// worker and not the per-project share.
@@ -277,7 +316,50 @@ func (b *bench) runScaleOut(ctx context.Context, replicas int) (scaleRun, error)
 	case r.Outcomes["verified"] != r.Domains:
 		return r, fmt.Errorf("scaleout with %d replicas: outcomes %v, want all %d verified", replicas, r.Outcomes, r.Domains)
 	}
+	if onSQLite {
+		r.DNSPerf, r.DNSPerfNote = runDNSPerf(ctx, auth.Addr(), ownership, b.log)
+	}
 	return r, nil
+}
+
+// runDNSPerf runs Debian's dnsperf for 5 seconds against addr, asking for the
+// names' TXT records, with as many queries outstanding as the checks could have,
+// and returns its rate; 0 and why when it cannot.
+func runDNSPerf(ctx context.Context, addr string, names []string, log io.Writer) (float64, string) {
+	bin, err := exec.LookPath("dnsperf")
+	if err != nil {
+		return 0, "dnsperf not installed (apt-get install dnsperf)"
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, err.Error()
+	}
+	f, err := os.CreateTemp("", "dnsperf-*.txt")
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer os.Remove(f.Name())
+	w := bufio.NewWriter(f)
+	for _, n := range names {
+		fmt.Fprintf(w, "%s TXT\n", n)
+	}
+	if err := errors.Join(w.Flush(), f.Close()); err != nil {
+		return 0, err.Error()
+	}
+	out, err := exec.CommandContext(ctx, bin, "-s", host, "-p", port, "-d", f.Name(), "-l", "5", "-c", "4", "-q", "256").CombinedOutput()
+	if err != nil {
+		return 0, fmt.Sprintf("dnsperf failed: %v", err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Queries per second:"); ok {
+			rate, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				fmt.Fprintf(log, "    dnsperf against %s: %.0f queries/s\n", addr, rate)
+				return rate, ""
+			}
+		}
+	}
+	return 0, "dnsperf printed no rate"
 }
 
 // dnsReadBuffer is the UDP receive buffer the scaleout's DNS servers ask for.
