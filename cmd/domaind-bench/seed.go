@@ -55,7 +55,12 @@ func newTemplate(sealer *records.Sealer) (*template, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generate template records: %w", err)
 	}
-	return &template{cfg: cfg, name: name, recs: gen.Records, priv: gen.DKIMPrivateKey, sealer: sealer}, nil
+	// Stored as domains.Service.Add stores a new domain's key.
+	priv, err := records.StoredKey(gen.DKIMPrivateKey)
+	if err != nil {
+		return nil, err
+	}
+	return &template{cfg: cfg, name: name, recs: gen.Records, priv: priv, sealer: sealer}, nil
 }
 
 // domain returns a new domain named name with the template's records, a fresh
