@@ -146,31 +146,31 @@ func (c Config) Generate(name, region string, now time.Time) (Generated, error) 
 			Key: domain.KeyOwnership, Type: "TXT",
 			Name:    names.Ownership,
 			Value:   c.OwnershipPrefix + "-" + hex.EncodeToString(tok[:]),
-			Purpose: "Proves that you own the domain.",
+			Purpose: domain.KeyOwnership.Purpose(),
 		},
 		{
 			Key: domain.KeyDKIM, Type: "TXT",
 			Name:    names.DKIM,
 			Value:   DKIMRecordValue(pub),
-			Purpose: "DKIM public key that receivers use to check the signature on your mail.",
+			Purpose: domain.KeyDKIM.Purpose(),
 		},
 		{
 			Key: domain.KeyMailFromMX, Type: "MX", Priority: 10,
 			Name:    mailFrom,
 			Value:   strings.ReplaceAll(c.MXTemplate, "{region}", region),
-			Purpose: "Custom MAIL FROM domain: receives bounces and complaints.",
+			Purpose: domain.KeyMailFromMX.Purpose(),
 		},
 		{
 			Key: domain.KeyMailFromSPF, Type: "TXT",
 			Name:    mailFrom,
 			Value:   "v=spf1 include:" + c.SPFInclude + " ~all",
-			Purpose: "SPF for the MAIL FROM domain: authorizes the platform's servers to send.",
+			Purpose: domain.KeyMailFromSPF.Purpose(),
 		},
 		{
 			Key: domain.KeyDMARC, Type: "TXT",
 			Name:    names.DMARC,
 			Value:   c.DMARCValue,
-			Purpose: "DMARC policy: tells receivers what to do with mail that fails SPF and DKIM.",
+			Purpose: domain.KeyDMARC.Purpose(),
 		},
 	}
 	for i := range recs {
@@ -194,7 +194,7 @@ func (c Config) InboundMX(name, region string, now time.Time) domain.Record {
 		Key: domain.KeyInboundMX, Type: "MX", Priority: 10,
 		Name:      name,
 		Value:     strings.ReplaceAll(c.InboundMXTemplate, "{region}", region),
-		Purpose:   "Inbound MX: routes mail for the domain to the platform.",
+		Purpose:   domain.KeyInboundMX.Purpose(),
 		Status:    domain.CheckUnchecked,
 		CreatedAt: now, UpdatedAt: now,
 	}

@@ -34,7 +34,7 @@ func (s *Store) CreateDomain(ctx context.Context, d *domain.Domain, sealedKey []
 			return s.errorf("create domain: %w", err)
 		}
 		for i := range d.Records {
-			if err := s.insertRecord(ctx, tx, d.ID, i, &d.Records[i]); err != nil {
+			if err := s.insertRecord(ctx, tx, d, i, &d.Records[i]); err != nil {
 				return err
 			}
 		}
@@ -42,16 +42,17 @@ func (s *Store) CreateDomain(ctx context.Context, d *domain.Domain, sealedKey []
 	})
 }
 
-func (s *Store) insertRecord(ctx context.Context, tx Querier, domainID string, pos int, r *domain.Record) error {
-	found, problems, propagation, err := encodeRecordState(r)
+func (s *Store) insertRecord(ctx context.Context, tx Querier, d *domain.Domain, pos int, r *domain.Record) error {
+	state, err := encodeRecordState(r)
 	if err != nil {
 		return err
 	}
+	// The purpose is not stored: it follows from the key.
 	_, err = tx.Exec(ctx, `INSERT INTO domain_records (domain_id, key, position, name, type, value,
-		priority, purpose, verified, status, found, problems, propagation, failures, checked_at, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
-		domainID, string(r.Key), pos, r.Name, r.Type, r.Value, int(r.Priority), r.Purpose, r.Verified,
-		string(r.Status), found, problems, propagation, r.Failures, millis(r.CheckedAt), millis(r.CreatedAt), millis(r.UpdatedAt))
+		priority, verified, status, state, failures, checked_at, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		d.ID, string(r.Key), pos, storedName(r.Name, d.Name), r.Type, r.Value, int(r.Priority), r.Verified,
+		string(r.Status), state, r.Failures, millis(r.CheckedAt), millis(r.CreatedAt), millis(r.UpdatedAt))
 	if err != nil {
 		return s.errorf("insert record %s: %w", r.Key, err)
 	}
@@ -127,27 +128,28 @@ func (s *Store) loadRecords(ctx context.Context, q Querier, ds []*domain.Domain)
 	}
 	for _, part := range chunks(ids, s.d.MaxIn()) {
 		in, args := s.d.In("domain_id", 1, part)
-		rows, err := q.Query(ctx, `SELECT domain_id, key, name, type, value, priority, purpose,
-			verified, status, found, problems, propagation, failures, checked_at, created_at, updated_at
+		rows, err := q.Query(ctx, `SELECT domain_id, key, name, type, value, priority,
+			verified, status, state, failures, checked_at, created_at, updated_at
 			FROM domain_records WHERE `+in+` ORDER BY domain_id, position`, args...)
 		if err != nil {
 			return s.errorf("records: %w", err)
 		}
 		_, err = Collect(rows, func(row Row) (struct{}, error) {
-			var id, key, status, found, problems, propagation string
+			var id, key, name, status, state string
 			var r domain.Record
 			var priority int32
 			var checked, created, updated int64
-			if err := row.Scan(&id, &key, &r.Name, &r.Type, &r.Value, &priority, &r.Purpose,
-				&r.Verified, &status, &found, &problems, &propagation, &r.Failures, &checked, &created, &updated); err != nil {
+			if err := row.Scan(&id, &key, &name, &r.Type, &r.Value, &priority,
+				&r.Verified, &status, &state, &r.Failures, &checked, &created, &updated); err != nil {
 				return struct{}{}, err
 			}
+			d := byID[id]
 			r.Key, r.Status, r.Priority = domain.RecordKey(key), domain.CheckStatus(status), uint16(priority)
+			r.Name, r.Purpose = fullName(name, d.Name), r.Key.Purpose()
 			r.CheckedAt, r.CreatedAt, r.UpdatedAt = fromMillis(checked), fromMillis(created), fromMillis(updated)
-			if err := decodeRecordState(&r, found, problems, propagation); err != nil {
+			if err := decodeRecordState(&r, state); err != nil {
 				return struct{}{}, fmt.Errorf("domain %s: %w", id, err)
 			}
-			d := byID[id]
 			d.Records = append(d.Records, r)
 			return struct{}{}, nil
 		})
@@ -197,14 +199,14 @@ func (s *Store) SaveCheck(ctx context.Context, d *domain.Domain, events []store.
 		}
 		for i := range d.Records {
 			r := &d.Records[i]
-			found, problems, propagation, err := encodeRecordState(r)
+			state, err := encodeRecordState(r)
 			if err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, `UPDATE domain_records SET verified = $1, status = $2, found = $3,
-				problems = $4, propagation = $5, failures = $6, checked_at = $7, updated_at = $8
-				WHERE domain_id = $9 AND key = $10`,
-				r.Verified, string(r.Status), found, problems, propagation, r.Failures, millis(r.CheckedAt), millis(r.UpdatedAt),
+			if _, err := tx.Exec(ctx, `UPDATE domain_records SET verified = $1, status = $2, state = $3,
+				failures = $4, checked_at = $5, updated_at = $6
+				WHERE domain_id = $7 AND key = $8`,
+				r.Verified, string(r.Status), state, r.Failures, millis(r.CheckedAt), millis(r.UpdatedAt),
 				d.ID, string(r.Key)); err != nil {
 				return s.errorf("save record %s/%s: %w", d.ID, r.Key, err)
 			}
@@ -231,7 +233,7 @@ func (s *Store) SaveInbound(ctx context.Context, d *domain.Domain) error {
 		}
 		for i := range d.Records {
 			if d.Records[i].Key == domain.KeyInboundMX {
-				return s.insertRecord(ctx, tx, d.ID, i, &d.Records[i])
+				return s.insertRecord(ctx, tx, d, i, &d.Records[i])
 			}
 		}
 		return nil
@@ -358,7 +360,7 @@ func (s *Store) SigningKeys(ctx context.Context, names []string) ([]store.Signin
 		if err := r.Scan(&k.DomainID, &k.ProjectID, &k.Domain, &recName, &k.Sealed, &checked); err != nil {
 			return k, err
 		}
-		k.Selector = strings.TrimSuffix(recName, "._domainkey."+k.Domain)
+		k.Selector = strings.TrimSuffix(fullName(recName, k.Domain), "._domainkey."+k.Domain)
 		k.CheckedAt = fromMillis(checked)
 		return k, nil
 	})
