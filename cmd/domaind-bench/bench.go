@@ -242,11 +242,11 @@ func (b *bench) scaleOutSection(ctx context.Context, w io.Writer) error {
 		"alone: once per server of the zone, the walk's own answer included), so the count divided by that\n"+
 		"is the domain's number of checks. The bench fails if any domain's is not exactly 1, if the verifiers counted\n"+
 		"more checks than domains, or if any check did not verify the domain.\n\n")
-	fmt.Fprintf(w, "| store | replicas | domains | checks | time | checks/s | checks per replica | mean check | DNS queries per check | checks' DNS queries/s (dnsperf's) | checks per domain (min–max) | CPU |\n")
-	fmt.Fprintf(w, "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: |\n")
+	fmt.Fprintf(w, "| store | replicas | domains | checks | time | checks/s | checks per replica | mean check | slots busy | DNS queries per check | checks' DNS queries/s (dnsperf's) | checks per domain (min–max) | CPU |\n")
+	fmt.Fprintf(w, "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: |\n")
 	var errs []error
 	var rates []float64
-	var drops, notes []string
+	var drops, notes, after []string
 	type runCase struct {
 		replicas int
 		sqlite   bool
@@ -263,7 +263,7 @@ func (b *bench) scaleOutSection(ctx context.Context, w io.Writer) error {
 			fmt.Fprintf(b.log, "!!! %v\n", err)
 		}
 		if r.Elapsed == 0 {
-			fmt.Fprintf(w, "| %s | %d | %s | | failed: %s | | | | | | | |\n", r.Store, c.replicas, fmtCount(r.Domains), oneLine(err))
+			fmt.Fprintf(w, "| %s | %d | %s | | failed: %s | | | | | | | | |\n", r.Store, c.replicas, fmtCount(r.Domains), oneLine(err))
 			if ctx.Err() != nil {
 				break
 			}
@@ -286,9 +286,21 @@ func (b *bench) scaleOutSection(ctx context.Context, w io.Writer) error {
 		} else if r.DNSPerfNote != "" {
 			notes = append(notes, r.DNSPerfNote)
 		}
-		fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %.0f | %s | %s | %.1f | %s | %s | %s |\n", r.Store, c.replicas, fmtCount(r.Domains),
+		fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %.0f | %s | %s | %.0f of %d | %.1f | %s | %s | %s |\n", r.Store, c.replicas, fmtCount(r.Domains),
 			fmtCount(int(r.total())), fmtSeconds(r.Elapsed), r.rate(), strings.Join(per, " + "), fmtLatency(r.MeanCheck),
-			float64(r.DNSQueries)/float64(max(r.total(), 1)), dnsRate, asks, fmtCPU(r.CPUBusy, r.CPUSelf))
+			r.slotsBusy(), r.Concurrency, float64(r.DNSQueries)/float64(max(r.total(), 1)), dnsRate, asks, fmtCPU(r.CPUBusy, r.CPUSelf))
+		if c.sqlite {
+			after = append(after, fmt.Sprintf("- Storage per domain (SQLite), once every domain is checked and verified, with what the checks found "+
+				"and what each server said and the events the checks raised: %.0f bytes (the file and its WAL over %s domains; "+
+				"by table and index, from SQLite's dbstat: %s). The memory section gives it for domains never checked.",
+				r.BytesPerDomain, fmtCount(r.Domains), perDomain(r.Tables, r.Domains)))
+			if v := r.Verify; v.Requests > 0 {
+				after = append(after, fmt.Sprintf("- Verifications through `POST /v1/domains/{id}/verify` on the same database and DNS, %d clients "+
+					"(net/http on loopback, in the bench's process) for 10 s, each verify a DNS check and a save: %s verifications/s, "+
+					"p50 %s, p99 %s, %d errors%s, CPU %s.", verifyClients, fmt.Sprintf("%.0f", v.rps()), fmtLatency(v.percentile(50)),
+					fmtLatency(v.percentile(99)), v.Errors, firstErr(v.FirstErr), fmtCPU(v.CPUBusy, v.CPUSelf)))
+			}
+		}
 		if err == nil && !c.sqlite {
 			rates = append(rates, r.rate())
 		}
@@ -296,6 +308,10 @@ func (b *bench) scaleOutSection(ctx context.Context, w io.Writer) error {
 			drops = append(drops, fmt.Sprintf("%d with %d replicas on %s", r.UDPDrops, c.replicas, r.Store))
 		}
 	}
+	after = append(after, fmt.Sprintf("- Publish → VERIFIED with no call, during the first hour after the add: at most %s. serve's default "+
+		"re-check schedule, run by its own code (`Domain.StartWindow`, `Apply`, `ScheduleNext`) under a simulated clock, for records "+
+		"published at every 10 s of the first hour; the worst wait from publishing to the check that verifies.", fmtSeconds(publishToVerified())))
+	fmt.Fprintf(w, "\n%s\n", strings.Join(after, "\n"))
 	if b.pg == nil {
 		fmt.Fprintf(w, "\nPostgreSQL cases %s.\n", b.pgSkip)
 	}
@@ -312,6 +328,14 @@ func (b *bench) scaleOutSection(ctx context.Context, w io.Writer) error {
 	return errors.Join(errs...)
 }
 
+// firstErr is ", the first: MSG" for a load's first error, or nothing.
+func firstErr(msg string) string {
+	if msg == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (the first: %.120s)", msg)
+}
+
 func (b *bench) memorySection(ctx context.Context, w io.Writer) error {
 	fmt.Fprintf(w, "## Memory of serve\n\n")
 	fmt.Fprintf(w, "`domaind serve` (built with `go build`, run as its own process with `--dev`, SQLite, recursive DNS mode at a\n"+
@@ -320,15 +344,18 @@ func (b *bench) memorySection(ctx context.Context, w io.Writer) error {
 		"GET /api/v2/domains?limit=100; the peak is the process's VmHWM from /proc afterwards.\n\n",
 		fmtCount(b.cfg.memorySize), fmtCount(b.cfg.clients), fmtCount(b.cfg.memoryGets))
 	r, err := b.runMemory(ctx)
-	fmt.Fprintf(w, "| domains | database file | start to /healthz | RSS after start | peak RSS (VmHWM) | RSS at end | GET rps | GET p50 | GET p99 |\n")
-	fmt.Fprintf(w, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	fmt.Fprintf(w, "| domains | database file | per domain | start to /healthz | RSS after start | peak RSS (VmHWM) | RSS at end | GET rps | GET p50 | GET p99 |\n")
+	fmt.Fprintf(w, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	if err != nil {
-		fmt.Fprintf(w, "| %s | failed: %s | | | | | | | |\n\n", fmtCount(r.Domains), oneLine(err))
+		fmt.Fprintf(w, "| %s | failed: %s | | | | | | | | |\n\n", fmtCount(r.Domains), oneLine(err))
 		return err
 	}
-	fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %.0f | %s | %s |\n\n", fmtCount(r.Domains), fmtMiB(r.DBSize),
-		fmtSeconds(r.Startup), fmtMiB(r.RSSStart), fmtMiB(r.Peak), fmtMiB(r.RSSEnd), r.Gets.rps(),
+	fmt.Fprintf(w, "| %s | %s | %.0f B | %s | %s | %s | %s | %.0f | %s | %s |\n\n", fmtCount(r.Domains), fmtMiB(r.DBSize),
+		float64(r.DBSize)/float64(r.Domains), fmtSeconds(r.Startup), fmtMiB(r.RSSStart), fmtMiB(r.Peak), fmtMiB(r.RSSEnd), r.Gets.rps(),
 		fmtLatency(r.Gets.percentile(50)), fmtLatency(r.Gets.percentile(99)))
+	fmt.Fprintf(w, "Storage per domain is the file and its WAL over the domains, seeded and never checked (no found values,\n"+
+		"propagation or events yet; the background-checks section gives it for checked ones). By table and index, in bytes\n"+
+		"per domain, from SQLite's dbstat: %s.\n\n", perDomain(r.Tables, r.Domains))
 	return nil
 }
 

@@ -169,6 +169,9 @@ func TestScaleOutSQLite(t *testing.T) {
 	if r.DNSQueries < int(r.total()) {
 		t.Errorf("%d DNS queries for %d checks", r.DNSQueries, r.total())
 	}
+	if r.BytesPerDomain <= 0 || r.Verify.Requests == 0 || r.Verify.Errors != 0 {
+		t.Errorf("%.0f bytes per domain; verify load %d requests, %d errors (%s)", r.BytesPerDomain, r.Verify.Requests, r.Verify.Errors, r.Verify.FirstErr)
+	}
 }
 
 // TestScaleOut runs both scaleout runs on a PostgreSQL server, when the tests
@@ -196,5 +199,13 @@ func TestScaleOut(t *testing.T) {
 		if r.AsksPerCheck < 1 || r.Outcomes["verified"] != 150 {
 			t.Errorf("%d replicas: %d asks per check, outcomes %v", replicas, r.AsksPerCheck, r.Outcomes)
 		}
+	}
+}
+
+// TestPublishToVerified runs the figure's simulation: records published at any
+// time of a domain's first hour are verified by the next check, within 30s.
+func TestPublishToVerified(t *testing.T) {
+	if got := publishToVerified(); got <= 0 || got > 30*time.Second {
+		t.Fatalf("worst publish → VERIFIED %v, want within (0, 30s]", got)
 	}
 }

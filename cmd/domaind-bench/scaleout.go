@@ -3,10 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +25,7 @@ import (
 	"github.com/domaind/domaind/internal/dnscheck"
 	"github.com/domaind/domaind/internal/dnstest"
 	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/ratelimit"
 	"github.com/domaind/domaind/internal/records"
 	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/store/postgres"
@@ -53,6 +57,63 @@ type scaleRun struct {
 	// names; 0 when dnsperf is not installed. DNSPerfNote says why not.
 	DNSPerf     float64
 	DNSPerfNote string
+	// On SQLite: the file's bytes per domain once every domain is checked and
+	// verified (its found values and propagation stored), and the verifications
+	// a second through POST /v1/domains/{id}/verify afterwards.
+	BytesPerDomain float64
+	Tables         []tableSize
+	Verify         loadResult
+}
+
+// tableSize is the bytes of one table or index of a SQLite file.
+type tableSize struct {
+	Name  string
+	Bytes int64
+}
+
+// tableBytes returns the bytes of each table and index of the SQLite file at
+// path, largest first, from SQLite's dbstat table (compiled into the driver).
+func tableBytes(ctx context.Context, path string) ([]tableSize, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC`)
+	if err != nil {
+		return nil, fmt.Errorf("dbstat of %s: %w", path, err)
+	}
+	defer rows.Close()
+	var out []tableSize
+	for rows.Next() {
+		var t tableSize
+		if err := rows.Scan(&t.Name, &t.Bytes); err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// perDomain lists the tables and indexes that hold at least 1% of the bytes,
+// as bytes per domain: "domain_records 812, domains 460, …".
+func perDomain(tables []tableSize, domains int) string {
+	var total int64
+	for _, t := range tables {
+		total += t.Bytes
+	}
+	var parts []string
+	for _, t := range tables {
+		if t.Bytes*100 >= total {
+			parts = append(parts, fmt.Sprintf("%s %.0f", t.Name, float64(t.Bytes)/float64(domains)))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// slotsBusy is how many of a replica's check slots were busy on average.
+func (r scaleRun) slotsBusy() float64 {
+	return r.MeanCheck.Seconds() * float64(r.total()) / r.Elapsed.Seconds() / float64(r.Replicas)
 }
 
 // dnsRate is the checks' DNS queries a second.
@@ -182,12 +243,14 @@ func (b *bench) runScaleOut(ctx context.Context, replicas int, onSQLite bool) (s
 	// which puts its next check a day away: a second check within the run can
 	// only be a claim that went to two workers.
 	ownership := make([]string, r.Domains)
+	ids := make([]string, r.Domains)
 	var publishErr atomic.Pointer[error]
 	r.SeedTime, err = seed(ctx, seedStore, t, seedSpec{
 		label: fmt.Sprintf("scaleout %d replicas", replicas), n: r.Domains, projectID: p.ID,
 		name: func(i int) string { return fmt.Sprintf("c%06d.%s", i, zoneOrigin) },
 		next: func(_ int, now time.Time) time.Time { return now },
 		made: func(i int, d *domain.Domain) {
+			ids[i] = d.ID
 			ownership[i] = dns.CanonicalName(d.Record(domain.KeyOwnership).Name)
 			if err := publish(zone, d); err != nil {
 				publishErr.CompareAndSwap(nil, &err)
@@ -317,9 +380,96 @@ func (b *bench) runScaleOut(ctx context.Context, replicas int, onSQLite bool) (s
 		return r, fmt.Errorf("scaleout with %d replicas: outcomes %v, want all %d verified", replicas, r.Outcomes, r.Domains)
 	}
 	if onSQLite {
+		path := strings.TrimPrefix(dsn, "sqlite:")
+		var size int64
+		for _, suffix := range []string{"", "-wal"} {
+			if fi, err := os.Stat(path + suffix); err == nil {
+				size += fi.Size()
+			}
+		}
+		r.BytesPerDomain = float64(size) / float64(r.Domains)
+		if r.Tables, err = tableBytes(ctx, path); err != nil {
+			return r, err
+		}
 		r.DNSPerf, r.DNSPerfNote = runDNSPerf(ctx, auth.Addr(), ownership, b.log)
+		if r.Verify, err = b.runVerifyLoad(ctx, dsn, dnsConfig, ids); err != nil {
+			return r, err
+		}
 	}
 	return r, nil
+}
+
+// verifyClients is how many clients call POST /v1/domains/{id}/verify at once.
+const verifyClients = 32
+
+// runVerifyLoad serves the API of a new application on the checked database
+// (its scheduler off, no rate limit, no --verify-min-interval) on loopback, and
+// has verifyClients clients call POST /v1/domains/{id}/verify for 10 seconds,
+// each going through its own share of the domains.
+func (b *bench) runVerifyLoad(ctx context.Context, dsn string, dnsConfig dnscheck.Config, ids []string) (loadResult, error) {
+	cfg := app.DefaultConfig()
+	cfg.DB, cfg.DNS, cfg.Regions, cfg.MasterKey = dsn, dnsConfig, []string{region}, b.masterKey()
+	cfg.NoScheduler, cfg.NoDeliverer = true, true
+	// Clients go through the domains in turn, but a small run wraps around
+	// within serve's 2s: every verify is to run a check, not answer 429.
+	cfg.VerifyMinInterval = 0
+	cfg.RateLimit, cfg.AnonRateLimit = ratelimit.Limit{N: 1_000_000_000, Per: time.Second}, ratelimit.Limit{}
+	a, err := app.New(ctx, cfg)
+	if err != nil {
+		return loadResult{}, err
+	}
+	defer a.Close()
+	_, key, err := newAPIKey(ctx, a.Store(), seedProject)
+	if err != nil {
+		return loadResult{}, err
+	}
+	srv := httptest.NewServer(a.APIHandler())
+	defer srv.Close()
+	fmt.Fprintf(b.log, "  %d clients calling POST /v1/domains/{id}/verify for 10s\n", verifyClients)
+	res := load(ctx, newClient(verifyClients), verifyClients, 10*time.Second, 0, http.StatusOK, func(c, seq int) (*http.Request, error) {
+		id := ids[(c+seq*verifyClients)%len(ids)]
+		req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/domains/"+id+"/verify", nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+key)
+		return req, nil
+	})
+	fmt.Fprintf(b.log, "    %s\n", res.summary())
+	return res, nil
+}
+
+// publishToVerified runs serve's default re-check schedule (domain.DefaultRecheck,
+// through the same Domain.StartWindow, Apply and ScheduleNext the verifier uses)
+// under a simulated clock, with no verify call: a domain added at 0 whose records
+// are published at each whole 10 seconds of its first hour, and the worst wait from
+// publishing to VERIFIED, with the check finding the records at its due time.
+func publishToVerified() time.Duration {
+	p := domain.DefaultRecheck()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var worst time.Duration
+	for at := time.Duration(0); at < time.Hour; at += 10 * time.Second {
+		d := &domain.Domain{ID: "000000000000000000000000", CreatedAt: t0, Status: domain.StatusPendingConfiguration}
+		for _, k := range domain.SendingKeys {
+			d.Records = append(d.Records, domain.Record{Key: k, Status: domain.CheckUnchecked})
+		}
+		d.StartWindow(p, t0)
+		published := t0.Add(at)
+		for d.Status != domain.StatusVerified && !d.NextCheckAt.IsZero() {
+			now := d.NextCheckAt
+			st := domain.CheckMissing
+			if !now.Before(published) {
+				st = domain.CheckVerified
+			}
+			var obs []domain.Observation
+			for _, k := range domain.SendingKeys {
+				obs = append(obs, domain.Observation{Key: k, Status: st})
+			}
+			d.ScheduleNext(p, d.Apply(obs, now, domain.Rules{DegradeAfter: 1}), now)
+		}
+		worst = max(worst, d.VerifiedAt.Sub(published))
+	}
+	return worst
 }
 
 // runDNSPerf runs Debian's dnsperf for 5 seconds against addr, asking for the
