@@ -33,9 +33,12 @@ const maxGroup = 128
 type group struct {
 	db   DB
 	ops  chan *groupOp
-	quit chan struct{}
 	done chan struct{}
-	once sync.Once
+
+	// mu guards closed, and is held for reading while a write is handed to
+	// run, so that close never leaves a write in ops that nobody takes.
+	mu     sync.RWMutex
+	closed bool
 }
 
 // groupOp is one write waiting for its group commit.
@@ -49,7 +52,7 @@ type groupOp struct {
 }
 
 func newGroup(db DB) *group {
-	g := &group{db: db, ops: make(chan *groupOp, maxGroup), quit: make(chan struct{}), done: make(chan struct{})}
+	g := &group{db: db, ops: make(chan *groupOp, maxGroup), done: make(chan struct{})}
 	go g.run()
 	return g
 }
@@ -59,47 +62,50 @@ func newGroup(db DB) *group {
 // transaction's: ctx is consulted only before the write begins.
 func (g *group) do(ctx context.Context, key string, fn func(context.Context, Querier) error) error {
 	op := &groupOp{ctx: ctx, key: key, fn: fn, err: make(chan error, 1)}
+	g.mu.RLock()
+	if g.closed {
+		g.mu.RUnlock()
+		return errClosed
+	}
 	select {
 	case g.ops <- op:
 	case <-ctx.Done():
+		g.mu.RUnlock()
 		return ctx.Err()
-	case <-g.quit:
-		return errClosed
 	}
+	g.mu.RUnlock()
 	// The write is in the queue: its outcome is waited for even if ctx ends,
 	// so the caller never reports a failure for a write that committed. A write
 	// whose ctx has ended before its transaction begins is skipped.
 	return <-op.err
 }
 
-// close stops the group once the writes already queued are done.
+// close stops the group once the writes already queued are committed.
 func (g *group) close() {
-	g.once.Do(func() { close(g.quit) })
+	g.mu.Lock()
+	if !g.closed {
+		g.closed = true
+		close(g.ops) // no write is being handed over: do holds mu to send
+	}
+	g.mu.Unlock()
 	<-g.done
 }
 
 func (g *group) run() {
 	defer close(g.done)
 	for {
-		var batch []*groupOp
-		select {
-		case op := <-g.ops:
-			batch = append(batch, op)
-		case <-g.quit:
-			// Writes that raced with close are answered, not dropped.
-			for {
-				select {
-				case op := <-g.ops:
-					op.err <- errClosed
-				default:
-					return
-				}
-			}
+		op, ok := <-g.ops
+		if !ok {
+			return
 		}
+		batch := []*groupOp{op}
 	more:
 		for len(batch) < maxGroup {
 			select {
-			case op := <-g.ops:
+			case op, ok := <-g.ops:
+				if !ok {
+					break more
+				}
 				batch = append(batch, op)
 			default:
 				break more
