@@ -51,9 +51,21 @@ type groupOp struct {
 	err chan error
 }
 
-func newGroup(db DB) *group {
+// newGroup starts runners group commits that run at once: one where write
+// transactions exclude each other whole (SQLite), several where they do not
+// (PostgreSQL), so that the statements of one batch do not wait for another's
+// round trips. Each batch locks its rows in the order of their keys, so
+// concurrent batches, of this process or another, never deadlock.
+func newGroup(db DB, runners int) *group {
 	g := &group{db: db, ops: make(chan *groupOp, maxGroup), done: make(chan struct{})}
-	go g.run()
+	var wg sync.WaitGroup
+	for range max(runners, 1) {
+		wg.Go(g.run)
+	}
+	go func() {
+		wg.Wait()
+		close(g.done)
+	}()
 	return g
 }
 
@@ -92,7 +104,6 @@ func (g *group) close() {
 }
 
 func (g *group) run() {
-	defer close(g.done)
 	for {
 		op, ok := <-g.ops
 		if !ok {
