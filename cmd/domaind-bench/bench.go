@@ -234,9 +234,9 @@ func (b *bench) scaleOutSection(ctx context.Context, w io.Writer) error {
 		"replicas and the DNS servers); the rest is the database server's (none for SQLite, which runs in the bench's\n"+
 		"process). DNS queries per check count every query the root and the authoritative server received during the\n"+
 		"run, whatever the checker caches. After the SQLite run, dnsperf (Debian's, a separate process) asks the same\n"+
-		"authoritative server for the domains' ownership TXT records for 5 seconds: the checks' DNS rate beside it\n"+
+		"authoritative server for the domains' ownership TXT records for %s: the checks' DNS rate beside it\n"+
 		"says how close the checker comes to what the server can answer.\n\n",
-		fmtCount(b.cfg.scaleDomains), pgNote, b.cfg.scaleConcurrency)
+		fmtCount(b.cfg.scaleDomains), pgNote, b.cfg.scaleConcurrency, fmtSeconds(b.cfg.dnsperfDuration))
 	fmt.Fprintf(w, "No check ran twice: the authoritative server's query log counts how often each domain's ownership\n"+
 		"TXT name was asked for. One check asks for it a fixed number of times (found first by checking one domain\n"+
 		"alone: once per server of the zone, the walk's own answer included), so the count divided by that\n"+
@@ -296,8 +296,8 @@ func (b *bench) scaleOutSection(ctx context.Context, w io.Writer) error {
 				r.BytesPerDomain, fmtCount(r.Domains), perDomain(r.Tables, r.Domains)))
 			if v := r.Verify; v.Requests > 0 {
 				after = append(after, fmt.Sprintf("- Verifications through `POST /v1/domains/{id}/verify` on the same database and DNS, %d clients "+
-					"(net/http on loopback, in the bench's process) for 10 s, each verify a DNS check and a save: %s verifications/s, "+
-					"p50 %s, p99 %s, %d errors%s, CPU %s.", verifyClients, fmt.Sprintf("%.0f", v.rps()), fmtLatency(v.percentile(50)),
+					"(net/http on loopback, in the bench's process) for %s, each verify a DNS check and a save: %s verifications/s, "+
+					"p50 %s, p99 %s, %d errors%s, CPU %s.", verifyClients, fmtSeconds(b.cfg.verifyDuration), fmt.Sprintf("%.0f", v.rps()), fmtLatency(v.percentile(50)),
 					fmtLatency(v.percentile(99)), v.Errors, firstErr(v.FirstErr), fmtCPU(v.CPUBusy, v.CPUSelf)))
 			}
 		}

@@ -108,6 +108,7 @@ func smallBench(t *testing.T) *bench {
 	cfg, err := parseConfig([]string{
 		"-cache", t.TempDir(), "-clients", "4", "-get-duration", "200ms", "-post-duration", "200ms",
 		"-scaleout-domains", "150", "-scaleout-concurrency", "8", "-scaleout-timeout", "1m",
+		"-verify-duration", "300ms", "-dnsperf-duration", "1s",
 	}, io.Discard)
 	if err != nil {
 		t.Fatal(err)

@@ -391,7 +391,7 @@ func (b *bench) runScaleOut(ctx context.Context, replicas int, onSQLite bool) (s
 		if r.Tables, err = tableBytes(ctx, path); err != nil {
 			return r, err
 		}
-		r.DNSPerf, r.DNSPerfNote = runDNSPerf(ctx, auth.Addr(), ownership, b.log)
+		r.DNSPerf, r.DNSPerfNote = runDNSPerf(ctx, auth.Addr(), ownership, b.cfg.dnsperfDuration, b.log)
 		if r.Verify, err = b.runVerifyLoad(ctx, dsn, dnsConfig, ids); err != nil {
 			return r, err
 		}
@@ -404,7 +404,7 @@ const verifyClients = 32
 
 // runVerifyLoad serves the API of a new application on the checked database
 // (its scheduler off, no rate limit, no --verify-min-interval) on loopback, and
-// has verifyClients clients call POST /v1/domains/{id}/verify for 10 seconds,
+// has verifyClients clients call POST /v1/domains/{id}/verify for -verify-duration,
 // each going through its own share of the domains.
 func (b *bench) runVerifyLoad(ctx context.Context, dsn string, dnsConfig dnscheck.Config, ids []string) (loadResult, error) {
 	cfg := app.DefaultConfig()
@@ -425,8 +425,8 @@ func (b *bench) runVerifyLoad(ctx context.Context, dsn string, dnsConfig dnschec
 	}
 	srv := httptest.NewServer(a.APIHandler())
 	defer srv.Close()
-	fmt.Fprintf(b.log, "  %d clients calling POST /v1/domains/{id}/verify for 10s\n", verifyClients)
-	res := load(ctx, newClient(verifyClients), verifyClients, 10*time.Second, 0, http.StatusOK, func(c, seq int) (*http.Request, error) {
+	fmt.Fprintf(b.log, "  %d clients calling POST /v1/domains/{id}/verify for %s\n", verifyClients, b.cfg.verifyDuration)
+	res := load(ctx, newClient(verifyClients), verifyClients, b.cfg.verifyDuration, 0, http.StatusOK, func(c, seq int) (*http.Request, error) {
 		id := ids[(c+seq*verifyClients)%len(ids)]
 		req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/domains/"+id+"/verify", nil)
 		if err != nil {
@@ -472,10 +472,10 @@ func publishToVerified() time.Duration {
 	return worst
 }
 
-// runDNSPerf runs Debian's dnsperf for 5 seconds against addr, asking for the
-// names' TXT records, with as many queries outstanding as the checks could have,
+// runDNSPerf runs Debian's dnsperf for d (whole seconds, at least one) against
+// addr, asking for the names' TXT records, with up to 256 queries outstanding,
 // and returns its rate; 0 and why when it cannot.
-func runDNSPerf(ctx context.Context, addr string, names []string, log io.Writer) (float64, string) {
+func runDNSPerf(ctx context.Context, addr string, names []string, d time.Duration, log io.Writer) (float64, string) {
 	bin, err := exec.LookPath("dnsperf")
 	if err != nil {
 		return 0, "dnsperf not installed (apt-get install dnsperf)"
@@ -496,7 +496,7 @@ func runDNSPerf(ctx context.Context, addr string, names []string, log io.Writer)
 	if err := errors.Join(w.Flush(), f.Close()); err != nil {
 		return 0, err.Error()
 	}
-	out, err := exec.CommandContext(ctx, bin, "-s", host, "-p", port, "-d", f.Name(), "-l", "5", "-c", "4", "-q", "256").CombinedOutput()
+	out, err := exec.CommandContext(ctx, bin, "-s", host, "-p", port, "-d", f.Name(), "-l", strconv.Itoa(max(int(d.Seconds()), 1)), "-c", "4", "-q", "256").CombinedOutput()
 	if err != nil {
 		return 0, fmt.Sprintf("dnsperf failed: %v", err)
 	}
