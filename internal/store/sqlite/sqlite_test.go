@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -322,5 +323,61 @@ func TestMigrateCompactRecords(t *testing.T) {
 	}
 	if !reflect.DeepEqual(again.Record(domain.KeyOwnership).Propagation, want) || again.Record(domain.KeyOwnership).Found[0] != "v" {
 		t.Errorf("ownership after saving again: %+v", again.Record(domain.KeyOwnership))
+	}
+}
+
+// TestCloseWhileSaving closes the store while checks are being saved together:
+// no save is left waiting, and every save that reported success is in the file
+// when it is opened again.
+func TestCloseWhileSaving(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "close.db")
+	s := open(t, path)
+	p, err := s.EnsureProject(ctx, "acme", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := make([]*domain.Domain, 32)
+	for i := range ds {
+		ds[i] = testDomain(t, p.ID)
+		ds[i].Name = fmt.Sprintf("d%d.example", i)
+		if err := s.CreateDomain(ctx, ds[i], []byte{1}); err != nil {
+			t.Fatal(err)
+		}
+		ds[i].LastCheckedAt = t0.Add(time.Hour)
+	}
+	errs := make(chan error, len(ds))
+	for _, d := range ds {
+		go func() { errs <- s.SaveCheck(ctx, d, nil) }()
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	saved := 0
+	timeout := time.After(10 * time.Second)
+	for range ds {
+		select {
+		case err := <-errs:
+			if err == nil {
+				saved++
+			}
+		case <-timeout:
+			t.Fatal("a save was still waiting 10s after Close")
+		}
+	}
+	s = open(t, path)
+	defer s.Close()
+	stored := 0
+	for _, d := range ds {
+		got, err := s.Domain(ctx, p.ID, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.LastCheckedAt.Equal(d.LastCheckedAt) {
+			stored++
+		}
+	}
+	if stored != saved {
+		t.Errorf("%d saves reported success, %d are stored", saved, stored)
 	}
 }
