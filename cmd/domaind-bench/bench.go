@@ -233,41 +233,53 @@ func (b *bench) apiCase(ctx context.Context, storeName string, n int, dnsAddr st
 }
 
 func (b *bench) scaleOutSection(ctx context.Context, w io.Writer) error {
-	fmt.Fprintf(w, "## Scale-out: background checks on PostgreSQL\n\n")
-	if b.pg == nil {
-		fmt.Fprintf(w, "%s.\n\n", strings.ToUpper(b.pgSkip[:1])+b.pgSkip[1:])
-		return nil
+	fmt.Fprintf(w, "## Background checks: one replica on SQLite, and scale-out on PostgreSQL\n\n")
+	pgNote := ""
+	if b.pg != nil {
+		pgNote = fmt.Sprintf(" (PostgreSQL %s)", b.pg.version)
 	}
-	fmt.Fprintf(w, "%s domains, all due at once, in a fresh PostgreSQL %s database; then one replica, or two sharing the\n"+
-		"database, check them until all are checked. Each replica has its own connection pool, checker, verifier and\n"+
+	fmt.Fprintf(w, "%s domains, all due at once, in a fresh SQLite file, checked by one replica; then in a fresh PostgreSQL%s\n"+
+		"database, by one replica, or two sharing the database, until all are checked. Each replica has its own connection pool, checker, verifier and\n"+
 		"`schedule.Worker` (%d checks at once), as a separate process would; here both run in one process, on the same\n"+
-		"cores as PostgreSQL and the DNS servers. Checks walk from a loopback root to one loopback authoritative server\n"+
+		"cores as the database and the DNS servers. Checks walk from a loopback root to one loopback authoritative server\n"+
 		"for the domains' zone (`dnstest.Net`, authoritative mode), where every domain's records are published, so each\n"+
 		"check asks for all five records and the domain becomes VERIFIED, which puts its next check a day away. Checks are\n"+
 		"not limited per DNS server here (serve's default `--authoritative-qps 50` would be all that was measured, since\n"+
 		"every domain is on one server), and the DNS servers' UDP receive buffers are enlarged so that bursts are not\n"+
 		"lost. CPU is how busy the machine's cores were, and in parentheses the share of the bench's own process (the\n"+
-		"replicas and the DNS servers); the rest is PostgreSQL's.\n\n",
-		fmtCount(b.cfg.scaleDomains), b.pg.version, b.cfg.scaleConcurrency)
+		"replicas and the DNS servers); the rest is the database server's (none for SQLite, which runs in the bench's\n"+
+		"process). DNS queries per check count every query the root and the authoritative server received during the\n"+
+		"run, whatever the checker caches. After the SQLite run, dnsperf (Debian's, a separate process) asks the same\n"+
+		"authoritative server for the domains' ownership TXT records for %s: the checks' DNS rate beside it\n"+
+		"says how close the checker comes to what the server can answer.\n\n",
+		fmtCount(b.cfg.scaleDomains), pgNote, b.cfg.scaleConcurrency, fmtSeconds(b.cfg.dnsperfDuration))
 	fmt.Fprintf(w, "No check ran twice: the authoritative server's query log counts how often each domain's ownership\n"+
 		"TXT name was asked for. One check asks for it a fixed number of times (found first by checking one domain\n"+
 		"alone: once per server of the zone, the walk's own answer included), so the count divided by that\n"+
 		"is the domain's number of checks. The bench fails if any domain's is not exactly 1, if the verifiers counted\n"+
 		"more checks than domains, or if any check did not verify the domain.\n\n")
-	fmt.Fprintf(w, "| replicas | domains | checks | time | checks/s | checks per replica | mean check | DNS queries per check | checks per domain (min–max) | CPU |\n")
-	fmt.Fprintf(w, "| ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | ---: |\n")
+	fmt.Fprintf(w, "| store | replicas | domains | checks | time | checks/s | checks per replica | mean check | slots busy | DNS queries per check | checks' DNS queries/s (dnsperf's) | checks per domain (min–max) | CPU |\n")
+	fmt.Fprintf(w, "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: |\n")
 	var errs []error
 	var rates []float64
-	var drops []string
-	for _, replicas := range []int{1, 2} {
-		fmt.Fprintf(b.log, "-- %d replica(s)\n", replicas)
-		r, err := b.runScaleOut(ctx, replicas)
+	var drops, notes, after []string
+	type runCase struct {
+		replicas int
+		sqlite   bool
+	}
+	cases := []runCase{{1, true}}
+	if b.pg != nil {
+		cases = append(cases, runCase{1, false}, runCase{2, false})
+	}
+	for _, c := range cases {
+		fmt.Fprintf(b.log, "-- %d replica(s), SQLite %v\n", c.replicas, c.sqlite)
+		r, err := b.runScaleOut(ctx, c.replicas, c.sqlite)
 		if err != nil {
 			errs = append(errs, err)
 			fmt.Fprintf(b.log, "!!! %v\n", err)
 		}
 		if r.Elapsed == 0 {
-			fmt.Fprintf(w, "| %d | %s | | failed: %s | | | | | | |\n", replicas, fmtCount(r.Domains), oneLine(err))
+			fmt.Fprintf(w, "| %s | %d | %s | | failed: %s | | | | | | | | |\n", r.Store, c.replicas, fmtCount(r.Domains), oneLine(err))
 			if ctx.Err() != nil {
 				break
 			}
@@ -284,24 +296,60 @@ func (b *bench) scaleOutSection(ctx context.Context, w io.Writer) error {
 		if err != nil {
 			asks += " **FAILED**"
 		}
-		fmt.Fprintf(w, "| %d | %s | %s | %s | %.0f | %s | %s | %.1f | %s | %s |\n", replicas, fmtCount(r.Domains),
+		dnsRate := fmt.Sprintf("%.0f", r.dnsRate())
+		if r.DNSPerf > 0 {
+			dnsRate += fmt.Sprintf(" (%.0f: %.0f%%)", r.DNSPerf, 100*r.dnsRate()/r.DNSPerf)
+		} else if r.DNSPerfNote != "" {
+			notes = append(notes, r.DNSPerfNote)
+		}
+		fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %.0f | %s | %s | %.0f of %d | %.1f | %s | %s | %s |\n", r.Store, c.replicas, fmtCount(r.Domains),
 			fmtCount(int(r.total())), fmtSeconds(r.Elapsed), r.rate(), strings.Join(per, " + "), fmtLatency(r.MeanCheck),
-			float64(r.DNSQueries)/float64(max(r.total(), 1)), asks, fmtCPU(r.CPUBusy, r.CPUSelf))
-		if err == nil {
+			r.slotsBusy(), r.Concurrency, float64(r.DNSQueries)/float64(max(r.total(), 1)), dnsRate, asks, fmtCPU(r.CPUBusy, r.CPUSelf))
+		if c.sqlite {
+			after = append(after, fmt.Sprintf("- Storage per domain (SQLite), once every domain is checked and verified, with what the checks found "+
+				"and what each server said and the events the checks raised: %.0f bytes (the file and its WAL over %s domains; "+
+				"by table and index, from SQLite's dbstat: %s). The memory section gives it for domains never checked.",
+				r.BytesPerDomain, fmtCount(r.Domains), perDomain(r.Tables, r.Domains)))
+			if v := r.Verify; v.Requests > 0 {
+				after = append(after, fmt.Sprintf("- Verifications through `POST /v1/domains/{id}/verify` on the same database and DNS, %d clients "+
+					"(net/http on loopback, in the bench's process) for %s, each verify a DNS check and a save: %s verifications/s, "+
+					"p50 %s, p99 %s, %d errors%s, CPU %s.", verifyClients, fmtSeconds(b.cfg.verifyDuration), fmt.Sprintf("%.0f", v.rps()), fmtLatency(v.percentile(50)),
+					fmtLatency(v.percentile(99)), v.Errors, firstErr(v.FirstErr), fmtCPU(v.CPUBusy, v.CPUSelf)))
+			}
+		}
+		if err == nil && !c.sqlite {
 			rates = append(rates, r.rate())
 		}
 		if r.UDPDrops > 0 {
-			drops = append(drops, fmt.Sprintf("%d with %d replicas", r.UDPDrops, replicas))
+			drops = append(drops, fmt.Sprintf("%d with %d replicas on %s", r.UDPDrops, c.replicas, r.Store))
 		}
+	}
+	after = append(after, fmt.Sprintf("- Publish → VERIFIED with no call, during the first hour after the add: at most %s. serve's default "+
+		"re-check schedule, run by its own code (`Domain.StartWindow`, `Apply`, `ScheduleNext`) under a simulated clock, for records "+
+		"published at every 10 s of the first hour; the worst wait from publishing to the check that verifies.", fmtSeconds(publishToVerified())))
+	fmt.Fprintf(w, "\n%s\n", strings.Join(after, "\n"))
+	if b.pg == nil {
+		fmt.Fprintf(w, "\nPostgreSQL cases %s.\n", b.pgSkip)
+	}
+	if len(notes) > 0 {
+		fmt.Fprintf(w, "\nNo dnsperf anchor: %s.\n", strings.Join(notes, "; "))
 	}
 	if len(drops) > 0 {
 		fmt.Fprintf(w, "\nThe kernel dropped UDP datagrams during the runs (%s): some checks waited for a DNS timeout.\n", strings.Join(drops, ", "))
 	}
 	if len(rates) == 2 {
-		fmt.Fprintf(w, "\nTwo replicas ran %.2f× the checks per second of one.\n", rates[1]/rates[0])
+		fmt.Fprintf(w, "\nOn PostgreSQL, two replicas ran %.2f× the checks per second of one.\n", rates[1]/rates[0])
 	}
 	fmt.Fprintln(w)
 	return errors.Join(errs...)
+}
+
+// firstErr is ", the first: MSG" for a load's first error, or nothing.
+func firstErr(msg string) string {
+	if msg == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (the first: %.120s)", msg)
 }
 
 func (b *bench) memorySection(ctx context.Context, w io.Writer) error {
@@ -312,15 +360,18 @@ func (b *bench) memorySection(ctx context.Context, w io.Writer) error {
 		"GET /api/v2/domains?limit=100; the peak is the process's VmHWM from /proc afterwards.\n\n",
 		fmtCount(b.cfg.memorySize), fmtCount(b.cfg.clients), fmtCount(b.cfg.memoryGets))
 	r, err := b.runMemory(ctx)
-	fmt.Fprintf(w, "| domains | database file | start to /healthz | RSS after start | peak RSS (VmHWM) | RSS at end | GET rps | GET p50 | GET p99 |\n")
-	fmt.Fprintf(w, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	fmt.Fprintf(w, "| domains | database file | per domain | start to /healthz | RSS after start | peak RSS (VmHWM) | RSS at end | GET rps | GET p50 | GET p99 |\n")
+	fmt.Fprintf(w, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	if err != nil {
-		fmt.Fprintf(w, "| %s | failed: %s | | | | | | | |\n\n", fmtCount(r.Domains), oneLine(err))
+		fmt.Fprintf(w, "| %s | failed: %s | | | | | | | | |\n\n", fmtCount(r.Domains), oneLine(err))
 		return err
 	}
-	fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %.0f | %s | %s |\n\n", fmtCount(r.Domains), fmtMiB(r.DBSize),
-		fmtSeconds(r.Startup), fmtMiB(r.RSSStart), fmtMiB(r.Peak), fmtMiB(r.RSSEnd), r.Gets.rps(),
+	fmt.Fprintf(w, "| %s | %s | %.0f B | %s | %s | %s | %s | %.0f | %s | %s |\n\n", fmtCount(r.Domains), fmtMiB(r.DBSize),
+		float64(r.DBSize)/float64(r.Domains), fmtSeconds(r.Startup), fmtMiB(r.RSSStart), fmtMiB(r.Peak), fmtMiB(r.RSSEnd), r.Gets.rps(),
 		fmtLatency(r.Gets.percentile(50)), fmtLatency(r.Gets.percentile(99)))
+	fmt.Fprintf(w, "Storage per domain is the file and its WAL over the domains, seeded and never checked (no found values,\n"+
+		"propagation or events yet; the background-checks section gives it for checked ones). By table and index, in bytes\n"+
+		"per domain, from SQLite's dbstat: %s.\n\n", perDomain(r.Tables, r.Domains))
 	return nil
 }
 

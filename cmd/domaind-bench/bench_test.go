@@ -110,6 +110,7 @@ func smallBench(t *testing.T) *bench {
 	cfg, err := parseConfig([]string{
 		"-cache", t.TempDir(), "-clients", "4", "-get-duration", "200ms", "-post-duration", "200ms",
 		"-scaleout-domains", "150", "-scaleout-concurrency", "8", "-scaleout-timeout", "1m",
+		"-verify-duration", "300ms", "-dnsperf-duration", "1s",
 	}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -162,6 +163,27 @@ func TestAPICaseSQLite(t *testing.T) {
 	}
 }
 
+// TestScaleOutSQLite runs the scaleout's SQLite run and checks the proof that
+// no domain was checked twice, and that the queries per check are counted.
+func TestScaleOutSQLite(t *testing.T) {
+	b := smallBench(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	r, err := b.runScaleOut(ctx, 1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Store != "SQLite" || r.total() != 150 || r.MinChecks != 1 || r.MaxChecks != 1 || r.Outcomes["verified"] != 150 {
+		t.Errorf("%s: %d checks, checks per domain %d–%d, outcomes %v", r.Store, r.total(), r.MinChecks, r.MaxChecks, r.Outcomes)
+	}
+	if r.DNSQueries < int(r.total()) {
+		t.Errorf("%d DNS queries for %d checks", r.DNSQueries, r.total())
+	}
+	if r.BytesPerDomain <= 0 || r.Verify.Requests == 0 || r.Verify.Errors != 0 {
+		t.Errorf("%.0f bytes per domain; verify load %d requests, %d errors (%s)", r.BytesPerDomain, r.Verify.Requests, r.Verify.Errors, r.Verify.FirstErr)
+	}
+}
+
 // TestScaleOut runs both scaleout runs on a PostgreSQL server, when the tests
 // have one, and checks the proof that no domain was checked twice.
 func TestScaleOut(t *testing.T) {
@@ -177,7 +199,7 @@ func TestScaleOut(t *testing.T) {
 	}
 	b.pg = pg
 	for _, replicas := range []int{1, 2} {
-		r, err := b.runScaleOut(ctx, replicas)
+		r, err := b.runScaleOut(ctx, replicas, false)
 		if err != nil {
 			t.Fatalf("%d replicas: %v", replicas, err)
 		}
@@ -187,5 +209,13 @@ func TestScaleOut(t *testing.T) {
 		if r.AsksPerCheck < 1 || r.Outcomes["verified"] != 150 {
 			t.Errorf("%d replicas: %d asks per check, outcomes %v", replicas, r.AsksPerCheck, r.Outcomes)
 		}
+	}
+}
+
+// TestPublishToVerified runs the figure's simulation: records published at any
+// time of a domain's first hour are verified by the next check, within 30s.
+func TestPublishToVerified(t *testing.T) {
+	if got := publishToVerified(); got <= 0 || got > 30*time.Second {
+		t.Fatalf("worst publish → VERIFIED %v, want within (0, 30s]", got)
 	}
 }

@@ -49,6 +49,8 @@ type config struct {
 	scaleDomains     int
 	scaleConcurrency int
 	scaleTimeout     time.Duration
+	verifyDuration   time.Duration
+	dnsperfDuration  time.Duration
 
 	memorySize int
 	memoryGets int
@@ -127,6 +129,8 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.scaleDomains, "scaleout-domains", 5000, "domains due at once in the scaleout section")
 	fs.IntVar(&cfg.scaleConcurrency, "scaleout-concurrency", 64, "checks running at once in each replica")
 	fs.DurationVar(&cfg.scaleTimeout, "scaleout-timeout", 3*time.Minute, "give up on a scaleout run after this long")
+	fs.DurationVar(&cfg.verifyDuration, "verify-duration", 10*time.Second, "how long POST /v1/domains/{id}/verify is measured in the scaleout section")
+	fs.DurationVar(&cfg.dnsperfDuration, "dnsperf-duration", 5*time.Second, "how long dnsperf runs against the scaleout's authoritative server (whole seconds)")
 	fs.IntVar(&cfg.memorySize, "memory-size", 1_000_000, "domains stored for the memory section")
 	fs.IntVar(&cfg.memoryGets, "memory-gets", 5000, "GET /v1/domains/{id} requests sent to serve before its peak RSS is read")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (the bench's own process) to this file")

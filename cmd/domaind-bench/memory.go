@@ -21,6 +21,7 @@ import (
 type memoryRun struct {
 	Domains   int
 	DBSize    int64         // bytes of the SQLite file and its WAL
+	Tables    []tableSize   // bytes of each table and index of the file
 	Startup   time.Duration // from exec to a healthy /healthz
 	RSSStart  int64         // VmRSS once healthy, in bytes
 	RSSEnd    int64         // VmRSS after the requests
@@ -52,6 +53,9 @@ func (b *bench) runMemory(ctx context.Context) (memoryRun, error) {
 		if fi, err := os.Stat(s.path + suffix); err == nil {
 			r.DBSize += fi.Size()
 		}
+	}
+	if r.Tables, err = tableBytes(ctx, s.path); err != nil {
+		return r, err
 	}
 
 	dir, err := os.MkdirTemp(b.cfg.cacheDir, "serve-")

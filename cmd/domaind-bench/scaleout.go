@@ -1,11 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/domaind/domaind/internal/app"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,15 +21,20 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/domaind/domaind/internal/app"
 	"github.com/domaind/domaind/internal/dnscheck"
 	"github.com/domaind/domaind/internal/dnstest"
 	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/ratelimit"
 	"github.com/domaind/domaind/internal/records"
+	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/store/postgres"
+	"github.com/domaind/domaind/internal/store/sqlite"
 )
 
 // scaleRun is one run of the scaleout section.
 type scaleRun struct {
+	Store       string // "SQLite" or "PostgreSQL"
 	Replicas    int
 	Domains     int
 	Concurrency int
@@ -40,7 +52,72 @@ type scaleRun struct {
 	CPUBusy      float64
 	CPUSelf      float64
 	SeedTime     time.Duration
+	// DNSPerf is dnsperf's rate (queries a second) against the same
+	// authoritative server in the same run, asking the domains' ownership
+	// names; 0 when dnsperf is not installed. DNSPerfNote says why not.
+	DNSPerf     float64
+	DNSPerfNote string
+	// On SQLite: the file's bytes per domain once every domain is checked and
+	// verified (its found values and propagation stored), and the verifications
+	// a second through POST /v1/domains/{id}/verify afterwards.
+	BytesPerDomain float64
+	Tables         []tableSize
+	Verify         loadResult
 }
+
+// tableSize is the bytes of one table or index of a SQLite file.
+type tableSize struct {
+	Name  string
+	Bytes int64
+}
+
+// tableBytes returns the bytes of each table and index of the SQLite file at
+// path, largest first, from SQLite's dbstat table (compiled into the driver).
+func tableBytes(ctx context.Context, path string) ([]tableSize, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC`)
+	if err != nil {
+		return nil, fmt.Errorf("dbstat of %s: %w", path, err)
+	}
+	defer rows.Close()
+	var out []tableSize
+	for rows.Next() {
+		var t tableSize
+		if err := rows.Scan(&t.Name, &t.Bytes); err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// perDomain lists the tables and indexes that hold at least 1% of the bytes,
+// as bytes per domain: "domain_records 812, domains 460, …".
+func perDomain(tables []tableSize, domains int) string {
+	var total int64
+	for _, t := range tables {
+		total += t.Bytes
+	}
+	var parts []string
+	for _, t := range tables {
+		if t.Bytes*100 >= total {
+			parts = append(parts, fmt.Sprintf("%s %.0f", t.Name, float64(t.Bytes)/float64(domains)))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// slotsBusy is how many of a replica's check slots were busy on average.
+func (r scaleRun) slotsBusy() float64 {
+	return r.MeanCheck.Seconds() * float64(r.total()) / r.Elapsed.Seconds() / float64(r.Replicas)
+}
+
+// dnsRate is the checks' DNS queries a second.
+func (r scaleRun) dnsRate() float64 { return float64(r.DNSQueries) / r.Elapsed.Seconds() }
 
 func (r scaleRun) total() int64 {
 	var n int64
@@ -86,8 +163,14 @@ func (c *checkCounter) CheckDone(outcome string, took time.Duration) {
 // as separate processes would have) until every domain has been checked. The
 // loopback authoritative server's query log then shows how often each domain's
 // ownership record was asked for, which calibrate turns into checks.
-func (b *bench) runScaleOut(ctx context.Context, replicas int) (scaleRun, error) {
-	r := scaleRun{Replicas: replicas, Domains: b.cfg.scaleDomains, Concurrency: b.cfg.scaleConcurrency, Outcomes: map[string]int{}}
+//
+// With onSQLite the one replica runs on a fresh SQLite file in the cache
+// folder instead, and dnsperf then measures the same authoritative server.
+func (b *bench) runScaleOut(ctx context.Context, replicas int, onSQLite bool) (scaleRun, error) {
+	r := scaleRun{Store: "PostgreSQL", Replicas: replicas, Domains: b.cfg.scaleDomains, Concurrency: b.cfg.scaleConcurrency, Outcomes: map[string]int{}}
+	if onSQLite {
+		r.Store = "SQLite"
+	}
 	dnsNet, err := dnstest.NewNet(ctx, 1)
 	if err != nil {
 		return r, err
@@ -119,14 +202,31 @@ func (b *bench) runScaleOut(ctx context.Context, replicas int) (scaleRun, error)
 		}
 	}
 
-	dbName := fmt.Sprintf("domaind_bench_scaleout_%d_%s", replicas, runID())
-	if err := b.pg.create(ctx, dbName); err != nil {
-		return r, err
-	}
-	defer b.pg.drop(context.WithoutCancel(ctx), dbName)
-	seedStore, err := postgres.Open(ctx, b.pg.dsn(dbName, b.seedParams()))
-	if err != nil {
-		return r, err
+	var (
+		seedStore store.Store
+		dsn       string
+	)
+	if onSQLite {
+		path := filepath.Join(b.cfg.cacheDir, fmt.Sprintf("scaleout-%s.db", runID()))
+		defer func() {
+			for _, suffix := range []string{"", "-wal", "-shm"} {
+				os.Remove(path + suffix)
+			}
+		}()
+		dsn = "sqlite:" + path
+		if seedStore, err = sqlite.Open(ctx, path); err != nil {
+			return r, err
+		}
+	} else {
+		dbName := fmt.Sprintf("domaind_bench_scaleout_%d_%s", replicas, runID())
+		if err := b.pg.create(ctx, dbName); err != nil {
+			return r, err
+		}
+		defer b.pg.drop(context.WithoutCancel(ctx), dbName)
+		dsn = b.pg.dsn(dbName, nil)
+		if seedStore, err = postgres.Open(ctx, b.pg.dsn(dbName, b.seedParams())); err != nil {
+			return r, err
+		}
 	}
 	t, err := b.template()
 	if err != nil {
@@ -143,12 +243,14 @@ func (b *bench) runScaleOut(ctx context.Context, replicas int) (scaleRun, error)
 	// which puts its next check a day away: a second check within the run can
 	// only be a claim that went to two workers.
 	ownership := make([]string, r.Domains)
+	ids := make([]string, r.Domains)
 	var publishErr atomic.Pointer[error]
 	r.SeedTime, err = seed(ctx, seedStore, t, seedSpec{
 		label: fmt.Sprintf("scaleout %d replicas", replicas), n: r.Domains, projectID: p.ID,
 		name: func(i int) string { return fmt.Sprintf("c%06d.%s", i, zoneOrigin) },
 		next: func(_ int, now time.Time) time.Time { return now },
 		made: func(i int, d *domain.Domain) {
+			ids[i] = d.ID
 			ownership[i] = dns.CanonicalName(d.Record(domain.KeyOwnership).Name)
 			if err := publish(zone, d); err != nil {
 				publishErr.CompareAndSwap(nil, &err)
@@ -189,7 +291,7 @@ func (b *bench) runScaleOut(ctx context.Context, replicas int) (scaleRun, error)
 	for i := range replicas {
 		counters[i] = &checkCounter{run: run, outcomes: map[string]int{}}
 		cfg := app.DefaultConfig()
-		cfg.DB, cfg.DNS, cfg.Regions = b.pg.dsn(dbName, nil), dnsConfig, []string{region}
+		cfg.DB, cfg.DNS, cfg.Regions = dsn, dnsConfig, []string{region}
 		cfg.MasterKey, cfg.CheckObserver, cfg.NoDeliverer = b.masterKey(), counters[i], true
 		// One seeded project: it may use every slot, so this measures the
 		// worker and not the per-project share.
@@ -277,7 +379,137 @@ func (b *bench) runScaleOut(ctx context.Context, replicas int) (scaleRun, error)
 	case r.Outcomes["verified"] != r.Domains:
 		return r, fmt.Errorf("scaleout with %d replicas: outcomes %v, want all %d verified", replicas, r.Outcomes, r.Domains)
 	}
+	if onSQLite {
+		path := strings.TrimPrefix(dsn, "sqlite:")
+		var size int64
+		for _, suffix := range []string{"", "-wal"} {
+			if fi, err := os.Stat(path + suffix); err == nil {
+				size += fi.Size()
+			}
+		}
+		r.BytesPerDomain = float64(size) / float64(r.Domains)
+		if r.Tables, err = tableBytes(ctx, path); err != nil {
+			return r, err
+		}
+		r.DNSPerf, r.DNSPerfNote = runDNSPerf(ctx, auth.Addr(), ownership, b.cfg.dnsperfDuration, b.log)
+		if r.Verify, err = b.runVerifyLoad(ctx, dsn, dnsConfig, ids); err != nil {
+			return r, err
+		}
+	}
 	return r, nil
+}
+
+// verifyClients is how many clients call POST /v1/domains/{id}/verify at once.
+const verifyClients = 32
+
+// runVerifyLoad serves the API of a new application on the checked database
+// (its scheduler off, no rate limit, no --verify-min-interval) on loopback, and
+// has verifyClients clients call POST /v1/domains/{id}/verify for -verify-duration,
+// each going through its own share of the domains.
+func (b *bench) runVerifyLoad(ctx context.Context, dsn string, dnsConfig dnscheck.Config, ids []string) (loadResult, error) {
+	cfg := app.DefaultConfig()
+	cfg.DB, cfg.DNS, cfg.Regions, cfg.MasterKey = dsn, dnsConfig, []string{region}, b.masterKey()
+	cfg.NoScheduler, cfg.NoDeliverer = true, true
+	// Clients go through the domains in turn, but a small run wraps around
+	// within serve's 2s: every verify is to run a check, not answer 429.
+	cfg.VerifyMinInterval = 0
+	cfg.RateLimit, cfg.AnonRateLimit = ratelimit.Limit{N: 1_000_000_000, Per: time.Second}, ratelimit.Limit{}
+	a, err := app.New(ctx, cfg)
+	if err != nil {
+		return loadResult{}, err
+	}
+	defer a.Close()
+	_, key, err := newAPIKey(ctx, a.Store(), seedProject)
+	if err != nil {
+		return loadResult{}, err
+	}
+	srv := httptest.NewServer(a.APIHandler())
+	defer srv.Close()
+	fmt.Fprintf(b.log, "  %d clients calling POST /v1/domains/{id}/verify for %s\n", verifyClients, b.cfg.verifyDuration)
+	res := load(ctx, newClient(verifyClients), verifyClients, b.cfg.verifyDuration, 0, http.StatusOK, func(c, seq int) (*http.Request, error) {
+		id := ids[(c+seq*verifyClients)%len(ids)]
+		req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/domains/"+id+"/verify", nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+key)
+		return req, nil
+	})
+	fmt.Fprintf(b.log, "    %s\n", res.summary())
+	return res, nil
+}
+
+// publishToVerified runs serve's default re-check schedule (domain.DefaultRecheck,
+// through the same Domain.StartWindow, Apply and ScheduleNext the verifier uses)
+// under a simulated clock, with no verify call: a domain added at 0 whose records
+// are published at each whole 10 seconds of its first hour, and the worst wait from
+// publishing to VERIFIED, with the check finding the records at its due time.
+func publishToVerified() time.Duration {
+	p := domain.DefaultRecheck()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var worst time.Duration
+	for at := time.Duration(0); at < time.Hour; at += 10 * time.Second {
+		d := &domain.Domain{ID: "000000000000000000000000", CreatedAt: t0, Status: domain.StatusPendingConfiguration}
+		for _, k := range domain.SendingKeys {
+			d.Records = append(d.Records, domain.Record{Key: k, Status: domain.CheckUnchecked})
+		}
+		d.StartWindow(p, t0)
+		published := t0.Add(at)
+		for d.Status != domain.StatusVerified && !d.NextCheckAt.IsZero() {
+			now := d.NextCheckAt
+			st := domain.CheckMissing
+			if !now.Before(published) {
+				st = domain.CheckVerified
+			}
+			var obs []domain.Observation
+			for _, k := range domain.SendingKeys {
+				obs = append(obs, domain.Observation{Key: k, Status: st})
+			}
+			d.ScheduleNext(p, d.Apply(obs, now, domain.Rules{DegradeAfter: 1}), now)
+		}
+		worst = max(worst, d.VerifiedAt.Sub(published))
+	}
+	return worst
+}
+
+// runDNSPerf runs Debian's dnsperf for d (whole seconds, at least one) against
+// addr, asking for the names' TXT records, with up to 256 queries outstanding,
+// and returns its rate; 0 and why when it cannot.
+func runDNSPerf(ctx context.Context, addr string, names []string, d time.Duration, log io.Writer) (float64, string) {
+	bin, err := exec.LookPath("dnsperf")
+	if err != nil {
+		return 0, "dnsperf not installed (apt-get install dnsperf)"
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, err.Error()
+	}
+	f, err := os.CreateTemp("", "dnsperf-*.txt")
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer os.Remove(f.Name())
+	w := bufio.NewWriter(f)
+	for _, n := range names {
+		fmt.Fprintf(w, "%s TXT\n", n)
+	}
+	if err := errors.Join(w.Flush(), f.Close()); err != nil {
+		return 0, err.Error()
+	}
+	out, err := exec.CommandContext(ctx, bin, "-s", host, "-p", port, "-d", f.Name(), "-l", strconv.Itoa(max(int(d.Seconds()), 1)), "-c", "4", "-q", "256").CombinedOutput()
+	if err != nil {
+		return 0, fmt.Sprintf("dnsperf failed: %v", err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Queries per second:"); ok {
+			rate, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				fmt.Fprintf(log, "    dnsperf against %s: %.0f queries/s\n", addr, rate)
+				return rate, ""
+			}
+		}
+	}
+	return 0, "dnsperf printed no rate"
 }
 
 // dnsReadBuffer is the UDP receive buffer the scaleout's DNS servers ask for.

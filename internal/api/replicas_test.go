@@ -17,6 +17,7 @@ import (
 
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/schedule"
+	"github.com/domaind/domaind/internal/store"
 )
 
 // replicas starts two domaind API servers, each with its own connection pool,
@@ -110,9 +111,31 @@ func (h *hang) count() int {
 	return len(h.claimed)
 }
 
+// claims is a replica's store that counts the domains its worker claimed.
+type claims struct {
+	store.Store
+	mu sync.Mutex
+	n  int
+}
+
+func (c *claims) ClaimChecks(ctx context.Context, now time.Time, lease time.Duration, limit, perProject int, running map[int64]int) ([]store.Due, error) {
+	due, err := c.Store.ClaimChecks(ctx, now, lease, limit, perProject, running)
+	c.mu.Lock()
+	c.n += len(due)
+	c.mu.Unlock()
+	return due, err
+}
+
+func (c *claims) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
 // TestReplicasQueueSurvivesAKilledReplica lets replica a claim a batch and die
-// with it; replica b checks everything else, then a's batch once its lease ends:
-// every due domain is checked, each once, none lost.
+// with it (the checks it started and those it claimed ahead of its slots);
+// replica b checks everything else, then a's batch once its lease ends: every
+// due domain is checked, each once, none lost.
 func TestReplicasQueueSurvivesAKilledReplica(t *testing.T) {
 	recheck := &domain.Recheck{Steps: []time.Duration{time.Millisecond, time.Hour}, GiveUpAfter: 24 * time.Hour, ReverifyEvery: 24 * time.Hour}
 	a, b := replicas(t, envOptions{recheck: recheck, manualWorker: true})
@@ -126,9 +149,15 @@ func TestReplicasQueueSurvivesAKilledReplica(t *testing.T) {
 	ctxA, killA := context.WithCancel(context.Background())
 	doneA := make(chan struct{})
 	// One project owns every domain: it may take all of a worker's slots.
-	workerA := &schedule.Worker{Store: a.store, Checker: h, Concurrency: 8, ProjectShare: 8, Lease: 2 * time.Second, Interval: 10 * time.Millisecond}
+	claimedA := &claims{Store: a.store}
+	workerA := &schedule.Worker{Store: claimedA, Checker: h, Concurrency: 8, ProjectShare: 8, Lease: 2 * time.Second, Interval: 10 * time.Millisecond}
 	go func() { defer close(doneA); workerA.Run(ctxA) }()
 	waitFor(t, 10*time.Second, "replica a to claim a batch", func() bool { return h.count() == 8 })
+	// Its checks hang, so it claims nothing more than its first batch.
+	held := claimedA.count()
+	if held < 8 || held >= len(ds) {
+		t.Fatalf("replica a claimed %d domains", held)
+	}
 
 	ctxB, stopB := context.WithCancel(context.Background())
 	doneB := make(chan struct{})
@@ -150,7 +179,7 @@ func TestReplicasQueueSurvivesAKilledReplica(t *testing.T) {
 		}
 		return n
 	}
-	waitFor(t, 20*time.Second, "replica b to check the unclaimed domains", func() bool { return checked() == len(ds)-8 })
+	waitFor(t, 20*time.Second, "replica b to check the unclaimed domains", func() bool { return checked() == len(ds)-held })
 	killA()
 	<-doneA
 	waitFor(t, 20*time.Second, "replica b to check the dead replica's batch after its lease", func() bool { return checked() == len(ds) })

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/domaind/domaind/internal/dnstest"
 	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/testenv"
 )
 
 func fastRecheck(giveUp time.Duration) *domain.Recheck {
@@ -161,5 +163,52 @@ func TestVerifyWithoutChangeEmitsNothing(t *testing.T) {
 	}
 	if after := count(); after != before {
 		t.Errorf("a verify that found nothing new made %v events", after-before)
+	}
+}
+
+// TestVerifiedWithinAMinuteOfPublishing runs serve's default re-check schedule
+// under a clock the test moves from one due check to the next: the customer
+// publishes the records 20 minutes after adding the domain and never calls
+// verify, and the background checks find them within a minute of clock time
+// (today's back-off alone would have waited until the 30-minute step).
+func TestVerifiedWithinAMinuteOfPublishing(t *testing.T) {
+	t0 := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+	clock := testenv.NewClock(t0)
+	recheck := domain.DefaultRecheck()
+	e := newEnv(t, envOptions{recheck: &recheck, now: clock.Now})
+	d := e.addDomain("example.com")
+	published := t0.Add(20 * time.Minute)
+	stored := func() *domain.Domain {
+		s, err := e.store.Domain(context.Background(), 1, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	checks, isPublished := 0, false
+	for s := stored(); s.Status != domain.StatusVerified; checks++ {
+		if checks > 200 {
+			t.Fatalf("not verified after %d checks; last checked %v after the add", checks, s.LastCheckedAt.Sub(t0))
+		}
+		next := s.NextCheckAt
+		if next.IsZero() || !next.After(clock.Now()) {
+			t.Fatalf("after the check at %v: next check at %v", clock.Now().Sub(t0), next)
+		}
+		if !isPublished && !next.Before(published) {
+			e.publish(d.DNSRecords.Ownership)
+			e.publish(d.DNSRecords.DKIM)
+			isPublished = true
+		}
+		clock.Set(next)
+		waitFor(t, 10*time.Second, fmt.Sprintf("the check due %v after the add", next.Sub(t0)), func() bool {
+			s = stored()
+			return s.LastCheckedAt.Equal(next) && s.NextCheckAt.After(next)
+		})
+	}
+	if late := stored().VerifiedAt.Sub(published); !isPublished || late < 0 || late > time.Minute {
+		t.Fatalf("verified %v after the records were published (published: %v), want within a minute", late, isPublished)
+	}
+	if a := e.get(d.ID); a.VerificationStatus != "VERIFIED" {
+		t.Fatalf("v1 status %s", a.VerificationStatus)
 	}
 }

@@ -119,8 +119,8 @@ type Config struct {
 	WebhookParkBase, WebhookParkMax time.Duration
 	// CheckObserver is told of every check, beside the metrics.
 	CheckObserver verify.Observer
-	// Now is the clock of the API, the dashboard and the services; nil means
-	// time.Now.
+	// Now is the clock of the API, the dashboard, the services, the verifier
+	// and the scheduler; nil means time.Now.
 	Now func() time.Time
 	// Log receives the service's log; nil discards it.
 	Log *slog.Logger
@@ -230,7 +230,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a.verifier = verify.New(a.store, checker, verify.Config{
 		Budget: cfg.VerifyBudget, MinInterval: cfg.VerifyMinInterval,
 		Rules: domain.Rules{DegradeAfter: cfg.DegradeAfter}, Recheck: cfg.Recheck,
-	}, nil, log)
+	}, cfg.Now, log)
 	a.verifier.Observer = observers{a.metrics, cfg.CheckObserver}
 	keygen := cfg.Keygen
 	if keygen == nil {
@@ -323,7 +323,7 @@ func (a *App) Start() {
 		worker := &schedule.Worker{
 			Store: a.store, Checker: a.verifier, Log: a.log, Concurrency: a.cfg.CheckConcurrency,
 			ProjectShare: a.cfg.ProjectShare, Lag: a.metrics.QueueLag,
-			Interval: a.cfg.SchedulerInterval, Lease: a.cfg.SchedulerLease,
+			Interval: a.cfg.SchedulerInterval, Lease: a.cfg.SchedulerLease, Now: a.cfg.Now,
 		}
 		a.workers.Go(func() { worker.Run(bg) })
 	}

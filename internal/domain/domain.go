@@ -50,6 +50,26 @@ func (k RecordKey) Role() string {
 	return string(k)
 }
 
+// Purpose is the one sentence that tells the customer what a record with the
+// key is for; PurposeOf, which the store uses, adds the records of rotation.
+func (k RecordKey) Purpose() string {
+	switch k {
+	case KeyOwnership:
+		return "Proves that you own the domain."
+	case KeyDKIM:
+		return "DKIM public key that receivers use to check the signature on your mail."
+	case KeyMailFromMX:
+		return "Custom MAIL FROM domain: receives bounces and complaints."
+	case KeyMailFromSPF:
+		return "SPF for the MAIL FROM domain: authorizes the platform's servers to send."
+	case KeyDMARC:
+		return "DMARC policy: tells receivers what to do with mail that fails SPF and DKIM."
+	case KeyInboundMX:
+		return "Inbound MX: routes mail for the domain to the platform."
+	}
+	return ""
+}
+
 // Required reports whether a record must verify before the domain may send.
 // MAIL FROM and DMARC are recommended only, as with AutoSend and SES.
 func (k RecordKey) Required() bool {

@@ -16,6 +16,30 @@ const (
 	KeyDKIM2 RecordKey = "dkim_2"
 )
 
+// RevokedDKIMValue is the record a retired key's selector shows in txt mode:
+// RFC 6376 §3.6.1, an empty p= means the key has been revoked.
+const RevokedDKIMValue = "v=DKIM1; p="
+
+// PurposeOf is the one sentence that tells the customer what a record with key
+// k, type typ and value is for. It follows from them alone, so it is not stored
+// with the record: the records a rotation adds, and the DKIM record of cname
+// mode, have their own; every other record has its key's.
+func PurposeOf(k RecordKey, typ, value string) string {
+	switch {
+	case k == KeyDKIM && typ == "CNAME":
+		return "Leads receivers to the DKIM key the platform publishes and rotates for you; publish it once."
+	case k == KeyDKIM2:
+		return "Leads receivers to the platform's next DKIM key, so keys rotate with no action on your side; publish it once."
+	case k == KeyDKIMNext:
+		return "The next DKIM key: publish it now; mail is signed with it only once every DNS server of your domain shows it."
+	case k == KeyDKIMPrevious && value == RevokedDKIMValue:
+		return "The retired DKIM key, revoked: publish this empty key in its place, or remove the record."
+	case k == KeyDKIMPrevious:
+		return "The DKIM key mail was signed with until the last rotation: keep it published until it is retired, so mail still in transit verifies."
+	}
+	return k.Purpose()
+}
+
 // DKIMMode is how a domain's DKIM keys reach DNS.
 type DKIMMode string
 

@@ -19,6 +19,15 @@ type Recheck struct {
 	// Jitter spreads re-verifications by up to this fraction of ReverifyEvery either
 	// way, so that domains added together do not fall due together forever.
 	Jitter float64
+	// During the first NewFor after a domain was added, an unverified domain
+	// waits at most NewEvery between checks, whatever Steps say, so that a
+	// customer who publishes the records in that time is verified within about
+	// NewEvery without calling verify. The back-off keeps its place meanwhile:
+	// once NewFor is over, the wait is the step that the time since the window
+	// began has reached, as if the extra checks had not been made. Zero turns
+	// this off. (Verified domains that are losing a record wait the first step
+	// anyway.)
+	NewFor, NewEvery time.Duration
 }
 
 // DefaultRecheck returns the contract's defaults.
@@ -31,6 +40,8 @@ func DefaultRecheck() Recheck {
 		GiveUpAfter:   72 * time.Hour,
 		ReverifyEvery: 24 * time.Hour,
 		Jitter:        0.1,
+		NewFor:        time.Hour,
+		NewEvery:      30 * time.Second,
 	}
 }
 
@@ -39,6 +50,22 @@ func (p Recheck) step(attempt int) time.Duration {
 		return time.Minute
 	}
 	return p.Steps[min(max(attempt, 0), len(p.Steps)-1)]
+}
+
+// reached returns the attempt the back-off has reached elapsed after its window
+// began: how many of its waits, one after another, fit in elapsed.
+func (p Recheck) reached(elapsed time.Duration) int {
+	n := 0
+	for sum := p.step(0); sum <= elapsed && n < 1<<16; sum += p.step(n) {
+		n++
+	}
+	return n
+}
+
+// isNew reports whether d is still in the first NewFor after it was added, when
+// it is checked at least every NewEvery while unverified.
+func (p Recheck) isNew(d *Domain, now time.Time) bool {
+	return p.NewFor > 0 && p.NewEvery > 0 && now.Sub(d.CreatedAt) < p.NewFor
 }
 
 // jitter returns a stable offset for the domain within ±Jitter of d. It is derived
@@ -68,6 +95,9 @@ func (d *Domain) StartWindow(p Recheck, now time.Time) {
 	d.CheckAttempt = 0
 	d.FailedAt = time.Time{}
 	d.NextCheckAt = now.Add(p.step(0))
+	if p.isNew(d, now) {
+		d.NextCheckAt = now.Add(min(p.step(0), p.NewEvery))
+	}
 }
 
 // ScheduleNext sets when the domain is next checked automatically, after a check
@@ -103,6 +133,15 @@ func (d *Domain) ScheduleNext(p Recheck, change Change, now time.Time) (gaveUp b
 		d.FailedAt = now
 		d.NextCheckAt = time.Time{}
 		return true
+	}
+	if p.isNew(d, now) {
+		// A new domain: checked every NewEvery, while the back-off keeps the
+		// place the time since the window began gives it. CheckAttempt counts
+		// the back-off's checks, so it stays one behind: the first check after
+		// NewFor counts as the step reached and waits as long as it.
+		d.CheckAttempt = max(d.CheckAttempt, p.reached(now.Sub(d.WindowStartedAt))-1)
+		d.NextCheckAt = now.Add(min(p.step(d.CheckAttempt), p.NewEvery))
+		return false
 	}
 	d.CheckAttempt++
 	d.NextCheckAt = now.Add(p.step(d.CheckAttempt))

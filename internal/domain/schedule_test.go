@@ -90,3 +90,75 @@ func TestJitterSpreads(t *testing.T) {
 		t.Errorf("only %d distinct offsets for 100 domains", len(seen))
 	}
 }
+
+// TestScheduleNewDomainsChecksOften runs the default schedule under a simulated
+// clock: in its first hour an unverified domain is checked at least every 30s, so
+// records published 20 minutes after the add are seen within 30s; after the hour
+// the back-off is where the time since the add puts it, not back at its start nor
+// pushed further out by the extra checks.
+func TestScheduleNewDomainsChecksOften(t *testing.T) {
+	p := DefaultRecheck()
+	t0 := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+
+	// Published 20 minutes after the add: verified within one NewEvery.
+	d := newTestDomain()
+	d.CreatedAt = t0
+	d.StartWindow(p, t0)
+	published := t0.Add(20 * time.Minute)
+	for now := t0; ; {
+		if wait := d.NextCheckAt.Sub(now); wait <= 0 || wait > 30*time.Second {
+			t.Fatalf("at %v after the add: next check in %v, want within (0, 30s]", now.Sub(t0), wait)
+		}
+		now = d.NextCheckAt
+		st := CheckMissing
+		if !now.Before(published) {
+			st = CheckVerified
+		}
+		d.ScheduleNext(p, d.Apply(obs(KeyOwnership, st, KeyDKIM, st), now, Rules{}), now)
+		if d.Status == StatusVerified {
+			if late := now.Sub(published); late > 30*time.Second {
+				t.Fatalf("verified %v after publishing, want within 30s", late)
+			}
+			break
+		}
+	}
+
+	// Never published: every wait within the first hour is at most 30s; after
+	// it, the waits are the steps today's schedule reaches (1h, then 2h, …).
+	d = newTestDomain()
+	d.CreatedAt = t0
+	d.StartWindow(p, t0)
+	var after []time.Duration
+	for now := t0; len(after) < 3; {
+		now = d.NextCheckAt
+		d.ScheduleNext(p, d.Apply(obs(KeyOwnership, CheckMissing, KeyDKIM, CheckMissing), now, Rules{}), now)
+		wait := d.NextCheckAt.Sub(now)
+		if now.Sub(t0) < time.Hour {
+			if wait > 30*time.Second {
+				t.Fatalf("at %v after the add: next check in %v, want at most 30s", now.Sub(t0), wait)
+			}
+			continue
+		}
+		after = append(after, wait)
+	}
+	want := []time.Duration{time.Hour, 2 * time.Hour, 4 * time.Hour}
+	for i := range want {
+		if after[i] != want[i] {
+			t.Fatalf("waits after the first hour %v, want %v", after, want)
+		}
+	}
+
+	// A domain added long ago whose window a verify restarted backs off as
+	// before: 30s, 1m, 2m.
+	d = newTestDomain()
+	d.CreatedAt = t0.Add(-48 * time.Hour)
+	d.StartWindow(p, t0)
+	now := t0
+	for _, w := range []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute} {
+		if got := d.NextCheckAt.Sub(now); got != w {
+			t.Fatalf("old domain: next check in %v, want %v", got, w)
+		}
+		now = d.NextCheckAt
+		d.ScheduleNext(p, d.Apply(obs(KeyOwnership, CheckMissing, KeyDKIM, CheckMissing), now, Rules{}), now)
+	}
+}

@@ -136,8 +136,13 @@ func (s *Service) Add(ctx context.Context, projectID int64, rawName, region stri
 	if err != nil {
 		return nil, err
 	}
-	sealed, err := s.Sealer.Seal(gen.DKIMPrivateKey, id)
+	stored, err := records.StoredKey(gen.DKIMPrivateKey)
 	clear(gen.DKIMPrivateKey)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := s.Sealer.Seal(stored, id)
+	clear(stored)
 	if err != nil {
 		return nil, err
 	}

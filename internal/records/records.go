@@ -161,18 +161,15 @@ func NewDKIMKey(bits int) (priv []byte, value string, err error) {
 	return priv, DKIMRecordValue(pub), nil
 }
 
-// DKIMPurpose is what a DKIM key record is for, as the customer reads it.
-const DKIMPurpose = "DKIM public key that receivers use to check the signature on your mail."
-
 // DKIMCNAMEs returns, for cname mode, the CNAME records of the domain name:
 // dkim at the selector cur that signs, dkim_2 at the other.
 func (c Config) DKIMCNAMEs(name, cur string, now time.Time) []domain.Record {
 	other := c.OtherSelector(cur)
 	recs := []domain.Record{
 		{Key: domain.KeyDKIM, Type: "CNAME", Name: DKIMName(cur, name), Value: c.DKIMTarget(cur, name),
-			Purpose: "Leads receivers to the DKIM key the platform publishes and rotates for you; publish it once."},
+			Purpose: domain.PurposeOf(domain.KeyDKIM, "CNAME", "")},
 		{Key: domain.KeyDKIM2, Type: "CNAME", Name: DKIMName(other, name), Value: c.DKIMTarget(other, name),
-			Purpose: "Leads receivers to the platform's next DKIM key, so keys rotate with no action on your side; publish it once."},
+			Purpose: domain.PurposeOf(domain.KeyDKIM2, "CNAME", "")},
 	}
 	for i := range recs {
 		recs[i].Status = domain.CheckUnchecked
@@ -216,31 +213,31 @@ func (c Config) Generate(name, region string, now time.Time) (Generated, error) 
 			Key: domain.KeyOwnership, Type: "TXT",
 			Name:    names.Ownership,
 			Value:   c.OwnershipPrefix + "-" + hex.EncodeToString(tok[:]),
-			Purpose: "Proves that you own the domain.",
+			Purpose: domain.KeyOwnership.Purpose(),
 		},
 		{
 			Key: domain.KeyDKIM, Type: "TXT",
 			Name:    names.DKIM,
 			Value:   dkimValue,
-			Purpose: DKIMPurpose,
+			Purpose: domain.KeyDKIM.Purpose(),
 		},
 		{
 			Key: domain.KeyMailFromMX, Type: "MX", Priority: 10,
 			Name:    mailFrom,
 			Value:   strings.ReplaceAll(c.MXTemplate, "{region}", region),
-			Purpose: "Custom MAIL FROM domain: receives bounces and complaints.",
+			Purpose: domain.KeyMailFromMX.Purpose(),
 		},
 		{
 			Key: domain.KeyMailFromSPF, Type: "TXT",
 			Name:    mailFrom,
 			Value:   "v=spf1 include:" + c.SPFInclude + " ~all",
-			Purpose: "SPF for the MAIL FROM domain: authorizes the platform's servers to send.",
+			Purpose: domain.KeyMailFromSPF.Purpose(),
 		},
 		{
 			Key: domain.KeyDMARC, Type: "TXT",
 			Name:    names.DMARC,
 			Value:   c.DMARCValue,
-			Purpose: "DMARC policy: tells receivers what to do with mail that fails SPF and DKIM.",
+			Purpose: domain.KeyDMARC.Purpose(),
 		},
 	}
 	for i := range recs {
@@ -269,7 +266,7 @@ func (c Config) InboundMX(name, region string, now time.Time) domain.Record {
 		Key: domain.KeyInboundMX, Type: "MX", Priority: 10,
 		Name:      name,
 		Value:     strings.ReplaceAll(c.InboundMXTemplate, "{region}", region),
-		Purpose:   "Inbound MX: routes mail for the domain to the platform.",
+		Purpose:   domain.KeyInboundMX.Purpose(),
 		Status:    domain.CheckUnchecked,
 		CreatedAt: now, UpdatedAt: now,
 	}

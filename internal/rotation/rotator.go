@@ -147,7 +147,13 @@ func (r *Rotator) start(ctx context.Context, rot store.Rotation, reason string) 
 		}
 		defer release()
 	}
-	priv, value, err := records.NewDKIMKey(r.Records.DKIMBits)
+	pkcs8, value, err := records.NewDKIMKey(r.Records.DKIMBits)
+	if err != nil {
+		return rot, err
+	}
+	// Kept in the same short form as the keys domains are added with.
+	priv, err := records.StoredKey(pkcs8)
+	clear(pkcs8)
 	if err != nil {
 		return rot, err
 	}
@@ -166,7 +172,7 @@ func (r *Rotator) start(ctx context.Context, rot store.Rotation, reason string) 
 	if rot.Mode == domain.DKIMModeTXT {
 		next = &domain.Record{
 			Key: domain.KeyDKIMNext, Type: "TXT", Name: records.DKIMName(rot.NextSelector, rot.Domain), Value: value,
-			Purpose: "The next DKIM key: publish it now; mail is signed with it only once every DNS server of your domain shows it.",
+			Purpose: domain.PurposeOf(domain.KeyDKIMNext, "TXT", value),
 			Status:  domain.CheckUnchecked, CreatedAt: now, UpdatedAt: now,
 		}
 	}
@@ -335,8 +341,8 @@ func (r *Rotator) retire(ctx context.Context, rot store.Rotation, now time.Time)
 		}
 	} else {
 		// RFC 6376 §3.6.1: an empty p= means the key has been revoked.
-		revoked = &domain.Record{Value: "v=DKIM1; p=", UpdatedAt: now,
-			Purpose: "The retired DKIM key, revoked: publish this empty key in its place, or remove the record."}
+		revoked = &domain.Record{Value: domain.RevokedDKIMValue, UpdatedAt: now,
+			Purpose: domain.PurposeOf(domain.KeyDKIMPrevious, "TXT", domain.RevokedDKIMValue)}
 	}
 	retired := rot
 	rot.State, rot.RetiredAt, rot.Attempts, rot.LastError = domain.RotationIdle, now, 0, ""

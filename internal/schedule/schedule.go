@@ -101,72 +101,107 @@ func (w *Worker) Run(ctx context.Context) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 
-	// running counts the checks in flight, in all and by project; the claim is
-	// told of them, so it never hands out a domain the worker may not start.
+	// ahead is how many claimed checks may wait for a slot: claims are made in
+	// batches of at least refill, and a slot that frees takes the next waiting
+	// check at once, instead of waiting for a claim of its own, so the slots
+	// stay busy while the database answers the next claim.
+	ahead := max(conc/2, 1)
+	refill := max(conc/4, 1)
+	// perProject bounds a project's checks in flight and waiting. Claims take
+	// no more of a project's domains than it may start: where projects share
+	// the slots, its share, so that the backlog of a project whose checks hang
+	// is not leased away to wait behind them; where one project may take every
+	// slot, any waiting check starts at the next free slot, so it may have
+	// checks waiting too.
+	perProject := share
+	if share >= conc {
+		perProject = share + ahead
+	}
+
+	// held counts, by project, the checks in flight and those claimed and
+	// waiting; the claim is told of them, so it never hands out a domain the
+	// worker may not start. total counts those in flight.
 	var (
-		mu        sync.Mutex
-		total     int
-		byProject = map[int64]int{}
+		mu    sync.Mutex
+		total int
+		held  = map[int64]int{}
+		ready []store.Due // claimed, waiting for a slot, oldest claim first
 	)
 	wake := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// start runs waiting checks while slots are free; mu must be held.
+	var start func()
+	start = func() {
+		for total < conc && len(ready) > 0 {
+			d := ready[0]
+			ready = ready[1:]
+			total++
+			if w.Started != nil {
+				w.Started(d)
+			}
+			wg.Go(func() {
+				defer func() {
+					mu.Lock()
+					total--
+					if held[d.ProjectID]--; held[d.ProjectID] <= 0 {
+						delete(held, d.ProjectID)
+					}
+					start()
+					low := len(ready) < refill
+					mu.Unlock()
+					if low {
+						select {
+						case wake <- struct{}{}:
+						default:
+						}
+					}
+				}()
+				if err := w.Checker.CheckDue(ctx, d.ProjectID, d.ID); err != nil &&
+					!errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
+					log.Error("automatic check", "id", d.ID, "err", err)
+				}
+			})
+		}
+	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			// Checks claimed but not started come due again when their lease
+			// ends; there are at most ahead of them.
 			return nil
 		case <-timer.C:
 		case <-wake:
 		}
 		mu.Lock()
-		free := conc - total
-		running := maps.Clone(byProject)
+		free := conc + ahead - total - len(ready)
+		// An idle worker claims whatever is due; a busy one waits until a
+		// batch's worth of room has freed, so that claims stay few.
+		claim := free > 0 && (free >= refill || total+len(ready) == 0)
+		running := maps.Clone(held)
 		mu.Unlock()
 		claimed := 0
-		if free > 0 {
-			due, err := w.Store.ClaimChecks(ctx, now(), lease, free, share, running)
+		if claim {
+			due, err := w.Store.ClaimChecks(ctx, now(), lease, free, perProject, running)
 			if err != nil && !errors.Is(err, context.Canceled) {
 				log.Error("claiming due checks", "err", err)
 			}
 			claimed = len(due)
+			mu.Lock()
 			for _, d := range due {
-				mu.Lock()
-				ok := total < conc && byProject[d.ProjectID] < share
-				if ok {
-					total++
-					byProject[d.ProjectID]++
-				}
-				mu.Unlock()
-				if !ok {
+				if total+len(ready) >= conc+ahead || held[d.ProjectID] >= perProject {
 					// The store handed out more than asked, which it must not;
 					// the claim comes due again when its lease ends.
 					log.Error("claim exceeds the free check slots", "id", d.ID, "project", d.ProjectID)
 					continue
 				}
-				if w.Started != nil {
-					w.Started(d)
-				}
-				wg.Go(func() {
-					defer func() {
-						mu.Lock()
-						total--
-						if byProject[d.ProjectID]--; byProject[d.ProjectID] <= 0 {
-							delete(byProject, d.ProjectID)
-						}
-						mu.Unlock()
-						select {
-						case wake <- struct{}{}:
-						default:
-						}
-					}()
-					if err := w.Checker.CheckDue(ctx, d.ProjectID, d.ID); err != nil &&
-						!errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
-						log.Error("automatic check", "id", d.ID, "err", err)
-					}
-				})
+				held[d.ProjectID]++
+				ready = append(ready, d)
 			}
+			start()
+			mu.Unlock()
 		}
 		if w.Lag != nil {
 			if oldest, err := w.Store.OldestDue(ctx); err == nil {
@@ -177,12 +212,13 @@ func (w *Worker) Run(ctx context.Context) error {
 				w.Lag(lag)
 			}
 		}
-		// A full batch means more may be due: look again at once. Otherwise wait
-		// for the interval or for a running check to free its slot. A batch cut
-		// short by the projects' shares is not full: what is left of those
-		// projects waits for their own slots to free.
+		// A full batch means more may be due: look again as soon as there is
+		// room (a check that ends wakes the loop). Otherwise wait for the
+		// interval or for a running check to free its slot. A batch cut short
+		// by the projects' shares is not full: what is left of those projects
+		// waits for their own slots to free.
 		next := interval
-		if free > 0 && claimed == free {
+		if claim && claimed == free {
 			next = 0
 		}
 		timer.Reset(next) // since Go 1.23 a Reset needs no draining

@@ -253,3 +253,59 @@ func TestParseShare(t *testing.T) {
 		}
 	}
 }
+
+// hangingClaims is the real store whose claims, after the first, hang until the
+// worker stops: a database that has become slow to answer.
+type hangingClaims struct {
+	store.Store
+	mu     sync.Mutex
+	claims int
+}
+
+func (s *hangingClaims) ClaimChecks(ctx context.Context, now time.Time, lease time.Duration, limit, perProject int, running map[int64]int) ([]store.Due, error) {
+	s.mu.Lock()
+	s.claims++
+	first := s.claims == 1
+	s.mu.Unlock()
+	if !first {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return s.Store.ClaimChecks(ctx, now, lease, limit, perProject, running)
+}
+
+// TestClaimsAhead checks that the worker claims more than its free slots, so a
+// slot that frees starts the next check at once, without waiting for a claim:
+// here the claims after the first never answer, and the check after the four
+// that fill the slots starts all the same when one of them ends.
+func TestClaimsAhead(t *testing.T) {
+	st := openStore(t)
+	p, err := st.EnsureProject(t.Context(), "acme", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Add(time.Hour)
+	for i := range 20 {
+		addDue(t, st, p.ID, fmt.Sprintf("d%d.example", i), now.Add(-time.Duration(20-i)*time.Minute))
+	}
+	g := newGate(p.ID)
+	w := &schedule.Worker{Store: &hangingClaims{Store: st}, Checker: g, Now: func() time.Time { return now },
+		Concurrency: 4, ProjectShare: 4, Interval: time.Millisecond, Lease: time.Minute}
+	run(t, w)
+	seen := map[string]bool{}
+	for range 4 {
+		seen[g.next(t).ID] = true
+	}
+	select {
+	case d := <-g.started:
+		t.Fatalf("a fifth check (%s) started while four slots were busy", d.ID)
+	default:
+	}
+	g.release <- struct{}{} // one check ends
+	if d := g.next(t); seen[d.ID] {
+		t.Fatalf("%s started twice", d.ID)
+	}
+	if m := g.mostAtOnce(p.ID); m != 4 {
+		t.Errorf("%d checks at once, want the 4 slots", m)
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"crypto"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"slices"
@@ -149,17 +148,14 @@ func (k *Keys) open(r store.SigningKey) (Key, error) {
 		key.Private = o.key
 		return key, nil
 	}
-	der, err := k.sealer.Open(r.Sealed, r.DomainID)
+	stored, err := k.sealer.Open(r.Sealed, r.DomainID)
 	if err != nil {
 		return Key{}, fmt.Errorf("signing: key of %s: %w", r.Domain, err)
 	}
-	parsed, err := x509.ParsePKCS8PrivateKey(der)
+	priv, err := records.ParseStoredKey(stored)
+	clear(stored)
 	if err != nil {
 		return Key{}, fmt.Errorf("signing: key of %s: %w", r.Domain, err)
-	}
-	priv, ok := parsed.(*rsa.PrivateKey)
-	if !ok {
-		return Key{}, fmt.Errorf("signing: key of %s is a %T, not RSA", r.Domain, parsed)
 	}
 	k.mu.Lock()
 	if len(k.opened) >= maxOpened {

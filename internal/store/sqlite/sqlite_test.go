@@ -2,8 +2,11 @@ package sqlite
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -229,5 +232,143 @@ func TestFileMode(t *testing.T) {
 		if m := fi.Mode().Perm(); m != 0o600 {
 			t.Errorf("%s has mode %o, want 600", filepath.Base(p), m)
 		}
+	}
+}
+
+// TestMigrateCompactRecords upgrades a database whose records were written as
+// before migration 00009 (purpose stored, whole names, found values, problems and
+// propagation in columns of their own): each record reads back the same, its
+// purpose the one its key gives; and a record saved afterwards keeps a found
+// value equal to the expected one as a reference, not a copy.
+func TestMigrateCompactRecords(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "old.db")
+	s := open(t, path)
+	p, err := s.EnsureProject(ctx, "acme", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := testDomain(t, p.ID)
+	d.Records = append(d.Records, domain.Record{Key: domain.KeyInboundMX, Name: "example.com", Type: "MX", Priority: 10,
+		Value: "in.example.net", Status: domain.CheckUnchecked, CreatedAt: t0, UpdatedAt: t0})
+	if err := s.CreateDomain(ctx, d, []byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	prov, err := goose.NewProvider(goose.DialectSQLite3, s.w, mustSub(migrations, "migrations"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := prov.DownTo(ctx, 8); err != nil {
+		t.Fatal(err)
+	}
+	// As the code before 00009 wrote a check of the ownership record.
+	if _, err := s.w.ExecContext(ctx, `UPDATE domain_records SET purpose = 'old words', found = '["v"]',
+		problems = '[{"code":"INCONSISTENT_SERVERS","message":"Wait."}]',
+		propagation = '[{"server":"127.0.0.1:53","role":"authoritative","zone":"example.com","status":"verified","values":["v","other"]}]'
+		WHERE key = 'ownership' AND domain_id = ?`, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	var name string
+	if err := s.w.QueryRowContext(ctx, `SELECT name FROM domain_records WHERE key = 'inbound_mx'`).Scan(&name); err != nil || name != "example.com" {
+		t.Fatalf("inbound MX name before 00009: %q, %v", name, err)
+	}
+	s.Close()
+
+	s = open(t, path)
+	defer s.Close()
+	got, err := s.Domain(ctx, p.ID, d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Records) != 3 {
+		t.Fatalf("%d records after migration", len(got.Records))
+	}
+	for i, r := range got.Records {
+		if r.Name != d.Records[i].Name || r.Purpose != r.Key.Purpose() || r.Value != d.Records[i].Value {
+			t.Errorf("record %s after migration: name %q purpose %q value %q", r.Key, r.Name, r.Purpose, r.Value)
+		}
+	}
+	own := got.Record(domain.KeyOwnership)
+	want := []domain.Sighting{{Server: "127.0.0.1:53", Role: domain.RoleAuthoritative, Zone: "example.com",
+		Status: domain.CheckVerified, Values: []string{"v", "other"}}}
+	if len(own.Found) != 1 || own.Found[0] != "v" || len(own.Problems) != 1 || own.Problems[0].Code != "INCONSISTENT_SERVERS" ||
+		len(own.Propagation) != 1 || !reflect.DeepEqual(own.Propagation, want) {
+		t.Errorf("ownership after migration: found %q problems %v propagation %+v", own.Found, own.Problems, own.Propagation)
+	}
+
+	// Saved again: the expected value is kept as null, and the server's other
+	// value once.
+	if err := s.SaveCheck(ctx, got, nil); err != nil {
+		t.Fatal(err)
+	}
+	var state string
+	if err := s.r.QueryRowContext(ctx, `SELECT state FROM domain_records WHERE key = 'ownership'`).Scan(&state); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(state, `"f":[null]`) || !strings.Contains(state, `"v":[null,"other"]`) {
+		t.Errorf("state %s: want the expected value as null", state)
+	}
+	again, err := s.Domain(ctx, p.ID, d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(again.Record(domain.KeyOwnership).Propagation, want) || again.Record(domain.KeyOwnership).Found[0] != "v" {
+		t.Errorf("ownership after saving again: %+v", again.Record(domain.KeyOwnership))
+	}
+}
+
+// TestCloseWhileSaving closes the store while checks are being saved together:
+// no save is left waiting, and every save that reported success is in the file
+// when it is opened again.
+func TestCloseWhileSaving(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "close.db")
+	s := open(t, path)
+	p, err := s.EnsureProject(ctx, "acme", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := make([]*domain.Domain, 32)
+	for i := range ds {
+		ds[i] = testDomain(t, p.ID)
+		ds[i].Name = fmt.Sprintf("d%d.example", i)
+		if err := s.CreateDomain(ctx, ds[i], []byte{1}); err != nil {
+			t.Fatal(err)
+		}
+		ds[i].LastCheckedAt = t0.Add(time.Hour)
+	}
+	errs := make(chan error, len(ds))
+	for _, d := range ds {
+		go func() { errs <- s.SaveCheck(ctx, d, nil) }()
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	saved := 0
+	timeout := time.After(10 * time.Second)
+	for range ds {
+		select {
+		case err := <-errs:
+			if err == nil {
+				saved++
+			}
+		case <-timeout:
+			t.Fatal("a save was still waiting 10s after Close")
+		}
+	}
+	s = open(t, path)
+	defer s.Close()
+	stored := 0
+	for _, d := range ds {
+		got, err := s.Domain(ctx, p.ID, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.LastCheckedAt.Equal(d.LastCheckedAt) {
+			stored++
+		}
+	}
+	if stored != saved {
+		t.Errorf("%d saves reported success, %d are stored", saved, stored)
 	}
 }

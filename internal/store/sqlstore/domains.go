@@ -34,7 +34,7 @@ func (s *Store) CreateDomain(ctx context.Context, d *domain.Domain, sealedKey []
 			return s.errorf("create domain: %w", err)
 		}
 		for i := range d.Records {
-			if err := s.insertRecord(ctx, tx, d.ID, i, &d.Records[i]); err != nil {
+			if err := s.insertRecord(ctx, tx, d.ID, d.Name, i, &d.Records[i]); err != nil {
 				return err
 			}
 		}
@@ -42,16 +42,17 @@ func (s *Store) CreateDomain(ctx context.Context, d *domain.Domain, sealedKey []
 	})
 }
 
-func (s *Store) insertRecord(ctx context.Context, tx Querier, domainID string, pos int, r *domain.Record) error {
-	found, problems, propagation, err := encodeRecordState(r)
+func (s *Store) insertRecord(ctx context.Context, tx Querier, domainID, domainName string, pos int, r *domain.Record) error {
+	state, err := encodeRecordState(r)
 	if err != nil {
 		return err
 	}
+	// The purpose is not stored: it follows from the key.
 	_, err = tx.Exec(ctx, `INSERT INTO domain_records (domain_id, key, position, name, type, value,
-		priority, purpose, verified, status, found, problems, propagation, failures, checked_at, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
-		domainID, string(r.Key), pos, r.Name, r.Type, r.Value, int(r.Priority), r.Purpose, r.Verified,
-		string(r.Status), found, problems, propagation, r.Failures, millis(r.CheckedAt), millis(r.CreatedAt), millis(r.UpdatedAt))
+		priority, verified, status, state, failures, checked_at, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		domainID, string(r.Key), pos, storedName(r.Name, domainName), r.Type, r.Value, int(r.Priority), r.Verified,
+		string(r.Status), state, r.Failures, millis(r.CheckedAt), millis(r.CreatedAt), millis(r.UpdatedAt))
 	if err != nil {
 		return s.errorf("insert record %s: %w", r.Key, err)
 	}
@@ -85,7 +86,7 @@ func (s *Store) Domain(ctx context.Context, projectID int64, id string) (*domain
 			d = dr.domain()
 			d.Records = make([]domain.Record, 0, len(domain.SendingKeys)+1)
 		}
-		r, err := rr.record()
+		r, err := rr.record(d.Name)
 		if err != nil {
 			return nil, s.errorf("domain %s: %w", id, err)
 		}
@@ -171,11 +172,11 @@ func (s *Store) loadRecords(ctx context.Context, q Querier, ds []*domain.Domain)
 			if err := row.Scan(dest...); err != nil {
 				return struct{}{}, err
 			}
-			r, err := rr.record()
+			d := byID[id]
+			r, err := rr.record(d.Name)
 			if err != nil {
 				return struct{}{}, fmt.Errorf("domain %s: %w", id, err)
 			}
-			d := byID[id]
 			d.Records = append(d.Records, r)
 			return struct{}{}, nil
 		})
@@ -203,8 +204,11 @@ func (s *Store) DeleteDomain(ctx context.Context, projectID int64, id string) er
 }
 
 // SaveCheck implements store.Store.
+//
+// Checks that finish together are saved together, in one group commit (see
+// group); each is still whole or not at all, and a failed one fails alone.
 func (s *Store) SaveCheck(ctx context.Context, d *domain.Domain, events []store.Event) error {
-	return s.db.Tx(ctx, func(tx Querier) error {
+	return s.writes.do(ctx, d.ID, func(ctx context.Context, tx Querier) error {
 		// The update locks the domain row first, so two replicas saving checks of
 		// one domain take turns, and a concurrent delete waits for this one.
 		n, err := tx.Exec(ctx, `UPDATE domains SET status = $1, ownership_verified = $2,
@@ -222,14 +226,14 @@ func (s *Store) SaveCheck(ctx context.Context, d *domain.Domain, events []store.
 		}
 		for i := range d.Records {
 			r := &d.Records[i]
-			found, problems, propagation, err := encodeRecordState(r)
+			state, err := encodeRecordState(r)
 			if err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, `UPDATE domain_records SET verified = $1, status = $2, found = $3,
-				problems = $4, propagation = $5, failures = $6, checked_at = $7, updated_at = $8
-				WHERE domain_id = $9 AND key = $10`,
-				r.Verified, string(r.Status), found, problems, propagation, r.Failures, millis(r.CheckedAt), millis(r.UpdatedAt),
+			if _, err := tx.Exec(ctx, `UPDATE domain_records SET verified = $1, status = $2, state = $3,
+				failures = $4, checked_at = $5, updated_at = $6
+				WHERE domain_id = $7 AND key = $8`,
+				r.Verified, string(r.Status), state, r.Failures, millis(r.CheckedAt), millis(r.UpdatedAt),
 				d.ID, string(r.Key)); err != nil {
 				return s.errorf("save record %s/%s: %w", d.ID, r.Key, err)
 			}
@@ -256,7 +260,7 @@ func (s *Store) SaveInbound(ctx context.Context, d *domain.Domain) error {
 		}
 		for i := range d.Records {
 			if d.Records[i].Key == domain.KeyInboundMX {
-				return s.insertRecord(ctx, tx, d.ID, i, &d.Records[i])
+				return s.insertRecord(ctx, tx, d.ID, d.Name, i, &d.Records[i])
 			}
 		}
 		return nil
@@ -305,7 +309,7 @@ func (s *Store) OldestDue(ctx context.Context) (time.Time, error) {
 // AcquireCheck implements store.Store.
 func (s *Store) AcquireCheck(ctx context.Context, id, owner string, now time.Time, lease time.Duration) (bool, error) {
 	var n int64
-	err := s.db.Write(ctx, func(q Querier) error {
+	err := s.checkWrite(ctx, id, func(ctx context.Context, q Querier) error {
 		var err error
 		n, err = q.Exec(ctx, `UPDATE domains SET check_owner = $1, check_until = $2
 			WHERE id = $3 AND (check_until <= $4 OR check_owner = $1)`, owner, millis(now.Add(lease)), id, millis(now))
@@ -317,9 +321,21 @@ func (s *Store) AcquireCheck(ctx context.Context, id, owner string, now time.Tim
 	return n == 1, err
 }
 
+// checkWrite runs a check's one-statement write (its lease). Where write
+// transactions exclude each other whole (SQLite), it joins the group commit of
+// the checks' saves, which would otherwise queue behind each other for the one
+// writer; where they do not (PostgreSQL), the statement runs on its own, as a
+// transaction of its own, beside the others.
+func (s *Store) checkWrite(ctx context.Context, id string, fn func(context.Context, Querier) error) error {
+	if s.d.LocksRows() {
+		return s.db.Write(ctx, func(q Querier) error { return fn(ctx, q) })
+	}
+	return s.writes.do(ctx, id, fn)
+}
+
 // ReleaseCheck implements store.Store.
 func (s *Store) ReleaseCheck(ctx context.Context, id, owner string) error {
-	return s.db.Write(ctx, func(q Querier) error {
+	return s.checkWrite(ctx, id, func(ctx context.Context, q Querier) error {
 		if _, err := q.Exec(ctx, `UPDATE domains SET check_until = 0 WHERE id = $1 AND check_owner = $2`, id, owner); err != nil {
 			return s.errorf("release check %s: %w", id, err)
 		}
@@ -374,7 +390,7 @@ func (s *Store) SigningKeys(ctx context.Context, names []string) ([]store.Signin
 		if err := r.Scan(&k.DomainID, &k.ProjectID, &k.Domain, &recName, &k.Sealed, &checked); err != nil {
 			return k, err
 		}
-		k.Selector = strings.TrimSuffix(recName, "._domainkey."+k.Domain)
+		k.Selector = strings.TrimSuffix(fullName(recName, k.Domain), "._domainkey."+k.Domain)
 		k.CheckedAt = fromMillis(checked)
 		return k, nil
 	})

@@ -71,7 +71,7 @@ func (s *Store) InitRotations(ctx context.Context, now time.Time, every time.Dur
 		n, err = q.Exec(ctx, `INSERT INTO dkim_rotations (domain_id, project_id, mode, state, current_selector,
 			current_value, current_since, step_at)
 			SELECT d.id, d.project_id, 'txt', 'idle',
-				substr(rec.name, 1, length(rec.name) - length('._domainkey.' || d.name)),
+				substr(rec.name, 1, length(rec.name) - length('._domainkey.')),
 				rec.value, rec.created_at, `+step+`
 			FROM domains d JOIN domain_records rec ON rec.domain_id = d.id AND rec.key = 'dkim'
 			WHERE rec.type = 'TXT' AND NOT EXISTS (SELECT 1 FROM dkim_rotations x WHERE x.domain_id = d.id)
@@ -184,7 +184,7 @@ func (s *Store) StartRotation(ctx context.Context, r store.Rotation, from domain
 			if err != nil {
 				return s.errorf("start rotation %s: %w", r.DomainID, err)
 			}
-			if err := s.insertRecord(ctx, tx, r.DomainID, pos, next); err != nil {
+			if err := s.insertRecord(ctx, tx, r.DomainID, r.Domain, pos, next); err != nil {
 				return err
 			}
 		}
@@ -228,25 +228,20 @@ func (s *Store) SwitchRotation(ctx context.Context, r store.Rotation, now time.T
 		if r.Mode != domain.DKIMModeCNAME {
 			// The new dkim record was seen on every authoritative server: it is
 			// verified now, which is what lets it sign (SigningKeys).
+			// The records' purposes follow from their new keys (domain.PurposeOf).
 			if _, err := tx.Exec(ctx, `UPDATE domain_records SET verified = TRUE, status = $1, failures = 0,
-				checked_at = $2, updated_at = $2, purpose = $3 WHERE domain_id = $4 AND key = $5`,
-				string(domain.CheckVerified), millis(now), dkimPurpose, r.DomainID, string(domain.KeyDKIM)); err != nil {
+				checked_at = $2, updated_at = $2 WHERE domain_id = $3 AND key = $4`,
+				string(domain.CheckVerified), millis(now), r.DomainID, string(domain.KeyDKIM)); err != nil {
 				return s.errorf("switch rotation %s: %w", r.DomainID, err)
 			}
-			if _, err := tx.Exec(ctx, `UPDATE domain_records SET purpose = $1, updated_at = $2 WHERE domain_id = $3 AND key = $4`,
-				prevPurpose, millis(now), r.DomainID, string(domain.KeyDKIMPrevious)); err != nil {
+			if _, err := tx.Exec(ctx, `UPDATE domain_records SET updated_at = $1 WHERE domain_id = $2 AND key = $3`,
+				millis(now), r.DomainID, string(domain.KeyDKIMPrevious)); err != nil {
 				return s.errorf("switch rotation %s: %w", r.DomainID, err)
 			}
 		}
 		return s.insertEvents(ctx, tx, events)
 	})
 }
-
-// The purposes of the records a switch moves.
-const (
-	dkimPurpose = "DKIM public key that receivers use to check the signature on your mail."
-	prevPurpose = "The DKIM key mail was signed with until the last rotation: keep it published until it is retired, so mail still in transit verifies."
-)
 
 // RetireRotation implements store.Rotations.
 func (s *Store) RetireRotation(ctx context.Context, r store.Rotation, revoked *domain.Record, events []store.Event) error {
@@ -255,10 +250,11 @@ func (s *Store) RetireRotation(ctx context.Context, r store.Rotation, revoked *d
 			return err
 		}
 		if revoked != nil {
-			if _, err := tx.Exec(ctx, `UPDATE domain_records SET value = $1, purpose = $2, verified = FALSE, status = $3,
-				found = '[]', problems = '[]', propagation = '[]', failures = 0, checked_at = 0, updated_at = $4
-				WHERE domain_id = $5 AND key = $6`,
-				revoked.Value, revoked.Purpose, string(domain.CheckUnchecked), millis(revoked.UpdatedAt),
+			// The purpose is not stored: it follows from the revoked value.
+			if _, err := tx.Exec(ctx, `UPDATE domain_records SET value = $1, verified = FALSE, status = $2,
+				state = '', failures = 0, checked_at = 0, updated_at = $3
+				WHERE domain_id = $4 AND key = $5`,
+				revoked.Value, string(domain.CheckUnchecked), millis(revoked.UpdatedAt),
 				r.DomainID, string(domain.KeyDKIMPrevious)); err != nil {
 				return s.errorf("retire rotation %s: %w", r.DomainID, err)
 			}

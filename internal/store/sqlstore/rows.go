@@ -3,14 +3,16 @@ package sqlstore
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/domaind/domaind/internal/domain"
 )
 
 // The row format of both databases: times as Unix milliseconds with 0 for
-// unset, a record's found values, problems and propagation as JSON text, and the
-// domain columns in one order.
+// unset, a record's found values, problems and propagation as one JSON text
+// (state), its name relative to the domain's, and the domain columns in one
+// order.
 
 // millis converts a time to the stored Unix milliseconds; the zero time is 0.
 func millis(t time.Time) int64 {
@@ -28,48 +30,142 @@ func fromMillis(v int64) time.Time {
 	return time.UnixMilli(v).UTC()
 }
 
-// encodeRecordState encodes a record's found values, problems and propagation as
-// the JSON text the stores keep; empty lists are stored as [] rather than null.
-func encodeRecordState(r *domain.Record) (found, problems, propagation string, err error) {
-	f, err := json.Marshal(nonNil(r.Found))
-	if err != nil {
-		return "", "", "", fmt.Errorf("store: record %s: %w", r.Key, err)
+// encodeRecordState encodes what a check found of a record (its found values,
+// problems and propagation) as the one state column keeps it: "" when there is
+// nothing, else JSON in which a value equal to the record's expected value is
+// null, and a server's value equal to a found value is that value's index. A
+// verified DKIM record seen by four servers so keeps its 400-character key once,
+// as the expected value, rather than five more times.
+func encodeRecordState(r *domain.Record) (string, error) {
+	if len(r.Found) == 0 && len(r.Problems) == 0 && len(r.Propagation) == 0 {
+		return "", nil
 	}
-	p, err := json.Marshal(nonNil(r.Problems))
-	if err != nil {
-		return "", "", "", fmt.Errorf("store: record %s: %w", r.Key, err)
+	st := recordState{Problems: r.Problems}
+	for _, v := range r.Found {
+		st.Found = append(st.Found, ref(v, r.Value, nil))
 	}
-	g, err := json.Marshal(nonNil(r.Propagation))
-	if err != nil {
-		return "", "", "", fmt.Errorf("store: record %s: %w", r.Key, err)
+	for _, g := range r.Propagation {
+		sg := sighting{S: g.Server, R: g.Role, Z: g.Zone, T: g.Status, E: g.Error}
+		for _, v := range g.Values {
+			sg.V = append(sg.V, ref(v, r.Value, r.Found))
+		}
+		st.Propagation = append(st.Propagation, sg)
 	}
-	return string(f), string(p), string(g), nil
+	b, err := json.Marshal(st)
+	if err != nil {
+		return "", fmt.Errorf("store: record %s: %w", r.Key, err)
+	}
+	return string(b), nil
 }
 
-// decodeRecordState is the inverse of encodeRecordState, into r.
-func decodeRecordState(r *domain.Record, found, problems, propagation string) error {
-	if err := decodeList(&r.Found, found); err != nil {
-		return fmt.Errorf("store: record %s found: %w", r.Key, err)
+// ref is how a value is kept: nil for the expected value, the index of an equal
+// found value, or the value itself.
+func ref(v, expected string, found []string) any {
+	if v == expected {
+		return nil
 	}
-	if err := decodeList(&r.Problems, problems); err != nil {
-		return fmt.Errorf("store: record %s problems: %w", r.Key, err)
+	for i, f := range found {
+		if f == v {
+			return i
+		}
 	}
-	if err := decodeList(&r.Propagation, propagation); err != nil {
-		return fmt.Errorf("store: record %s propagation: %w", r.Key, err)
+	return v
+}
+
+// recordState is the state column's JSON.
+type recordState struct {
+	Found       []any            `json:"f,omitempty"`
+	Problems    []domain.Problem `json:"p,omitempty"`
+	Propagation []sighting       `json:"g,omitempty"`
+}
+
+// sighting is a domain.Sighting as the state column keeps it. Rows that
+// migration 00009 moved from the columns before it keep domain.Sighting's own
+// field names, which are read too.
+type sighting struct {
+	S string             `json:"s,omitempty"`
+	R domain.Role        `json:"r,omitempty"`
+	Z string             `json:"z,omitempty"`
+	T domain.CheckStatus `json:"t,omitempty"`
+	V []any              `json:"v,omitempty"`
+	E string             `json:"e,omitempty"`
+
+	Server string             `json:"server,omitempty"`
+	Role   domain.Role        `json:"role,omitempty"`
+	Zone   string             `json:"zone,omitempty"`
+	Status domain.CheckStatus `json:"status,omitempty"`
+	Values []any              `json:"values,omitempty"`
+	Error  string             `json:"error,omitempty"`
+}
+
+// decodeRecordState is the inverse of encodeRecordState, into r, whose Value
+// must be set.
+func decodeRecordState(r *domain.Record, state string) error {
+	if state == "" {
+		return nil
+	}
+	var st recordState
+	if err := json.Unmarshal([]byte(state), &st); err != nil {
+		return fmt.Errorf("store: record %s state: %w", r.Key, err)
+	}
+	deref := func(v any, found []string) (string, error) {
+		switch v := v.(type) {
+		case nil:
+			return r.Value, nil
+		case string:
+			return v, nil
+		case float64:
+			if i := int(v); float64(i) == v && i >= 0 && i < len(found) {
+				return found[i], nil
+			}
+		}
+		return "", fmt.Errorf("store: record %s state: value %v", r.Key, v)
+	}
+	r.Problems = st.Problems
+	for _, v := range st.Found {
+		f, err := deref(v, nil)
+		if err != nil {
+			return err
+		}
+		r.Found = append(r.Found, f)
+	}
+	for _, sg := range st.Propagation {
+		g := domain.Sighting{Server: sg.S + sg.Server, Role: sg.R + sg.Role, Zone: sg.Z + sg.Zone,
+			Status: sg.T + sg.Status, Error: sg.E + sg.Error}
+		for _, v := range append(sg.V, sg.Values...) {
+			val, err := deref(v, r.Found)
+			if err != nil {
+				return err
+			}
+			g.Values = append(g.Values, val)
+		}
+		r.Propagation = append(r.Propagation, g)
 	}
 	return nil
 }
 
-// decodeList decodes the JSON list text into dst. The empty list, which every
-// record of a domain never checked holds, is common enough on the read path
-// to be spared encoding/json; it decodes as json.Unmarshal would, to an empty
-// list that is not nil.
-func decodeList[T any](dst *[]T, text string) error {
-	if text == "[]" {
-		*dst = []T{}
-		return nil
+// storedName is how a record's name is kept: less the domain's name where it
+// is under it ("_dmarc." for "_dmarc.example.com", "." for the domain itself),
+// else whole. Names never end with a dot otherwise, so the two never meet.
+func storedName(name, domainName string) string {
+	if name == domainName {
+		return "."
 	}
-	return json.Unmarshal([]byte(text), dst)
+	if rest, ok := strings.CutSuffix(name, "."+domainName); ok && rest != "" {
+		return rest + "."
+	}
+	return name
+}
+
+// fullName is the inverse of storedName.
+func fullName(stored, domainName string) string {
+	if stored == "." {
+		return domainName
+	}
+	if strings.HasSuffix(stored, ".") {
+		return stored + domainName
+	}
+	return stored
 }
 
 func nonNil[T any](s []T) []T {
@@ -124,31 +220,32 @@ func scanDomain(sc Row) (*domain.Domain, error) {
 
 // recordColumns are the domain_records table's columns, as the alias r, that a
 // recordRow reads, in its order.
-const recordColumns = `r.key, r.name, r.type, r.value, r.priority, r.purpose, r.verified, r.status,
-	r.found, r.problems, r.propagation, r.failures, r.checked_at, r.created_at, r.updated_at`
+const recordColumns = `r.key, r.name, r.type, r.value, r.priority, r.verified, r.status,
+	r.state, r.failures, r.checked_at, r.created_at, r.updated_at`
 
 // recordRow is where a row selected with recordColumns is scanned to.
 type recordRow struct {
-	r                            domain.Record
-	key, status                  string
-	found, problems, propagation string
-	priority                     int32
-	checked, created, updated    int64
+	r                         domain.Record
+	key, name, status, state  string
+	priority                  int32
+	checked, created, updated int64
 }
 
 // dest returns the scan destinations of recordColumns, in its order.
 func (x *recordRow) dest() []any {
 	r := &x.r
-	return []any{&x.key, &r.Name, &r.Type, &r.Value, &x.priority, &r.Purpose, &r.Verified, &x.status,
-		&x.found, &x.problems, &x.propagation, &r.Failures, &x.checked, &x.created, &x.updated}
+	return []any{&x.key, &x.name, &r.Type, &r.Value, &x.priority, &r.Verified, &x.status,
+		&x.state, &r.Failures, &x.checked, &x.created, &x.updated}
 }
 
-// record returns the record scanned.
-func (x *recordRow) record() (domain.Record, error) {
+// record returns the record scanned, of the domain named domainName. Its
+// purpose is not stored: it follows from its key, type and value.
+func (x *recordRow) record(domainName string) (domain.Record, error) {
 	r := x.r
 	r.Key, r.Status, r.Priority = domain.RecordKey(x.key), domain.CheckStatus(x.status), uint16(x.priority)
+	r.Name, r.Purpose = fullName(x.name, domainName), domain.PurposeOf(r.Key, r.Type, r.Value)
 	r.CheckedAt, r.CreatedAt, r.UpdatedAt = fromMillis(x.checked), fromMillis(x.created), fromMillis(x.updated)
-	if err := decodeRecordState(&r, x.found, x.problems, x.propagation); err != nil {
+	if err := decodeRecordState(&r, x.state); err != nil {
 		return domain.Record{}, err
 	}
 	return r, nil

@@ -104,17 +104,28 @@ func Prepared() []string {
 type Store struct {
 	db DB
 	d  Dialect
+	// writes commits the checks' writes together (see group).
+	writes *group
 }
 
 var _ store.Store = (*Store)(nil)
 
 // New returns a Store on db, which speaks d.
 func New(db DB, d Dialect) *Store {
-	return &Store{db: db, d: d}
+	runners := 1
+	if d.LocksRows() {
+		runners = groupRunners
+	}
+	return &Store{db: db, d: d, writes: newGroup(db, runners)}
 }
+
+// groupRunners is how many group commits run at once where the database lets
+// writers run side by side: as many as pgx's smallest default pool.
+const groupRunners = 4
 
 // Close implements store.Store.
 func (s *Store) Close() error {
+	s.writes.close()
 	return s.db.Close()
 }
 

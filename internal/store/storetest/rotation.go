@@ -117,7 +117,7 @@ func testRotationsTXT(t *testing.T, s store.Store) {
 	start.State, start.Reason, start.StartedAt = domain.RotationGenerated, "requested", at(2*time.Hour)
 	start.NextSelector, start.NextValue, start.NextSealed = "autosend2", "v=DKIM1; k=rsa; p=NEXT", []byte("sealed-next")
 	next := &domain.Record{Key: domain.KeyDKIMNext, Type: "TXT", Name: "autosend2._domainkey." + d.Name, Value: start.NextValue,
-		Purpose: "next", Status: domain.CheckUnchecked, CreatedAt: at(2 * time.Hour), UpdatedAt: at(2 * time.Hour)}
+		Purpose: domain.PurposeOf(domain.KeyDKIMNext, "TXT", ""), Status: domain.CheckUnchecked, CreatedAt: at(2 * time.Hour), UpdatedAt: at(2 * time.Hour)}
 	if err := s.StartRotation(ctx, start, domain.RotationVisible, next, nil); !errors.Is(err, store.ErrStale) {
 		t.Fatalf("StartRotation from the wrong state: %v, want ErrStale", err)
 	}
@@ -182,7 +182,7 @@ func testRotationsTXT(t *testing.T, s store.Store) {
 	}
 	idle := ret
 	idle.State, idle.RetiredAt, idle.PrevSelector, idle.PrevValue = domain.RotationIdle, at(200*time.Hour), "", ""
-	revoked := &domain.Record{Value: "v=DKIM1; p=", Purpose: "revoked", UpdatedAt: at(200 * time.Hour)}
+	revoked := &domain.Record{Value: domain.RevokedDKIMValue, Purpose: domain.PurposeOf(domain.KeyDKIMPrevious, "TXT", domain.RevokedDKIMValue), UpdatedAt: at(200 * time.Hour)}
 	if err := s.RetireRotation(ctx, idle, revoked, rotationEvent(t, d, domain.EventDKIMRotationRetired, at(200*time.Hour))); err != nil {
 		t.Fatal(err)
 	}

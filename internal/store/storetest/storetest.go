@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteDomain", testDeleteDomain},
 		{"SaveCheck", testSaveCheck},
 		{"SaveCheckDeleted", testSaveCheckDeleted},
+		{"SaveChecksTogether", testSaveChecksTogether},
 		{"ConcurrentCreateDomain", testConcurrentCreateDomain},
 		{"ClaimChecks", testClaimChecks},
 		{"ClaimChecksShare", testClaimChecksShare},
@@ -363,7 +364,8 @@ func testRevokeAPIKeyCaseSensitive(t *testing.T, s store.Store) {
 }
 
 // sampleDomain returns a domain of the project whose every field, and every record's
-// state, has a distinct value, so that a store mixing up two columns is caught.
+// state, has a distinct value, so that a store mixing up two columns is caught. A
+// record's purpose is the one its key gives, which is all a store gives back.
 func sampleDomain(projectID int64, id, name string, created time.Time) *domain.Domain {
 	c := func(d time.Duration) time.Time { return created.Add(d) }
 	return &domain.Domain{
@@ -385,14 +387,14 @@ func sampleDomain(projectID int64, id, name string, created time.Time) *domain.D
 		Records: []domain.Record{
 			{
 				Key: domain.KeyOwnership, Name: "_autosend-verify." + name, Type: "TXT",
-				Value: "autosend-verify-0123456789abcdef0123456789abcdef", Purpose: "Proves that you own the domain.",
+				Value: "autosend-verify-0123456789abcdef0123456789abcdef", Purpose: domain.KeyOwnership.Purpose(),
 				Verified: true, Status: domain.CheckVerified,
 				Found:     []string{"autosend-verify-0123456789abcdef0123456789abcdef"},
 				CheckedAt: c(5 * time.Minute), CreatedAt: created, UpdatedAt: c(3 * time.Minute),
 			},
 			{
 				Key: domain.KeyDKIM, Name: "autosend._domainkey." + name, Type: "TXT",
-				Value: "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA", Purpose: "DKIM public key.",
+				Value: "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA", Purpose: domain.KeyDKIM.Purpose(),
 				Status: domain.CheckMismatch,
 				Found:  []string{`v=DKIM1; k=rsa; p="old"`, "second \"quoted\" string, ünïcode"},
 				Problems: []domain.Problem{
@@ -407,28 +409,28 @@ func sampleDomain(projectID int64, id, name string, created time.Time) *domain.D
 			},
 			{
 				Key: domain.KeyMailFromMX, Name: "mail." + name, Type: "MX", Priority: 10,
-				Value: "feedback-smtp.eu-central-1.amazonses.com", Purpose: "MAIL FROM MX.",
+				Value: "feedback-smtp.eu-central-1.amazonses.com", Purpose: domain.KeyMailFromMX.Purpose(),
 				Verified: true, Status: domain.CheckTemporaryFailure, Failures: 0,
 				Problems:  []domain.Problem{{Code: "DNS_TIMEOUT", Message: "No answer in time."}},
 				CheckedAt: c(5 * time.Minute), CreatedAt: created, UpdatedAt: c(2 * time.Minute),
 			},
 			{
 				Key: domain.KeyMailFromSPF, Name: "mail." + name, Type: "TXT",
-				Value: "v=spf1 include:amazonses.com ~all", Purpose: "MAIL FROM SPF.",
+				Value: "v=spf1 include:amazonses.com ~all", Purpose: domain.KeyMailFromSPF.Purpose(),
 				Verified: true, Status: domain.CheckVerified,
 				Found:     []string{"v=spf1 include:amazonses.com ~all"},
 				CheckedAt: c(5 * time.Minute), CreatedAt: created, UpdatedAt: c(2 * time.Minute),
 			},
 			{
 				Key: domain.KeyDMARC, Name: "_dmarc." + name, Type: "TXT",
-				Value: "v=DMARC1; p=none;", Purpose: "DMARC policy.",
+				Value: "v=DMARC1; p=none;", Purpose: domain.KeyDMARC.Purpose(),
 				Status: domain.CheckMissing, Failures: 7,
 				Problems:  []domain.Problem{{Code: "NOT_FOUND", Message: "Publish the record."}},
 				CheckedAt: c(5 * time.Minute), CreatedAt: created, UpdatedAt: created,
 			},
 			{
 				Key: domain.KeyInboundMX, Name: name, Type: "MX", Priority: 65535,
-				Value: "inbound-smtp.eu-central-1.amazonaws.com", Purpose: "Inbound MX.",
+				Value: "inbound-smtp.eu-central-1.amazonaws.com", Purpose: domain.KeyInboundMX.Purpose(),
 				Status: domain.CheckUnchecked, CreatedAt: c(time.Minute), UpdatedAt: c(time.Minute),
 			},
 		},
@@ -591,9 +593,9 @@ func testDomainRoundTripEmptyState(t *testing.T, s store.Store) {
 		Status: domain.StatusPendingConfiguration, CreatedAt: t0, LastCheckedAt: t0,
 		Records: []domain.Record{
 			{Key: domain.KeyOwnership, Name: "_autosend-verify.fresh.example", Type: "TXT", Value: "v",
-				Purpose: "p", Status: domain.CheckUnchecked, CreatedAt: t0, UpdatedAt: t0},
+				Purpose: domain.KeyOwnership.Purpose(), Status: domain.CheckUnchecked, CreatedAt: t0, UpdatedAt: t0},
 			{Key: domain.KeyDKIM, Name: "autosend._domainkey.fresh.example", Type: "TXT", Value: "k",
-				Purpose: "p", Status: domain.CheckUnchecked, CreatedAt: t0, UpdatedAt: t0,
+				Purpose: domain.KeyDKIM.Purpose(), Status: domain.CheckUnchecked, CreatedAt: t0, UpdatedAt: t0,
 				Found: []string{}, Problems: []domain.Problem{}},
 		},
 	}

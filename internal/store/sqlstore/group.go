@@ -1,0 +1,203 @@
+package sqlstore
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// errClosed is what a write that reaches a closed store's group gets.
+var errClosed = errors.New("store closed")
+
+// maxGroup bounds how many writes one group commit holds, so that one
+// transaction stays short and its locks are held briefly.
+const maxGroup = 128
+
+// group commits writes that arrive together in one transaction: the writes of
+// many checks that finish at once cost one BEGIN and one COMMIT (on SQLite, one
+// turn of the single writer; on PostgreSQL, one flush of the log) instead of one
+// each. There is no waiting window: a write that arrives while a transaction is
+// committing waits for that one to end, and then goes with every other write that
+// arrived meanwhile, so a lone write costs what it did before and a burst costs
+// one transaction per maxGroup writes.
+//
+// Each write runs under a savepoint of its own, so one that fails is undone alone
+// and its caller alone gets its error; the others commit. If the transaction as a
+// whole fails (its commit, a savepoint), each write of it is retried in a
+// transaction of its own, so no write is lost because another failed, and none
+// is half-written.
+type group struct {
+	db   DB
+	ops  chan *groupOp
+	done chan struct{}
+
+	// mu guards closed, and is held for reading while a write is handed to
+	// run, so that close never leaves a write in ops that nobody takes.
+	mu     sync.RWMutex
+	closed bool
+}
+
+// groupOp is one write waiting for its group commit.
+type groupOp struct {
+	ctx context.Context
+	// key orders the writes of a transaction (a domain id), so that two
+	// replicas' transactions lock rows in one order and never deadlock.
+	key string
+	fn  func(context.Context, Querier) error
+	err chan error
+}
+
+// newGroup starts runners group commits that run at once: one where write
+// transactions exclude each other whole (SQLite), several where they do not
+// (PostgreSQL), so that the statements of one batch do not wait for another's
+// round trips. Each batch locks its rows in the order of their keys, so
+// concurrent batches, of this process or another, never deadlock.
+func newGroup(db DB, runners int) *group {
+	g := &group{db: db, ops: make(chan *groupOp, maxGroup), done: make(chan struct{})}
+	var wg sync.WaitGroup
+	for range max(runners, 1) {
+		wg.Go(g.run)
+	}
+	go func() {
+		wg.Wait()
+		close(g.done)
+	}()
+	return g
+}
+
+// do runs fn, which writes, in the next group commit and returns its error. fn
+// must run its statements under the context it is given, which is the
+// transaction's: ctx is consulted only before the write begins.
+func (g *group) do(ctx context.Context, key string, fn func(context.Context, Querier) error) error {
+	op := &groupOp{ctx: ctx, key: key, fn: fn, err: make(chan error, 1)}
+	g.mu.RLock()
+	if g.closed {
+		g.mu.RUnlock()
+		return errClosed
+	}
+	select {
+	case g.ops <- op:
+	case <-ctx.Done():
+		g.mu.RUnlock()
+		return ctx.Err()
+	}
+	g.mu.RUnlock()
+	// The write is in the queue: its outcome is waited for even if ctx ends,
+	// so the caller never reports a failure for a write that committed. A write
+	// whose ctx has ended before its transaction begins is skipped.
+	return <-op.err
+}
+
+// close stops the group once the writes already queued are committed.
+func (g *group) close() {
+	g.mu.Lock()
+	if !g.closed {
+		g.closed = true
+		close(g.ops) // no write is being handed over: do holds mu to send
+	}
+	g.mu.Unlock()
+	<-g.done
+}
+
+func (g *group) run() {
+	for {
+		op, ok := <-g.ops
+		if !ok {
+			return
+		}
+		batch := []*groupOp{op}
+	more:
+		for len(batch) < maxGroup {
+			select {
+			case op, ok := <-g.ops:
+				if !ok {
+					break more
+				}
+				batch = append(batch, op)
+			default:
+				break more
+			}
+		}
+		g.commit(batch)
+	}
+}
+
+// commit runs batch in one transaction and tells each write its outcome.
+func (g *group) commit(batch []*groupOp) {
+	live := batch[:0]
+	for _, op := range batch {
+		if err := op.ctx.Err(); err != nil {
+			op.err <- err
+			continue
+		}
+		live = append(live, op)
+	}
+	if len(live) == 0 {
+		return
+	}
+	if len(live) == 1 {
+		live[0].alone(g.db)
+		return
+	}
+	slices.SortStableFunc(live, func(a, b *groupOp) int { return cmp.Compare(a.key, b.key) })
+	ctx, cancel := batchContext(live)
+	defer cancel()
+	errs := make([]error, len(live))
+	err := g.db.Tx(ctx, func(tx Querier) error {
+		for i, op := range live {
+			if _, err := tx.Exec(ctx, `SAVEPOINT group_write`); err != nil {
+				return err
+			}
+			if errs[i] = op.fn(ctx, tx); errs[i] != nil {
+				if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT group_write`); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.Exec(ctx, `RELEASE SAVEPOINT group_write`); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		// Nothing of the batch committed: each write gets a transaction of its
+		// own, and its own outcome.
+		for _, op := range live {
+			if op.ctx.Err() != nil {
+				op.err <- fmt.Errorf("group commit: %w (then %w)", err, op.ctx.Err())
+				continue
+			}
+			op.alone(g.db)
+		}
+		return
+	}
+	for i, op := range live {
+		op.err <- errs[i]
+	}
+}
+
+// alone runs the write in a transaction of its own.
+func (op *groupOp) alone(db DB) {
+	op.err <- db.Tx(op.ctx, func(q Querier) error { return op.fn(op.ctx, q) })
+}
+
+// batchContext is the context of a group's transaction: no single caller's
+// cancellation ends it (that would fail the others' writes), but it ends by
+// the latest deadline among them, if every one has a deadline.
+func batchContext(ops []*groupOp) (context.Context, context.CancelFunc) {
+	var latest time.Time
+	for _, op := range ops {
+		d, ok := op.ctx.Deadline()
+		if !ok {
+			return context.WithCancel(context.Background())
+		}
+		if d.After(latest) {
+			latest = d
+		}
+	}
+	return context.WithDeadline(context.Background(), latest)
+}

@@ -1,0 +1,92 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/store"
+	"github.com/domaind/domaind/internal/testenv"
+)
+
+// testSaveChecksTogether saves the checks of many domains at once, as a worker's
+// checks that finish together do, so that a store that commits them together
+// (group commit) does so here: every save gets its own outcome. The saves of
+// deleted domains fail with ErrNotFound and the saves of two domains that carry
+// the same event id cannot both commit, yet all the other saves are stored
+// whole, and each failed save leaves its domain as it was: not half-written.
+func testSaveChecksTogether(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	acme := project(t, s, "acme")
+	const n = 48
+	ds := make([]*domain.Domain, n)
+	for i := range ds {
+		ds[i] = sampleDomain(acme.ID, newID(t), fmt.Sprintf("d%02d.example", i), t0)
+		createDomain(t, s, ds[i])
+	}
+	deleted := func(i int) bool { return i%8 == 3 }
+	for i, d := range ds {
+		if deleted(i) {
+			if err := s.DeleteDomain(ctx, acme.ID, d.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Domains 5 and 6 carry one event id: one save of the two fails.
+	eventID := func(i int) string {
+		if i == 6 {
+			i = 5
+		}
+		return fmt.Sprintf("evt_%024d", i)
+	}
+	saved := make([]*domain.Domain, n)
+	for i, d := range ds {
+		c := clone(d)
+		c.Status, c.OwnershipVerified, c.DKIMEnabled = domain.StatusVerified, true, true
+		c.LastCheckedAt = at(time.Hour + time.Duration(i)*time.Millisecond)
+		c.NextCheckAt = msUTC(at(24 * time.Hour))
+		for j := range c.Records {
+			c.Records[j].Status, c.Records[j].Found = domain.CheckVerified, []string{fmt.Sprintf("found %d", i)}
+			c.Records[j].CheckedAt = c.LastCheckedAt
+		}
+		saved[i] = c
+	}
+	errs := make([]error, n)
+	testenv.Race(n, func(i int) {
+		events := []store.Event{{ID: eventID(i), ProjectID: acme.ID, DomainID: ds[i].ID, Type: store.EventVerified,
+			Payload: []byte(`{}`), CreatedAt: at(time.Hour)}}
+		errs[i] = s.SaveCheck(ctx, clone(saved[i]), events)
+	})
+
+	failedPair := 0
+	for i, err := range errs {
+		switch {
+		case deleted(i):
+			if !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("save of deleted domain %d: %v, want ErrNotFound", i, err)
+			}
+			continue
+		case (i == 5 || i == 6) && err != nil:
+			failedPair++
+			// Nothing of the failed save is stored: neither the domain's
+			// new state nor its event.
+			checkDomain(t, getDomain(t, s, acme.ID, ds[i].ID), ds[i])
+			if _, total, _ := s.Events(ctx, acme.ID, ds[i].ID, store.Page{}); total != 0 {
+				t.Errorf("failed save of domain %d left %d events", i, total)
+			}
+			continue
+		case err != nil:
+			t.Errorf("save of domain %d: %v", i, err)
+			continue
+		}
+		checkDomain(t, getDomain(t, s, acme.ID, ds[i].ID), saved[i])
+		if got, total, err := s.Events(ctx, acme.ID, ds[i].ID, store.Page{}); err != nil || total != 1 || got[0].ID != eventID(i) {
+			t.Errorf("events of domain %d: %+v, %d, %v", i, got, total, err)
+		}
+	}
+	if failedPair != 1 {
+		t.Errorf("%d of the two saves with one event id failed, want 1", failedPair)
+	}
+}
