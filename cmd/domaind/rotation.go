@@ -110,7 +110,7 @@ func dkimRotate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	rot := &rotation.Rotator{Store: st, Sealer: sealer, Records: rc, Config: rotation.DefaultConfig()}
 	for _, id := range ids {
 		if _, err := st.Rotation(ctx, id.ID); errors.Is(err, store.ErrNotFound) {
-			if _, err := st.InitRotations(ctx, rot.Clock(), 0, 1000); err != nil {
+			if err := st.InitRotation(ctx, id.ID, rot.Clock(), 0); err != nil {
 				return err
 			}
 		}

@@ -53,7 +53,7 @@ func (s *Service) RotateDKIM(ctx context.Context, projectID int64, id string) (d
 func (s *Service) rotate(ctx context.Context, id string) (domain.Rotation, error) {
 	if _, err := s.Store.Rotation(ctx, id); errors.Is(err, store.ErrNotFound) {
 		// A domain older than rotations: make its row first.
-		if _, err := s.Store.InitRotations(ctx, s.now(), s.Rotator.Config.RotateEvery, 1000); err != nil {
+		if err := s.Store.InitRotation(ctx, id, s.now(), s.Rotator.Config.RotateEvery); err != nil {
 			return domain.Rotation{}, err
 		}
 	}

@@ -21,14 +21,16 @@ type Worker struct {
 	Log             *slog.Logger
 	// Wake, when not nil, makes the worker look at once (rotate-now).
 	Wake <-chan struct{}
-	// initDone is set once InitRotations found no domain without a row:
-	// domains added since get theirs from Add, so the scan of every domain
-	// it costs is not repeated at every look.
-	initDone bool
+	// initAfter is where the walk of InitRotations over every domain goes
+	// on, and initDone is set once it has passed the last: domains added
+	// since get their rows from Add, so the walk is made once per process.
+	initAfter string
+	initDone  bool
 }
 
-// initBatch bounds the rows InitRotations makes per look.
-const initBatch = 500
+// initBatch is how many domains InitRotations looks at per look: a million
+// domains from before rotations are walked in about 40 minutes of 5s looks.
+const initBatch = 2000
 
 // Run looks for due steps until ctx ends.
 func (w *Worker) Run(ctx context.Context) {
@@ -53,11 +55,13 @@ func (w *Worker) RunOnce(ctx context.Context) int {
 	r := w.Rotator
 	now := r.now()
 	if !w.initDone {
-		n, err := r.Store.InitRotations(ctx, now, r.Config.RotateEvery, initBatch)
+		_, last, err := r.Store.InitRotations(ctx, now, r.Config.RotateEvery, w.initAfter, initBatch)
 		if err != nil && ctx.Err() == nil {
 			w.log().Warn("dkim rotation: init", "err", err)
 		}
-		w.initDone = err == nil && n < initBatch
+		if err == nil {
+			w.initAfter, w.initDone = last, last == ""
+		}
 	}
 	batch := w.Batch
 	if batch <= 0 {

@@ -56,12 +56,16 @@ type Rotation struct {
 type Rotations interface {
 	// CreateRotation stores a new domain's rotation row, unless it has one.
 	CreateRotation(ctx context.Context, r Rotation) error
-	// InitRotations creates, for up to limit domains without one, an idle
-	// txt-mode rotation row from the domain's DKIM record (domains made before
-	// rotations existed), next due every after the later of the record's
-	// creation and now; every of 0 schedules none. It returns how many it
-	// created.
-	InitRotations(ctx context.Context, now time.Time, every time.Duration, limit int) (int, error)
+	// InitRotations looks at up to limit domains whose ids follow after, in
+	// id order, and creates for those without one an idle txt-mode rotation
+	// row from the domain's DKIM record (domains made before rotations
+	// existed), next due every after the later of the record's creation and
+	// now; every of 0 schedules none. It returns how many rows it created and
+	// the last id it looked at, "" when none follows after: a caller walks
+	// every domain once by passing that id back, whatever it finds.
+	InitRotations(ctx context.Context, now time.Time, every time.Duration, after string, limit int) (n int, last string, err error)
+	// InitRotation does what InitRotations does for the one domain.
+	InitRotation(ctx context.Context, domainID string, now time.Time, every time.Duration) error
 	// Rotation returns the domain's rotation row (any project).
 	Rotation(ctx context.Context, domainID string) (Rotation, error)
 	// ClaimRotations claims up to limit rotations whose StepAt is due at now by

@@ -51,37 +51,67 @@ func (s *Store) CreateRotation(ctx context.Context, r store.Rotation) error {
 	})
 }
 
-// InitRotations implements store.Rotations.
-func (s *Store) InitRotations(ctx context.Context, now time.Time, every time.Duration, limit int) (int, error) {
-	var n int64
+// InitRotations implements store.Rotations. It looks at a window of limit ids
+// at a time, so walking every domain costs one look at each, however many
+// already have their row.
+func (s *Store) InitRotations(ctx context.Context, now time.Time, every time.Duration, after string, limit int) (int, string, error) {
+	var (
+		n    int64
+		last string
+	)
 	err := s.db.Write(ctx, func(q Querier) error {
-		// The selector is the DKIM record's name less "._domainkey.<domain>".
-		// Only txt-mode records (TXT) are taken: a cname-mode domain gets its
-		// row when it is added.
-		// The first rotation is due a period after the later of the key's
-		// creation and now: domains older than a period when rotation came
-		// do not all start one at once.
-		step := `0`
-		args := []any{limit}
-		if every > 0 {
-			step = `(CASE WHEN rec.created_at > $3 THEN rec.created_at ELSE $3 END) + $2`
-			args = append(args, every.Milliseconds(), millis(now))
-		}
-		var err error
-		n, err = q.Exec(ctx, `INSERT INTO dkim_rotations (domain_id, project_id, mode, state, current_selector,
-			current_value, current_since, step_at)
-			SELECT d.id, d.project_id, 'txt', 'idle',
-				substr(rec.name, 1, length(rec.name) - length('._domainkey.')),
-				rec.value, rec.created_at, `+step+`
-			FROM domains d JOIN domain_records rec ON rec.domain_id = d.id AND rec.key = 'dkim'
-			WHERE rec.type = 'TXT' AND NOT EXISTS (SELECT 1 FROM dkim_rotations x WHERE x.domain_id = d.id)
-			ORDER BY d.id LIMIT $1`, args...)
+		rows, err := q.Query(ctx, `SELECT id FROM domains WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
 		if err != nil {
 			return s.errorf("init rotations: %w", err)
 		}
-		return nil
+		ids, err := Collect(rows, func(r Row) (id string, err error) { return id, r.Scan(&id) })
+		if err != nil {
+			return s.errorf("init rotations: %w", err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		last = ids[len(ids)-1]
+		n, err = s.initRotations(ctx, q, now, every, `d.id > $1 AND d.id <= $2`, after, last)
+		return err
 	})
-	return int(n), err
+	return int(n), last, err
+}
+
+// InitRotation implements store.Rotations.
+func (s *Store) InitRotation(ctx context.Context, domainID string, now time.Time, every time.Duration) error {
+	return s.db.Write(ctx, func(q Querier) error {
+		_, err := s.initRotations(ctx, q, now, every, `d.id = $1 AND d.id = $2`, domainID, domainID)
+		return err
+	})
+}
+
+// initRotations creates the missing rows of the domains where (over $1 and
+// $2) selects.
+func (s *Store) initRotations(ctx context.Context, q Querier, now time.Time, every time.Duration, where string, a, b string) (int64, error) {
+	// The selector is the DKIM record's stored name (relative to the domain)
+	// less "._domainkey.". Only txt-mode records (TXT) are taken: a cname-mode
+	// domain gets its row when it is added.
+	// The first rotation is due a period after the later of the key's
+	// creation and now: domains older than a period when rotation came do not
+	// all start one at once.
+	step := `0`
+	args := []any{a, b}
+	if every > 0 {
+		step = `(CASE WHEN rec.created_at > $4 THEN rec.created_at ELSE $4 END) + $3`
+		args = append(args, every.Milliseconds(), millis(now))
+	}
+	n, err := q.Exec(ctx, `INSERT INTO dkim_rotations (domain_id, project_id, mode, state, current_selector,
+		current_value, current_since, step_at)
+		SELECT d.id, d.project_id, 'txt', 'idle',
+			substr(rec.name, 1, length(rec.name) - length('._domainkey.')),
+			rec.value, rec.created_at, `+step+`
+		FROM domains d JOIN domain_records rec ON rec.domain_id = d.id AND rec.key = 'dkim'
+		WHERE `+where+` AND rec.type = 'TXT' AND NOT EXISTS (SELECT 1 FROM dkim_rotations x WHERE x.domain_id = d.id)`, args...)
+	if err != nil {
+		return 0, s.errorf("init rotations: %w", err)
+	}
+	return n, nil
 }
 
 // Rotation implements store.Rotations.

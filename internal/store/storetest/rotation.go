@@ -56,15 +56,21 @@ func testRotationsTXT(t *testing.T, s store.Store) {
 		t.Fatalf("Rotation before any row: %v, want ErrNotFound", err)
 	}
 	every := 180 * 24 * time.Hour
-	n, err := s.InitRotations(ctx, at(time.Hour), every, 1)
-	if err != nil || n != 1 {
-		t.Fatalf("InitRotations(limit 1) = %d, %v; want 1", n, err)
+	// The walk looks at one window of ids at a time, in id order, and says
+	// where it stopped.
+	first, second := min(d.ID, other.ID), max(d.ID, other.ID)
+	n, last, err := s.InitRotations(ctx, at(time.Hour), every, "", 1)
+	if err != nil || n != 1 || last != first {
+		t.Fatalf(`InitRotations("", limit 1) = %d, %q, %v; want 1, %q`, n, last, err, first)
 	}
-	if n, err = s.InitRotations(ctx, at(time.Hour), every, 10); err != nil || n != 1 {
-		t.Fatalf("InitRotations again = %d, %v; want the 1 left", n, err)
+	if n, last, err = s.InitRotations(ctx, at(time.Hour), every, last, 10); err != nil || n != 1 || last != second {
+		t.Fatalf("InitRotations after %s = %d, %q, %v; want the 1 left, %q", first, n, last, err, second)
 	}
-	if n, err = s.InitRotations(ctx, at(time.Hour), every, 10); err != nil || n != 0 {
-		t.Fatalf("InitRotations a third time = %d, %v; want 0", n, err)
+	if n, last, err = s.InitRotations(ctx, at(time.Hour), every, last, 10); err != nil || n != 0 || last != "" {
+		t.Fatalf("InitRotations past the last = %d, %q, %v; want 0, \"\"", n, last, err)
+	}
+	if n, last, err = s.InitRotations(ctx, at(time.Hour), every, "", 10); err != nil || n != 0 || last != second {
+		t.Fatalf("InitRotations over domains with rows = %d, %q, %v; want 0, %q", n, last, err, second)
 	}
 	rot, err := s.Rotation(ctx, d.ID)
 	if err != nil {
@@ -78,8 +84,8 @@ func testRotationsTXT(t *testing.T, s store.Store) {
 	}
 	// A key newer than now is due a period after its creation.
 	fresh := signingDomain(t, s, p, "fresh.example")
-	if n, err := s.InitRotations(ctx, t0.Add(-time.Hour), every, 10); err != nil || n != 1 {
-		t.Fatalf("InitRotations of a new domain = %d, %v", n, err)
+	if err := s.InitRotation(ctx, fresh.ID, t0.Add(-time.Hour), every); err != nil {
+		t.Fatalf("InitRotation of a new domain: %v", err)
 	}
 	if r, err := s.Rotation(ctx, fresh.ID); err != nil || !r.StepAt.Equal(msUTC(fresh.Record(domain.KeyDKIM).CreatedAt).Add(every)) {
 		t.Fatalf("new domain's row = %+v, %v", r, err)
@@ -242,7 +248,7 @@ func testRotationsCNAME(t *testing.T, s store.Store) {
 	if err := s.CreateRotation(ctx, rot); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := s.InitRotations(ctx, t0, time.Hour, 10); err != nil || n != 0 {
+	if n, _, err := s.InitRotations(ctx, t0, time.Hour, "", 10); err != nil || n != 0 {
 		t.Fatalf("InitRotations over a cname-mode domain = %d, %v", n, err)
 	}
 	if sel := signingSelectors(t, s, d.Name); len(sel) != 0 {
