@@ -12,7 +12,7 @@
 # Seeding a million domains through the Store takes minutes, so seeded databases
 # are kept in bench-out/ (SQLite files, and the PostgreSQL data of the server this
 # script starts) and reused by later runs: the first run takes about twenty
-# minutes on two cores, later ones about five. Delete bench-out/ to seed afresh.
+# minutes on two cores, later ones about six. Delete bench-out/ to seed afresh.
 # Extra arguments go to domaind-bench (e.g. -sizes 10000 -run api).
 set -euo pipefail
 cd "$(dirname "$0")/.."
