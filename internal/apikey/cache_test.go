@@ -22,6 +22,8 @@ type countingStore struct {
 	// release before it reads the store.
 	hold             bool
 	started, release chan struct{}
+	// holdAfter is hold, but after the store has been read.
+	holdAfter bool
 }
 
 func (c *countingStore) APIKeyByHash(ctx context.Context, hash [32]byte) (store.APIKey, error) {
@@ -29,6 +31,12 @@ func (c *countingStore) APIKeyByHash(ctx context.Context, hash [32]byte) (store.
 	if c.hold {
 		c.started <- struct{}{}
 		<-c.release
+	}
+	if c.holdAfter {
+		k, err := c.Store.APIKeyByHash(ctx, hash)
+		c.started <- struct{}{}
+		<-c.release
+		return k, err
 	}
 	return c.Store.APIKeyByHash(ctx, hash)
 }
@@ -168,5 +176,29 @@ func TestUnknownKeysNotCached(t *testing.T) {
 	}
 	if n := s.cache.len(); n != 2 {
 		t.Errorf("after 6 valid keys the cache holds %d, want its size, 2", n)
+	}
+}
+
+// TestStaleLookupAsksAgain: a lookup that read the store and then stalled for
+// MaxStale, meanwhile another replica revoked the key, is not believed: the
+// key is refused, as MaxStale promises.
+func TestStaleLookupAsksAgain(t *testing.T) {
+	s, cs, clock, key := newService(t)
+	cs.holdAfter = true
+	done := make(chan bool)
+	go func() {
+		_, err := s.Authenticate(context.Background(), key)
+		done <- err == nil
+	}()
+	<-cs.started // the lookup found the key valid
+	cs.holdAfter = false
+	// Another replica revokes it, through the store.
+	if _, err := cs.Store.RevokeAPIKey(t.Context(), Prefix(key), clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(MaxStale)
+	close(cs.release)
+	if <-done {
+		t.Fatal("a key revoked MaxStale after its lookup began was accepted on that lookup's word")
 	}
 }

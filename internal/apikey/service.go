@@ -58,7 +58,24 @@ func (s *Service) Authenticate(ctx context.Context, key string) (Key, error) {
 	res, err := s.cache.lookup(ctx, hash, s.now, func(ctx context.Context) (Key, error) {
 		return s.Store.APIKeyByHash(ctx, hash)
 	})
-	k := res.key
+	if err == nil && s.now().Sub(res.checked) >= MaxStale {
+		// The shared lookup began too long ago (a stalled database) to tell
+		// of a revocation since: this request asks again, on its own, and
+		// does not cache the answer.
+		k, err := s.Store.APIKeyByHash(ctx, hash)
+		return found(k, err, hash)
+	}
+	k, err := found(res.key, err, hash)
+	if err != nil {
+		return Key{}, err
+	}
+	s.cache.put(k, res.checked, res.gen)
+	return k, nil
+}
+
+// found is what a lookup of hash that gave k and err means: the key, or
+// errInvalid for one that is unknown or revoked.
+func found(k Key, err error, hash [32]byte) (Key, error) {
 	if errors.Is(err, store.ErrNotFound) {
 		return Key{}, errInvalid
 	}
@@ -70,7 +87,6 @@ func (s *Service) Authenticate(ctx context.Context, key string) (Key, error) {
 	if subtle.ConstantTimeCompare(k.Hash[:], hash[:]) != 1 || !k.RevokedAt.IsZero() {
 		return Key{}, errInvalid
 	}
-	s.cache.put(k, res.checked, res.gen)
 	return k, nil
 }
 

@@ -152,18 +152,15 @@ func (s *Service) Add(ctx context.Context, projectID int64, rawName, region stri
 		CreatedAt: now, LastCheckedAt: now,
 	}
 	s.Verifier.StartWindow(d, now)
-	if err := s.Store.CreateDomain(ctx, d, sealed); errors.Is(err, store.ErrDomainExists) {
+	create := func() error { return s.Store.CreateDomain(ctx, d, sealed) }
+	if s.Rotator != nil {
+		create = func() error { return s.Store.CreateDomainRotating(ctx, d, sealed, s.Rotator.NewRotation(d, gen)) }
+	}
+	if err := create(); errors.Is(err, store.ErrDomainExists) {
 		return nil, &fault.Error{Code: fault.Conflict, Subject: "domain", Err: err,
 			Message: fmt.Sprintf("The domain %s already exists in this project.", name)}
 	} else if err != nil {
 		return nil, err
-	}
-	if s.Rotator != nil {
-		// The rotation row is made after the domain; a crash between the two
-		// leaves a txt-mode domain to the worker's InitRotations.
-		if err := s.Store.CreateRotation(ctx, s.Rotator.NewRotation(d, gen)); err != nil {
-			return nil, err
-		}
 	}
 	if s.Log != nil {
 		s.Log.Info("domain added", "domain", name, "id", id, "project", projectID, "region", region)

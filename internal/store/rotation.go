@@ -56,6 +56,10 @@ type Rotation struct {
 type Rotations interface {
 	// CreateRotation stores a new domain's rotation row, unless it has one.
 	CreateRotation(ctx context.Context, r Rotation) error
+	// CreateDomainRotating does CreateDomain and CreateRotation in one
+	// transaction: a cname-mode domain without its row would never have its
+	// key published, and a domain is never stored without it.
+	CreateDomainRotating(ctx context.Context, d *domain.Domain, sealedKey []byte, r Rotation) error
 	// InitRotations looks at up to limit domains whose ids follow after, in
 	// id order, and creates for those without one an idle txt-mode rotation
 	// row from the domain's DKIM record (domains made before rotations

@@ -88,9 +88,10 @@ type Verifier struct {
 }
 
 type run struct {
-	done chan struct{}
-	d    *domain.Domain // the new state, set before done closes
-	err  error
+	done     chan struct{}
+	explicit bool           // asked for by Verify, not the scheduler
+	d        *domain.Domain // the new state, set before done closes
+	err      error
 }
 
 // Observer is told of every finished check, for metrics.
@@ -142,25 +143,46 @@ func (v *Verifier) Checking(d *domain.Domain) bool {
 
 // Verify checks the project's domain now. It returns store.ErrNotFound for an
 // unknown domain and a *TooSoonError when the last check finished less than
-// MinInterval ago. A call while a check of the domain runs joins that check.
+// MinInterval ago. A call while another call's check of the domain runs joins
+// that check. A call while the scheduler's check runs waits for it and, unless
+// it verified the domain, checks again as asked (a new window of automatic
+// checks for a domain given up on), whatever MinInterval says: the scheduler's
+// check was not the customer's.
 func (v *Verifier) Verify(ctx context.Context, projectID int64, id string) (Outcome, error) {
 	d, err := v.store.Domain(ctx, projectID, id)
 	if err != nil {
 		return Outcome{}, err
 	}
-	v.mu.Lock()
-	r := v.running[id]
-	if r == nil {
-		if wait := v.cfg.MinInterval - v.now().Sub(d.LastCheckedAt); d.EverChecked() && wait > 0 {
-			v.mu.Unlock()
-			return Outcome{}, &TooSoonError{RetryAfter: wait}
-		}
-		r = v.start(projectID, id, true)
-	}
-	v.mu.Unlock()
-
 	budget := time.NewTimer(v.cfg.Budget)
 	defer budget.Stop()
+	var r *run
+	for afterScheduled := false; r == nil; {
+		v.mu.Lock()
+		r = v.running[id]
+		if r != nil && !r.explicit {
+			v.mu.Unlock()
+			select {
+			case <-r.done:
+			case <-budget.C:
+				return Outcome{Domain: d, InProgress: true}, nil
+			case <-ctx.Done():
+				return Outcome{}, ctx.Err()
+			}
+			if r.err == nil && r.d.Status == domain.StatusVerified {
+				return Outcome{Domain: r.d}, nil
+			}
+			r, afterScheduled = nil, true
+			continue
+		}
+		if r == nil {
+			if wait := v.cfg.MinInterval - v.now().Sub(d.LastCheckedAt); !afterScheduled && d.EverChecked() && wait > 0 {
+				v.mu.Unlock()
+				return Outcome{}, &TooSoonError{RetryAfter: wait}
+			}
+			r = v.start(projectID, id, true)
+		}
+		v.mu.Unlock()
+	}
 	select {
 	case <-r.done:
 		if r.err != nil {
@@ -203,7 +225,7 @@ func (v *Verifier) CheckDue(ctx context.Context, projectID int64, id string) err
 
 // start begins a check of the domain; v.mu must be held.
 func (v *Verifier) start(projectID int64, id string, explicit bool) *run {
-	r := &run{done: make(chan struct{})}
+	r := &run{done: make(chan struct{}), explicit: explicit}
 	v.running[id] = r
 	v.wg.Add(1)
 	go func() {
@@ -329,6 +351,7 @@ func (v *Verifier) checkAndSave(projectID int64, id string, explicit bool) (d *d
 	if err != nil {
 		return nil, false, err
 	}
+	obs = stillExpected(obs, exps, dnscheck.ExpectationsOf(d))
 	now := v.now()
 	rules := v.cfg.Rules
 	if explicit {
@@ -413,4 +436,32 @@ func complete(exps []dnscheck.Expectation, obs []domain.Observation, timedOut bo
 		}
 	}
 	return out
+}
+
+// stillExpected keeps the observations of records that are still what the
+// check looked for: a DKIM rotation may have moved another key's record under
+// the same key while DNS was asked, and what was seen of the old one says
+// nothing of it.
+func stillExpected(obs []domain.Observation, asked, now []dnscheck.Expectation) []domain.Observation {
+	same := func(k domain.RecordKey) bool {
+		var a, n *dnscheck.Expectation
+		for i := range asked {
+			if asked[i].Key == k {
+				a = &asked[i]
+			}
+		}
+		for i := range now {
+			if now[i].Key == k {
+				n = &now[i]
+			}
+		}
+		return a != nil && n != nil && a.Name == n.Name && a.Type == n.Type && a.Value == n.Value && a.Priority == n.Priority
+	}
+	kept := obs[:0:0]
+	for _, o := range obs {
+		if same(o.Key) {
+			kept = append(kept, o)
+		}
+	}
+	return kept
 }

@@ -382,6 +382,40 @@ func TestSingleFlight(t *testing.T) {
 	}
 }
 
+// TestVerifyAfterScheduledCheck: a Verify made while the scheduler's check of
+// the domain runs waits for it and, as that check did not verify the domain,
+// checks again as asked, rather than answering with the scheduler's result.
+func TestVerifyAfterScheduledCheck(t *testing.T) {
+	f := newFixture(t)
+	d := f.addDomain(t, "late.example")
+	release := make(chan struct{})
+	c := &checker{fn: answerOnRelease(release, domain.CheckMissing)}
+	v := f.verifier(t, c, 10*time.Second, 10*time.Second)
+	dueErr := make(chan error, 1)
+	go func() { dueErr <- v.CheckDue(t.Context(), f.p.ID, d.ID) }()
+	c.waitCalled(t, "the scheduler's check never called the checker")
+	type result struct {
+		out verify.Outcome
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		out, err := v.Verify(t.Context(), f.p.ID, d.ID)
+		got <- result{out, err}
+	}()
+	close(release)
+	if err := <-dueErr; err != nil {
+		t.Fatalf("CheckDue = %v", err)
+	}
+	r := <-got
+	if r.err != nil || r.out.InProgress {
+		t.Fatalf("Verify = %+v, %v", r.out, r.err)
+	}
+	if n := c.calls.Load(); n != 2 {
+		t.Fatalf("%d checks ran, want the scheduler's and the one Verify asked for", n)
+	}
+}
+
 // TestBudgetEndsInBackground verifies a domain whose DNS never answers with a
 // budget shorter than the check: verify answers in progress, and the check goes
 // on in the background and saves its timeout, which starts the new window an

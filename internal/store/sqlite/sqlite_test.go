@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -254,11 +255,47 @@ func TestMigrateCompactRecords(t *testing.T) {
 	if err := s.CreateDomain(ctx, d, []byte{1}); err != nil {
 		t.Fatal(err)
 	}
+	// A check whose propagation the state keeps as references (the expected
+	// value, and a found one by its index), which the code before 00009
+	// cannot read: going down must not leave them behind.
+	dkim := d.Record(domain.KeyDKIM)
+	dkim.Status, dkim.Found = domain.CheckMismatch, []string{"v=DKIM1; p=OTHER"}
+	dkim.Propagation = []domain.Sighting{{Server: "127.0.0.1:53", Role: domain.RoleAuthoritative, Status: domain.CheckMismatch,
+		Values: []string{dkim.Value, "v=DKIM1; p=OTHER"}}}
+	if err := s.SaveCheck(ctx, d, nil); err != nil {
+		t.Fatal(err)
+	}
 	prov, err := goose.NewProvider(goose.DialectSQLite3, s.w, mustSub(migrations, "migrations"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := prov.DownTo(ctx, 8); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.w.QueryContext(ctx, `SELECT key, found, propagation FROM domain_records`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var key, found, prop string
+		var oldFound []string
+		var oldProp []domain.Sighting
+		if err := rows.Scan(&key, &found, &prop); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(found), &oldFound); err != nil {
+			t.Errorf("%s: found %s after going down to 8: %v", key, found, err)
+		}
+		if err := json.Unmarshal([]byte(prop), &oldProp); err != nil {
+			t.Errorf("%s: propagation %s after going down to 8: %v", key, prop, err)
+		}
+		for _, g := range oldProp {
+			if g.Server == "" || g.Status == "" {
+				t.Errorf("%s: propagation %s after going down to 8 reads as a sighting of no server", key, prop)
+			}
+		}
+	}
+	if err := rows.Close(); err != nil {
 		t.Fatal(err)
 	}
 	// As the code before 00009 wrote a check of the ownership record.

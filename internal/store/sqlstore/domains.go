@@ -16,30 +16,44 @@ import (
 // CreateDomain implements store.Store.
 func (s *Store) CreateDomain(ctx context.Context, d *domain.Domain, sealedKey []byte) error {
 	return s.db.Tx(ctx, func(tx Querier) error {
-		// A second replica inserting the same (project, name) waits on the unique
-		// index until the first commits, and then fails with unique_violation.
-		_, err := tx.Exec(ctx, `INSERT INTO domains (id, project_id, name, region, status,
-			ownership_verified, dkim_enabled, mail_from_enabled, dmarc_enabled, dkim_private_key,
-			created_at, last_checked_at, verified_at, inbound_enabled_at, inbound_verified_at,
-			next_check_at, check_attempt, window_started_at, failed_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
-			d.ID, d.ProjectID, d.Name, d.Region, string(d.Status),
-			d.OwnershipVerified, d.DKIMEnabled, d.MailFromEnabled, d.DMARCEnabled, sealedKey,
-			millis(d.CreatedAt), millis(d.LastCheckedAt), millis(d.VerifiedAt), millis(d.InboundEnabledAt), millis(d.InboundVerifiedAt),
-			millis(d.NextCheckAt), d.CheckAttempt, millis(d.WindowStartedAt), millis(d.FailedAt))
-		if s.d.IsUniqueViolation(err) {
-			return store.ErrDomainExists
-		}
-		if err != nil {
-			return s.errorf("create domain: %w", err)
-		}
-		for i := range d.Records {
-			if err := s.insertRecord(ctx, tx, d.ID, d.Name, i, &d.Records[i]); err != nil {
-				return err
-			}
-		}
-		return nil
+		return s.createDomain(ctx, tx, d, sealedKey)
 	})
+}
+
+// CreateDomainRotating implements store.Rotations.
+func (s *Store) CreateDomainRotating(ctx context.Context, d *domain.Domain, sealedKey []byte, r store.Rotation) error {
+	return s.db.Tx(ctx, func(tx Querier) error {
+		if err := s.createDomain(ctx, tx, d, sealedKey); err != nil {
+			return err
+		}
+		return s.createRotation(ctx, tx, r)
+	})
+}
+
+func (s *Store) createDomain(ctx context.Context, tx Querier, d *domain.Domain, sealedKey []byte) error {
+	// A second replica inserting the same (project, name) waits on the unique
+	// index until the first commits, and then fails with unique_violation.
+	_, err := tx.Exec(ctx, `INSERT INTO domains (id, project_id, name, region, status,
+		ownership_verified, dkim_enabled, mail_from_enabled, dmarc_enabled, dkim_private_key,
+		created_at, last_checked_at, verified_at, inbound_enabled_at, inbound_verified_at,
+		next_check_at, check_attempt, window_started_at, failed_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
+		d.ID, d.ProjectID, d.Name, d.Region, string(d.Status),
+		d.OwnershipVerified, d.DKIMEnabled, d.MailFromEnabled, d.DMARCEnabled, sealedKey,
+		millis(d.CreatedAt), millis(d.LastCheckedAt), millis(d.VerifiedAt), millis(d.InboundEnabledAt), millis(d.InboundVerifiedAt),
+		millis(d.NextCheckAt), d.CheckAttempt, millis(d.WindowStartedAt), millis(d.FailedAt))
+	if s.d.IsUniqueViolation(err) {
+		return store.ErrDomainExists
+	}
+	if err != nil {
+		return s.errorf("create domain: %w", err)
+	}
+	for i := range d.Records {
+		if err := s.insertRecord(ctx, tx, d.ID, d.Name, i, &d.Records[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Store) insertRecord(ctx context.Context, tx Querier, domainID, domainName string, pos int, r *domain.Record) error {
@@ -230,11 +244,14 @@ func (s *Store) SaveCheck(ctx context.Context, d *domain.Domain, events []store.
 			if err != nil {
 				return err
 			}
+			// Only the record the check judged: a rotation that moved another
+			// value under the key since the check read it (a switch, a
+			// retirement) keeps its own, and the next check judges it.
 			if _, err := tx.Exec(ctx, `UPDATE domain_records SET verified = $1, status = $2, state = $3,
 				failures = $4, checked_at = $5, updated_at = $6
-				WHERE domain_id = $7 AND key = $8`,
+				WHERE domain_id = $7 AND key = $8 AND value = $9`,
 				r.Verified, string(r.Status), state, r.Failures, millis(r.CheckedAt), millis(r.UpdatedAt),
-				d.ID, string(r.Key)); err != nil {
+				d.ID, string(r.Key), r.Value); err != nil {
 				return s.errorf("save record %s/%s: %w", d.ID, r.Key, err)
 			}
 		}

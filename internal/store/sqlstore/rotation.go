@@ -35,20 +35,22 @@ func scanRotation(row Row) (store.Rotation, error) {
 
 // CreateRotation implements store.Rotations.
 func (s *Store) CreateRotation(ctx context.Context, r store.Rotation) error {
-	return s.db.Write(ctx, func(q Querier) error {
-		_, err := q.Exec(ctx, `INSERT INTO dkim_rotations (domain_id, project_id, mode, state, current_selector,
-			current_value, current_since, current_visible_at, step_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (domain_id) DO NOTHING`,
-			r.DomainID, r.ProjectID, string(r.Mode), string(r.State), r.CurrentSelector, r.CurrentValue,
-			millis(r.CurrentSince), millis(r.CurrentVisibleAt), millis(r.StepAt))
-		if s.d.IsUniqueViolation(err) {
-			return nil // another replica made it first
-		}
-		if err != nil {
-			return s.errorf("create rotation %s: %w", r.DomainID, err)
-		}
-		return nil
-	})
+	return s.db.Write(ctx, func(q Querier) error { return s.createRotation(ctx, q, r) })
+}
+
+func (s *Store) createRotation(ctx context.Context, q Querier, r store.Rotation) error {
+	_, err := q.Exec(ctx, `INSERT INTO dkim_rotations (domain_id, project_id, mode, state, current_selector,
+		current_value, current_since, current_visible_at, step_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (domain_id) DO NOTHING`,
+		r.DomainID, r.ProjectID, string(r.Mode), string(r.State), r.CurrentSelector, r.CurrentValue,
+		millis(r.CurrentSince), millis(r.CurrentVisibleAt), millis(r.StepAt))
+	if s.d.IsUniqueViolation(err) {
+		return nil // another replica made it first
+	}
+	if err != nil {
+		return s.errorf("create rotation %s: %w", r.DomainID, err)
+	}
+	return nil
 }
 
 // InitRotations implements store.Rotations. It looks at a window of limit ids
@@ -255,15 +257,20 @@ func (s *Store) SwitchRotation(ctx context.Context, r store.Rotation, now time.T
 				return s.errorf("switch rotation %s: %w", r.DomainID, err)
 			}
 		}
+		// The new dkim record was seen on every authoritative server (in cname
+		// mode: the customer's CNAME at the next selector leads to the key the
+		// operator's zone shows): it is verified now, which is what lets it
+		// sign (SigningKeys), whatever the last regular check of it said. What
+		// that check found is dropped if it did not verify, as it no longer
+		// holds. The records' purposes follow from their new keys
+		// (domain.PurposeOf).
+		if _, err := tx.Exec(ctx, `UPDATE domain_records SET state = CASE WHEN verified THEN state ELSE '' END,
+			verified = TRUE, status = $1, failures = 0, checked_at = $2, updated_at = $2
+			WHERE domain_id = $3 AND key = $4`,
+			string(domain.CheckVerified), millis(now), r.DomainID, string(domain.KeyDKIM)); err != nil {
+			return s.errorf("switch rotation %s: %w", r.DomainID, err)
+		}
 		if r.Mode != domain.DKIMModeCNAME {
-			// The new dkim record was seen on every authoritative server: it is
-			// verified now, which is what lets it sign (SigningKeys).
-			// The records' purposes follow from their new keys (domain.PurposeOf).
-			if _, err := tx.Exec(ctx, `UPDATE domain_records SET verified = TRUE, status = $1, failures = 0,
-				checked_at = $2, updated_at = $2 WHERE domain_id = $3 AND key = $4`,
-				string(domain.CheckVerified), millis(now), r.DomainID, string(domain.KeyDKIM)); err != nil {
-				return s.errorf("switch rotation %s: %w", r.DomainID, err)
-			}
 			if _, err := tx.Exec(ctx, `UPDATE domain_records SET updated_at = $1 WHERE domain_id = $2 AND key = $3`,
 				millis(now), r.DomainID, string(domain.KeyDKIMPrevious)); err != nil {
 				return s.errorf("switch rotation %s: %w", r.DomainID, err)

@@ -240,8 +240,10 @@ func testRotationsCNAME(t *testing.T, s store.Store) {
 				Verified: true, Status: domain.CheckVerified, CreatedAt: t0, UpdatedAt: t0}
 		}
 	}
+	// The second CNAME was still missing at its last regular check: the
+	// customer published it later, and the rotator saw it lead to the key.
 	d.Records = append(d.Records, domain.Record{Key: domain.KeyDKIM2, Type: "CNAME", Name: "autosend2._domainkey.cn.example", Value: "autosend2.cn.example.dkim.example",
-		Verified: true, Status: domain.CheckVerified, CreatedAt: t0, UpdatedAt: t0})
+		Status: domain.CheckMissing, Failures: 2, Problems: []domain.Problem{{Code: "NOT_FOUND", Message: "missing"}}, CreatedAt: t0, UpdatedAt: t0})
 	createDomain(t, s, d)
 	rot := store.Rotation{DomainID: d.ID, ProjectID: p.ID, Mode: domain.DKIMModeCNAME, State: domain.RotationIdle,
 		CurrentSelector: "autosend", CurrentValue: "v=DKIM1; k=rsa; p=CUR", CurrentSince: t0, StepAt: t0}
@@ -278,5 +280,38 @@ func testRotationsCNAME(t *testing.T, s store.Store) {
 	}
 	if sel := signingSelectors(t, s, d.Name); !slices.Equal(sel, []string{"autosend2=next"}) {
 		t.Fatalf("signing after a cname switch = %v", sel)
+	}
+	if c1 := got.Record(domain.KeyDKIM); !c1.Verified || c1.Status != domain.CheckVerified || c1.Failures != 0 || len(c1.Problems) != 0 {
+		t.Fatalf("the switched-to CNAME keeps its last check's failure: %+v", c1)
+	}
+}
+
+// testCreateDomainRotating checks that a domain and its rotation row are
+// stored together or not at all.
+func testCreateDomainRotating(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p := project(t, s, "acme")
+	d := sampleDomain(p.ID, newID(t), "together.example", t0)
+	rot := store.Rotation{DomainID: d.ID, ProjectID: p.ID, Mode: domain.DKIMModeCNAME, State: domain.RotationIdle,
+		CurrentSelector: "autosend", CurrentValue: "v=DKIM1; k=rsa; p=CUR", CurrentSince: t0, StepAt: t0}
+	// A row that cannot be stored (it names no domain) takes the domain with it.
+	bad := rot
+	bad.DomainID = newID(t)
+	if err := s.CreateDomainRotating(ctx, clone(d), sealedKey(d.Name), bad); err == nil {
+		t.Fatal("CreateDomainRotating with a row for another domain succeeded")
+	}
+	if _, err := s.Domain(ctx, p.ID, d.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the domain was stored without its rotation row: %v", err)
+	}
+	if err := s.CreateDomainRotating(ctx, clone(d), sealedKey(d.Name), rot); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Rotation(ctx, d.ID)
+	if err != nil || got.Mode != domain.DKIMModeCNAME || got.CurrentSelector != "autosend" {
+		t.Fatalf("rotation row = %+v, %v", got, err)
+	}
+	checkDomain(t, getDomain(t, s, p.ID, d.ID), d)
+	if err := s.CreateDomainRotating(ctx, clone(d), sealedKey(d.Name), rot); !errors.Is(err, store.ErrDomainExists) {
+		t.Fatalf("CreateDomainRotating again: %v, want ErrDomainExists", err)
 	}
 }

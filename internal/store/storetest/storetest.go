@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SigningKeys", testSigningKeys},
 		{"RotationsTXT", testRotationsTXT},
 		{"RotationsCNAME", testRotationsCNAME},
+		{"CreateDomainRotating", testCreateDomainRotating},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -845,6 +846,18 @@ func testSaveCheck(t *testing.T, s store.Store) {
 	if err := s.SaveCheck(ctx, clone(d), nil); err != nil {
 		t.Fatalf("SaveCheck again: %v", err)
 	}
+	checkDomain(t, getDomain(t, s, acme.ID, d.ID), d)
+
+	// A check of a record whose value was replaced meanwhile (a DKIM key
+	// rotation moved another key under its key) leaves the new one alone.
+	stale := clone(d)
+	stale.LastCheckedAt = at(3 * time.Hour)
+	stale.Records[1].Value = "v=DKIM1; k=rsa; p=OLD"
+	stale.Records[1].Verified, stale.Records[1].Status, stale.Records[1].Failures = false, domain.CheckMismatch, 99
+	if err := s.SaveCheck(ctx, stale, nil); err != nil {
+		t.Fatalf("SaveCheck of a replaced record: %v", err)
+	}
+	d.LastCheckedAt = stale.LastCheckedAt
 	checkDomain(t, getDomain(t, s, acme.ID, d.ID), d)
 }
 

@@ -14,12 +14,14 @@ FROM domains d WHERE d.id = r.domain_id;
 ALTER TABLE domain_records DROP COLUMN found, DROP COLUMN problems, DROP COLUMN propagation, DROP COLUMN purpose;
 
 -- +goose Down
+-- Found values and propagation come back empty, as of a record not yet checked
+-- (the next check fills them): the state keeps them as references the code
+-- before this migration cannot read.
 ALTER TABLE domain_records ADD COLUMN found TEXT NOT NULL DEFAULT '[]',
     ADD COLUMN problems TEXT NOT NULL DEFAULT '[]', ADD COLUMN propagation TEXT NOT NULL DEFAULT '[]',
     ADD COLUMN purpose TEXT NOT NULL DEFAULT '';
 UPDATE domain_records r SET
-    found = coalesce((r.state::json -> 'f')::text, '[]') , problems = coalesce((r.state::json -> 'p')::text, '[]'),
-    propagation = coalesce((r.state::json -> 'g')::text, '[]'),
+    problems = coalesce((r.state::json -> 'p')::text, '[]'),
     purpose = CASE r.key WHEN 'ownership' THEN 'Proves that you own the domain.'
                   WHEN 'dkim' THEN 'DKIM public key that receivers use to check the signature on your mail.'
                   WHEN 'mailfrom_mx' THEN 'Custom MAIL FROM domain: receives bounces and complaints.'

@@ -39,8 +39,10 @@ DROP TABLE domain_records;
 ALTER TABLE domain_records_compact RENAME TO domain_records;
 
 -- +goose Down
--- The purposes come back as the key gives them; values kept as references to
--- the expected value come back as JSON null.
+-- The purposes come back as the key gives them. Found values and propagation
+-- come back empty, as of a record not yet checked (the next check fills them):
+-- the state keeps them as references the code before this migration cannot
+-- read.
 CREATE TABLE domain_records_wide (
     domain_id   TEXT    NOT NULL REFERENCES domains (id) ON DELETE CASCADE,
     key         TEXT    NOT NULL,
@@ -72,9 +74,9 @@ SELECT r.domain_id, r.key, r.position,
                   WHEN 'dmarc' THEN 'DMARC policy: tells receivers what to do with mail that fails SPF and DKIM.'
                   ELSE 'Inbound MX: routes mail for the domain to the platform.' END,
        r.verified, r.status,
-       CASE WHEN r.state = '' THEN '[]' ELSE coalesce(json_extract(r.state, '$.f'), '[]') END, CASE WHEN r.state = '' THEN '[]' ELSE coalesce(json_extract(r.state, '$.p'), '[]') END,
+       '[]', CASE WHEN r.state = '' THEN '[]' ELSE coalesce(json_extract(r.state, '$.p'), '[]') END,
        r.failures, r.checked_at, r.created_at, r.updated_at,
-       CASE WHEN r.state = '' THEN '[]' ELSE coalesce(json_extract(r.state, '$.g'), '[]') END
+       '[]' 
 FROM domain_records r JOIN domains d ON d.id = r.domain_id;
 DROP TABLE domain_records;
 ALTER TABLE domain_records_wide RENAME TO domain_records;
