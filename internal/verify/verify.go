@@ -81,6 +81,9 @@ type Verifier struct {
 
 	mu      sync.Mutex
 	running map[string]*run
+	// joins counts the calls that found a check of their domain running and
+	// waited for it, which tests wait on to know the calls overlapped.
+	joins int
 
 	// owner names this verifier in the database's check leases, which keep
 	// replicas from checking one domain at once.
@@ -159,6 +162,9 @@ func (v *Verifier) Verify(ctx context.Context, projectID int64, id string) (Outc
 	for afterScheduled := false; r == nil; {
 		v.mu.Lock()
 		r = v.running[id]
+		if r != nil {
+			v.joins++
+		}
 		if r != nil && !r.explicit {
 			v.mu.Unlock()
 			select {
@@ -213,6 +219,8 @@ func (v *Verifier) CheckDue(ctx context.Context, projectID int64, id string) err
 	r := v.running[id]
 	if r == nil {
 		r = v.start(projectID, id, false)
+	} else {
+		v.joins++
 	}
 	v.mu.Unlock()
 	select {

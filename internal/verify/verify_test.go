@@ -43,6 +43,18 @@ func (c *checker) waitCalled(t *testing.T, message string) {
 	}
 }
 
+// waitJoins polls, for at most 10s, until n calls have found a check running
+// and wait for it.
+func waitJoins(t *testing.T, v *verify.Verifier, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); verify.Joins(v) < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls joined the running check, want %d", verify.Joins(v), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // blockUntilDone is a checker's answer when DNS never answers: nothing, once the
 // check's time is up.
 func blockUntilDone(ctx context.Context, _ []dnscheck.Expectation) []domain.Observation {
@@ -358,6 +370,9 @@ func TestSingleFlight(t *testing.T) {
 	if !v.InProgress(d.ID) {
 		t.Error("InProgress is false while the check runs")
 	}
+	// The check ends only once the two other calls are waiting for it: a
+	// call that came after it ended would rightly start another.
+	waitJoins(t, v, 2)
 	close(release)
 	for range 2 {
 		r := <-results
@@ -403,6 +418,7 @@ func TestVerifyAfterScheduledCheck(t *testing.T) {
 		out, err := v.Verify(t.Context(), f.p.ID, d.ID)
 		got <- result{out, err}
 	}()
+	waitJoins(t, v, 1)
 	close(release)
 	if err := <-dueErr; err != nil {
 		t.Fatalf("CheckDue = %v", err)
