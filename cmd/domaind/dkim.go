@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"os/exec"
 	"os/user"
@@ -70,11 +69,7 @@ func dkimExport(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	key, err := mk.load(slog.New(slog.NewTextHandler(stderr, nil)), false)
-	if err != nil {
-		return err
-	}
-	sealer, err := records.NewSealer(key)
+	sealer, err := mk.sealer(stderr)
 	if err != nil {
 		return err
 	}

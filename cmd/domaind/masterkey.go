@@ -5,11 +5,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/domaind/domaind/internal/records"
 )
 
 // masterKeyFlags are the flags that give the master key, shared by every command
@@ -52,4 +55,15 @@ func (m *masterKeyFlags) load(log *slog.Logger, create bool) ([]byte, error) {
 		}
 	}
 	return loadMasterKey(m.b64, m.dev, m.dataDir, log)
+}
+
+// sealer opens the DKIM keys of an existing database, for the commands other
+// than serve: it loads the master key without ever making one (see load) and
+// logs to stderr.
+func (m *masterKeyFlags) sealer(stderr io.Writer) (*records.Sealer, error) {
+	key, err := m.load(slog.New(slog.NewTextHandler(stderr, nil)), false)
+	if err != nil {
+		return nil, err
+	}
+	return records.NewSealer(key)
 }

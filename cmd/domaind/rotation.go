@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 
 	"github.com/domaind/domaind/internal/domain"
@@ -87,11 +86,7 @@ func dkimRotate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("%q is not a domain name", name)
 	}
-	key, err := mk.load(slog.New(slog.NewTextHandler(stderr, nil)), false)
-	if err != nil {
-		return err
-	}
-	sealer, err := records.NewSealer(key)
+	sealer, err := mk.sealer(stderr)
 	if err != nil {
 		return err
 	}
