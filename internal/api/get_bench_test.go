@@ -29,7 +29,7 @@ func BenchmarkGetDomain(b *testing.B) {
 		if os.Getenv("DOMAIND_TEST_POSTGRES") == "" {
 			b.Skip("DOMAIND_TEST_POSTGRES is not set")
 		}
-		benchGetDomain(b, freshPostgres(b))
+		benchGetDomain(b, freshPostgres(b, "domaind_bench_"))
 	})
 }
 
@@ -63,9 +63,9 @@ func benchGetDomain(b *testing.B, db string) {
 	})
 }
 
-// freshPostgres creates a database on DOMAIND_TEST_POSTGRES's server, dropped
-// when tb ends, and returns its DSN.
-func freshPostgres(tb testing.TB) string {
+// freshPostgres creates a database named prefix and a random suffix on
+// DOMAIND_TEST_POSTGRES's server, dropped when tb ends, and returns its DSN.
+func freshPostgres(tb testing.TB, prefix string) string {
 	tb.Helper()
 	base := os.Getenv("DOMAIND_TEST_POSTGRES")
 	admin, err := pgx.Connect(tb.Context(), base)
@@ -74,7 +74,7 @@ func freshPostgres(tb testing.TB) string {
 	}
 	var r [6]byte
 	rand.Read(r[:])
-	name := "domaind_bench_" + hex.EncodeToString(r[:])
+	name := prefix + hex.EncodeToString(r[:])
 	if _, err := admin.Exec(tb.Context(), "CREATE DATABASE "+name); err != nil {
 		tb.Fatal(err)
 	}

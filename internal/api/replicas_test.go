@@ -2,17 +2,13 @@ package api_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/miekg/dns"
 
 	"github.com/domaind/domaind/internal/domain"
@@ -32,27 +28,7 @@ func replicas(t *testing.T, o envOptions) (*env, *env) {
 		}
 		t.Skip("SKIPPED: replica tests need PostgreSQL; run `make test` with postgresql installed")
 	}
-	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b [6]byte
-	rand.Read(b[:])
-	name := "domaind_replicas_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		admin.Exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)")
-		admin.Close(context.Background())
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	o.postgres = u.String()
+	o.postgres = freshPostgres(t, "domaind_replicas_")
 	a := newEnv(t, o)
 	o.dnsServer = a.dns
 	b2 := newEnv(t, o)
