@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pressly/goose/v3"
-
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/store/storetest"
@@ -74,10 +72,7 @@ func TestReopen(t *testing.T) {
 	if after := migrationRows(t, s); after != before {
 		t.Errorf("reopening changed the migration table from %d rows to %d", before, after)
 	}
-	gp, err := goose.NewProvider(goose.DialectSQLite3, s.w, mustSub(migrations, "migrations"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	gp := provider(t, s)
 	if pending, err := gp.HasPending(ctx); err != nil || pending {
 		t.Errorf("HasPending after reopening = %v, %v; want false", pending, err)
 	}
@@ -182,13 +177,7 @@ func TestMigrateBareDKIMValue(t *testing.T) {
 		}
 	}
 	// Back to the schema before the migration, with the value as it was stored then.
-	prov, err := goose.NewProvider(goose.DialectSQLite3, s.w, mustSub(migrations, "migrations"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := prov.DownTo(ctx, 5); err != nil {
-		t.Fatal(err)
-	}
+	migrateDown(t, s, 5)
 	if _, err := s.w.ExecContext(ctx, `UPDATE domain_records SET value = 'MIIBIjANBgkq' WHERE key = 'dkim' AND domain_id = ?`, bare.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -265,13 +254,7 @@ func TestMigrateCompactRecords(t *testing.T) {
 	if err := s.SaveCheck(ctx, d, nil); err != nil {
 		t.Fatal(err)
 	}
-	prov, err := goose.NewProvider(goose.DialectSQLite3, s.w, mustSub(migrations, "migrations"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := prov.DownTo(ctx, 8); err != nil {
-		t.Fatal(err)
-	}
+	migrateDown(t, s, 8)
 	rows, err := s.w.QueryContext(ctx, `SELECT key, found, propagation FROM domain_records`)
 	if err != nil {
 		t.Fatal(err)
