@@ -3,10 +3,9 @@ package postgres
 import (
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/store/sqlstore"
+	"github.com/domaind/domaind/internal/store/storetest"
 )
 
 // TestReadsPreparedOncePerConnection: pgx prepares each statement once on a
@@ -29,24 +28,11 @@ func TestReadsPreparedOncePerConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	p, err := s.EnsureProject(ctx, "acme", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now().UTC().Truncate(time.Millisecond)
-	id, err := domain.NewID(now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &domain.Domain{ID: id, ProjectID: p.ID, Name: "example.com", Region: "us-east-1", Status: domain.StatusPending, CreatedAt: now,
-		Records: []domain.Record{{Key: domain.KeyDMARC, Name: "_dmarc.example.com", Type: "TXT", Value: "v=DMARC1; p=none",
-			Purpose: "dmarc", Status: domain.CheckUnchecked, CreatedAt: now, UpdatedAt: now}}}
-	if err := s.CreateDomain(ctx, d, []byte{1}); err != nil {
-		t.Fatal(err)
-	}
+	p := storetest.Project(t, s, "acme")
+	d := storetest.Domain(t, s, p.ID, "example.com")
 	for range 5 {
-		got, err := s.Domain(ctx, p.ID, id)
-		if err != nil || len(got.Records) != 1 {
+		got, err := s.Domain(ctx, p.ID, d.ID)
+		if err != nil || len(got.Records) != len(d.Records) {
 			t.Fatalf("Domain: %v, %+v", err, got)
 		}
 	}

@@ -5,10 +5,9 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/store/sqlstore"
+	"github.com/domaind/domaind/internal/store/storetest"
 )
 
 // TestPreparedReads: the read path's statements are prepared on the read pool
@@ -27,35 +26,20 @@ func TestPreparedReads(t *testing.T) {
 			t.Errorf("not prepared: %.60s…", q)
 		}
 	}
-	p, err := d.EnsureProject(ctx, "acme", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now().UTC().Truncate(time.Millisecond)
-	id, err := domain.NewID(now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := &domain.Domain{ID: id, ProjectID: p.ID, Name: "example.com", Region: "us-east-1", Status: domain.StatusPending, CreatedAt: now,
-		Records: []domain.Record{
-			{Key: domain.KeyOwnership, Name: "example.com", Type: "TXT", Value: "token", Purpose: "ownership", Status: domain.CheckUnchecked, CreatedAt: now, UpdatedAt: now},
-			{Key: domain.KeyDMARC, Name: "_dmarc.example.com", Type: "TXT", Value: "v=DMARC1; p=none", Purpose: "dmarc", Status: domain.CheckUnchecked, CreatedAt: now, UpdatedAt: now},
-		}}
-	if err := d.CreateDomain(ctx, want, []byte{1}); err != nil {
-		t.Fatal(err)
-	}
+	p := storetest.Project(t, d, "acme")
+	want := storetest.Domain(t, d, p.ID, "example.com")
 	// More readers at once than the pool has connections, so that every
 	// connection prepares the statement and some wait for one.
 	var wg sync.WaitGroup
 	for range 16 {
 		wg.Go(func() {
 			for range 20 {
-				got, err := d.Domain(ctx, p.ID, id)
+				got, err := d.Domain(ctx, p.ID, want.ID)
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				if got.Name != want.Name || len(got.Records) != 2 || got.Records[0].Key != domain.KeyOwnership || got.Records[1].Value != "v=DMARC1; p=none" {
+				if got.Name != want.Name || len(got.Records) != len(want.Records) || got.Records[0].Key != want.Records[0].Key || got.Records[1].Value != want.Records[1].Value {
 					t.Errorf("Domain = %+v", got)
 					return
 				}

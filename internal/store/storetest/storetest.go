@@ -94,6 +94,16 @@ func Project(t *testing.T, s store.Store, name string) store.Project {
 	return project(t, s, name)
 }
 
+// Domain stores a domain of that name, with records of several kinds, in the
+// project and returns it as the test wrote it: the setup of a store's own
+// tests of its reads.
+func Domain(t *testing.T, s store.Store, projectID int64, name string) *domain.Domain {
+	t.Helper()
+	d := sampleDomain(projectID, newID(t), name, t0)
+	createDomain(t, s, d)
+	return d
+}
+
 // Wins counts the racers whose call succeeded, errs holding each racer's error,
 // and fails the test for any error other than refusal, which is what a racer
 // that lost must get; what names the call in messages.
