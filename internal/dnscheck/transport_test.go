@@ -90,6 +90,25 @@ func txtOf(t *testing.T, m *dns.Msg) string {
 	return strings.Join(m.Answer[0].(*dns.TXT).Txt, "")
 }
 
+// queryRight sends n TXT queries for name to srv through a Transport of its
+// own and fails the test unless each ends with the server's own ("right")
+// answer: whatever else reached the socket was dropped.
+func queryRight(t *testing.T, srv *packetServer, name string, n int) {
+	t.Helper()
+	tr := dnscheck.NewTransport(dnscheck.TransportOptions{})
+	t.Cleanup(func() { tr.Close() })
+	c := &dnscheck.Client{Timeout: 2 * time.Second, Transport: tr}
+	for i := range n {
+		m, err := c.Exchange(t.Context(), srv.addr(), name, dns.TypeTXT, false)
+		if err != nil {
+			t.Fatalf("query %d: %v", i, err)
+		}
+		if got := txtOf(t, m); got != "right" {
+			t.Fatalf("query %d: took the answer %q, want the server's own", i, got)
+		}
+	}
+}
+
 // TestTransportReusesSockets sends many queries, one after another and many at
 // once, through one Transport: the server sees them come from far fewer source
 // ports than queries, and from more than one, since sockets rotate after
@@ -175,18 +194,7 @@ func TestTransportMatching(t *testing.T) {
 			}(),
 		}
 	})
-	tr := dnscheck.NewTransport(dnscheck.TransportOptions{})
-	t.Cleanup(func() { tr.Close() })
-	c := &dnscheck.Client{Timeout: 2 * time.Second, Transport: tr}
-	for i := range 20 {
-		m, err := c.Exchange(t.Context(), srv.addr(), "Name.Example", dns.TypeTXT, false)
-		if err != nil {
-			t.Fatalf("query %d: %v", i, err)
-		}
-		if got := txtOf(t, m); got != "right" {
-			t.Fatalf("query %d: took the answer %q, want the right one", i, got)
-		}
-	}
+	queryRight(t, srv, "Name.Example", 20)
 }
 
 // TestTransportForgedFromElsewhere sends, for every query, a perfect answer but
@@ -208,18 +216,7 @@ func TestTransportForgedFromElsewhere(t *testing.T) {
 		}
 		return []*dns.Msg{txtAnswer(q)}
 	})
-	tr := dnscheck.NewTransport(dnscheck.TransportOptions{})
-	t.Cleanup(func() { tr.Close() })
-	c := &dnscheck.Client{Timeout: 2 * time.Second, Transport: tr}
-	for i := range 10 {
-		m, err := c.Exchange(t.Context(), srv.addr(), "name.example", dns.TypeTXT, false)
-		if err != nil {
-			t.Fatalf("query %d: %v", i, err)
-		}
-		if got := txtOf(t, m); got != "right" {
-			t.Fatalf("query %d: took the answer %q from another address", i, got)
-		}
-	}
+	queryRight(t, srv, "name.example", 10)
 	if forged.Load() == 0 {
 		t.Fatal("no forged answer was sent; the test tested nothing")
 	}
