@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/domaind/domaind/internal/domain"
@@ -62,30 +63,28 @@ func toV2Rotation(id string, r domain.Rotation) v2Rotation {
 
 // v2DKIM answers GET /api/v2/domains/{domainId}/dkim: the rotation's state.
 func (s *Server) v2DKIM(w http.ResponseWriter, r *http.Request) error {
-	id, ok := domainID(w, r)
-	if !ok {
-		return nil
-	}
-	rot, err := s.cfg.Domains.DKIMRotation(r.Context(), callerOf(r.Context()).projectID, id)
-	if err != nil {
-		return err
-	}
-	jsonresp.Write(w, http.StatusOK, v2RotationOne{Data: toV2Rotation(id, rot)})
-	return nil
+	return writeRotation(w, r, http.StatusOK, s.cfg.Domains.DKIMRotation)
 }
 
 // v2RotateDKIM answers POST /api/v2/domains/{domainId}/dkim/rotate: it starts
 // a rotation now (202: the next key exists, the steps that wait for DNS
 // follow in the background), or 409 while one runs.
 func (s *Server) v2RotateDKIM(w http.ResponseWriter, r *http.Request) error {
+	return writeRotation(w, r, http.StatusAccepted, s.cfg.Domains.RotateDKIM)
+}
+
+// writeRotation answers with status and the rotation that call gives for the
+// caller's domain the path names; call's error goes to the error table.
+func writeRotation(w http.ResponseWriter, r *http.Request, status int,
+	call func(ctx context.Context, projectID int64, id string) (domain.Rotation, error)) error {
 	id, ok := domainID(w, r)
 	if !ok {
 		return nil
 	}
-	rot, err := s.cfg.Domains.RotateDKIM(r.Context(), callerOf(r.Context()).projectID, id)
+	rot, err := call(r.Context(), callerOf(r.Context()).projectID, id)
 	if err != nil {
 		return err
 	}
-	jsonresp.Write(w, http.StatusAccepted, v2RotationOne{Data: toV2Rotation(id, rot)})
+	jsonresp.Write(w, status, v2RotationOne{Data: toV2Rotation(id, rot)})
 	return nil
 }
