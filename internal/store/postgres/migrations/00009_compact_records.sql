@@ -16,12 +16,14 @@ ALTER TABLE domain_records DROP COLUMN found, DROP COLUMN problems, DROP COLUMN 
 -- +goose Down
 -- Found values and propagation come back empty, as of a record not yet checked
 -- (the next check fills them): the state keeps them as references the code
--- before this migration cannot read.
+-- before this migration cannot read. One update for every record: a record
+-- with no state ('' cast to json would fail) gets the empty lists through
+-- nullif.
 ALTER TABLE domain_records ADD COLUMN found TEXT NOT NULL DEFAULT '[]',
     ADD COLUMN problems TEXT NOT NULL DEFAULT '[]', ADD COLUMN propagation TEXT NOT NULL DEFAULT '[]',
     ADD COLUMN purpose TEXT NOT NULL DEFAULT '';
 UPDATE domain_records r SET
-    problems = coalesce((r.state::json -> 'p')::text, '[]'),
+    problems = coalesce((nullif(r.state, '')::json -> 'p')::text, '[]'),
     purpose = CASE r.key WHEN 'ownership' THEN 'Proves that you own the domain.'
                   WHEN 'dkim' THEN 'DKIM public key that receivers use to check the signature on your mail.'
                   WHEN 'mailfrom_mx' THEN 'Custom MAIL FROM domain: receives bounces and complaints.'
@@ -29,14 +31,5 @@ UPDATE domain_records r SET
                   WHEN 'dmarc' THEN 'DMARC policy: tells receivers what to do with mail that fails SPF and DKIM.'
                   ELSE 'Inbound MX: routes mail for the domain to the platform.' END,
     name = CASE WHEN r.name = '.' THEN d.name WHEN right(r.name, 1) = '.' THEN r.name || d.name ELSE r.name END
-FROM domains d WHERE d.id = r.domain_id AND r.state <> '';
-UPDATE domain_records r SET
-    purpose = CASE r.key WHEN 'ownership' THEN 'Proves that you own the domain.'
-                  WHEN 'dkim' THEN 'DKIM public key that receivers use to check the signature on your mail.'
-                  WHEN 'mailfrom_mx' THEN 'Custom MAIL FROM domain: receives bounces and complaints.'
-                  WHEN 'mailfrom_spf' THEN 'SPF for the MAIL FROM domain: authorizes the platform''s servers to send.'
-                  WHEN 'dmarc' THEN 'DMARC policy: tells receivers what to do with mail that fails SPF and DKIM.'
-                  ELSE 'Inbound MX: routes mail for the domain to the platform.' END,
-    name = CASE WHEN r.name = '.' THEN d.name WHEN right(r.name, 1) = '.' THEN r.name || d.name ELSE r.name END
-FROM domains d WHERE d.id = r.domain_id AND r.state = '';
+FROM domains d WHERE d.id = r.domain_id;
 ALTER TABLE domain_records DROP COLUMN state;
