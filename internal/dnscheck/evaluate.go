@@ -99,22 +99,11 @@ func evaluate(e Expectation, a answer) domain.Observation {
 		// then the revoked key "v=DKIM1; p=" (RFC 6376 §3.6.1), which is no
 		// key a DKIM parse accepts, so the value is compared whole.
 		o = evalExactTXT(e, a)
-	default:
-		o = evaluateByKey(e, a)
-	}
-	o.Key = e.Key
-	return o
-}
-
-// evaluateByKey judges the TXT and MX records other than DKIM keys.
-func evaluateByKey(e Expectation, a answer) domain.Observation {
-	var o domain.Observation
-	switch e.Key {
-	case domain.KeyMailFromMX, domain.KeyInboundMX:
+	case e.Key == domain.KeyMailFromMX || e.Key == domain.KeyInboundMX:
 		o = evalMX(e, a)
-	case domain.KeyMailFromSPF:
+	case e.Key == domain.KeyMailFromSPF:
 		o = evalSPF(e, a)
-	case domain.KeyDMARC:
+	case e.Key == domain.KeyDMARC:
 		o = evalDMARC(e, a)
 	default:
 		o = evalExactTXT(e, a)
