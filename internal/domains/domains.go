@@ -215,13 +215,7 @@ func (s *Service) EnableInbound(ctx context.Context, projectID int64, id string)
 	}
 	now := s.now().UTC().Truncate(time.Millisecond)
 	d.EnableInbound(s.Records.InboundMX(d.Name, d.Region, now), s.Verifier.Recheck(), now)
-	if err := s.Store.SaveInbound(ctx, d); err != nil {
-		return nil, notFound(err)
-	}
-	if s.Log != nil {
-		s.Log.Info("inbound enabled", "domain", d.Name, "id", d.ID, "project", projectID)
-	}
-	return d, nil
+	return s.saveInbound(ctx, projectID, d, "inbound enabled")
 }
 
 // DisableInbound switches receiving off for the project's domain.
@@ -234,11 +228,17 @@ func (s *Service) DisableInbound(ctx context.Context, projectID int64, id string
 		return d, nil
 	}
 	d.DisableInbound()
+	return s.saveInbound(ctx, projectID, d, "inbound disabled")
+}
+
+// saveInbound stores d's receiving switch, as EnableInbound or DisableInbound
+// set it, and logs msg.
+func (s *Service) saveInbound(ctx context.Context, projectID int64, d *domain.Domain, msg string) (*domain.Domain, error) {
 	if err := s.Store.SaveInbound(ctx, d); err != nil {
 		return nil, notFound(err)
 	}
 	if s.Log != nil {
-		s.Log.Info("inbound disabled", "domain", d.Name, "id", d.ID, "project", projectID)
+		s.Log.Info(msg, "domain", d.Name, "id", d.ID, "project", projectID)
 	}
 	return d, nil
 }
