@@ -234,10 +234,7 @@ func TestMigrateCompactRecords(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "old.db")
 	s := open(t, path)
-	p, err := s.EnsureProject(ctx, "acme", t0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := storetest.Project(t, s, "acme")
 	d := testDomain(t, p.ID)
 	d.Records = append(d.Records, domain.Record{Key: domain.KeyInboundMX, Name: "example.com", Type: "MX", Priority: 10,
 		Value: "in.example.net", Status: domain.CheckUnchecked, CreatedAt: t0, UpdatedAt: t0})
@@ -344,10 +341,7 @@ func TestCloseWhileSaving(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "close.db")
 	s := open(t, path)
-	p, err := s.EnsureProject(ctx, "acme", t0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := storetest.Project(t, s, "acme")
 	ds := make([]*domain.Domain, 32)
 	for i := range ds {
 		ds[i] = testDomain(t, p.ID)
