@@ -12,6 +12,7 @@ import (
 	"github.com/domaind/domaind/internal/schedule"
 	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/store/sqlite"
+	"github.com/domaind/domaind/internal/store/storetest"
 	"github.com/domaind/domaind/internal/testenv"
 )
 
@@ -115,14 +116,8 @@ func run(t *testing.T, w *schedule.Worker) {
 // worker did not start are not left claimed.
 func TestProjectShare(t *testing.T) {
 	st := openStore(t)
-	hostile, err := st.EnsureProject(t.Context(), "hostile", t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := st.EnsureProject(t.Context(), "other", t0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hostile := storetest.Project(t, st, "hostile")
+	other := storetest.Project(t, st, "other")
 	now := t0.Add(time.Hour)
 	for i := range 40 {
 		addDue(t, st, hostile.ID, fmt.Sprintf("h%d.example", i), now.Add(-time.Duration(40-i)*time.Minute))
@@ -280,10 +275,7 @@ func (s *hangingClaims) ClaimChecks(ctx context.Context, now time.Time, lease ti
 // that fill the slots starts all the same when one of them ends.
 func TestClaimsAhead(t *testing.T) {
 	st := openStore(t)
-	p, err := st.EnsureProject(t.Context(), "acme", t0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := storetest.Project(t, st, "acme")
 	now := t0.Add(time.Hour)
 	for i := range 20 {
 		addDue(t, st, p.ID, fmt.Sprintf("d%d.example", i), now.Add(-time.Duration(20-i)*time.Minute))

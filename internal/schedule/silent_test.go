@@ -12,6 +12,7 @@ import (
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/schedule"
 	"github.com/domaind/domaind/internal/store"
+	"github.com/domaind/domaind/internal/store/storetest"
 	"github.com/domaind/domaind/internal/verify"
 )
 
@@ -30,10 +31,7 @@ func TestSilentDNSFailsInTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := openStore(t)
-	p, err := st.EnsureProject(t.Context(), "acme", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := storetest.Project(t, st, "acme")
 	policy := domain.Recheck{
 		Steps:         []time.Duration{50 * time.Millisecond, 100 * time.Millisecond},
 		GiveUpAfter:   time.Second,
