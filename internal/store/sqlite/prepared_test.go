@@ -15,10 +15,7 @@ import (
 // the store.
 func TestPreparedReads(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "domaind.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := open(t, filepath.Join(t.TempDir(), "domaind.db"))
 	d := s.Store
 	stmts := s.prepared
 	for _, q := range sqlstore.Prepared() {

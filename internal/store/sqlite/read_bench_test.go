@@ -14,10 +14,7 @@ import (
 // /v1/domains/{id} does, from one goroutine: the store's own cost of the read.
 func BenchmarkDomain(b *testing.B) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(b.TempDir(), "domaind.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := open(b, filepath.Join(b.TempDir(), "domaind.db"))
 	defer s.Close()
 	if _, err := s.w.ExecContext(ctx, `INSERT INTO projects (id, name, created_at) VALUES (1, 'bench', 0)`); err != nil {
 		b.Fatal(err)

@@ -16,11 +16,11 @@ import (
 	"github.com/domaind/domaind/internal/store/storetest"
 )
 
-func open(t *testing.T, path string) *Store {
-	t.Helper()
-	s, err := Open(t.Context(), path)
+func open(tb testing.TB, path string) *Store {
+	tb.Helper()
+	s, err := Open(tb.Context(), path)
 	if err != nil {
-		t.Fatalf("Open(%s): %v", path, err)
+		tb.Fatalf("Open(%s): %v", path, err)
 	}
 	return s
 }
