@@ -197,6 +197,26 @@ type seeded struct {
 	dsn      string // the PostgreSQL database, for the bare point reads
 }
 
+// reuseSeeded opens a store that an earlier run seeded, with the ids of its
+// seeded domains, and refuses one that does not hold n of them; what names the
+// store in that error.
+func reuseSeeded(ctx context.Context, n int, what string,
+	open func(context.Context) (store.Store, error), readIDs func(context.Context) ([]string, error)) (*seeded, error) {
+	st, err := open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := readIDs(ctx)
+	if err == nil && len(ids) != n {
+		err = fmt.Errorf("%s holds %d seeded domains, not %d; delete it to seed again", what, len(ids), n)
+	}
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &seeded{store: st, n: n, ids: ids, cached: true}, nil
+}
+
 // sqliteSeeded opens the SQLite database of n seeded domains in the cache folder,
 // seeding it first if no complete one is there. A database being seeded has a
 // name of its own until it is complete, so an interrupted run leaves nothing that
@@ -209,19 +229,14 @@ func (b *bench) sqliteSeeded(ctx context.Context, n int) (*seeded, error) {
 	label := fmt.Sprintf("SQLite %d", n)
 	if _, err := os.Stat(path); err == nil {
 		fmt.Fprintf(b.log, "  using the seeded %s\n", path)
-		st, err := sqlite.Open(ctx, path)
+		s, err := reuseSeeded(ctx, n, path,
+			func(ctx context.Context) (store.Store, error) { return sqlite.Open(ctx, path) },
+			func(ctx context.Context) ([]string, error) { return sqliteIDs(ctx, path) })
 		if err != nil {
 			return nil, err
 		}
-		ids, err := sqliteIDs(ctx, path)
-		if err == nil && len(ids) != n {
-			err = fmt.Errorf("%s holds %d seeded domains, not %d; delete it to seed again", path, len(ids), n)
-		}
-		if err != nil {
-			st.Close()
-			return nil, err
-		}
-		return &seeded{store: st, n: n, ids: ids, cached: true, path: path}, nil
+		s.path = path
+		return s, nil
 	}
 
 	partial := path + ".partial"
@@ -308,19 +323,14 @@ func (b *bench) pgSeeded(ctx context.Context, n int) (*seeded, error) {
 		if exists && comment == marker {
 			fmt.Fprintf(b.log, "  using the seeded database %s\n", name)
 			dsn := b.pg.dsn(name, nil)
-			st, err := postgres.Open(ctx, dsn)
+			s, err := reuseSeeded(ctx, n, "database "+name,
+				func(ctx context.Context) (store.Store, error) { return postgres.Open(ctx, dsn) },
+				func(ctx context.Context) ([]string, error) { return pgIDs(ctx, dsn) })
 			if err != nil {
 				return nil, err
 			}
-			ids, err := pgIDs(ctx, dsn)
-			if err == nil && len(ids) != n {
-				err = fmt.Errorf("database %s holds %d seeded domains, not %d", name, len(ids), n)
-			}
-			if err != nil {
-				st.Close()
-				return nil, err
-			}
-			return &seeded{store: st, n: n, ids: ids, cached: true, dsn: dsn}, nil
+			s.dsn = dsn
+			return s, nil
 		}
 	}
 	if err := b.pg.create(ctx, name); err != nil {
