@@ -92,35 +92,76 @@ func checkDKIM(t *testing.T, g records.Generated, bits int) {
 	}
 }
 
-// TestGenerateDefaults checks the contract's table for example.com in us-east-1,
-// with the default 2048-bit key.
-func TestGenerateDefaults(t *testing.T) {
-	c := records.DefaultConfig()
-	g, err := c.Generate("example.com", "us-east-1", now)
-	if err != nil {
-		t.Fatalf("Generate: %v", err)
+// TestGenerate checks the generated table: the contract's for example.com in
+// us-east-1 with the default config (and its 2048-bit key), and one of a
+// config that changes every name and value.
+func TestGenerate(t *testing.T) {
+	custom := records.Config{
+		MailFromSubdomain: "bounce.mx",
+		DKIMSelector:      "s2025",
+		OwnershipPrefix:   "acme-site-verify",
+		MXTemplate:        "fb.{region}.mail.acme.net",
+		SPFInclude:        "spf.acme.net",
+		DMARCValue:        "v=DMARC1; p=quarantine; rua=mailto:d@acme.net",
+		InboundMXTemplate: "in-{region}.acme.net",
+		DKIMBits:          1024,
 	}
-	checkTable(t, g.Records, []want{
-		{domain.KeyOwnership, "_autosend-verify.example.com", "TXT", "", 0},
-		{domain.KeyDKIM, "autosend._domainkey.example.com", "TXT", "", 0},
-		{domain.KeyMailFromMX, "mail.example.com", "MX", "feedback-smtp.us-east-1.amazonses.com", 10},
-		{domain.KeyMailFromSPF, "mail.example.com", "TXT", "v=spf1 include:amazonses.com ~all", 0},
-		{domain.KeyDMARC, "_dmarc.example.com", "TXT", "v=DMARC1; p=none;", 0},
-	})
-	if v := g.Records[0].Value; !ownershipValue.MatchString(v) {
-		t.Errorf("ownership value = %q, want autosend-verify- and 32 lowercase hex digits", v)
+	for _, tc := range []struct {
+		name, domain, region string
+		config               records.Config
+		want                 []want
+		ownership            *regexp.Regexp
+		inbound              want
+		bits                 int
+	}{
+		{
+			name: "defaults", domain: "example.com", region: "us-east-1", config: records.DefaultConfig(),
+			want: []want{
+				{domain.KeyOwnership, "_autosend-verify.example.com", "TXT", "", 0},
+				{domain.KeyDKIM, "autosend._domainkey.example.com", "TXT", "", 0},
+				{domain.KeyMailFromMX, "mail.example.com", "MX", "feedback-smtp.us-east-1.amazonses.com", 10},
+				{domain.KeyMailFromSPF, "mail.example.com", "TXT", "v=spf1 include:amazonses.com ~all", 0},
+				{domain.KeyDMARC, "_dmarc.example.com", "TXT", "v=DMARC1; p=none;", 0},
+			},
+			ownership: ownershipValue,
+			inbound:   want{domain.KeyInboundMX, "example.com", "MX", "inbound-smtp.us-east-1.amazonaws.com", 10},
+			bits:      2048,
+		},
+		{
+			name: "custom", domain: "shop.example.org", region: "eu-central-1", config: custom,
+			want: []want{
+				{domain.KeyOwnership, "_acme-site-verify.shop.example.org", "TXT", "", 0},
+				{domain.KeyDKIM, "s2025._domainkey.shop.example.org", "TXT", "", 0},
+				{domain.KeyMailFromMX, "bounce.mx.shop.example.org", "MX", "fb.eu-central-1.mail.acme.net", 10},
+				{domain.KeyMailFromSPF, "bounce.mx.shop.example.org", "TXT", "v=spf1 include:spf.acme.net ~all", 0},
+				{domain.KeyDMARC, "_dmarc.shop.example.org", "TXT", "v=DMARC1; p=quarantine; rua=mailto:d@acme.net", 0},
+			},
+			ownership: regexp.MustCompile(`^acme-site-verify-[0-9a-f]{32}$`),
+			inbound:   want{domain.KeyInboundMX, "shop.example.org", "MX", "in-eu-central-1.acme.net", 10},
+			bits:      1024,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.config.Validate(); err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			g, err := tc.config.Generate(tc.domain, tc.region, now)
+			if err != nil {
+				t.Fatalf("Generate: %v", err)
+			}
+			checkTable(t, g.Records, tc.want)
+			if v := g.Records[0].Value; !tc.ownership.MatchString(v) {
+				t.Errorf("ownership value = %q, want it to match %s", v, tc.ownership)
+			}
+			checkDKIM(t, g, tc.bits)
+			checkTable(t, []domain.Record{tc.config.InboundMX(tc.domain, tc.region, now)}, []want{tc.inbound})
+		})
 	}
-	checkDKIM(t, g, 2048)
-
-	in := c.InboundMX("example.com", "us-east-1", now)
-	checkTable(t, []domain.Record{in}, []want{
-		{domain.KeyInboundMX, "example.com", "MX", "inbound-smtp.us-east-1.amazonaws.com", 10},
-	})
 }
 
 func smallConfig() records.Config {
 	c := records.DefaultConfig()
-	c.DKIMBits = 1024 // fast; the 2048-bit default is covered by TestGenerateDefaults
+	c.DKIMBits = 1024 // fast; the 2048-bit default is covered by TestGenerate
 	return c
 }
 
@@ -142,42 +183,6 @@ func TestGenerateFresh(t *testing.T) {
 	if a.Records[1].Value == b.Records[1].Value || bytes.Equal(a.DKIMPrivateKey, b.DKIMPrivateKey) {
 		t.Error("two generations share a DKIM key")
 	}
-}
-
-func TestGenerateCustom(t *testing.T) {
-	c := records.Config{
-		MailFromSubdomain: "bounce.mx",
-		DKIMSelector:      "s2025",
-		OwnershipPrefix:   "acme-site-verify",
-		MXTemplate:        "fb.{region}.mail.acme.net",
-		SPFInclude:        "spf.acme.net",
-		DMARCValue:        "v=DMARC1; p=quarantine; rua=mailto:d@acme.net",
-		InboundMXTemplate: "in-{region}.acme.net",
-		DKIMBits:          1024,
-	}
-	if err := c.Validate(); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
-	g, err := c.Generate("shop.example.org", "eu-central-1", now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkTable(t, g.Records, []want{
-		{domain.KeyOwnership, "_acme-site-verify.shop.example.org", "TXT", "", 0},
-		{domain.KeyDKIM, "s2025._domainkey.shop.example.org", "TXT", "", 0},
-		{domain.KeyMailFromMX, "bounce.mx.shop.example.org", "MX", "fb.eu-central-1.mail.acme.net", 10},
-		{domain.KeyMailFromSPF, "bounce.mx.shop.example.org", "TXT", "v=spf1 include:spf.acme.net ~all", 0},
-		{domain.KeyDMARC, "_dmarc.shop.example.org", "TXT", "v=DMARC1; p=quarantine; rua=mailto:d@acme.net", 0},
-	})
-	if v := g.Records[0].Value; !regexp.MustCompile(`^acme-site-verify-[0-9a-f]{32}$`).MatchString(v) {
-		t.Errorf("ownership value = %q, want acme-site-verify- and 32 lowercase hex digits", v)
-	}
-	checkDKIM(t, g, 1024)
-
-	in := c.InboundMX("shop.example.org", "eu-central-1", now)
-	checkTable(t, []domain.Record{in}, []want{
-		{domain.KeyInboundMX, "shop.example.org", "MX", "in-eu-central-1.acme.net", 10},
-	})
 }
 
 func TestValidate(t *testing.T) {
