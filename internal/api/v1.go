@@ -110,6 +110,13 @@ func toV1Record(r *domain.Record) v1Record {
 	return out
 }
 
+// optV1Record is toV1Record for the records a domain may not have, which the
+// contract leaves out when they are absent.
+func optV1Record(r *domain.Record) *v1Record {
+	rec := toV1Record(r)
+	return &rec
+}
+
 // toV1Domain builds the contract's Domain from a domain; inProgress says whether a
 // check of it is running.
 func toV1Domain(d *domain.Domain, inProgress bool) v1Domain {
@@ -142,17 +149,13 @@ func toV1Domain(d *domain.Domain, inProgress bool) v1Domain {
 		case domain.KeyDMARC:
 			out.DNSRecords.DMARC = toV1Record(r)
 		case domain.KeyInboundMX:
-			rec := toV1Record(r)
-			out.DNSRecords.InboundMX = &rec
+			out.DNSRecords.InboundMX = optV1Record(r)
 		case domain.KeyDKIMNext:
-			rec := toV1Record(r)
-			out.DNSRecords.DKIMNext = &rec
+			out.DNSRecords.DKIMNext = optV1Record(r)
 		case domain.KeyDKIMPrevious:
-			rec := toV1Record(r)
-			out.DNSRecords.DKIMPrevious = &rec
+			out.DNSRecords.DKIMPrevious = optV1Record(r)
 		case domain.KeyDKIM2:
-			rec := toV1Record(r)
-			out.DNSRecords.DKIM2 = &rec
+			out.DNSRecords.DKIM2 = optV1Record(r)
 		}
 	}
 	return out
