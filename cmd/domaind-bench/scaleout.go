@@ -74,25 +74,13 @@ type tableSize struct {
 // tableBytes returns the bytes of each table and index of the SQLite file at
 // path, largest first, from SQLite's dbstat table (compiled into the driver).
 func tableBytes(ctx context.Context, path string) ([]tableSize, error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
-	rows, err := db.QueryContext(ctx, `SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC`)
+	out, err := querySQLite(ctx, "file:"+path+"?mode=ro",
+		func(r *sql.Rows) (t tableSize, err error) { err = r.Scan(&t.Name, &t.Bytes); return },
+		`SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC`)
 	if err != nil {
 		return nil, fmt.Errorf("dbstat of %s: %w", path, err)
 	}
-	defer rows.Close()
-	var out []tableSize
-	for rows.Next() {
-		var t tableSize
-		if err := rows.Scan(&t.Name, &t.Bytes); err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // perDomain lists the tables and indexes that hold at least 1% of the bytes,

@@ -287,25 +287,37 @@ func (b *bench) seedAPI(ctx context.Context, st store.Store, label string, n int
 // the Store has no call that lists ids alone, and listing a million domains with
 // their records to learn their ids would take longer than the benchmark.
 func sqliteIDs(ctx context.Context, path string) ([]string, error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
+	ids, err := querySQLite(ctx, "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)",
+		func(r *sql.Rows) (id string, err error) { err = r.Scan(&id); return },
+		`SELECT d.id FROM domains d JOIN projects p ON p.id = d.project_id WHERE p.name = ?`, seedProject)
+	if err != nil {
+		return nil, fmt.Errorf("read seeded ids from %s: %w", path, err)
+	}
+	return ids, nil
+}
+
+// querySQLite runs query on the SQLite database dsn names, outside any Store,
+// and returns what scan makes of each row.
+func querySQLite[T any](ctx context.Context, dsn string, scan func(*sql.Rows) (T, error), query string, args ...any) ([]T, error) {
+	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
-	rows, err := db.QueryContext(ctx, `SELECT d.id FROM domains d JOIN projects p ON p.id = d.project_id WHERE p.name = ?`, seedProject)
+	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("read seeded ids from %s: %w", path, err)
+		return nil, err
 	}
 	defer rows.Close()
-	var ids []string
+	var out []T
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		v, err := scan(rows)
+		if err != nil {
 			return nil, err
 		}
-		ids = append(ids, id)
+		out = append(out, v)
 	}
-	return ids, rows.Err()
+	return out, rows.Err()
 }
 
 // pgSeeded returns a PostgreSQL database of n seeded domains. With -keep-postgres
