@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +29,7 @@ import (
 	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/store/postgres"
 	"github.com/domaind/domaind/internal/store/sqlite"
+	"github.com/domaind/domaind/internal/store/sqlstore"
 )
 
 // scaleRun is one run of the scaleout section.
@@ -75,7 +75,7 @@ type tableSize struct {
 // path, largest first, from SQLite's dbstat table (compiled into the driver).
 func tableBytes(ctx context.Context, path string) ([]tableSize, error) {
 	out, err := querySQLite(ctx, "file:"+path+"?mode=ro",
-		func(r *sql.Rows) (t tableSize, err error) { err = r.Scan(&t.Name, &t.Bytes); return },
+		func(r sqlstore.Row) (t tableSize, err error) { err = r.Scan(&t.Name, &t.Bytes); return },
 		`SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC`)
 	if err != nil {
 		return nil, fmt.Errorf("dbstat of %s: %w", path, err)

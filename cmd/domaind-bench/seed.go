@@ -25,6 +25,7 @@ import (
 	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/store/postgres"
 	"github.com/domaind/domaind/internal/store/sqlite"
+	"github.com/domaind/domaind/internal/store/sqlstore"
 )
 
 // The projects of the bench. Seeded domains live in seedProject; the API benchmark
@@ -288,7 +289,7 @@ func (b *bench) seedAPI(ctx context.Context, st store.Store, label string, n int
 // their records to learn their ids would take longer than the benchmark.
 func sqliteIDs(ctx context.Context, path string) ([]string, error) {
 	ids, err := querySQLite(ctx, "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)",
-		func(r *sql.Rows) (id string, err error) { err = r.Scan(&id); return },
+		func(r sqlstore.Row) (id string, err error) { err = r.Scan(&id); return },
 		`SELECT d.id FROM domains d JOIN projects p ON p.id = d.project_id WHERE p.name = ?`, seedProject)
 	if err != nil {
 		return nil, fmt.Errorf("read seeded ids from %s: %w", path, err)
@@ -298,7 +299,7 @@ func sqliteIDs(ctx context.Context, path string) ([]string, error) {
 
 // querySQLite runs query on the SQLite database dsn names, outside any Store,
 // and returns what scan makes of each row.
-func querySQLite[T any](ctx context.Context, dsn string, scan func(*sql.Rows) (T, error), query string, args ...any) ([]T, error) {
+func querySQLite[T any](ctx context.Context, dsn string, scan func(sqlstore.Row) (T, error), query string, args ...any) ([]T, error) {
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err
@@ -308,16 +309,7 @@ func querySQLite[T any](ctx context.Context, dsn string, scan func(*sql.Rows) (T
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return sqlstore.Collect(sqlstore.SQLRows{Rows: rows}, scan)
 }
 
 // pgSeeded returns a PostgreSQL database of n seeded domains. With -keep-postgres

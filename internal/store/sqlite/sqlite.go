@@ -185,7 +185,7 @@ func (q querier) Query(ctx context.Context, query string, args ...any) (sqlstore
 	if err != nil {
 		return nil, err
 	}
-	return sqlRows{rows}, nil
+	return sqlstore.SQLRows{Rows: rows}, nil
 }
 
 func (q querier) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
@@ -194,12 +194,6 @@ func (q querier) QueryRow(ctx context.Context, query string, args ...any) sqlsto
 	}
 	return q.q.QueryRowContext(ctx, rebind(query), args...)
 }
-
-// sqlRows is *sql.Rows with the Close of sqlstore.Rows, whose error a reader has
-// no use for: Err reports what went wrong while reading.
-type sqlRows struct{ *sql.Rows }
-
-func (r sqlRows) Close() { r.Rows.Close() }
 
 // rebind rewrites every placeholder $n of query, outside quoted text, as ?n.
 func rebind(query string) string {

@@ -8,6 +8,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 
 	"github.com/domaind/domaind/internal/store"
@@ -25,6 +26,13 @@ type Rows interface {
 	Err() error
 	Close()
 }
+
+// SQLRows is database/sql's *sql.Rows as Rows: its Close drops the error, which
+// a reader has no use for (Err reports what went wrong while reading).
+type SQLRows struct{ *sql.Rows }
+
+// Close closes the rows.
+func (r SQLRows) Close() { r.Rows.Close() }
 
 // Querier runs statements on a pool, a connection or a transaction. A row that is
 // not there scans as an error that is sql.ErrNoRows (pgx's ErrNoRows wraps it).
