@@ -11,7 +11,6 @@ import (
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/records"
 	"github.com/domaind/domaind/internal/rotation"
-	"github.com/domaind/domaind/internal/store"
 )
 
 // rotationFlags are the DKIM rotation settings of serve.
@@ -104,11 +103,6 @@ func dkimRotate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	rot := &rotation.Rotator{Store: st, Sealer: sealer, Records: rc, Config: rotation.DefaultConfig()}
 	for _, id := range ids {
-		if _, err := st.Rotation(ctx, id.ID); errors.Is(err, store.ErrNotFound) {
-			if err := st.InitRotation(ctx, id.ID, rot.Clock(), 0); err != nil {
-				return err
-			}
-		}
 		r, err := rot.Start(ctx, id.ID, "requested")
 		switch {
 		case errors.Is(err, rotation.ErrBusy):

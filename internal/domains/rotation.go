@@ -15,7 +15,8 @@ var errNoRotation = errors.New("domains: dkim rotation is not configured")
 
 // DKIMRotation returns the project's domain's DKIM rotation.
 func (s *Service) DKIMRotation(ctx context.Context, projectID int64, id string) (domain.Rotation, error) {
-	if _, err := s.Get(ctx, projectID, id); err != nil {
+	d, err := s.Get(ctx, projectID, id)
+	if err != nil {
 		return domain.Rotation{}, err
 	}
 	if s.Rotator == nil {
@@ -25,10 +26,6 @@ func (s *Service) DKIMRotation(ctx context.Context, projectID int64, id string) 
 	if errors.Is(err, store.ErrNotFound) {
 		// A domain older than rotations, not yet given its row by the
 		// worker: it is idle.
-		d, gerr := s.Get(ctx, projectID, id)
-		if gerr != nil {
-			return domain.Rotation{}, gerr
-		}
 		return domain.Rotation{Mode: domain.DKIMModeTXT, State: domain.RotationIdle, CurrentSince: d.CreatedAt}, nil
 	}
 	if err != nil {
@@ -51,12 +48,6 @@ func (s *Service) RotateDKIM(ctx context.Context, projectID int64, id string) (d
 }
 
 func (s *Service) rotate(ctx context.Context, id string) (domain.Rotation, error) {
-	if _, err := s.Store.Rotation(ctx, id); errors.Is(err, store.ErrNotFound) {
-		// A domain older than rotations: make its row first.
-		if err := s.Store.InitRotation(ctx, id, s.now(), s.Rotator.Config.RotateEvery); err != nil {
-			return domain.Rotation{}, err
-		}
-	}
 	rot, err := s.Rotator.Start(ctx, id, "requested")
 	switch {
 	case errors.Is(err, rotation.ErrBusy):

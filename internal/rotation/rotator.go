@@ -66,9 +66,6 @@ func (r *Rotator) now() time.Time {
 	return r.Now().UTC().Truncate(time.Millisecond)
 }
 
-// Clock is the rotator's clock, as steps read it.
-func (r *Rotator) Clock() time.Time { return r.now() }
-
 func orDefault(d, def time.Duration) time.Duration {
 	if d <= 0 {
 		return def
@@ -115,6 +112,14 @@ func (r *Rotator) NewRotation(d *domain.Domain, gen records.Generated) store.Rot
 // key at the idle selector and records it. The worker takes the next steps.
 func (r *Rotator) Start(ctx context.Context, id, reason string) (store.Rotation, error) {
 	rot, err := r.Store.Rotation(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		// A domain older than rotations: its row is made first, scheduled as
+		// the worker's walk would schedule it.
+		if err := r.Store.InitRotation(ctx, id, r.now(), r.Config.RotateEvery); err != nil {
+			return rot, err
+		}
+		rot, err = r.Store.Rotation(ctx, id)
+	}
 	if err != nil {
 		return rot, err
 	}

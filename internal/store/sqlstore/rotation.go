@@ -39,14 +39,12 @@ func (s *Store) CreateRotation(ctx context.Context, r store.Rotation) error {
 }
 
 func (s *Store) createRotation(ctx context.Context, q Querier, r store.Rotation) error {
+	// Another replica's row stands (ON CONFLICT DO NOTHING).
 	_, err := q.Exec(ctx, `INSERT INTO dkim_rotations (domain_id, project_id, mode, state, current_selector,
 		current_value, current_since, current_visible_at, step_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (domain_id) DO NOTHING`,
 		r.DomainID, r.ProjectID, string(r.Mode), string(r.State), r.CurrentSelector, r.CurrentValue,
 		millis(r.CurrentSince), millis(r.CurrentVisibleAt), millis(r.StepAt))
-	if s.d.IsUniqueViolation(err) {
-		return nil // another replica made it first
-	}
 	if err != nil {
 		return s.errorf("create rotation %s: %w", r.DomainID, err)
 	}
@@ -66,7 +64,7 @@ func (s *Store) InitRotations(ctx context.Context, now time.Time, every time.Dur
 		if err != nil {
 			return s.errorf("init rotations: %w", err)
 		}
-		ids, err := Collect(rows, func(r Row) (id string, err error) { return id, r.Scan(&id) })
+		ids, err := Collect(rows, ScanString)
 		if err != nil {
 			return s.errorf("init rotations: %w", err)
 		}
@@ -109,7 +107,8 @@ func (s *Store) initRotations(ctx context.Context, q Querier, now time.Time, eve
 			substr(rec.name, 1, length(rec.name) - length('._domainkey.')),
 			rec.value, rec.created_at, `+step+`
 		FROM domains d JOIN domain_records rec ON rec.domain_id = d.id AND rec.key = 'dkim'
-		WHERE `+where+` AND rec.type = 'TXT' AND NOT EXISTS (SELECT 1 FROM dkim_rotations x WHERE x.domain_id = d.id)`, args...)
+		WHERE `+where+` AND rec.type = 'TXT' AND NOT EXISTS (SELECT 1 FROM dkim_rotations x WHERE x.domain_id = d.id)
+		ON CONFLICT (domain_id) DO NOTHING`, args...)
 	if err != nil {
 		return 0, s.errorf("init rotations: %w", err)
 	}
@@ -138,10 +137,7 @@ func (s *Store) ClaimRotations(ctx context.Context, now time.Time, lease time.Du
 		if err != nil {
 			return s.errorf("claim rotations: %w", err)
 		}
-		if ids, err = Collect(rows, func(r Row) (string, error) {
-			var id string
-			return id, r.Scan(&id)
-		}); err != nil {
+		if ids, err = Collect(rows, ScanString); err != nil {
 			return s.errorf("claim rotations: %w", err)
 		}
 		for _, id := range ids {
