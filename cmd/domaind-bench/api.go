@@ -107,7 +107,7 @@ func (b *bench) runAPI(ctx context.Context, storeName string, s *seeded, dnsAddr
 	} else if n > 0 {
 		fmt.Fprintf(b.log, "  removed %d domains an earlier run added\n", n)
 	}
-	project, getKey, err := newAPIKey(ctx, s.store, seedProject)
+	projectID, getKey, err := newAPIKey(ctx, s.store, seedProject)
 	if err != nil {
 		return c, err
 	}
@@ -163,7 +163,7 @@ func (b *bench) runAPI(ctx context.Context, storeName string, s *seeded, dnsAddr
 	}
 	fmt.Fprintf(b.log, "    %s\n", c.Get.summary())
 	fmt.Fprintf(b.log, "  point reads, %d goroutines for %s\n", wrkConns, b.cfg.getDuration)
-	if c.Reads, err = pointReads(ctx, s, project.ID, wrkConns, b.cfg.getDuration, pg); err != nil {
+	if c.Reads, err = pointReads(ctx, s, projectID, wrkConns, b.cfg.getDuration, pg); err != nil {
 		return c, fmt.Errorf("point reads: %w", err)
 	}
 	fmt.Fprintf(b.log, "    %d reads: %.0f/s, p50 %s, p99 %s\n", c.Reads.Reads, c.Reads.rps(), fmtLatency(c.Reads.P50), fmtLatency(c.Reads.P99))

@@ -171,20 +171,11 @@ func notDue(i int, now time.Time) time.Time {
 	return now.Add(365*24*time.Hour + time.Duration(i%86400)*time.Second)
 }
 
-// newAPIKey creates a project if new and an API key for it, returning the key.
-func newAPIKey(ctx context.Context, st store.Store, project string) (store.Project, string, error) {
-	p, err := st.EnsureProject(ctx, project, time.Now())
-	if err != nil {
-		return store.Project{}, "", err
-	}
-	key, err := apikey.New()
-	if err != nil {
-		return store.Project{}, "", err
-	}
-	if _, err := st.CreateAPIKey(ctx, store.APIKey{ProjectID: p.ID, Prefix: apikey.Prefix(key), Hash: apikey.Hash(key), CreatedAt: time.Now()}); err != nil {
-		return store.Project{}, "", err
-	}
-	return p, key, nil
+// newAPIKey creates a project if new and an API key for it, as
+// `domaind apikey create` does; it returns the project's id and the key.
+func newAPIKey(ctx context.Context, st store.Store, project string) (int64, string, error) {
+	key, k, err := (&apikey.Service{Store: st}).Create(ctx, project, time.Now())
+	return k.ProjectID, key, err
 }
 
 // seeded is a store holding n seeded domains, ready for a benchmark.

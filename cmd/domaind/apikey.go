@@ -37,18 +37,8 @@ func apikeyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		defer st.Close()
-		now := time.Now().UTC()
-		p, err := st.EnsureProject(ctx, name, now)
+		key, _, err := (&apikey.Service{Store: st}).Create(ctx, name, time.Now().UTC())
 		if err != nil {
-			return err
-		}
-		key, err := apikey.New()
-		if err != nil {
-			return err
-		}
-		if _, err := st.CreateAPIKey(ctx, store.APIKey{
-			ProjectID: p.ID, Prefix: apikey.Prefix(key), Hash: apikey.Hash(key), CreatedAt: now,
-		}); err != nil {
 			return err
 		}
 		fmt.Fprintf(stderr, "Created an API key for project %q. It is shown only this once; store it now.\n", name)

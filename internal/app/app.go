@@ -80,7 +80,7 @@ type Config struct {
 	Recheck           domain.Recheck
 	DegradeAfter      int
 	// CheckConcurrency automatic checks at once, ProjectShare of them for one
-	// project.
+	// project (0: schedule.DefaultShare of CheckConcurrency).
 	CheckConcurrency int
 	ProjectShare     int
 
@@ -142,7 +142,6 @@ func DefaultConfig() Config {
 		Recheck:                    domain.DefaultRecheck(),
 		DegradeAfter:               3,
 		CheckConcurrency:           64,
-		ProjectShare:               16, // 25% of 64
 		SessionTTL:                 dashboard.DefaultSessionTTL,
 		Listen:                     "127.0.0.1:8080",
 		MilterMaxConns:             milter.DefaultMaxConns,

@@ -300,12 +300,3 @@ func evalMX(e Expectation, a answer) domain.Observation {
 	}
 	return verified(found, warnings...)
 }
-
-func removeSpace(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
-			return -1
-		}
-		return r
-	}, s)
-}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/domaind/domaind/internal/dnstest"
 	"github.com/domaind/domaind/internal/dnstest/realdns"
 	"github.com/domaind/domaind/internal/rotation"
 )
@@ -36,13 +37,7 @@ func txtAt(t *testing.T, addr, name string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
-	for _, rr := range resp.Answer {
-		if txt, ok := rr.(*dns.TXT); ok {
-			out = append(out, strings.Join(txt.Txt, ""))
-		}
-	}
-	return out
+	return dnstest.TXTValues(resp)
 }
 
 // TestUpdaterAgainstKnot publishes, replaces and deletes a key record in a

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"unicode"
+
+	"github.com/domaind/domaind/internal/records"
 )
 
 // Format is how Export describes the keys to a signer.
@@ -307,15 +309,15 @@ func openDKIMTables(keys []Key, keysDir string) map[string][]byte {
 	kt.WriteString(header)
 	st.WriteString(header)
 	for _, k := range keys {
-		fmt.Fprintf(&kt, "%s._domainkey.%s %s:%s:%s\n", k.Selector, k.Domain, k.Domain, k.Selector, filepath.Join(keysDir, KeyFileName(k)))
-		fmt.Fprintf(&st, "*@%s %s._domainkey.%s\n", k.Domain, k.Selector, k.Domain)
+		fmt.Fprintf(&kt, "%s %s:%s:%s\n", records.DKIMName(k.Selector, k.Domain), k.Domain, k.Selector, filepath.Join(keysDir, KeyFileName(k)))
+		fmt.Fprintf(&st, "*@%s %s\n", k.Domain, records.DKIMName(k.Selector, k.Domain))
 	}
 	deepest := slices.Clone(keys)
 	slices.SortStableFunc(deepest, func(a, b Key) int {
 		return strings.Count(b.Domain, ".") - strings.Count(a.Domain, ".")
 	})
 	for _, k := range deepest {
-		fmt.Fprintf(&st, "*@*.%s %s._domainkey.%s\n", k.Domain, k.Selector, k.Domain)
+		fmt.Fprintf(&st, "*@*.%s %s\n", k.Domain, records.DKIMName(k.Selector, k.Domain))
 	}
 	return map[string][]byte{KeyTableFile: kt.Bytes(), SigningTableFile: st.Bytes()}
 }

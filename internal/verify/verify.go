@@ -451,23 +451,18 @@ func complete(exps []dnscheck.Expectation, obs []domain.Observation, timedOut bo
 // the same key while DNS was asked, and what was seen of the old one says
 // nothing of it.
 func stillExpected(obs []domain.Observation, asked, now []dnscheck.Expectation) []domain.Observation {
-	same := func(k domain.RecordKey) bool {
-		var a, n *dnscheck.Expectation
-		for i := range asked {
-			if asked[i].Key == k {
-				a = &asked[i]
-			}
-		}
-		for i := range now {
-			if now[i].Key == k {
-				n = &now[i]
-			}
-		}
-		return a != nil && n != nil && a.Name == n.Name && a.Type == n.Type && a.Value == n.Value && a.Priority == n.Priority
+	current := make(map[domain.RecordKey]dnscheck.Expectation, len(now))
+	for _, e := range now {
+		current[e.Key] = e
+	}
+	same := make(map[domain.RecordKey]bool, len(asked))
+	for _, e := range asked {
+		c, ok := current[e.Key]
+		same[e.Key] = ok && c == e
 	}
 	kept := obs[:0:0]
 	for _, o := range obs {
-		if same(o.Key) {
+		if same[o.Key] {
 			kept = append(kept, o)
 		}
 	}

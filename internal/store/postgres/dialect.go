@@ -130,11 +130,7 @@ func (dialect) ClaimDeliveries(ctx context.Context, q sqlstore.Querier, now, unt
 	if err != nil {
 		return nil, fmt.Errorf("lock endpoints: %w", err)
 	}
-	hooks, err := sqlstore.Collect(rows, func(r sqlstore.Row) (string, error) {
-		var id string
-		err := r.Scan(&id)
-		return id, err
-	})
+	hooks, err := sqlstore.Collect(rows, sqlstore.ScanString)
 	if err != nil {
 		return nil, fmt.Errorf("lock endpoints: %w", err)
 	}

@@ -126,11 +126,7 @@ func (dialect) ClaimDeliveries(ctx context.Context, q sqlstore.Querier, now, unt
 	if err != nil {
 		return nil, err
 	}
-	ids, err := sqlstore.Collect(rows, func(r sqlstore.Row) (string, error) {
-		var id string
-		err := r.Scan(&id)
-		return id, err
-	})
+	ids, err := sqlstore.Collect(rows, sqlstore.ScanString)
 	if err != nil || len(ids) == 0 {
 		return nil, err
 	}

@@ -314,6 +314,13 @@ func ScanDue(r Row) (store.Due, error) {
 	return d, err
 }
 
+// ScanString reads a row of one text column, for Collect.
+func ScanString(r Row) (string, error) {
+	var s string
+	err := r.Scan(&s)
+	return s, err
+}
+
 // OldestDue implements store.Store.
 func (s *Store) OldestDue(ctx context.Context) (time.Time, error) {
 	var v int64

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/store"
 )
 
@@ -126,7 +127,7 @@ func (s *Store) RevokeAPIKey(ctx context.Context, prefix string, now time.Time) 
 		}
 		k = found[0]
 		if k.RevokedAt.IsZero() {
-			k.RevokedAt = now.UTC().Truncate(time.Millisecond)
+			k.RevokedAt = domain.NowMillis(now)
 			if _, err := tx.Exec(ctx, `UPDATE api_keys SET revoked_at = $1 WHERE id = $2`, millis(now), k.ID); err != nil {
 				return s.errorf("revoke: %w", err)
 			}
