@@ -70,8 +70,9 @@ type v2DomainWithRecords struct {
 //	type         the record's role (see v2RecordType)
 //	name, value  what to publish; priority is a number for MX and null for TXT
 //	purpose      one sentence on what the record is for
-//	isRequired   the record must verify: ownership and DKIM before sending, the
-//	             inbound MX before receiving
+//	isRequired   the record must be published: ownership and DKIM before sending,
+//	             the inbound MX before receiving, and during a key rotation the next
+//	             key's record (domain.Need.MustPublish)
 //	isVerified   the record's flag, which keeps its value through temporary failures
 //	lastChecked  RFC 3339 UTC with milliseconds, or null until checked
 //	status       unchecked, verified, missing, mismatch or temporary_failure
@@ -150,12 +151,6 @@ const (
 	v2MaxLimit     = 100
 )
 
-// v2Required reports whether a record must verify: the sending records domain
-// requires, and the inbound MX, without which mail does not arrive.
-func v2Required(k domain.RecordKey) bool {
-	return k.Required() || k == domain.KeyInboundMX
-}
-
 func toV2Domain(d *domain.Domain, inProgress bool) v2Domain {
 	out := v2Domain{
 		ID:                     d.ID,
@@ -202,7 +197,7 @@ func toV2Record(domainID string, r *domain.Record) v2Record {
 		Name:        r.Name,
 		Value:       r.Value,
 		Purpose:     r.Purpose,
-		IsRequired:  v2Required(r.Key),
+		IsRequired:  r.Need().MustPublish(),
 		IsVerified:  r.Verified,
 		LastChecked: optTimestamp(r.CheckedAt),
 		CheckView: domain.ViewCheck(domain.Observation{

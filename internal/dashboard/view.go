@@ -132,20 +132,6 @@ func recordLabel(k domain.RecordKey) string {
 	return string(k)
 }
 
-func recordNeed(k domain.RecordKey) string {
-	switch {
-	case k.Required():
-		return "required"
-	case k == domain.KeyInboundMX:
-		return "required to receive mail"
-	case k == domain.KeyDKIMNext, k == domain.KeyDKIM2:
-		return "required for the next key"
-	case k == domain.KeyDKIMPrevious:
-		return "keep until retired"
-	}
-	return "recommended"
-}
-
 func toDomainView(d *domain.Domain, inProgress bool) *domainView {
 	v := &domainView{
 		ID: d.ID, Name: d.Name, Region: d.Region,
@@ -174,7 +160,7 @@ func toDomainView(d *domain.Domain, inProgress bool) *domainView {
 
 func toRecordView(r *domain.Record) recordView {
 	v := recordView{
-		Role: r.Key.Role(), Label: recordLabel(r.Key), Need: recordNeed(r.Key),
+		Role: r.Key.Role(), Label: recordLabel(r.Key), Need: string(r.Need()),
 		Name: r.Name, Type: r.Type, Value: r.Value, Purpose: r.Purpose,
 		Badge:     badgeFor(string(r.Status)),
 		Checked:   !r.CheckedAt.IsZero(),

@@ -30,11 +30,7 @@ func ZoneFile(d *domain.Domain) ([]byte, error) {
 	fmt.Fprintf(&b, "; domaind records for %s\n", commentText(d.Name))
 	for i := range d.Records {
 		r := &d.Records[i]
-		need := "recommended"
-		if r.Key.Required() || r.Key == domain.KeyInboundMX || r.Key == domain.KeyDKIMNext || r.Key == domain.KeyDKIM2 {
-			need = "required"
-		}
-		fmt.Fprintf(&b, "; %s, %s: %s\n", r.Key.Role(), need, commentText(r.Purpose))
+		fmt.Fprintf(&b, "; %s, %s: %s\n", r.Key.Role(), r.Need(), commentText(r.Purpose))
 		switch r.Type {
 		case "TXT":
 			fmt.Fprintf(&b, "%s %d IN TXT %s\n", zoneName(r.Name), zoneTTL, txtStrings(r.Value))

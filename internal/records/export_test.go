@@ -124,3 +124,31 @@ func TestCSVDefusesReturnedValues(t *testing.T) {
 		t.Errorf("record, status = %q, %q", rows[1][4], rows[1][5])
 	}
 }
+
+// TestZoneFileSaysNeed: the comment above each record says what domain.NeedOf
+// says of it, for every key there is (the export once called the records of a
+// rotation required while the v2 API did not), and a revoked key is no longer
+// to keep.
+func TestZoneFileSaysNeed(t *testing.T) {
+	d := &domain.Domain{Name: "example.com"}
+	for _, k := range domain.AllKeys() {
+		d.Records = append(d.Records, domain.Record{Key: k, Type: "TXT", Name: string(k) + ".example.com", Value: "v=DKIM1; p=MIIB"})
+	}
+	d.Records = append(d.Records, domain.Record{Key: domain.KeyDKIMPrevious, Type: "TXT", Name: "revoked.example.com", Value: domain.RevokedDKIMValue})
+	text, err := ZoneFile(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(text), "\n")
+	for i, r := range d.Records {
+		// A title line, then two lines a record: its comment and itself.
+		comment := lines[1+2*i]
+		want := "; " + r.Key.Role() + ", " + string(domain.NeedOf(r.Key, r.Value)) + ":"
+		if !strings.HasPrefix(comment, want) {
+			t.Errorf("%s %q: comment %q, want it to start %q", r.Key, r.Value, comment, want)
+		}
+	}
+	if !strings.Contains(string(text), "; dkim_next, required for the next key:") || !strings.Contains(string(text), "; dkim_previous, recommended:") {
+		t.Errorf("zone file:\n%s", text)
+	}
+}
