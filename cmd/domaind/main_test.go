@@ -123,6 +123,11 @@ func TestServeRefusesBadSettings(t *testing.T) {
 		{devServe("--anon-rate-limit", "0/m"), "anon-rate-limit"},
 		{devServe("--trusted-proxies", "10.0.0.0/8,proxy.example"), "trusted-proxies"},
 		{devServe("--keygen-concurrency", "-1"), "keygen-concurrency"},
+		// These reach app.New, which judges them: serve only parses.
+		{devServe("--regions", " , "), "--regions"},
+		{devServe("--check-concurrency", "0"), "--check-concurrency"},
+		{devServe("--verify-budget", "0s"), "--verify-budget"},
+		{devServe("--dkim-bits", "512"), "--dkim-bits"},
 	} {
 		_, _, err := runCmd(t, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

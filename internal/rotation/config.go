@@ -54,6 +54,11 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("--dkim-mode %q must be txt or cname", c.Mode)
 	}
+	if c.Mode != domain.DKIMModeCNAME && (c.Zone != "" || c.Server != "" || c.TSIG != TSIG{}) {
+		// Settings that do nothing in txt mode are a mistake to report,
+		// not to ignore: the operator meant cname mode.
+		return errors.New("--dkim-zone, --dns-update-server and --dns-update-tsig are for --dkim-mode cname")
+	}
 	if c.RotateEvery < 0 {
 		return fmt.Errorf("--dkim-rotate-every %s must not be negative (0 rotates only on request)", c.RotateEvery)
 	}

@@ -120,6 +120,9 @@ func TestValidate(t *testing.T) {
 		{"no retire", cname(func(c *Config) { c.RetireAfter = 0 }), "--dkim-retire-after"},
 		{"rotate sooner than retire", cname(func(c *Config) { c.RotateEvery = time.Hour; c.RetireAfter = 2 * time.Hour }), "--dkim-rotate-every"},
 		{"negative rotate", cname(func(c *Config) { c.RotateEvery = -time.Hour }), "--dkim-rotate-every"},
+		{"zone in txt mode", cname(func(c *Config) { c.Mode, c.Server, c.TSIG = domain.DKIMModeTXT, "", TSIG{} }), "--dkim-mode cname"},
+		{"server in txt mode", cname(func(c *Config) { c.Mode, c.Zone, c.TSIG = domain.DKIMModeTXT, "", TSIG{} }), "--dkim-mode cname"},
+		{"key in txt mode", cname(func(c *Config) { c.Mode, c.Zone, c.Server = domain.DKIMModeTXT, "", "" }), "--dkim-mode cname"},
 	}
 	for _, tt := range tests {
 		err := tt.cfg.Validate()
