@@ -75,7 +75,9 @@ const (
 	RotationRetiring RotationState = "retiring"
 )
 
-// Rotation is a domain's DKIM key rotation state, as the API shows it.
+// Rotation is a domain's DKIM key rotation state, as the API shows it: the
+// stored row (store.Rotation) without the keys, made from it in one place
+// (the domains service).
 type Rotation struct {
 	Mode  DKIMMode
 	State RotationState

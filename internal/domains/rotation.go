@@ -25,13 +25,13 @@ func (s *Service) DKIMRotation(ctx context.Context, projectID int64, id string) 
 	rot, err := s.Store.Rotation(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		// A domain older than rotations, not yet given its row by the
-		// worker: it is idle.
-		return domain.Rotation{Mode: domain.DKIMModeTXT, State: domain.RotationIdle, CurrentSince: d.CreatedAt}, nil
+		// worker: it is idle, with the key it was added with.
+		rot, err = store.Rotation{Mode: domain.DKIMModeTXT, State: domain.RotationIdle, CurrentSince: d.CreatedAt}, nil
 	}
 	if err != nil {
 		return domain.Rotation{}, err
 	}
-	return RotationView(rot), nil
+	return rotationView(rot), nil
 }
 
 // RotateDKIM starts a rotation of the project's domain's DKIM key now, for a
@@ -51,13 +51,13 @@ func (s *Service) rotate(ctx context.Context, id string) (domain.Rotation, error
 	rot, err := s.Rotator.Start(ctx, id, "requested")
 	switch {
 	case errors.Is(err, rotation.ErrBusy):
-		return RotationView(rot), &fault.Error{Code: fault.Conflict, Subject: "dkim", Err: err,
+		return rotationView(rot), &fault.Error{Code: fault.Conflict, Subject: "dkim", Err: err,
 			Message: "A DKIM key rotation of this domain is already running (state " + string(rot.State) + "); it must finish first."}
 	case errors.Is(err, rotation.ErrNotPublished):
-		return RotationView(rot), &fault.Error{Code: fault.Conflict, Subject: "dkim", Err: err,
+		return rotationView(rot), &fault.Error{Code: fault.Conflict, Subject: "dkim", Err: err,
 			Message: "The domain's first DKIM key is not published yet; it can be rotated once it is."}
 	case errors.Is(err, store.ErrStale):
-		return RotationView(rot), &fault.Error{Code: fault.Conflict, Subject: "dkim", Err: err,
+		return rotationView(rot), &fault.Error{Code: fault.Conflict, Subject: "dkim", Err: err,
 			Message: "A DKIM key rotation of this domain started meanwhile."}
 	case err != nil:
 		return domain.Rotation{}, notFound(err)
@@ -65,11 +65,15 @@ func (s *Service) rotate(ctx context.Context, id string) (domain.Rotation, error
 	if s.Log != nil {
 		s.Log.Info("dkim rotation started", "domain", rot.Domain, "id", id, "selector", rot.NextSelector)
 	}
-	return RotationView(rot), nil
+	return rotationView(rot), nil
 }
 
-// RotationView is a rotation row as front ends show it.
-func RotationView(r store.Rotation) domain.Rotation {
+// rotationView is a rotation row as front ends show it, and the one
+// conversion between the two types a rotation has: store.Rotation, the row,
+// holds the keys themselves (the next one sealed) for the Rotator;
+// domain.Rotation, what the API and the CLI may show, holds none, so no front
+// end is handed a key it must take care not to print.
+func rotationView(r store.Rotation) domain.Rotation {
 	return domain.Rotation{
 		Mode: r.Mode, State: r.State, CurrentSelector: r.CurrentSelector, CurrentSince: r.CurrentSince,
 		NextSelector: r.NextSelector, PreviousSelector: r.PrevSelector, Reason: r.Reason,
