@@ -23,31 +23,28 @@ const dkimUsage = `usage: domaind dkim export --dir DIR [--format opendkim|json]
 
 // dkimCmd is the group of commands about the DKIM keys domaind keeps.
 func dkimCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, dkimUsage)
-		return exitCode(2)
-	}
-	switch args[0] {
-	case "export":
-		return dkimExport(ctx, args[1:], stdout, stderr)
-	case "rotate":
-		return dkimRotate(ctx, args[1:], stdout, stderr)
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, dkimUsage)
-		return nil
-	}
-	fmt.Fprintf(stderr, "domaind dkim: unknown command %q\n%s", args[0], dkimUsage)
-	return exitCode(2)
+	return dispatch(ctx, "domaind dkim", dkimUsage, map[string]command{
+		"export": dkimExport,
+		"rotate": dkimRotate,
+	}, args, stdout, stderr)
+}
+
+// keyFlags returns the flag set of a command that opens the DKIM keys of a
+// database (dkim export, dkim rotate), with the flags they all take: --db
+// and the master key's.
+func keyFlags(name string, stderr io.Writer) (fs *flag.FlagSet, db *string, mk *masterKeyFlags) {
+	fs = flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	db = dbFlag(fs)
+	mk = &masterKeyFlags{}
+	mk.register(fs)
+	return fs, db, mk
 }
 
 // dkimExport writes the private key of every domain whose DKIM record verified,
 // with the tables a signer reads, into a folder (see signing.Export).
 func dkimExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	flags := flag.NewFlagSet("dkim export", flag.ContinueOnError)
-	flags.SetOutput(stderr)
-	db := dbFlag(flags)
-	var mk masterKeyFlags
-	mk.register(flags)
+	flags, db, mk := keyFlags("dkim export", stderr)
 	dir := flags.String("dir", "", "folder to write the keys and tables into, created with mode 0700 if missing (required)")
 	format := flags.String("format", string(signing.FormatOpenDKIM), "opendkim (KeyTable and SigningTable) or json (signing-keys.json)")
 	ownerFlag := flags.String("owner", "", "USER[:GROUP] to give the folder and every file to, for a signer running as its own user (needs root); default: the user running the export")

@@ -23,6 +23,7 @@ Usage:
   domaind apikey revoke KEY_PREFIX           revoke the key starting with KEY_PREFIX
   domaind check [flags] DOMAIN               check a domain's published DNS records, no server needed
   domaind dkim export --dir DIR [flags]      write verified domains' DKIM keys and signer tables (OpenDKIM, JSON)
+  domaind dkim rotate DOMAIN [flags]         start a rotation of a domain's DKIM key now
 
 Every flag also reads DOMAIND_<FLAG> from the environment (upper case, dashes as
 underscores); a flag on the command line wins. Run "domaind COMMAND -h" for flags.
@@ -51,24 +52,37 @@ type exitCode int
 func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return dispatch(ctx, "domaind", usage, map[string]command{
+		"serve": func(ctx context.Context, args []string, _, stderr io.Writer) error {
+			return serve(ctx, args, stderr)
+		},
+		"apikey": apikeyCmd,
+		"check":  checkCmd,
+		"dkim":   dkimCmd,
+	}, args, stdout, stderr)
+}
+
+// command runs one subcommand with the arguments after its name.
+type command func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+
+// dispatch runs the command of cmds that args[0] names, for domaind and for
+// its groups of commands (prog is the name they are called by): with no
+// command, or an unknown one, usage goes to stderr and the exit status is 2;
+// asked for help, usage goes to stdout.
+func dispatch(ctx context.Context, prog, usage string, cmds map[string]command, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitCode(2)
 	}
+	if cmd, ok := cmds[args[0]]; ok {
+		return cmd(ctx, args[1:], stdout, stderr)
+	}
 	switch args[0] {
-	case "serve":
-		return serve(ctx, args[1:], stderr)
-	case "apikey":
-		return apikeyCmd(ctx, args[1:], stdout, stderr)
-	case "check":
-		return checkCmd(ctx, args[1:], stdout, stderr)
-	case "dkim":
-		return dkimCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	fmt.Fprintf(stderr, "domaind: unknown command %q\n\n%s", args[0], usage)
+	fmt.Fprintf(stderr, "%s: unknown command %q\n\n%s", prog, args[0], usage)
 	return exitCode(2)
 }
 

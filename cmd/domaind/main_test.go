@@ -180,3 +180,26 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Errorf("no shutdown log:\n%s", srv.logs.String())
 	}
 }
+
+// TestDispatch: domaind and its dkim group answer a missing or unknown
+// command with their usage on stderr and status 2, and help with it on stdout.
+func TestDispatch(t *testing.T) {
+	for _, tc := range []struct {
+		args               []string
+		err                error
+		inStdout, inStderr string
+	}{
+		{nil, exitCode(2), "", "domaind serve"},
+		{[]string{"nope"}, exitCode(2), "", `domaind: unknown command "nope"`},
+		{[]string{"help"}, nil, "domaind dkim rotate DOMAIN", ""},
+		{[]string{"dkim"}, exitCode(2), "", "domaind dkim export"},
+		{[]string{"dkim", "nope"}, exitCode(2), "", `domaind dkim: unknown command "nope"`},
+		{[]string{"dkim", "--help"}, nil, "domaind dkim rotate DOMAIN", ""},
+	} {
+		out, errOut, err := runCmd(t, tc.args...)
+		if err != tc.err || (tc.inStdout == "") != (out == "") || !strings.Contains(out, tc.inStdout) ||
+			(tc.inStderr == "") != (errOut == "") || !strings.Contains(errOut, tc.inStderr) {
+			t.Errorf("%q: err %v, stdout %q, stderr %q; want %v, %q in stdout, %q in stderr", tc.args, err, out, errOut, tc.err, tc.inStdout, tc.inStderr)
+		}
+	}
+}

@@ -54,11 +54,7 @@ const dkimRotateUsage = `usage: domaind dkim rotate DOMAIN [--db ...] [--master-
 // suspected compromise, or a key to upgrade with --dkim-bits): it makes the
 // next key; the serve process's worker takes the steps that follow.
 func dkimRotate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	flags := flag.NewFlagSet("dkim rotate", flag.ContinueOnError)
-	flags.SetOutput(stderr)
-	db := dbFlag(flags)
-	var mk masterKeyFlags
-	mk.register(flags)
+	flags, db, mk := keyFlags("dkim rotate", stderr)
 	rc := records.DefaultConfig()
 	flags.StringVar(&rc.DKIMSelector, "dkim-selector", rc.DKIMSelector, "DKIM selector, as serve's")
 	flags.IntVar(&rc.DKIMBits, "dkim-bits", rc.DKIMBits, "RSA key size of the next key")
