@@ -186,6 +186,11 @@ type Store interface {
 	// event to every webhook of the project that wants it (the outbox), all in
 	// one transaction.
 	SaveCheck(ctx context.Context, d *domain.Domain, events []Event) error
+	// FinishCheck is SaveCheck that also ends owner's lease on checking the
+	// domain, as ReleaseCheck does, in the same write: a check's end costs the
+	// database one write and not two. A lease owner holds no longer is left as
+	// it is.
+	FinishCheck(ctx context.Context, d *domain.Domain, events []Event, owner string) error
 	// ClaimChecks claims up to limit domains (below 0: no bound) whose next
 	// automatic check is due at now, the most overdue first (returned in no
 	// particular order), by moving their due time to now+lease: a worker that

@@ -277,7 +277,13 @@ func (v *Verifier) check(projectID int64, id string, explicit bool) (*domain.Dom
 		defer cancel()
 		return v.awaitOther(ctx, projectID, id)
 	}
+	// A saved check has released its lease with its save (FinishCheck); any
+	// other end releases it here.
+	var saved bool
 	defer func() {
+		if saved {
+			return
+		}
 		// Released even while closing, so that another replica need not wait
 		// for the lease to run out.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(v.ctx), v.cfg.SaveTimeout)
@@ -288,6 +294,7 @@ func (v *Verifier) check(projectID int64, id string, explicit bool) (*domain.Dom
 	}()
 	started := time.Now()
 	d, timedOut, err := v.checkAndSave(projectID, id, explicit)
+	saved = err == nil
 	took := time.Since(started)
 	outcome := "error"
 	switch {
@@ -330,7 +337,8 @@ func (v *Verifier) awaitOther(ctx context.Context, projectID int64, id string) (
 	}
 }
 
-// checkAndSave asks DNS and saves what it found. timedOut reports that the DNS
+// checkAndSave asks DNS and saves what it found, ending the check's lease with
+// the save when it succeeds. timedOut reports that the DNS
 // part ran out of time: the result is saved all the same, with the records it
 // could not read as DNS_TIMEOUT, so the domain backs off and counts toward its
 // give-up like after any other unsuccessful check, instead of being claimed again
@@ -377,7 +385,7 @@ func (v *Verifier) checkAndSave(projectID int64, id string, explicit bool) (d *d
 	if err != nil {
 		return nil, false, err
 	}
-	if err := v.store.SaveCheck(ctx, d, events); err != nil {
+	if err := v.store.FinishCheck(ctx, d, events, v.owner); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, false, err
 		}

@@ -2,6 +2,7 @@ package verify_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -582,5 +583,69 @@ func TestHostileChecker(t *testing.T) {
 		if r.Status != domain.CheckTemporaryFailure || r.Problems[0].Code != dnscheck.CodeTimeout {
 			t.Errorf("%s: %s %+v, want DNS_TIMEOUT", r.Key, r.Status, r.Problems)
 		}
+	}
+}
+
+// writeCounter is a store that counts the lease and save writes of checks.
+type writeCounter struct {
+	store.Store
+	acquires, releases, saves, finishes atomic.Int32
+	failFinish                          atomic.Bool
+}
+
+func (s *writeCounter) AcquireCheck(ctx context.Context, id, owner string, now time.Time, lease time.Duration) (bool, error) {
+	s.acquires.Add(1)
+	return s.Store.AcquireCheck(ctx, id, owner, now, lease)
+}
+
+func (s *writeCounter) ReleaseCheck(ctx context.Context, id, owner string) error {
+	s.releases.Add(1)
+	return s.Store.ReleaseCheck(ctx, id, owner)
+}
+
+func (s *writeCounter) SaveCheck(ctx context.Context, d *domain.Domain, events []store.Event) error {
+	s.saves.Add(1)
+	return s.Store.SaveCheck(ctx, d, events)
+}
+
+func (s *writeCounter) FinishCheck(ctx context.Context, d *domain.Domain, events []store.Event, owner string) error {
+	s.finishes.Add(1)
+	if s.failFinish.Load() {
+		return errors.New("injected save failure")
+	}
+	return s.Store.FinishCheck(ctx, d, events, owner)
+}
+
+// TestLeaseEndsWithSave: a check that saves ends its lease with the save, in
+// one write, and one whose save fails still releases it on its own.
+func TestLeaseEndsWithSave(t *testing.T) {
+	f := newFixture(t)
+	d := f.addDomain(t, "lease.example")
+	st := &writeCounter{Store: f.st}
+	v := verify.New(st, &checker{fn: answer(domain.CheckVerified)}, verify.Config{Budget: time.Second, Recheck: recheck},
+		f.clock.Now, slog.New(slog.DiscardHandler))
+	t.Cleanup(v.Close)
+	f.clock.Set(d.NextCheckAt)
+	if err := v.CheckDue(t.Context(), f.p.ID, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	got := f.get(t, d.ID)
+	if got.Status != domain.StatusVerified || !got.CheckingUntil.IsZero() {
+		t.Errorf("after the check: status %s, lease until %v; want VERIFIED and no lease", got.Status, got.CheckingUntil)
+	}
+	if a, r, s, fin := st.acquires.Load(), st.releases.Load(), st.saves.Load(), st.finishes.Load(); a != 1 || r != 0 || s != 0 || fin != 1 {
+		t.Errorf("writes of one check: %d acquires, %d releases, %d saves, %d finishes; want 1, 0, 0, 1", a, r, s, fin)
+	}
+
+	st.failFinish.Store(true)
+	f.clock.Set(f.clock.Now().Add(time.Minute))
+	if _, err := v.Verify(t.Context(), f.p.ID, d.ID); err == nil {
+		t.Fatal("a check whose save failed reported success")
+	}
+	if r := st.releases.Load(); r != 1 {
+		t.Errorf("a check whose save failed released its lease %d times, want 1", r)
+	}
+	if got := f.get(t, d.ID); !got.CheckingUntil.IsZero() {
+		t.Errorf("a check whose save failed kept its lease until %v", got.CheckingUntil)
 	}
 }

@@ -253,3 +253,63 @@ func testCheckLease(t *testing.T, s store.Store) {
 		t.Errorf("AcquireCheck of no domain = %v, %v", ok, err)
 	}
 }
+
+// testFinishCheck checks that FinishCheck saves like SaveCheck and ends its
+// owner's lease in the same write, but leaves another owner's alone, and that
+// SaveCheck ends no lease.
+func testFinishCheck(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p := project(t, s, "acme")
+	d := sampleDomain(p.ID, newID(t), "example.com", at(0))
+	createDomain(t, s, d)
+	now := at(time.Hour)
+	acquire := func(owner string, at time.Time) bool {
+		t.Helper()
+		ok, err := s.AcquireCheck(ctx, d.ID, owner, at, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !acquire("a", now) {
+		t.Fatal("a free lease was not acquired")
+	}
+	c := clone(d)
+	c.LastCheckedAt, c.NextCheckAt = now, now.Add(time.Hour)
+	if err := s.SaveCheck(ctx, c, nil); err != nil {
+		t.Fatal(err)
+	}
+	if acquire("b", now.Add(time.Second)) {
+		t.Fatal("SaveCheck ended a's lease")
+	}
+	if err := s.FinishCheck(ctx, c, nil, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if acquire("b", now.Add(2*time.Second)) {
+		t.Fatal("FinishCheck of another owner ended a's lease")
+	}
+	c.LastCheckedAt = now.Add(3 * time.Second)
+	events := []store.Event{{ID: "evt_" + newID(t), ProjectID: p.ID, DomainID: d.ID, Type: store.EventVerified,
+		Payload: []byte(`{"n":1}`), CreatedAt: now.Add(3 * time.Second)}}
+	if err := s.FinishCheck(ctx, c, events, "a"); err != nil {
+		t.Fatal(err)
+	}
+	got := getDomain(t, s, p.ID, d.ID)
+	if !got.LastCheckedAt.Equal(msUTC(c.LastCheckedAt)) || !got.NextCheckAt.Equal(msUTC(c.NextCheckAt)) {
+		t.Errorf("after FinishCheck: last checked %v, next %v; want %v, %v", got.LastCheckedAt, got.NextCheckAt, msUTC(c.LastCheckedAt), msUTC(c.NextCheckAt))
+	}
+	if !got.CheckingUntil.IsZero() {
+		t.Errorf("after FinishCheck: CheckingUntil = %v, want none", got.CheckingUntil)
+	}
+	if evs, _, err := s.Events(ctx, p.ID, d.ID, store.Page{}); err != nil || len(evs) != 1 || evs[0].ID != events[0].ID {
+		t.Errorf("events after FinishCheck = %v, %v; want the one saved", evs, err)
+	}
+	if !acquire("b", now.Add(4*time.Second)) {
+		t.Fatal("the lease FinishCheck ended was not acquired")
+	}
+	gone := clone(d)
+	gone.ID = "0123456789abcdef01234567"
+	if err := s.FinishCheck(ctx, gone, nil, "a"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("FinishCheck of no domain = %v, want ErrNotFound", err)
+	}
+}

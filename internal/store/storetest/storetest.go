@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DomainsAfter", testDomainsAfter},
 		{"ConsistentReads", testConsistentReads},
 		{"CheckLease", testCheckLease},
+		{"FinishCheck", testFinishCheck},
 		{"SigningKeys", testSigningKeys},
 		{"RotationsTXT", testRotationsTXT},
 		{"RotationsCNAME", testRotationsCNAME},
