@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -311,5 +312,67 @@ func testFinishCheck(t *testing.T, s store.Store) {
 	gone.ID = "0123456789abcdef01234567"
 	if err := s.FinishCheck(ctx, gone, nil, "a"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("FinishCheck of no domain = %v, want ErrNotFound", err)
+	}
+}
+
+// testManyEvents saves more events at once than one statement inserts: every
+// one is stored, in the order given, with its payload and one delivery to each
+// webhook that wants it.
+func testManyEvents(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p := project(t, s, "acme")
+	all := store.Webhook{ID: "wh_all", ProjectID: p.ID, URL: "https://a.example/h", SealedSecret: []byte{1}, CreatedAt: at(0)}
+	picky := store.Webhook{ID: "wh_picky", ProjectID: p.ID, URL: "https://b.example/h", Events: []string{store.EventFailed}, SealedSecret: []byte{2}, CreatedAt: at(time.Second)}
+	for _, w := range []store.Webhook{all, picky} {
+		if err := s.CreateWebhook(ctx, w, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := sampleDomain(p.ID, newID(t), "example.com", at(0))
+	createDomain(t, s, d)
+	const n = 41
+	var events []store.Event
+	wantDeliveries := 0
+	for i := range n {
+		typ := store.EventVerified
+		if i%3 == 0 {
+			typ = store.EventFailed
+			wantDeliveries++ // and one to wh_all below
+		}
+		wantDeliveries++
+		events = append(events, store.Event{ID: fmt.Sprintf("evt_%02d", n-i), ProjectID: p.ID, DomainID: d.ID, Type: typ,
+			Payload: []byte(fmt.Sprintf(`{"i":%d}`, i)), CreatedAt: at(time.Minute)})
+	}
+	if err := s.SaveCheck(ctx, clone(d), events); err != nil {
+		t.Fatal(err)
+	}
+	got, total, err := s.Events(ctx, p.ID, d.ID, store.Page{})
+	if err != nil || total != n || len(got) != n {
+		t.Fatalf("Events = %d of %d, %v; want %d", len(got), total, err, n)
+	}
+	for i, e := range got {
+		// Newest first: the last saved comes first.
+		want := events[n-1-i]
+		if e.ID != want.ID || string(e.Payload) != string(want.Payload) || e.Type != want.Type {
+			t.Fatalf("event %d = %s %s %s, want %s %s %s", i, e.ID, e.Type, e.Payload, want.ID, want.Type, want.Payload)
+		}
+	}
+	claimed, err := s.ClaimDeliveries(ctx, at(2*time.Minute), time.Minute, 1000, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, dl := range claimed {
+		key := dl.WebhookID + " " + dl.EventID
+		if seen[key] {
+			t.Errorf("two deliveries of %s", key)
+		}
+		seen[key] = true
+		if dl.WebhookID == picky.ID && dl.EventType != store.EventFailed {
+			t.Errorf("wh_picky got a %s", dl.EventType)
+		}
+	}
+	if len(claimed) != wantDeliveries {
+		t.Errorf("%d deliveries, want %d", len(claimed), wantDeliveries)
 	}
 }
