@@ -71,6 +71,11 @@ func TestPreparedWrites(t *testing.T) {
 		defer s.ws.mu.Unlock()
 		return len(s.ws.stmts)
 	}
+	// The writer's statement journal, which savepoints write, is in memory.
+	var tempStore int
+	if err := s.w.QueryRowContext(ctx, `PRAGMA temp_store`).Scan(&tempStore); err != nil || tempStore != 2 {
+		t.Errorf("writer's temp_store = %d, %v; want 2 (MEMORY)", tempStore, err)
+	}
 	before := prepared()
 	for i := range 3 {
 		d.LastCheckedAt = d.LastCheckedAt.Add(time.Second)
