@@ -185,7 +185,13 @@ func (v *Verifier) Verify(ctx context.Context, projectID int64, id string) (Outc
 				v.mu.Unlock()
 				return Outcome{}, &TooSoonError{RetryAfter: wait}
 			}
-			r = v.start(projectID, id, true)
+			// The domain as read above is what the check asks DNS for, unless
+			// it waited for the scheduler's check, which may have changed it.
+			read := d
+			if afterScheduled {
+				read = nil
+			}
+			r = v.start(projectID, id, true, read)
 		}
 		v.mu.Unlock()
 	}
@@ -218,7 +224,7 @@ func (v *Verifier) CheckDue(ctx context.Context, projectID int64, id string) err
 	v.mu.Lock()
 	r := v.running[id]
 	if r == nil {
-		r = v.start(projectID, id, false)
+		r = v.start(projectID, id, false, nil)
 	} else {
 		v.joins++
 	}
@@ -231,14 +237,16 @@ func (v *Verifier) CheckDue(ctx context.Context, projectID int64, id string) err
 	}
 }
 
-// start begins a check of the domain; v.mu must be held.
-func (v *Verifier) start(projectID int64, id string, explicit bool) *run {
+// start begins a check of the domain; v.mu must be held. read, if not nil, is
+// the domain as the caller read it, which the check asks DNS for instead of
+// reading it again.
+func (v *Verifier) start(projectID int64, id string, explicit bool, read *domain.Domain) *run {
 	r := &run{done: make(chan struct{}), explicit: explicit}
 	v.running[id] = r
 	v.wg.Add(1)
 	go func() {
 		defer v.wg.Done()
-		r.d, r.err = v.check(projectID, id, explicit)
+		r.d, r.err = v.check(projectID, id, explicit, read)
 		v.mu.Lock()
 		delete(v.running, id)
 		v.mu.Unlock()
@@ -259,7 +267,7 @@ const leaseMargin = 5 * time.Second
 // check runs one check: DNS first, then the freshest stored state is updated,
 // rescheduled and saved with the events it caused, so that a change made while
 // DNS was being asked is not overwritten.
-func (v *Verifier) check(projectID int64, id string, explicit bool) (*domain.Domain, error) {
+func (v *Verifier) check(projectID int64, id string, explicit bool, read *domain.Domain) (*domain.Domain, error) {
 	// The lease outlasts both deadlines of the check, so it cannot end while the
 	// check may still save.
 	lease := v.cfg.CheckTimeout + v.cfg.SaveTimeout + leaseMargin
@@ -293,7 +301,7 @@ func (v *Verifier) check(projectID int64, id string, explicit bool) (*domain.Dom
 		}
 	}()
 	started := time.Now()
-	d, timedOut, err := v.checkAndSave(projectID, id, explicit)
+	d, timedOut, err := v.checkAndSave(projectID, id, explicit, read)
 	saved = err == nil
 	took := time.Since(started)
 	outcome := "error"
@@ -343,12 +351,20 @@ func (v *Verifier) awaitOther(ctx context.Context, projectID int64, id string) (
 // could not read as DNS_TIMEOUT, so the domain backs off and counts toward its
 // give-up like after any other unsuccessful check, instead of being claimed again
 // and again with nothing recorded.
-func (v *Verifier) checkAndSave(projectID int64, id string, explicit bool) (d *domain.Domain, timedOut bool, err error) {
-	ctx, cancel := context.WithTimeout(v.ctx, v.cfg.SaveTimeout)
-	d, err = v.store.Domain(ctx, projectID, id)
-	cancel()
-	if err != nil {
-		return nil, false, err
+//
+// read, if not nil, is the domain as the caller read it moments ago, which saves
+// reading it again before DNS: what DNS is asked for only needs to be recent,
+// since the result is applied to the domain as read after DNS, and what no
+// longer matches it is dropped (stillExpected).
+func (v *Verifier) checkAndSave(projectID int64, id string, explicit bool, read *domain.Domain) (d *domain.Domain, timedOut bool, err error) {
+	d = read
+	if d == nil {
+		ctx, cancel := context.WithTimeout(v.ctx, v.cfg.SaveTimeout)
+		d, err = v.store.Domain(ctx, projectID, id)
+		cancel()
+		if err != nil {
+			return nil, false, err
+		}
 	}
 	exps := dnscheck.ExpectationsOf(d)
 	obs, timedOut := v.lookup(exps)
@@ -360,7 +376,7 @@ func (v *Verifier) checkAndSave(projectID int64, id string, explicit bool) (d *d
 	// The save gets a deadline of its own, apart from the DNS part's, which may
 	// be spent. It is not cancelled by Close either: a save under way is short,
 	// and Close waits for it.
-	ctx, cancel = context.WithTimeout(context.WithoutCancel(v.ctx), v.cfg.SaveTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(v.ctx), v.cfg.SaveTimeout)
 	defer cancel()
 	// Re-read: the domain may have changed or gone while DNS was asked.
 	d, err = v.store.Domain(ctx, projectID, id)

@@ -586,11 +586,17 @@ func TestHostileChecker(t *testing.T) {
 	}
 }
 
-// writeCounter is a store that counts the lease and save writes of checks.
+// writeCounter is a store that counts the reads of domains and the lease and
+// save writes of checks.
 type writeCounter struct {
 	store.Store
-	acquires, releases, saves, finishes atomic.Int32
-	failFinish                          atomic.Bool
+	acquires, releases, saves, finishes, reads atomic.Int32
+	failFinish                                 atomic.Bool
+}
+
+func (s *writeCounter) Domain(ctx context.Context, projectID int64, id string) (*domain.Domain, error) {
+	s.reads.Add(1)
+	return s.Store.Domain(ctx, projectID, id)
 }
 
 func (s *writeCounter) AcquireCheck(ctx context.Context, id, owner string, now time.Time, lease time.Duration) (bool, error) {
@@ -636,13 +642,26 @@ func TestLeaseEndsWithSave(t *testing.T) {
 	if a, r, s, fin := st.acquires.Load(), st.releases.Load(), st.saves.Load(), st.finishes.Load(); a != 1 || r != 0 || s != 0 || fin != 1 {
 		t.Errorf("writes of one check: %d acquires, %d releases, %d saves, %d finishes; want 1, 0, 0, 1", a, r, s, fin)
 	}
+	// A scheduled check reads the domain before DNS and again after; an
+	// explicit one asks DNS for the domain as Verify read it.
+	if n := st.reads.Swap(0); n != 2 {
+		t.Errorf("a scheduled check read the domain %d times, want 2", n)
+	}
+	f.clock.Set(f.clock.Now().Add(time.Minute))
+	if out, err := v.Verify(t.Context(), f.p.ID, d.ID); err != nil || out.Domain == nil || out.Domain.Status != domain.StatusVerified {
+		t.Fatalf("Verify = %+v, %v", out, err)
+	}
+	if n := st.reads.Load(); n != 2 {
+		t.Errorf("an explicit check read the domain %d times, want 2", n)
+	}
 
 	st.failFinish.Store(true)
 	f.clock.Set(f.clock.Now().Add(time.Minute))
+	releases := st.releases.Load()
 	if _, err := v.Verify(t.Context(), f.p.ID, d.ID); err == nil {
 		t.Fatal("a check whose save failed reported success")
 	}
-	if r := st.releases.Load(); r != 1 {
+	if r := st.releases.Load() - releases; r != 1 {
 		t.Errorf("a check whose save failed released its lease %d times, want 1", r)
 	}
 	if got := f.get(t, d.ID); !got.CheckingUntil.IsZero() {
