@@ -251,6 +251,10 @@ type Store interface {
 	// whether owner holds the lease: one check per domain at a time across
 	// replicas.
 	AcquireCheck(ctx context.Context, id, owner string, now time.Time, lease time.Duration) (bool, error)
+	// AcquireChecks is AcquireCheck of many domains in one write: it takes the
+	// lease on checking each of ids that no other owner holds, and returns those
+	// owner holds now, in no particular order.
+	AcquireChecks(ctx context.Context, ids []string, owner string, now time.Time, lease time.Duration) ([]string, error)
 	// ReleaseCheck ends owner's lease on checking the domain, if owner holds it.
 	ReleaseCheck(ctx context.Context, id, owner string) error
 	// SealedDKIMKey returns the domain's sealed DKIM private key.

@@ -88,6 +88,9 @@ type Verifier struct {
 	// owner names this verifier in the database's check leases, which keep
 	// replicas from checking one domain at once.
 	owner string
+	// leased holds, by domain id, when LeaseChecks took the lease of a check
+	// the scheduler claimed and has not started yet.
+	leased map[string]time.Time
 }
 
 type run struct {
@@ -122,6 +125,7 @@ func New(st store.Store, checker Checker, cfg Config, now func() time.Time, log 
 	return &Verifier{
 		store: st, checker: checker, cfg: cfg, now: now, log: log,
 		ctx: ctx, cancel: cancel, running: make(map[string]*run), owner: owner,
+		leased: make(map[string]time.Time),
 	}
 }
 
@@ -255,6 +259,74 @@ func (v *Verifier) start(projectID int64, id string, explicit bool, read *domain
 	return r
 }
 
+// LeaseChecks takes, in one write, the check leases of domains the scheduler
+// claimed, before it starts their checks: each then starts without a write of
+// its own (and without waiting for the database to take it). A domain whose
+// lease another replica holds is left out, and its check waits for that one as
+// ever; so is every domain if the write fails.
+func (v *Verifier) LeaseChecks(ctx context.Context, due []store.Due) {
+	if len(due) == 0 {
+		return
+	}
+	ids := make([]string, len(due))
+	for i, d := range due {
+		ids[i] = d.ID
+	}
+	now := v.now()
+	got, err := v.store.AcquireChecks(ctx, ids, v.owner, now, v.lease())
+	if err != nil && ctx.Err() == nil {
+		v.log.Error("taking check leases", "err", err)
+	}
+	v.mu.Lock()
+	for id, at := range v.leased {
+		// Whatever was never started nor released (a scheduler that stopped
+		// without saying) is of no use once its lease is half gone.
+		if now.Sub(at) > leaseMargin {
+			delete(v.leased, id)
+		}
+	}
+	for _, id := range got {
+		v.leased[id] = now
+	}
+	v.mu.Unlock()
+}
+
+// ReleaseLeases ends the leases LeaseChecks took for domains whose checks did
+// not start (the scheduler stopped first), so that another replica need not
+// wait for them to run out.
+func (v *Verifier) ReleaseLeases(ctx context.Context, due []store.Due) {
+	for _, d := range due {
+		v.mu.Lock()
+		_, ok := v.leased[d.ID]
+		delete(v.leased, d.ID)
+		v.mu.Unlock()
+		if !ok {
+			continue
+		}
+		if err := v.store.ReleaseCheck(ctx, d.ID, v.owner); err != nil {
+			v.log.Error("releasing check lease", "id", d.ID, "err", err)
+		}
+	}
+}
+
+// lease is how long a check's lease holds: past both deadlines of the check, so
+// it cannot end while the check may still save.
+func (v *Verifier) lease() time.Duration {
+	return v.cfg.CheckTimeout + v.cfg.SaveTimeout + leaseMargin
+}
+
+// takeLeased reports whether LeaseChecks took the domain's lease recently
+// enough that it outlasts a check starting now, and forgets it either way.
+func (v *Verifier) takeLeased(id string) bool {
+	v.mu.Lock()
+	at, ok := v.leased[id]
+	delete(v.leased, id)
+	v.mu.Unlock()
+	// The lease ends at at+lease; a check starting now needs it until its two
+	// deadlines have passed, which leaves leaseMargin for the wait since at.
+	return ok && v.now().Sub(at) <= leaseMargin/2
+}
+
 // checkerGrace is how long a check waits, after its DNS deadline, for a checker
 // that does not return when its context ends. dnscheck returns at once; this only
 // keeps a broken checker from holding a check slot, and the domain, for ever.
@@ -270,12 +342,16 @@ const leaseMargin = 5 * time.Second
 func (v *Verifier) check(projectID int64, id string, explicit bool, read *domain.Domain) (*domain.Domain, error) {
 	// The lease outlasts both deadlines of the check, so it cannot end while the
 	// check may still save.
-	lease := v.cfg.CheckTimeout + v.cfg.SaveTimeout + leaseMargin
-	ctx, cancel := context.WithTimeout(v.ctx, v.cfg.SaveTimeout)
-	ok, err := v.store.AcquireCheck(ctx, id, v.owner, v.now(), lease)
-	cancel()
-	if err != nil {
-		return nil, fmt.Errorf("verify: lease %s: %w", id, err)
+	lease := v.lease()
+	ok := v.takeLeased(id)
+	if !ok {
+		ctx, cancel := context.WithTimeout(v.ctx, v.cfg.SaveTimeout)
+		var err error
+		ok, err = v.store.AcquireCheck(ctx, id, v.owner, v.now(), lease)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("verify: lease %s: %w", id, err)
+		}
 	}
 	if !ok {
 		// Another replica is checking the domain: wait for its result, as a

@@ -668,3 +668,80 @@ func TestLeaseEndsWithSave(t *testing.T) {
 		t.Errorf("a check whose save failed kept its lease until %v", got.CheckingUntil)
 	}
 }
+
+// TestLeaseChecks: the leases LeaseChecks takes in one write are the ones the
+// checks then run under, with no write of their own; one taken too long ago is
+// taken again by its check; one held by another replica is not taken, and its
+// check waits for that replica's; ReleaseLeases gives back the unused ones.
+func TestLeaseChecks(t *testing.T) {
+	f := newFixture(t)
+	fresh := f.addDomain(t, "fresh.example")
+	stale := f.addDomain(t, "stale.example")
+	other := f.addDomain(t, "other.example")
+	unused := f.addDomain(t, "unused.example")
+	st := &writeCounter{Store: f.st}
+	v := verify.New(st, &checker{fn: answer(domain.CheckVerified)}, verify.Config{Budget: time.Second, Recheck: recheck},
+		f.clock.Now, slog.New(slog.DiscardHandler))
+	t.Cleanup(v.Close)
+	f.clock.Set(fresh.NextCheckAt)
+	if ok, err := f.st.AcquireCheck(t.Context(), other.ID, "elsewhere", f.clock.Now(), time.Minute); err != nil || !ok {
+		t.Fatalf("AcquireCheck = %v, %v", ok, err)
+	}
+	var due []store.Due
+	for _, d := range []*domain.Domain{fresh, stale, other, unused} {
+		due = append(due, store.Due{ID: d.ID, ProjectID: f.p.ID})
+	}
+	v.LeaseChecks(t.Context(), due)
+	for _, d := range []*domain.Domain{fresh, stale, unused} {
+		if got := f.get(t, d.ID); !got.CheckingUntil.After(f.clock.Now()) {
+			t.Errorf("%s: no lease after LeaseChecks", d.Name)
+		}
+	}
+	if err := v.CheckDue(t.Context(), f.p.ID, fresh.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.acquires.Load(); n != 0 {
+		t.Errorf("a check leased moments ago took its lease again (%d writes)", n)
+	}
+	if got := f.get(t, fresh.ID); got.Status != domain.StatusVerified || !got.CheckingUntil.IsZero() {
+		t.Errorf("after its check: %s, lease until %v; want VERIFIED, no lease", got.Status, got.CheckingUntil)
+	}
+	// Half the margin later the lease may be too short for a whole check.
+	f.clock.Set(f.clock.Now().Add(3 * time.Second))
+	if err := v.CheckDue(t.Context(), f.p.ID, stale.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.acquires.Load(); n != 1 {
+		t.Errorf("a check leased long ago took its lease %d times, want 1", n)
+	}
+	// other's lease is another replica's: its check waits for it to end.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	checked := make(chan error, 1)
+	go func() { checked <- v.CheckDue(ctx, f.p.ID, other.ID) }()
+	for st.acquires.Load() < 2 {
+		select {
+		case err := <-checked:
+			t.Fatalf("the check of a domain another replica holds ended at once: %v", err)
+		case <-ctx.Done():
+			t.Fatal("the check of other never asked for its lease")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	if err := f.st.ReleaseCheck(t.Context(), other.ID, "elsewhere"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-checked; err != nil {
+		t.Fatal(err)
+	}
+	if c := st.finishes.Load(); c != 2 {
+		t.Errorf("%d checks saved, want 2: other's was the other replica's to run", c)
+	}
+	v.ReleaseLeases(t.Context(), due)
+	if got := f.get(t, unused.ID); !got.CheckingUntil.IsZero() {
+		t.Errorf("the unused lease holds until %v after ReleaseLeases", got.CheckingUntil)
+	}
+	if r := st.releases.Load(); r != 1 {
+		t.Errorf("ReleaseLeases released %d leases, want 1: only the unused one was still held", r)
+	}
+}

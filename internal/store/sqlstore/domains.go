@@ -361,6 +361,38 @@ func (s *Store) AcquireCheck(ctx context.Context, id, owner string, now time.Tim
 	return n == 1, err
 }
 
+// AcquireChecks implements store.Store.
+func (s *Store) AcquireChecks(ctx context.Context, ids []string, owner string, now time.Time, lease time.Duration) ([]string, error) {
+	if owner == "" {
+		return nil, errors.New("acquire checks: no lease owner")
+	}
+	var out []string
+	for _, part := range chunks(ids, s.d.MaxIn()) {
+		if len(part) == 0 {
+			continue
+		}
+		in, args := s.d.In("id", 4, part)
+		err := s.db.Write(ctx, func(q Querier) error {
+			// The rows are locked in the order of their ids, as a group commit
+			// locks them, so that the two never wait for each other in a cycle.
+			rows, err := q.Query(ctx, `UPDATE domains SET check_owner = $1, check_until = $2
+				WHERE id IN (SELECT id FROM domains WHERE `+in+` ORDER BY id`+s.lock("FOR UPDATE")+`)
+				AND (check_until <= $3 OR check_owner = $1) RETURNING id`,
+				append([]any{owner, millis(now.Add(lease)), millis(now)}, args...)...)
+			if err != nil {
+				return err
+			}
+			got, err := Collect(rows, ScanString)
+			out = append(out, got...)
+			return err
+		})
+		if err != nil {
+			return out, s.errorf("acquire checks: %w", err)
+		}
+	}
+	return out, nil
+}
+
 // checkWrite runs a check's one-statement write (its lease). Where write
 // transactions exclude each other whole (SQLite), it joins the group commit of
 // the checks' saves, which would otherwise queue behind each other for the one

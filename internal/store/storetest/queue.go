@@ -376,3 +376,55 @@ func testManyEvents(t *testing.T, s store.Store) {
 		t.Errorf("%d deliveries, want %d", len(claimed), wantDeliveries)
 	}
 }
+
+// testAcquireChecks checks that AcquireChecks takes, in one call, the leases of
+// the domains that are free, whose lease ended, or that owner holds already, and
+// not those another owner holds or that do not exist.
+func testAcquireChecks(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p := project(t, s, "acme")
+	now := at(time.Hour)
+	var ids []string
+	for i := range 6 {
+		d := sampleDomain(p.ID, newID(t), fmt.Sprintf("d%d.example", i), at(0))
+		createDomain(t, s, d)
+		ids = append(ids, d.ID)
+	}
+	take := func(id, owner string, at time.Time) {
+		t.Helper()
+		if ok, err := s.AcquireCheck(ctx, id, owner, at, time.Minute); err != nil || !ok {
+			t.Fatalf("AcquireCheck(%s, %s) = %v, %v", id, owner, ok, err)
+		}
+	}
+	take(ids[1], "b", now)                     // held by another: not taken
+	take(ids[2], "a", now)                     // held by a already: kept
+	take(ids[3], "b", now.Add(-2*time.Minute)) // another's, ended: taken
+	missing := "0123456789abcdef01234567"
+	got, err := s.AcquireChecks(ctx, append(slices.Clone(ids), missing), "a", now.Add(time.Second), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	want := []string{ids[0], ids[2], ids[3], ids[4], ids[5]}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("AcquireChecks took %v, want %v", got, want)
+	}
+	for i, id := range ids {
+		d := getDomain(t, s, p.ID, id)
+		until := msUTC(now.Add(time.Second + time.Minute))
+		if i == 1 {
+			until = msUTC(now.Add(time.Minute))
+		}
+		if !d.CheckingUntil.Equal(until) {
+			t.Errorf("domain %d: lease until %v, want %v", i, d.CheckingUntil, until)
+		}
+	}
+	// a holds them: b cannot take them, and a's release frees them.
+	if ok, err := s.AcquireCheck(ctx, ids[0], "b", now.Add(2*time.Second), time.Minute); err != nil || ok {
+		t.Errorf("b took a lease a holds: %v, %v", ok, err)
+	}
+	if got, err := s.AcquireChecks(ctx, nil, "a", now, time.Minute); err != nil || len(got) != 0 {
+		t.Errorf("AcquireChecks of none = %v, %v", got, err)
+	}
+}

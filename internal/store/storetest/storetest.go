@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConsistentReads", testConsistentReads},
 		{"CheckLease", testCheckLease},
 		{"FinishCheck", testFinishCheck},
+		{"AcquireChecks", testAcquireChecks},
 		{"SigningKeys", testSigningKeys},
 		{"RotationsTXT", testRotationsTXT},
 		{"RotationsCNAME", testRotationsCNAME},
