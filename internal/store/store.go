@@ -188,8 +188,8 @@ type Store interface {
 	SaveCheck(ctx context.Context, d *domain.Domain, events []Event) error
 	// FinishCheck is SaveCheck that also ends owner's lease on checking the
 	// domain, as ReleaseCheck does, in the same write: a check's end costs the
-	// database one write and not two. A lease owner holds no longer is left as
-	// it is.
+	// database one write and not two. A lease that owner does not hold (any
+	// more) is left as it is.
 	FinishCheck(ctx context.Context, d *domain.Domain, events []Event, owner string) error
 	// ClaimChecks claims up to limit domains (below 0: no bound) whose next
 	// automatic check is due at now, the most overdue first (returned in no
