@@ -56,6 +56,9 @@ type config struct {
 	memoryGets int
 
 	cpuProfile string
+	// scaleProfile, if set, is where the scaleout section writes a CPU profile
+	// of each run's checks alone (and of its verify load), without the seeding.
+	scaleProfile string
 }
 
 // allSections are the benchmarks, in the order they run and are reported.
@@ -134,6 +137,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.memorySize, "memory-size", 1_000_000, "domains stored for the memory section")
 	fs.IntVar(&cfg.memoryGets, "memory-gets", 5000, "GET /v1/domains/{id} requests sent to serve before its peak RSS is read")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (the bench's own process) to this file")
+	fs.StringVar(&cfg.scaleProfile, "scaleout-cpuprofile", "", "write CPU profiles of the scaleout's checks and of its verify load alone to files named from this one (PREFIX-sqlite-1.checks.prof, …); not with -cpuprofile")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -159,6 +163,8 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 		return config{}, errors.New("-seed-workers, -clients and -scaleout-concurrency must be at least 1")
 	case cfg.getDuration <= 0, cfg.postDuration <= 0, cfg.scaleTimeout <= 0:
 		return config{}, errors.New("-get-duration, -post-duration and -scaleout-timeout must be positive")
+	case cfg.cpuProfile != "" && cfg.scaleProfile != "":
+		return config{}, errors.New("-cpuprofile and -scaleout-cpuprofile exclude each other: Go runs one CPU profile at a time")
 	case cfg.scaleDomains < 1, cfg.memorySize < 1, cfg.memoryGets < 1:
 		return config{}, errors.New("-scaleout-domains, -memory-size and -memory-gets must be at least 1")
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -295,6 +296,7 @@ func (b *bench) runScaleOut(ctx context.Context, replicas int, onSQLite bool) (s
 	auth.ResetQueries()
 	fmt.Fprintf(b.log, "  %d replica(s), %d checks at once each, checking %d due domains\n", replicas, b.cfg.scaleConcurrency, r.Domains)
 	drops := udpDrops()
+	stopProfile := b.startScaleProfile(fmt.Sprintf("%s-%d.checks", strings.ToLower(r.Store), replicas))
 	cpu := startCPU()
 	start := time.Now()
 	for _, rep := range reps {
@@ -312,6 +314,7 @@ func (b *bench) runScaleOut(ctx context.Context, replicas int, onSQLite bool) (s
 		runErr = ctx.Err()
 	}
 	r.CPUBusy, r.CPUSelf = cpu.busyShare(), cpu.selfShare()
+	stopProfile()
 	r.UDPDrops = udpDrops() - drops
 	// Stop claiming, and wait for the checks already started: any of them would
 	// be a second check of some domain, which the counts below must see.
@@ -387,6 +390,34 @@ func (b *bench) runScaleOut(ctx context.Context, replicas int, onSQLite bool) (s
 	return r, nil
 }
 
+// startScaleProfile starts a CPU profile of the bench's process into the file
+// named by -scaleout-cpuprofile and name, and returns what stops it; with no
+// -scaleout-cpuprofile, or when the profile cannot start, it does nothing.
+func (b *bench) startScaleProfile(name string) (stop func()) {
+	if b.cfg.scaleProfile == "" {
+		return func() {}
+	}
+	path := fmt.Sprintf("%s-%s.prof", b.cfg.scaleProfile, name)
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(b.log, "  warning: profile: %v\n", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		fmt.Fprintf(b.log, "  warning: profile: %v\n", err)
+		return func() {}
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			f.Close()
+			fmt.Fprintf(b.log, "    CPU profile in %s\n", path)
+		})
+	}
+}
+
 // verifyClients is how many clients call POST /v1/domains/{id}/verify at once.
 const verifyClients = 32
 
@@ -414,6 +445,8 @@ func (b *bench) runVerifyLoad(ctx context.Context, dsn string, dnsConfig dnschec
 	srv := httptest.NewServer(a.APIHandler())
 	defer srv.Close()
 	fmt.Fprintf(b.log, "  %d clients calling POST /v1/domains/{id}/verify for %s\n", verifyClients, b.cfg.verifyDuration)
+	stopProfile := b.startScaleProfile("verify")
+	defer stopProfile()
 	res := load(ctx, newClient(verifyClients), verifyClients, b.cfg.verifyDuration, 0, http.StatusOK, func(c, seq int) (*http.Request, error) {
 		id := ids[(c+seq*verifyClients)%len(ids)]
 		req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/domains/"+id+"/verify", nil)

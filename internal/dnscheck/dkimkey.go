@@ -449,6 +449,14 @@ func dkimShorten(s string) string {
 // record of its SubjectPublicKeyInfo, the form every verifier reads. It fails unless the record publishes an RSA key that verifies
 // rsa-sha256 signatures on email, since that is how domaind's mail is signed.
 func DKIMRecordFor(keyOrRecord string) (string, *rsa.PublicKey, error) {
+	record, key, err := dkimRecordFor(keyOrRecord)
+	return record, key.RSA, err
+}
+
+// dkimRecordFor is DKIMRecordFor, returning the record's key as ParseDKIMKey
+// parses the record it returns, so that a check need not parse it again when
+// DNS publishes that very record.
+func dkimRecordFor(keyOrRecord string) (string, DKIMKey, error) {
 	record := dkimTrimSpace(keyOrRecord)
 	if dkimLooksBareKey(record) {
 		record = "v=DKIM1; k=rsa; p=" + dkimStripSpace(record)
@@ -459,19 +467,23 @@ func DKIMRecordFor(keyOrRecord string) (string, *rsa.PublicKey, error) {
 		// record domaind generates for the key, so that fixes quote a form all accept.
 		spki, err := x509.MarshalPKIXPublicKey(key.RSA)
 		if err != nil {
-			return "", nil, fmt.Errorf("dnscheck: DKIM key: %w", err)
+			return "", DKIMKey{}, fmt.Errorf("dnscheck: DKIM key: %w", err)
 		}
-		return "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(spki), key.RSA, nil
+		record = "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(spki)
+		if key, err = ParseDKIMKey(record); err != nil {
+			return "", DKIMKey{}, fmt.Errorf("dnscheck: DKIM key: %w", err)
+		}
+		return record, key, nil
 	}
 	switch {
 	case err != nil:
-		return "", nil, fmt.Errorf("dnscheck: DKIM key: %w", err)
+		return "", DKIMKey{}, fmt.Errorf("dnscheck: DKIM key: %w", err)
 	case key.Revoked():
-		return "", nil, errors.New("dnscheck: DKIM key: the record revokes its key (p= is empty)")
+		return "", DKIMKey{}, errors.New("dnscheck: DKIM key: the record revokes its key (p= is empty)")
 	case key.RSA == nil:
-		return "", nil, fmt.Errorf("dnscheck: DKIM key: the record publishes a k=%s key, not an RSA key", key.KeyType)
+		return "", DKIMKey{}, fmt.Errorf("dnscheck: DKIM key: the record publishes a k=%s key, not an RSA key", key.KeyType)
 	case !key.AcceptsHash("sha256") || !key.ForEmail():
-		return "", nil, errors.New("dnscheck: DKIM key: the record's h= or s= tag excludes rsa-sha256 signatures on email")
+		return "", DKIMKey{}, errors.New("dnscheck: DKIM key: the record's h= or s= tag excludes rsa-sha256 signatures on email")
 	}
-	return record, key.RSA, nil
+	return record, key, nil
 }

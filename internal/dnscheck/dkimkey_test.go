@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -220,6 +221,13 @@ func TestDKIMRecordFor(t *testing.T) {
 		}
 		if err != nil || got != tt.want || key == nil {
 			t.Errorf("DKIMRecordFor(%.40q) = %.40q, %v, %v; want %.40q", tt.in, got, key != nil, err, tt.want)
+		}
+		// A check judges the record as expected by this parse of it, and not
+		// by parsing what DNS publishes, when the two are the same text.
+		_, parsed, err := dkimRecordFor(tt.in)
+		want, werr := ParseDKIMKey(got)
+		if err != nil || werr != nil || !reflect.DeepEqual(parsed, want) {
+			t.Errorf("dkimRecordFor(%.40q) parsed %+v, %v; ParseDKIMKey of its record %+v, %v", tt.in, parsed, err, want, werr)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +28,15 @@ import (
 // Checker runs the automatic check of one domain; *verify.Verifier is the real one.
 type Checker interface {
 	CheckDue(ctx context.Context, projectID int64, id string) error
+}
+
+// Leaser is a Checker that takes the check leases of a claim's domains at once,
+// before their checks start, so that each check need not take its own
+// (*verify.Verifier is one). ReleaseLeases gives back those of checks that
+// never started.
+type Leaser interface {
+	LeaseChecks(ctx context.Context, due []store.Due)
+	ReleaseLeases(ctx context.Context, due []store.Due)
 }
 
 // Worker claims due checks and runs them.
@@ -130,10 +140,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	wake := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	// start runs waiting checks while slots are free; mu must be held.
+	// start runs waiting checks while slots are free; mu must be held. Once
+	// ctx is done it starts none: the waiting ones are left to Run's return.
 	var start func()
 	start = func() {
-		for total < conc && len(ready) > 0 {
+		for total < conc && len(ready) > 0 && ctx.Err() == nil {
 			d := ready[0]
 			ready = ready[1:]
 			total++
@@ -170,7 +181,17 @@ func (w *Worker) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			// Checks claimed but not started come due again when their lease
-			// ends; there are at most ahead of them.
+			// ends; there are at most ahead of them. Their check leases, if
+			// taken, are given back now.
+			if l, ok := w.Checker.(Leaser); ok {
+				mu.Lock()
+				left := slices.Clone(ready)
+				ready = nil
+				mu.Unlock()
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				l.ReleaseLeases(rctx, left)
+				cancel()
+			}
 			return nil
 		case <-timer.C:
 		case <-wake:
@@ -189,6 +210,9 @@ func (w *Worker) Run(ctx context.Context) error {
 				log.Error("claiming due checks", "err", err)
 			}
 			claimed = len(due)
+			if l, ok := w.Checker.(Leaser); ok && len(due) > 0 {
+				l.LeaseChecks(ctx, due)
+			}
 			mu.Lock()
 			for _, d := range due {
 				if total+len(ready) >= conc+ahead || held[d.ProjectID] >= perProject {

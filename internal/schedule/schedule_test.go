@@ -301,3 +301,82 @@ func TestClaimsAhead(t *testing.T) {
 		t.Errorf("%d checks at once, want the 4 slots", m)
 	}
 }
+
+// leasingGate is a gate that is also a schedule.Leaser: it records the domains
+// whose leases the worker asked it to take, and to give back.
+type leasingGate struct {
+	*gate
+	lmu              sync.Mutex
+	leased, released map[string]bool
+	startedUnleased  []string
+}
+
+func (g *leasingGate) LeaseChecks(_ context.Context, due []store.Due) {
+	g.lmu.Lock()
+	defer g.lmu.Unlock()
+	for _, d := range due {
+		g.leased[d.ID] = true
+	}
+}
+
+func (g *leasingGate) ReleaseLeases(_ context.Context, due []store.Due) {
+	g.lmu.Lock()
+	defer g.lmu.Unlock()
+	for _, d := range due {
+		g.released[d.ID] = true
+	}
+}
+
+func (g *leasingGate) CheckDue(ctx context.Context, projectID int64, id string) error {
+	g.lmu.Lock()
+	if !g.leased[id] {
+		g.startedUnleased = append(g.startedUnleased, id)
+	}
+	g.lmu.Unlock()
+	return g.gate.CheckDue(ctx, projectID, id)
+}
+
+// TestLeaser: a worker whose checker takes leases has it take those of each
+// claim before any of its checks starts, and, when it stops, give back those
+// of the checks it claimed and never started, and only those.
+func TestLeaser(t *testing.T) {
+	st := openStore(t)
+	p := storetest.Project(t, st, "acme")
+	const n = 12
+	for i := range n {
+		addDue(t, st, p.ID, fmt.Sprintf("d%02d.example", i), t0)
+	}
+	g := &leasingGate{gate: newGate(p.ID), leased: map[string]bool{}, released: map[string]bool{}}
+	w := &schedule.Worker{Store: st, Checker: g, Now: func() time.Time { return t0.Add(time.Minute) },
+		Concurrency: 4, ProjectShare: 4, Interval: time.Hour}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	started := map[string]bool{}
+	for range 4 {
+		started[g.next(t).ID] = true
+	}
+	cancel()
+	close(g.release)
+	<-done
+	g.lmu.Lock()
+	defer g.lmu.Unlock()
+	if len(g.startedUnleased) > 0 {
+		t.Errorf("checks started before their lease was asked for: %v", g.startedUnleased)
+	}
+	// 4 slots and 2 claimed ahead: 6 claimed, 4 started, 2 given back.
+	if len(g.leased) != 6 {
+		t.Errorf("%d leases taken, want 6 (the slots and the claims ahead)", len(g.leased))
+	}
+	for id := range g.released {
+		if started[id] {
+			t.Errorf("the lease of %s, whose check started, was given back", id)
+		}
+		if !g.leased[id] {
+			t.Errorf("%s was given back but never leased", id)
+		}
+	}
+	if len(g.released)+len(started) != len(g.leased) {
+		t.Errorf("%d leases given back and %d checks started of %d leased", len(g.released), len(started), len(g.leased))
+	}
+}

@@ -186,6 +186,11 @@ type Store interface {
 	// event to every webhook of the project that wants it (the outbox), all in
 	// one transaction.
 	SaveCheck(ctx context.Context, d *domain.Domain, events []Event) error
+	// FinishCheck is SaveCheck that also ends owner's lease on checking the
+	// domain, as ReleaseCheck does, in the same write: a check's end costs the
+	// database one write and not two. A lease that owner does not hold (any
+	// more) is left as it is.
+	FinishCheck(ctx context.Context, d *domain.Domain, events []Event, owner string) error
 	// ClaimChecks claims up to limit domains (below 0: no bound) whose next
 	// automatic check is due at now, the most overdue first (returned in no
 	// particular order), by moving their due time to now+lease: a worker that
@@ -246,6 +251,10 @@ type Store interface {
 	// whether owner holds the lease: one check per domain at a time across
 	// replicas.
 	AcquireCheck(ctx context.Context, id, owner string, now time.Time, lease time.Duration) (bool, error)
+	// AcquireChecks is AcquireCheck of many domains in one write: it takes the
+	// lease on checking each of ids that no other owner holds, and returns those
+	// owner holds now, in no particular order.
+	AcquireChecks(ctx context.Context, ids []string, owner string, now time.Time, lease time.Duration) ([]string, error)
 	// ReleaseCheck ends owner's lease on checking the domain, if owner holds it.
 	ReleaseCheck(ctx context.Context, id, owner string) error
 	// SealedDKIMKey returns the domain's sealed DKIM private key.

@@ -88,6 +88,9 @@ type Verifier struct {
 	// owner names this verifier in the database's check leases, which keep
 	// replicas from checking one domain at once.
 	owner string
+	// leased holds, by domain id, when LeaseChecks took the lease of a check
+	// the scheduler claimed and has not started yet.
+	leased map[string]time.Time
 }
 
 type run struct {
@@ -122,6 +125,7 @@ func New(st store.Store, checker Checker, cfg Config, now func() time.Time, log 
 	return &Verifier{
 		store: st, checker: checker, cfg: cfg, now: now, log: log,
 		ctx: ctx, cancel: cancel, running: make(map[string]*run), owner: owner,
+		leased: make(map[string]time.Time),
 	}
 }
 
@@ -185,7 +189,13 @@ func (v *Verifier) Verify(ctx context.Context, projectID int64, id string) (Outc
 				v.mu.Unlock()
 				return Outcome{}, &TooSoonError{RetryAfter: wait}
 			}
-			r = v.start(projectID, id, true)
+			// The domain as read above is what the check asks DNS for, unless
+			// it waited for the scheduler's check, which may have changed it.
+			read := d
+			if afterScheduled {
+				read = nil
+			}
+			r = v.start(projectID, id, true, read)
 		}
 		v.mu.Unlock()
 	}
@@ -218,7 +228,7 @@ func (v *Verifier) CheckDue(ctx context.Context, projectID int64, id string) err
 	v.mu.Lock()
 	r := v.running[id]
 	if r == nil {
-		r = v.start(projectID, id, false)
+		r = v.start(projectID, id, false, nil)
 	} else {
 		v.joins++
 	}
@@ -231,20 +241,90 @@ func (v *Verifier) CheckDue(ctx context.Context, projectID int64, id string) err
 	}
 }
 
-// start begins a check of the domain; v.mu must be held.
-func (v *Verifier) start(projectID int64, id string, explicit bool) *run {
+// start begins a check of the domain; v.mu must be held. read, if not nil, is
+// the domain as the caller read it, which the check asks DNS for instead of
+// reading it again.
+func (v *Verifier) start(projectID int64, id string, explicit bool, read *domain.Domain) *run {
 	r := &run{done: make(chan struct{}), explicit: explicit}
 	v.running[id] = r
 	v.wg.Add(1)
 	go func() {
 		defer v.wg.Done()
-		r.d, r.err = v.check(projectID, id, explicit)
+		r.d, r.err = v.check(projectID, id, explicit, read)
 		v.mu.Lock()
 		delete(v.running, id)
 		v.mu.Unlock()
 		close(r.done)
 	}()
 	return r
+}
+
+// LeaseChecks takes, in one write, the check leases of domains the scheduler
+// claimed, before it starts their checks: each then starts without a write of
+// its own (and without waiting for the database to take it). A domain whose
+// lease another replica holds is left out, and its check waits for that one as
+// ever; so is every domain if the write fails.
+func (v *Verifier) LeaseChecks(ctx context.Context, due []store.Due) {
+	if len(due) == 0 {
+		return
+	}
+	ids := make([]string, len(due))
+	for i, d := range due {
+		ids[i] = d.ID
+	}
+	now := v.now()
+	got, err := v.store.AcquireChecks(ctx, ids, v.owner, now, v.lease())
+	if err != nil && ctx.Err() == nil {
+		v.log.Error("taking check leases", "err", err)
+	}
+	v.mu.Lock()
+	for id, at := range v.leased {
+		// Whatever was never started nor released (a scheduler that stopped
+		// without saying) is of no use once its lease is half gone.
+		if now.Sub(at) > leaseMargin {
+			delete(v.leased, id)
+		}
+	}
+	for _, id := range got {
+		v.leased[id] = now
+	}
+	v.mu.Unlock()
+}
+
+// ReleaseLeases ends the leases LeaseChecks took for domains whose checks did
+// not start (the scheduler stopped first), so that another replica need not
+// wait for them to run out.
+func (v *Verifier) ReleaseLeases(ctx context.Context, due []store.Due) {
+	for _, d := range due {
+		v.mu.Lock()
+		_, ok := v.leased[d.ID]
+		delete(v.leased, d.ID)
+		v.mu.Unlock()
+		if !ok {
+			continue
+		}
+		if err := v.store.ReleaseCheck(ctx, d.ID, v.owner); err != nil {
+			v.log.Error("releasing check lease", "id", d.ID, "err", err)
+		}
+	}
+}
+
+// lease is how long a check's lease holds: past both deadlines of the check, so
+// it cannot end while the check may still save.
+func (v *Verifier) lease() time.Duration {
+	return v.cfg.CheckTimeout + v.cfg.SaveTimeout + leaseMargin
+}
+
+// takeLeased reports whether LeaseChecks took the domain's lease recently
+// enough that it outlasts a check starting now, and forgets it either way.
+func (v *Verifier) takeLeased(id string) bool {
+	v.mu.Lock()
+	at, ok := v.leased[id]
+	delete(v.leased, id)
+	v.mu.Unlock()
+	// The lease ends at at+lease; a check starting now needs it until its two
+	// deadlines have passed, which leaves leaseMargin for the wait since at.
+	return ok && v.now().Sub(at) <= leaseMargin/2
 }
 
 // checkerGrace is how long a check waits, after its DNS deadline, for a checker
@@ -259,15 +339,19 @@ const leaseMargin = 5 * time.Second
 // check runs one check: DNS first, then the freshest stored state is updated,
 // rescheduled and saved with the events it caused, so that a change made while
 // DNS was being asked is not overwritten.
-func (v *Verifier) check(projectID int64, id string, explicit bool) (*domain.Domain, error) {
+func (v *Verifier) check(projectID int64, id string, explicit bool, read *domain.Domain) (*domain.Domain, error) {
 	// The lease outlasts both deadlines of the check, so it cannot end while the
 	// check may still save.
-	lease := v.cfg.CheckTimeout + v.cfg.SaveTimeout + leaseMargin
-	ctx, cancel := context.WithTimeout(v.ctx, v.cfg.SaveTimeout)
-	ok, err := v.store.AcquireCheck(ctx, id, v.owner, v.now(), lease)
-	cancel()
-	if err != nil {
-		return nil, fmt.Errorf("verify: lease %s: %w", id, err)
+	lease := v.lease()
+	ok := v.takeLeased(id)
+	if !ok {
+		ctx, cancel := context.WithTimeout(v.ctx, v.cfg.SaveTimeout)
+		var err error
+		ok, err = v.store.AcquireCheck(ctx, id, v.owner, v.now(), lease)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("verify: lease %s: %w", id, err)
+		}
 	}
 	if !ok {
 		// Another replica is checking the domain: wait for its result, as a
@@ -277,7 +361,13 @@ func (v *Verifier) check(projectID int64, id string, explicit bool) (*domain.Dom
 		defer cancel()
 		return v.awaitOther(ctx, projectID, id)
 	}
+	// A saved check has released its lease with its save (FinishCheck); any
+	// other end releases it here.
+	var saved bool
 	defer func() {
+		if saved {
+			return
+		}
 		// Released even while closing, so that another replica need not wait
 		// for the lease to run out.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(v.ctx), v.cfg.SaveTimeout)
@@ -287,7 +377,8 @@ func (v *Verifier) check(projectID int64, id string, explicit bool) (*domain.Dom
 		}
 	}()
 	started := time.Now()
-	d, timedOut, err := v.checkAndSave(projectID, id, explicit)
+	d, timedOut, err := v.checkAndSave(projectID, id, explicit, read)
+	saved = err == nil
 	took := time.Since(started)
 	outcome := "error"
 	switch {
@@ -330,17 +421,26 @@ func (v *Verifier) awaitOther(ctx context.Context, projectID int64, id string) (
 	}
 }
 
-// checkAndSave asks DNS and saves what it found. timedOut reports that the DNS
+// checkAndSave asks DNS and saves what it found, ending the check's lease with
+// the save when it succeeds. timedOut reports that the DNS
 // part ran out of time: the result is saved all the same, with the records it
 // could not read as DNS_TIMEOUT, so the domain backs off and counts toward its
 // give-up like after any other unsuccessful check, instead of being claimed again
 // and again with nothing recorded.
-func (v *Verifier) checkAndSave(projectID int64, id string, explicit bool) (d *domain.Domain, timedOut bool, err error) {
-	ctx, cancel := context.WithTimeout(v.ctx, v.cfg.SaveTimeout)
-	d, err = v.store.Domain(ctx, projectID, id)
-	cancel()
-	if err != nil {
-		return nil, false, err
+//
+// read, if not nil, is the domain as the caller read it moments ago, which saves
+// reading it again before DNS: what DNS is asked for only needs to be recent,
+// since the result is applied to the domain as read after DNS, and what no
+// longer matches it is dropped (stillExpected).
+func (v *Verifier) checkAndSave(projectID int64, id string, explicit bool, read *domain.Domain) (d *domain.Domain, timedOut bool, err error) {
+	d = read
+	if d == nil {
+		ctx, cancel := context.WithTimeout(v.ctx, v.cfg.SaveTimeout)
+		d, err = v.store.Domain(ctx, projectID, id)
+		cancel()
+		if err != nil {
+			return nil, false, err
+		}
 	}
 	exps := dnscheck.ExpectationsOf(d)
 	obs, timedOut := v.lookup(exps)
@@ -352,7 +452,7 @@ func (v *Verifier) checkAndSave(projectID int64, id string, explicit bool) (d *d
 	// The save gets a deadline of its own, apart from the DNS part's, which may
 	// be spent. It is not cancelled by Close either: a save under way is short,
 	// and Close waits for it.
-	ctx, cancel = context.WithTimeout(context.WithoutCancel(v.ctx), v.cfg.SaveTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(v.ctx), v.cfg.SaveTimeout)
 	defer cancel()
 	// Re-read: the domain may have changed or gone while DNS was asked.
 	d, err = v.store.Domain(ctx, projectID, id)
@@ -377,7 +477,7 @@ func (v *Verifier) checkAndSave(projectID int64, id string, explicit bool) (d *d
 	if err != nil {
 		return nil, false, err
 	}
-	if err := v.store.SaveCheck(ctx, d, events); err != nil {
+	if err := v.store.FinishCheck(ctx, d, events, v.owner); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, false, err
 		}

@@ -2,6 +2,7 @@ package verify_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -582,5 +583,165 @@ func TestHostileChecker(t *testing.T) {
 		if r.Status != domain.CheckTemporaryFailure || r.Problems[0].Code != dnscheck.CodeTimeout {
 			t.Errorf("%s: %s %+v, want DNS_TIMEOUT", r.Key, r.Status, r.Problems)
 		}
+	}
+}
+
+// writeCounter is a store that counts the reads of domains and the lease and
+// save writes of checks.
+type writeCounter struct {
+	store.Store
+	acquires, releases, saves, finishes, reads atomic.Int32
+	failFinish                                 atomic.Bool
+}
+
+func (s *writeCounter) Domain(ctx context.Context, projectID int64, id string) (*domain.Domain, error) {
+	s.reads.Add(1)
+	return s.Store.Domain(ctx, projectID, id)
+}
+
+func (s *writeCounter) AcquireCheck(ctx context.Context, id, owner string, now time.Time, lease time.Duration) (bool, error) {
+	s.acquires.Add(1)
+	return s.Store.AcquireCheck(ctx, id, owner, now, lease)
+}
+
+func (s *writeCounter) ReleaseCheck(ctx context.Context, id, owner string) error {
+	s.releases.Add(1)
+	return s.Store.ReleaseCheck(ctx, id, owner)
+}
+
+func (s *writeCounter) SaveCheck(ctx context.Context, d *domain.Domain, events []store.Event) error {
+	s.saves.Add(1)
+	return s.Store.SaveCheck(ctx, d, events)
+}
+
+func (s *writeCounter) FinishCheck(ctx context.Context, d *domain.Domain, events []store.Event, owner string) error {
+	s.finishes.Add(1)
+	if s.failFinish.Load() {
+		return errors.New("injected save failure")
+	}
+	return s.Store.FinishCheck(ctx, d, events, owner)
+}
+
+// TestLeaseEndsWithSave: a check that saves ends its lease with the save, in
+// one write, and one whose save fails still releases it on its own.
+func TestLeaseEndsWithSave(t *testing.T) {
+	f := newFixture(t)
+	d := f.addDomain(t, "lease.example")
+	st := &writeCounter{Store: f.st}
+	v := verify.New(st, &checker{fn: answer(domain.CheckVerified)}, verify.Config{Budget: time.Second, Recheck: recheck},
+		f.clock.Now, slog.New(slog.DiscardHandler))
+	t.Cleanup(v.Close)
+	f.clock.Set(d.NextCheckAt)
+	if err := v.CheckDue(t.Context(), f.p.ID, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	got := f.get(t, d.ID)
+	if got.Status != domain.StatusVerified || !got.CheckingUntil.IsZero() {
+		t.Errorf("after the check: status %s, lease until %v; want VERIFIED and no lease", got.Status, got.CheckingUntil)
+	}
+	if a, r, s, fin := st.acquires.Load(), st.releases.Load(), st.saves.Load(), st.finishes.Load(); a != 1 || r != 0 || s != 0 || fin != 1 {
+		t.Errorf("writes of one check: %d acquires, %d releases, %d saves, %d finishes; want 1, 0, 0, 1", a, r, s, fin)
+	}
+	// A scheduled check reads the domain before DNS and again after; an
+	// explicit one asks DNS for the domain as Verify read it.
+	if n := st.reads.Swap(0); n != 2 {
+		t.Errorf("a scheduled check read the domain %d times, want 2", n)
+	}
+	f.clock.Set(f.clock.Now().Add(time.Minute))
+	if out, err := v.Verify(t.Context(), f.p.ID, d.ID); err != nil || out.Domain == nil || out.Domain.Status != domain.StatusVerified {
+		t.Fatalf("Verify = %+v, %v", out, err)
+	}
+	if n := st.reads.Load(); n != 2 {
+		t.Errorf("an explicit check read the domain %d times, want 2", n)
+	}
+
+	st.failFinish.Store(true)
+	f.clock.Set(f.clock.Now().Add(time.Minute))
+	releases := st.releases.Load()
+	if _, err := v.Verify(t.Context(), f.p.ID, d.ID); err == nil {
+		t.Fatal("a check whose save failed reported success")
+	}
+	if r := st.releases.Load() - releases; r != 1 {
+		t.Errorf("a check whose save failed released its lease %d times, want 1", r)
+	}
+	if got := f.get(t, d.ID); !got.CheckingUntil.IsZero() {
+		t.Errorf("a check whose save failed kept its lease until %v", got.CheckingUntil)
+	}
+}
+
+// TestLeaseChecks: the leases LeaseChecks takes in one write are the ones the
+// checks then run under, with no write of their own; one taken too long ago is
+// taken again by its check; one held by another replica is not taken, and its
+// check waits for that replica's; ReleaseLeases gives back the unused ones.
+func TestLeaseChecks(t *testing.T) {
+	f := newFixture(t)
+	fresh := f.addDomain(t, "fresh.example")
+	stale := f.addDomain(t, "stale.example")
+	other := f.addDomain(t, "other.example")
+	unused := f.addDomain(t, "unused.example")
+	st := &writeCounter{Store: f.st}
+	v := verify.New(st, &checker{fn: answer(domain.CheckVerified)}, verify.Config{Budget: time.Second, Recheck: recheck},
+		f.clock.Now, slog.New(slog.DiscardHandler))
+	t.Cleanup(v.Close)
+	f.clock.Set(fresh.NextCheckAt)
+	if ok, err := f.st.AcquireCheck(t.Context(), other.ID, "elsewhere", f.clock.Now(), time.Minute); err != nil || !ok {
+		t.Fatalf("AcquireCheck = %v, %v", ok, err)
+	}
+	var due []store.Due
+	for _, d := range []*domain.Domain{fresh, stale, other, unused} {
+		due = append(due, store.Due{ID: d.ID, ProjectID: f.p.ID})
+	}
+	v.LeaseChecks(t.Context(), due)
+	for _, d := range []*domain.Domain{fresh, stale, unused} {
+		if got := f.get(t, d.ID); !got.CheckingUntil.After(f.clock.Now()) {
+			t.Errorf("%s: no lease after LeaseChecks", d.Name)
+		}
+	}
+	if err := v.CheckDue(t.Context(), f.p.ID, fresh.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.acquires.Load(); n != 0 {
+		t.Errorf("a check leased moments ago took its lease again (%d writes)", n)
+	}
+	if got := f.get(t, fresh.ID); got.Status != domain.StatusVerified || !got.CheckingUntil.IsZero() {
+		t.Errorf("after its check: %s, lease until %v; want VERIFIED, no lease", got.Status, got.CheckingUntil)
+	}
+	// Half the margin later the lease may be too short for a whole check.
+	f.clock.Set(f.clock.Now().Add(3 * time.Second))
+	if err := v.CheckDue(t.Context(), f.p.ID, stale.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.acquires.Load(); n != 1 {
+		t.Errorf("a check leased long ago took its lease %d times, want 1", n)
+	}
+	// other's lease is another replica's: its check waits for it to end.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	checked := make(chan error, 1)
+	go func() { checked <- v.CheckDue(ctx, f.p.ID, other.ID) }()
+	for st.acquires.Load() < 2 {
+		select {
+		case err := <-checked:
+			t.Fatalf("the check of a domain another replica holds ended at once: %v", err)
+		case <-ctx.Done():
+			t.Fatal("the check of other never asked for its lease")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	if err := f.st.ReleaseCheck(t.Context(), other.ID, "elsewhere"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-checked; err != nil {
+		t.Fatal(err)
+	}
+	if c := st.finishes.Load(); c != 2 {
+		t.Errorf("%d checks saved, want 2: other's was the other replica's to run", c)
+	}
+	v.ReleaseLeases(t.Context(), due)
+	if got := f.get(t, unused.ID); !got.CheckingUntil.IsZero() {
+		t.Errorf("the unused lease holds until %v after ReleaseLeases", got.CheckingUntil)
+	}
+	if r := st.releases.Load(); r != 1 {
+		t.Errorf("ReleaseLeases released %d leases, want 1: only the unused one was still held", r)
 	}
 }

@@ -2,9 +2,12 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/domaind/domaind/internal/store/sqlstore"
 	"github.com/domaind/domaind/internal/store/storetest"
@@ -49,6 +52,79 @@ func TestPreparedReads(t *testing.T) {
 	}
 	for q, st := range stmts {
 		if _, err := st.QueryContext(ctx); err == nil {
+			t.Errorf("still open after Close: %.60s…", q)
+		}
+	}
+}
+
+// TestPreparedWrites: a write transaction's statements are prepared on the
+// writer once the transaction that first ran them has ended, later
+// transactions run them prepared with the same effect, the cache stays
+// bounded, and after Close the statements are closed.
+func TestPreparedWrites(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "domaind.db"))
+	p := storetest.Project(t, s.Store, "acme")
+	d := storetest.Domain(t, s.Store, p.ID, "example.com")
+	prepared := func() int {
+		s.ws.mu.Lock()
+		defer s.ws.mu.Unlock()
+		return len(s.ws.stmts)
+	}
+	// The writer's statement journal, which savepoints write, is in memory.
+	var tempStore int
+	if err := s.w.QueryRowContext(ctx, `PRAGMA temp_store`).Scan(&tempStore); err != nil || tempStore != 2 {
+		t.Errorf("writer's temp_store = %d, %v; want 2 (MEMORY)", tempStore, err)
+	}
+	before := prepared()
+	for i := range 3 {
+		d.LastCheckedAt = d.LastCheckedAt.Add(time.Second)
+		d.CheckAttempt = i + 1
+		if err := s.SaveCheck(ctx, d, nil); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Domain(ctx, p.ID, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.CheckAttempt != i+1 || !got.LastCheckedAt.Equal(d.LastCheckedAt.Truncate(time.Millisecond).UTC()) {
+			t.Errorf("save %d: attempt %d, last checked %v; want %d, %v", i, got.CheckAttempt, got.LastCheckedAt, i+1, d.LastCheckedAt)
+		}
+		if i == 0 && prepared() <= before {
+			t.Errorf("after the first save, %d statements prepared, as before it", prepared())
+		}
+	}
+	after := prepared()
+	if err := s.SaveCheck(ctx, d, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := prepared(); n != after {
+		t.Errorf("the same save again prepared %d statements more", n-after)
+	}
+
+	// Statements whose text differs each time fill the cache up to its bound
+	// and no further, and still run.
+	for i := range maxWriteStmts + 10 {
+		if err := (&db{w: s.w, r: s.r, ws: s.ws}).Tx(ctx, func(q sqlstore.Querier) error {
+			_, err := q.Exec(ctx, fmt.Sprintf(`UPDATE domains SET check_attempt = %d WHERE id = $1`, i), d.ID)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := prepared(); n > maxWriteStmts {
+		t.Errorf("%d statements prepared, more than the bound %d", n, maxWriteStmts)
+	}
+	if got, err := s.Domain(ctx, p.ID, d.ID); err != nil || got.CheckAttempt != maxWriteStmts+9 {
+		t.Errorf("after the unprepared updates: %v, %v", got, err)
+	}
+
+	stmts := maps.Clone(s.ws.stmts)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for q, st := range stmts {
+		if _, err := st.ExecContext(ctx); err == nil {
 			t.Errorf("still open after Close: %.60s…", q)
 		}
 	}

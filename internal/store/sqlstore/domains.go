@@ -222,16 +222,32 @@ func (s *Store) DeleteDomain(ctx context.Context, projectID int64, id string) er
 // Checks that finish together are saved together, in one group commit (see
 // group); each is still whole or not at all, and a failed one fails alone.
 func (s *Store) SaveCheck(ctx context.Context, d *domain.Domain, events []store.Event) error {
+	return s.saveCheck(ctx, d, events, "")
+}
+
+// FinishCheck implements store.Store.
+func (s *Store) FinishCheck(ctx context.Context, d *domain.Domain, events []store.Event, owner string) error {
+	if owner == "" {
+		return errors.New("finish check: no lease owner")
+	}
+	return s.saveCheck(ctx, d, events, owner)
+}
+
+// saveCheck saves a check and, when owner is not empty, ends owner's lease on
+// checking the domain in the same statement (as ReleaseCheck does).
+func (s *Store) saveCheck(ctx context.Context, d *domain.Domain, events []store.Event, owner string) error {
 	return s.writes.do(ctx, d.ID, func(ctx context.Context, tx Querier) error {
 		// The update locks the domain row first, so two replicas saving checks of
 		// one domain take turns, and a concurrent delete waits for this one.
 		n, err := tx.Exec(ctx, `UPDATE domains SET status = $1, ownership_verified = $2,
 			dkim_enabled = $3, mail_from_enabled = $4, dmarc_enabled = $5, last_checked_at = $6,
 			verified_at = $7, inbound_verified_at = $8, next_check_at = $9, check_attempt = $10,
-			window_started_at = $11, failed_at = $12 WHERE id = $13`,
+			window_started_at = $11, failed_at = $12,
+			check_until = CASE WHEN check_owner = $14 AND $14 <> '' THEN 0 ELSE check_until END
+			WHERE id = $13`,
 			string(d.Status), d.OwnershipVerified, d.DKIMEnabled, d.MailFromEnabled, d.DMARCEnabled,
 			millis(d.LastCheckedAt), millis(d.VerifiedAt), millis(d.InboundVerifiedAt), millis(d.NextCheckAt), d.CheckAttempt,
-			millis(d.WindowStartedAt), millis(d.FailedAt), d.ID)
+			millis(d.WindowStartedAt), millis(d.FailedAt), d.ID, owner)
 		if err != nil {
 			return s.errorf("save check %s: %w", d.ID, err)
 		}
@@ -343,6 +359,38 @@ func (s *Store) AcquireCheck(ctx context.Context, id, owner string, now time.Tim
 		return nil
 	})
 	return n == 1, err
+}
+
+// AcquireChecks implements store.Store.
+func (s *Store) AcquireChecks(ctx context.Context, ids []string, owner string, now time.Time, lease time.Duration) ([]string, error) {
+	if owner == "" {
+		return nil, errors.New("acquire checks: no lease owner")
+	}
+	var out []string
+	for _, part := range chunks(ids, s.d.MaxIn()) {
+		if len(part) == 0 {
+			continue
+		}
+		in, args := s.d.In("id", 4, part)
+		err := s.db.Write(ctx, func(q Querier) error {
+			// The rows are locked in the order of their ids, as a group commit
+			// locks them, so that the two never wait for each other in a cycle.
+			rows, err := q.Query(ctx, `UPDATE domains SET check_owner = $1, check_until = $2
+				WHERE id IN (SELECT id FROM domains WHERE `+in+` ORDER BY id`+s.lock("FOR UPDATE")+`)
+				AND (check_until <= $3 OR check_owner = $1) RETURNING id`,
+				append([]any{owner, millis(now.Add(lease)), millis(now)}, args...)...)
+			if err != nil {
+				return err
+			}
+			got, err := Collect(rows, ScanString)
+			out = append(out, got...)
+			return err
+		})
+		if err != nil {
+			return out, s.errorf("acquire checks: %w", err)
+		}
+	}
+	return out, nil
 }
 
 // checkWrite runs a check's one-statement write (its lease). Where write

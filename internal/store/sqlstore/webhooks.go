@@ -6,20 +6,38 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/domaind/domaind/internal/store"
 )
 
 // insertEvents stores events and, for each, a pending delivery to every webhook of
-// its project that wants it, due at once.
+// its project that wants it, due at once. The events go in one statement per
+// maxInsertRows of them, and so do their deliveries: a check that verifies a
+// domain raises half a dozen events, and its save waits on the one writer for
+// each statement. Rows are inserted in the order given, so events keep their
+// order (seq).
 func (s *Store) insertEvents(ctx context.Context, tx Querier, events []store.Event) error {
-	hooks := map[int64][]store.Webhook{}
-	for _, e := range events {
+	if len(events) == 0 {
+		return nil
+	}
+	for part := range slices.Chunk(events, maxInsertRows) {
+		args := make([]any, 0, len(part)*6)
+		for _, e := range part {
+			args = append(args, e.ID, e.ProjectID, e.DomainID, e.Type, string(e.Payload), millis(e.CreatedAt))
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO events (id, project_id, domain_id, type, payload, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6)`, e.ID, e.ProjectID, e.DomainID, e.Type, string(e.Payload), millis(e.CreatedAt)); err != nil {
+			VALUES `+valuesList(len(part), 6), args...); err != nil {
 			return s.errorf("insert event: %w", err)
 		}
+	}
+	hooks := map[int64][]store.Webhook{}
+	var deliveries []any
+	const deliveryColumns = 9
+	for _, e := range events {
 		whs, ok := hooks[e.ProjectID]
 		if !ok {
 			// FOR KEY SHARE: a webhook deleted by another replica between this read
@@ -43,14 +61,45 @@ func (s *Store) insertEvents(ctx context.Context, tx Querier, events []store.Eve
 			// A parked endpoint's new deliveries wait for the parking to end, as
 			// its others do, so that claims find none of them due meanwhile.
 			due := max(millis(e.CreatedAt), millis(w.ParkedUntil))
-			if _, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type,
-				project_id, payload, status, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-				id, w.ID, e.ID, e.Type, e.ProjectID, string(e.Payload), store.DeliveryPending, due, millis(e.CreatedAt)); err != nil {
-				return s.errorf("insert delivery: %w", err)
-			}
+			deliveries = append(deliveries, id, w.ID, e.ID, e.Type, e.ProjectID, string(e.Payload), store.DeliveryPending, due, millis(e.CreatedAt))
+		}
+	}
+	for part := range slices.Chunk(deliveries, maxInsertRows*deliveryColumns) {
+		if _, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type,
+			project_id, payload, status, next_attempt_at, created_at) VALUES `+valuesList(len(part)/deliveryColumns, deliveryColumns),
+			part...); err != nil {
+			return s.errorf("insert delivery: %w", err)
 		}
 	}
 	return nil
+}
+
+// maxInsertRows bounds the rows of one multi-row INSERT, so that the statements'
+// texts are few (the writer keeps each prepared) and far from either database's
+// bound on placeholders.
+const maxInsertRows = 16
+
+// valuesList returns the VALUES list of rows rows of cols placeholders each,
+// numbered from $1: "($1, $2), ($3, $4)".
+func valuesList(rows, cols int) string {
+	var b strings.Builder
+	n := 1
+	for r := range rows {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for c := range cols {
+			if c > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			n++
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
 }
 
 // Events implements store.Store.

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -251,5 +252,179 @@ func testCheckLease(t *testing.T, s store.Store) {
 	}
 	if ok, err := s.AcquireCheck(ctx, "0123456789abcdef01234567", "a", now, time.Minute); ok || err != nil {
 		t.Errorf("AcquireCheck of no domain = %v, %v", ok, err)
+	}
+}
+
+// testFinishCheck checks that FinishCheck saves like SaveCheck and ends its
+// owner's lease in the same write, but leaves another owner's alone, and that
+// SaveCheck ends no lease.
+func testFinishCheck(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p := project(t, s, "acme")
+	d := sampleDomain(p.ID, newID(t), "example.com", at(0))
+	createDomain(t, s, d)
+	now := at(time.Hour)
+	acquire := func(owner string, at time.Time) bool {
+		t.Helper()
+		ok, err := s.AcquireCheck(ctx, d.ID, owner, at, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !acquire("a", now) {
+		t.Fatal("a free lease was not acquired")
+	}
+	c := clone(d)
+	c.LastCheckedAt, c.NextCheckAt = now, now.Add(time.Hour)
+	if err := s.SaveCheck(ctx, c, nil); err != nil {
+		t.Fatal(err)
+	}
+	if acquire("b", now.Add(time.Second)) {
+		t.Fatal("SaveCheck ended a's lease")
+	}
+	if err := s.FinishCheck(ctx, c, nil, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if acquire("b", now.Add(2*time.Second)) {
+		t.Fatal("FinishCheck of another owner ended a's lease")
+	}
+	c.LastCheckedAt = now.Add(3 * time.Second)
+	events := []store.Event{{ID: "evt_" + newID(t), ProjectID: p.ID, DomainID: d.ID, Type: store.EventVerified,
+		Payload: []byte(`{"n":1}`), CreatedAt: now.Add(3 * time.Second)}}
+	if err := s.FinishCheck(ctx, c, events, "a"); err != nil {
+		t.Fatal(err)
+	}
+	got := getDomain(t, s, p.ID, d.ID)
+	if !got.LastCheckedAt.Equal(msUTC(c.LastCheckedAt)) || !got.NextCheckAt.Equal(msUTC(c.NextCheckAt)) {
+		t.Errorf("after FinishCheck: last checked %v, next %v; want %v, %v", got.LastCheckedAt, got.NextCheckAt, msUTC(c.LastCheckedAt), msUTC(c.NextCheckAt))
+	}
+	if !got.CheckingUntil.IsZero() {
+		t.Errorf("after FinishCheck: CheckingUntil = %v, want none", got.CheckingUntil)
+	}
+	if evs, _, err := s.Events(ctx, p.ID, d.ID, store.Page{}); err != nil || len(evs) != 1 || evs[0].ID != events[0].ID {
+		t.Errorf("events after FinishCheck = %v, %v; want the one saved", evs, err)
+	}
+	if !acquire("b", now.Add(4*time.Second)) {
+		t.Fatal("the lease FinishCheck ended was not acquired")
+	}
+	gone := clone(d)
+	gone.ID = "0123456789abcdef01234567"
+	if err := s.FinishCheck(ctx, gone, nil, "a"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("FinishCheck of no domain = %v, want ErrNotFound", err)
+	}
+}
+
+// testManyEvents saves more events at once than one statement inserts: every
+// one is stored, in the order given, with its payload and one delivery to each
+// webhook that wants it.
+func testManyEvents(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p := project(t, s, "acme")
+	all := store.Webhook{ID: "wh_all", ProjectID: p.ID, URL: "https://a.example/h", SealedSecret: []byte{1}, CreatedAt: at(0)}
+	picky := store.Webhook{ID: "wh_picky", ProjectID: p.ID, URL: "https://b.example/h", Events: []string{store.EventFailed}, SealedSecret: []byte{2}, CreatedAt: at(time.Second)}
+	for _, w := range []store.Webhook{all, picky} {
+		if err := s.CreateWebhook(ctx, w, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := sampleDomain(p.ID, newID(t), "example.com", at(0))
+	createDomain(t, s, d)
+	const n = 41
+	var events []store.Event
+	wantDeliveries := 0
+	for i := range n {
+		typ := store.EventVerified
+		if i%3 == 0 {
+			typ = store.EventFailed
+			wantDeliveries++ // and one to wh_all below
+		}
+		wantDeliveries++
+		events = append(events, store.Event{ID: fmt.Sprintf("evt_%02d", n-i), ProjectID: p.ID, DomainID: d.ID, Type: typ,
+			Payload: []byte(fmt.Sprintf(`{"i":%d}`, i)), CreatedAt: at(time.Minute)})
+	}
+	if err := s.SaveCheck(ctx, clone(d), events); err != nil {
+		t.Fatal(err)
+	}
+	got, total, err := s.Events(ctx, p.ID, d.ID, store.Page{})
+	if err != nil || total != n || len(got) != n {
+		t.Fatalf("Events = %d of %d, %v; want %d", len(got), total, err, n)
+	}
+	for i, e := range got {
+		// Newest first: the last saved comes first.
+		want := events[n-1-i]
+		if e.ID != want.ID || string(e.Payload) != string(want.Payload) || e.Type != want.Type {
+			t.Fatalf("event %d = %s %s %s, want %s %s %s", i, e.ID, e.Type, e.Payload, want.ID, want.Type, want.Payload)
+		}
+	}
+	claimed, err := s.ClaimDeliveries(ctx, at(2*time.Minute), time.Minute, 1000, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, dl := range claimed {
+		key := dl.WebhookID + " " + dl.EventID
+		if seen[key] {
+			t.Errorf("two deliveries of %s", key)
+		}
+		seen[key] = true
+		if dl.WebhookID == picky.ID && dl.EventType != store.EventFailed {
+			t.Errorf("wh_picky got a %s", dl.EventType)
+		}
+	}
+	if len(claimed) != wantDeliveries {
+		t.Errorf("%d deliveries, want %d", len(claimed), wantDeliveries)
+	}
+}
+
+// testAcquireChecks checks that AcquireChecks takes, in one call, the leases of
+// the domains that are free, whose lease ended, or that owner holds already, and
+// not those another owner holds or that do not exist.
+func testAcquireChecks(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p := project(t, s, "acme")
+	now := at(time.Hour)
+	var ids []string
+	for i := range 6 {
+		d := sampleDomain(p.ID, newID(t), fmt.Sprintf("d%d.example", i), at(0))
+		createDomain(t, s, d)
+		ids = append(ids, d.ID)
+	}
+	take := func(id, owner string, at time.Time) {
+		t.Helper()
+		if ok, err := s.AcquireCheck(ctx, id, owner, at, time.Minute); err != nil || !ok {
+			t.Fatalf("AcquireCheck(%s, %s) = %v, %v", id, owner, ok, err)
+		}
+	}
+	take(ids[1], "b", now)                     // held by another: not taken
+	take(ids[2], "a", now)                     // held by a already: kept
+	take(ids[3], "b", now.Add(-2*time.Minute)) // another's, ended: taken
+	missing := "0123456789abcdef01234567"
+	got, err := s.AcquireChecks(ctx, append(slices.Clone(ids), missing), "a", now.Add(time.Second), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	want := []string{ids[0], ids[2], ids[3], ids[4], ids[5]}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("AcquireChecks took %v, want %v", got, want)
+	}
+	for i, id := range ids {
+		d := getDomain(t, s, p.ID, id)
+		until := msUTC(now.Add(time.Second + time.Minute))
+		if i == 1 {
+			until = msUTC(now.Add(time.Minute))
+		}
+		if !d.CheckingUntil.Equal(until) {
+			t.Errorf("domain %d: lease until %v, want %v", i, d.CheckingUntil, until)
+		}
+	}
+	// a holds them: b cannot take them, and a's release frees them.
+	if ok, err := s.AcquireCheck(ctx, ids[0], "b", now.Add(2*time.Second), time.Minute); err != nil || ok {
+		t.Errorf("b took a lease a holds: %v, %v", ok, err)
+	}
+	if got, err := s.AcquireChecks(ctx, nil, "a", now, time.Minute); err != nil || len(got) != 0 {
+		t.Errorf("AcquireChecks of none = %v, %v", got, err)
 	}
 }
