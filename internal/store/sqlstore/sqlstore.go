@@ -87,6 +87,10 @@ type Dialect interface {
 	// AttemptSeq is the column that orders the attempts of one delivery made in
 	// the same millisecond: the order they were stored in.
 	AttemptSeq() string
+	// BinaryValues reports whether a DKIM key record's value may be kept as
+	// the key's bytes, a BLOB, in the column of text values (see storedValue):
+	// SQLite keeps any type in any column, PostgreSQL's value column is text.
+	BinaryValues() bool
 
 	// ClaimChecks claims due domains as store.Store.ClaimChecks does, with its
 	// arguments made ready: until is the new due time, now and until in Unix
