@@ -108,6 +108,10 @@ func TestMigrateCompactStorage(t *testing.T) {
 		txt.ID).Scan(&created); err != nil || created != t0.Add(time.Hour).UnixMilli() {
 		t.Errorf("inbound MX created at %d after going down to 10 (%v); want %d", created, err, t0.Add(time.Hour).UnixMilli())
 	}
+	var blank int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM domain_records WHERE status NOT IN ('unchecked', 'verified')`).Scan(&blank); err != nil || blank != 0 {
+		t.Errorf("%d records of another status than unchecked or verified after going down to 10 (%v)", blank, err)
+	}
 	s.Close()
 
 	s = open(t, path)

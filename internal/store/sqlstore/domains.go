@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -49,7 +50,16 @@ func (s *Store) createDomain(ctx context.Context, tx Querier, d *domain.Domain, 
 	if err != nil {
 		return s.errorf("create domain: %w", err)
 	}
-	for i := range d.Records {
+	// In the order of the table's key (domain_seq, key), so that a new
+	// domain's rows are appended to the table's last page, which then fills
+	// up, rather than inserted between each other, which splits pages half
+	// full. Each keeps its position in the list.
+	order := make([]int, len(d.Records))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(string(d.Records[a].Key), string(d.Records[b].Key)) })
+	for _, i := range order {
 		if err := s.insertRecord(ctx, tx, d.ID, d.Name, i, &d.Records[i]); err != nil {
 			return err
 		}
@@ -87,7 +97,7 @@ func (s *Store) insertRecord(ctx context.Context, tx Querier, domainID, domainNa
 		VALUES (`+domainSeq(1)+`, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
 			$13 - (SELECT created_at FROM domains WHERE id = $1), $14)`,
 		domainID, string(r.Key), pos, storedName(r.Name, domainName), r.Type, s.value(r.Value), int(r.Priority), r.Verified,
-		string(r.Status), state, r.Failures, millis(r.CheckedAt), millis(r.CreatedAt), millis(r.UpdatedAt)-millis(r.CreatedAt))
+		storedStatus(r.Status), state, r.Failures, millis(r.CheckedAt), millis(r.CreatedAt), millis(r.UpdatedAt)-millis(r.CreatedAt))
 	if err != nil {
 		return s.errorf("insert record %s: %w", r.Key, err)
 	}
@@ -272,7 +282,7 @@ func (s *Store) SaveCheck(ctx context.Context, d *domain.Domain, events []store.
 			if _, err := tx.Exec(ctx, `UPDATE domain_records SET verified = $1, status = $2, state = $3,
 				failures = $4, checked_at = $5, updated_at = `+updatedAt(6, 7)+`
 				WHERE domain_seq = `+domainSeq(7)+` AND key = $8 AND value = $9`,
-				r.Verified, string(r.Status), state, r.Failures, millis(r.CheckedAt), millis(r.UpdatedAt),
+				r.Verified, storedStatus(r.Status), state, r.Failures, millis(r.CheckedAt), millis(r.UpdatedAt),
 				d.ID, string(r.Key), s.value(r.Value)); err != nil {
 				return s.errorf("save record %s/%s: %w", d.ID, r.Key, err)
 			}

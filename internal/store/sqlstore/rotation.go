@@ -292,7 +292,7 @@ func (s *Store) SwitchRotation(ctx context.Context, r store.Rotation, now time.T
 		if _, err := tx.Exec(ctx, `UPDATE domain_records SET state = CASE WHEN verified THEN state ELSE '' END,
 			verified = TRUE, status = $1, failures = 0, checked_at = $2, updated_at = `+updatedAt(2, 3)+`
 			WHERE domain_seq = `+domainSeq(3)+` AND key = $4`,
-			string(domain.CheckVerified), millis(now), r.DomainID, string(domain.KeyDKIM)); err != nil {
+			storedStatus(domain.CheckVerified), millis(now), r.DomainID, string(domain.KeyDKIM)); err != nil {
 			return s.errorf("switch rotation %s: %w", r.DomainID, err)
 		}
 		if r.Mode != domain.DKIMModeCNAME {
@@ -321,7 +321,7 @@ func (s *Store) RetireRotation(ctx context.Context, r store.Rotation, revoked *d
 			if _, err := tx.Exec(ctx, `UPDATE domain_records SET value = $1, verified = FALSE, status = $2,
 				state = '', failures = 0, checked_at = 0, updated_at = `+updatedAt(3, 4)+`
 				WHERE domain_seq = `+domainSeq(4)+` AND key = $5`,
-				s.value(revoked.Value), string(domain.CheckUnchecked), millis(revoked.UpdatedAt),
+				s.value(revoked.Value), storedStatus(domain.CheckUnchecked), millis(revoked.UpdatedAt),
 				r.DomainID, string(domain.KeyDKIMPrevious)); err != nil {
 				return s.errorf("retire rotation %s: %w", r.DomainID, err)
 			}

@@ -179,6 +179,23 @@ func valueOf(v any) (string, error) {
 	return "", fmt.Errorf("store: value of type %T", v)
 }
 
+// storedStatus is how a record's status is kept: "" for unchecked, the status
+// of every record not yet checked, else the status itself.
+func storedStatus(s domain.CheckStatus) string {
+	if s == domain.CheckUnchecked {
+		return ""
+	}
+	return string(s)
+}
+
+// statusOf is the inverse of storedStatus.
+func statusOf(stored string) domain.CheckStatus {
+	if stored == "" {
+		return domain.CheckUnchecked
+	}
+	return domain.CheckStatus(stored)
+}
+
 // storedName is how a record's name is kept: less the domain's name where it
 // is under it ("_dmarc." for "_dmarc.example.com", "." for the domain itself),
 // else whole. Names never end with a dot otherwise, so the two never meet.
@@ -284,7 +301,7 @@ func (x *recordRow) record(d *domain.Domain) (domain.Record, error) {
 	if err != nil {
 		return domain.Record{}, err
 	}
-	r.Key, r.Status, r.Priority, r.Value = domain.RecordKey(x.key), domain.CheckStatus(x.status), uint16(x.priority), v
+	r.Key, r.Status, r.Priority, r.Value = domain.RecordKey(x.key), statusOf(x.status), uint16(x.priority), v
 	r.Name, r.Purpose = fullName(x.name, d.Name), domain.PurposeOf(r.Key, r.Type, r.Value)
 	created := millis(d.CreatedAt) + x.created
 	r.CheckedAt, r.CreatedAt, r.UpdatedAt = fromMillis(x.checked), fromMillis(created), fromMillis(created+x.updated)

@@ -14,11 +14,13 @@ DROP INDEX domains_name;
 
 -- domain_records: keyed by (domain_seq, key); created_at is kept as the
 -- milliseconds after the domain's creation and updated_at as those after the
--- record's (0 for a record made with its domain and never changed). The
+-- record's (0 for a record made with its domain and never changed); the
+-- status 'unchecked' of a record not yet checked is kept as ''. The
 -- expressions of an UPDATE read the row as it was.
 ALTER TABLE domain_records ADD COLUMN domain_seq BIGINT;
 UPDATE domain_records r SET domain_seq = d.seq, created_at = r.created_at - d.created_at,
-    updated_at = r.updated_at - r.created_at
+    updated_at = r.updated_at - r.created_at,
+    status = CASE WHEN r.status = 'unchecked' THEN '' ELSE r.status END
 FROM domains d WHERE d.id = r.domain_id;
 ALTER TABLE domain_records DROP CONSTRAINT domain_records_pkey;
 ALTER TABLE domain_records DROP COLUMN domain_id;
@@ -45,7 +47,8 @@ ALTER TABLE dkim_rotations ALTER COLUMN project_id SET NOT NULL, ALTER COLUMN cu
 
 ALTER TABLE domain_records ADD COLUMN domain_id TEXT COLLATE "C";
 UPDATE domain_records r SET domain_id = d.id, created_at = d.created_at + r.created_at,
-    updated_at = d.created_at + r.created_at + r.updated_at
+    updated_at = d.created_at + r.created_at + r.updated_at,
+    status = CASE WHEN r.status = '' THEN 'unchecked' ELSE r.status END
 FROM domains d WHERE d.seq = r.domain_seq;
 ALTER TABLE domain_records DROP CONSTRAINT domain_records_pkey;
 ALTER TABLE domain_records DROP COLUMN domain_seq;

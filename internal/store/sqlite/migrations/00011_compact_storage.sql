@@ -14,7 +14,8 @@
 -- milliseconds after the domain's creation and updated_at as those after the
 -- record's (0 for a record made with its domain and never changed); a DKIM key
 -- record of the form 'v=DKIM1; k=rsa; p=<base64>' (no padding) is kept as the
--- key's bytes, a BLOB (see sqlstore's storedValue).
+-- key's bytes, a BLOB (see sqlstore's storedValue); the status 'unchecked' of
+-- a record not yet checked is kept as ''.
 --
 -- dkim_rotations: keyed by domain_id itself (WITHOUT ROWID); no project_id
 -- (it is the domain's); current_value NULL while it is the value of the
@@ -76,7 +77,8 @@ CREATE TABLE domain_records_new (
     PRIMARY KEY (domain_seq, key)
 ) WITHOUT ROWID;
 INSERT INTO domain_records_new
-SELECT d.seq, r.key, r.position, r.name, r.type, r.value, r.priority, r.verified, r.status, r.state,
+SELECT d.seq, r.key, r.position, r.name, r.type, r.value, r.priority, r.verified,
+       CASE WHEN r.status = 'unchecked' THEN '' ELSE r.status END, r.state,
        r.failures, r.checked_at, r.created_at - d.created_at, r.updated_at - r.created_at
 FROM domain_records r JOIN domains_new d ON d.id = r.domain_id
 ORDER BY d.seq, r.key;
@@ -217,7 +219,8 @@ SELECT d.id, r.key, r.position, r.name, r.type,
                FROM g WHERE i < length(hex(r.value)))
            SELECT s FROM g ORDER BY i DESC LIMIT 1)
        ELSE r.value END,
-       r.priority, r.verified, r.status, r.state, r.failures, r.checked_at,
+       r.priority, r.verified, CASE WHEN r.status = '' THEN 'unchecked' ELSE r.status END,
+       r.state, r.failures, r.checked_at,
        d.created_at + r.created_at, d.created_at + r.created_at + r.updated_at
 FROM domain_records r JOIN domains d ON d.seq = r.domain_seq
 ORDER BY d.id, r.key;
