@@ -41,6 +41,17 @@ func TestMigrateCompactStorage(t *testing.T) {
 	if err := s.CreateDomainRotating(ctx, d, []byte{1}, rot); err != nil {
 		t.Fatal(err)
 	}
+	// An event as the checks write it, kept less its start, and one kept
+	// whole.
+	stamp := t0.Add(time.Hour).UTC().Format("2006-01-02T15:04:05.000Z")
+	events := []store.Event{
+		{ID: "evt_1", ProjectID: p.ID, DomainID: d.ID, Type: "domain.verified", CreatedAt: t0.Add(time.Hour),
+			Payload: []byte(`{"type":"domain.verified","timestamp":"` + stamp + `","data":{"eventId":"evt_1","domainId":"` + d.ID + `","domain":"x"}}`)},
+		{ID: "evt_2", ProjectID: p.ID, DomainID: d.ID, Type: "domain.failed", CreatedAt: t0.Add(time.Hour), Payload: []byte(` {"n":2}`)},
+	}
+	if err := s.SaveCheck(ctx, d, events); err != nil {
+		t.Fatal(err)
+	}
 	want, err := s.Domain(ctx, p.ID, d.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -48,6 +59,10 @@ func TestMigrateCompactStorage(t *testing.T) {
 	wantRot, err := s.Rotation(ctx, d.ID)
 	if err != nil || wantRot.CurrentValue != value || wantRot.ProjectID != p.ID {
 		t.Fatalf("rotation = %+v, %v", wantRot, err)
+	}
+	var kept string
+	if err := s.pool.QueryRow(ctx, `SELECT payload FROM events WHERE id = 'evt_1'`).Scan(&kept); err != nil || kept != `"domain":"x"}}` {
+		t.Errorf("event payload kept as %q (%v); want its rest after the start the row gives", kept, err)
 	}
 	var shared bool
 	if err := s.pool.QueryRow(ctx, `SELECT current_value IS NULL FROM dkim_rotations`).Scan(&shared); err != nil || !shared {
@@ -75,6 +90,12 @@ func TestMigrateCompactStorage(t *testing.T) {
 		t.Errorf("after going down to 10: created %d updated %d project %d current %q ownership status %q",
 			created, updated, project, current, status)
 	}
+	for _, e := range events {
+		var payload string
+		if err := s.pool.QueryRow(ctx, `SELECT payload FROM events WHERE id = $1`, e.ID).Scan(&payload); err != nil || payload != string(e.Payload) {
+			t.Errorf("%s payload after going down to 10: %q (%v); want %q", e.ID, payload, err, e.Payload)
+		}
+	}
 	if _, err := prov.Up(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -87,5 +108,19 @@ func TestMigrateCompactStorage(t *testing.T) {
 	}
 	if r, err := s.Rotation(ctx, d.ID); err != nil || !reflect.DeepEqual(r, wantRot) {
 		t.Errorf("rotation after down and up:\n%+v, %v\nwant\n%+v", r, err, wantRot)
+	}
+	evs, _, err := s.Events(ctx, p.ID, d.ID, store.Page{})
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("Events after down and up = %+v, %v", evs, err)
+	}
+	for _, e := range evs {
+		for _, w := range events {
+			if e.ID == w.ID && string(e.Payload) != string(w.Payload) {
+				t.Errorf("%s payload after down and up: %q; want %q", e.ID, e.Payload, w.Payload)
+			}
+		}
+	}
+	if err := s.pool.QueryRow(ctx, `SELECT payload FROM events WHERE id = 'evt_1'`).Scan(&kept); err != nil || kept != `"domain":"x"}}` {
+		t.Errorf("event payload kept as %q after up again (%v); want its rest after the start the row gives", kept, err)
 	}
 }

@@ -50,7 +50,15 @@ func TestMigrateCompactStorage(t *testing.T) {
 	dkim := txt.Record(domain.KeyDKIM)
 	dkim.Verified, dkim.Status, dkim.CheckedAt, dkim.UpdatedAt = true, domain.CheckVerified, checked, checked
 	dkim.Found = []string{keyValue}
-	if err := s.SaveCheck(ctx, txt, nil); err != nil {
+	// An event as the checks write it, kept less its start, and one kept
+	// whole.
+	stamp := checked.UTC().Format("2006-01-02T15:04:05.000Z")
+	events := []store.Event{
+		{ID: "evt_1", ProjectID: p.ID, DomainID: txt.ID, Type: "domain.verified", CreatedAt: checked,
+			Payload: []byte(`{"type":"domain.verified","timestamp":"` + stamp + `","data":{"eventId":"evt_1","domainId":"` + txt.ID + `","domain":"x"}}`)},
+		{ID: "evt_2", ProjectID: p.ID, DomainID: txt.ID, Type: "domain.failed", CreatedAt: checked, Payload: []byte(` {"n":2}`)},
+	}
+	if err := s.SaveCheck(ctx, txt, events); err != nil {
 		t.Fatal(err)
 	}
 
@@ -68,6 +76,10 @@ func TestMigrateCompactStorage(t *testing.T) {
 		if typ != tc.typ || shared != tc.shared {
 			t.Errorf("%s: DKIM value kept as %s, rotation's current value shared %v; want %s, %v", tc.id, typ, shared, tc.typ, tc.shared)
 		}
+	}
+	var kept string
+	if err := s.r.QueryRowContext(ctx, `SELECT payload FROM events WHERE id = 'evt_1'`).Scan(&kept); err != nil || kept != `"domain":"x"}}` {
+		t.Errorf("event payload kept as %q (%v); want its rest after the start the row gives", kept, err)
 	}
 	want := map[string]*domain.Domain{}
 	wantRot := map[string]store.Rotation{}
@@ -108,6 +120,12 @@ func TestMigrateCompactStorage(t *testing.T) {
 		txt.ID).Scan(&created); err != nil || created != t0.Add(time.Hour).UnixMilli() {
 		t.Errorf("inbound MX created at %d after going down to 10 (%v); want %d", created, err, t0.Add(time.Hour).UnixMilli())
 	}
+	for _, e := range events {
+		var payload string
+		if err := s.r.QueryRowContext(ctx, `SELECT payload FROM events WHERE id = ?`, e.ID).Scan(&payload); err != nil || payload != string(e.Payload) {
+			t.Errorf("%s payload after going down to 10: %q (%v); want %q", e.ID, payload, err, e.Payload)
+		}
+	}
 	var blank int
 	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM domain_records WHERE status NOT IN ('unchecked', 'verified')`).Scan(&blank); err != nil || blank != 0 {
 		t.Errorf("%d records of another status than unchecked or verified after going down to 10 (%v)", blank, err)
@@ -136,5 +154,19 @@ func TestMigrateCompactStorage(t *testing.T) {
 	if err := s.r.QueryRowContext(ctx, `SELECT typeof(r.value) FROM domains d JOIN domain_records r
 		ON r.domain_seq = d.seq AND r.key = 'dkim' WHERE d.id = ?`, txt.ID).Scan(&typ); err != nil || typ != "blob" {
 		t.Errorf("DKIM value kept as %s after up again (%v); want blob", typ, err)
+	}
+	evs, _, err := s.Events(ctx, p.ID, txt.ID, store.Page{})
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("Events after down and up = %+v, %v", evs, err)
+	}
+	for _, e := range evs {
+		for _, w := range events {
+			if e.ID == w.ID && string(e.Payload) != string(w.Payload) {
+				t.Errorf("%s payload after down and up: %q; want %q", e.ID, e.Payload, w.Payload)
+			}
+		}
+	}
+	if err := s.r.QueryRowContext(ctx, `SELECT payload FROM events WHERE id = 'evt_1'`).Scan(&kept); err != nil || kept != `"domain":"x"}}` {
+		t.Errorf("event payload kept as %q after up again (%v); want its rest after the start the row gives", kept, err)
 	}
 }

@@ -16,8 +16,10 @@ import (
 func (s *Store) insertEvents(ctx context.Context, tx Querier, events []store.Event) error {
 	hooks := map[int64][]store.Webhook{}
 	for _, e := range events {
+		// The payload less what the row holds (see storedPayload); the
+		// deliveries keep it whole, as it is sent.
 		if _, err := tx.Exec(ctx, `INSERT INTO events (id, project_id, domain_id, type, payload, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6)`, e.ID, e.ProjectID, e.DomainID, e.Type, string(e.Payload), millis(e.CreatedAt)); err != nil {
+			VALUES ($1, $2, $3, $4, $5, $6)`, e.ID, e.ProjectID, e.DomainID, e.Type, storedPayload(&e), millis(e.CreatedAt)); err != nil {
 			return s.errorf("insert event: %w", err)
 		}
 		whs, ok := hooks[e.ProjectID]
@@ -71,7 +73,8 @@ func (s *Store) Events(ctx context.Context, projectID int64, domainID string, p 
 		var payload string
 		var created int64
 		err := r.Scan(&e.ID, &e.ProjectID, &e.DomainID, &e.Type, &payload, &created)
-		e.Payload, e.CreatedAt = []byte(payload), fromMillis(created)
+		e.CreatedAt = fromMillis(created)
+		e.Payload = payloadOf(&e, payload)
 		return e, err
 	})
 	if err != nil {

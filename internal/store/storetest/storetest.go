@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ClaimChecks", testClaimChecks},
 		{"ClaimChecksShare", testClaimChecksShare},
 		{"EventsAndOutbox", testEventsAndOutbox},
+		{"EventPayloads", testEventPayloads},
 		{"ClaimFair", testClaimFair},
 		{"ClaimParked", testClaimParked},
 		{"WebhookLimit", testWebhookLimit},

@@ -37,7 +37,32 @@ UPDATE dkim_rotations k SET current_value = NULL
 FROM domains d JOIN domain_records r ON r.domain_seq = d.seq AND r.key = 'dkim'
 WHERE d.id = k.domain_id AND r.value = k.current_value;
 
+
+-- events: the payload less its start, which the row holds (see sqlstore's
+-- storedPayload): a payload starting as the row gives is kept as the rest
+-- (unless that starts with '{' or '='), any other whole, marked with '='
+-- unless it starts with '{'.
+UPDATE events SET payload = CASE
+        WHEN substr(events.payload, 1, length(x.p)) = x.p AND length(events.payload) > length(x.p)
+             AND substr(events.payload, length(x.p) + 1, 1) NOT IN ('{', '=')
+        THEN substr(events.payload, length(x.p) + 1)
+        WHEN substr(events.payload, 1, 1) = '{' THEN events.payload
+        ELSE '=' || events.payload END
+FROM (SELECT seq AS s, '{"type":"' || type || '","timestamp":"'
+        || to_char(to_timestamp(created_at / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+        || '.' || lpad((created_at % 1000)::text, 3, '0') || 'Z","data":{"eventId":"' || id || '","domainId":"' || domain_id || '",' AS p
+      FROM events) AS x
+WHERE x.s = events.seq;
+
 -- +goose Down
+UPDATE events SET payload = CASE WHEN substr(events.payload, 1, 1) = '=' THEN substr(events.payload, 2)
+        ELSE x.p || events.payload END
+FROM (SELECT seq AS s, '{"type":"' || type || '","timestamp":"'
+        || to_char(to_timestamp(created_at / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+        || '.' || lpad((created_at % 1000)::text, 3, '0') || 'Z","data":{"eventId":"' || id || '","domainId":"' || domain_id || '",' AS p
+      FROM events) AS x
+WHERE x.s = events.seq AND substr(events.payload, 1, 1) <> '{';
+
 ALTER TABLE dkim_rotations ADD COLUMN project_id BIGINT;
 UPDATE dkim_rotations k SET project_id = d.project_id,
     current_value = coalesce(k.current_value, (SELECT r.value FROM domain_records r

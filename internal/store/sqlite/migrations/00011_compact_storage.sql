@@ -20,6 +20,8 @@
 -- dkim_rotations: keyed by domain_id itself (WITHOUT ROWID); no project_id
 -- (it is the domain's); current_value NULL while it is the value of the
 -- domain's dkim record, as it is in txt mode between rotations.
+--
+-- events: the payload less what the row holds (at the end).
 PRAGMA foreign_keys = OFF;
 BEGIN IMMEDIATE;
 
@@ -142,12 +144,35 @@ CREATE INDEX domains_project_created ON domains (project_id, created_at, id);
 CREATE INDEX domains_due ON domains (next_check_at) WHERE next_check_at > 0;
 CREATE INDEX domains_project_due ON domains (project_id, next_check_at) WHERE next_check_at > 0;
 CREATE INDEX dkim_rotations_due ON dkim_rotations (step_at) WHERE step_at > 0;
+
+-- events: the payload less its start, which the row holds (see sqlstore's
+-- storedPayload): a payload starting as the row gives is kept as the rest
+-- (unless that starts with '{' or '='), any other whole, marked with '='
+-- unless it starts with '{'.
+UPDATE events SET payload = CASE
+        WHEN substr(events.payload, 1, length(x.p)) = x.p AND length(events.payload) > length(x.p)
+             AND substr(events.payload, length(x.p) + 1, 1) NOT IN ('{', '=')
+        THEN substr(events.payload, length(x.p) + 1)
+        WHEN substr(events.payload, 1, 1) = '{' THEN events.payload
+        ELSE '=' || events.payload END
+FROM (SELECT seq AS s, '{"type":"' || type || '","timestamp":"' || strftime('%Y-%m-%dT%H:%M:%S', created_at / 1000, 'unixepoch')
+        || '.' || printf('%03d', created_at % 1000) || 'Z","data":{"eventId":"' || id || '","domainId":"' || domain_id || '",' AS p
+      FROM events) AS x
+WHERE x.s = events.seq;
 COMMIT;
 PRAGMA foreign_keys = ON;
 
 -- +goose Down
 PRAGMA foreign_keys = OFF;
 BEGIN IMMEDIATE;
+
+UPDATE events SET payload = CASE WHEN substr(events.payload, 1, 1) = '=' THEN substr(events.payload, 2)
+        ELSE x.p || events.payload END
+FROM (SELECT seq AS s, '{"type":"' || type || '","timestamp":"' || strftime('%Y-%m-%dT%H:%M:%S', created_at / 1000, 'unixepoch')
+        || '.' || printf('%03d', created_at % 1000) || 'Z","data":{"eventId":"' || id || '","domainId":"' || domain_id || '",' AS p
+      FROM events) AS x
+WHERE x.s = events.seq AND substr(events.payload, 1, 1) <> '{';
+
 
 CREATE TABLE domains_old (
     id                  TEXT    PRIMARY KEY,
