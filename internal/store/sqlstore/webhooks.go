@@ -16,10 +16,15 @@ import (
 func (s *Store) insertEvents(ctx context.Context, tx Querier, events []store.Event) error {
 	hooks := map[int64][]store.Webhook{}
 	for _, e := range events {
-		// The payload less what the row holds (see storedPayload); the
-		// deliveries keep it whole, as it is sent.
+		// The payload less what the row holds (see storedPayload), packed
+		// where the dialect keeps bytes; the deliveries keep it whole, as it
+		// is sent.
+		payload, err := s.payloadArg(storedPayload(&e))
+		if err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO events (id, project_id, domain_id, type, payload, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6)`, e.ID, e.ProjectID, e.DomainID, e.Type, storedPayload(&e), millis(e.CreatedAt)); err != nil {
+			VALUES ($1, $2, $3, $4, $5, $6)`, e.ID, e.ProjectID, e.DomainID, e.Type, payload, millis(e.CreatedAt)); err != nil {
 			return s.errorf("insert event: %w", err)
 		}
 		whs, ok := hooks[e.ProjectID]
@@ -70,12 +75,18 @@ func (s *Store) Events(ctx context.Context, projectID int64, domainID string, p 
 	}
 	out, err := Collect(rows, func(r Row) (store.Event, error) {
 		var e store.Event
-		var payload string
+		var payload any
 		var created int64
-		err := r.Scan(&e.ID, &e.ProjectID, &e.DomainID, &e.Type, &payload, &created)
+		if err := r.Scan(&e.ID, &e.ProjectID, &e.DomainID, &e.Type, &payload, &created); err != nil {
+			return e, err
+		}
 		e.CreatedAt = fromMillis(created)
-		e.Payload = payloadOf(&e, payload)
-		return e, err
+		text, err := s.payloadText(payload)
+		if err != nil {
+			return e, fmt.Errorf("event %s: %w", e.ID, err)
+		}
+		e.Payload = payloadOf(&e, text)
+		return e, nil
 	})
 	if err != nil {
 		return nil, 0, s.errorf("events: %w", err)

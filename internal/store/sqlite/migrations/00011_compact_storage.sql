@@ -21,7 +21,7 @@
 -- (it is the domain's); current_value NULL while it is the value of the
 -- domain's dkim record, as it is in txt mode between rotations.
 --
--- events: the payload less what the row holds (at the end).
+-- events: the payload less what the row holds, packed (at the end).
 PRAGMA foreign_keys = OFF;
 BEGIN IMMEDIATE;
 
@@ -148,17 +148,20 @@ CREATE INDEX dkim_rotations_due ON dkim_rotations (step_at) WHERE step_at > 0;
 -- events: the payload less its start, which the row holds (see sqlstore's
 -- storedPayload): a payload starting as the row gives is kept as the rest
 -- (unless that starts with '{' or '='), any other whole, marked with '='
--- unless it starts with '{'.
-UPDATE events SET payload = CASE
+-- unless it starts with '{'; and packed (DEFLATE with a preset dictionary, see
+-- sqlstore's PayloadCodec, whose Pack the store registers as
+-- domaind_pack_payload).
+UPDATE events SET payload = domaind_pack_payload(CASE
         WHEN substr(events.payload, 1, length(x.p)) = x.p AND length(events.payload) > length(x.p)
              AND substr(events.payload, length(x.p) + 1, 1) NOT IN ('{', '=')
         THEN substr(events.payload, length(x.p) + 1)
         WHEN substr(events.payload, 1, 1) = '{' THEN events.payload
-        ELSE '=' || events.payload END
+        ELSE '=' || events.payload END)
 FROM (SELECT seq AS s, '{"type":"' || type || '","timestamp":"' || strftime('%Y-%m-%dT%H:%M:%S', created_at / 1000, 'unixepoch')
         || '.' || printf('%03d', created_at % 1000) || 'Z","data":{"eventId":"' || id || '","domainId":"' || domain_id || '",' AS p
       FROM events) AS x
-WHERE x.s = events.seq;
+WHERE x.s = events.seq AND typeof(events.payload) = 'text';
+
 COMMIT;
 PRAGMA foreign_keys = ON;
 
@@ -166,12 +169,14 @@ PRAGMA foreign_keys = ON;
 PRAGMA foreign_keys = OFF;
 BEGIN IMMEDIATE;
 
-UPDATE events SET payload = CASE WHEN substr(events.payload, 1, 1) = '=' THEN substr(events.payload, 2)
-        ELSE x.p || events.payload END
+UPDATE events SET payload = CASE WHEN substr(x.t, 1, 1) = '{' THEN x.t
+        WHEN substr(x.t, 1, 1) = '=' THEN substr(x.t, 2)
+        ELSE x.p || x.t END
 FROM (SELECT seq AS s, '{"type":"' || type || '","timestamp":"' || strftime('%Y-%m-%dT%H:%M:%S', created_at / 1000, 'unixepoch')
-        || '.' || printf('%03d', created_at % 1000) || 'Z","data":{"eventId":"' || id || '","domainId":"' || domain_id || '",' AS p
+        || '.' || printf('%03d', created_at % 1000) || 'Z","data":{"eventId":"' || id || '","domainId":"' || domain_id || '",' AS p,
+             CASE WHEN typeof(payload) = 'blob' THEN domaind_unpack_payload(payload) ELSE payload END AS t
       FROM events) AS x
-WHERE x.s = events.seq AND substr(events.payload, 1, 1) <> '{';
+WHERE x.s = events.seq;
 
 
 CREATE TABLE domains_old (
