@@ -70,7 +70,7 @@ func TestMigrateCompactStorage(t *testing.T) {
 		var shared bool
 		if err := s.r.QueryRowContext(ctx, `SELECT typeof(r.value), k.current_value IS NULL
 			FROM domains d JOIN domain_records r ON r.domain_seq = d.seq AND r.key = 'dkim'
-			JOIN dkim_rotations k ON k.domain_id = d.id WHERE d.id = ?`, tc.id).Scan(&typ, &shared); err != nil {
+			JOIN dkim_rotations k ON k.domain_seq = d.seq WHERE d.id = ?`, tc.id).Scan(&typ, &shared); err != nil {
 			t.Fatal(err)
 		}
 		if typ != tc.typ || shared != tc.shared {

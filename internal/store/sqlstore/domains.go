@@ -421,7 +421,7 @@ func (s *Store) SealedDKIMKey(ctx context.Context, id string) ([]byte, error) {
 const signingKeysQuery = `SELECT d.id, d.project_id, d.name, r.name, d.dkim_private_key, r.checked_at
 	FROM domains d JOIN domain_records r ON r.domain_seq = d.seq AND r.key = 'dkim'
 	WHERE r.verified = TRUE AND r.failures = 0 AND NOT EXISTS (SELECT 1 FROM dkim_rotations k
-		WHERE k.domain_id = d.id AND k.mode = 'cname' AND k.current_visible_at = 0)`
+		WHERE k.domain_seq = d.seq AND k.mode = 'cname' AND k.current_visible_at = 0)`
 
 // SigningKeys implements store.Store.
 func (s *Store) SigningKeys(ctx context.Context, names []string) ([]store.SigningKey, error) {

@@ -29,13 +29,18 @@ ALTER TABLE domain_records ALTER COLUMN domain_seq SET NOT NULL,
 ALTER TABLE domain_records ADD PRIMARY KEY (domain_seq, key);
 ALTER TABLE domain_records ADD FOREIGN KEY (domain_seq) REFERENCES domains (seq) ON DELETE CASCADE;
 
--- dkim_rotations: no project_id (it is the domain's); current_value NULL while
--- it is the value of the domain's dkim record, as it is in txt mode between
--- rotations.
-ALTER TABLE dkim_rotations DROP COLUMN project_id, ALTER COLUMN current_value DROP NOT NULL;
+-- dkim_rotations: keyed by domain_seq, as the records; no project_id (it is
+-- the domain's); current_value NULL while it is the value of the domain's
+-- dkim record, as it is in txt mode between rotations.
+ALTER TABLE dkim_rotations ADD COLUMN domain_seq BIGINT;
+UPDATE dkim_rotations k SET domain_seq = d.seq FROM domains d WHERE d.id = k.domain_id;
+ALTER TABLE dkim_rotations DROP CONSTRAINT dkim_rotations_pkey;
+ALTER TABLE dkim_rotations DROP COLUMN domain_id, DROP COLUMN project_id,
+    ALTER COLUMN domain_seq SET NOT NULL, ALTER COLUMN current_value DROP NOT NULL;
+ALTER TABLE dkim_rotations ADD PRIMARY KEY (domain_seq);
+ALTER TABLE dkim_rotations ADD FOREIGN KEY (domain_seq) REFERENCES domains (seq) ON DELETE CASCADE;
 UPDATE dkim_rotations k SET current_value = NULL
-FROM domains d JOIN domain_records r ON r.domain_seq = d.seq AND r.key = 'dkim'
-WHERE d.id = k.domain_id AND r.value = k.current_value;
+FROM domain_records r WHERE r.domain_seq = k.domain_seq AND r.key = 'dkim' AND r.value = k.current_value;
 
 
 -- events: the payload less its start, which the row holds (see sqlstore's
@@ -63,12 +68,17 @@ FROM (SELECT seq AS s, '{"type":"' || type || '","timestamp":"'
       FROM events) AS x
 WHERE x.s = events.seq AND substr(events.payload, 1, 1) <> '{';
 
-ALTER TABLE dkim_rotations ADD COLUMN project_id BIGINT;
-UPDATE dkim_rotations k SET project_id = d.project_id,
+ALTER TABLE dkim_rotations ADD COLUMN domain_id TEXT, ADD COLUMN project_id BIGINT;
+UPDATE dkim_rotations k SET domain_id = d.id, project_id = d.project_id,
     current_value = coalesce(k.current_value, (SELECT r.value FROM domain_records r
         WHERE r.domain_seq = d.seq AND r.key = 'dkim'), '')
-FROM domains d WHERE d.id = k.domain_id;
-ALTER TABLE dkim_rotations ALTER COLUMN project_id SET NOT NULL, ALTER COLUMN current_value SET NOT NULL;
+FROM domains d WHERE d.seq = k.domain_seq;
+ALTER TABLE dkim_rotations DROP CONSTRAINT dkim_rotations_pkey;
+ALTER TABLE dkim_rotations DROP COLUMN domain_seq;
+ALTER TABLE dkim_rotations ALTER COLUMN domain_id SET NOT NULL, ALTER COLUMN project_id SET NOT NULL,
+    ALTER COLUMN current_value SET NOT NULL;
+ALTER TABLE dkim_rotations ADD PRIMARY KEY (domain_id);
+ALTER TABLE dkim_rotations ADD FOREIGN KEY (domain_id) REFERENCES domains (id) ON DELETE CASCADE;
 
 ALTER TABLE domain_records ADD COLUMN domain_id TEXT COLLATE "C";
 UPDATE domain_records r SET domain_id = d.id, created_at = d.created_at + r.created_at,

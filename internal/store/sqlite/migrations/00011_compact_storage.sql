@@ -17,9 +17,10 @@
 -- key's bytes, a BLOB (see sqlstore's storedValue); the status 'unchecked' of
 -- a record not yet checked is kept as ''.
 --
--- dkim_rotations: keyed by domain_id itself (WITHOUT ROWID); no project_id
--- (it is the domain's); current_value NULL while it is the value of the
--- domain's dkim record, as it is in txt mode between rotations.
+-- dkim_rotations: keyed by domain_seq, as the records (WITHOUT ROWID, so that
+-- a NULL seq, of no domain, fails rather than takes a rowid); no project_id
+-- (it is the domain's); current_value NULL while it is the value
+-- of the domain's dkim record, as it is in txt mode between rotations.
 --
 -- events: the payload less what the row holds, packed (at the end).
 PRAGMA foreign_keys = OFF;
@@ -100,7 +101,7 @@ WHERE typeof(value) = 'text' AND substr(value, 1, 18) = 'v=DKIM1; k=rsa; p=' AND
   AND (length(value) - 18) % 4 = 0 AND substr(value, 19) NOT GLOB '*[^A-Za-z0-9+/]*';
 
 CREATE TABLE dkim_rotations_new (
-    domain_id          TEXT    PRIMARY KEY REFERENCES domains (id) ON DELETE CASCADE,
+    domain_seq         INTEGER NOT NULL PRIMARY KEY REFERENCES domains (seq) ON DELETE CASCADE,
     mode               TEXT    NOT NULL,
     state              TEXT    NOT NULL,
     current_selector   TEXT    NOT NULL,
@@ -125,14 +126,15 @@ CREATE TABLE dkim_rotations_new (
     step_at            INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 INSERT INTO dkim_rotations_new
-SELECT k.domain_id, k.mode, k.state, k.current_selector,
+SELECT d.seq, k.mode, k.state, k.current_selector,
        CASE WHEN k.current_value = r.value THEN NULL ELSE k.current_value END,
        k.current_since, k.current_visible_at, k.next_selector, k.next_value, k.next_key,
        k.prev_selector, k.prev_value, k.reason, k.started_at, k.published_at, k.visible_at,
        k.switched_at, k.retire_at, k.retired_at, k.reminded_at, k.attempts, k.last_error, k.step_at
 FROM dkim_rotations k
+JOIN domains_new d ON d.id = k.domain_id
 LEFT JOIN domain_records r ON r.domain_id = k.domain_id AND r.key = 'dkim'
-ORDER BY k.domain_id;
+ORDER BY d.seq;
 
 DROP TABLE dkim_rotations;
 DROP TABLE domain_records;
@@ -282,14 +284,14 @@ CREATE TABLE dkim_rotations_old (
     step_at            INTEGER NOT NULL DEFAULT 0
 );
 INSERT INTO dkim_rotations_old
-SELECT k.domain_id, d.project_id, k.mode, k.state, k.current_selector,
+SELECT d.id, d.project_id, k.mode, k.state, k.current_selector,
        coalesce(k.current_value, r.value, ''),
        k.current_since, k.current_visible_at, k.next_selector, k.next_value, k.next_key,
        k.prev_selector, k.prev_value, k.reason, k.started_at, k.published_at, k.visible_at,
        k.switched_at, k.retire_at, k.retired_at, k.reminded_at, k.attempts, k.last_error, k.step_at
 FROM dkim_rotations k
-JOIN domains_old d ON d.id = k.domain_id
-LEFT JOIN domain_records_old r ON r.domain_id = k.domain_id AND r.key = 'dkim';
+JOIN domains d ON d.seq = k.domain_seq
+LEFT JOIN domain_records_old r ON r.domain_id = d.id AND r.key = 'dkim';
 
 DROP TABLE dkim_rotations;
 DROP TABLE domain_records;
