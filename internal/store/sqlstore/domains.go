@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -50,16 +49,7 @@ func (s *Store) createDomain(ctx context.Context, tx Querier, d *domain.Domain, 
 	if err != nil {
 		return s.errorf("create domain: %w", err)
 	}
-	// In the order of the table's key (domain_seq, key), so that a new
-	// domain's rows are appended to the table's last page, which then fills
-	// up, rather than inserted between each other, which splits pages half
-	// full. Each keeps its position in the list.
-	order := make([]int, len(d.Records))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int { return strings.Compare(string(d.Records[a].Key), string(d.Records[b].Key)) })
-	for _, i := range order {
+	for i := range d.Records {
 		if err := s.insertRecord(ctx, tx, d.ID, d.Name, i, &d.Records[i]); err != nil {
 			return err
 		}
