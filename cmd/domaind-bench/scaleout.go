@@ -84,18 +84,23 @@ func tableBytes(ctx context.Context, path string) ([]tableSize, error) {
 	return out, nil
 }
 
-// perDomain lists the tables and indexes that hold at least 1% of the bytes,
-// as bytes per domain: "domain_records 812, domains 460, …".
+// perDomain lists every table and index of the file, largest first, as bytes
+// per domain: "domain_records 812, domains 460, …"; those of less than half a
+// byte each (the empty ones, of one page) are summed as "the other n".
 func perDomain(tables []tableSize, domains int) string {
-	var total int64
-	for _, t := range tables {
-		total += t.Bytes
-	}
 	var parts []string
+	var rest int64
+	others := 0
 	for _, t := range tables {
-		if t.Bytes*100 >= total {
-			parts = append(parts, fmt.Sprintf("%s %.0f", t.Name, float64(t.Bytes)/float64(domains)))
+		if per := float64(t.Bytes) / float64(domains); per >= 0.5 {
+			parts = append(parts, fmt.Sprintf("%s %.0f", t.Name, per))
+		} else {
+			rest += t.Bytes
+			others++
 		}
+	}
+	if others > 0 {
+		parts = append(parts, fmt.Sprintf("the other %d %.1f", others, float64(rest)/float64(domains)))
 	}
 	return strings.Join(parts, ", ")
 }

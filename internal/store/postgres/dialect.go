@@ -45,6 +45,9 @@ func (dialect) KeyPrefixMatch(prefix string) (string, any) {
 			   OR substr($1::bytea, 1, length(convert_to(k.prefix, 'UTF8'))) = convert_to(k.prefix, 'UTF8'))`, []byte(prefix)
 }
 
+// BinaryValues is false: the value column is text.
+func (dialect) BinaryValues() bool { return false }
+
 // AttemptSeq is the identity column seq, which breaks ties as SQLite's rowid does.
 func (dialect) AttemptSeq() string { return "seq" }
 

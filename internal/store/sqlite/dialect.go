@@ -58,6 +58,9 @@ func (dialect) KeyPrefixMatch(prefix string) (string, any) {
 	return `(substr(k.prefix, 1, length($1)) = $1 OR substr($1, 1, length(k.prefix)) = k.prefix)`, prefix
 }
 
+// BinaryValues is true: a column keeps a BLOB beside text.
+func (dialect) BinaryValues() bool { return true }
+
 // AttemptSeq is the rowid: webhook_attempts has no column of its own for the order.
 func (dialect) AttemptSeq() string { return "rowid" }
 

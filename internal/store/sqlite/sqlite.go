@@ -7,6 +7,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -14,8 +15,10 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/pressly/goose/v3"
+	"modernc.org/sqlite"
 
 	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/store/sqlstore"
@@ -63,6 +66,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	f.Close()
+	if err := registerFunctions(); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
 	// The writer keeps its statement journal (what a savepoint undoes) in
 	// memory: it is scratch, never needed after a crash, and on disk each write
 	// of a group commit's savepoint cost a system call.
@@ -99,6 +105,37 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	return &Store{Store: sqlstore.New(d, dialect{}), w: w, r: r, prepared: d.stmts, ws: d.ws}, nil
 }
+
+// registered registers the SQL functions of the migrations once: the driver
+// keeps its functions for the whole process, for every connection opened
+// after, and refuses a name twice.
+var registered = sync.OnceValue(func() error {
+	// Migration 00011 packs events' payloads as the store does, and its Down
+	// unpacks them, with the store's own codec.
+	codec := sqlstore.NewPayloadCodec()
+	err := sqlite.RegisterDeterministicScalarFunction("domaind_pack_payload", 1,
+		func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+			text, ok := args[0].(string)
+			if !ok {
+				return nil, fmt.Errorf("domaind_pack_payload: %T, not text", args[0])
+			}
+			return codec.Pack(text)
+		})
+	if err != nil {
+		return err
+	}
+	return sqlite.RegisterDeterministicScalarFunction("domaind_unpack_payload", 1,
+		func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+			packed, ok := args[0].([]byte)
+			if !ok {
+				return nil, fmt.Errorf("domaind_unpack_payload: %T, not a blob", args[0])
+			}
+			return codec.Unpack(packed)
+		})
+})
+
+// registerFunctions registers the SQL functions of the migrations, once.
+func registerFunctions() error { return registered() }
 
 // db is the sqlstore.DB of the two pools.
 type db struct {

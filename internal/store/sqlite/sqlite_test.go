@@ -133,7 +133,8 @@ func TestDKIMKeyColumn(t *testing.T) {
 		t.Fatal(err)
 	}
 	var n int
-	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM domain_records WHERE domain_id = ?`, d.ID).Scan(&n); err != nil {
+	// The domain was the only one.
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM domain_records`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != 0 {

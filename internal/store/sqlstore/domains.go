@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,17 +57,37 @@ func (s *Store) createDomain(ctx context.Context, tx Querier, d *domain.Domain, 
 	return nil
 }
 
+// domainSeq is the seq of the domain whose id is the argument $n: records
+// refer to their domain by it.
+func domainSeq(n int) string {
+	return `(SELECT seq FROM domains WHERE id = $` + strconv.Itoa(n) + `)`
+}
+
+// updatedAt is the value of a record's updated_at column for the time $t, of
+// the domain whose id is $id: the milliseconds after the record's creation,
+// itself kept as those after the domain's.
+func updatedAt(t, id int) string {
+	return `$` + strconv.Itoa(t) + ` - created_at - (SELECT created_at FROM domains WHERE id = $` + strconv.Itoa(id) + `)`
+}
+
+// value is how the value v is kept in the value column (see storedValue).
+func (s *Store) value(v string) any { return storedValue(v, s.d.BinaryValues()) }
+
 func (s *Store) insertRecord(ctx context.Context, tx Querier, domainID, domainName string, pos int, r *domain.Record) error {
 	state, err := encodeRecordState(r)
 	if err != nil {
 		return err
 	}
-	// The purpose is not stored: it follows from the key.
-	_, err = tx.Exec(ctx, `INSERT INTO domain_records (domain_id, key, position, name, type, value,
+	// The purpose is not stored: it follows from the key. The record refers
+	// to its domain by the domain's seq; its creation is kept as the
+	// milliseconds after the domain's, and its last change as those after its
+	// creation, both 0 for a record made with its domain and not changed since.
+	_, err = tx.Exec(ctx, `INSERT INTO domain_records (domain_seq, key, position, name, type, value,
 		priority, verified, status, state, failures, checked_at, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-		domainID, string(r.Key), pos, storedName(r.Name, domainName), r.Type, r.Value, int(r.Priority), r.Verified,
-		string(r.Status), state, r.Failures, millis(r.CheckedAt), millis(r.CreatedAt), millis(r.UpdatedAt))
+		VALUES (`+domainSeq(1)+`, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+			$13 - (SELECT created_at FROM domains WHERE id = $1), $14)`,
+		domainID, string(r.Key), pos, storedName(r.Name, domainName), r.Type, s.value(r.Value), int(r.Priority), r.Verified,
+		storedStatus(r.Status), state, r.Failures, millis(r.CheckedAt), millis(r.CreatedAt), millis(r.UpdatedAt)-millis(r.CreatedAt))
 	if err != nil {
 		return s.errorf("insert record %s: %w", r.Key, err)
 	}
@@ -76,7 +97,7 @@ func (s *Store) insertRecord(ctx context.Context, tx Querier, domainID, domainNa
 // DomainSQL reads a domain and its records in one statement, which sees one
 // snapshot however the domain is being saved, with no transaction around it.
 const DomainSQL = `SELECT ` + domainColumns + `, ` + recordColumns + `
-	FROM domains d JOIN domain_records r ON r.domain_id = d.id
+	FROM domains d JOIN domain_records r ON r.domain_seq = d.seq
 	WHERE d.id = $1 AND d.project_id = $2 ORDER BY r.position`
 
 // Domain implements store.Store.
@@ -100,7 +121,7 @@ func (s *Store) Domain(ctx context.Context, projectID int64, id string) (*domain
 			d = dr.domain()
 			d.Records = make([]domain.Record, 0, len(domain.SendingKeys)+1)
 		}
-		r, err := rr.record(d.Name)
+		r, err := rr.record(d)
 		if err != nil {
 			return nil, s.errorf("domain %s: %w", id, err)
 		}
@@ -171,9 +192,10 @@ func (s *Store) loadRecords(ctx context.Context, q Querier, ds []*domain.Domain)
 		ids[i] = d.ID
 	}
 	for _, part := range chunks(ids, s.d.MaxIn()) {
-		in, args := s.d.In("r.domain_id", 1, part)
-		rows, err := q.Query(ctx, `SELECT r.domain_id, `+recordColumns+`
-			FROM domain_records r WHERE `+in+` ORDER BY r.domain_id, r.position`, args...)
+		in, args := s.d.In("d.id", 1, part)
+		rows, err := q.Query(ctx, `SELECT d.id, `+recordColumns+`
+			FROM domains d JOIN domain_records r ON r.domain_seq = d.seq WHERE `+in+`
+			ORDER BY r.domain_seq, r.position`, args...)
 		if err != nil {
 			return s.errorf("records: %w", err)
 		}
@@ -187,7 +209,7 @@ func (s *Store) loadRecords(ctx context.Context, q Querier, ds []*domain.Domain)
 				return struct{}{}, err
 			}
 			d := byID[id]
-			r, err := rr.record(d.Name)
+			r, err := rr.record(d)
 			if err != nil {
 				return struct{}{}, fmt.Errorf("domain %s: %w", id, err)
 			}
@@ -264,10 +286,10 @@ func (s *Store) saveCheck(ctx context.Context, d *domain.Domain, events []store.
 			// value under the key since the check read it (a switch, a
 			// retirement) keeps its own, and the next check judges it.
 			if _, err := tx.Exec(ctx, `UPDATE domain_records SET verified = $1, status = $2, state = $3,
-				failures = $4, checked_at = $5, updated_at = $6
-				WHERE domain_id = $7 AND key = $8 AND value = $9`,
-				r.Verified, string(r.Status), state, r.Failures, millis(r.CheckedAt), millis(r.UpdatedAt),
-				d.ID, string(r.Key), r.Value); err != nil {
+				failures = $4, checked_at = $5, updated_at = `+updatedAt(6, 7)+`
+				WHERE domain_seq = `+domainSeq(7)+` AND key = $8 AND value = $9`,
+				r.Verified, storedStatus(r.Status), state, r.Failures, millis(r.CheckedAt), millis(r.UpdatedAt),
+				d.ID, string(r.Key), s.value(r.Value)); err != nil {
 				return s.errorf("save record %s/%s: %w", d.ID, r.Key, err)
 			}
 		}
@@ -287,7 +309,7 @@ func (s *Store) SaveInbound(ctx context.Context, d *domain.Domain) error {
 		if n == 0 {
 			return store.ErrNotFound
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM domain_records WHERE domain_id = $1 AND key = $2`,
+		if _, err := tx.Exec(ctx, `DELETE FROM domain_records WHERE domain_seq = `+domainSeq(1)+` AND key = $2`,
 			d.ID, string(domain.KeyInboundMX)); err != nil {
 			return s.errorf("save inbound %s: %w", d.ID, err)
 		}
@@ -435,9 +457,9 @@ func (s *Store) SealedDKIMKey(ctx context.Context, id string) ([]byte, error) {
 // the customer's CNAME, so the key it leads to must also have been seen in the
 // operator's zone (current_visible_at) before anything is signed with it.
 const signingKeysQuery = `SELECT d.id, d.project_id, d.name, r.name, d.dkim_private_key, r.checked_at
-	FROM domains d JOIN domain_records r ON r.domain_id = d.id AND r.key = 'dkim'
+	FROM domains d JOIN domain_records r ON r.domain_seq = d.seq AND r.key = 'dkim'
 	WHERE r.verified = TRUE AND r.failures = 0 AND NOT EXISTS (SELECT 1 FROM dkim_rotations k
-		WHERE k.domain_id = d.id AND k.mode = 'cname' AND k.current_visible_at = 0)`
+		WHERE k.domain_seq = d.seq AND k.mode = 'cname' AND k.current_visible_at = 0)`
 
 // SigningKeys implements store.Store.
 func (s *Store) SigningKeys(ctx context.Context, names []string) ([]store.SigningKey, error) {

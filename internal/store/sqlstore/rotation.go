@@ -11,17 +11,24 @@ import (
 )
 
 // rotationColumns are the columns of a rotation row, as scanRotation reads them
-// (r. the row, d. its domain).
-const rotationColumns = `r.domain_id, r.project_id, d.name, r.mode, r.state, r.current_selector, r.current_value,
-	r.current_since, r.current_visible_at, r.next_selector, r.next_value, r.next_key, r.prev_selector, r.prev_value,
+// (r. the row, d. its domain, dk. the domain's dkim record, see rotationFrom).
+const rotationColumns = `d.id, d.project_id, d.name, r.mode, r.state, r.current_selector, r.current_value,
+	dk.value, r.current_since, r.current_visible_at, r.next_selector, r.next_value, r.next_key, r.prev_selector, r.prev_value,
 	r.reason, r.started_at, r.published_at, r.visible_at, r.switched_at, r.retire_at, r.retired_at, r.reminded_at,
 	r.attempts, r.last_error, r.step_at`
+
+// rotationFrom joins a rotation row r to its domain d and the domain's dkim
+// record dk, whose value is the current one while the row keeps none. A row
+// refers to its domain by the domain's seq, as the records do.
+const rotationFrom = `dkim_rotations r JOIN domains d ON d.seq = r.domain_seq
+	LEFT JOIN domain_records dk ON dk.domain_seq = d.seq AND dk.key = 'dkim'`
 
 func scanRotation(row Row) (store.Rotation, error) {
 	var r store.Rotation
 	var mode, state string
+	var current, record any
 	var since, visibleCur, started, published, visible, switched, retire, retired, reminded, step int64
-	err := row.Scan(&r.DomainID, &r.ProjectID, &r.Domain, &mode, &state, &r.CurrentSelector, &r.CurrentValue,
+	err := row.Scan(&r.DomainID, &r.ProjectID, &r.Domain, &mode, &state, &r.CurrentSelector, &current, &record,
 		&since, &visibleCur, &r.NextSelector, &r.NextValue, &r.NextSealed, &r.PrevSelector, &r.PrevValue,
 		&r.Reason, &started, &published, &visible, &switched, &retire, &retired, &reminded,
 		&r.Attempts, &r.LastError, &step)
@@ -30,7 +37,29 @@ func scanRotation(row Row) (store.Rotation, error) {
 	r.StartedAt, r.PublishedAt, r.VisibleAt = fromMillis(started), fromMillis(published), fromMillis(visible)
 	r.SwitchedAt, r.RetireAt, r.RetiredAt = fromMillis(switched), fromMillis(retire), fromMillis(retired)
 	r.RemindedAt, r.StepAt = fromMillis(reminded), fromMillis(step)
+	if err != nil {
+		return r, err
+	}
+	if current == nil {
+		current = record
+	}
+	r.CurrentValue, err = valueOf(current)
 	return r, err
+}
+
+// shareCurrentValue drops the rotation's current value where it is the
+// domain's dkim record's value (txt mode, between the steps that move
+// records), which the row then reads instead of repeating it: NULL means
+// "the dkim record's value". Every write that stores a current value or moves
+// the dkim record ends with it.
+func (s *Store) shareCurrentValue(ctx context.Context, q Querier, domainID string) error {
+	_, err := q.Exec(ctx, `UPDATE dkim_rotations SET current_value = NULL
+		WHERE domain_seq = `+domainSeq(1)+` AND current_value = (SELECT value FROM domain_records
+			WHERE domain_seq = `+domainSeq(1)+` AND key = 'dkim')`, domainID)
+	if err != nil {
+		return s.errorf("rotation %s: %w", domainID, err)
+	}
+	return nil
 }
 
 // CreateRotation implements store.Rotations.
@@ -40,15 +69,16 @@ func (s *Store) CreateRotation(ctx context.Context, r store.Rotation) error {
 
 func (s *Store) createRotation(ctx context.Context, q Querier, r store.Rotation) error {
 	// Another replica's row stands (ON CONFLICT DO NOTHING).
-	_, err := q.Exec(ctx, `INSERT INTO dkim_rotations (domain_id, project_id, mode, state, current_selector,
+	// The project is the domain's.
+	_, err := q.Exec(ctx, `INSERT INTO dkim_rotations (domain_seq, mode, state, current_selector,
 		current_value, current_since, current_visible_at, step_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (domain_id) DO NOTHING`,
-		r.DomainID, r.ProjectID, string(r.Mode), string(r.State), r.CurrentSelector, r.CurrentValue,
+		VALUES (`+domainSeq(1)+`, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (domain_seq) DO NOTHING`,
+		r.DomainID, string(r.Mode), string(r.State), r.CurrentSelector, s.value(r.CurrentValue),
 		millis(r.CurrentSince), millis(r.CurrentVisibleAt), millis(r.StepAt))
 	if err != nil {
 		return s.errorf("create rotation %s: %w", r.DomainID, err)
 	}
-	return nil
+	return s.shareCurrentValue(ctx, q, r.DomainID)
 }
 
 // InitRotations implements store.Rotations. It looks at a window of limit ids
@@ -90,7 +120,7 @@ func (s *Store) InitRotation(ctx context.Context, domainID string, now time.Time
 // $2) selects.
 func (s *Store) initRotations(ctx context.Context, q Querier, now time.Time, every time.Duration, where string, a, b string) (int64, error) {
 	// The selector is the DKIM record's stored name (relative to the domain)
-	// less "._domainkey.". Only txt-mode records (TXT) are taken: a cname-mode
+	// less "._domainkey.", and the current value the record's (NULL). Only txt-mode records (TXT) are taken: a cname-mode
 	// domain gets its row when it is added.
 	// The first rotation is due a period after the later of the key's
 	// creation and now: domains older than a period when rotation came do not
@@ -98,17 +128,17 @@ func (s *Store) initRotations(ctx context.Context, q Querier, now time.Time, eve
 	step := `0`
 	args := []any{a, b}
 	if every > 0 {
-		step = `(CASE WHEN rec.created_at > $4 THEN rec.created_at ELSE $4 END) + $3`
+		step = `(CASE WHEN d.created_at + rec.created_at > $4 THEN d.created_at + rec.created_at ELSE $4 END) + $3`
 		args = append(args, every.Milliseconds(), millis(now))
 	}
-	n, err := q.Exec(ctx, `INSERT INTO dkim_rotations (domain_id, project_id, mode, state, current_selector,
+	n, err := q.Exec(ctx, `INSERT INTO dkim_rotations (domain_seq, mode, state, current_selector,
 		current_value, current_since, step_at)
-		SELECT d.id, d.project_id, 'txt', 'idle',
+		SELECT d.seq, 'txt', 'idle',
 			substr(rec.name, 1, length(rec.name) - length('._domainkey.')),
-			rec.value, rec.created_at, `+step+`
-		FROM domains d JOIN domain_records rec ON rec.domain_id = d.id AND rec.key = 'dkim'
-		WHERE `+where+` AND rec.type = 'TXT' AND NOT EXISTS (SELECT 1 FROM dkim_rotations x WHERE x.domain_id = d.id)
-		ON CONFLICT (domain_id) DO NOTHING`, args...)
+			NULL, d.created_at + rec.created_at, `+step+`
+		FROM domains d JOIN domain_records rec ON rec.domain_seq = d.seq AND rec.key = 'dkim'
+		WHERE `+where+` AND rec.type = 'TXT' AND NOT EXISTS (SELECT 1 FROM dkim_rotations x WHERE x.domain_seq = d.seq)
+		ON CONFLICT (domain_seq) DO NOTHING`, args...)
 	if err != nil {
 		return 0, s.errorf("init rotations: %w", err)
 	}
@@ -118,7 +148,7 @@ func (s *Store) initRotations(ctx context.Context, q Querier, now time.Time, eve
 // Rotation implements store.Rotations.
 func (s *Store) Rotation(ctx context.Context, domainID string) (store.Rotation, error) {
 	r, err := scanRotation(s.db.Read().QueryRow(ctx, `SELECT `+rotationColumns+`
-		FROM dkim_rotations r JOIN domains d ON d.id = r.domain_id WHERE r.domain_id = $1`, domainID))
+		FROM `+rotationFrom+` WHERE d.id = $1`, domainID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Rotation{}, store.ErrNotFound
 	}
@@ -132,19 +162,27 @@ func (s *Store) Rotation(ctx context.Context, domainID string) (store.Rotation, 
 func (s *Store) ClaimRotations(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]string, error) {
 	var ids []string
 	err := s.db.Tx(ctx, func(tx Querier) error {
-		rows, err := tx.Query(ctx, `SELECT domain_id FROM dkim_rotations WHERE step_at > 0 AND step_at <= $1
-			ORDER BY step_at LIMIT $2`+s.lock("FOR UPDATE SKIP LOCKED"), millis(now), limit)
+		type claimed struct {
+			id  string
+			seq int64
+		}
+		// Only the rotation rows are locked (OF r), not their domains.
+		rows, err := tx.Query(ctx, `SELECT d.id, r.domain_seq FROM dkim_rotations r JOIN domains d ON d.seq = r.domain_seq
+			WHERE r.step_at > 0 AND r.step_at <= $1
+			ORDER BY r.step_at LIMIT $2`+s.lock("FOR UPDATE OF r SKIP LOCKED"), millis(now), limit)
 		if err != nil {
 			return s.errorf("claim rotations: %w", err)
 		}
-		if ids, err = Collect(rows, ScanString); err != nil {
+		got, err := Collect(rows, func(r Row) (c claimed, err error) { err = r.Scan(&c.id, &c.seq); return })
+		if err != nil {
 			return s.errorf("claim rotations: %w", err)
 		}
-		for _, id := range ids {
-			if _, err := tx.Exec(ctx, `UPDATE dkim_rotations SET step_at = $1 WHERE domain_id = $2`,
-				millis(now.Add(lease)), id); err != nil {
-				return s.errorf("claim rotation %s: %w", id, err)
+		for _, c := range got {
+			if _, err := tx.Exec(ctx, `UPDATE dkim_rotations SET step_at = $1 WHERE domain_seq = $2`,
+				millis(now.Add(lease)), c.seq); err != nil {
+				return s.errorf("claim rotation %s: %w", c.id, err)
 			}
+			ids = append(ids, c.id)
 		}
 		return nil
 	})
@@ -157,8 +195,8 @@ func (s *Store) saveRotation(ctx context.Context, tx Querier, r store.Rotation, 
 		current_since = $5, current_visible_at = $6, next_selector = $7, next_value = $8, next_key = $9,
 		prev_selector = $10, prev_value = $11, reason = $12, started_at = $13, published_at = $14, visible_at = $15,
 		switched_at = $16, retire_at = $17, retired_at = $18, reminded_at = $19, attempts = $20, last_error = $21,
-		step_at = $22 WHERE domain_id = $23 AND state = $24`,
-		string(r.Mode), string(r.State), r.CurrentSelector, r.CurrentValue,
+		step_at = $22 WHERE domain_seq = `+domainSeq(23)+` AND state = $24`,
+		string(r.Mode), string(r.State), r.CurrentSelector, s.value(r.CurrentValue),
 		millis(r.CurrentSince), millis(r.CurrentVisibleAt), r.NextSelector, r.NextValue, r.NextSealed,
 		r.PrevSelector, r.PrevValue, r.Reason, millis(r.StartedAt), millis(r.PublishedAt), millis(r.VisibleAt),
 		millis(r.SwitchedAt), millis(r.RetireAt), millis(r.RetiredAt), millis(r.RemindedAt), r.Attempts, r.LastError,
@@ -168,7 +206,7 @@ func (s *Store) saveRotation(ctx context.Context, tx Querier, r store.Rotation, 
 	}
 	if n == 0 {
 		var state string
-		err := tx.QueryRow(ctx, `SELECT state FROM dkim_rotations WHERE domain_id = $1`, r.DomainID).Scan(&state)
+		err := tx.QueryRow(ctx, `SELECT state FROM dkim_rotations WHERE domain_seq = `+domainSeq(1), r.DomainID).Scan(&state)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}
@@ -177,7 +215,7 @@ func (s *Store) saveRotation(ctx context.Context, tx Querier, r store.Rotation, 
 		}
 		return store.ErrStale
 	}
-	return nil
+	return s.shareCurrentValue(ctx, tx, r.DomainID)
 }
 
 // SaveRotation implements store.Rotations.
@@ -193,7 +231,7 @@ func (s *Store) SaveRotation(ctx context.Context, r store.Rotation, from domain.
 // nextPosition is the position after the domain's last record.
 func nextPosition(ctx context.Context, tx Querier, domainID string) (int, error) {
 	var pos int
-	err := tx.QueryRow(ctx, `SELECT coalesce(max(position), 0) + 1 FROM domain_records WHERE domain_id = $1`, domainID).Scan(&pos)
+	err := tx.QueryRow(ctx, `SELECT coalesce(max(position), 0) + 1 FROM domain_records WHERE domain_seq = `+domainSeq(1), domainID).Scan(&pos)
 	return pos, err
 }
 
@@ -204,7 +242,7 @@ func (s *Store) StartRotation(ctx context.Context, r store.Rotation, from domain
 			return err
 		}
 		if next != nil {
-			if _, err := tx.Exec(ctx, `DELETE FROM domain_records WHERE domain_id = $1 AND key IN ($2, $3)`,
+			if _, err := tx.Exec(ctx, `DELETE FROM domain_records WHERE domain_seq = `+domainSeq(1)+` AND key IN ($2, $3)`,
 				r.DomainID, string(domain.KeyDKIMNext), string(domain.KeyDKIMPrevious)); err != nil {
 				return s.errorf("start rotation %s: %w", r.DomainID, err)
 			}
@@ -226,7 +264,7 @@ func (s *Store) SwitchRotation(ctx context.Context, r store.Rotation, now time.T
 		// The sealed key comes from the row as stored, not from r: the switch
 		// signs with exactly the key whose record was seen.
 		var sealed []byte
-		if err := tx.QueryRow(ctx, `SELECT next_key FROM dkim_rotations WHERE domain_id = $1 AND state = $2`,
+		if err := tx.QueryRow(ctx, `SELECT next_key FROM dkim_rotations WHERE domain_seq = `+domainSeq(1)+` AND state = $2`,
 			r.DomainID, string(domain.RotationVisible)).Scan(&sealed); errors.Is(err, sql.ErrNoRows) {
 			return store.ErrStale
 		} else if err != nil {
@@ -242,13 +280,13 @@ func (s *Store) SwitchRotation(ctx context.Context, r store.Rotation, now time.T
 			return s.errorf("switch rotation %s: %w", r.DomainID, err)
 		}
 		// Keys are moved through a name no record has, as one primary key
-		// (domain_id, key) must never hold two rows at any statement's end.
+		// (domain_seq, key) must never hold two rows at any statement's end.
 		moves := [][2]domain.RecordKey{{domain.KeyDKIM, "dkim_swap"}, {domain.KeyDKIMNext, domain.KeyDKIM}, {"dkim_swap", domain.KeyDKIMPrevious}}
 		if r.Mode == domain.DKIMModeCNAME {
 			moves = [][2]domain.RecordKey{{domain.KeyDKIM, "dkim_swap"}, {domain.KeyDKIM2, domain.KeyDKIM}, {"dkim_swap", domain.KeyDKIM2}}
 		}
 		for _, m := range moves {
-			if _, err := tx.Exec(ctx, `UPDATE domain_records SET key = $1 WHERE domain_id = $2 AND key = $3`,
+			if _, err := tx.Exec(ctx, `UPDATE domain_records SET key = $1 WHERE domain_seq = `+domainSeq(2)+` AND key = $3`,
 				string(m[1]), r.DomainID, string(m[0])); err != nil {
 				return s.errorf("switch rotation %s: %w", r.DomainID, err)
 			}
@@ -261,16 +299,21 @@ func (s *Store) SwitchRotation(ctx context.Context, r store.Rotation, now time.T
 		// holds. The records' purposes follow from their new keys
 		// (domain.PurposeOf).
 		if _, err := tx.Exec(ctx, `UPDATE domain_records SET state = CASE WHEN verified THEN state ELSE '' END,
-			verified = TRUE, status = $1, failures = 0, checked_at = $2, updated_at = $2
-			WHERE domain_id = $3 AND key = $4`,
-			string(domain.CheckVerified), millis(now), r.DomainID, string(domain.KeyDKIM)); err != nil {
+			verified = TRUE, status = $1, failures = 0, checked_at = $2, updated_at = `+updatedAt(2, 3)+`
+			WHERE domain_seq = `+domainSeq(3)+` AND key = $4`,
+			storedStatus(domain.CheckVerified), millis(now), r.DomainID, string(domain.KeyDKIM)); err != nil {
 			return s.errorf("switch rotation %s: %w", r.DomainID, err)
 		}
 		if r.Mode != domain.DKIMModeCNAME {
-			if _, err := tx.Exec(ctx, `UPDATE domain_records SET updated_at = $1 WHERE domain_id = $2 AND key = $3`,
+			if _, err := tx.Exec(ctx, `UPDATE domain_records SET updated_at = `+updatedAt(1, 2)+`
+				WHERE domain_seq = `+domainSeq(2)+` AND key = $3`,
 				millis(now), r.DomainID, string(domain.KeyDKIMPrevious)); err != nil {
 				return s.errorf("switch rotation %s: %w", r.DomainID, err)
 			}
+		}
+		// The dkim record holds the current value now.
+		if err := s.shareCurrentValue(ctx, tx, r.DomainID); err != nil {
+			return err
 		}
 		return s.insertEvents(ctx, tx, events)
 	})
@@ -285,9 +328,9 @@ func (s *Store) RetireRotation(ctx context.Context, r store.Rotation, revoked *d
 		if revoked != nil {
 			// The purpose is not stored: it follows from the revoked value.
 			if _, err := tx.Exec(ctx, `UPDATE domain_records SET value = $1, verified = FALSE, status = $2,
-				state = '', failures = 0, checked_at = 0, updated_at = $3
-				WHERE domain_id = $4 AND key = $5`,
-				revoked.Value, string(domain.CheckUnchecked), millis(revoked.UpdatedAt),
+				state = '', failures = 0, checked_at = 0, updated_at = `+updatedAt(3, 4)+`
+				WHERE domain_seq = `+domainSeq(4)+` AND key = $5`,
+				s.value(revoked.Value), storedStatus(domain.CheckUnchecked), millis(revoked.UpdatedAt),
 				r.DomainID, string(domain.KeyDKIMPrevious)); err != nil {
 				return s.errorf("retire rotation %s: %w", r.DomainID, err)
 			}

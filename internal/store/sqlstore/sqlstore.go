@@ -87,6 +87,11 @@ type Dialect interface {
 	// AttemptSeq is the column that orders the attempts of one delivery made in
 	// the same millisecond: the order they were stored in.
 	AttemptSeq() string
+	// BinaryValues reports whether a column of text may keep bytes, a BLOB:
+	// a DKIM key record's value as the key's bytes (see storedValue), an
+	// event's payload compressed (see PayloadCodec). SQLite keeps any type in
+	// any column; PostgreSQL's columns are text.
+	BinaryValues() bool
 
 	// ClaimChecks claims due domains as store.Store.ClaimChecks does, with its
 	// arguments made ready: until is the new due time, now and until in Unix
@@ -114,6 +119,8 @@ type Store struct {
 	d  Dialect
 	// writes commits the checks' writes together (see group).
 	writes *group
+	// payloads packs events' payloads where the dialect keeps bytes.
+	payloads *PayloadCodec
 }
 
 var _ store.Store = (*Store)(nil)
@@ -124,7 +131,7 @@ func New(db DB, d Dialect) *Store {
 	if d.LocksRows() {
 		runners = groupRunners
 	}
-	return &Store{db: db, d: d, writes: newGroup(db, runners)}
+	return &Store{db: db, d: d, writes: newGroup(db, runners), payloads: NewPayloadCodec()}
 }
 
 // groupRunners is how many group commits run at once where the database lets

@@ -27,7 +27,14 @@ func (s *Store) insertEvents(ctx context.Context, tx Querier, events []store.Eve
 	for part := range slices.Chunk(events, maxInsertRows) {
 		args := make([]any, 0, len(part)*6)
 		for _, e := range part {
-			args = append(args, e.ID, e.ProjectID, e.DomainID, e.Type, string(e.Payload), millis(e.CreatedAt))
+			// The payload less what the row holds (see storedPayload), packed
+			// where the dialect keeps bytes; the deliveries keep it whole, as
+			// it is sent.
+			payload, err := s.payloadArg(storedPayload(&e))
+			if err != nil {
+				return err
+			}
+			args = append(args, e.ID, e.ProjectID, e.DomainID, e.Type, payload, millis(e.CreatedAt))
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO events (id, project_id, domain_id, type, payload, created_at)
 			VALUES `+valuesList(len(part), 6), args...); err != nil {
@@ -117,11 +124,18 @@ func (s *Store) Events(ctx context.Context, projectID int64, domainID string, p 
 	}
 	out, err := Collect(rows, func(r Row) (store.Event, error) {
 		var e store.Event
-		var payload string
+		var payload any
 		var created int64
-		err := r.Scan(&e.ID, &e.ProjectID, &e.DomainID, &e.Type, &payload, &created)
-		e.Payload, e.CreatedAt = []byte(payload), fromMillis(created)
-		return e, err
+		if err := r.Scan(&e.ID, &e.ProjectID, &e.DomainID, &e.Type, &payload, &created); err != nil {
+			return e, err
+		}
+		e.CreatedAt = fromMillis(created)
+		text, err := s.payloadText(payload)
+		if err != nil {
+			return e, fmt.Errorf("event %s: %w", e.ID, err)
+		}
+		e.Payload = payloadOf(&e, text)
+		return e, nil
 	})
 	if err != nil {
 		return nil, 0, s.errorf("events: %w", err)

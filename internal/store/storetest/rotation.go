@@ -179,6 +179,12 @@ func testRotationsTXT(t *testing.T, s store.Store) {
 	if stored.State != domain.RotationSwitched || stored.NextSealed != nil || !stored.RetireAt.Equal(msUTC(sw.RetireAt)) || stored.PrevSelector != "autosend" {
 		t.Fatalf("row after switch: %+v", stored)
 	}
+	// The values read back as stored, however the store keeps them (the
+	// current one may be the dkim record's).
+	if stored.CurrentValue != start.NextValue || stored.PrevValue != rot.CurrentValue || cur.Value != start.NextValue {
+		t.Fatalf("values after switch: current %q previous %q, dkim record %q; want %q, %q", stored.CurrentValue,
+			stored.PrevValue, cur.Value, start.NextValue, rot.CurrentValue)
+	}
 
 	// Retirement revokes the previous record.
 	ret := sw
@@ -195,6 +201,9 @@ func testRotationsTXT(t *testing.T, s store.Store) {
 	got, _ = s.Domain(ctx, p.ID, d.ID)
 	if prev := got.Record(domain.KeyDKIMPrevious); prev == nil || prev.Value != "v=DKIM1; p=" || prev.Verified || prev.Status != domain.CheckUnchecked {
 		t.Fatalf("previous record after retirement: %+v", prev)
+	}
+	if r, err := s.Rotation(ctx, d.ID); err != nil || r.CurrentValue != start.NextValue || r.PrevValue != "" || r.ProjectID != p.ID {
+		t.Fatalf("row after retirement = %+v, %v; want the current value %q", r, err, start.NextValue)
 	}
 	evs, total, err := s.Events(ctx, p.ID, d.ID, store.Page{})
 	if err != nil || total != 4 || evs[0].Type != string(domain.EventDKIMRotationRetired) || evs[3].Type != string(domain.EventDKIMRotationStarted) {

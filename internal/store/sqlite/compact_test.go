@@ -1,0 +1,172 @@
+package sqlite
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/store"
+	"github.com/domaind/domaind/internal/store/storetest"
+)
+
+// TestMigrateCompactStorage takes a database with data in it down through
+// migration 00011 and up again: going down, the DKIM key kept as bytes comes
+// back as its text, the records' times as times, and the rotations' project
+// and current value as columns; going up, every domain, record and rotation
+// reads back as it did.
+func TestMigrateCompactStorage(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "compact.db")
+	s := open(t, path)
+	p := storetest.Project(t, s, "acme")
+
+	key := make([]byte, 294) // a 2,048-bit RSA key's SubjectPublicKeyInfo
+	rand.Read(key)
+	keyValue := "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(key)
+	txt := testDomain(t, p.ID)
+	txt.Record(domain.KeyDKIM).Value = keyValue
+	txt.Records = append(txt.Records, domain.Record{Key: domain.KeyInboundMX, Name: "example.com", Type: "MX", Priority: 10,
+		Value: "in.example.net", Status: domain.CheckUnchecked, CreatedAt: t0.Add(time.Hour), UpdatedAt: t0.Add(time.Hour)})
+	// Padded base64 stays text; so does a value not of the key record's form.
+	cname := testDomain(t, p.ID)
+	cname.Name = "cname.example"
+	cname.Record(domain.KeyDKIM).Value = "v=DKIM1; k=rsa; p=QUI="
+	rots := map[string]store.Rotation{
+		txt.ID: {DomainID: txt.ID, ProjectID: p.ID, Domain: txt.Name, Mode: domain.DKIMModeTXT, State: domain.RotationIdle,
+			CurrentSelector: "autosend", CurrentValue: keyValue, CurrentSince: t0, StepAt: t0.Add(time.Hour)},
+		cname.ID: {DomainID: cname.ID, ProjectID: p.ID, Domain: cname.Name, Mode: domain.DKIMModeCNAME, State: domain.RotationIdle,
+			CurrentSelector: "autosend", CurrentValue: keyValue, CurrentSince: t0, CurrentVisibleAt: t0.Add(time.Minute)},
+	}
+	for _, d := range []*domain.Domain{txt, cname} {
+		if err := s.CreateDomainRotating(ctx, d, []byte{1}, rots[d.ID]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checked := t0.Add(2 * time.Hour)
+	dkim := txt.Record(domain.KeyDKIM)
+	dkim.Verified, dkim.Status, dkim.CheckedAt, dkim.UpdatedAt = true, domain.CheckVerified, checked, checked
+	dkim.Found = []string{keyValue}
+	// An event as the checks write it, kept less its start, and one kept
+	// whole.
+	stamp := checked.UTC().Format("2006-01-02T15:04:05.000Z")
+	events := []store.Event{
+		{ID: "evt_1", ProjectID: p.ID, DomainID: txt.ID, Type: "domain.verified", CreatedAt: checked,
+			Payload: []byte(`{"type":"domain.verified","timestamp":"` + stamp + `","data":{"eventId":"evt_1","domainId":"` + txt.ID + `","domain":"x"}}`)},
+		{ID: "evt_2", ProjectID: p.ID, DomainID: txt.ID, Type: "domain.failed", CreatedAt: checked, Payload: []byte(` {"n":2}`)},
+	}
+	if err := s.SaveCheck(ctx, txt, events); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		id, typ string
+		shared  bool
+	}{{txt.ID, "blob", true}, {cname.ID, "text", false}} {
+		var typ string
+		var shared bool
+		if err := s.r.QueryRowContext(ctx, `SELECT typeof(r.value), k.current_value IS NULL
+			FROM domains d JOIN domain_records r ON r.domain_seq = d.seq AND r.key = 'dkim'
+			JOIN dkim_rotations k ON k.domain_seq = d.seq WHERE d.id = ?`, tc.id).Scan(&typ, &shared); err != nil {
+			t.Fatal(err)
+		}
+		if typ != tc.typ || shared != tc.shared {
+			t.Errorf("%s: DKIM value kept as %s, rotation's current value shared %v; want %s, %v", tc.id, typ, shared, tc.typ, tc.shared)
+		}
+	}
+	var kept string
+	if err := s.r.QueryRowContext(ctx, `SELECT domaind_unpack_payload(payload) FROM events WHERE id = 'evt_1' AND typeof(payload) = 'blob'`).Scan(&kept); err != nil || kept != `"domain":"x"}}` {
+		t.Errorf("event payload kept as %q (%v); want its rest after the start the row gives, packed", kept, err)
+	}
+	want := map[string]*domain.Domain{}
+	wantRot := map[string]store.Rotation{}
+	for _, d := range []*domain.Domain{txt, cname} {
+		got, err := s.Domain(ctx, p.ID, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range got.Records {
+			if r, w := got.Records[i], d.Records[i]; r.Value != w.Value || !r.CreatedAt.Equal(w.CreatedAt) || !r.UpdatedAt.Equal(w.UpdatedAt) {
+				t.Errorf("%s %s read back: value %q created %v updated %v; want %q, %v, %v", d.Name, r.Key,
+					r.Value, r.CreatedAt, r.UpdatedAt, w.Value, w.CreatedAt, w.UpdatedAt)
+			}
+		}
+		rot, err := s.Rotation(ctx, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := rots[d.ID]; rot.CurrentValue != w.CurrentValue || rot.ProjectID != p.ID || rot.Domain != d.Name {
+			t.Errorf("%s rotation read back: current %q project %d domain %q", d.Name, rot.CurrentValue, rot.ProjectID, rot.Domain)
+		}
+		want[d.ID], wantRot[d.ID] = got, rot
+	}
+
+	migrateDown(t, s, 10)
+	var value string
+	var created, updated, project int64
+	var current string
+	if err := s.r.QueryRowContext(ctx, `SELECT r.value, r.created_at, r.updated_at, k.project_id, k.current_value
+		FROM domain_records r JOIN dkim_rotations k ON k.domain_id = r.domain_id
+		WHERE r.domain_id = ? AND r.key = 'dkim'`, txt.ID).Scan(&value, &created, &updated, &project, &current); err != nil {
+		t.Fatal(err)
+	}
+	if value != keyValue || created != t0.UnixMilli() || updated != checked.UnixMilli() || project != p.ID || current != keyValue {
+		t.Errorf("after going down to 10: value %q created %d updated %d project %d current %q", value, created, updated, project, current)
+	}
+	if err := s.r.QueryRowContext(ctx, `SELECT created_at FROM domain_records WHERE domain_id = ? AND key = 'inbound_mx'`,
+		txt.ID).Scan(&created); err != nil || created != t0.Add(time.Hour).UnixMilli() {
+		t.Errorf("inbound MX created at %d after going down to 10 (%v); want %d", created, err, t0.Add(time.Hour).UnixMilli())
+	}
+	for _, e := range events {
+		var payload string
+		if err := s.r.QueryRowContext(ctx, `SELECT payload FROM events WHERE id = ?`, e.ID).Scan(&payload); err != nil || payload != string(e.Payload) {
+			t.Errorf("%s payload after going down to 10: %q (%v); want %q", e.ID, payload, err, e.Payload)
+		}
+	}
+	var blank int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM domain_records WHERE status NOT IN ('unchecked', 'verified')`).Scan(&blank); err != nil || blank != 0 {
+		t.Errorf("%d records of another status than unchecked or verified after going down to 10 (%v)", blank, err)
+	}
+	s.Close()
+
+	s = open(t, path)
+	defer s.Close()
+	for _, d := range []*domain.Domain{txt, cname} {
+		got, err := s.Domain(ctx, p.ID, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want[d.ID]) {
+			t.Errorf("%s after down and up:\n%+v\nwant\n%+v", d.Name, got, want[d.ID])
+		}
+		rot, err := s.Rotation(ctx, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(rot, wantRot[d.ID]) {
+			t.Errorf("%s rotation after down and up:\n%+v\nwant\n%+v", d.Name, rot, wantRot[d.ID])
+		}
+	}
+	var typ string
+	if err := s.r.QueryRowContext(ctx, `SELECT typeof(r.value) FROM domains d JOIN domain_records r
+		ON r.domain_seq = d.seq AND r.key = 'dkim' WHERE d.id = ?`, txt.ID).Scan(&typ); err != nil || typ != "blob" {
+		t.Errorf("DKIM value kept as %s after up again (%v); want blob", typ, err)
+	}
+	evs, _, err := s.Events(ctx, p.ID, txt.ID, store.Page{})
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("Events after down and up = %+v, %v", evs, err)
+	}
+	for _, e := range evs {
+		for _, w := range events {
+			if e.ID == w.ID && string(e.Payload) != string(w.Payload) {
+				t.Errorf("%s payload after down and up: %q; want %q", e.ID, e.Payload, w.Payload)
+			}
+		}
+	}
+	if err := s.r.QueryRowContext(ctx, `SELECT domaind_unpack_payload(payload) FROM events WHERE id = 'evt_1' AND typeof(payload) = 'blob'`).Scan(&kept); err != nil || kept != `"domain":"x"}}` {
+		t.Errorf("event payload kept as %q after up again (%v); want its rest after the start the row gives, packed", kept, err)
+	}
+}
