@@ -168,8 +168,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&cfg.WebhookTimeout, "webhook-timeout", cfg.WebhookTimeout, "how long a webhook request may take in all (connecting and the TLS handshake: at most 5s each)")
 	fs.IntVar(&cfg.WebhookEndpointConcurrency, "webhook-endpoint-concurrency", cfg.WebhookEndpointConcurrency, "webhook deliveries in flight to one endpoint at most, across replicas")
 	fs.IntVar(&cfg.MaxWebhooks, "max-webhooks", cfg.MaxWebhooks, "webhooks a project may register")
+	readCacheMiB := fs.Int64("read-cache-mib", cfg.ReadCache.MaxBytes>>20, "MiB of GET /v1/domains/{id} answers kept in memory, at most "+fmt.Sprint(cfg.ReadCache.MaxEntries)+" domains (0: none)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	switch {
+	case *readCacheMiB < 0 || *readCacheMiB > 1<<20:
+		return errors.New("--read-cache-mib must be from 0 to 1048576")
+	case *readCacheMiB == 0:
+		cfg.ReadCache.MaxEntries = 0
+	default:
+		cfg.ReadCache.MaxBytes = *readCacheMiB << 20
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())

@@ -18,6 +18,7 @@ import (
 	"github.com/domaind/domaind/internal/fault"
 	"github.com/domaind/domaind/internal/jsonresp"
 	"github.com/domaind/domaind/internal/ratelimit"
+	"github.com/domaind/domaind/internal/readcache"
 	"github.com/domaind/domaind/internal/webhook"
 )
 
@@ -41,6 +42,9 @@ type Config struct {
 	// Addrs limits, per client address, requests without a valid API key; it
 	// is asked before the key is looked up. Nil means no such limit.
 	Addrs *ratelimit.Addrs
+	// GetCache bounds the cache of GET /v1/domains/{id}'s answers (see
+	// package readcache); MaxEntries 0 means none. Its clock is Now.
+	GetCache readcache.Config
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	Log *slog.Logger
@@ -48,8 +52,9 @@ type Config struct {
 
 // Server is the HTTP API.
 type Server struct {
-	cfg Config
-	mux http.Handler
+	cfg  Config
+	mux  http.Handler
+	gets *readcache.Cache[getView]
 }
 
 // New returns a Server for cfg.
@@ -63,7 +68,9 @@ func New(cfg Config) *Server {
 	if cfg.Keys == nil {
 		cfg.Keys = ratelimit.NewKeys(cfg.RateLimit)
 	}
-	s := &Server{cfg: cfg}
+	gc := cfg.GetCache
+	gc.Now = cfg.Now
+	s := &Server{cfg: cfg, gets: readcache.New[getView](gc)}
 	s.mux = s.routes()
 	return s
 }
@@ -135,7 +142,11 @@ func limitBody(next http.Handler) http.Handler {
 			writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, "The request body is larger than 1 MiB.")
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		// A request without a body (the server gives it http.NoBody) has
+		// nothing to limit.
+		if r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -163,7 +174,14 @@ func (sr *statusRecorder) Write(b []byte) (int, error) {
 // logged logs each request and turns a panic into a 500 that reveals nothing.
 func (s *Server) logged(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := s.cfg.Now()
+		// Asked first, and given typed attributes, so that a request whose
+		// log line is not wanted allocates nothing for it and reads no clock.
+		ctx := r.Context()
+		logging := s.cfg.Log.Enabled(ctx, slog.LevelInfo)
+		var start time.Time
+		if logging {
+			start = s.cfg.Now()
+		}
 		sr := &statusRecorder{ResponseWriter: w}
 		defer func() {
 			if p := recover(); p != nil {
@@ -175,9 +193,7 @@ func (s *Server) logged(next http.Handler) http.Handler {
 					writeError(sr, http.StatusInternalServerError, codeInternal, "Something went wrong on our side.")
 				}
 			}
-			// Asked first, and given typed attributes, so that a request whose
-			// log line is not wanted allocates nothing for it.
-			if ctx := r.Context(); s.cfg.Log.Enabled(ctx, slog.LevelInfo) {
+			if logging {
 				s.cfg.Log.LogAttrs(ctx, slog.LevelInfo, "request", slog.String("method", r.Method),
 					slog.String("path", r.URL.Path), slog.Int("status", sr.status),
 					slog.Duration("took", s.cfg.Now().Sub(start).Round(time.Microsecond)))

@@ -14,11 +14,14 @@ type Limit = ratelimit.Limit
 // ParseLimit parses "N/s", "N/m" or "N/h"; see ratelimit.ParseLimit.
 func ParseLimit(s string) (Limit, error) { return ratelimit.ParseLimit(s) }
 
-// setRateLimitHeaders sets the contract's X-RateLimit headers from a key's verdict.
+// setRateLimitHeaders sets the contract's X-RateLimit headers from a key's
+// verdict. The keys are given in their canonical form (as Header.Set would
+// make them, and as they go on the wire), which spares every request
+// canonicalizing them anew.
 func setRateLimitHeaders(h http.Header, limit Limit, v ratelimit.Verdict) {
-	h.Set("X-RateLimit-Limit", strconv.Itoa(limit.N))
-	h.Set("X-RateLimit-Remaining", strconv.Itoa(v.Remaining))
-	h.Set("X-RateLimit-Reset", strconv.FormatInt(ceilUnix(v.Reset), 10))
+	h["X-Ratelimit-Limit"] = []string{strconv.Itoa(limit.N)}
+	h["X-Ratelimit-Remaining"] = []string{strconv.Itoa(v.Remaining)}
+	h["X-Ratelimit-Reset"] = []string{strconv.FormatInt(ceilUnix(v.Reset), 10)}
 }
 
 func ceilUnix(t time.Time) int64 {

@@ -361,15 +361,6 @@ func (s *Server) callerDomain(w http.ResponseWriter, r *http.Request) (*domain.D
 	return s.cfg.Domains.Get(r.Context(), callerOf(r.Context()).projectID, id)
 }
 
-func (s *Server) getDomain(w http.ResponseWriter, r *http.Request) error {
-	d, err := s.callerDomain(w, r)
-	if d == nil {
-		return err
-	}
-	jsonresp.Write(w, http.StatusOK, successData{Success: true, Data: toV1Domain(d, s.cfg.Domains.Checking(d))})
-	return nil
-}
-
 func (s *Server) deleteDomain(w http.ResponseWriter, r *http.Request) error {
 	id, ok := domainID(w, r)
 	if !ok {

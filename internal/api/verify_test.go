@@ -218,7 +218,10 @@ func verifyTwiceAtOnce(t *testing.T, first, second *env) (string, [2]verifyJSON)
 	var wg sync.WaitGroup
 	var results [2]verifyJSON
 	wg.Go(func() { results[0] = first.verify(d.ID) })
-	waitFor(t, 5*time.Second, "the first check to start", func() bool { return second.get(d.ID).VerificationInProgress })
+	// The wait reads the database as second does, not second's read cache,
+	// which shows another replica's lease up to readcache.DefaultMaxStale late.
+	db := second.uncached()
+	waitFor(t, 5*time.Second, "the first check to start", func() bool { return db.get(d.ID).VerificationInProgress })
 	wg.Go(func() { results[1] = second.verify(d.ID) })
 	wg.Wait()
 

@@ -28,6 +28,7 @@ import (
 	"github.com/domaind/domaind/internal/metrics"
 	"github.com/domaind/domaind/internal/milter"
 	"github.com/domaind/domaind/internal/ratelimit"
+	"github.com/domaind/domaind/internal/readcache"
 	"github.com/domaind/domaind/internal/records"
 	"github.com/domaind/domaind/internal/rotation"
 	"github.com/domaind/domaind/internal/schedule"
@@ -35,6 +36,7 @@ import (
 	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/store/postgres"
 	"github.com/domaind/domaind/internal/store/sqlite"
+	"github.com/domaind/domaind/internal/store/watched"
 	"github.com/domaind/domaind/internal/verify"
 	"github.com/domaind/domaind/internal/webhook"
 )
@@ -117,6 +119,10 @@ type Config struct {
 	WebhookBackoff                  []time.Duration
 	WebhookInterval                 time.Duration
 	WebhookParkBase, WebhookParkMax time.Duration
+	// ReadCache bounds the per-replica cache of GET /v1/domains/{id}'s answers
+	// (see package readcache); MaxEntries 0 turns it off. Its clock is Now,
+	// and on SQLite it watches the file for other processes' commits.
+	ReadCache readcache.Config
 	// CheckObserver is told of every check, beside the metrics.
 	CheckObserver verify.Observer
 	// Now is the clock of the API, the dashboard, the services, the verifier
@@ -148,6 +154,7 @@ func DefaultConfig() Config {
 		WebhookTimeout:             webhook.DefaultTimeout,
 		WebhookEndpointConcurrency: webhook.DefaultEndpointConcurrency,
 		MaxWebhooks:                webhook.DefaultMaxWebhooks,
+		ReadCache:                  readcache.Config{MaxEntries: readcache.DefaultMaxEntries, MaxBytes: readcache.DefaultMaxBytes},
 	}
 }
 
@@ -176,20 +183,21 @@ func (c *Config) validate() error {
 
 // App is one domaind, built and ready to serve.
 type App struct {
-	cfg      Config
-	log      *slog.Logger
-	store    store.Store
-	ownStore bool
-	sealer   *records.Sealer
-	metrics  *metrics.Metrics
-	verifier *verify.Verifier
-	checker  *dnscheck.Checker
-	auth     *apikey.Service
-	domains  *domains.Service
-	webhooks *webhook.Service
-	rotator  *rotation.Rotator
-	handler  http.Handler
-	api      http.Handler
+	cfg       Config
+	log       *slog.Logger
+	store     store.Store
+	ownStore  bool
+	sealer    *records.Sealer
+	metrics   *metrics.Metrics
+	verifier  *verify.Verifier
+	checker   *dnscheck.Checker
+	auth      *apikey.Service
+	domains   *domains.Service
+	webhooks  *webhook.Service
+	rotator   *rotation.Rotator
+	handler   http.Handler
+	api       http.Handler
+	apiServer *api.Server
 
 	stopWorkers context.CancelFunc
 	workers     sync.WaitGroup
@@ -226,6 +234,10 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		}
 		a.ownStore = true
 	}
+	// Every service writes through the watched store, which tells the read
+	// caches of each write to a domain once it is made.
+	watchedStore := watched.New(a.store)
+	a.store = watchedStore
 	a.verifier = verify.New(a.store, checker, verify.Config{
 		Budget: cfg.VerifyBudget, MinInterval: cfg.VerifyMinInterval,
 		Rules: domain.Rules{DegradeAfter: cfg.DegradeAfter}, Recheck: cfg.Recheck,
@@ -259,10 +271,16 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.AnonRateLimit.N > 0 {
 		addrs = ratelimit.NewAddrs(cfg.AnonRateLimit, 0, cfg.TrustedProxies)
 	}
+	getCache := cfg.ReadCache
+	if ev, ok := unwrap(watchedStore).(epochStore); ok {
+		getCache.Epoch = ev.DataVersion
+	}
 	apiHandler := api.New(api.Config{
 		Auth: a.auth, Domains: a.domains, Webhooks: a.webhooks, Keys: keys, Addrs: addrs, Now: cfg.Now, Log: log,
+		GetCache: getCache,
 	})
-	a.api = apiHandler
+	watchedStore.Watch(apiHandler.GetCache())
+	a.api, a.apiServer = apiHandler, apiHandler
 	mux := http.NewServeMux()
 	// /metrics is for the operator's scraper and carries no customer data, so
 	// it sits beside the API without a key; keep the listener off the internet.
@@ -277,6 +295,24 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}))
 	a.handler = mux
 	return a, nil
+}
+
+// epochStore is a store that can tell when another process wrote it
+// (sqlite.Store's PRAGMA data_version).
+type epochStore interface {
+	DataVersion(ctx context.Context) (uint64, error)
+}
+
+// unwrap returns the store st wraps, through every layer that says what it
+// wraps.
+func unwrap(st store.Store) store.Store {
+	for {
+		u, ok := st.(interface{ Unwrap() store.Store })
+		if !ok {
+			return st
+		}
+		st = u.Unwrap()
+	}
 }
 
 // observers tells every observer of a check.
@@ -305,6 +341,10 @@ func (a *App) Domains() *domains.Service  { return a.domains }
 func (a *App) Auth() *apikey.Service      { return a.auth }
 func (a *App) Webhooks() *webhook.Service { return a.webhooks }
 func (a *App) Sealer() *records.Sealer    { return a.sealer }
+
+// GetCache is the API's cache of GET /v1/domains/{id}'s answers, for tests
+// and the bench to look into.
+func (a *App) GetCache() api.GetCache { return a.apiServer.GetCache() }
 
 // Rotator takes domains through their DKIM key rotations; RotationWorker is
 // the worker Start runs over it, for tests that run steps themselves.

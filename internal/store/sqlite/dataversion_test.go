@@ -1,0 +1,42 @@
+package sqlite
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestDataVersion: the writer's data_version stays put across this Store's own
+// commits and moves when another Store on the file (another process) commits.
+func TestDataVersion(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "domaind.db")
+	a, b := open(t, path), open(t, path)
+	defer a.Close()
+	defer b.Close()
+	ctx := t.Context()
+	version := func() uint64 {
+		t.Helper()
+		v, err := a.DataVersion(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	v0 := version()
+	if _, err := a.EnsureProject(ctx, "own", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if v := version(); v != v0 {
+		t.Fatalf("data_version moved from %d to %d on the Store's own commit", v0, v)
+	}
+	if _, err := b.EnsureProject(ctx, "other", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	v1 := version()
+	if v1 == v0 {
+		t.Fatalf("data_version stayed %d after another Store committed", v0)
+	}
+	if v := version(); v != v1 {
+		t.Fatalf("data_version moved from %d to %d with no commit between", v1, v)
+	}
+}
