@@ -36,6 +36,7 @@ type Store struct {
 	w, r     *sql.DB
 	prepared map[string]*sql.Stmt // see db.stmts
 	ws       *writeStmts
+	dv       dataVersion // see DataVersion
 }
 
 var _ store.Store = (*Store)(nil)
