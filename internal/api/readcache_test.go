@@ -92,12 +92,12 @@ func testGetCacheAfterEveryWrite(t *testing.T, o envOptions) {
 				t.Fatalf("rotate: %d %s", r.status, r.body)
 			}
 		}},
-		{name: "check in progress on another replica", write: func(t *testing.T, d domainJSON) {
+		{name: "check lease taken through this replica's store", write: func(t *testing.T, d domainJSON) {
 			if ok, err := e.store.AcquireCheck(ctx, d.ID, "another-replica", time.Now(), time.Minute); err != nil || !ok {
 				t.Fatalf("AcquireCheck: %v %v", ok, err)
 			}
 		}},
-		{name: "check ended on another replica", setup: func(t *testing.T, d domainJSON) {
+		{name: "check lease ended through this replica's store", setup: func(t *testing.T, d domainJSON) {
 			if ok, err := e.store.AcquireCheck(ctx, d.ID, "another-replica", time.Now(), time.Minute); err != nil || !ok {
 				t.Fatalf("AcquireCheck: %v %v", ok, err)
 			}

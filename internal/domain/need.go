@@ -8,10 +8,12 @@ package domain
 //     rules (Apply) use this and nothing else.
 //   - MustPublish (Need.MustPublish): something the customer uses waits until
 //     the record is published: sending (ownership, DKIM), receiving (the inbound
-//     MX, once receiving is on) and, during a DKIM key rotation, the next key
-//     (dkim_next in txt mode, the second selector's CNAME dkim_2 in cname
-//     mode), without which the rotation never switches and the customer is
-//     reminded daily. Sending goes on meanwhile, so these are not Required.
+//     MX, once receiving is on) and the next DKIM key: in txt mode dkim_next,
+//     during a rotation; in cname mode the second selector's CNAME dkim_2,
+//     which is published once with the domain and stays, so that every later
+//     rotation finds it. Without it the rotation never switches and the
+//     customer is reminded daily. Sending goes on meanwhile, so these are not
+//     Required.
 //
 // The v2 API's isRequired, the zone export's comments and the dashboard all
 // show MustPublish, through Need, so they cannot disagree.

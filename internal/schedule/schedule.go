@@ -210,20 +210,26 @@ func (w *Worker) Run(ctx context.Context) error {
 				log.Error("claiming due checks", "err", err)
 			}
 			claimed = len(due)
-			if l, ok := w.Checker.(Leaser); ok && len(due) > 0 {
-				l.LeaseChecks(ctx, due)
-			}
 			mu.Lock()
+			accepted := due[:0:0]
 			for _, d := range due {
-				if total+len(ready) >= conc+ahead || held[d.ProjectID] >= perProject {
+				if total+len(ready)+len(accepted) >= conc+ahead || held[d.ProjectID] >= perProject {
 					// The store handed out more than asked, which it must not;
 					// the claim comes due again when its lease ends.
 					log.Error("claim exceeds the free check slots", "id", d.ID, "project", d.ProjectID)
 					continue
 				}
 				held[d.ProjectID]++
-				ready = append(ready, d)
+				accepted = append(accepted, d)
 			}
+			mu.Unlock()
+			// Only the checks this worker will run take their leases, so that
+			// another replica's verify does not wait on a dropped claim.
+			if l, ok := w.Checker.(Leaser); ok && len(accepted) > 0 {
+				l.LeaseChecks(ctx, accepted)
+			}
+			mu.Lock()
+			ready = append(ready, accepted...)
 			start()
 			mu.Unlock()
 		}

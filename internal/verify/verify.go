@@ -253,6 +253,9 @@ func (v *Verifier) start(projectID int64, id string, explicit bool, read *domain
 		r.d, r.err = v.check(projectID, id, explicit, read)
 		v.mu.Lock()
 		delete(v.running, id)
+		// The check's save ended the lease, whichever check LeaseChecks took
+		// it for: a check of the domain that starts later takes its own.
+		delete(v.leased, id)
 		v.mu.Unlock()
 		close(r.done)
 	}()
@@ -286,7 +289,11 @@ func (v *Verifier) LeaseChecks(ctx context.Context, due []store.Due) {
 		}
 	}
 	for _, id := range got {
-		v.leased[id] = now
+		// A check of the domain already running (an explicit verify) ends
+		// the lease when it saves; the scheduled one must not count on it.
+		if _, running := v.running[id]; !running {
+			v.leased[id] = now
+		}
 	}
 	v.mu.Unlock()
 }
@@ -309,10 +316,12 @@ func (v *Verifier) ReleaseLeases(ctx context.Context, due []store.Due) {
 	}
 }
 
-// lease is how long a check's lease holds: past both deadlines of the check, so
-// it cannot end while the check may still save.
+// lease is how long a check's lease holds: past every deadline of the check
+// (the read before DNS, DNS and the grace given a slow checker, the save), so
+// it cannot end while the check may still save, even when LeaseChecks took it
+// up to leaseMargin/2 before the check started.
 func (v *Verifier) lease() time.Duration {
-	return v.cfg.CheckTimeout + v.cfg.SaveTimeout + leaseMargin
+	return v.cfg.CheckTimeout + checkerGrace + 2*v.cfg.SaveTimeout + leaseMargin
 }
 
 // takeLeased reports whether LeaseChecks took the domain's lease recently

@@ -745,3 +745,39 @@ func TestLeaseChecks(t *testing.T) {
 		t.Errorf("ReleaseLeases released %d leases, want 1: only the unused one was still held", r)
 	}
 }
+
+// TestLeaseTakenWhileRunning: a lease LeaseChecks takes while a check of the
+// domain is already running (an explicit verify) is ended by that check's
+// save, so the scheduled check that follows must take a lease of its own
+// instead of running with none.
+func TestLeaseTakenWhileRunning(t *testing.T) {
+	f := newFixture(t)
+	d := f.addDomain(t, "busy.example")
+	st := &writeCounter{Store: f.st}
+	release := make(chan struct{})
+	c := &checker{fn: answerOnRelease(release, domain.CheckVerified)}
+	v := verify.New(st, c, verify.Config{Budget: time.Second, Recheck: recheck},
+		f.clock.Now, slog.New(slog.DiscardHandler))
+	t.Cleanup(v.Close)
+	verified := make(chan error, 1)
+	go func() {
+		_, err := v.Verify(t.Context(), f.p.ID, d.ID)
+		verified <- err
+	}()
+	c.waitCalled(t, "the explicit check never asked DNS")
+	v.LeaseChecks(t.Context(), []store.Due{{ID: d.ID, ProjectID: f.p.ID}})
+	close(release)
+	if err := <-verified; err != nil {
+		t.Fatal(err)
+	}
+	if got := f.get(t, d.ID); !got.CheckingUntil.IsZero() {
+		t.Fatalf("lease until %v after the explicit check saved; want none", got.CheckingUntil)
+	}
+	before := st.acquires.Load()
+	if err := v.CheckDue(t.Context(), f.p.ID, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	if st.acquires.Load() == before {
+		t.Error("the scheduled check ran on the lease the explicit check's save had ended, taking none of its own")
+	}
+}

@@ -36,6 +36,7 @@ type Store struct {
 	w, r     *sql.DB
 	prepared map[string]*sql.Stmt // see db.stmts
 	ws       *writeStmts
+	dv       dataVersion // see DataVersion
 }
 
 var _ store.Store = (*Store)(nil)
@@ -124,13 +125,21 @@ var registered = sync.OnceValue(func() error {
 	if err != nil {
 		return err
 	}
-	return sqlite.RegisterDeterministicScalarFunction("domaind_unpack_payload", 1,
+	err = sqlite.RegisterDeterministicScalarFunction("domaind_unpack_payload", 1,
 		func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
 			packed, ok := args[0].([]byte)
 			if !ok {
 				return nil, fmt.Errorf("domaind_unpack_payload: %T, not a blob", args[0])
 			}
 			return codec.Unpack(packed)
+		})
+	if err != nil {
+		return err
+	}
+	// 00011's Down turns a DKIM key value kept as bytes back into its text.
+	return sqlite.RegisterDeterministicScalarFunction("domaind_value_text", 1,
+		func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+			return sqlstore.ValueText(args[0])
 		})
 })
 
@@ -170,8 +179,11 @@ func (d *db) Tx(ctx context.Context, fn func(sqlstore.Querier) error) error {
 	// Once the writer is free again, what the transaction ran unprepared is
 	// prepared for the next ones.
 	defer d.ws.prepare(context.WithoutCancel(ctx))
+	// Deferred after the preparing, so it runs first: a panic in fn must not
+	// leave the writer's one connection in the transaction while prepare
+	// waits for it. After a commit it does nothing.
+	defer tx.Rollback()
 	if err := fn(txQuerier{tx: tx, ws: d.ws}); err != nil {
-		tx.Rollback()
 		return err
 	}
 	if err := tx.Commit(); err != nil {

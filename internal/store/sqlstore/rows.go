@@ -160,11 +160,17 @@ func storedValue(v string, binary bool) any {
 		return v
 	}
 	key, err := base64.StdEncoding.DecodeString(b64)
-	if err != nil {
+	// The decoder skips line breaks, which valueOf would not give back (nor
+	// does the migration's SQL take them): bytes only for what they restore.
+	if err != nil || base64.StdEncoding.EncodeToString(key) != b64 {
 		return v
 	}
 	return key
 }
+
+// ValueText is a stored record value as text (valueOf), for the SQL function
+// migration 00011's Down calls where SQLite keeps a value as bytes.
+func ValueText(v any) (string, error) { return valueOf(v) }
 
 // valueOf is the inverse of storedValue, for a value as the driver scanned it.
 func valueOf(v any) (string, error) {

@@ -33,8 +33,10 @@ type Store struct {
 var _ store.Store = (*Store)(nil)
 
 // New returns st, watched. When st is already watched, it is returned itself,
-// so that every cache built on one store (two Apps sharing it, as tests
-// build) hears of every write made through it.
+// so that every cache built on it (two Apps given one App's Store(), as tests
+// build) hears of every write made through it. Two Apps given the same
+// unwatched store each wrap it apart and do not hear each other's writes:
+// share App.Store(), not the store under it.
 func New(st store.Store) *Store {
 	if w, ok := st.(*Store); ok {
 		return w

@@ -285,7 +285,9 @@ CREATE TABLE dkim_rotations_old (
 );
 INSERT INTO dkim_rotations_old
 SELECT d.id, d.project_id, k.mode, k.state, k.current_selector,
-       coalesce(k.current_value, r.value, ''),
+       -- A value of its own (cname mode: the dkim record is a CNAME) may be
+       -- kept as bytes, like the records'.
+       CASE WHEN k.current_value IS NULL THEN coalesce(r.value, '') ELSE domaind_value_text(k.current_value) END,
        k.current_since, k.current_visible_at, k.next_selector, k.next_value, k.next_key,
        k.prev_selector, k.prev_value, k.reason, k.started_at, k.published_at, k.visible_at,
        k.switched_at, k.retire_at, k.retired_at, k.reminded_at, k.attempts, k.last_error, k.step_at
