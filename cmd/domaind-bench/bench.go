@@ -157,8 +157,9 @@ func (b *bench) apiSection(ctx context.Context, w io.Writer) error {
 		"  about %.0f POSTs per second whatever the database. Its CPU is how busy the machine's cores were, and in parentheses\n"+
 		"  the bench process's share.\n", b.cfg.clients, b.cfg.postDuration, records.DefaultConfig().DKIMBits, fmtLatency(keygen),
 		runtime.NumCPU(), postCeiling)
-	fmt.Fprintf(w, "- Seeded domains are stored through `Store.CreateDomain` by %d goroutines, in one project, with one RSA key\n"+
-		"  reused for all (and a fresh id and ownership token each); their next check is a year away, so the\n"+
+	fmt.Fprintf(w, "- Seeded domains are stored through `Store.CreateDomainRotating` (with the rotation row serve adds) by %d\n"+
+		"  goroutines, in one project, with one RSA key reused for all (and a fresh id and ownership token each);\n"+
+		"  their next check is a year away, so the\n"+
 		"  background worker stays idle. POST adds to another project, and its domains are deleted afterwards.\n",
 		b.cfg.seedWorkers)
 	fmt.Fprintf(w, "- %s\n\n", pool)
