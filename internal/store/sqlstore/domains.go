@@ -258,6 +258,22 @@ func (s *Store) FinishCheck(ctx context.Context, d *domain.Domain, events []stor
 // saveCheck saves a check and, when owner is not empty, ends owner's lease on
 // checking the domain in the same statement (as ReleaseCheck does).
 func (s *Store) saveCheck(ctx context.Context, d *domain.Domain, events []store.Event, owner string) error {
+	// What does not depend on the database (the records' states, the events'
+	// packed payloads) is made here, by the checks that finish in parallel,
+	// rather than in the transaction, which the one writer runs for a whole
+	// group of checks in turn, and may run up to three times (see group).
+	states := make([]string, len(d.Records))
+	for i := range d.Records {
+		state, err := encodeRecordState(&d.Records[i])
+		if err != nil {
+			return err
+		}
+		states[i] = state
+	}
+	payloads, err := s.eventPayloads(events)
+	if err != nil {
+		return err
+	}
 	return s.writes.do(ctx, d.ID, func(ctx context.Context, tx Querier) error {
 		// The update locks the domain row first, so two replicas saving checks of
 		// one domain take turns, and a concurrent delete waits for this one.
@@ -278,22 +294,18 @@ func (s *Store) saveCheck(ctx context.Context, d *domain.Domain, events []store.
 		}
 		for i := range d.Records {
 			r := &d.Records[i]
-			state, err := encodeRecordState(r)
-			if err != nil {
-				return err
-			}
 			// Only the record the check judged: a rotation that moved another
 			// value under the key since the check read it (a switch, a
 			// retirement) keeps its own, and the next check judges it.
 			if _, err := tx.Exec(ctx, `UPDATE domain_records SET verified = $1, status = $2, state = $3,
 				failures = $4, checked_at = $5, updated_at = `+updatedAt(6, 7)+`
 				WHERE domain_seq = `+domainSeq(7)+` AND key = $8 AND value = $9`,
-				r.Verified, storedStatus(r.Status), state, r.Failures, millis(r.CheckedAt), millis(r.UpdatedAt),
+				r.Verified, storedStatus(r.Status), states[i], r.Failures, millis(r.CheckedAt), millis(r.UpdatedAt),
 				d.ID, string(r.Key), s.value(r.Value)); err != nil {
 				return s.errorf("save record %s/%s: %w", d.ID, r.Key, err)
 			}
 		}
-		return s.insertEvents(ctx, tx, events)
+		return s.insertPackedEvents(ctx, tx, events, payloads)
 	})
 }
 
