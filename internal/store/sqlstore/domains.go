@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -143,6 +144,43 @@ func (s *Store) Domain(ctx context.Context, projectID int64, id string) (*domain
 		}
 	}
 	return d, nil
+}
+
+// DomainsByID implements store.Store. The domains are read in one snapshot,
+// with one query for the domains and one for their records per as many as the
+// dialect's In takes: a scheduler reads a claimed batch so for less than a
+// point read (Domain) of each.
+func (s *Store) DomainsByID(ctx context.Context, ids []string) ([]*domain.Domain, error) {
+	// Each domain once, however often it is asked for (loadRecords keys the
+	// domains by id).
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var ds []*domain.Domain
+	err := s.db.Snapshot(ctx, func(tx Querier) error {
+		ds = ds[:0]
+		for _, part := range chunks(ids, s.d.MaxIn()) {
+			in, args := s.d.In("d.id", 1, part)
+			rows, err := tx.Query(ctx, `SELECT `+domainColumns+` FROM domains d WHERE `+in, args...)
+			if err != nil {
+				return s.errorf("domains by id: %w", err)
+			}
+			got, err := Collect(rows, scanDomain)
+			if err != nil {
+				return s.errorf("domains by id: %w", err)
+			}
+			ds = append(ds, got...)
+		}
+		for _, d := range ds {
+			d.Records = make([]domain.Record, 0, len(domain.SendingKeys)+1)
+		}
+		return s.loadRecords(ctx, tx, ds)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ds, nil
 }
 
 // Domains implements store.Store.
