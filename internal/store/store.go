@@ -177,6 +177,9 @@ type Store interface {
 	CreateDomain(ctx context.Context, d *domain.Domain, sealedKey []byte) error
 	// Domain returns the project's domain with the given id.
 	Domain(ctx context.Context, projectID int64, id string) (*domain.Domain, error)
+	// DomainsByID returns the domains with the given ids, of any project, with
+	// their records, in no particular order; ids of no domain are left out.
+	DomainsByID(ctx context.Context, ids []string) ([]*domain.Domain, error)
 	// Domains lists the project's domains, oldest first, and the total count.
 	Domains(ctx context.Context, projectID int64, p Page) ([]*domain.Domain, int, error)
 	// DeleteDomain removes the project's domain, its records and its key.

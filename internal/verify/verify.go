@@ -89,8 +89,18 @@ type Verifier struct {
 	// replicas from checking one domain at once.
 	owner string
 	// leased holds, by domain id, when LeaseChecks took the lease of a check
-	// the scheduler claimed and has not started yet.
-	leased map[string]time.Time
+	// the scheduler claimed and has not started yet, and the domain as it read
+	// it then.
+	leased map[string]leased
+}
+
+// leased is a lease LeaseChecks took.
+type leased struct {
+	at time.Time
+	// read is the domain as LeaseChecks read it once the lease was taken, or
+	// nil: the check asks DNS for it instead of reading it again (and reads
+	// it afresh before it saves, as ever).
+	read *domain.Domain
 }
 
 type run struct {
@@ -125,7 +135,7 @@ func New(st store.Store, checker Checker, cfg Config, now func() time.Time, log 
 	return &Verifier{
 		store: st, checker: checker, cfg: cfg, now: now, log: log,
 		ctx: ctx, cancel: cancel, running: make(map[string]*run), owner: owner,
-		leased: make(map[string]time.Time),
+		leased: make(map[string]leased),
 	}
 }
 
@@ -228,7 +238,7 @@ func (v *Verifier) CheckDue(ctx context.Context, projectID int64, id string) err
 	v.mu.Lock()
 	r := v.running[id]
 	if r == nil {
-		r = v.start(projectID, id, false, nil)
+		r = v.start(projectID, id, false, v.leasedRead(projectID, id))
 	} else {
 		v.joins++
 	}
@@ -281,10 +291,10 @@ func (v *Verifier) LeaseChecks(ctx context.Context, due []store.Due) {
 		v.log.Error("taking check leases", "err", err)
 	}
 	v.mu.Lock()
-	for id, at := range v.leased {
+	for id, l := range v.leased {
 		// Whatever was never started nor released (a scheduler that stopped
 		// without saying) is of no use once its lease is half gone.
-		if now.Sub(at) > leaseMargin {
+		if now.Sub(l.at) > leaseMargin {
 			delete(v.leased, id)
 		}
 	}
@@ -292,10 +302,52 @@ func (v *Verifier) LeaseChecks(ctx context.Context, due []store.Due) {
 		// A check of the domain already running (an explicit verify) ends
 		// the lease when it saves; the scheduled one must not count on it.
 		if _, running := v.running[id]; !running {
-			v.leased[id] = now
+			v.leased[id] = leased{at: now}
 		}
 	}
 	v.mu.Unlock()
+	v.readLeased(ctx, got)
+}
+
+// readLeased reads, in one go, the domains whose leases LeaseChecks just took,
+// for their checks to start from: a point read of each as its check starts
+// costs more. The checks still read each domain afresh before saving, so one
+// changed since is judged as it is then, as one changed while DNS is asked.
+// If the read fails, each check reads its domain itself.
+func (v *Verifier) readLeased(ctx context.Context, ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, v.cfg.SaveTimeout)
+	ds, err := v.store.DomainsByID(ctx, ids)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			v.log.Error("reading leased domains", "err", err)
+		}
+		return
+	}
+	v.mu.Lock()
+	for _, d := range ds {
+		// Only a lease still waiting for its check: one whose check started
+		// meanwhile, or ended, is gone from leased.
+		if l, ok := v.leased[d.ID]; ok && l.read == nil {
+			l.read = d
+			v.leased[d.ID] = l
+		}
+	}
+	v.mu.Unlock()
+}
+
+// leasedRead is the domain as LeaseChecks read it for a check starting now,
+// or nil; v.mu must be held. It is only given while the lease is fresh (see
+// takeLeased), and only for the project the check is for.
+func (v *Verifier) leasedRead(projectID int64, id string) *domain.Domain {
+	l, ok := v.leased[id]
+	if !ok || l.read == nil || l.read.ProjectID != projectID || v.now().Sub(l.at) > leaseMargin/2 {
+		return nil
+	}
+	return l.read
 }
 
 // ReleaseLeases ends the leases LeaseChecks took for domains whose checks did
@@ -328,12 +380,12 @@ func (v *Verifier) lease() time.Duration {
 // enough that it outlasts a check starting now, and forgets it either way.
 func (v *Verifier) takeLeased(id string) bool {
 	v.mu.Lock()
-	at, ok := v.leased[id]
+	l, ok := v.leased[id]
 	delete(v.leased, id)
 	v.mu.Unlock()
 	// The lease ends at at+lease; a check starting now needs it until its two
 	// deadlines have passed, which leaves leaseMargin for the wait since at.
-	return ok && v.now().Sub(at) <= leaseMargin/2
+	return ok && v.now().Sub(l.at) <= leaseMargin/2
 }
 
 // checkerGrace is how long a check waits, after its DNS deadline, for a checker

@@ -703,6 +703,11 @@ func TestLeaseChecks(t *testing.T) {
 	if n := st.acquires.Load(); n != 0 {
 		t.Errorf("a check leased moments ago took its lease again (%d writes)", n)
 	}
+	// It started from the domain as LeaseChecks read it, with all the others
+	// in one read, and read it alone only afresh before saving.
+	if n := st.reads.Swap(0); n != 1 {
+		t.Errorf("a check leased moments ago read its domain %d times, want 1 (before saving)", n)
+	}
 	if got := f.get(t, fresh.ID); got.Status != domain.StatusVerified || !got.CheckingUntil.IsZero() {
 		t.Errorf("after its check: %s, lease until %v; want VERIFIED, no lease", got.Status, got.CheckingUntil)
 	}
@@ -713,6 +718,10 @@ func TestLeaseChecks(t *testing.T) {
 	}
 	if n := st.acquires.Load(); n != 1 {
 		t.Errorf("a check leased long ago took its lease %d times, want 1", n)
+	}
+	// Nor is what LeaseChecks read then: the check reads the domain itself.
+	if n := st.reads.Swap(0); n != 2 {
+		t.Errorf("a check leased long ago read its domain %d times, want 2", n)
 	}
 	// other's lease is another replica's: its check waits for it to end.
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -779,5 +788,26 @@ func TestLeaseTakenWhileRunning(t *testing.T) {
 	}
 	if st.acquires.Load() == before {
 		t.Error("the scheduled check ran on the lease the explicit check's save had ended, taking none of its own")
+	}
+}
+
+// TestLeasedReadOtherProject: what LeaseChecks read of a domain is not what a
+// check asked for under another project starts from: that check finds no such
+// domain, asks DNS nothing, and leaves the domain as it was.
+func TestLeasedReadOtherProject(t *testing.T) {
+	f := newFixture(t)
+	d := f.addDomain(t, "mine.example")
+	c := &checker{fn: answer(domain.CheckVerified)}
+	v := f.verifier(t, c, time.Second, time.Second)
+	f.clock.Set(d.NextCheckAt)
+	v.LeaseChecks(t.Context(), []store.Due{{ID: d.ID, ProjectID: f.p.ID}})
+	if err := v.CheckDue(t.Context(), f.p.ID+1, d.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a check of the domain under another project: %v, want ErrNotFound", err)
+	}
+	if n := c.calls.Load(); n != 0 {
+		t.Errorf("a check of the domain under another project asked DNS %d times", n)
+	}
+	if got := f.get(t, d.ID); got.Status == domain.StatusVerified || !got.LastCheckedAt.Equal(d.LastCheckedAt) {
+		t.Errorf("a check under another project saved the domain: %s, last checked %v", got.Status, got.LastCheckedAt)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -145,6 +146,43 @@ func (s *Store) Domain(ctx context.Context, projectID int64, id string) (*domain
 	return d, nil
 }
 
+// DomainsByID implements store.Store. The domains are read in one snapshot,
+// with one query for the domains and one for their records per as many as the
+// dialect's In takes: a scheduler reads a claimed batch so for less than a
+// point read (Domain) of each.
+func (s *Store) DomainsByID(ctx context.Context, ids []string) ([]*domain.Domain, error) {
+	// Each domain once, however often it is asked for (loadRecords keys the
+	// domains by id).
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var ds []*domain.Domain
+	err := s.db.Snapshot(ctx, func(tx Querier) error {
+		ds = ds[:0]
+		for _, part := range chunks(ids, s.d.MaxIn()) {
+			in, args := s.d.In("d.id", 1, part)
+			rows, err := tx.Query(ctx, `SELECT `+domainColumns+` FROM domains d WHERE `+in, args...)
+			if err != nil {
+				return s.errorf("domains by id: %w", err)
+			}
+			got, err := Collect(rows, scanDomain)
+			if err != nil {
+				return s.errorf("domains by id: %w", err)
+			}
+			ds = append(ds, got...)
+		}
+		for _, d := range ds {
+			d.Records = make([]domain.Record, 0, len(domain.SendingKeys)+1)
+		}
+		return s.loadRecords(ctx, tx, ds)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ds, nil
+}
+
 // Domains implements store.Store.
 func (s *Store) Domains(ctx context.Context, projectID int64, p store.Page) ([]*domain.Domain, int, error) {
 	var (
@@ -258,6 +296,22 @@ func (s *Store) FinishCheck(ctx context.Context, d *domain.Domain, events []stor
 // saveCheck saves a check and, when owner is not empty, ends owner's lease on
 // checking the domain in the same statement (as ReleaseCheck does).
 func (s *Store) saveCheck(ctx context.Context, d *domain.Domain, events []store.Event, owner string) error {
+	// What does not depend on the database (the records' states, the events'
+	// packed payloads) is made here, by the checks that finish in parallel,
+	// rather than in the transaction, which the one writer runs for a whole
+	// group of checks in turn, and may run up to three times (see group).
+	states := make([]string, len(d.Records))
+	for i := range d.Records {
+		state, err := encodeRecordState(&d.Records[i])
+		if err != nil {
+			return err
+		}
+		states[i] = state
+	}
+	payloads, err := s.eventPayloads(events)
+	if err != nil {
+		return err
+	}
 	return s.writes.do(ctx, d.ID, func(ctx context.Context, tx Querier) error {
 		// The update locks the domain row first, so two replicas saving checks of
 		// one domain take turns, and a concurrent delete waits for this one.
@@ -278,22 +332,18 @@ func (s *Store) saveCheck(ctx context.Context, d *domain.Domain, events []store.
 		}
 		for i := range d.Records {
 			r := &d.Records[i]
-			state, err := encodeRecordState(r)
-			if err != nil {
-				return err
-			}
 			// Only the record the check judged: a rotation that moved another
 			// value under the key since the check read it (a switch, a
 			// retirement) keeps its own, and the next check judges it.
 			if _, err := tx.Exec(ctx, `UPDATE domain_records SET verified = $1, status = $2, state = $3,
 				failures = $4, checked_at = $5, updated_at = `+updatedAt(6, 7)+`
 				WHERE domain_seq = `+domainSeq(7)+` AND key = $8 AND value = $9`,
-				r.Verified, storedStatus(r.Status), state, r.Failures, millis(r.CheckedAt), millis(r.UpdatedAt),
+				r.Verified, storedStatus(r.Status), states[i], r.Failures, millis(r.CheckedAt), millis(r.UpdatedAt),
 				d.ID, string(r.Key), s.value(r.Value)); err != nil {
 				return s.errorf("save record %s/%s: %w", d.ID, r.Key, err)
 			}
 		}
-		return s.insertEvents(ctx, tx, events)
+		return s.insertPackedEvents(ctx, tx, events, payloads)
 	})
 }
 

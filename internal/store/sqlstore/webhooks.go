@@ -21,20 +21,42 @@ import (
 // each statement. Rows are inserted in the order given, so events keep their
 // order (seq).
 func (s *Store) insertEvents(ctx context.Context, tx Querier, events []store.Event) error {
+	payloads, err := s.eventPayloads(events)
+	if err != nil {
+		return err
+	}
+	return s.insertPackedEvents(ctx, tx, events, payloads)
+}
+
+// eventPayloads is the payload column's value of each of events: the payload
+// less what the row holds (see storedPayload), packed where the dialect keeps
+// bytes. The deliveries keep it whole, as it is sent.
+func (s *Store) eventPayloads(events []store.Event) ([]any, error) {
+	payloads := make([]any, len(events))
+	for i := range events {
+		payload, err := s.payloadArg(storedPayload(&events[i]))
+		if err != nil {
+			return nil, err
+		}
+		payloads[i] = payload
+	}
+	return payloads, nil
+}
+
+// insertPackedEvents is insertEvents with the events' payload column values
+// already made by eventPayloads, one for each event.
+func (s *Store) insertPackedEvents(ctx context.Context, tx Querier, events []store.Event, payloads []any) error {
 	if len(events) == 0 {
 		return nil
 	}
-	for part := range slices.Chunk(events, maxInsertRows) {
+	if len(payloads) != len(events) {
+		return fmt.Errorf("store: %d payloads for %d events", len(payloads), len(events))
+	}
+	for first := 0; first < len(events); first += maxInsertRows {
+		part := events[first:min(first+maxInsertRows, len(events))]
 		args := make([]any, 0, len(part)*6)
-		for _, e := range part {
-			// The payload less what the row holds (see storedPayload), packed
-			// where the dialect keeps bytes; the deliveries keep it whole, as
-			// it is sent.
-			payload, err := s.payloadArg(storedPayload(&e))
-			if err != nil {
-				return err
-			}
-			args = append(args, e.ID, e.ProjectID, e.DomainID, e.Type, payload, millis(e.CreatedAt))
+		for i, e := range part {
+			args = append(args, e.ID, e.ProjectID, e.DomainID, e.Type, payloads[first+i], millis(e.CreatedAt))
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO events (id, project_id, domain_id, type, payload, created_at)
 			VALUES `+valuesList(len(part), 6), args...); err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/store"
 )
 
@@ -426,5 +427,60 @@ func testAcquireChecks(t *testing.T, s store.Store) {
 	}
 	if got, err := s.AcquireChecks(ctx, nil, "a", now, time.Minute); err != nil || len(got) != 0 {
 		t.Errorf("AcquireChecks of none = %v, %v", got, err)
+	}
+}
+
+// testDomainsByID checks that DomainsByID gives each domain asked for, of any
+// project, once and whole (as Domain gives it), and leaves out ids of none.
+func testDomainsByID(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p, q := project(t, s, "acme"), project(t, s, "other")
+	var want []*domain.Domain
+	for i, proj := range []store.Project{p, p, p, q} {
+		d := sampleDomain(proj.ID, newID(t), fmt.Sprintf("d%d.example", i), at(time.Duration(i)*time.Second))
+		createDomain(t, s, d)
+		want = append(want, d)
+	}
+	// A domain checked since, so that its records' states are not those it was
+	// created with; and one not asked for.
+	checked := getDomain(t, s, p.ID, want[1].ID)
+	checked.Records[0].Verified = true
+	checked.Records[0].Found = []string{"found"}
+	checked.LastCheckedAt = at(time.Minute)
+	if err := s.SaveCheck(ctx, checked, nil); err != nil {
+		t.Fatal(err)
+	}
+	notAsked := sampleDomain(p.ID, newID(t), "not-asked.example", at(0))
+	createDomain(t, s, notAsked)
+
+	missing := "0123456789abcdef01234567"
+	ids := []string{want[3].ID, missing, want[0].ID, want[1].ID, want[2].ID, want[0].ID}
+	got, err := s.DomainsByID(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("DomainsByID gave %d domains, want %d", len(got), len(want))
+	}
+	byID := map[string]*domain.Domain{}
+	for _, d := range got {
+		if byID[d.ID] != nil {
+			t.Errorf("DomainsByID gave %s twice", d.ID)
+		}
+		byID[d.ID] = d
+	}
+	for _, w := range want {
+		d := byID[w.ID]
+		if d == nil {
+			t.Errorf("DomainsByID left out %s", w.ID)
+			continue
+		}
+		checkDomain(t, d, getDomain(t, s, w.ProjectID, w.ID))
+	}
+	if d := byID[want[1].ID]; d != nil && len(d.Records) > 0 && (!d.Records[0].Verified || !slices.Equal(d.Records[0].Found, []string{"found"})) {
+		t.Errorf("DomainsByID gave the checked domain's record as %+v, not as saved", d.Records[0])
+	}
+	if got, err := s.DomainsByID(ctx, nil); err != nil || len(got) != 0 {
+		t.Errorf("DomainsByID of none = %v, %v", got, err)
 	}
 }

@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CheckLease", testCheckLease},
 		{"FinishCheck", testFinishCheck},
 		{"AcquireChecks", testAcquireChecks},
+		{"DomainsByID", testDomainsByID},
 		{"SigningKeys", testSigningKeys},
 		{"RotationsTXT", testRotationsTXT},
 		{"RotationsCNAME", testRotationsCNAME},

@@ -16,7 +16,7 @@ import (
 // InitRotations, which only adds rotation rows.
 var reads = []string{
 	"APIKeyByHash", "APIKeys", "Close", "CreateAPIKey", "CreateSession", "CreateWebhook", "ClaimDeliveries",
-	"DeleteSession", "DeleteWebhook", "Deliveries", "Domain", "DomainIDsByName", "Domains", "EnsureProject", "InitRotations",
+	"DeleteSession", "DeleteWebhook", "Deliveries", "Domain", "DomainIDsByName", "Domains", "DomainsByID", "EnsureProject", "InitRotations",
 	"Events", "ExpireDeliveries", "OldestDue", "RecordAttempt", "RevokeAPIKey", "Rotation", "SealedDKIMKey",
 	"SessionByHash", "SigningKeys", "Webhooks",
 }
