@@ -149,8 +149,9 @@ func (b *bench) apiSection(ctx context.Context, w io.Writer) error {
 		"  60%% and at most 1.5×). CPU is each process's user and system time over the run's wall time, in cores: the\n"+
 		"  server (this process), wrk, and PostgreSQL's processes (from /proc/PID/stat). GET answers from the replica's\n"+
 		"  read cache what it holds (at most 200,000 domains, 256 MiB; on PostgreSQL for less than a second each); its\n"+
-		"  CPU cell gives the hits and misses. On SQLite each of the domains wrk picks from is asked for once before GET\n"+
-		"  is measured, as a replica that has served them has been.\n",
+		"  CPU cell gives the hits and misses. Each of the domains wrk picks from is asked for once before GET is\n"+
+		"  measured, as a replica that has served them has been: on SQLite its read cache holds them, on PostgreSQL\n"+
+		"  the database's buffers (the script starts PostgreSQL afresh, so its first reads would be measured otherwise).\n",
 		wrkConns, wrkThreads, b.cfg.getDuration, fmtCount(maxWrkPaths), len(bareBody), wrkConns, b.cfg.getDuration)
 	fmt.Fprintf(w, "- POST /v1/domains adds a new domain, from %d clients in the bench's process for %s. It generates an RSA-%d DKIM\n"+
 		"  key, and that is where its time goes: one key takes %s on one core here (mean of 5), so %d cores allow at most\n"+
