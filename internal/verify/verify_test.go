@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -809,5 +810,35 @@ func TestLeasedReadOtherProject(t *testing.T) {
 	}
 	if got := f.get(t, d.ID); got.Status == domain.StatusVerified || !got.LastCheckedAt.Equal(d.LastCheckedAt) {
 		t.Errorf("a check under another project saved the domain: %s, last checked %v", got.Status, got.LastCheckedAt)
+	}
+}
+
+// failingBatch is a store whose batch read of domains fails.
+type failingBatch struct{ store.Store }
+
+func (failingBatch) DomainsByID(context.Context, []string) ([]*domain.Domain, error) {
+	return nil, errors.New("batch read broken")
+}
+
+// TestLeasedReadFails: when the batch read of leased domains fails, the
+// failure is logged (it would otherwise hide a broken query for good) and
+// each check reads its domain itself.
+func TestLeasedReadFails(t *testing.T) {
+	f := newFixture(t)
+	d := f.addDomain(t, "batch.example")
+	var logged testenv.Buffer
+	v := verify.New(failingBatch{f.st}, &checker{fn: answer(domain.CheckVerified)}, verify.Config{Budget: time.Second, Recheck: recheck},
+		f.clock.Now, slog.New(slog.NewTextHandler(&logged, nil)))
+	t.Cleanup(v.Close)
+	f.clock.Set(d.NextCheckAt)
+	v.LeaseChecks(t.Context(), []store.Due{{ID: d.ID, ProjectID: f.p.ID}})
+	if !strings.Contains(logged.String(), "reading leased domains") || !strings.Contains(logged.String(), "batch read broken") {
+		t.Errorf("a failed batch read was not logged; the log: %q", logged.String())
+	}
+	if err := v.CheckDue(t.Context(), f.p.ID, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.get(t, d.ID); got.Status != domain.StatusVerified {
+		t.Errorf("after a failed batch read the check left the domain %s, want VERIFIED", got.Status)
 	}
 }
