@@ -591,13 +591,18 @@ func TestHostileChecker(t *testing.T) {
 // save writes of checks.
 type writeCounter struct {
 	store.Store
-	acquires, releases, saves, finishes, reads atomic.Int32
-	failFinish                                 atomic.Bool
+	acquires, releases, saves, finishes, reads, batches atomic.Int32
+	failFinish                                          atomic.Bool
 }
 
 func (s *writeCounter) Domain(ctx context.Context, projectID int64, id string) (*domain.Domain, error) {
 	s.reads.Add(1)
 	return s.Store.Domain(ctx, projectID, id)
+}
+
+func (s *writeCounter) DomainsByID(ctx context.Context, ids []string) ([]*domain.Domain, error) {
+	s.batches.Add(1)
+	return s.Store.DomainsByID(ctx, ids)
 }
 
 func (s *writeCounter) AcquireCheck(ctx context.Context, id, owner string, now time.Time, lease time.Duration) (bool, error) {
@@ -708,6 +713,9 @@ func TestLeaseChecks(t *testing.T) {
 	// in one read, and read it alone only afresh before saving.
 	if n := st.reads.Swap(0); n != 1 {
 		t.Errorf("a check leased moments ago read its domain %d times, want 1 (before saving)", n)
+	}
+	if n := st.batches.Load(); n != 1 {
+		t.Errorf("LeaseChecks read the leased domains in %d batch reads, want 1", n)
 	}
 	if got := f.get(t, fresh.ID); got.Status != domain.StatusVerified || !got.CheckingUntil.IsZero() {
 		t.Errorf("after its check: %s, lease until %v; want VERIFIED, no lease", got.Status, got.CheckingUntil)

@@ -483,4 +483,18 @@ func testDomainsByID(t *testing.T, s store.Store) {
 	if got, err := s.DomainsByID(ctx, nil); err != nil || len(got) != 0 {
 		t.Errorf("DomainsByID of none = %v, %v", got, err)
 	}
+	// More ids than one statement takes (a store may read them in parts):
+	// the domains asked for first and last are both found.
+	many := []string{want[0].ID}
+	for i := range 1200 {
+		many = append(many, fmt.Sprintf("%024x", i))
+	}
+	many = append(many, want[3].ID)
+	got, err = s.DomainsByID(ctx, many)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].ID == got[1].ID || !slices.ContainsFunc(got, func(d *domain.Domain) bool { return d.ID == want[3].ID }) {
+		t.Errorf("DomainsByID of 1,202 ids gave %d domains, want the first and the last asked for", len(got))
+	}
 }
