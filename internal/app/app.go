@@ -183,21 +183,20 @@ func (c *Config) validate() error {
 
 // App is one domaind, built and ready to serve.
 type App struct {
-	cfg       Config
-	log       *slog.Logger
-	store     store.Store
-	ownStore  bool
-	sealer    *records.Sealer
-	metrics   *metrics.Metrics
-	verifier  *verify.Verifier
-	checker   *dnscheck.Checker
-	auth      *apikey.Service
-	domains   *domains.Service
-	webhooks  *webhook.Service
-	rotator   *rotation.Rotator
-	handler   http.Handler
-	api       http.Handler
-	apiServer *api.Server
+	cfg      Config
+	log      *slog.Logger
+	store    store.Store
+	ownStore bool
+	sealer   *records.Sealer
+	metrics  *metrics.Metrics
+	verifier *verify.Verifier
+	checker  *dnscheck.Checker
+	auth     *apikey.Service
+	domains  *domains.Service
+	webhooks *webhook.Service
+	rotator  *rotation.Rotator
+	handler  http.Handler
+	api      *api.Server
 
 	stopWorkers context.CancelFunc
 	workers     sync.WaitGroup
@@ -280,7 +279,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		GetCache: getCache,
 	})
 	watchedStore.Watch(apiHandler.GetCache())
-	a.api, a.apiServer = apiHandler, apiHandler
+	a.api = apiHandler
 	mux := http.NewServeMux()
 	// /metrics is for the operator's scraper and carries no customer data, so
 	// it sits beside the API without a key; keep the listener off the internet.
@@ -344,7 +343,7 @@ func (a *App) Sealer() *records.Sealer    { return a.sealer }
 
 // GetCache is the API's cache of GET /v1/domains/{id}'s answers, for tests
 // and the bench to look into.
-func (a *App) GetCache() api.GetCache { return a.apiServer.GetCache() }
+func (a *App) GetCache() api.GetCache { return a.api.GetCache() }
 
 // Rotator takes domains through their DKIM key rotations; RotationWorker is
 // the worker Start runs over it, for tests that run steps themselves.

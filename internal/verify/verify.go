@@ -317,11 +317,11 @@ func (v *Verifier) LeaseChecks(ctx context.Context, due []store.Due) {
 // after this read is still asked of DNS once by its check, whose read before
 // saving then finds it gone and saves nothing.
 //
-// The read is given only as long as its result may be used (leasedRead takes
-// it while the lease taken at is younger than leaseMargin/2): a slower read
-// would hold back the batch's checks for nothing.
+// The read is given only as long as its result may be used (while the lease
+// taken at is fresh): a slower read would hold back the batch's checks for
+// nothing.
 func (v *Verifier) readLeased(ctx context.Context, ids []string, at time.Time) {
-	left := leaseMargin/2 - v.now().Sub(at)
+	left := leaseFresh - v.now().Sub(at)
 	if len(ids) == 0 || left <= 0 {
 		return
 	}
@@ -352,7 +352,7 @@ func (v *Verifier) readLeased(ctx context.Context, ids []string, at time.Time) {
 // takeLeased), and only for the project the check is for.
 func (v *Verifier) leasedRead(projectID int64, id string) *domain.Domain {
 	l, ok := v.leased[id]
-	if !ok || l.read == nil || l.read.ProjectID != projectID || v.now().Sub(l.at) > leaseMargin/2 {
+	if !ok || l.read == nil || l.read.ProjectID != projectID || !v.fresh(l) {
 		return nil
 	}
 	return l.read
@@ -379,7 +379,7 @@ func (v *Verifier) ReleaseLeases(ctx context.Context, due []store.Due) {
 // lease is how long a check's lease holds: past every deadline of the check
 // (the read before DNS, DNS and the grace given a slow checker, the save), so
 // it cannot end while the check may still save, even when LeaseChecks took it
-// up to leaseMargin/2 before the check started.
+// up to leaseFresh before the check started.
 func (v *Verifier) lease() time.Duration {
 	return v.cfg.CheckTimeout + checkerGrace + 2*v.cfg.SaveTimeout + leaseMargin
 }
@@ -391,10 +391,17 @@ func (v *Verifier) takeLeased(id string) bool {
 	l, ok := v.leased[id]
 	delete(v.leased, id)
 	v.mu.Unlock()
-	// The lease ends at at+lease; a check starting now needs it until its two
-	// deadlines have passed, which leaves leaseMargin for the wait since at.
-	return ok && v.now().Sub(l.at) <= leaseMargin/2
+	return ok && v.fresh(l)
 }
+
+// fresh reports whether a lease LeaseChecks took outlasts a check starting
+// now: the lease covers every deadline of a check and leaseMargin more, of
+// which leaseFresh may have passed before the check starts.
+func (v *Verifier) fresh(l leased) bool { return v.now().Sub(l.at) <= leaseFresh }
+
+// leaseFresh is how long after LeaseChecks took a lease a check may start on
+// it (and on the domain read with it).
+const leaseFresh = leaseMargin / 2
 
 // checkerGrace is how long a check waits, after its DNS deadline, for a checker
 // that does not return when its context ends. dnscheck returns at once; this only
