@@ -90,14 +90,13 @@ type successMessage struct {
 	Data    any    `json:"data,omitempty"`
 }
 
-// timestamp formats t as the contract does: RFC 3339, UTC, milliseconds.
-func timestamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
-
+// optTimestamp is t as the contract writes times (domain.Timestamp), or null
+// when t is zero.
 func optTimestamp(t time.Time) *string {
 	if t.IsZero() {
 		return nil
 	}
-	s := timestamp(t)
+	s := domain.Timestamp(t)
 	return &s
 }
 
@@ -128,8 +127,8 @@ func toV1Domain(d *domain.Domain, inProgress bool) v1Domain {
 		DKIMEnabled:             d.DKIMEnabled,
 		MailFromEnabled:         d.MailFromEnabled,
 		DMARCEnabled:            d.DMARCEnabled,
-		CreatedAt:               timestamp(d.CreatedAt),
-		LastCheckedAt:           timestamp(d.LastCheckedAt),
+		CreatedAt:               domain.Timestamp(d.CreatedAt),
+		LastCheckedAt:           domain.Timestamp(d.LastCheckedAt),
 		VerifiedAt:              optTimestamp(d.VerifiedAt),
 		RegionKey:               d.Region,
 		VerificationInProgress:  inProgress,

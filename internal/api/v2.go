@@ -164,7 +164,7 @@ func toV2Domain(d *domain.Domain, inProgress bool) v2Domain {
 		CanSend:                d.CanSend(),
 		CanReceive:             d.CanReceive(),
 		VerificationInProgress: inProgress,
-		CreatedAt:              timestamp(d.CreatedAt),
+		CreatedAt:              domain.Timestamp(d.CreatedAt),
 		VerifiedAt:             optTimestamp(d.VerifiedAt),
 		State:                  string(d.State()),
 		VerificationFailedAt:   optTimestamp(d.FailedAt),
@@ -203,8 +203,8 @@ func toV2Record(domainID string, r *domain.Record) v2Record {
 		CheckView: domain.ViewCheck(domain.Observation{
 			Status: r.Status, Found: r.Found, Problems: r.Problems, Propagation: r.Propagation,
 		}),
-		CreatedAt: timestamp(r.CreatedAt),
-		UpdatedAt: timestamp(r.UpdatedAt),
+		CreatedAt: domain.Timestamp(r.CreatedAt),
+		UpdatedAt: domain.Timestamp(r.UpdatedAt),
 	}
 	if r.Type == "MX" {
 		p := r.Priority

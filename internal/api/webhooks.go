@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/domains"
 	"github.com/domaind/domaind/internal/jsonresp"
 	"github.com/domaind/domaind/internal/webhook"
@@ -85,19 +86,19 @@ type v2Event struct {
 }
 
 func toV2Webhook(w webhook.Endpoint) v2Webhook {
-	return v2Webhook{ID: w.ID, URL: w.URL, Events: nonNil(w.Events), CreatedAt: timestamp(w.CreatedAt)}
+	return v2Webhook{ID: w.ID, URL: w.URL, Events: nonNil(w.Events), CreatedAt: domain.Timestamp(w.CreatedAt)}
 }
 
 func toV2Delivery(d webhook.Delivery) v2Delivery {
 	out := v2Delivery{
 		ID: d.ID, EventID: d.EventID, EventType: d.EventType, Status: d.Status,
-		CreatedAt: timestamp(d.CreatedAt), Attempts: make([]v2Attempt, len(d.Attempts)),
+		CreatedAt: domain.Timestamp(d.CreatedAt), Attempts: make([]v2Attempt, len(d.Attempts)),
 	}
 	if d.Status == webhook.DeliveryPending {
 		out.NextAttemptAt = optTimestamp(d.NextAttemptAt)
 	}
 	for i, a := range d.Attempts {
-		out.Attempts[i] = v2Attempt{At: timestamp(a.At), DurationMS: a.Duration.Milliseconds()}
+		out.Attempts[i] = v2Attempt{At: domain.Timestamp(a.At), DurationMS: a.Duration.Milliseconds()}
 		if a.StatusCode != 0 {
 			code := a.StatusCode
 			out.Attempts[i].StatusCode = &code
@@ -119,7 +120,7 @@ func toV2Event(e domains.Event) v2Event {
 	if err := json.Unmarshal(e.Payload, &p); err != nil || len(p.Data) == 0 {
 		p.Data = json.RawMessage(`{}`)
 	}
-	return v2Event{ID: e.ID, Type: e.Type, CreatedAt: timestamp(e.CreatedAt), Data: p.Data}
+	return v2Event{ID: e.ID, Type: e.Type, CreatedAt: domain.Timestamp(e.CreatedAt), Data: p.Data}
 }
 
 // v2Page reads the limit and offset query parameters as v2 lists take them,
@@ -215,7 +216,7 @@ func (s *Server) v2CreateWebhook(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	jsonresp.Write(w, http.StatusCreated, successData{Success: true, Data: v2NewWebhook{
-		ID: wh.ID, URL: wh.URL, Events: nonNil(wh.Events), Secret: wh.Secret, CreatedAt: timestamp(wh.CreatedAt),
+		ID: wh.ID, URL: wh.URL, Events: nonNil(wh.Events), Secret: wh.Secret, CreatedAt: domain.Timestamp(wh.CreatedAt),
 	}})
 	return nil
 }

@@ -68,3 +68,12 @@ func (d *Domain) FailureReason(call string) string {
 
 // NowMillis is now as domains store times: UTC, to the millisecond.
 func NowMillis(now time.Time) time.Time { return now.UTC().Truncate(time.Millisecond) }
+
+// TimeLayout is how the API, the events and their webhooks write a time: in
+// UTC, to the millisecond, as AutoSend's API does. The store relies on it too:
+// an event's stored payload leaves out the start its row gives, timestamp
+// included (package sqlstore).
+const TimeLayout = "2006-01-02T15:04:05.000Z"
+
+// Timestamp is t written in TimeLayout.
+func Timestamp(t time.Time) string { return t.UTC().Format(TimeLayout) }

@@ -475,7 +475,7 @@ func stamp(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.UTC().Format("2006-01-02T15:04:05.000Z")
+	return domain.Timestamp(t)
 }
 
 // event builds the one event of a step, with its payload fixed now.

@@ -100,7 +100,7 @@ func buildEvents(d *domain.Domain, c domain.Change, gaveUp bool, now time.Time) 
 		}
 		body, err := json.Marshal(payload{
 			Type:      e.typ,
-			Timestamp: now.UTC().Format("2006-01-02T15:04:05.000Z"),
+			Timestamp: domain.Timestamp(now),
 			Data: eventData{
 				EventID: id, DomainID: d.ID, Domain: d.Name,
 				VerificationStatus: string(d.Status), PreviousStatus: string(c.From),

@@ -11,6 +11,7 @@ import (
 
 	kflate "github.com/klauspost/compress/flate"
 
+	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/store"
 )
 
@@ -22,12 +23,9 @@ import (
 // about 130 bytes of each event's are not stored twice. A payload that does
 // not start so is kept whole; migration 00011 makes the same choice in SQL.
 
-// eventTimestamp is the layout of the payload's timestamp, of created_at.
-const eventTimestamp = "2006-01-02T15:04:05.000Z"
-
 // payloadStart is the start of e's payload that its row gives.
 func payloadStart(e *store.Event) string {
-	return `{"type":"` + e.Type + `","timestamp":"` + e.CreatedAt.UTC().Format(eventTimestamp) +
+	return `{"type":"` + e.Type + `","timestamp":"` + domain.Timestamp(e.CreatedAt) +
 		`","data":{"eventId":"` + e.ID + `","domainId":"` + e.DomainID + `",`
 }
 
