@@ -8,30 +8,6 @@ import (
 	"testing"
 )
 
-func TestIsSPF(t *testing.T) {
-	tests := []struct {
-		txt  string
-		want bool
-	}{
-		{"v=spf1", true},
-		{"v=spf1 -all", true},
-		{"V=SPF1 include:amazonses.com ~all", true},
-		{"v=spf10", false},
-		{"v=spf1x -all", false},
-		{"v=spf1\t-all", false},
-		{" v=spf1 -all", false},
-		{`"v=spf1 -all"`, false},
-		{"v=spf2.0/pra -all", false},
-		{"spf1 -all", false},
-		{"", false},
-	}
-	for _, tt := range tests {
-		if got := IsSPF(tt.txt); got != tt.want {
-			t.Errorf("IsSPF(%q) = %v, want %v", tt.txt, got, tt.want)
-		}
-	}
-}
-
 // spfMech builds an expected mechanism term without prefix lengths.
 func spfMech(q byte, name, value string) SPFTerm {
 	return SPFTerm{Qualifier: q, Name: name, Value: value, CIDR4: -1, CIDR6: -1}

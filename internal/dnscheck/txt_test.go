@@ -38,3 +38,34 @@ func TestTXTValue(t *testing.T) {
 		}
 	}
 }
+
+// TestIsSPFIsDMARC checks which TXT values IsSPF and IsDMARC take for records
+// of their kind: the values of SPF records, of DMARC records, and of neither.
+// Every value is put to both, so that a value taken for both kinds, or for the
+// wrong one, fails too.
+func TestIsSPFIsDMARC(t *testing.T) {
+	for _, tc := range []struct {
+		spf, dmarc bool
+		txts       []string
+	}{
+		{spf: true, txts: []string{"v=spf1", "v=spf1 -all", "V=SPF1 include:amazonses.com ~all"}},
+		{dmarc: true, txts: []string{
+			"v=DMARC1; p=none;", "v=DMARC1;p=reject", "v = DMARC1 ; p=none", "V=DMARC1; p=none", "v=DMARC1",
+			"v=DMARC1\tp=none", // recognised, so that ParseDMARC can explain the missing ';'
+		}},
+		{txts: []string{
+			"v=spf10", "v=spf1x -all", "v=spf1\t-all", " v=spf1 -all", `"v=spf1 -all"`, "v=spf2.0/pra -all", "spf1 -all",
+			"v=dmarc1; p=none", "v=DMARC10; p=none", "v=DMARC1x", " v=DMARC1; p=none", `"v=DMARC1; p=none"`, "p=none; v=DMARC1",
+			"",
+		}},
+	} {
+		for _, txt := range tc.txts {
+			if got := IsSPF(txt); got != tc.spf {
+				t.Errorf("IsSPF(%q) = %v, want %v", txt, got, tc.spf)
+			}
+			if got := IsDMARC(txt); got != tc.dmarc {
+				t.Errorf("IsDMARC(%q) = %v, want %v", txt, got, tc.dmarc)
+			}
+		}
+	}
+}
