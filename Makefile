@@ -15,20 +15,21 @@ test:
 build:
 	$(GO) build -o domaind ./cmd/domaind
 
-# Runs each fuzz target briefly (they also run their seed corpus in `make test`).
+# The fuzz targets `make fuzz` runs, each as package:target (packages below
+# internal/).
+FUZZ_TARGETS = domain:FuzzNormalizeName domain:FuzzPrintable \
+	dnscheck:FuzzParseSPF dnscheck:FuzzParseDKIMKey dnscheck:FuzzParseDMARC \
+	dnscheck:FuzzSPFExpand dnscheck:FuzzDMARCReceiverView milter:FuzzFromDomain \
+	publicaddr:FuzzReason api:FuzzDuplicateName rotation:FuzzParseTSIG rotation:FuzzParseDuration
+
+# Runs each fuzz target briefly (they also run their seed corpus in `make test`),
+# one after another, stopping at the first that fails.
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzNormalizeName -fuzztime 20s ./internal/domain/
-	$(GO) test -run '^$$' -fuzz FuzzParseSPF -fuzztime 20s ./internal/dnscheck/
-	$(GO) test -run '^$$' -fuzz FuzzParseDKIMKey -fuzztime 20s ./internal/dnscheck/
-	$(GO) test -run '^$$' -fuzz FuzzParseDMARC -fuzztime 20s ./internal/dnscheck/
-	$(GO) test -run '^$$' -fuzz FuzzSPFExpand -fuzztime 20s ./internal/dnscheck/
-	$(GO) test -run '^$$' -fuzz FuzzDMARCReceiverView -fuzztime 20s ./internal/dnscheck/
-	$(GO) test -run '^$$' -fuzz FuzzFromDomain -fuzztime 20s ./internal/milter/
-	$(GO) test -run '^$$' -fuzz FuzzPrintable -fuzztime 20s ./internal/domain/
-	$(GO) test -run '^$$' -fuzz FuzzReason -fuzztime 20s ./internal/publicaddr/
-	$(GO) test -run '^$$' -fuzz FuzzDuplicateName -fuzztime 20s ./internal/api/
-	$(GO) test -run '^$$' -fuzz FuzzParseTSIG -fuzztime 20s ./internal/rotation/
-	$(GO) test -run '^$$' -fuzz FuzzParseDuration -fuzztime 20s ./internal/rotation/
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=./internal/$${t%%:*}/ target=$${t#*:}; \
+		echo "$(GO) test -run '^$$' -fuzz $$target -fuzztime 20s $$pkg"; \
+		$(GO) test -run '^$$' -fuzz $$target -fuzztime 20s $$pkg; \
+	done
 
 # Runs the benchmarks and writes BENCHMARKS.md (takes a few minutes).
 bench:

@@ -197,23 +197,24 @@ type seeded struct {
 }
 
 // reuseSeeded opens a store that an earlier run seeded, with the ids of its
-// seeded domains, and refuses one that does not hold n of them; what names the
-// store in that error.
-func reuseSeeded(ctx context.Context, n int, what string,
+// seeded domains, and refuses one that does not hold s.n of them; s says where
+// the store is (its path or dsn), what names it in that error.
+func reuseSeeded(ctx context.Context, s seeded, what string,
 	open func(context.Context) (store.Store, error), readIDs func(context.Context) ([]string, error)) (*seeded, error) {
 	st, err := open(ctx)
 	if err != nil {
 		return nil, err
 	}
 	ids, err := readIDs(ctx)
-	if err == nil && len(ids) != n {
-		err = fmt.Errorf("%s holds %d seeded domains, not %d; delete it to seed again", what, len(ids), n)
+	if err == nil && len(ids) != s.n {
+		err = fmt.Errorf("%s holds %d seeded domains, not %d; delete it to seed again", what, len(ids), s.n)
 	}
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	return &seeded{store: st, n: n, ids: ids, cached: true}, nil
+	s.store, s.ids, s.cached = st, ids, true
+	return &s, nil
 }
 
 // sqliteSeeded opens the SQLite database of n seeded domains in the cache folder,
@@ -229,14 +230,9 @@ func (b *bench) sqliteSeeded(ctx context.Context, n int) (*seeded, error) {
 	label := fmt.Sprintf("SQLite %d", n)
 	if _, err := os.Stat(path); err == nil {
 		fmt.Fprintf(b.log, "  using the seeded %s\n", path)
-		s, err := reuseSeeded(ctx, n, path,
+		return reuseSeeded(ctx, seeded{n: n, path: path}, path,
 			func(ctx context.Context) (store.Store, error) { return sqlite.Open(ctx, path) },
 			func(ctx context.Context) ([]string, error) { return sqliteIDs(ctx, path) })
-		if err != nil {
-			return nil, err
-		}
-		s.path = path
-		return s, nil
 	}
 
 	partial := path + ".partial"
@@ -326,14 +322,9 @@ func (b *bench) pgSeeded(ctx context.Context, n int) (*seeded, error) {
 		if exists && comment == marker {
 			fmt.Fprintf(b.log, "  using the seeded database %s\n", name)
 			dsn := b.pg.dsn(name, nil)
-			s, err := reuseSeeded(ctx, n, "database "+name,
+			return reuseSeeded(ctx, seeded{n: n, dsn: dsn}, "database "+name,
 				func(ctx context.Context) (store.Store, error) { return postgres.Open(ctx, dsn) },
 				func(ctx context.Context) ([]string, error) { return pgIDs(ctx, dsn) })
-			if err != nil {
-				return nil, err
-			}
-			s.dsn = dsn
-			return s, nil
 		}
 	}
 	if err := b.pg.create(ctx, name); err != nil {

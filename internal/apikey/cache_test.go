@@ -72,6 +72,18 @@ func authenticated(t *testing.T, s *Service, key string) bool {
 	return true
 }
 
+// authenticateAsync authenticates key with s in a goroutine of its own, for a
+// test that holds the lookup meanwhile, and returns where it tells whether the
+// key was accepted.
+func authenticateAsync(s *Service, key string) <-chan bool {
+	done := make(chan bool, 1)
+	go func() {
+		_, err := s.Authenticate(context.Background(), key)
+		done <- err == nil
+	}()
+	return done
+}
+
 // TestCacheSparesLookups: a valid key is looked up once per MaxStale however
 // often it is used, and again once MaxStale has passed since its lookup began.
 func TestCacheSparesLookups(t *testing.T) {
@@ -123,11 +135,7 @@ func TestRevokeAtOnce(t *testing.T) {
 func TestRevokeDuringLookup(t *testing.T) {
 	s, cs, clock, key := newService(t)
 	cs.hold = true
-	done := make(chan bool)
-	go func() {
-		_, err := s.Authenticate(context.Background(), key)
-		done <- err == nil
-	}()
+	done := authenticateAsync(s, key)
 	<-cs.started
 	cs.hold = false // lookups from here on are not held
 	if _, err := s.Revoke(t.Context(), Prefix(key), clock.Now()); err != nil {
@@ -185,11 +193,7 @@ func TestUnknownKeysNotCached(t *testing.T) {
 func TestStaleLookupAsksAgain(t *testing.T) {
 	s, cs, clock, key := newService(t)
 	cs.holdAfter = true
-	done := make(chan bool)
-	go func() {
-		_, err := s.Authenticate(context.Background(), key)
-		done <- err == nil
-	}()
+	done := authenticateAsync(s, key)
 	<-cs.started // the lookup found the key valid
 	cs.holdAfter = false
 	// Another replica revokes it, through the store.

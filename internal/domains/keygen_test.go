@@ -149,13 +149,20 @@ func holdSlot(t *testing.T, s *Service, p *keygenProbe, project int64) (finish f
 	}
 }
 
-func TestKeygenWaitIsCancellable(t *testing.T) {
+// heldGate returns a Service behind a gate of one slot, whose adds wait for it
+// at most wait, with that slot held by the add of first.example.com (see
+// holdSlot), and the gate, the store and the project of the Service.
+func heldGate(t *testing.T, wait time.Duration) (s *Service, gate *KeyGate, st store.Store, project int64, finishFirst func()) {
+	t.Helper()
 	p := newKeygenProbe()
-	gate := NewKeyGate(1, time.Hour)
-	s, st, project := newService(t, p, gate)
+	gate = NewKeyGate(1, wait)
+	s, st, project = newService(t, p, gate)
+	return s, gate, st, project, holdSlot(t, s, p, project)
+}
 
+func TestKeygenWaitIsCancellable(t *testing.T) {
 	// One add holds the only slot.
-	finishFirst := holdSlot(t, s, p, project)
+	s, gate, st, project, finishFirst := heldGate(t, time.Hour)
 
 	// A second add waits; its client goes away.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -189,12 +196,9 @@ func TestKeygenWaitIsCancellable(t *testing.T) {
 }
 
 func TestKeygenWaitIsBounded(t *testing.T) {
-	p := newKeygenProbe()
 	// The wait is the only time in this test, and what it bounds is held until
 	// the test lets go, so no timing can make it pass or fail by luck.
-	gate := NewKeyGate(1, time.Millisecond)
-	s, st, project := newService(t, p, gate)
-	finishFirst := holdSlot(t, s, p, project)
+	s, _, st, project, finishFirst := heldGate(t, time.Millisecond)
 
 	_, err := s.Add(context.Background(), project, "second.example.com", "")
 	var busy *BusyError

@@ -79,13 +79,40 @@ func answer(status domain.CheckStatus) func(context.Context, []dnscheck.Expectat
 	}
 }
 
-// answerOnRelease is answer(status) given once release is closed: a check that
-// runs until the test lets it end.
-func answerOnRelease(release <-chan struct{}, status domain.CheckStatus) func(context.Context, []dnscheck.Expectation) []domain.Observation {
-	return func(ctx context.Context, exps []dnscheck.Expectation) []domain.Observation {
-		<-release
+// heldChecker returns a checker that answers answer(status) once release is
+// closed: a check that runs until the test lets it end.
+func heldChecker(status domain.CheckStatus) (c *checker, release chan<- struct{}) {
+	held := make(chan struct{})
+	return &checker{fn: func(ctx context.Context, exps []dnscheck.Expectation) []domain.Observation {
+		<-held
 		return answer(status)(ctx, exps)
-	}
+	}}, held
+}
+
+// verifyResult is what a Verify run in the background answered.
+type verifyResult struct {
+	out verify.Outcome
+	err error
+}
+
+// verifyAsync runs v.Verify of the domain id of project in a goroutine of its
+// own, for a test that holds the check meanwhile, and returns where its answer
+// arrives.
+func verifyAsync(t *testing.T, v *verify.Verifier, project int64, id string) <-chan verifyResult {
+	got := make(chan verifyResult, 1)
+	go func() {
+		out, err := v.Verify(t.Context(), project, id)
+		got <- verifyResult{out, err}
+	}()
+	return got
+}
+
+// checkDueAsync runs v.CheckDue of the domain id of project in a goroutine of
+// its own and returns where its error arrives.
+func checkDueAsync(t *testing.T, v *verify.Verifier, project int64, id string) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- v.CheckDue(t.Context(), project, id) }()
+	return done
 }
 
 // observer collects the outcomes of finished checks.
@@ -138,6 +165,16 @@ func (f *fixture) verifier(t *testing.T, c verify.Checker, budget, checkTimeout 
 	v.Observer = f.obs
 	t.Cleanup(v.Close)
 	return v
+}
+
+// countedVerifier returns a Verifier on the fixture's store, with a budget of a
+// second, and the writeCounter through which it uses that store.
+func (f *fixture) countedVerifier(t *testing.T, c verify.Checker) (*writeCounter, *verify.Verifier) {
+	t.Helper()
+	st := &writeCounter{Store: f.st}
+	v := verify.New(st, c, verify.Config{Budget: time.Second, Recheck: recheck}, f.clock.Now, slog.New(slog.DiscardHandler))
+	t.Cleanup(v.Close)
+	return st, v
 }
 
 // addDomain stores a new domain of the fixture's project with its window started
@@ -352,22 +389,10 @@ func TestBackoff(t *testing.T) {
 func TestSingleFlight(t *testing.T) {
 	f := newFixture(t)
 	d := f.addDomain(t, "busy.example")
-	release := make(chan struct{})
-	c := &checker{fn: answerOnRelease(release, domain.CheckVerified)}
+	c, release := heldChecker(domain.CheckVerified)
 	v := f.verifier(t, c, 10*time.Second, 10*time.Second)
-	type result struct {
-		out verify.Outcome
-		err error
-	}
-	results := make(chan result, 2)
-	for range 2 {
-		go func() {
-			out, err := v.Verify(t.Context(), f.p.ID, d.ID)
-			results <- result{out, err}
-		}()
-	}
-	dueErr := make(chan error, 1)
-	go func() { dueErr <- v.CheckDue(t.Context(), f.p.ID, d.ID) }()
+	results := []<-chan verifyResult{verifyAsync(t, v, f.p.ID, d.ID), verifyAsync(t, v, f.p.ID, d.ID)}
+	dueErr := checkDueAsync(t, v, f.p.ID, d.ID)
 	c.waitCalled(t, "the checker was never called")
 	if !v.InProgress(d.ID) {
 		t.Error("InProgress is false while the check runs")
@@ -376,8 +401,8 @@ func TestSingleFlight(t *testing.T) {
 	// call that came after it ended would rightly start another.
 	waitJoins(t, v, 2)
 	close(release)
-	for range 2 {
-		r := <-results
+	for _, result := range results {
+		r := <-result
 		if r.err != nil || r.out.InProgress || r.out.Domain.Status != domain.StatusVerified {
 			t.Errorf("Verify = %+v, %v; want the verified result", r.out, r.err)
 		}
@@ -405,21 +430,11 @@ func TestSingleFlight(t *testing.T) {
 func TestVerifyAfterScheduledCheck(t *testing.T) {
 	f := newFixture(t)
 	d := f.addDomain(t, "late.example")
-	release := make(chan struct{})
-	c := &checker{fn: answerOnRelease(release, domain.CheckMissing)}
+	c, release := heldChecker(domain.CheckMissing)
 	v := f.verifier(t, c, 10*time.Second, 10*time.Second)
-	dueErr := make(chan error, 1)
-	go func() { dueErr <- v.CheckDue(t.Context(), f.p.ID, d.ID) }()
+	dueErr := checkDueAsync(t, v, f.p.ID, d.ID)
 	c.waitCalled(t, "the scheduler's check never called the checker")
-	type result struct {
-		out verify.Outcome
-		err error
-	}
-	got := make(chan result, 1)
-	go func() {
-		out, err := v.Verify(t.Context(), f.p.ID, d.ID)
-		got <- result{out, err}
-	}()
+	got := verifyAsync(t, v, f.p.ID, d.ID)
 	waitJoins(t, v, 1)
 	close(release)
 	if err := <-dueErr; err != nil {
@@ -469,8 +484,7 @@ func TestBudgetEndsInBackground(t *testing.T) {
 func TestLeaseAcrossReplicas(t *testing.T) {
 	f := newFixture(t)
 	d := f.addDomain(t, "shared.example")
-	release := make(chan struct{})
-	ca := &checker{fn: answerOnRelease(release, domain.CheckVerified)}
+	ca, release := heldChecker(domain.CheckVerified)
 	cb := &checker{fn: answer(domain.CheckMissing)}
 	a := f.verifier(t, ca, 10*time.Second, 10*time.Second)
 	// b's store tells the test when b has asked for the lease, so that a's check
@@ -479,20 +493,12 @@ func TestLeaseAcrossReplicas(t *testing.T) {
 	b := verify.New(bStore, cb, verify.Config{Budget: 10 * time.Second, CheckTimeout: 10 * time.Second, Recheck: recheck},
 		f.clock.Now, slog.New(slog.DiscardHandler))
 	t.Cleanup(b.Close)
-	aDone := make(chan error, 1)
-	go func() { aDone <- a.CheckDue(t.Context(), f.p.ID, d.ID) }()
+	aDone := checkDueAsync(t, a, f.p.ID, d.ID)
 	ca.waitCalled(t, "replica a never checked")
 	if !b.Checking(f.get(t, d.ID)) {
 		t.Error("replica b does not see a's check")
 	}
-	bOut := make(chan verify.Outcome, 1)
-	go func() {
-		out, err := b.Verify(t.Context(), f.p.ID, d.ID)
-		if err != nil {
-			t.Error(err)
-		}
-		bOut <- out
-	}()
+	bOut := verifyAsync(t, b, f.p.ID, d.ID)
 	if got := <-bStore.acquired; got {
 		t.Fatal("replica b took the lease a holds")
 	}
@@ -500,8 +506,12 @@ func TestLeaseAcrossReplicas(t *testing.T) {
 	if err := <-aDone; err != nil {
 		t.Fatal(err)
 	}
-	if out := <-bOut; out.Domain == nil || out.Domain.Status != domain.StatusVerified {
-		t.Errorf("b's verify during a's check = %+v, want a's verified result", out)
+	r := <-bOut
+	if r.err != nil {
+		t.Error(r.err)
+	}
+	if r.out.Domain == nil || r.out.Domain.Status != domain.StatusVerified {
+		t.Errorf("b's verify during a's check = %+v, want a's verified result", r.out)
 	}
 	if n := cb.calls.Load(); n != 0 {
 		t.Errorf("replica b ran %d checks of its own during a's", n)
@@ -541,8 +551,7 @@ func TestCloseSavesNothing(t *testing.T) {
 	c := &checker{fn: blockUntilDone}
 	v := verify.New(f.st, c, verify.Config{Budget: time.Second, CheckTimeout: time.Hour, Recheck: recheck}, f.clock.Now, slog.New(slog.DiscardHandler))
 	f.clock.Set(d.NextCheckAt)
-	done := make(chan error, 1)
-	go func() { done <- v.CheckDue(t.Context(), f.p.ID, d.ID) }()
+	done := checkDueAsync(t, v, f.p.ID, d.ID)
 	c.waitCalled(t, "the checker was never called")
 	v.Close()
 	if err := <-done; err == nil {
@@ -633,10 +642,7 @@ func (s *writeCounter) FinishCheck(ctx context.Context, d *domain.Domain, events
 func TestLeaseEndsWithSave(t *testing.T) {
 	f := newFixture(t)
 	d := f.addDomain(t, "lease.example")
-	st := &writeCounter{Store: f.st}
-	v := verify.New(st, &checker{fn: answer(domain.CheckVerified)}, verify.Config{Budget: time.Second, Recheck: recheck},
-		f.clock.Now, slog.New(slog.DiscardHandler))
-	t.Cleanup(v.Close)
+	st, v := f.countedVerifier(t, &checker{fn: answer(domain.CheckVerified)})
 	f.clock.Set(d.NextCheckAt)
 	if err := v.CheckDue(t.Context(), f.p.ID, d.ID); err != nil {
 		t.Fatal(err)
@@ -685,10 +691,7 @@ func TestLeaseChecks(t *testing.T) {
 	stale := f.addDomain(t, "stale.example")
 	other := f.addDomain(t, "other.example")
 	unused := f.addDomain(t, "unused.example")
-	st := &writeCounter{Store: f.st}
-	v := verify.New(st, &checker{fn: answer(domain.CheckVerified)}, verify.Config{Budget: time.Second, Recheck: recheck},
-		f.clock.Now, slog.New(slog.DiscardHandler))
-	t.Cleanup(v.Close)
+	st, v := f.countedVerifier(t, &checker{fn: answer(domain.CheckVerified)})
 	f.clock.Set(fresh.NextCheckAt)
 	if ok, err := f.st.AcquireCheck(t.Context(), other.ID, "elsewhere", f.clock.Now(), time.Minute); err != nil || !ok {
 		t.Fatalf("AcquireCheck = %v, %v", ok, err)
@@ -703,17 +706,25 @@ func TestLeaseChecks(t *testing.T) {
 			t.Errorf("%s: no lease after LeaseChecks", d.Name)
 		}
 	}
-	if err := v.CheckDue(t.Context(), f.p.ID, fresh.ID); err != nil {
-		t.Fatal(err)
+	// checkDue runs the due check of d, leased when says, and wants the checks
+	// to have taken their leases acquires times in all by then, and this one to
+	// have read its domain alone reads times.
+	checkDue := func(d *domain.Domain, when string, acquires, reads int32) {
+		t.Helper()
+		if err := v.CheckDue(t.Context(), f.p.ID, d.ID); err != nil {
+			t.Fatal(err)
+		}
+		if n := st.acquires.Load(); n != acquires {
+			t.Errorf("a check leased %s: leases taken %d times in all, want %d", when, n, acquires)
+		}
+		if n := st.reads.Swap(0); n != reads {
+			t.Errorf("a check leased %s read its domain %d times, want %d", when, n, reads)
+		}
 	}
-	if n := st.acquires.Load(); n != 0 {
-		t.Errorf("a check leased moments ago took its lease again (%d writes)", n)
-	}
-	// It started from the domain as LeaseChecks read it, with all the others
-	// in one read, and read it alone only afresh before saving.
-	if n := st.reads.Swap(0); n != 1 {
-		t.Errorf("a check leased moments ago read its domain %d times, want 1 (before saving)", n)
-	}
+	// The check of fresh took no lease of its own. It started from the domain
+	// as LeaseChecks read it, with all the others in one read, and read it
+	// alone only afresh before saving.
+	checkDue(fresh, "moments ago", 0, 1)
 	if n := st.batches.Load(); n != 1 {
 		t.Errorf("LeaseChecks read the leased domains in %d batch reads, want 1", n)
 	}
@@ -722,16 +733,9 @@ func TestLeaseChecks(t *testing.T) {
 	}
 	// Half the margin later the lease may be too short for a whole check.
 	f.clock.Set(f.clock.Now().Add(3 * time.Second))
-	if err := v.CheckDue(t.Context(), f.p.ID, stale.ID); err != nil {
-		t.Fatal(err)
-	}
-	if n := st.acquires.Load(); n != 1 {
-		t.Errorf("a check leased long ago took its lease %d times, want 1", n)
-	}
-	// Nor is what LeaseChecks read then: the check reads the domain itself.
-	if n := st.reads.Swap(0); n != 2 {
-		t.Errorf("a check leased long ago read its domain %d times, want 2", n)
-	}
+	// So the check of stale takes its lease again, once. Nor is what
+	// LeaseChecks read then trusted: the check reads the domain itself.
+	checkDue(stale, "long ago", 1, 2)
 	// other's lease is another replica's: its check waits for it to end.
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -771,22 +775,14 @@ func TestLeaseChecks(t *testing.T) {
 func TestLeaseTakenWhileRunning(t *testing.T) {
 	f := newFixture(t)
 	d := f.addDomain(t, "busy.example")
-	st := &writeCounter{Store: f.st}
-	release := make(chan struct{})
-	c := &checker{fn: answerOnRelease(release, domain.CheckVerified)}
-	v := verify.New(st, c, verify.Config{Budget: time.Second, Recheck: recheck},
-		f.clock.Now, slog.New(slog.DiscardHandler))
-	t.Cleanup(v.Close)
-	verified := make(chan error, 1)
-	go func() {
-		_, err := v.Verify(t.Context(), f.p.ID, d.ID)
-		verified <- err
-	}()
+	c, release := heldChecker(domain.CheckVerified)
+	st, v := f.countedVerifier(t, c)
+	verified := verifyAsync(t, v, f.p.ID, d.ID)
 	c.waitCalled(t, "the explicit check never asked DNS")
 	v.LeaseChecks(t.Context(), []store.Due{{ID: d.ID, ProjectID: f.p.ID}})
 	close(release)
-	if err := <-verified; err != nil {
-		t.Fatal(err)
+	if r := <-verified; r.err != nil {
+		t.Fatal(r.err)
 	}
 	if got := f.get(t, d.ID); !got.CheckingUntil.IsZero() {
 		t.Fatalf("lease until %v after the explicit check saved; want none", got.CheckingUntil)
