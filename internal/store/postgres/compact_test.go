@@ -43,12 +43,7 @@ func TestMigrateCompactStorage(t *testing.T) {
 	}
 	// An event as the checks write it, kept less its start, and one kept
 	// whole.
-	stamp := t0.Add(time.Hour).UTC().Format("2006-01-02T15:04:05.000Z")
-	events := []store.Event{
-		{ID: "evt_1", ProjectID: p.ID, DomainID: d.ID, Type: "domain.verified", CreatedAt: t0.Add(time.Hour),
-			Payload: []byte(`{"type":"domain.verified","timestamp":"` + stamp + `","data":{"eventId":"evt_1","domainId":"` + d.ID + `","domain":"x"}}`)},
-		{ID: "evt_2", ProjectID: p.ID, DomainID: d.ID, Type: "domain.failed", CreatedAt: t0.Add(time.Hour), Payload: []byte(` {"n":2}`)},
-	}
+	events := storetest.CheckEvents(p.ID, d.ID, t0.Add(time.Hour))
 	if err := s.SaveCheck(ctx, d, events); err != nil {
 		t.Fatal(err)
 	}
@@ -109,17 +104,7 @@ func TestMigrateCompactStorage(t *testing.T) {
 	if r, err := s.Rotation(ctx, d.ID); err != nil || !reflect.DeepEqual(r, wantRot) {
 		t.Errorf("rotation after down and up:\n%+v, %v\nwant\n%+v", r, err, wantRot)
 	}
-	evs, _, err := s.Events(ctx, p.ID, d.ID, store.Page{})
-	if err != nil || len(evs) != 2 {
-		t.Fatalf("Events after down and up = %+v, %v", evs, err)
-	}
-	for _, e := range evs {
-		for _, w := range events {
-			if e.ID == w.ID && string(e.Payload) != string(w.Payload) {
-				t.Errorf("%s payload after down and up: %q; want %q", e.ID, e.Payload, w.Payload)
-			}
-		}
-	}
+	storetest.SamePayloads(t, s, p.ID, d.ID, events, "after down and up")
 	if err := s.pool.QueryRow(ctx, `SELECT payload FROM events WHERE id = 'evt_1'`).Scan(&kept); err != nil || kept != `"domain":"x"}}` {
 		t.Errorf("event payload kept as %q after up again (%v); want its rest after the start the row gives", kept, err)
 	}

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -20,9 +19,7 @@ import (
 // reads back as it did.
 func TestMigrateCompactStorage(t *testing.T) {
 	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "compact.db")
-	s := open(t, path)
-	p := storetest.Project(t, s, "acme")
+	path, s, p := openAcme(t)
 
 	key := make([]byte, 294) // a 2,048-bit RSA key's SubjectPublicKeyInfo
 	rand.Read(key)
@@ -52,12 +49,7 @@ func TestMigrateCompactStorage(t *testing.T) {
 	dkim.Found = []string{keyValue}
 	// An event as the checks write it, kept less its start, and one kept
 	// whole.
-	stamp := checked.UTC().Format("2006-01-02T15:04:05.000Z")
-	events := []store.Event{
-		{ID: "evt_1", ProjectID: p.ID, DomainID: txt.ID, Type: "domain.verified", CreatedAt: checked,
-			Payload: []byte(`{"type":"domain.verified","timestamp":"` + stamp + `","data":{"eventId":"evt_1","domainId":"` + txt.ID + `","domain":"x"}}`)},
-		{ID: "evt_2", ProjectID: p.ID, DomainID: txt.ID, Type: "domain.failed", CreatedAt: checked, Payload: []byte(` {"n":2}`)},
-	}
+	events := storetest.CheckEvents(p.ID, txt.ID, checked)
 	if err := s.SaveCheck(ctx, txt, events); err != nil {
 		t.Fatal(err)
 	}
@@ -160,17 +152,7 @@ func TestMigrateCompactStorage(t *testing.T) {
 		ON r.domain_seq = d.seq AND r.key = 'dkim' WHERE d.id = ?`, txt.ID).Scan(&typ); err != nil || typ != "blob" {
 		t.Errorf("DKIM value kept as %s after up again (%v); want blob", typ, err)
 	}
-	evs, _, err := s.Events(ctx, p.ID, txt.ID, store.Page{})
-	if err != nil || len(evs) != 2 {
-		t.Fatalf("Events after down and up = %+v, %v", evs, err)
-	}
-	for _, e := range evs {
-		for _, w := range events {
-			if e.ID == w.ID && string(e.Payload) != string(w.Payload) {
-				t.Errorf("%s payload after down and up: %q; want %q", e.ID, e.Payload, w.Payload)
-			}
-		}
-	}
+	storetest.SamePayloads(t, s, p.ID, txt.ID, events, "after down and up")
 	if err := s.r.QueryRowContext(ctx, `SELECT domaind_unpack_payload(payload) FROM events WHERE id = 'evt_1' AND typeof(payload) = 'blob'`).Scan(&kept); err != nil || kept != `"domain":"x"}}` {
 		t.Errorf("event payload kept as %q after up again (%v); want its rest after the start the row gives, packed", kept, err)
 	}

@@ -25,6 +25,15 @@ func open(tb testing.TB, path string) *Store {
 	return s
 }
 
+// openAcme opens a store in a new file with the project acme in it, and
+// returns the file's path too, for the tests that open it again.
+func openAcme(t *testing.T) (path string, s *Store, p store.Project) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "domaind.db")
+	s = open(t, path)
+	return path, s, storetest.Project(t, s, "acme")
+}
+
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
 		return open(t, filepath.Join(t.TempDir(), "domaind.db"))
@@ -55,9 +64,7 @@ func testDomain(t *testing.T, projectID int64) *domain.Domain {
 // opening an up-to-date database applies no migration again.
 func TestReopen(t *testing.T) {
 	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "domaind.db")
-	s := open(t, path)
-	p := storetest.Project(t, s, "acme")
+	path, s, p := openAcme(t)
 	d := testDomain(t, p.ID)
 	if err := s.CreateDomain(ctx, d, []byte("sealed")); err != nil {
 		t.Fatal(err)
@@ -167,9 +174,7 @@ func TestSessions(t *testing.T) {
 // a value that already is a record is left alone.
 func TestMigrateBareDKIMValue(t *testing.T) {
 	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "old.db")
-	s := open(t, path)
-	p := storetest.Project(t, s, "acme")
+	path, s, p := openAcme(t)
 	bare, tagged := testDomain(t, p.ID), testDomain(t, p.ID)
 	tagged.Name = "tagged.example"
 	for _, d := range []*domain.Domain{bare, tagged} {
@@ -233,9 +238,7 @@ func TestFileMode(t *testing.T) {
 // value equal to the expected one as a reference, not a copy.
 func TestMigrateCompactRecords(t *testing.T) {
 	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "old.db")
-	s := open(t, path)
-	p := storetest.Project(t, s, "acme")
+	path, s, p := openAcme(t)
 	d := testDomain(t, p.ID)
 	d.Records = append(d.Records, domain.Record{Key: domain.KeyInboundMX, Name: "example.com", Type: "MX", Priority: 10,
 		Value: "in.example.net", Status: domain.CheckUnchecked, CreatedAt: t0, UpdatedAt: t0})
@@ -340,9 +343,7 @@ func TestMigrateCompactRecords(t *testing.T) {
 // when it is opened again.
 func TestCloseWhileSaving(t *testing.T) {
 	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "close.db")
-	s := open(t, path)
-	p := storetest.Project(t, s, "acme")
+	path, s, p := openAcme(t)
 	ds := make([]*domain.Domain, 32)
 	for i := range ds {
 		ds[i] = testDomain(t, p.ID)

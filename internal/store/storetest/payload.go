@@ -18,10 +18,8 @@ func testEventPayloads(t *testing.T, s store.Store) {
 	d := sampleDomain(p.ID, newID(t), "example.com", at(0))
 	createDomain(t, s, d)
 	when := at(time.Minute + 123*time.Millisecond + 456*time.Microsecond)
-	start := func(typ, id, stamp string) string {
-		return `{"type":"` + typ + `","timestamp":"` + stamp + `","data":{"eventId":"` + id + `","domainId":"` + d.ID + `",`
-	}
-	stamp := when.UTC().Format("2006-01-02T15:04:05.000Z")
+	start := func(typ, id, stamp string) string { return payloadStart(typ, id, d.ID, stamp) }
+	stamp := eventStamp(when)
 	payloads := []string{
 		start(store.EventVerified, "evt_p0", stamp) + `"domain":"example.com","records":[]}}`,
 		start(store.EventVerified, "evt_p1", "2001-01-01T00:00:00.000Z") + `"domain":"example.com"}}`,
@@ -49,6 +47,48 @@ func testEventPayloads(t *testing.T, s store.Store) {
 		i := int(e.ID[len(e.ID)-1] - '0')
 		if string(e.Payload) != payloads[i] || !e.CreatedAt.Equal(when.Truncate(time.Millisecond)) {
 			t.Errorf("%s read back as %q at %v; want %q", e.ID, e.Payload, e.CreatedAt, payloads[i])
+		}
+	}
+}
+
+// payloadStart is how the checks and the rotation worker begin an event's
+// payload: its type, time, id and domain, the part a store may leave out and
+// build again from the row.
+func payloadStart(typ, id, domainID, stamp string) string {
+	return `{"type":"` + typ + `","timestamp":"` + stamp + `","data":{"eventId":"` + id + `","domainId":"` + domainID + `",`
+}
+
+// eventStamp is t as an event's payload gives its time. It is spelled out
+// here, not taken from the code, so that a change of the layout the writers
+// and the stores share shows.
+func eventStamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// CheckEvents returns two events of the domain, created at when, for a store's
+// tests of its migrations: the first's payload laid out as the checks write it,
+// which a store may keep less its start, the second's of another shape, kept
+// whole. [SamePayloads] checks them after the migrations.
+func CheckEvents(projectID int64, domainID string, when time.Time) []store.Event {
+	return []store.Event{
+		{ID: "evt_1", ProjectID: projectID, DomainID: domainID, Type: store.EventVerified, CreatedAt: when,
+			Payload: []byte(payloadStart(store.EventVerified, "evt_1", domainID, eventStamp(when)) + `"domain":"x"}}`)},
+		{ID: "evt_2", ProjectID: projectID, DomainID: domainID, Type: store.EventFailed, CreatedAt: when, Payload: []byte(` {"n":2}`)},
+	}
+}
+
+// SamePayloads fails the test unless the domain has as many events as want, and
+// each of them of an id in want has want's payload byte for byte; after says
+// when, in the messages.
+func SamePayloads(t *testing.T, s store.Store, projectID int64, domainID string, want []store.Event, after string) {
+	t.Helper()
+	evs, _, err := s.Events(t.Context(), projectID, domainID, store.Page{})
+	if err != nil || len(evs) != len(want) {
+		t.Fatalf("Events %s = %+v, %v", after, evs, err)
+	}
+	for _, e := range evs {
+		for _, w := range want {
+			if e.ID == w.ID && string(e.Payload) != string(w.Payload) {
+				t.Errorf("%s payload %s: %q; want %q", e.ID, after, e.Payload, w.Payload)
+			}
 		}
 	}
 }

@@ -210,25 +210,35 @@ func testConsistentReads(t *testing.T, s store.Store) {
 	}
 }
 
-// testCheckLease checks that one owner at a time holds a domain's check lease, that
-// it ends when released or when its time is up, and that reads show it.
-func testCheckLease(t *testing.T, s store.Store) {
-	ctx := t.Context()
-	p := project(t, s, "acme")
-	d := sampleDomain(p.ID, newID(t), "example.com", at(0))
+// leased is where the lease tests start: a domain stored in the project acme,
+// whose check lease owner a took at now, for a minute. acquire asks for the
+// lease for owner at that time, also for a minute, and reports whether owner got
+// it.
+func leased(t *testing.T, s store.Store) (p store.Project, d *domain.Domain, now time.Time, acquire func(owner string, at time.Time) bool) {
+	t.Helper()
+	p = project(t, s, "acme")
+	d = sampleDomain(p.ID, newID(t), "example.com", at(0))
 	createDomain(t, s, d)
-	now := at(time.Hour)
-	acquire := func(owner string, at time.Time) bool {
+	acquire = func(owner string, at time.Time) bool {
 		t.Helper()
-		ok, err := s.AcquireCheck(ctx, d.ID, owner, at, time.Minute)
+		ok, err := s.AcquireCheck(t.Context(), d.ID, owner, at, time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return ok
 	}
+	now = at(time.Hour)
 	if !acquire("a", now) {
 		t.Fatal("a free lease was not acquired")
 	}
+	return p, d, now, acquire
+}
+
+// testCheckLease checks that one owner at a time holds a domain's check lease, that
+// it ends when released or when its time is up, and that reads show it.
+func testCheckLease(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p, d, now, acquire := leased(t, s)
 	if acquire("b", now.Add(time.Second)) {
 		t.Fatal("a held lease was acquired by another owner")
 	}
@@ -261,21 +271,7 @@ func testCheckLease(t *testing.T, s store.Store) {
 // SaveCheck ends no lease.
 func testFinishCheck(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	p := project(t, s, "acme")
-	d := sampleDomain(p.ID, newID(t), "example.com", at(0))
-	createDomain(t, s, d)
-	now := at(time.Hour)
-	acquire := func(owner string, at time.Time) bool {
-		t.Helper()
-		ok, err := s.AcquireCheck(ctx, d.ID, owner, at, time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ok
-	}
-	if !acquire("a", now) {
-		t.Fatal("a free lease was not acquired")
-	}
+	p, d, now, acquire := leased(t, s)
 	c := clone(d)
 	c.LastCheckedAt, c.NextCheckAt = now, now.Add(time.Hour)
 	if err := s.SaveCheck(ctx, c, nil); err != nil {

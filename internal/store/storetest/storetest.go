@@ -384,6 +384,14 @@ func testRevokeAPIKeyCaseSensitive(t *testing.T, s store.Store) {
 // record's purpose is the one its key gives, which is all a store gives back.
 func sampleDomain(projectID int64, id, name string, created time.Time) *domain.Domain {
 	c := func(d time.Duration) time.Time { return created.Add(d) }
+	// published is a TXT record that the last check found as it should be.
+	published := func(key domain.RecordKey, owner, value string, updated time.Time) domain.Record {
+		return domain.Record{
+			Key: key, Name: owner, Type: "TXT", Value: value, Purpose: key.Purpose(),
+			Verified: true, Status: domain.CheckVerified, Found: []string{value},
+			CheckedAt: c(5 * time.Minute), CreatedAt: created, UpdatedAt: updated,
+		}
+	}
 	return &domain.Domain{
 		ID:                id,
 		ProjectID:         projectID,
@@ -401,13 +409,7 @@ func sampleDomain(projectID int64, id, name string, created time.Time) *domain.D
 		InboundVerifiedAt: c(2 * time.Minute),
 		// Display order, which is not the alphabetical order of the keys.
 		Records: []domain.Record{
-			{
-				Key: domain.KeyOwnership, Name: "_autosend-verify." + name, Type: "TXT",
-				Value: "autosend-verify-0123456789abcdef0123456789abcdef", Purpose: domain.KeyOwnership.Purpose(),
-				Verified: true, Status: domain.CheckVerified,
-				Found:     []string{"autosend-verify-0123456789abcdef0123456789abcdef"},
-				CheckedAt: c(5 * time.Minute), CreatedAt: created, UpdatedAt: c(3 * time.Minute),
-			},
+			published(domain.KeyOwnership, "_autosend-verify."+name, "autosend-verify-0123456789abcdef0123456789abcdef", c(3*time.Minute)),
 			{
 				Key: domain.KeyDKIM, Name: "autosend._domainkey." + name, Type: "TXT",
 				Value: "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA", Purpose: domain.KeyDKIM.Purpose(),
@@ -430,13 +432,7 @@ func sampleDomain(projectID int64, id, name string, created time.Time) *domain.D
 				Problems:  []domain.Problem{{Code: "DNS_TIMEOUT", Message: "No answer in time."}},
 				CheckedAt: c(5 * time.Minute), CreatedAt: created, UpdatedAt: c(2 * time.Minute),
 			},
-			{
-				Key: domain.KeyMailFromSPF, Name: "mail." + name, Type: "TXT",
-				Value: "v=spf1 include:amazonses.com ~all", Purpose: domain.KeyMailFromSPF.Purpose(),
-				Verified: true, Status: domain.CheckVerified,
-				Found:     []string{"v=spf1 include:amazonses.com ~all"},
-				CheckedAt: c(5 * time.Minute), CreatedAt: created, UpdatedAt: c(2 * time.Minute),
-			},
+			published(domain.KeyMailFromSPF, "mail."+name, "v=spf1 include:amazonses.com ~all", c(2*time.Minute)),
 			{
 				Key: domain.KeyDMARC, Name: "_dmarc." + name, Type: "TXT",
 				Value: "v=DMARC1; p=none;", Purpose: domain.KeyDMARC.Purpose(),
@@ -451,6 +447,17 @@ func sampleDomain(projectID int64, id, name string, created time.Time) *domain.D
 			},
 		},
 	}
+}
+
+// sampleDomains returns n sample domains of the project, created at t0, the
+// i-th named name(i).
+func sampleDomains(t *testing.T, projectID int64, n int, name func(i int) string) []*domain.Domain {
+	t.Helper()
+	ds := make([]*domain.Domain, n)
+	for i := range ds {
+		ds[i] = sampleDomain(projectID, newID(t), name(i), t0)
+	}
+	return ds
 }
 
 // newID returns a fresh domain id.
@@ -574,6 +581,18 @@ func getDomain(t *testing.T, s store.Store, projectID int64, id string) *domain.
 	return d
 }
 
+// checkGone fails the test unless neither the domain nor its sealed DKIM key
+// is found; what names the domain in messages.
+func checkGone(t *testing.T, s store.Store, projectID int64, id, what string) {
+	t.Helper()
+	if _, err := s.Domain(t.Context(), projectID, id); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Domain(%s) error = %v, want ErrNotFound", what, err)
+	}
+	if _, err := s.SealedDKIMKey(t.Context(), id); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("SealedDKIMKey(%s) error = %v, want ErrNotFound", what, err)
+	}
+}
+
 func checkSealedKey(t *testing.T, s store.Store, id string, want []byte) {
 	t.Helper()
 	got, err := s.SealedDKIMKey(t.Context(), id)
@@ -626,12 +645,19 @@ func testDomainRoundTripEmptyState(t *testing.T, s store.Store) {
 	}
 }
 
+// twoProjects stores the domain example.com in the project acme, and returns
+// it with the project beta, which has no domain.
+func twoProjects(t *testing.T, s store.Store) (acme, beta store.Project, d *domain.Domain) {
+	t.Helper()
+	acme, beta = project(t, s, "acme"), project(t, s, "beta")
+	d = sampleDomain(acme.ID, newID(t), "example.com", t0)
+	createDomain(t, s, d)
+	return acme, beta, d
+}
+
 func testDuplicateDomain(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	acme := project(t, s, "acme")
-	beta := project(t, s, "beta")
-	first := sampleDomain(acme.ID, newID(t), "example.com", t0)
-	createDomain(t, s, first)
+	acme, beta, first := twoProjects(t, s)
 
 	dup := sampleDomain(acme.ID, newID(t), "example.com", at(time.Hour))
 	dup.Region = "us-east-2"
@@ -641,12 +667,7 @@ func testDuplicateDomain(t *testing.T, s store.Store) {
 	if err := s.CreateDomain(ctx, clone(dup), []byte("dup key")); !errors.Is(err, store.ErrDomainExists) {
 		t.Fatalf("CreateDomain(duplicate name) error = %v, want ErrDomainExists", err)
 	}
-	if _, err := s.Domain(ctx, acme.ID, dup.ID); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("Domain(failed duplicate) error = %v, want ErrNotFound", err)
-	}
-	if _, err := s.SealedDKIMKey(ctx, dup.ID); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("SealedDKIMKey(failed duplicate) error = %v, want ErrNotFound", err)
-	}
+	checkGone(t, s, acme.ID, dup.ID, "failed duplicate")
 	checkDomain(t, getDomain(t, s, acme.ID, first.ID), first)
 	checkSealedKey(t, s, first.ID, sealedKey(first.Name))
 	if ds, total, err := s.Domains(ctx, acme.ID, store.Page{}); err != nil || total != 1 || len(ds) != 1 {
@@ -675,12 +696,7 @@ func testCreateDomainAtomic(t *testing.T, s store.Store) {
 	if err := s.CreateDomain(ctx, bad, sealedKey(d.Name)); err == nil {
 		t.Fatal("CreateDomain with two records of one key succeeded, want an error")
 	}
-	if _, err := s.Domain(ctx, acme.ID, d.ID); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("Domain(failed insert) error = %v, want ErrNotFound", err)
-	}
-	if _, err := s.SealedDKIMKey(ctx, d.ID); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("SealedDKIMKey(failed insert) error = %v, want ErrNotFound", err)
-	}
+	checkGone(t, s, acme.ID, d.ID, "failed insert")
 	if ds, total, err := s.Domains(ctx, acme.ID, store.Page{}); err != nil || total != 0 || len(ds) != 0 {
 		t.Errorf("Domains after a failed insert = %d domains, total %d, %v; want none", len(ds), total, err)
 	}
@@ -690,10 +706,7 @@ func testCreateDomainAtomic(t *testing.T, s store.Store) {
 
 func testCrossProject(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	acme := project(t, s, "acme")
-	beta := project(t, s, "beta")
-	d := sampleDomain(acme.ID, newID(t), "example.com", t0)
-	createDomain(t, s, d)
+	acme, beta, d := twoProjects(t, s)
 
 	if got, err := s.Domain(ctx, beta.ID, d.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Domain(other project) = %v, %v; want ErrNotFound", got, err)
@@ -775,23 +788,27 @@ func testDomainsOrderAndPages(t *testing.T, s store.Store) {
 	}
 }
 
-func testDeleteDomain(t *testing.T, s store.Store) {
-	ctx := t.Context()
-	acme := project(t, s, "acme")
-	d := sampleDomain(acme.ID, newID(t), "example.com", t0)
-	other := sampleDomain(acme.ID, newID(t), "other.example", t0)
+// twoDomains stores the domains example.com and other.example in the project
+// acme. other has the same record keys as d, so a write that forgets which
+// domain it is writing shows up in it.
+func twoDomains(t *testing.T, s store.Store) (acme store.Project, d, other *domain.Domain) {
+	t.Helper()
+	acme = project(t, s, "acme")
+	d = sampleDomain(acme.ID, newID(t), "example.com", t0)
+	other = sampleDomain(acme.ID, newID(t), "other.example", t0)
 	createDomain(t, s, d)
 	createDomain(t, s, other)
+	return acme, d, other
+}
+
+func testDeleteDomain(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	acme, d, other := twoDomains(t, s)
 
 	if err := s.DeleteDomain(ctx, acme.ID, d.ID); err != nil {
 		t.Fatalf("DeleteDomain: %v", err)
 	}
-	if _, err := s.Domain(ctx, acme.ID, d.ID); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("Domain(deleted) error = %v, want ErrNotFound", err)
-	}
-	if _, err := s.SealedDKIMKey(ctx, d.ID); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("SealedDKIMKey(deleted) error = %v, want ErrNotFound", err)
-	}
+	checkGone(t, s, acme.ID, d.ID, "deleted")
 	if err := s.DeleteDomain(ctx, acme.ID, d.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("DeleteDomain(deleted) error = %v, want ErrNotFound", err)
 	}
@@ -815,13 +832,7 @@ func testDeleteDomain(t *testing.T, s store.Store) {
 
 func testSaveCheck(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	acme := project(t, s, "acme")
-	d := sampleDomain(acme.ID, newID(t), "example.com", t0)
-	// other has the same record keys, so a save that forgets which domain it is
-	// writing shows up here.
-	other := sampleDomain(acme.ID, newID(t), "other.example", t0)
-	createDomain(t, s, d)
-	createDomain(t, s, other)
+	acme, d, other := twoDomains(t, s)
 
 	checked := at(time.Hour)
 	d.Status = domain.StatusVerified
@@ -897,12 +908,8 @@ func testSaveCheckDeleted(t *testing.T, s store.Store) {
 func testConcurrentCreateDomain(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	acme := project(t, s, "acme")
-	const n = 8
-	ds := make([]*domain.Domain, n)
-	for i := range ds {
-		ds[i] = sampleDomain(acme.ID, newID(t), "race.example", t0)
-	}
-	errs := make([]error, n)
+	ds := sampleDomains(t, acme.ID, 8, func(int) string { return "race.example" })
+	errs := make([]error, len(ds))
 	testenv.Race(len(ds), func(i int) {
 		errs[i] = s.CreateDomain(ctx, clone(ds[i]), sealedKey(ds[i].ID))
 	})

@@ -21,10 +21,9 @@ func testSaveChecksTogether(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	acme := project(t, s, "acme")
 	const n = 48
-	ds := make([]*domain.Domain, n)
-	for i := range ds {
-		ds[i] = sampleDomain(acme.ID, newID(t), fmt.Sprintf("d%02d.example", i), t0)
-		createDomain(t, s, ds[i])
+	ds := sampleDomains(t, acme.ID, n, func(i int) string { return fmt.Sprintf("d%02d.example", i) })
+	for _, d := range ds {
+		createDomain(t, s, d)
 	}
 	deleted := func(i int) bool { return i%8 == 3 }
 	for i, d := range ds {
