@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -193,6 +194,26 @@ type Domain struct {
 	// CheckingUntil is when the lease of a running check ends; zero or past when
 	// no check runs, on any replica.
 	CheckingUntil time.Time
+
+	// Version is the store's count of the writes to the domain that change what
+	// a check reads of it (not the checks' leases). A check's save is refused
+	// when the domain's version is no longer the one the check read.
+	Version int64
+}
+
+// Clone returns a copy of d that shares nothing with it that a check changes:
+// its records and their found values, problems and sightings are copied.
+func (d *Domain) Clone() *Domain {
+	c := *d
+	c.Records = slices.Clone(d.Records)
+	for i := range c.Records {
+		r := &c.Records[i]
+		r.Found, r.Problems, r.Propagation = slices.Clone(r.Found), slices.Clone(r.Problems), slices.Clone(r.Propagation)
+		for j := range r.Propagation {
+			r.Propagation[j].Values = slices.Clone(r.Propagation[j].Values)
+		}
+	}
+	return &c
 }
 
 // Record returns the domain's record with the given key, or nil.

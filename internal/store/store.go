@@ -20,6 +20,9 @@ import (
 var (
 	// ErrNotFound means no row matched: an unknown id, or one of another project.
 	ErrNotFound = errors.New("store: not found")
+	// ErrChanged means a check's save found the domain written since the
+	// check read it (see FinishCheck).
+	ErrChanged = errors.New("store: the domain changed since it was read")
 	// ErrDomainExists means the project already has a domain of that name.
 	ErrDomainExists = errors.New("store: domain already exists in this project")
 	// ErrAmbiguous means a key prefix matched more than one API key.
@@ -192,7 +195,10 @@ type Store interface {
 	// FinishCheck is SaveCheck that also ends owner's lease on checking the
 	// domain, as ReleaseCheck does, in the same write: a check's end costs the
 	// database one write and not two. A lease that owner does not hold (any
-	// more) is left as it is.
+	// more) is left as it is. Unlike SaveCheck, it saves only over the version
+	// of the domain that d was read at (d.Version): if the domain was written
+	// since, nothing is saved and the error is ErrChanged, so that the check is
+	// applied again to the domain as it is now.
 	FinishCheck(ctx context.Context, d *domain.Domain, events []Event, owner string) error
 	// ClaimChecks claims up to limit domains (below 0: no bound) whose next
 	// automatic check is due at now, the most overdue first (returned in no

@@ -505,20 +505,21 @@ func (v *Verifier) awaitOther(ctx context.Context, projectID int64, id string) (
 // and again with nothing recorded.
 //
 // read, if not nil, is the domain as the caller read it moments ago, which saves
-// reading it again before DNS: what DNS is asked for only needs to be recent,
-// since the result is applied to the domain as read after DNS, and what no
-// longer matches it is dropped (stillExpected).
+// reading it again before DNS. The result is applied to the domain as read
+// before DNS and saved only over that version of it (store.FinishCheck): if the
+// domain was written meanwhile, it is read again and the result applied to it
+// as it is now, less what no longer matches it (stillExpected), so that a
+// change made while DNS was asked is not overwritten.
 func (v *Verifier) checkAndSave(projectID int64, id string, explicit bool, read *domain.Domain) (d *domain.Domain, timedOut bool, err error) {
-	d = read
-	if d == nil {
+	if read == nil {
 		ctx, cancel := context.WithTimeout(v.ctx, v.cfg.SaveTimeout)
-		d, err = v.store.Domain(ctx, projectID, id)
+		read, err = v.store.Domain(ctx, projectID, id)
 		cancel()
 		if err != nil {
 			return nil, false, err
 		}
 	}
-	exps := dnscheck.ExpectationsOf(d)
+	exps := dnscheck.ExpectationsOf(read)
 	obs, timedOut := v.lookup(exps)
 	if err := v.ctx.Err(); err != nil {
 		// Closing cut the check short: that says nothing about the domain's DNS,
@@ -530,12 +531,36 @@ func (v *Verifier) checkAndSave(projectID int64, id string, explicit bool, read 
 	// and Close waits for it.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(v.ctx), v.cfg.SaveTimeout)
 	defer cancel()
-	// Re-read: the domain may have changed or gone while DNS was asked.
-	d, err = v.store.Domain(ctx, projectID, id)
-	if err != nil {
-		return nil, false, err
+	// The caller's read may be shared (Verify answers with it when its budget
+	// runs out): the check changes a copy.
+	d = read.Clone()
+	for tries := 1; ; tries++ {
+		err = v.save(ctx, d, explicit, timedOut, stillExpected(obs, exps, dnscheck.ExpectationsOf(d)))
+		if !errors.Is(err, store.ErrChanged) || tries == maxSaveTries {
+			break
+		}
+		// Written since it was read: apply the result to the domain as it is.
+		if d, err = v.store.Domain(ctx, projectID, id); err != nil {
+			return nil, false, err
+		}
 	}
-	obs = stillExpected(obs, exps, dnscheck.ExpectationsOf(d))
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, false, err
+		}
+		return nil, false, fmt.Errorf("verify: save %s: %w", id, err)
+	}
+	return d, timedOut, nil
+}
+
+// maxSaveTries bounds how often a check is applied again to a domain that
+// keeps being written while the check saves (see checkAndSave): each try reads
+// and writes the domain once.
+const maxSaveTries = 3
+
+// save applies what a check observed to d, reschedules it, and saves it with
+// the events the check caused over the version d was read at.
+func (v *Verifier) save(ctx context.Context, d *domain.Domain, explicit, timedOut bool, obs []domain.Observation) error {
 	now := v.now()
 	rules := v.cfg.Rules
 	if explicit {
@@ -551,17 +576,14 @@ func (v *Verifier) checkAndSave(projectID int64, id string, explicit bool, read 
 	}
 	events, err := buildEvents(d, change, gaveUp, now)
 	if err != nil {
-		return nil, false, err
+		return err
 	}
 	if err := v.store.FinishCheck(ctx, d, events, v.owner); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, false, err
-		}
-		return nil, false, fmt.Errorf("verify: save %s: %w", id, err)
+		return err
 	}
 	v.log.Info("domain checked", "domain", d.Name, "id", d.ID, "status", d.Status, "explicit", explicit,
 		"timedOut", timedOut, "changed", change.Changed(), "events", len(events), "next", d.NextCheckAt)
-	return d, timedOut, nil
+	return nil
 }
 
 // lookup asks the checker for the expectations within CheckTimeout. Every

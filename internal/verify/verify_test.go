@@ -654,17 +654,18 @@ func TestLeaseEndsWithSave(t *testing.T) {
 	if a, r, s, fin := st.acquires.Load(), st.releases.Load(), st.saves.Load(), st.finishes.Load(); a != 1 || r != 0 || s != 0 || fin != 1 {
 		t.Errorf("writes of one check: %d acquires, %d releases, %d saves, %d finishes; want 1, 0, 0, 1", a, r, s, fin)
 	}
-	// A scheduled check reads the domain before DNS and again after; an
-	// explicit one asks DNS for the domain as Verify read it.
-	if n := st.reads.Swap(0); n != 2 {
-		t.Errorf("a scheduled check read the domain %d times, want 2", n)
+	// A scheduled check reads the domain before DNS and saves over that read
+	// (nothing wrote the domain meanwhile); an explicit one asks DNS for the
+	// domain as Verify read it, and saves over that.
+	if n := st.reads.Swap(0); n != 1 {
+		t.Errorf("a scheduled check read the domain %d times, want 1", n)
 	}
 	f.clock.Set(f.clock.Now().Add(time.Minute))
 	if out, err := v.Verify(t.Context(), f.p.ID, d.ID); err != nil || out.Domain == nil || out.Domain.Status != domain.StatusVerified {
 		t.Fatalf("Verify = %+v, %v", out, err)
 	}
-	if n := st.reads.Load(); n != 2 {
-		t.Errorf("an explicit check read the domain %d times, want 2", n)
+	if n := st.reads.Load(); n != 1 {
+		t.Errorf("an explicit check read the domain %d times, want 1", n)
 	}
 
 	st.failFinish.Store(true)
@@ -722,9 +723,9 @@ func TestLeaseChecks(t *testing.T) {
 		}
 	}
 	// The check of fresh took no lease of its own. It started from the domain
-	// as LeaseChecks read it, with all the others in one read, and read it
-	// alone only afresh before saving.
-	checkDue(fresh, "moments ago", 0, 1)
+	// as LeaseChecks read it, with all the others in one read, and saved over
+	// that read: it read the domain alone not at all.
+	checkDue(fresh, "moments ago", 0, 0)
 	if n := st.batches.Load(); n != 1 {
 		t.Errorf("LeaseChecks read the leased domains in %d batch reads, want 1", n)
 	}
@@ -734,8 +735,8 @@ func TestLeaseChecks(t *testing.T) {
 	// Half the margin later the lease may be too short for a whole check.
 	f.clock.Set(f.clock.Now().Add(3 * time.Second))
 	// So the check of stale takes its lease again, once. Nor is what
-	// LeaseChecks read then trusted: the check reads the domain itself.
-	checkDue(stale, "long ago", 1, 2)
+	// LeaseChecks read then trusted: the check reads the domain itself, once.
+	checkDue(stale, "long ago", 1, 1)
 	// other's lease is another replica's: its check waits for it to end.
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -844,5 +845,58 @@ func TestLeasedReadFails(t *testing.T) {
 	}
 	if got := f.get(t, d.ID); got.Status != domain.StatusVerified {
 		t.Errorf("after a failed batch read the check left the domain %s, want VERIFIED", got.Status)
+	}
+}
+
+// TestWriteDuringCheck: a write to the domain while its check asks DNS
+// (receiving switched on here) is not overwritten by the check's save, which
+// was made on the domain as read before: the save is refused, the domain read
+// again, and the check applied to it as it is now.
+func TestWriteDuringCheck(t *testing.T) {
+	f := newFixture(t)
+	d := f.addDomain(t, "during.example")
+	enabled := f.clock.Now().Add(time.Second)
+	c := &checker{fn: func(ctx context.Context, exps []dnscheck.Expectation) []domain.Observation {
+		// The customer switches receiving on while DNS is asked.
+		in, err := f.st.Domain(ctx, f.p.ID, d.ID)
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		in.EnableInbound(domain.Record{Key: domain.KeyInboundMX, Type: "MX", Name: in.Name, Value: "in.example.net", Priority: 10,
+			Status: domain.CheckUnchecked, CreatedAt: enabled, UpdatedAt: enabled}, recheck, enabled)
+		if err := f.st.SaveInbound(ctx, in); err != nil {
+			t.Error(err)
+		}
+		return answer(domain.CheckVerified)(ctx, exps)
+	}}
+	st, v := f.countedVerifier(t, c)
+	f.clock.Set(d.NextCheckAt)
+	if err := v.CheckDue(t.Context(), f.p.ID, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	got := f.get(t, d.ID)
+	if got.Status != domain.StatusVerified || !got.InboundEnabledAt.Equal(enabled.UTC().Truncate(time.Millisecond)) || got.Record(domain.KeyInboundMX) == nil {
+		t.Fatalf("after the check: status %s, receiving since %v, inbound MX %v; want VERIFIED with receiving on since %v",
+			got.Status, got.InboundEnabledAt, got.Record(domain.KeyInboundMX), enabled)
+	}
+	// The inbound MX was not asked for: the check saw the domain before it.
+	if r := got.Record(domain.KeyInboundMX); r.Status != domain.CheckUnchecked {
+		t.Errorf("inbound MX status %s after a check that did not ask for it, want unchecked", r.Status)
+	}
+	// Its schedule is the one of a domain with an inbound MX still to see: the
+	// next check within the steps, not a day away as for a domain fully verified.
+	if next := got.NextCheckAt.Sub(f.clock.Now()); next <= 0 || next > recheck.Steps[len(recheck.Steps)-1] {
+		t.Errorf("next check %v after the check, want within %v: the check's save overwrote the schedule receiving set",
+			next, recheck.Steps[len(recheck.Steps)-1])
+	}
+	if n := st.reads.Load(); n != 2 {
+		t.Errorf("the check read the domain %d times, want 2 (before DNS, and again after its save was refused)", n)
+	}
+	if n := st.finishes.Load(); n != 2 {
+		t.Errorf("the check tried to save %d times, want 2", n)
+	}
+	if !got.CheckingUntil.IsZero() {
+		t.Errorf("lease until %v after the check, want none", got.CheckingUntil)
 	}
 }

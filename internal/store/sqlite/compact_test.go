@@ -136,6 +136,8 @@ func TestMigrateCompactStorage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Going down past 00012 drops the version, which starts again.
+		got.Version = want[d.ID].Version
 		if !reflect.DeepEqual(got, want[d.ID]) {
 			t.Errorf("%s after down and up:\n%+v\nwant\n%+v", d.Name, got, want[d.ID])
 		}

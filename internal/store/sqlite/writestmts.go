@@ -97,12 +97,26 @@ func (s *writeStmts) close() error {
 
 // txQuerier is a sqlstore.Querier on a write transaction: it runs the
 // statements the writer has prepared as prepared, and the others as text.
+//
+// Its statements run under their context's values but not its cancellation
+// (see stmtContext).
 type txQuerier struct {
 	tx *sql.Tx
 	ws *writeStmts
 }
 
+// stmtContext is the context a statement of a write transaction runs under:
+// ctx without its cancellation. For a statement whose context can end, the
+// driver starts a goroutine that waits for the end to interrupt it, which costs
+// a short UPDATE of a group commit more than the UPDATE itself. The transaction
+// is bounded all the same: it begins under ctx, database/sql rolls it back when
+// ctx ends (so the statements after that fail at once), and a statement waits
+// for the database's lock at most the busy timeout. Its statements are the
+// store's own, on indexed rows, never a scan a tenant's input can make long.
+func stmtContext(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
 func (q txQuerier) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	ctx = stmtContext(ctx)
 	if st := q.ws.get(query); st != nil {
 		res, err := q.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 		if err != nil {
@@ -114,6 +128,7 @@ func (q txQuerier) Exec(ctx context.Context, query string, args ...any) (int64, 
 }
 
 func (q txQuerier) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	ctx = stmtContext(ctx)
 	if st := q.ws.get(query); st != nil {
 		rows, err := q.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
 		if err != nil {
@@ -125,6 +140,7 @@ func (q txQuerier) Query(ctx context.Context, query string, args ...any) (sqlsto
 }
 
 func (q txQuerier) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
+	ctx = stmtContext(ctx)
 	if st := q.ws.get(query); st != nil {
 		return q.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}

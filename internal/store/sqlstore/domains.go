@@ -282,20 +282,28 @@ func (s *Store) DeleteDomain(ctx context.Context, projectID int64, id string) er
 // Checks that finish together are saved together, in one group commit (see
 // group); each is still whole or not at all, and a failed one fails alone.
 func (s *Store) SaveCheck(ctx context.Context, d *domain.Domain, events []store.Event) error {
-	return s.saveCheck(ctx, d, events, "")
+	return s.saveCheck(ctx, d, events, "", anyVersion)
 }
+
+// anyVersion is the version saveCheck is given when it may save over any.
+const anyVersion = -1
 
 // FinishCheck implements store.Store.
 func (s *Store) FinishCheck(ctx context.Context, d *domain.Domain, events []store.Event, owner string) error {
 	if owner == "" {
 		return errors.New("finish check: no lease owner")
 	}
-	return s.saveCheck(ctx, d, events, owner)
+	if err := s.saveCheck(ctx, d, events, owner, d.Version); err != nil {
+		return err
+	}
+	d.Version++
+	return nil
 }
 
 // saveCheck saves a check and, when owner is not empty, ends owner's lease on
-// checking the domain in the same statement (as ReleaseCheck does).
-func (s *Store) saveCheck(ctx context.Context, d *domain.Domain, events []store.Event, owner string) error {
+// checking the domain in the same statement (as ReleaseCheck does). It saves
+// only over the domain's version version, unless that is anyVersion.
+func (s *Store) saveCheck(ctx context.Context, d *domain.Domain, events []store.Event, owner string, version int64) error {
 	// What does not depend on the database (the records' states, the events'
 	// packed payloads) is made here, by the checks that finish in parallel,
 	// rather than in the transaction, which the one writer runs for a whole
@@ -319,16 +327,17 @@ func (s *Store) saveCheck(ctx context.Context, d *domain.Domain, events []store.
 			dkim_enabled = $3, mail_from_enabled = $4, dmarc_enabled = $5, last_checked_at = $6,
 			verified_at = $7, inbound_verified_at = $8, next_check_at = $9, check_attempt = $10,
 			window_started_at = $11, failed_at = $12,
-			check_until = CASE WHEN check_owner = $14 AND $14 <> '' THEN 0 ELSE check_until END
-			WHERE id = $13`,
+			check_until = CASE WHEN check_owner = $14 AND $14 <> '' THEN 0 ELSE check_until END,
+			version = version + 1
+			WHERE id = $13 AND ($15 = -1 OR version = $15)`,
 			string(d.Status), d.OwnershipVerified, d.DKIMEnabled, d.MailFromEnabled, d.DMARCEnabled,
 			millis(d.LastCheckedAt), millis(d.VerifiedAt), millis(d.InboundVerifiedAt), millis(d.NextCheckAt), d.CheckAttempt,
-			millis(d.WindowStartedAt), millis(d.FailedAt), d.ID, owner)
+			millis(d.WindowStartedAt), millis(d.FailedAt), d.ID, owner, version)
 		if err != nil {
 			return s.errorf("save check %s: %w", d.ID, err)
 		}
 		if n == 0 {
-			return store.ErrNotFound // deleted while the check ran
+			return s.unsaved(ctx, tx, d.ID, version)
 		}
 		for i := range d.Records {
 			r := &d.Records[i]
@@ -347,11 +356,35 @@ func (s *Store) saveCheck(ctx context.Context, d *domain.Domain, events []store.
 	})
 }
 
+// unsaved tells why a check's save of the domain id changed no row: the domain
+// is gone (deleted while the check ran), or it is at another version than the
+// check read.
+func (s *Store) unsaved(ctx context.Context, tx Querier, id string, version int64) error {
+	if version == anyVersion {
+		return store.ErrNotFound
+	}
+	var n int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM domains WHERE id = $1`, id).Scan(&n); err != nil {
+		return s.errorf("save check %s: %w", id, err)
+	}
+	if n == 0 {
+		return store.ErrNotFound
+	}
+	return store.ErrChanged
+}
+
+// bumpVersion marks the domain id as changed for the checks that read it
+// before (see store.ErrChanged).
+func bumpVersion(ctx context.Context, tx Querier, id string) error {
+	_, err := tx.Exec(ctx, `UPDATE domains SET version = version + 1 WHERE id = $1`, id)
+	return err
+}
+
 // SaveInbound implements store.Inbound.
 func (s *Store) SaveInbound(ctx context.Context, d *domain.Domain) error {
 	return s.db.Tx(ctx, func(tx Querier) error {
 		n, err := tx.Exec(ctx, `UPDATE domains SET inbound_enabled_at = $1, inbound_verified_at = $2,
-			next_check_at = $3, check_attempt = $4 WHERE id = $5 AND project_id = $6`,
+			next_check_at = $3, check_attempt = $4, version = version + 1 WHERE id = $5 AND project_id = $6`,
 			millis(d.InboundEnabledAt), millis(d.InboundVerifiedAt), millis(d.NextCheckAt), d.CheckAttempt, d.ID, d.ProjectID)
 		if err != nil {
 			return s.errorf("save inbound %s: %w", d.ID, err)

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/domaind/domaind/internal/store"
 )
 
 // errClosed is what a write that reaches a closed store's group gets.
@@ -154,9 +156,12 @@ func (g *group) commit(batch []*groupOp) {
 	// two statements per write and, on SQLite, a copy of each page a write
 	// touches. Only if something fails is it undone and run again with a
 	// savepoint per write, which tells each write its own outcome.
+	// What the writes read that none of them writes (a project's webhooks) is
+	// read once for the whole transaction; see batchReads.
+	plain := context.WithValue(ctx, batchReadsKey{}, &batchReads{})
 	if err := g.db.Tx(ctx, func(tx Querier) error {
 		for _, op := range live {
-			if err := op.fn(ctx, tx); err != nil {
+			if err := op.fn(plain, tx); err != nil {
 				return err
 			}
 		}
@@ -199,6 +204,26 @@ func (g *group) commit(batch []*groupOp) {
 	for i, op := range live {
 		op.err <- errs[i]
 	}
+}
+
+// batchReads holds, for the writes of one group transaction, what they read
+// and none of them writes: a project's webhooks, which a save reads to queue
+// its events' deliveries. Within one transaction they cannot change under it
+// (SQLite has one writer; PostgreSQL's first read locks the rows FOR KEY SHARE
+// until the commit), so a batch of a hundred saves of one project reads them
+// once. Only the plain run of a batch has one: a run with savepoints could undo
+// a read's locks, and then reads again.
+type batchReads struct {
+	webhooks map[int64][]store.Webhook
+}
+
+type batchReadsKey struct{}
+
+// batchReadsOf returns the batch's reads that ctx carries, or nil outside a
+// group's plain run.
+func batchReadsOf(ctx context.Context) *batchReads {
+	r, _ := ctx.Value(batchReadsKey{}).(*batchReads)
+	return r
 }
 
 // alone runs the write in a transaction of its own.

@@ -253,6 +253,9 @@ func (s *Store) StartRotation(ctx context.Context, r store.Rotation, from domain
 			if err := s.insertRecord(ctx, tx, r.DomainID, r.Domain, pos, next); err != nil {
 				return err
 			}
+			if err := bumpVersion(ctx, tx, r.DomainID); err != nil {
+				return s.errorf("start rotation %s: %w", r.DomainID, err)
+			}
 		}
 		return s.insertEvents(ctx, tx, events)
 	})
@@ -276,7 +279,7 @@ func (s *Store) SwitchRotation(ctx context.Context, r store.Rotation, now time.T
 		if err := s.saveRotation(ctx, tx, r, domain.RotationVisible); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE domains SET dkim_private_key = $1 WHERE id = $2`, sealed, r.DomainID); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE domains SET dkim_private_key = $1, version = version + 1 WHERE id = $2`, sealed, r.DomainID); err != nil {
 			return s.errorf("switch rotation %s: %w", r.DomainID, err)
 		}
 		// Keys are moved through a name no record has, as one primary key
@@ -332,6 +335,9 @@ func (s *Store) RetireRotation(ctx context.Context, r store.Rotation, revoked *d
 				WHERE domain_seq = `+domainSeq(4)+` AND key = $5`,
 				s.value(revoked.Value), storedStatus(domain.CheckUnchecked), millis(revoked.UpdatedAt),
 				r.DomainID, string(domain.KeyDKIMPrevious)); err != nil {
+				return s.errorf("retire rotation %s: %w", r.DomainID, err)
+			}
+			if err := bumpVersion(ctx, tx, r.DomainID); err != nil {
 				return s.errorf("retire rotation %s: %w", r.DomainID, err)
 			}
 		}

@@ -238,7 +238,7 @@ func nonNil[T any](s []T) []T {
 const domainColumns = `d.id, d.project_id, d.name, d.region, d.status, d.ownership_verified, d.dkim_enabled,
 	d.mail_from_enabled, d.dmarc_enabled, d.created_at, d.last_checked_at, d.verified_at,
 	d.inbound_enabled_at, d.inbound_verified_at, d.next_check_at, d.check_attempt, d.window_started_at, d.failed_at,
-	d.check_until`
+	d.check_until, d.version`
 
 // domainRow is where a row selected with domainColumns is scanned to.
 type domainRow struct {
@@ -252,7 +252,7 @@ func (x *domainRow) dest() []any {
 	d, t := &x.d, &x.times
 	return []any{&d.ID, &d.ProjectID, &d.Name, &d.Region, &x.status, &d.OwnershipVerified,
 		&d.DKIMEnabled, &d.MailFromEnabled, &d.DMARCEnabled, &t[0], &t[1], &t[2],
-		&t[3], &t[4], &t[5], &d.CheckAttempt, &t[6], &t[7], &t[8]}
+		&t[3], &t[4], &t[5], &d.CheckAttempt, &t[6], &t[7], &t[8], &d.Version}
 }
 
 // domain returns the domain scanned, without its records.

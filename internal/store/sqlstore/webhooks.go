@@ -64,6 +64,12 @@ func (s *Store) insertPackedEvents(ctx context.Context, tx Querier, events []sto
 		}
 	}
 	hooks := map[int64][]store.Webhook{}
+	if r := batchReadsOf(ctx); r != nil {
+		if r.webhooks == nil {
+			r.webhooks = hooks
+		}
+		hooks = r.webhooks
+	}
 	var deliveries []any
 	const deliveryColumns = 9
 	for _, e := range events {

@@ -280,6 +280,7 @@ func testFinishCheck(t *testing.T, s store.Store) {
 	if acquire("b", now.Add(time.Second)) {
 		t.Fatal("SaveCheck ended a's lease")
 	}
+	c.Version = getDomain(t, s, p.ID, d.ID).Version // SaveCheck saved over any version
 	if err := s.FinishCheck(ctx, c, nil, "b"); err != nil {
 		t.Fatal(err)
 	}
