@@ -480,7 +480,7 @@ func stamp(t time.Time) string {
 
 // event builds the one event of a step, with its payload fixed now.
 func (r *Rotator) event(rot store.Rotation, typ domain.EventType, now time.Time) ([]store.Event, error) {
-	id, err := store.NewID("evt_")
+	id, err := store.NewTimeID("evt_", now)
 	if err != nil {
 		return nil, err
 	}

@@ -286,6 +286,24 @@ func NewID(prefix string) (string, error) {
 	return prefix + hex.EncodeToString(b[:]), nil
 }
 
+// NewTimeID returns prefix followed by 24 lowercase hex characters: t's Unix
+// milliseconds in the first 12, then 12 random ones (48 bits, as UUIDv7 has
+// its time first, RFC 9562 §5.7). It names rows that are only ever added, such
+// as events: their ids come in about the order they are written, so a
+// database's index of them grows at its end instead of at a random page per
+// row, which would cost a page written per event at each commit.
+func NewTimeID(prefix string, t time.Time) (string, error) {
+	var b [12]byte
+	ms := uint64(max(t.UnixMilli(), 0))
+	for i := range 6 {
+		b[i] = byte(ms >> (8 * (5 - i)))
+	}
+	if _, err := rand.Read(b[6:]); err != nil {
+		return "", fmt.Errorf("store: new id: %w", err)
+	}
+	return prefix + hex.EncodeToString(b[:]), nil
+}
+
 // The event types as stores keep them: the strings of domain.EventType, whose
 // definitions say what each means.
 const (

@@ -91,7 +91,7 @@ func buildEvents(d *domain.Domain, c domain.Change, gaveUp bool, now time.Time) 
 
 	out := make([]store.Event, 0, len(evs))
 	for _, e := range evs {
-		id, err := store.NewID("evt_")
+		id, err := store.NewTimeID("evt_", now)
 		if err != nil {
 			return nil, err
 		}

@@ -89,7 +89,7 @@ func (s *Store) insertPackedEvents(ctx context.Context, tx Querier, events []sto
 			if !store.Wants(w.Events, e.Type) {
 				continue
 			}
-			id, err := store.NewID("msg_")
+			id, err := store.NewTimeID("msg_", e.CreatedAt)
 			if err != nil {
 				return err
 			}
