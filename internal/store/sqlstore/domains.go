@@ -329,7 +329,7 @@ func (s *Store) saveCheck(ctx context.Context, d *domain.Domain, events []store.
 			window_started_at = $11, failed_at = $12,
 			check_until = CASE WHEN check_owner = $14 AND $14 <> '' THEN 0 ELSE check_until END,
 			version = version + 1
-			WHERE id = $13 AND ($15 = -1 OR version = $15)`,
+			WHERE id = $13 AND (CAST($15 AS BIGINT) = -1 OR version = CAST($15 AS BIGINT))`,
 			string(d.Status), d.OwnershipVerified, d.DKIMEnabled, d.MailFromEnabled, d.DMARCEnabled,
 			millis(d.LastCheckedAt), millis(d.VerifiedAt), millis(d.InboundVerifiedAt), millis(d.NextCheckAt), d.CheckAttempt,
 			millis(d.WindowStartedAt), millis(d.FailedAt), d.ID, owner, version)
