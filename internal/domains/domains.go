@@ -203,44 +203,65 @@ func NotVerified(err error) bool { return errors.Is(err, errNotVerified) }
 // the inbound MX record to publish, and checks follow until it is seen. Enabling
 // it again changes nothing.
 func (s *Service) EnableInbound(ctx context.Context, projectID int64, id string) (*domain.Domain, error) {
-	d, err := s.Get(ctx, projectID, id)
-	if err != nil {
-		return nil, err
-	}
-	if d.Receiving() {
-		return d, nil
-	}
-	if !d.MayEnableInbound() {
-		return nil, errNotVerified
-	}
-	now := s.now().UTC().Truncate(time.Millisecond)
-	d.EnableInbound(s.Records.InboundMX(d.Name, d.Region, now), s.Verifier.Recheck(), now)
-	return s.saveInbound(ctx, projectID, d, "inbound enabled")
+	return s.switchInbound(ctx, projectID, id, "inbound enabled", func(d *domain.Domain) (bool, error) {
+		if d.Receiving() {
+			return false, nil
+		}
+		if !d.MayEnableInbound() {
+			return false, errNotVerified
+		}
+		now := s.now().UTC().Truncate(time.Millisecond)
+		d.EnableInbound(s.Records.InboundMX(d.Name, d.Region, now), s.Verifier.Recheck(), now)
+		return true, nil
+	})
 }
 
 // DisableInbound switches receiving off for the project's domain.
 func (s *Service) DisableInbound(ctx context.Context, projectID int64, id string) (*domain.Domain, error) {
-	d, err := s.Get(ctx, projectID, id)
-	if err != nil {
-		return nil, err
-	}
-	if !d.Receiving() {
-		return d, nil
-	}
-	d.DisableInbound()
-	return s.saveInbound(ctx, projectID, d, "inbound disabled")
+	return s.switchInbound(ctx, projectID, id, "inbound disabled", func(d *domain.Domain) (bool, error) {
+		if !d.Receiving() {
+			return false, nil
+		}
+		d.DisableInbound()
+		return true, nil
+	})
 }
 
-// saveInbound stores d's receiving switch, as EnableInbound or DisableInbound
-// set it, and logs msg.
-func (s *Service) saveInbound(ctx context.Context, projectID int64, d *domain.Domain, msg string) (*domain.Domain, error) {
-	if err := s.Store.SaveInbound(ctx, d); err != nil {
-		return nil, notFound(err)
+// maxInboundTries bounds how often switchInbound reads the domain again
+// because a check saved it between the read and the switch's save.
+const maxInboundTries = 3
+
+// switchInbound reads the project's domain, lets change switch its receiving
+// (change reports whether it changed anything), saves it over the version it
+// read and logs msg. A check that saves the domain between the read and the
+// save would otherwise lose its result, or overwrite the switch's schedule:
+// the save is refused (store.ErrChanged) and the switch made again on the
+// domain as it is now.
+func (s *Service) switchInbound(ctx context.Context, projectID int64, id, msg string, change func(*domain.Domain) (bool, error)) (*domain.Domain, error) {
+	for tries := 1; ; tries++ {
+		d, err := s.Get(ctx, projectID, id)
+		if err != nil {
+			return nil, err
+		}
+		changed, err := change(d)
+		if err != nil {
+			return nil, err
+		}
+		if !changed {
+			return d, nil
+		}
+		err = s.Store.SaveInbound(ctx, d)
+		if errors.Is(err, store.ErrChanged) && tries < maxInboundTries {
+			continue
+		}
+		if err != nil {
+			return nil, notFound(err)
+		}
+		if s.Log != nil {
+			s.Log.Info(msg, "domain", d.Name, "id", d.ID, "project", projectID)
+		}
+		return d, nil
 	}
-	if s.Log != nil {
-		s.Log.Info(msg, "domain", d.Name, "id", d.ID, "project", projectID)
-	}
-	return d, nil
 }
 
 // Get returns the project's domain.

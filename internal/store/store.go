@@ -196,9 +196,12 @@ type Store interface {
 	// domain, as ReleaseCheck does, in the same write: a check's end costs the
 	// database one write and not two. A lease that owner does not hold (any
 	// more) is left as it is. Unlike SaveCheck, it saves only over the version
-	// of the domain that d was read at (d.Version): if the domain was written
-	// since, nothing is saved and the error is ErrChanged, so that the check is
-	// applied again to the domain as it is now.
+	// of the domain that d was read at (d.Version): if a write that counts the
+	// version up (a check's save, SaveInbound, a rotation's start, switch or
+	// retirement; not a lease or a claim) came since, nothing is saved and the
+	// error is ErrChanged, so that the check is applied again to the domain as
+	// it is now. On success d.Version is the stored one. (SaveCheck saves over
+	// any version and leaves d.Version as it was.)
 	FinishCheck(ctx context.Context, d *domain.Domain, events []Event, owner string) error
 	// ClaimChecks claims up to limit domains (below 0: no bound) whose next
 	// automatic check is due at now, the most overdue first (returned in no
@@ -361,6 +364,8 @@ type Inbound interface {
 	// SaveInbound stores d's inbound state: it adds or removes the inbound MX
 	// record so the stored records match d's, and stores the inbound timestamps
 	// and the schedule, in one transaction. It returns ErrNotFound if the project
-	// has no such domain.
+	// has no such domain. Like FinishCheck it saves only over the version d was
+	// read at, and returns ErrChanged otherwise; on success d.Version is the
+	// stored one.
 	SaveInbound(ctx context.Context, d *domain.Domain) error
 }

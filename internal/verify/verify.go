@@ -34,7 +34,8 @@ type Config struct {
 	// not read are saved as DNS_TIMEOUT, a temporary failure. 30s when zero.
 	CheckTimeout time.Duration
 	// SaveTimeout bounds the store work of one check: reading the domain before
-	// and after DNS, and saving the result. It is a deadline of its own, so a
+	// DNS, and saving the result (reading it again if it changed meanwhile). It
+	// is a deadline of its own, so a
 	// check that used all of CheckTimeout can still save. 10s when zero.
 	SaveTimeout time.Duration
 	// Rules are the domain rules background checks apply. An explicit verify
@@ -98,8 +99,8 @@ type Verifier struct {
 type leased struct {
 	at time.Time
 	// read is the domain as LeaseChecks read it once the lease was taken, or
-	// nil: the check asks DNS for it instead of reading it again (and reads
-	// it afresh before it saves, as ever).
+	// nil: the check asks DNS for it, and saves over its version, instead of
+	// reading it again.
 	read *domain.Domain
 }
 
@@ -311,11 +312,11 @@ func (v *Verifier) LeaseChecks(ctx context.Context, due []store.Due) {
 
 // readLeased reads, in one go, the domains whose leases LeaseChecks just took,
 // for their checks to start from: a point read of each as its check starts
-// costs more. The checks still read each domain afresh before saving, so one
-// changed since is judged as it is then, as one changed while DNS is asked.
-// If the read fails, each check reads its domain itself. A domain deleted
-// after this read is still asked of DNS once by its check, whose read before
-// saving then finds it gone and saves nothing.
+// costs more. The checks save only over the version of each domain read here,
+// so one changed since is read again and judged as it is then, as one changed
+// while DNS is asked. If the read fails, each check reads its domain itself. A
+// domain deleted after this read is still asked of DNS once by its check,
+// whose save then finds it gone and saves nothing.
 //
 // The read is given only as long as its result may be used (while the lease
 // taken at is fresh): a slower read would hold back the batch's checks for
@@ -412,9 +413,10 @@ const checkerGrace = 2 * time.Second
 // steps between them.
 const leaseMargin = 5 * time.Second
 
-// check runs one check: DNS first, then the freshest stored state is updated,
-// rescheduled and saved with the events it caused, so that a change made while
-// DNS was being asked is not overwritten.
+// check runs one check: DNS first, then the domain is updated, rescheduled and
+// saved with the events it caused, over the version of it the check read, so
+// that a change made while DNS was being asked is not overwritten (see
+// checkAndSave).
 func (v *Verifier) check(projectID int64, id string, explicit bool, read *domain.Domain) (*domain.Domain, error) {
 	// The lease outlasts both deadlines of the check, so it cannot end while the
 	// check may still save.

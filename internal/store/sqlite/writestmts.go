@@ -98,22 +98,29 @@ func (s *writeStmts) close() error {
 // txQuerier is a sqlstore.Querier on a write transaction: it runs the
 // statements the writer has prepared as prepared, and the others as text.
 //
-// Its statements run under their context's values but not its cancellation
-// (see stmtContext).
+// A group commit's statements run under their context's values but not its
+// cancellation (see stmtContext).
 type txQuerier struct {
 	tx *sql.Tx
 	ws *writeStmts
 }
 
-// stmtContext is the context a statement of a write transaction runs under:
-// ctx without its cancellation. For a statement whose context can end, the
-// driver starts a goroutine that waits for the end to interrupt it, which costs
-// a short UPDATE of a group commit more than the UPDATE itself. The transaction
-// is bounded all the same: it begins under ctx, database/sql rolls it back when
-// ctx ends (so the statements after that fail at once), and a statement waits
-// for the database's lock at most the busy timeout. Its statements are the
-// store's own, on indexed rows, never a scan a tenant's input can make long.
-func stmtContext(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+// stmtContext is the context a statement of a write transaction runs under: for
+// a write of a group commit (sqlstore.InGroup: the saves of checks and their
+// leases), ctx without its cancellation. For a statement whose context can end,
+// the driver starts a goroutine that waits for the end to interrupt it, which
+// costs a short UPDATE of a group commit more than the UPDATE itself. Those
+// statements are the store's own, on indexed rows of one domain each, never a
+// scan that a tenant's input can make long; and the transaction is bounded all
+// the same: database/sql rolls it back when ctx ends, so its later statements
+// fail at once. Every other write (a delete that cascades over a domain's
+// events or a webhook's deliveries, a claim) can still be interrupted.
+func stmtContext(ctx context.Context) context.Context {
+	if sqlstore.InGroup(ctx) {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
+}
 
 func (q txQuerier) Exec(ctx context.Context, query string, args ...any) (int64, error) {
 	ctx = stmtContext(ctx)

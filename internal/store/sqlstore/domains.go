@@ -337,7 +337,7 @@ func (s *Store) saveCheck(ctx context.Context, d *domain.Domain, events []store.
 			return s.errorf("save check %s: %w", d.ID, err)
 		}
 		if n == 0 {
-			return s.unsaved(ctx, tx, d.ID, version)
+			return s.unsaved(ctx, tx, d, version)
 		}
 		for i := range d.Records {
 			r := &d.Records[i]
@@ -356,16 +356,16 @@ func (s *Store) saveCheck(ctx context.Context, d *domain.Domain, events []store.
 	})
 }
 
-// unsaved tells why a check's save of the domain id changed no row: the domain
-// is gone (deleted while the check ran), or it is at another version than the
-// check read.
-func (s *Store) unsaved(ctx context.Context, tx Querier, id string, version int64) error {
+// unsaved tells why a save of the domain d over its version changed no row:
+// the domain is gone (deleted meanwhile, or not of d's project), or it is at
+// another version than d was read at.
+func (s *Store) unsaved(ctx context.Context, tx Querier, d *domain.Domain, version int64) error {
 	if version == anyVersion {
 		return store.ErrNotFound
 	}
 	var n int
-	if err := tx.QueryRow(ctx, `SELECT count(*) FROM domains WHERE id = $1`, id).Scan(&n); err != nil {
-		return s.errorf("save check %s: %w", id, err)
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM domains WHERE id = $1 AND project_id = $2`, d.ID, d.ProjectID).Scan(&n); err != nil {
+		return s.errorf("save %s: %w", d.ID, err)
 	}
 	if n == 0 {
 		return store.ErrNotFound
@@ -374,7 +374,10 @@ func (s *Store) unsaved(ctx context.Context, tx Querier, id string, version int6
 }
 
 // bumpVersion marks the domain id as changed for the checks that read it
-// before (see store.ErrChanged).
+// before (see store.ErrChanged). A transaction calls it before it writes the
+// domain's records: a check's save locks the domain row and then its records,
+// and a write that locked them in the other order could deadlock with it on
+// PostgreSQL.
 func bumpVersion(ctx context.Context, tx Querier, id string) error {
 	_, err := tx.Exec(ctx, `UPDATE domains SET version = version + 1 WHERE id = $1`, id)
 	return err
@@ -382,15 +385,17 @@ func bumpVersion(ctx context.Context, tx Querier, id string) error {
 
 // SaveInbound implements store.Inbound.
 func (s *Store) SaveInbound(ctx context.Context, d *domain.Domain) error {
-	return s.db.Tx(ctx, func(tx Querier) error {
+	err := s.db.Tx(ctx, func(tx Querier) error {
+		// The domain row first, as a check's save locks it (see bumpVersion).
 		n, err := tx.Exec(ctx, `UPDATE domains SET inbound_enabled_at = $1, inbound_verified_at = $2,
-			next_check_at = $3, check_attempt = $4, version = version + 1 WHERE id = $5 AND project_id = $6`,
-			millis(d.InboundEnabledAt), millis(d.InboundVerifiedAt), millis(d.NextCheckAt), d.CheckAttempt, d.ID, d.ProjectID)
+			next_check_at = $3, check_attempt = $4, version = version + 1
+			WHERE id = $5 AND project_id = $6 AND version = CAST($7 AS BIGINT)`,
+			millis(d.InboundEnabledAt), millis(d.InboundVerifiedAt), millis(d.NextCheckAt), d.CheckAttempt, d.ID, d.ProjectID, d.Version)
 		if err != nil {
 			return s.errorf("save inbound %s: %w", d.ID, err)
 		}
 		if n == 0 {
-			return store.ErrNotFound
+			return s.unsaved(ctx, tx, d, d.Version)
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM domain_records WHERE domain_seq = `+domainSeq(1)+` AND key = $2`,
 			d.ID, string(domain.KeyInboundMX)); err != nil {
@@ -403,6 +408,10 @@ func (s *Store) SaveInbound(ctx context.Context, d *domain.Domain) error {
 		}
 		return nil
 	})
+	if err == nil {
+		d.Version++
+	}
+	return err
 }
 
 // ClaimChecks implements store.Store.

@@ -158,7 +158,7 @@ func (g *group) commit(batch []*groupOp) {
 	// savepoint per write, which tells each write its own outcome.
 	// What the writes read that none of them writes (a project's webhooks) is
 	// read once for the whole transaction; see batchReads.
-	plain := context.WithValue(ctx, batchReadsKey{}, &batchReads{})
+	plain := context.WithValue(groupContext(ctx), batchReadsKey{}, &batchReads{})
 	if err := g.db.Tx(ctx, func(tx Querier) error {
 		for _, op := range live {
 			if err := op.fn(plain, tx); err != nil {
@@ -173,12 +173,13 @@ func (g *group) commit(batch []*groupOp) {
 		return
 	}
 	errs := make([]error, len(live))
+	saved := groupContext(ctx)
 	err := g.db.Tx(ctx, func(tx Querier) error {
 		for i, op := range live {
 			if _, err := tx.Exec(ctx, `SAVEPOINT group_write`); err != nil {
 				return err
 			}
-			if errs[i] = op.fn(ctx, tx); errs[i] != nil {
+			if errs[i] = op.fn(saved, tx); errs[i] != nil {
 				if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT group_write`); err != nil {
 					return err
 				}
@@ -212,7 +213,10 @@ func (g *group) commit(batch []*groupOp) {
 // (SQLite has one writer; PostgreSQL's first read locks the rows FOR KEY SHARE
 // until the commit), so a batch of a hundred saves of one project reads them
 // once. Only the plain run of a batch has one: a run with savepoints could undo
-// a read's locks, and then reads again.
+// a read's locks, and then reads again. On PostgreSQL the lock keeps webhooks
+// from being deleted, not from being changed or added by another replica while
+// the batch runs: the batch's later saves then see the webhooks as its first
+// read did, as all of one save's deliveries always saw them as of its read.
 type batchReads struct {
 	webhooks map[int64][]store.Webhook
 }
@@ -228,7 +232,25 @@ func batchReadsOf(ctx context.Context) *batchReads {
 
 // alone runs the write in a transaction of its own.
 func (op *groupOp) alone(db DB) {
-	op.err <- db.Tx(op.ctx, func(q Querier) error { return op.fn(op.ctx, q) })
+	ctx := groupContext(op.ctx)
+	op.err <- db.Tx(op.ctx, func(q Querier) error { return op.fn(ctx, q) })
+}
+
+type groupKey struct{}
+
+// groupContext marks ctx as the context of a group's write (see InGroup).
+func groupContext(ctx context.Context) context.Context {
+	return context.WithValue(ctx, groupKey{}, true)
+}
+
+// InGroup reports whether ctx is the context of a write of a group commit: the
+// saves of checks and their leases, whose statements are short and on indexed
+// rows of one domain. A driver may run those without watching ctx end to
+// interrupt them (see the sqlite package's stmtContext); the transaction that
+// holds them still ends with ctx.
+func InGroup(ctx context.Context) bool {
+	v, _ := ctx.Value(groupKey{}).(bool)
+	return v
 }
 
 // batchContext is the context of a group's transaction: no single caller's

@@ -238,6 +238,11 @@ func nextPosition(ctx context.Context, tx Querier, domainID string) (int, error)
 // StartRotation implements store.Rotations.
 func (s *Store) StartRotation(ctx context.Context, r store.Rotation, from domain.RotationState, next *domain.Record, events []store.Event) error {
 	return s.db.Tx(ctx, func(tx Querier) error {
+		if next != nil {
+			if err := bumpVersion(ctx, tx, r.DomainID); err != nil {
+				return s.errorf("start rotation %s: %w", r.DomainID, err)
+			}
+		}
 		if err := s.saveRotation(ctx, tx, r, from); err != nil {
 			return err
 		}
@@ -252,9 +257,6 @@ func (s *Store) StartRotation(ctx context.Context, r store.Rotation, from domain
 			}
 			if err := s.insertRecord(ctx, tx, r.DomainID, r.Domain, pos, next); err != nil {
 				return err
-			}
-			if err := bumpVersion(ctx, tx, r.DomainID); err != nil {
-				return s.errorf("start rotation %s: %w", r.DomainID, err)
 			}
 		}
 		return s.insertEvents(ctx, tx, events)
@@ -325,6 +327,11 @@ func (s *Store) SwitchRotation(ctx context.Context, r store.Rotation, now time.T
 // RetireRotation implements store.Rotations.
 func (s *Store) RetireRotation(ctx context.Context, r store.Rotation, revoked *domain.Record, events []store.Event) error {
 	return s.db.Tx(ctx, func(tx Querier) error {
+		if revoked != nil {
+			if err := bumpVersion(ctx, tx, r.DomainID); err != nil {
+				return s.errorf("retire rotation %s: %w", r.DomainID, err)
+			}
+		}
 		if err := s.saveRotation(ctx, tx, r, domain.RotationRetiring); err != nil {
 			return err
 		}
@@ -335,9 +342,6 @@ func (s *Store) RetireRotation(ctx context.Context, r store.Rotation, revoked *d
 				WHERE domain_seq = `+domainSeq(4)+` AND key = $5`,
 				s.value(revoked.Value), storedStatus(domain.CheckUnchecked), millis(revoked.UpdatedAt),
 				r.DomainID, string(domain.KeyDKIMPrevious)); err != nil {
-				return s.errorf("retire rotation %s: %w", r.DomainID, err)
-			}
-			if err := bumpVersion(ctx, tx, r.DomainID); err != nil {
 				return s.errorf("retire rotation %s: %w", r.DomainID, err)
 			}
 		}

@@ -601,6 +601,28 @@ func testFinishCheckChanged(t *testing.T, s store.Store) {
 		}
 	}
 
+	// SaveInbound too saves only over the version it read, and gives back the
+	// stored one.
+	in := getDomain(t, s, p.ID, d.ID)
+	if err := s.FinishCheck(ctx, clone(in), nil, "a"); err != nil {
+		t.Fatal(err)
+	}
+	in.DisableInbound()
+	if err := s.SaveInbound(ctx, in); !errors.Is(err, store.ErrChanged) {
+		t.Fatalf("SaveInbound of a domain read before a check's save = %v, want ErrChanged", err)
+	}
+	if got := getDomain(t, s, p.ID, d.ID); !got.Receiving() {
+		t.Fatal("a refused SaveInbound switched receiving off")
+	}
+	in = getDomain(t, s, p.ID, d.ID)
+	in.DisableInbound()
+	if err := s.SaveInbound(ctx, in); err != nil {
+		t.Fatalf("SaveInbound over the version read: %v", err)
+	}
+	if got := getDomain(t, s, p.ID, d.ID); got.Receiving() || got.Version != in.Version {
+		t.Fatalf("after SaveInbound: receiving %v, version %d (given back %d); want off and the same", got.Receiving(), got.Version, in.Version)
+	}
+
 	// A save of a deleted domain is ErrNotFound, whatever the version.
 	gone := getDomain(t, s, p.ID, d.ID)
 	if err := s.DeleteDomain(ctx, p.ID, d.ID); err != nil {
