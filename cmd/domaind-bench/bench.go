@@ -313,7 +313,7 @@ func (b *bench) scaleOutSection(ctx context.Context, w io.Writer) error {
 			r.slotsBusy(), r.Concurrency, float64(r.DNSQueries)/float64(max(r.total(), 1)), dnsRate, asks, fmtCPU(r.CPUBusy, r.CPUSelf))
 		if c.sqlite {
 			after = append(after, fmt.Sprintf("- Storage per domain (SQLite), once every domain is checked and verified, with what the checks found "+
-				"and what each server said and the events the checks raised: %.0f bytes (the file and its WAL over %s domains; "+
+				"and what each server said and the events the checks raised: %.0f bytes (the file and its WAL, once checkpointed, over %s domains; "+
 				"by table and index, from SQLite's dbstat: %s). The memory section gives it for domains never checked.",
 				r.BytesPerDomain, fmtCount(r.Domains), perDomain(r.Tables, r.Domains)))
 			if v := r.Verify; v.Requests > 0 {
