@@ -145,11 +145,16 @@ type udpSock struct {
 // the answer to it. It sets q.Id.
 func (t *Transport) exchange(ctx context.Context, q *dns.Msg, server string, timeout time.Duration) (*dns.Msg, error) {
 	name := q.Question[0].Name
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	// A timer rather than a context with a timeout: the query's wait ends with
+	// either, and a child context costs an allocation and a registration with
+	// its parent on every query.
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
 	select {
 	case t.slots <- struct{}{}:
 	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %s over udp for %s: too many queries waiting", ErrTimeout, server, name)
+	case <-timer.C:
 		return nil, fmt.Errorf("%w: %s over udp for %s: too many queries waiting", ErrTimeout, server, name)
 	}
 	defer func() { <-t.slots }()
@@ -160,7 +165,7 @@ func (t *Transport) exchange(ctx context.Context, q *dns.Msg, server string, tim
 		}
 	}
 
-	s, w, err := t.register(ctx, server, q)
+	s, w, err := t.register(ctx, server, q, timeout)
 	if err != nil {
 		return nil, netError(err, server, "udp", name)
 	}
@@ -179,13 +184,14 @@ func (t *Transport) exchange(ctx context.Context, q *dns.Msg, server string, tim
 		}
 		return r.msg, nil
 	case <-ctx.Done():
-		// A server that only ever answered another question is broken, not
-		// silent: say so.
-		if err := w.rejection(); err != nil {
-			return nil, err
-		}
-		return nil, fmt.Errorf("%w: %s over udp for %s", ErrTimeout, server, name)
+	case <-timer.C:
 	}
+	// A server that only ever answered another question is broken, not
+	// silent: say so.
+	if err := w.rejection(); err != nil {
+		return nil, err
+	}
+	return nil, fmt.Errorf("%w: %s over udp for %s", ErrTimeout, server, name)
 }
 
 // result ends a waiter: its answer, or an error of its socket.
@@ -239,10 +245,12 @@ func matchAnswer(b []byte, q *dns.Msg, server string) (*dns.Msg, error) {
 }
 
 // register finds the socket for server, draws q's id and registers q on it.
-func (t *Transport) register(ctx context.Context, server string, q *dns.Msg) (*udpSock, *waiter, error) {
+func (t *Transport) register(ctx context.Context, server string, q *dns.Msg, timeout time.Duration) (*udpSock, *waiter, error) {
 	ap, err := netip.ParseAddrPort(server)
 	if err != nil {
 		// A server named by host name: a socket of its own, dialled as before.
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
 		var d net.Dialer
 		conn, err := d.DialContext(ctx, "udp", server)
 		if err != nil {
