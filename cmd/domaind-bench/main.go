@@ -137,7 +137,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.memorySize, "memory-size", 1_000_000, "domains stored for the memory section")
 	fs.IntVar(&cfg.memoryGets, "memory-gets", 5000, "GET /v1/domains/{id} requests sent to serve before its peak RSS is read")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (the bench's own process) to this file")
-	fs.StringVar(&cfg.scaleProfile, "scaleout-cpuprofile", "", "write CPU profiles of the scaleout's checks and of its verify load alone to files named from this one (PREFIX-sqlite-1.checks.prof, …); not with -cpuprofile")
+	fs.StringVar(&cfg.scaleProfile, "scaleout-cpuprofile", "", "write CPU profiles of the scaleout's checks and of its verify load alone to files named from this one (PREFIX-sqlite-1.checks.prof, …), and of their allocations (PREFIX-sqlite-1.checks.allocs.prof, to read with -base PREFIX-sqlite-1.checks.allocs-base.prof); not with -cpuprofile")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}

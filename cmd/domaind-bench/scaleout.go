@@ -421,13 +421,33 @@ func (b *bench) startScaleProfile(name string) (stop func()) {
 		fmt.Fprintf(b.log, "  warning: profile: %v\n", err)
 		return func() {}
 	}
+	// The allocations are counted since the process started: the profile
+	// taken now is the base the one taken at the end is read against
+	// (go tool pprof -base).
+	allocs := strings.TrimSuffix(path, ".prof") + ".allocs"
+	b.writeAllocs(allocs + "-base.prof")
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			pprof.StopCPUProfile()
 			f.Close()
-			fmt.Fprintf(b.log, "    CPU profile in %s\n", path)
+			b.writeAllocs(allocs + ".prof")
+			fmt.Fprintf(b.log, "    CPU profile in %s; allocations in %s.prof (go tool pprof -base %s-base.prof)\n", path, allocs, allocs)
 		})
+	}
+}
+
+// writeAllocs writes the allocation profile to path, or warns.
+func (b *bench) writeAllocs(path string) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(b.log, "  warning: allocation profile: %v\n", err)
 	}
 }
 
