@@ -380,10 +380,14 @@ func (b *bench) runScaleOut(ctx context.Context, replicas int, onSQLite bool) (s
 		// What the WAL holds at this moment depends on when SQLite last
 		// checkpointed, up to 4 MB: it is copied into the file first, so the
 		// size is the data's.
-		if _, err := querySQLite(ctx, "file:"+path+"?_pragma=busy_timeout(10000)",
+		cp, err := querySQLite(ctx, "file:"+path+"?_pragma=busy_timeout(10000)",
 			func(r sqlstore.Row) (n [3]int, err error) { err = r.Scan(&n[0], &n[1], &n[2]); return },
-			`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+			`PRAGMA wal_checkpoint(TRUNCATE)`)
+		if err != nil {
 			return r, fmt.Errorf("checkpoint %s: %w", path, err)
+		}
+		if len(cp) != 1 || cp[0][0] != 0 {
+			return r, fmt.Errorf("checkpoint %s: not finished (%v): the storage figure would count the WAL", path, cp)
 		}
 		var size int64
 		for _, suffix := range []string{"", "-wal"} {

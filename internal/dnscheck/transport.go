@@ -148,6 +148,7 @@ func (t *Transport) exchange(ctx context.Context, q *dns.Msg, server string, tim
 	// A timer rather than a context with a timeout: the query's wait ends with
 	// either, and a child context costs an allocation and a registration with
 	// its parent on every query.
+	deadline := time.Now().Add(timeout)
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {
@@ -165,7 +166,7 @@ func (t *Transport) exchange(ctx context.Context, q *dns.Msg, server string, tim
 		}
 	}
 
-	s, w, err := t.register(ctx, server, q, timeout)
+	s, w, err := t.register(ctx, server, q, deadline)
 	if err != nil {
 		return nil, netError(err, server, "udp", name)
 	}
@@ -245,11 +246,12 @@ func matchAnswer(b []byte, q *dns.Msg, server string) (*dns.Msg, error) {
 }
 
 // register finds the socket for server, draws q's id and registers q on it.
-func (t *Transport) register(ctx context.Context, server string, q *dns.Msg, timeout time.Duration) (*udpSock, *waiter, error) {
+func (t *Transport) register(ctx context.Context, server string, q *dns.Msg, deadline time.Time) (*udpSock, *waiter, error) {
 	ap, err := netip.ParseAddrPort(server)
 	if err != nil {
-		// A server named by host name: a socket of its own, dialled as before.
-		ctx, cancel := context.WithTimeout(ctx, timeout)
+		// A server named by host name: a socket of its own, dialled as before,
+		// within the query's time.
+		ctx, cancel := context.WithDeadline(ctx, deadline)
 		defer cancel()
 		var d net.Dialer
 		conn, err := d.DialContext(ctx, "udp", server)

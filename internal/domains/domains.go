@@ -251,8 +251,14 @@ func (s *Service) switchInbound(ctx context.Context, projectID int64, id, msg st
 			return d, nil
 		}
 		err = s.Store.SaveInbound(ctx, d)
-		if errors.Is(err, store.ErrChanged) && tries < maxInboundTries {
-			continue
+		if errors.Is(err, store.ErrChanged) {
+			if tries < maxInboundTries {
+				continue
+			}
+			// Written again and again meanwhile: nothing is wrong but
+			// timing, so the client is asked to try again, as when busy.
+			return nil, &fault.Error{Code: fault.Busy, RetryAfter: time.Second, Err: err,
+				Message: "The domain is being checked right now; try again in a second."}
 		}
 		if err != nil {
 			return nil, notFound(err)

@@ -40,7 +40,8 @@ func TestNewTimeID(t *testing.T) {
 			prev = id
 		}
 	}
-	if id, err := store.NewTimeID("msg_", time.Time{}); err != nil || len(id) != 28 {
-		t.Fatalf("NewTimeID of the zero time = %q, %v", id, err)
+	// A time before 1970 counts as 1970, not as a number that wraps round.
+	if id, err := store.NewTimeID("msg_", time.Time{}); err != nil || len(id) != 28 || id[:16] != "msg_000000000000" {
+		t.Fatalf("NewTimeID of the zero time = %q, %v; want msg_000000000000 and 12 random hex", id, err)
 	}
 }

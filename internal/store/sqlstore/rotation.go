@@ -278,11 +278,13 @@ func (s *Store) SwitchRotation(ctx context.Context, r store.Rotation, now time.T
 		if len(sealed) == 0 {
 			return s.errorf("switch rotation %s: no next key", r.DomainID)
 		}
-		if err := s.saveRotation(ctx, tx, r, domain.RotationVisible); err != nil {
-			return err
-		}
+		// The domain row before the rotation's and the records', in the order
+		// a check's save and a delete lock them (see bumpVersion).
 		if _, err := tx.Exec(ctx, `UPDATE domains SET dkim_private_key = $1, version = version + 1 WHERE id = $2`, sealed, r.DomainID); err != nil {
 			return s.errorf("switch rotation %s: %w", r.DomainID, err)
+		}
+		if err := s.saveRotation(ctx, tx, r, domain.RotationVisible); err != nil {
+			return err
 		}
 		// Keys are moved through a name no record has, as one primary key
 		// (domain_seq, key) must never hold two rows at any statement's end.
