@@ -34,15 +34,15 @@ func (s *checkingStore) Domain(ctx context.Context, projectID int64, id string) 
 	return d, s.Store.FinishCheck(ctx, c, nil, "checker")
 }
 
-// TestSwitchInboundKeepsACheck: receiving switched on or off while a check saves
-// the domain keeps both: the switch's save over the older read is refused, and
-// the switch made again on the domain as the check left it.
-func TestSwitchInboundKeepsACheck(t *testing.T) {
+// verifiedDomain adds the domain name to a new service's project "acme" and
+// marks it VERIFIED, as receiving requires.
+func verifiedDomain(t *testing.T, name string) (*Service, store.Store, int64, *domain.Domain) {
+	t.Helper()
 	p := newKeygenProbe()
 	close(p.release)
 	s, st, project := newService(t, p, NewKeyGate(1, 0))
 	ctx := t.Context()
-	d, err := s.Add(ctx, project, "inbound-switch.com", "")
+	d, err := s.Add(ctx, project, name, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,6 +54,15 @@ func TestSwitchInboundKeepsACheck(t *testing.T) {
 	if err := st.FinishCheck(ctx, v, nil, "checker"); err != nil {
 		t.Fatal(err)
 	}
+	return s, st, project, d
+}
+
+// TestSwitchInboundKeepsACheck: receiving switched on or off while a check saves
+// the domain keeps both: the switch's save over the older read is refused, and
+// the switch made again on the domain as the check left it.
+func TestSwitchInboundKeepsACheck(t *testing.T) {
+	s, st, project, d := verifiedDomain(t, "inbound-switch.com")
+	ctx := t.Context()
 	for _, tc := range []struct {
 		name    string
 		switch_ func(context.Context, int64, string) (*domain.Domain, error)
@@ -98,25 +107,11 @@ func TestSwitchInboundKeepsACheck(t *testing.T) {
 // is answered busy (429 with Retry-After) after three tries, not with an
 // internal error, and left as the checks saved it.
 func TestSwitchInboundBusy(t *testing.T) {
-	p := newKeygenProbe()
-	close(p.release)
-	s, st, project := newService(t, p, NewKeyGate(1, 0))
+	s, st, project, d := verifiedDomain(t, "inbound-busy.com")
 	ctx := t.Context()
-	d, err := s.Add(ctx, project, "inbound-busy.com", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := st.Domain(ctx, project, d.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v.Status = domain.StatusVerified
-	if err := st.FinishCheck(ctx, v, nil, "checker"); err != nil {
-		t.Fatal(err)
-	}
 	cs := &checkingStore{Store: st, checked: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC), always: true}
 	s.Store = cs
-	_, err = s.EnableInbound(ctx, project, d.ID)
+	_, err := s.EnableInbound(ctx, project, d.ID)
 	if f := fault.As(err); f == nil || f.Code != fault.Busy || f.RetryAfter <= 0 {
 		t.Fatalf("EnableInbound of a domain saved after every read = %v, want busy with a Retry-After", err)
 	}

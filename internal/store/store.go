@@ -20,8 +20,8 @@ import (
 var (
 	// ErrNotFound means no row matched: an unknown id, or one of another project.
 	ErrNotFound = errors.New("store: not found")
-	// ErrChanged means a check's save found the domain written since the
-	// check read it (see FinishCheck).
+	// ErrChanged means a save over the version of a domain it read found the
+	// domain written since (see FinishCheck and SaveInbound).
 	ErrChanged = errors.New("store: the domain changed since it was read")
 	// ErrDomainExists means the project already has a domain of that name.
 	ErrDomainExists = errors.New("store: domain already exists in this project")

@@ -35,8 +35,8 @@ type Config struct {
 	CheckTimeout time.Duration
 	// SaveTimeout bounds the store work of one check: reading the domain before
 	// DNS, and saving the result (reading it again if it changed meanwhile). It
-	// is a deadline of its own, so a
-	// check that used all of CheckTimeout can still save. 10s when zero.
+	// is a deadline of its own, so a check that used all of CheckTimeout can
+	// still save. 10s when zero.
 	SaveTimeout time.Duration
 	// Rules are the domain rules background checks apply. An explicit verify
 	// reports what DNS says at once: it degrades after one definite failure.
@@ -535,9 +535,9 @@ func (v *Verifier) checkAndSave(projectID int64, id string, explicit bool, read 
 	defer cancel()
 	// The caller's read may be shared (Verify answers with it when its budget
 	// runs out): the check changes a copy.
-	d = read.Clone()
+	d, kept := read.Clone(), obs
 	for tries := 1; ; tries++ {
-		err = v.save(ctx, d, explicit, timedOut, stillExpected(obs, exps, dnscheck.ExpectationsOf(d)))
+		err = v.save(ctx, d, explicit, timedOut, kept)
 		if !errors.Is(err, store.ErrChanged) || tries == maxSaveTries {
 			break
 		}
@@ -545,6 +545,7 @@ func (v *Verifier) checkAndSave(projectID int64, id string, explicit bool, read 
 		if d, err = v.store.Domain(ctx, projectID, id); err != nil {
 			return nil, false, err
 		}
+		kept = stillExpected(obs, exps, dnscheck.ExpectationsOf(d))
 	}
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {

@@ -158,7 +158,7 @@ func (g *group) commit(batch []*groupOp) {
 	// savepoint per write, which tells each write its own outcome.
 	// What the writes read that none of them writes (a project's webhooks) is
 	// read once for the whole transaction; see batchReads.
-	plain := context.WithValue(groupContext(ctx), batchReadsKey{}, &batchReads{})
+	plain := groupContext(ctx, &batchReads{})
 	if err := g.db.Tx(ctx, func(tx Querier) error {
 		for _, op := range live {
 			if err := op.fn(plain, tx); err != nil {
@@ -173,7 +173,7 @@ func (g *group) commit(batch []*groupOp) {
 		return
 	}
 	errs := make([]error, len(live))
-	saved := groupContext(ctx)
+	saved := groupContext(ctx, nil)
 	err := g.db.Tx(ctx, func(tx Querier) error {
 		for i, op := range live {
 			if _, err := tx.Exec(ctx, `SAVEPOINT group_write`); err != nil {
@@ -221,26 +221,26 @@ type batchReads struct {
 	webhooks map[int64][]store.Webhook
 }
 
-type batchReadsKey struct{}
-
 // batchReadsOf returns the batch's reads that ctx carries, or nil outside a
 // group's plain run.
 func batchReadsOf(ctx context.Context) *batchReads {
-	r, _ := ctx.Value(batchReadsKey{}).(*batchReads)
+	r, _ := ctx.Value(groupKey{}).(*batchReads)
 	return r
 }
 
 // alone runs the write in a transaction of its own.
 func (op *groupOp) alone(db DB) {
-	ctx := groupContext(op.ctx)
+	ctx := groupContext(op.ctx, nil)
 	op.err <- db.Tx(op.ctx, func(q Querier) error { return op.fn(ctx, q) })
 }
 
 type groupKey struct{}
 
-// groupContext marks ctx as the context of a group's write (see InGroup).
-func groupContext(ctx context.Context) context.Context {
-	return context.WithValue(ctx, groupKey{}, true)
+// groupContext marks ctx as the context of a group's write (see InGroup),
+// carrying reads, the batch's shared reads, or nil where the writes must read
+// for themselves.
+func groupContext(ctx context.Context, reads *batchReads) context.Context {
+	return context.WithValue(ctx, groupKey{}, reads)
 }
 
 // InGroup reports whether ctx is the context of a write of a group commit: the
@@ -249,8 +249,8 @@ func groupContext(ctx context.Context) context.Context {
 // interrupt them (see the sqlite package's stmtContext); the transaction that
 // holds them still ends with ctx.
 func InGroup(ctx context.Context) bool {
-	v, _ := ctx.Value(groupKey{}).(bool)
-	return v
+	_, ok := ctx.Value(groupKey{}).(*batchReads) // a nil *batchReads too
+	return ok
 }
 
 // batchContext is the context of a group's transaction: no single caller's
