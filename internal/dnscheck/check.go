@@ -116,6 +116,7 @@ type Checker struct {
 	cache        *Cache     // nil: none
 	transport    *Transport // the sockets of client and authClient
 	ownTransport bool
+	workers      *workers // the goroutines of a check's concurrent lookups
 }
 
 // Close closes the Checker's own Transport; checks still running end normally.
@@ -196,6 +197,7 @@ func New(cfg Config) (*Checker, error) {
 		cache:        cfg.Cache,
 		transport:    tr,
 		ownTransport: own,
+		workers:      newWorkers(),
 	}, nil
 }
 
@@ -234,11 +236,7 @@ func (c *Checker) Check(ctx context.Context, exps []Expectation) []domain.Observ
 func (c *Checker) check(ctx context.Context, exps []Expectation) ([]domain.Observation, *session) {
 	s := newSession(c)
 	out := make([]domain.Observation, len(exps))
-	var wg sync.WaitGroup
-	for i, e := range exps {
-		wg.Go(func() { out[i] = s.check(ctx, e) })
-	}
-	wg.Wait()
+	c.workers.each(len(exps), func(i int) { out[i] = s.check(ctx, exps[i]) })
 	return out, s
 }
 

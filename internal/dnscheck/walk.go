@@ -146,20 +146,17 @@ func chase(msg *dns.Msg, name string, qtype uint16) (rrs []dns.RR, cnames []stri
 // the configured order.
 func (s *session) askResolvers(ctx context.Context, name string, qtype uint16) []response {
 	out := make([]response, len(s.c.cfg.Resolvers))
-	var wg sync.WaitGroup
-	for i, server := range s.c.cfg.Resolvers {
-		wg.Go(func() {
-			r := response{server: server, role: domain.RoleResolver}
-			msg, err := s.ask(ctx, server, name, qtype, true)
-			if err != nil {
-				r.err = err
-			} else {
-				s.reduce(&r, msg, name, qtype)
-			}
-			out[i] = r
-		})
-	}
-	wg.Wait()
+	s.c.workers.each(len(out), func(i int) {
+		server := s.c.cfg.Resolvers[i]
+		r := response{server: server, role: domain.RoleResolver}
+		msg, err := s.ask(ctx, server, name, qtype, true)
+		if err != nil {
+			r.err = err
+		} else {
+			s.reduce(&r, msg, name, qtype)
+		}
+		out[i] = r
+	})
 	return out
 }
 
@@ -214,28 +211,25 @@ func (s *session) askAuthoritative(ctx context.Context, name string, qtype uint1
 // the walk's own answer, known, is used for its server rather than asked again.
 func (s *session) askAll(ctx context.Context, zone string, servers []string, name string, qtype uint16, known answered) []response {
 	out := make([]response, len(servers))
-	var wg sync.WaitGroup
-	for i, server := range servers {
-		wg.Go(func() {
-			r := response{server: server, role: domain.RoleAuthoritative, zone: strings.TrimSuffix(zone, ".")}
-			msg, err := known.msg, error(nil)
-			if server != known.server {
-				msg, err = s.ask(ctx, server, name, qtype, false)
-			}
-			switch {
-			case err != nil:
-				r.err = err
-			case !msg.Authoritative && msg.Rcode == dns.RcodeSuccess && len(msg.Answer) == 0:
-				// A referral or an empty non-authoritative answer from a server of
-				// the zone: it is lame for this name.
-				r.err = fmt.Errorf("%w: %s is not authoritative for %s", ErrServFail, server, name)
-			default:
-				s.reduce(&r, msg, name, qtype)
-			}
-			out[i] = r
-		})
-	}
-	wg.Wait()
+	s.c.workers.each(len(servers), func(i int) {
+		server := servers[i]
+		r := response{server: server, role: domain.RoleAuthoritative, zone: strings.TrimSuffix(zone, ".")}
+		msg, err := known.msg, error(nil)
+		if server != known.server {
+			msg, err = s.ask(ctx, server, name, qtype, false)
+		}
+		switch {
+		case err != nil:
+			r.err = err
+		case !msg.Authoritative && msg.Rcode == dns.RcodeSuccess && len(msg.Answer) == 0:
+			// A referral or an empty non-authoritative answer from a server of
+			// the zone: it is lame for this name.
+			r.err = fmt.Errorf("%w: %s is not authoritative for %s", ErrServFail, server, name)
+		default:
+			s.reduce(&r, msg, name, qtype)
+		}
+		out[i] = r
+	})
 	return out
 }
 
@@ -334,25 +328,25 @@ func (s *session) askFirst(ctx context.Context, zone string, servers []string, n
 			server string
 			err    error
 		}
+		if len(group) == 1 {
+			// One server at a time, as for every zone but the root: asked on this
+			// goroutine, which spares a goroutine (and the growth of its stack)
+			// per query.
+			msg, err := s.askUsable(ctx, zone, group[0], name, qtype)
+			if err == nil {
+				return msg, group[0], nil
+			}
+			errs = append(errs, err)
+			if ctx.Err() != nil || errors.Is(err, errBudget) {
+				break
+			}
+			continue
+		}
 		results := make(chan result, len(group))
 		gctx, cancel := context.WithCancel(ctx)
 		for _, server := range group {
 			go func() {
-				msg, err := s.ask(gctx, server, name, qtype, false)
-				switch {
-				case err != nil:
-				case refersBack(msg, zone):
-					err = fmt.Errorf("%w: %s, a server of %s, refers %s back to %s or above", errLoop, server, zone, name, zone)
-				case !usable(msg, zone, name):
-					err = fmt.Errorf("%w: %s gave no usable answer for %s in %s", ErrServFail, server, name, zone)
-				}
-				if err != nil {
-					msg = nil
-					// A query the race's winner cancelled says nothing of its server.
-					if lameError(err) && gctx.Err() == nil {
-						s.c.cache.markLame(zone, server)
-					}
-				}
+				msg, err := s.askUsable(gctx, zone, server, name, qtype)
 				results <- result{msg, server, err}
 			}()
 		}
@@ -373,6 +367,27 @@ func (s *session) askFirst(ctx context.Context, zone string, servers []string, n
 		return nil, "", fmt.Errorf("%w for %s: %w", errRootUnreachable, name, errors.Join(errs...))
 	}
 	return nil, "", fmt.Errorf("%w for %s in zone %s: %w", errNoAuthority, name, zone, errors.Join(errs...))
+}
+
+// askUsable asks server, one of zone's, for name and returns its answer if
+// usable. A server that fails while ctx lasts is marked lame for the zone.
+func (s *session) askUsable(ctx context.Context, zone, server, name string, qtype uint16) (*dns.Msg, error) {
+	msg, err := s.ask(ctx, server, name, qtype, false)
+	switch {
+	case err != nil:
+	case refersBack(msg, zone):
+		err = fmt.Errorf("%w: %s, a server of %s, refers %s back to %s or above", errLoop, server, zone, name, zone)
+	case !usable(msg, zone, name):
+		err = fmt.Errorf("%w: %s gave no usable answer for %s in %s", ErrServFail, server, name, zone)
+	}
+	if err != nil {
+		// A query the race's winner cancelled says nothing of its server.
+		if lameError(err) && ctx.Err() == nil {
+			s.c.cache.markLame(zone, server)
+		}
+		return nil, err
+	}
+	return msg, nil
 }
 
 // usable reports whether msg, from a server of zone, answers name or refers to a
