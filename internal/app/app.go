@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -123,6 +124,11 @@ type Config struct {
 	// (see package readcache); MaxEntries 0 turns it off. Its clock is Now,
 	// and on SQLite it watches the file for other processes' commits.
 	ReadCache readcache.Config
+	// GCPercent, when positive, is the garbage collector's target that Start
+	// sets for the process, as GOGC would, under a soft memory limit, as
+	// GOMEMLIMIT would, of gcMemoryLimit; zero leaves both to the runtime
+	// (serve sets zero when GOGC or GOMEMLIMIT is in its environment).
+	GCPercent int
 	// CheckObserver is told of every check, beside the metrics.
 	CheckObserver verify.Observer
 	// Now is the clock of the API, the dashboard, the services, the verifier
@@ -147,6 +153,7 @@ func DefaultConfig() Config {
 		VerifyBudget:               5 * time.Second,
 		Recheck:                    domain.DefaultRecheck(),
 		DegradeAfter:               3,
+		GCPercent:                  defaultGCPercent,
 		CheckConcurrency:           64,
 		SessionTTL:                 dashboard.DefaultSessionTTL,
 		Listen:                     "127.0.0.1:8080",
@@ -355,6 +362,10 @@ func (a *App) RotationWorker() *rotation.Worker {
 // Start runs the background workers, the automatic checks and the webhook
 // deliveries, until Close; each can be left out by the Config.
 func (a *App) Start() {
+	if a.cfg.GCPercent > 0 {
+		debug.SetGCPercent(a.cfg.GCPercent)
+		debug.SetMemoryLimit(gcMemoryLimit(a.cfg.ReadCache))
+	}
 	bg, stop := context.WithCancel(context.Background())
 	a.stopWorkers = stop
 	if !a.cfg.NoScheduler {
@@ -378,6 +389,22 @@ func (a *App) Start() {
 		}
 		a.workers.Go(func() { d.Run(bg) })
 	}
+}
+
+// defaultGCPercent is serve's garbage collector target. What a replica keeps
+// live in Go's heap is small (SQLite's page cache is not in it), and a busy
+// replica allocates some 85 KB a check, so with the runtime's default of 100
+// it collected garbage several times a second and spent 10-15% of its CPU
+// doing so; letting the heap grow to five times what is live gave 15-20% more
+// background checks a second in the bench's scale-out section.
+const defaultGCPercent = 400
+
+// gcMemoryLimit is the soft memory limit that goes with defaultGCPercent:
+// where much is live (a full read cache), the collector runs as the heap nears
+// it, so the heap stays within it rather than at five times the cache. It is
+// at least 1 GiB, and three times the read cache's bound.
+func gcMemoryLimit(c readcache.Config) int64 {
+	return max(1<<30, 3*c.MaxBytes)
 }
 
 // Close stops the workers, then the verifier's checks, then closes the store
