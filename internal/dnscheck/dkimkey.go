@@ -299,6 +299,9 @@ func isTagSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c ==
 
 // dkimStripSpace removes all whitespace from s.
 func dkimStripSpace(s string) string {
+	if !strings.ContainsAny(s, " \t\r\n") {
+		return s // the usual case: nothing to strip, nothing to copy
+	}
 	var b strings.Builder
 	b.Grow(len(s))
 	for i := 0; i < len(s); i++ {

@@ -38,6 +38,9 @@ func answerOf(r response) answer {
 // each string in presentation form (a quote as \", a byte outside printable ASCII
 // as \DDD), so this undoes the escapes to compare and show what was published.
 func txtValue(strs []string) string {
+	if len(strs) == 1 && strings.IndexByte(strs[0], '\\') < 0 {
+		return strs[0] // the usual case: nothing to join or unescape, nothing to copy
+	}
 	var b strings.Builder
 	n := 0
 	for _, s := range strs {

@@ -120,7 +120,7 @@ var registered = sync.OnceValue(func() error {
 			if !ok {
 				return nil, fmt.Errorf("domaind_pack_payload: %T, not text", args[0])
 			}
-			return codec.Pack(text)
+			return codec.Pack([]byte(text))
 		})
 	if err != nil {
 		return err

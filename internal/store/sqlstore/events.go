@@ -24,24 +24,33 @@ import (
 // not start so is kept whole; migration 00011 makes the same choice in SQL.
 
 // payloadStart is the start of e's payload that its row gives.
-func payloadStart(e *store.Event) string {
-	return `{"type":"` + e.Type + `","timestamp":"` + domain.Timestamp(e.CreatedAt) +
-		`","data":{"eventId":"` + e.ID + `","domainId":"` + e.DomainID + `",`
+func payloadStart(e *store.Event) string { return string(appendPayloadStart(nil, e)) }
+
+// appendPayloadStart appends payloadStart(e) to b.
+func appendPayloadStart(b []byte, e *store.Event) []byte {
+	b = append(append(append(b, `{"type":"`...), e.Type...), `","timestamp":"`...)
+	b = e.CreatedAt.UTC().AppendFormat(b, domain.TimeLayout)
+	b = append(append(append(b, `","data":{"eventId":"`...), e.ID...), `","domainId":"`...)
+	return append(append(b, e.DomainID...), `",`...)
 }
 
 // storedPayload is how e's payload is kept: less payloadStart where it starts
 // with it; else whole, marked with a leading "=" unless it starts with "{".
 // So a kept payload starting with "{" is whole, one starting with "=" is whole
-// after the mark, and any other is the rest after payloadStart.
-func storedPayload(e *store.Event) string {
-	p := string(e.Payload)
-	if rest, ok := strings.CutPrefix(p, payloadStart(e)); ok && rest != "" && rest[0] != '{' && rest[0] != '=' {
+// after the mark, and any other is the rest after payloadStart. It shares
+// e.Payload's bytes where it can.
+func storedPayload(e *store.Event) []byte {
+	p := e.Payload
+	// The start is built on the stack: a check saves several events, and each
+	// would otherwise cost a copy of its payload and of its start.
+	var buf [192]byte
+	if rest, ok := bytes.CutPrefix(p, appendPayloadStart(buf[:0], e)); ok && len(rest) > 0 && rest[0] != '{' && rest[0] != '=' {
 		return rest
 	}
-	if strings.HasPrefix(p, "{") {
+	if len(p) > 0 && p[0] == '{' {
 		return p
 	}
-	return "=" + p
+	return append([]byte("="), p...)
 }
 
 // payloadOf is the inverse of storedPayload, for the event e read from its row.
@@ -95,7 +104,7 @@ type PayloadCodec struct {
 func NewPayloadCodec() *PayloadCodec { return &PayloadCodec{} }
 
 // Pack compresses text, a payload as storedPayload keeps it.
-func (c *PayloadCodec) Pack(text string) ([]byte, error) {
+func (c *PayloadCodec) Pack(text []byte) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Grow(len(text)/4 + 16)
 	buf.WriteByte(payloadPacked)
@@ -109,7 +118,7 @@ func (c *PayloadCodec) Pack(text string) ([]byte, error) {
 		w.Reset(&buf)
 	}
 	defer c.writers.Put(w)
-	if _, err := io.WriteString(w, text); err != nil {
+	if _, err := w.Write(text); err != nil {
 		return nil, fmt.Errorf("store: pack payload: %w", err)
 	}
 	if err := w.Close(); err != nil {
@@ -144,9 +153,9 @@ func (c *PayloadCodec) Unpack(packed []byte) (string, error) {
 }
 
 // payloadArg is the payload column's value for the stored form text.
-func (s *Store) payloadArg(text string) (any, error) {
+func (s *Store) payloadArg(text []byte) (any, error) {
 	if !s.d.BinaryValues() {
-		return text, nil
+		return string(text), nil
 	}
 	return s.payloads.Pack(text)
 }
