@@ -10,6 +10,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sync"
 
 	"github.com/domaind/domaind/internal/store"
 )
@@ -121,6 +122,8 @@ type Store struct {
 	writes *group
 	// payloads packs events' payloads where the dialect keeps bytes.
 	payloads *PayloadCodec
+	// recordUpdates holds recordUpdate's statements by their number of records.
+	recordUpdates sync.Map
 }
 
 var _ store.Store = (*Store)(nil)
