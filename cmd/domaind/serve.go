@@ -188,11 +188,6 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	cfg.Log, cfg.DB = log, *db
-	// An operator's own GOGC or GOMEMLIMIT wins over serve's garbage
-	// collector defaults.
-	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
-		cfg.GCPercent = 0
-	}
 	// Only parsing happens here; whether the settings go together (and
 	// every --dkim-*, --keygen-concurrency, --check-concurrency rule) is
 	// app.New's to say, in the one place tests and the bench reach too.

@@ -151,7 +151,12 @@ func (c *Checker) exchangeAuth(ctx context.Context, server, name string, qtype u
 		}
 		c.limitMu.Unlock()
 		if err := lim.Wait(ctx); err != nil {
-			return nil, fmt.Errorf("%w: rate limit for %s: %w", ErrTimeout, server, err)
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("%w: rate limit for %s: %w", ErrTimeout, server, err)
+			}
+			// The wait would outlast the query's time: domaind holds itself back,
+			// and the server has done nothing to be marked lame for.
+			return nil, fmt.Errorf("%w: %s already had %g queries a second of domaind's: %w", errBusy, server, c.cfg.ServerQPS, err)
 		}
 	}
 	return c.authClient.Exchange(ctx, server, name, qtype, false)

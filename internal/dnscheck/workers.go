@@ -13,9 +13,10 @@ const workerIdle = 10 * time.Second
 // check's lookups start a goroutine each; a fresh goroutine's small stack
 // grows, by copying, on every lookup's way down into the DNS client, which
 // cost about a twentieth of a background check's CPU. A kept goroutine has
-// grown its stack already. There are never more goroutines than calls running
-// at once, as without the pool, and idle ones end after workerIdle. The zero
-// value starts a goroutine per call.
+// grown its stack already. There are never more goroutines than the most calls
+// that ran at once within the last workerIdle, when idle ones end; without the
+// pool, there were as many as calls running. The zero value starts a goroutine
+// per call.
 type workers struct {
 	calls chan func() // unbuffered: a call is taken only by an idle worker
 }
