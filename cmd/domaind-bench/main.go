@@ -29,6 +29,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/domaind/domaind/internal/app"
 )
 
 // config is what the flags say.
@@ -130,7 +132,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.getDuration, "get-duration", 10*time.Second, "how long wrk drives GET /v1/domains/{id}, and each of its anchors (the bare handler, the point reads) runs")
 	fs.DurationVar(&cfg.postDuration, "post-duration", 15*time.Second, "how long POST /v1/domains is measured")
 	fs.IntVar(&cfg.scaleDomains, "scaleout-domains", 5000, "domains due at once in the scaleout section")
-	fs.IntVar(&cfg.scaleConcurrency, "scaleout-concurrency", 64, "checks running at once in each replica")
+	fs.IntVar(&cfg.scaleConcurrency, "scaleout-concurrency", app.DefaultConfig().CheckConcurrency, "checks running at once in each replica (serve's --check-concurrency)")
 	fs.DurationVar(&cfg.scaleTimeout, "scaleout-timeout", 3*time.Minute, "give up on a scaleout run after this long")
 	fs.DurationVar(&cfg.verifyDuration, "verify-duration", 10*time.Second, "how long POST /v1/domains/{id}/verify is measured in the scaleout section")
 	fs.DurationVar(&cfg.dnsperfDuration, "dnsperf-duration", 5*time.Second, "how long dnsperf runs against the scaleout's authoritative server (whole seconds)")

@@ -50,7 +50,7 @@ type Worker struct {
 	Interval time.Duration
 	// Lease is how long a claim holds; it must outlast a check. 2m when zero.
 	Lease time.Duration
-	// Concurrency bounds the checks running at once; 64 when zero.
+	// Concurrency bounds the checks running at once; 128 when zero.
 	Concurrency int
 	// ProjectShare bounds the checks of one project running at once; when zero,
 	// DefaultShare of Concurrency. It is capped at Concurrency.
@@ -100,7 +100,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	lease := cmp(w.Lease, 2*time.Minute)
 	conc := w.Concurrency
 	if conc <= 0 {
-		conc = 64
+		conc = 128
 	}
 	share := Share(conc, DefaultShare)
 	if w.ProjectShare > 0 {
