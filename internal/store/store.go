@@ -74,6 +74,14 @@ type Due struct {
 	ProjectID int64
 }
 
+// MaxDomainEvents is how many of a domain's events are kept, the newest: once
+// it holds a tenth more, the oldest are deleted. A domain's events are few (a
+// check that changes nothing raises none), but a tenant whose name server
+// answers differently on every query, asking for a verify every few seconds,
+// could otherwise grow the events without bound. Webhook deliveries keep their
+// own copy of the payload, so deleting an event does not stop its deliveries.
+const MaxDomainEvents = 1000
+
 // Event is something that happened to a domain, stored with it and delivered to
 // webhooks. Payload is the exact JSON body webhooks receive, fixed when the event
 // is stored so that every retry sends (and signs) the same bytes.
@@ -216,7 +224,8 @@ type Store interface {
 	// OldestDue returns the earliest due time of any domain, or zero if none is
 	// scheduled; now minus it is the queue's lag.
 	OldestDue(ctx context.Context) (time.Time, error)
-	// Events lists the domain's events, newest first, and their total.
+	// Events lists the domain's events, newest first, and their total: at most
+	// about MaxDomainEvents, the newest.
 	Events(ctx context.Context, projectID int64, domainID string, p Page) ([]Event, int, error)
 
 	// CreateWebhook stores a webhook endpoint of a project, unless the project

@@ -323,21 +323,25 @@ func (s *Store) saveCheck(ctx context.Context, d *domain.Domain, events []store.
 	return s.writes.do(ctx, d.ID, func(ctx context.Context, tx Querier) error {
 		// The update locks the domain row first, so two replicas saving checks of
 		// one domain take turns, and a concurrent delete waits for this one.
-		n, err := tx.Exec(ctx, `UPDATE domains SET status = $1, ownership_verified = $2,
+		// It counts the events the save adds, and returns how many the domain
+		// holds (see store.MaxDomainEvents).
+		var eventRows int64
+		err := tx.QueryRow(ctx, `UPDATE domains SET status = $1, ownership_verified = $2,
 			dkim_enabled = $3, mail_from_enabled = $4, dmarc_enabled = $5, last_checked_at = $6,
 			verified_at = $7, inbound_verified_at = $8, next_check_at = $9, check_attempt = $10,
 			window_started_at = $11, failed_at = $12,
 			check_until = CASE WHEN check_owner = $14 AND $14 <> '' THEN 0 ELSE check_until END,
-			version = version + 1
-			WHERE id = $13 AND (CAST($15 AS BIGINT) = -1 OR version = CAST($15 AS BIGINT))`,
+			version = version + 1, event_rows = event_rows + CAST($16 AS BIGINT)
+			WHERE id = $13 AND (CAST($15 AS BIGINT) = -1 OR version = CAST($15 AS BIGINT))
+			RETURNING event_rows`,
 			string(d.Status), d.OwnershipVerified, d.DKIMEnabled, d.MailFromEnabled, d.DMARCEnabled,
 			millis(d.LastCheckedAt), millis(d.VerifiedAt), millis(d.InboundVerifiedAt), millis(d.NextCheckAt), d.CheckAttempt,
-			millis(d.WindowStartedAt), millis(d.FailedAt), d.ID, owner, version)
+			millis(d.WindowStartedAt), millis(d.FailedAt), d.ID, owner, version, len(events)).Scan(&eventRows)
+		if errors.Is(err, sql.ErrNoRows) {
+			return s.unsaved(ctx, tx, d, version)
+		}
 		if err != nil {
 			return s.errorf("save check %s: %w", d.ID, err)
-		}
-		if n == 0 {
-			return s.unsaved(ctx, tx, d, version)
 		}
 		// Only the records the check judged: a rotation that moved another
 		// value under a key since the check read it (a switch, a retirement)
@@ -356,7 +360,10 @@ func (s *Store) saveCheck(ctx context.Context, d *domain.Domain, events []store.
 				return s.errorf("save records of %s: %w", d.ID, err)
 			}
 		}
-		return s.insertPackedEvents(ctx, tx, events, payloads)
+		if err := s.insertPackedEvents(ctx, tx, events, payloads); err != nil {
+			return err
+		}
+		return s.pruneEvents(ctx, tx, d.ID, eventRows)
 	})
 }
 

@@ -20,12 +20,61 @@ import (
 // domain raises half a dozen events, and its save waits on the one writer for
 // each statement. Rows are inserted in the order given, so events keep their
 // order (seq).
+//
+// It counts them to their domains and prunes those that hold too many (see
+// store.MaxDomainEvents). A check's save, the usual writer of events, counts
+// them in its own update of the domain instead.
 func (s *Store) insertEvents(ctx context.Context, tx Querier, events []store.Event) error {
 	payloads, err := s.eventPayloads(events)
 	if err != nil {
 		return err
 	}
-	return s.insertPackedEvents(ctx, tx, events, payloads)
+	if err := s.insertPackedEvents(ctx, tx, events, payloads); err != nil {
+		return err
+	}
+	added := map[string]int{}
+	var ids []string
+	for _, e := range events {
+		if added[e.DomainID] == 0 {
+			ids = append(ids, e.DomainID)
+		}
+		added[e.DomainID]++
+	}
+	for _, id := range ids {
+		var rows int64
+		if err := tx.QueryRow(ctx, `UPDATE domains SET event_rows = event_rows + CAST($2 AS BIGINT) WHERE id = $1 RETURNING event_rows`,
+			id, added[id]).Scan(&rows); err != nil {
+			return s.errorf("count events of %s: %w", id, err)
+		}
+		if err := s.pruneEvents(ctx, tx, id, rows); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// eventSlack is how many events past store.MaxDomainEvents a domain may hold
+// before the oldest are deleted: a prune walks MaxDomainEvents entries of the
+// index, so it runs once in a while, not on every save.
+const eventSlack = store.MaxDomainEvents / 10
+
+// pruneEvents deletes the oldest events of the domain id, which holds rows of
+// them as counted, if that is more than store.MaxDomainEvents and eventSlack,
+// and counts them again. It runs in the transaction that added the events, so
+// the count and the rows never disagree.
+func (s *Store) pruneEvents(ctx context.Context, tx Querier, id string, rows int64) error {
+	if rows <= store.MaxDomainEvents+eventSlack {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM events WHERE domain_id = $1 AND seq < (
+		SELECT seq FROM events WHERE domain_id = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2)`,
+		id, store.MaxDomainEvents-1); err != nil {
+		return s.errorf("prune events of %s: %w", id, err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE domains SET event_rows = (SELECT count(*) FROM events WHERE domain_id = $1) WHERE id = $1`, id); err != nil {
+		return s.errorf("count events of %s: %w", id, err)
+	}
+	return nil
 }
 
 // eventPayloads is the payload column's value of each of events: the payload

@@ -316,6 +316,54 @@ func testFinishCheck(t *testing.T, s store.Store) {
 // testManyEvents saves more events at once than one statement inserts: every
 // one is stored, in the order given, with its payload and one delivery to each
 // webhook that wants it.
+// testEventCap checks that a domain keeps its newest store.MaxDomainEvents
+// events: saves of a hundred events each add up to a tenth more than that
+// before the oldest are deleted, newest first as ever, and the other domain's
+// events are left alone.
+func testEventCap(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p := project(t, s, "acme")
+	d := sampleDomain(p.ID, newID(t), "example.com", at(0))
+	other := sampleDomain(p.ID, newID(t), "example.org", at(0))
+	createDomain(t, s, d)
+	createDomain(t, s, other)
+	otherEvent := store.Event{ID: "evt_other", ProjectID: p.ID, DomainID: other.ID, Type: store.EventVerified, Payload: []byte(`{}`), CreatedAt: at(0)}
+	if err := s.SaveCheck(ctx, clone(other), []store.Event{otherEvent}); err != nil {
+		t.Fatal(err)
+	}
+	const batch = 100
+	saved := 0
+	save := func() {
+		t.Helper()
+		var events []store.Event
+		for range batch {
+			saved++
+			events = append(events, store.Event{ID: fmt.Sprintf("evt_%05d", saved), ProjectID: p.ID, DomainID: d.ID,
+				Type: store.EventRecordChanged, Payload: []byte(fmt.Sprintf(`{"n":%d}`, saved)), CreatedAt: at(time.Minute)})
+		}
+		if err := s.SaveCheck(ctx, clone(d), events); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for saved < store.MaxDomainEvents+store.MaxDomainEvents/10 {
+		save()
+	}
+	if _, total, err := s.Events(ctx, p.ID, d.ID, store.Page{Limit: 1}); err != nil || total != saved {
+		t.Fatalf("after %d events, a tenth past the bound: %d kept, %v; want all", saved, total, err)
+	}
+	save()
+	got, total, err := s.Events(ctx, p.ID, d.ID, store.Page{Limit: store.MaxDomainEvents + 1})
+	if err != nil || total != store.MaxDomainEvents || len(got) != store.MaxDomainEvents {
+		t.Fatalf("after %d events: %d kept (%d listed), %v; want the newest %d", saved, total, len(got), err, store.MaxDomainEvents)
+	}
+	if first, last := got[0].ID, got[len(got)-1].ID; first != fmt.Sprintf("evt_%05d", saved) || last != fmt.Sprintf("evt_%05d", saved-store.MaxDomainEvents+1) {
+		t.Errorf("kept %s back to %s; want evt_%05d back to evt_%05d", first, last, saved, saved-store.MaxDomainEvents+1)
+	}
+	if got, total, err := s.Events(ctx, p.ID, other.ID, store.Page{}); err != nil || total != 1 || got[0].ID != otherEvent.ID {
+		t.Errorf("the other domain's events: %d, %v", total, err)
+	}
+}
+
 func testManyEvents(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	p := project(t, s, "acme")

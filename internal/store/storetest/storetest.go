@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ClaimChecksShare", testClaimChecksShare},
 		{"EventsAndOutbox", testEventsAndOutbox},
 		{"ManyEvents", testManyEvents},
+		{"EventCap", testEventCap},
 		{"EventPayloads", testEventPayloads},
 		{"ClaimFair", testClaimFair},
 		{"ClaimParked", testClaimParked},
