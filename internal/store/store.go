@@ -82,6 +82,12 @@ type Due struct {
 // own copy of the payload, so deleting an event does not stop its deliveries.
 const MaxDomainEvents = 1000
 
+// MaxWebhookDeliveries is how many of a webhook's deliveries are kept, the
+// newest, with their attempts, besides those still pending: a delivery that
+// ends (delivered, or failed for good) deletes the ended ones older than that.
+// Without it a webhook kept every delivery until it was deleted.
+const MaxWebhookDeliveries = 1000
+
 // Event is something that happened to a domain, stored with it and delivered to
 // webhooks. Payload is the exact JSON body webhooks receive, fixed when the event
 // is stored so that every retry sends (and signs) the same bytes.

@@ -362,6 +362,11 @@ func (s *Store) RecordAttempt(ctx context.Context, a store.Attempt, next store.D
 			VALUES ($1, $2, $3, $4, $5)`, a.DeliveryID, millis(a.At), a.StatusCode, a.Error, a.Duration.Milliseconds()); err != nil {
 			return s.errorf("record attempt: %w", err)
 		}
+		if next.Status != store.DeliveryPending {
+			if err := s.pruneDeliveries(ctx, tx, webhookID); err != nil {
+				return err
+			}
+		}
 		if next.Status == store.DeliveryDelivered {
 			// Most endpoints are healthy: the row is written only when there is
 			// something to reset.
@@ -396,20 +401,47 @@ func (s *Store) RecordAttempt(ctx context.Context, a store.Attempt, next store.D
 // deliveries expire at the next call.
 func (s *Store) ExpireDeliveries(ctx context.Context, now time.Time, giveUpAfter time.Duration) (int, error) {
 	var n int64
-	err := s.db.Write(ctx, func(q Querier) error {
-		var err error
-		n, err = q.Exec(ctx, `WITH parked AS (
-				SELECT id FROM webhooks WHERE parked_until > $1 AND parked_until > 0`+s.lock("FOR NO KEY UPDATE SKIP LOCKED")+`
-			)
-			UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = 0, claimed_until = 0
-			WHERE status = 'pending' AND created_at <= $2 AND claimed_until <= $1 AND webhook_id IN (SELECT id FROM parked)`,
-			millis(now), millis(now.Add(-giveUpAfter)))
+	err := s.db.Tx(ctx, func(q Querier) error {
+		n = 0
+		rows, err := q.Query(ctx, `SELECT id FROM webhooks WHERE parked_until > $1 AND parked_until > 0 ORDER BY id`+
+			s.lock("FOR NO KEY UPDATE SKIP LOCKED"), millis(now))
 		if err != nil {
 			return s.errorf("expire deliveries: %w", err)
+		}
+		parked, err := Collect(rows, ScanString)
+		if err != nil {
+			return s.errorf("expire deliveries: %w", err)
+		}
+		for _, id := range parked {
+			m, err := q.Exec(ctx, `UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = 0, claimed_until = 0
+				WHERE webhook_id = $1 AND status = 'pending' AND created_at <= $2 AND claimed_until <= $3`,
+				id, millis(now.Add(-giveUpAfter)), millis(now))
+			if err != nil {
+				return s.errorf("expire deliveries: %w", err)
+			}
+			n += m
+			if m > 0 {
+				if err := s.pruneDeliveries(ctx, q, id); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})
 	return int(n), err
+}
+
+// pruneDeliveries deletes the ended deliveries of the webhook id (and their
+// attempts, by cascade) older than its store.MaxWebhookDeliveries newest. It
+// walks that many entries of the index of the webhook's deliveries, and runs
+// when one of them ends, in that transaction, which holds the webhook's row.
+func (s *Store) pruneDeliveries(ctx context.Context, q Querier, id string) error {
+	if _, err := q.Exec(ctx, `DELETE FROM webhook_deliveries WHERE webhook_id = $1 AND status <> 'pending' AND seq < (
+		SELECT seq FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2)`,
+		id, store.MaxWebhookDeliveries-1); err != nil {
+		return s.errorf("prune deliveries of %s: %w", id, err)
+	}
+	return nil
 }
 
 // Deliveries implements store.Store.

@@ -313,9 +313,6 @@ func testFinishCheck(t *testing.T, s store.Store) {
 	}
 }
 
-// testManyEvents saves more events at once than one statement inserts: every
-// one is stored, in the order given, with its payload and one delivery to each
-// webhook that wants it.
 // testEventCap checks that a domain keeps its newest store.MaxDomainEvents
 // events: saves of a hundred events each add up to a tenth more than that
 // before the oldest are deleted, newest first as ever, and the other domain's
@@ -364,6 +361,59 @@ func testEventCap(t *testing.T, s store.Store) {
 	}
 }
 
+// testDeliveryCap checks that a webhook keeps its newest
+// store.MaxWebhookDeliveries deliveries and every pending one: a delivery that
+// ends deletes the ended ones older than those.
+func testDeliveryCap(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p := project(t, s, "acme")
+	hook := store.Webhook{ID: "wh_all", ProjectID: p.ID, URL: "https://a.example/h", SealedSecret: []byte{1}, CreatedAt: at(0)}
+	if err := s.CreateWebhook(ctx, hook, 0); err != nil {
+		t.Fatal(err)
+	}
+	d := sampleDomain(p.ID, newID(t), "example.com", at(0))
+	createDomain(t, s, d)
+	const n, pending = store.MaxWebhookDeliveries + 10, 3
+	var events []store.Event
+	for i := range n {
+		events = append(events, store.Event{ID: fmt.Sprintf("evt_%05d", i), ProjectID: p.ID, DomainID: d.ID,
+			Type: store.EventRecordChanged, Payload: []byte(`{}`), CreatedAt: at(time.Minute)})
+	}
+	if err := s.SaveCheck(ctx, clone(d), events); err != nil {
+		t.Fatal(err)
+	}
+	now := at(2 * time.Minute)
+	claimed, err := s.ClaimDeliveries(ctx, now, time.Hour, 2*n, 2*n)
+	if err != nil || len(claimed) != n {
+		t.Fatalf("claimed %d of %d deliveries, %v", len(claimed), n, err)
+	}
+	// The oldest stay pending; every other one is delivered, oldest first.
+	for _, dl := range claimed[pending:] {
+		if err := s.RecordAttempt(ctx, store.Attempt{DeliveryID: dl.ID, At: now, StatusCode: 200},
+			store.DeliveryState{Status: store.DeliveryDelivered}, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, total, err := s.Deliveries(ctx, p.ID, hook.ID, store.Page{Limit: 2 * n})
+	// The newest MaxWebhookDeliveries reach back to claimed[n-Max]; the ended
+	// ones older than that are gone, the pending ones not.
+	want := store.MaxWebhookDeliveries + pending
+	if err != nil || total != want || len(got) != want {
+		t.Fatalf("Deliveries = %d (total %d), %v; want %d: the newest %d and the %d pending", len(got), total, err, want, store.MaxWebhookDeliveries, pending)
+	}
+	if oldestKept := got[store.MaxWebhookDeliveries-1]; oldestKept.ID != claimed[n-store.MaxWebhookDeliveries].ID || oldestKept.Status != store.DeliveryDelivered {
+		t.Errorf("the oldest of the newest kept is %s (%s), want %s", oldestKept.ID, oldestKept.Status, claimed[n-store.MaxWebhookDeliveries].ID)
+	}
+	for i, dl := range got[store.MaxWebhookDeliveries:] {
+		if w := claimed[pending-1-i]; dl.ID != w.ID || dl.Status != store.DeliveryPending {
+			t.Errorf("kept %s (%s) past the newest, want the pending %s", dl.ID, dl.Status, w.ID)
+		}
+	}
+}
+
+// testManyEvents saves more events at once than one statement inserts: every
+// one is stored, in the order given, with its payload and one delivery to each
+// webhook that wants it.
 func testManyEvents(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	p := project(t, s, "acme")

@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EventsAndOutbox", testEventsAndOutbox},
 		{"ManyEvents", testManyEvents},
 		{"EventCap", testEventCap},
+		{"DeliveryCap", testDeliveryCap},
 		{"EventPayloads", testEventPayloads},
 		{"ClaimFair", testClaimFair},
 		{"ClaimParked", testClaimParked},
