@@ -75,16 +75,16 @@ type Due struct {
 }
 
 // MaxDomainEvents is how many of a domain's events are kept, the newest: once
-// it holds a tenth more, the oldest are deleted. A domain's events are few (a
-// check that changes nothing raises none), but a tenant whose name server
-// answers differently on every query, asking for a verify every few seconds,
-// could otherwise grow the events without bound. Webhook deliveries keep their
+// it holds more than a tenth more, the oldest are deleted. A domain's events
+// are few (a check that changes nothing raises none), but a tenant whose name
+// server answers differently on every query, asking for a verify every few
+// seconds, could otherwise grow the events without bound. Webhook deliveries keep their
 // own copy of the payload, so deleting an event does not stop its deliveries.
 const MaxDomainEvents = 1000
 
-// MaxWebhookDeliveries is how many of a webhook's deliveries are kept, the
-// newest, with their attempts, besides those still pending: a delivery that
-// ends (delivered, or failed for good) deletes the ended ones older than that.
+// MaxWebhookDeliveries is how many of a webhook's ended deliveries (delivered,
+// or failed for good) are kept, the newest, with their attempts; pending ones
+// are all kept. A delivery that ends deletes the ended ones older than those.
 // Without it a webhook kept every delivery until it was deleted.
 const MaxWebhookDeliveries = 1000
 

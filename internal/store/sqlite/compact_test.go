@@ -159,3 +159,26 @@ func TestMigrateCompactStorage(t *testing.T) {
 		t.Errorf("event payload kept as %q after up again (%v); want its rest after the start the row gives, packed", kept, err)
 	}
 }
+
+// TestMigrateEventRows checks that migration 00013 counts the events each
+// domain already holds, so that its first prune starts from the truth.
+func TestMigrateEventRows(t *testing.T) {
+	ctx := t.Context()
+	_, s, p := openAcme(t)
+	d := testDomain(t, p.ID)
+	if err := s.CreateDomain(ctx, d, []byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	events := storetest.CheckEvents(p.ID, d.ID, t0)
+	if err := s.SaveCheck(ctx, d, events); err != nil {
+		t.Fatal(err)
+	}
+	migrateDown(t, s, 12)
+	if _, err := provider(t, s).Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var rows int
+	if err := s.w.QueryRowContext(ctx, `SELECT event_rows FROM domains WHERE id = ?`, d.ID).Scan(&rows); err != nil || rows != len(events) {
+		t.Errorf("event_rows after migrating up = %d, %v; want the %d events stored", rows, err, len(events))
+	}
+}

@@ -221,6 +221,11 @@ func (s *Store) saveRotation(ctx context.Context, tx Querier, r store.Rotation, 
 // SaveRotation implements store.Rotations.
 func (s *Store) SaveRotation(ctx context.Context, r store.Rotation, from domain.RotationState, events []store.Event) error {
 	return s.db.Tx(ctx, func(tx Querier) error {
+		// Its events counted first: that locks the domain row before the
+		// rotation's, as every write of both does (see countEvents).
+		if err := s.countEvents(ctx, tx, events); err != nil {
+			return err
+		}
 		if err := s.saveRotation(ctx, tx, r, from); err != nil {
 			return err
 		}
@@ -238,6 +243,11 @@ func nextPosition(ctx context.Context, tx Querier, domainID string) (int, error)
 // StartRotation implements store.Rotations.
 func (s *Store) StartRotation(ctx context.Context, r store.Rotation, from domain.RotationState, next *domain.Record, events []store.Event) error {
 	return s.db.Tx(ctx, func(tx Querier) error {
+		// Its events counted first: that locks the domain row before the
+		// rotation's, as every write of both does (see countEvents).
+		if err := s.countEvents(ctx, tx, events); err != nil {
+			return err
+		}
 		if next != nil {
 			if err := bumpVersion(ctx, tx, r.DomainID); err != nil {
 				return s.errorf("start rotation %s: %w", r.DomainID, err)
@@ -266,6 +276,11 @@ func (s *Store) StartRotation(ctx context.Context, r store.Rotation, from domain
 // SwitchRotation implements store.Rotations.
 func (s *Store) SwitchRotation(ctx context.Context, r store.Rotation, now time.Time, events []store.Event) error {
 	return s.db.Tx(ctx, func(tx Querier) error {
+		// Its events counted first: that locks the domain row before the
+		// rotation's, as every write of both does (see countEvents).
+		if err := s.countEvents(ctx, tx, events); err != nil {
+			return err
+		}
 		// The sealed key comes from the row as stored, not from r: the switch
 		// signs with exactly the key whose record was seen.
 		var sealed []byte
@@ -329,6 +344,11 @@ func (s *Store) SwitchRotation(ctx context.Context, r store.Rotation, now time.T
 // RetireRotation implements store.Rotations.
 func (s *Store) RetireRotation(ctx context.Context, r store.Rotation, revoked *domain.Record, events []store.Event) error {
 	return s.db.Tx(ctx, func(tx Querier) error {
+		// Its events counted first: that locks the domain row before the
+		// rotation's, as every write of both does (see countEvents).
+		if err := s.countEvents(ctx, tx, events); err != nil {
+			return err
+		}
 		if revoked != nil {
 			if err := bumpVersion(ctx, tx, r.DomainID); err != nil {
 				return s.errorf("retire rotation %s: %w", r.DomainID, err)

@@ -19,19 +19,21 @@ import (
 // maxInsertRows of them, and so do their deliveries: a check that verifies a
 // domain raises half a dozen events, and its save waits on the one writer for
 // each statement. Rows are inserted in the order given, so events keep their
-// order (seq).
-//
-// It counts them to their domains and prunes those that hold too many (see
-// store.MaxDomainEvents). A check's save, the usual writer of events, counts
-// them in its own update of the domain instead.
+// order (seq). The caller counts them first (countEvents).
 func (s *Store) insertEvents(ctx context.Context, tx Querier, events []store.Event) error {
 	payloads, err := s.eventPayloads(events)
 	if err != nil {
 		return err
 	}
-	if err := s.insertPackedEvents(ctx, tx, events, payloads); err != nil {
-		return err
-	}
+	return s.insertPackedEvents(ctx, tx, events, payloads)
+}
+
+// countEvents counts events, about to be inserted, to their domains, and
+// prunes those that hold too many (see store.MaxDomainEvents). A transaction
+// calls it before it locks anything else, as it updates the domain row, which
+// a check's save locks first (see bumpVersion). A check's save counts its
+// events in its own update of the domain instead.
+func (s *Store) countEvents(ctx context.Context, tx Querier, events []store.Event) error {
 	added := map[string]int{}
 	var ids []string
 	for _, e := range events {
@@ -42,8 +44,12 @@ func (s *Store) insertEvents(ctx context.Context, tx Querier, events []store.Eve
 	}
 	for _, id := range ids {
 		var rows int64
-		if err := tx.QueryRow(ctx, `UPDATE domains SET event_rows = event_rows + CAST($2 AS BIGINT) WHERE id = $1 RETURNING event_rows`,
-			id, added[id]).Scan(&rows); err != nil {
+		err := tx.QueryRow(ctx, `UPDATE domains SET event_rows = event_rows + CAST($2 AS BIGINT) WHERE id = $1 RETURNING event_rows`,
+			id, added[id]).Scan(&rows)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // the insert fails on the missing domain, as before
+		}
+		if err != nil {
 			return s.errorf("count events of %s: %w", id, err)
 		}
 		if err := s.pruneEvents(ctx, tx, id, rows); err != nil {
@@ -54,24 +60,30 @@ func (s *Store) insertEvents(ctx context.Context, tx Querier, events []store.Eve
 }
 
 // eventSlack is how many events past store.MaxDomainEvents a domain may hold
-// before the oldest are deleted: a prune walks MaxDomainEvents entries of the
-// index, so it runs once in a while, not on every save.
+// before the oldest are deleted, so that a prune runs once in a while, not on
+// every save.
 const eventSlack = store.MaxDomainEvents / 10
 
+// pruneBatch bounds the rows one prune deletes, so that a domain or a webhook
+// with a long history from before migration 00013 never holds its
+// transaction (on SQLite, the one writer) for long: its history shrinks by
+// that much at each save that finds it too long.
+const pruneBatch = 500
+
 // pruneEvents deletes the oldest events of the domain id, which holds rows of
-// them as counted, if that is more than store.MaxDomainEvents and eventSlack,
-// and counts them again. It runs in the transaction that added the events, so
-// the count and the rows never disagree.
+// them as counted, down to store.MaxDomainEvents (at most pruneBatch at once)
+// if it holds more than that and eventSlack, and counts them again.
 func (s *Store) pruneEvents(ctx context.Context, tx Querier, id string, rows int64) error {
 	if rows <= store.MaxDomainEvents+eventSlack {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM events WHERE domain_id = $1 AND seq < (
-		SELECT seq FROM events WHERE domain_id = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2)`,
-		id, store.MaxDomainEvents-1); err != nil {
+	n, err := tx.Exec(ctx, `DELETE FROM events WHERE seq IN (
+		SELECT seq FROM events WHERE domain_id = $1 ORDER BY seq LIMIT $2)`,
+		id, min(rows-store.MaxDomainEvents, pruneBatch))
+	if err != nil {
 		return s.errorf("prune events of %s: %w", id, err)
 	}
-	if _, err := tx.Exec(ctx, `UPDATE domains SET event_rows = (SELECT count(*) FROM events WHERE domain_id = $1) WHERE id = $1`, id); err != nil {
+	if _, err := tx.Exec(ctx, `UPDATE domains SET event_rows = event_rows - CAST($2 AS BIGINT) WHERE id = $1`, id, n); err != nil {
 		return s.errorf("count events of %s: %w", id, err)
 	}
 	return nil
@@ -400,45 +412,62 @@ func (s *Store) RecordAttempt(ctx context.Context, a store.Attempt, next store.D
 // in the order claims and RecordAttempt do, skipping any being worked on: their
 // deliveries expire at the next call.
 func (s *Store) ExpireDeliveries(ctx context.Context, now time.Time, giveUpAfter time.Duration) (int, error) {
-	var n int64
+	var n int
 	err := s.db.Tx(ctx, func(q Querier) error {
+		rows, err := q.Query(ctx, `WITH parked AS (
+				SELECT id FROM webhooks WHERE parked_until > $1 AND parked_until > 0`+s.lock("FOR NO KEY UPDATE SKIP LOCKED")+`
+			)
+			UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = 0, claimed_until = 0
+			WHERE status = 'pending' AND created_at <= $2 AND claimed_until <= $1 AND webhook_id IN (SELECT id FROM parked)
+			RETURNING webhook_id`,
+			millis(now), millis(now.Add(-giveUpAfter)))
+		if err != nil {
+			return s.errorf("expire deliveries: %w", err)
+		}
+		// The deliveries that ended make their webhooks' history longer: prune
+		// each of those once.
 		n = 0
-		rows, err := q.Query(ctx, `SELECT id FROM webhooks WHERE parked_until > $1 AND parked_until > 0 ORDER BY id`+
-			s.lock("FOR NO KEY UPDATE SKIP LOCKED"), millis(now))
-		if err != nil {
-			return s.errorf("expire deliveries: %w", err)
-		}
-		parked, err := Collect(rows, ScanString)
-		if err != nil {
-			return s.errorf("expire deliveries: %w", err)
-		}
-		for _, id := range parked {
-			m, err := q.Exec(ctx, `UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = 0, claimed_until = 0
-				WHERE webhook_id = $1 AND status = 'pending' AND created_at <= $2 AND claimed_until <= $3`,
-				id, millis(now.Add(-giveUpAfter)), millis(now))
-			if err != nil {
+		seen := map[string]bool{}
+		var hooks []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
 				return s.errorf("expire deliveries: %w", err)
 			}
-			n += m
-			if m > 0 {
-				if err := s.pruneDeliveries(ctx, q, id); err != nil {
-					return err
-				}
+			n++
+			if !seen[id] {
+				seen[id] = true
+				hooks = append(hooks, id)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return s.errorf("expire deliveries: %w", err)
+		}
+		slices.Sort(hooks)
+		for _, id := range hooks {
+			if err := s.pruneDeliveries(ctx, q, id); err != nil {
+				return err
 			}
 		}
 		return nil
 	})
-	return int(n), err
+	return n, err
 }
 
-// pruneDeliveries deletes the ended deliveries of the webhook id (and their
-// attempts, by cascade) older than its store.MaxWebhookDeliveries newest. It
-// walks that many entries of the index of the webhook's deliveries, and runs
-// when one of them ends, in that transaction, which holds the webhook's row.
+// pruneDeliveries deletes the oldest ended deliveries of the webhook id (and
+// their attempts, by cascade) beyond its store.MaxWebhookDeliveries newest
+// ended ones, at most pruneBatch at once; pending ones are never deleted. It
+// runs when one of them ends, in that transaction, which holds the webhook's
+// row, and walks that many entries of the index of its ended deliveries.
 func (s *Store) pruneDeliveries(ctx context.Context, q Querier, id string) error {
-	if _, err := q.Exec(ctx, `DELETE FROM webhook_deliveries WHERE webhook_id = $1 AND status <> 'pending' AND seq < (
-		SELECT seq FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2)`,
-		id, store.MaxWebhookDeliveries-1); err != nil {
+	if _, err := q.Exec(ctx, `DELETE FROM webhook_deliveries WHERE seq IN (
+		SELECT seq FROM webhook_deliveries WHERE webhook_id = $1 AND status <> 'pending' AND seq < (
+			SELECT seq FROM webhook_deliveries WHERE webhook_id = $1 AND status <> 'pending'
+			ORDER BY seq DESC LIMIT 1 OFFSET $2)
+		ORDER BY seq LIMIT $3)`,
+		id, store.MaxWebhookDeliveries-1, pruneBatch); err != nil {
 		return s.errorf("prune deliveries of %s: %w", id, err)
 	}
 	return nil
