@@ -218,19 +218,25 @@ func (s *Store) saveRotation(ctx context.Context, tx Querier, r store.Rotation, 
 	return s.shareCurrentValue(ctx, tx, r.DomainID)
 }
 
-// SaveRotation implements store.Rotations.
-func (s *Store) SaveRotation(ctx context.Context, r store.Rotation, from domain.RotationState, events []store.Event) error {
+// rotationStep runs fn, the writes of a rotation step, in one transaction with
+// the step's events: counted first, which locks the domain row before the
+// rotation's, as every write of both does (see countEvents and bumpVersion),
+// and inserted last.
+func (s *Store) rotationStep(ctx context.Context, events []store.Event, fn func(tx Querier) error) error {
 	return s.db.Tx(ctx, func(tx Querier) error {
-		// Its events counted first: that locks the domain row before the
-		// rotation's, as every write of both does (see countEvents).
 		if err := s.countEvents(ctx, tx, events); err != nil {
 			return err
 		}
-		if err := s.saveRotation(ctx, tx, r, from); err != nil {
+		if err := fn(tx); err != nil {
 			return err
 		}
 		return s.insertEvents(ctx, tx, events)
 	})
+}
+
+// SaveRotation implements store.Rotations.
+func (s *Store) SaveRotation(ctx context.Context, r store.Rotation, from domain.RotationState, events []store.Event) error {
+	return s.rotationStep(ctx, events, func(tx Querier) error { return s.saveRotation(ctx, tx, r, from) })
 }
 
 // nextPosition is the position after the domain's last record.
@@ -242,12 +248,7 @@ func nextPosition(ctx context.Context, tx Querier, domainID string) (int, error)
 
 // StartRotation implements store.Rotations.
 func (s *Store) StartRotation(ctx context.Context, r store.Rotation, from domain.RotationState, next *domain.Record, events []store.Event) error {
-	return s.db.Tx(ctx, func(tx Querier) error {
-		// Its events counted first: that locks the domain row before the
-		// rotation's, as every write of both does (see countEvents).
-		if err := s.countEvents(ctx, tx, events); err != nil {
-			return err
-		}
+	return s.rotationStep(ctx, events, func(tx Querier) error {
 		if next != nil {
 			if err := bumpVersion(ctx, tx, r.DomainID); err != nil {
 				return s.errorf("start rotation %s: %w", r.DomainID, err)
@@ -269,18 +270,13 @@ func (s *Store) StartRotation(ctx context.Context, r store.Rotation, from domain
 				return err
 			}
 		}
-		return s.insertEvents(ctx, tx, events)
+		return nil
 	})
 }
 
 // SwitchRotation implements store.Rotations.
 func (s *Store) SwitchRotation(ctx context.Context, r store.Rotation, now time.Time, events []store.Event) error {
-	return s.db.Tx(ctx, func(tx Querier) error {
-		// Its events counted first: that locks the domain row before the
-		// rotation's, as every write of both does (see countEvents).
-		if err := s.countEvents(ctx, tx, events); err != nil {
-			return err
-		}
+	return s.rotationStep(ctx, events, func(tx Querier) error {
 		// The sealed key comes from the row as stored, not from r: the switch
 		// signs with exactly the key whose record was seen.
 		var sealed []byte
@@ -337,18 +333,13 @@ func (s *Store) SwitchRotation(ctx context.Context, r store.Rotation, now time.T
 		if err := s.shareCurrentValue(ctx, tx, r.DomainID); err != nil {
 			return err
 		}
-		return s.insertEvents(ctx, tx, events)
+		return nil
 	})
 }
 
 // RetireRotation implements store.Rotations.
 func (s *Store) RetireRotation(ctx context.Context, r store.Rotation, revoked *domain.Record, events []store.Event) error {
-	return s.db.Tx(ctx, func(tx Querier) error {
-		// Its events counted first: that locks the domain row before the
-		// rotation's, as every write of both does (see countEvents).
-		if err := s.countEvents(ctx, tx, events); err != nil {
-			return err
-		}
+	return s.rotationStep(ctx, events, func(tx Querier) error {
 		if revoked != nil {
 			if err := bumpVersion(ctx, tx, r.DomainID); err != nil {
 				return s.errorf("retire rotation %s: %w", r.DomainID, err)
@@ -367,7 +358,7 @@ func (s *Store) RetireRotation(ctx context.Context, r store.Rotation, revoked *d
 				return s.errorf("retire rotation %s: %w", r.DomainID, err)
 			}
 		}
-		return s.insertEvents(ctx, tx, events)
+		return nil
 	})
 }
 
