@@ -262,7 +262,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a.rotator = &rotation.Rotator{
 		Store: a.store, Checker: checker, Sealer: sealer, Records: recs, Config: cfg.DKIM,
 		Updater: rotation.NewUpdater(cfg.DKIM), Keygen: keygen, Now: cfg.Now, Log: log,
-		Poll: cfg.RotationPoll, RetryBase: cfg.RotationRetryBase,
+		Poll: cfg.RotationPoll, RetryBase: cfg.RotationRetryBase, Observer: a.metrics,
 	}
 	a.domains = &domains.Service{
 		Store: a.store, Verifier: a.verifier, Records: recs, Sealer: sealer, Regions: cfg.Regions,

@@ -5,11 +5,14 @@ package metrics
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/domaind/domaind/internal/domain"
 )
 
 // Metrics are the service's counters and gauges.
@@ -21,6 +24,7 @@ type Metrics struct {
 	deliveries *prometheus.CounterVec
 	milterMsgs *prometheus.CounterVec
 	milterConn prometheus.Gauge
+	rotations  *prometheus.CounterVec
 }
 
 // New registers the metrics on a fresh registry.
@@ -46,8 +50,18 @@ func New() *Metrics {
 			"Messages the milter handled, by result: signed, tempfail, or unsigned_<why> (no_key, no_from, multiple_from, bad_from, too_large).",
 			"result"),
 		milterConn: gauge("domaind_milter_sessions", "Milter connections open now."),
+		rotations: counterVec("domaind_dkim_rotation_events_total",
+			"Steps of DKIM key rotations, by the type of the event each raised (domain.dkim.rotation.started, ….retired, domain.dkim.update_failed).",
+			"type"),
 	}
-	m.reg.MustRegister(m.checks, m.checkTime, m.queueLag, m.deliveries, m.milterMsgs, m.milterConn,
+	// Every rotation event type shows from zero, so that an alert on failed
+	// updates has a series before the first failure.
+	for _, t := range domain.EventTypes {
+		if strings.HasPrefix(string(t), "domain.dkim.") {
+			m.rotations.WithLabelValues(string(t))
+		}
+	}
+	m.reg.MustRegister(m.checks, m.checkTime, m.queueLag, m.deliveries, m.milterMsgs, m.milterConn, m.rotations,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -87,6 +101,10 @@ func (m *Metrics) MilterMessage(result string) { m.milterMsgs.WithLabelValues(re
 
 // MilterSessions sets how many milter connections are open.
 func (m *Metrics) MilterSessions(open int) { m.milterConn.Set(float64(open)) }
+
+// RotationEvent counts a step of a DKIM key rotation by the type of its event;
+// it implements rotation.Observer.
+func (m *Metrics) RotationEvent(eventType string) { m.rotations.WithLabelValues(eventType).Inc() }
 
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {

@@ -51,12 +51,31 @@ type Rotator struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	Log *slog.Logger
+	// Observer is told of every step's event once the step is saved, for
+	// the metrics; nil means none.
+	Observer Observer
 
 	// Poll is how often a rotation waiting for DNS looks again (1m when
 	// zero); RetryBase and RetryMax bound the back-off of failed updates
 	// (30s and 1h when zero); RemindEvery spaces the waiting events of txt
 	// mode (24h when zero).
 	Poll, RetryBase, RetryMax, RemindEvery time.Duration
+}
+
+// Observer is told of the events of a rotation's steps (domain.dkim.*).
+type Observer interface {
+	RotationEvent(eventType string)
+}
+
+// saved tells the Observer of events, which a step saved unless err says
+// otherwise, and returns err.
+func (r *Rotator) saved(err error, events []store.Event) error {
+	if err == nil && r.Observer != nil {
+		for _, e := range events {
+			r.Observer.RotationEvent(e.Type)
+		}
+	}
+	return err
 }
 
 func (r *Rotator) now() time.Time {
@@ -185,7 +204,7 @@ func (r *Rotator) start(ctx context.Context, rot store.Rotation, reason string) 
 	if err != nil {
 		return rot, err
 	}
-	if err := r.Store.StartRotation(ctx, rot, from, next, ev); err != nil {
+	if err := r.saved(r.Store.StartRotation(ctx, rot, from, next, ev), ev); err != nil {
 		return rot, err
 	}
 	return rot, nil
@@ -281,7 +300,7 @@ func (r *Rotator) generated(ctx context.Context, rot store.Rotation, now time.Ti
 			if err != nil {
 				return false, err
 			}
-			return true, r.Store.SaveRotation(ctx, rot, rot.State, ev)
+			return true, r.saved(r.Store.SaveRotation(ctx, rot, rot.State, ev), ev)
 		}
 		target := r.Records.DKIMTarget(rot.NextSelector, rot.Domain)
 		// Every server of the operator's zone has the key, and the customer's
@@ -304,7 +323,7 @@ func (r *Rotator) generated(ctx context.Context, rot store.Rotation, now time.Ti
 	if err != nil {
 		return false, err
 	}
-	return true, r.Store.SaveRotation(ctx, rot, domain.RotationGenerated, ev)
+	return true, r.saved(r.Store.SaveRotation(ctx, rot, domain.RotationGenerated, ev), ev)
 }
 
 // wait records that the next key is not visible yet, with a reminder event
@@ -319,7 +338,7 @@ func (r *Rotator) wait(ctx context.Context, rot store.Rotation, now time.Time, r
 			return err
 		}
 	}
-	return r.Store.SaveRotation(ctx, rot, rot.State, ev)
+	return r.saved(r.Store.SaveRotation(ctx, rot, rot.State, ev), ev)
 }
 
 func (r *Rotator) switchKeys(ctx context.Context, rot store.Rotation, now time.Time) (bool, error) {
@@ -332,7 +351,7 @@ func (r *Rotator) switchKeys(ctx context.Context, rot store.Rotation, now time.T
 	if err != nil {
 		return false, err
 	}
-	return true, r.Store.SwitchRotation(ctx, rot, now, ev)
+	return true, r.saved(r.Store.SwitchRotation(ctx, rot, now, ev), ev)
 }
 
 func (r *Rotator) retire(ctx context.Context, rot store.Rotation, now time.Time) (bool, error) {
@@ -357,7 +376,7 @@ func (r *Rotator) retire(ctx context.Context, rot store.Rotation, now time.Time)
 	if err != nil {
 		return false, err
 	}
-	return false, r.Store.RetireRotation(ctx, rot, revoked, ev)
+	return false, r.saved(r.Store.RetireRotation(ctx, rot, revoked, ev), ev)
 }
 
 // Unpublish removes, in cname mode, every key record domaind published for
@@ -400,7 +419,7 @@ func (r *Rotator) failed(ctx context.Context, rot store.Rotation, now time.Time,
 	if err != nil {
 		return err
 	}
-	return r.Store.SaveRotation(ctx, rot, rot.State, ev)
+	return r.saved(r.Store.SaveRotation(ctx, rot, rot.State, ev), ev)
 }
 
 // visible reports whether every authoritative server of the zone that holds

@@ -2,8 +2,10 @@ package rotation_test
 
 import (
 	"errors"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -107,6 +109,25 @@ func (u *unit) events(id string) []string {
 	return out
 }
 
+// counted is what the rotation events counter of the app's /metrics says for
+// the event type typ, or -1 when it has no such series.
+func (u *unit) counted(typ string) int {
+	u.t.Helper()
+	rec := httptest.NewRecorder()
+	u.apps[0].Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	prefix := `domaind_dkim_rotation_events_total{type="` + typ + `"} `
+	for line := range strings.Lines(rec.Body.String()) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), prefix); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				u.t.Fatalf("%s: %v", line, err)
+			}
+			return n
+		}
+	}
+	return -1
+}
+
 // TestScheduledRotation: a verified domain starts a rotation by itself
 // --dkim-rotate-every after its key began signing, not a moment earlier; a
 // domain whose key never signed is left alone; and the txt-mode reminder
@@ -146,6 +167,13 @@ func TestScheduledRotation(t *testing.T) {
 	w.RunOnce(ctx)
 	if got := u.events(d.ID); !slices.Equal(got, []string{"rotation.started", "rotation.waiting", "rotation.waiting"}) {
 		t.Fatalf("events a day later: %q", got)
+	}
+	// The metrics count the same steps, and show the others from zero.
+	for typ, want := range map[string]int{"domain.dkim.rotation.started": 1, "domain.dkim.rotation.waiting": 2,
+		"domain.dkim.rotation.retired": 0, "domain.dkim.update_failed": 0} {
+		if got := u.counted(typ); got != want {
+			t.Errorf("rotation events counted for %s: %d, want %d", typ, got, want)
+		}
 	}
 
 	// A domain never verified is not rotated when due; it is looked at again
