@@ -323,42 +323,11 @@ func (s *session) askFirst(ctx context.Context, zone string, servers []string, n
 	var errs []error
 	for start := 0; start < len(servers); start += batch {
 		group := servers[start:min(start+batch, len(servers))]
-		type result struct {
-			msg    *dns.Msg
-			server string
-			err    error
+		msg, server, groupErrs := s.askGroup(ctx, zone, group, name, qtype)
+		if msg != nil {
+			return msg, server, nil
 		}
-		if len(group) == 1 {
-			// One server at a time, as for every zone but the root: asked on this
-			// goroutine, which spares a goroutine (and the growth of its stack)
-			// per query.
-			msg, err := s.askUsable(ctx, zone, group[0], name, qtype)
-			if err == nil {
-				return msg, group[0], nil
-			}
-			errs = append(errs, err)
-			if ctx.Err() != nil || errors.Is(err, errBudget) {
-				break
-			}
-			continue
-		}
-		results := make(chan result, len(group))
-		gctx, cancel := context.WithCancel(ctx)
-		for _, server := range group {
-			go func() {
-				msg, err := s.askUsable(gctx, zone, server, name, qtype)
-				results <- result{msg, server, err}
-			}()
-		}
-		for range group {
-			r := <-results
-			if r.err == nil {
-				cancel()
-				return r.msg, r.server, nil
-			}
-			errs = append(errs, r.err)
-		}
-		cancel()
+		errs = append(errs, groupErrs...)
 		if ctx.Err() != nil || errors.Is(errors.Join(errs...), errBudget) {
 			break
 		}
@@ -367,6 +336,43 @@ func (s *session) askFirst(ctx context.Context, zone string, servers []string, n
 		return nil, "", fmt.Errorf("%w for %s: %w", errRootUnreachable, name, errors.Join(errs...))
 	}
 	return nil, "", fmt.Errorf("%w for %s in zone %s: %w", errNoAuthority, name, zone, errors.Join(errs...))
+}
+
+// askGroup asks the servers of group, all of zone's, at once, and returns the
+// first usable answer and its server, or every server's error. A group of
+// one, as for every zone but the root, is asked on this goroutine, which
+// spares a goroutine (and the growth of its stack) per query.
+func (s *session) askGroup(ctx context.Context, zone string, group []string, name string, qtype uint16) (*dns.Msg, string, []error) {
+	if len(group) == 1 {
+		msg, err := s.askUsable(ctx, zone, group[0], name, qtype)
+		if err != nil {
+			return nil, "", []error{err}
+		}
+		return msg, group[0], nil
+	}
+	type result struct {
+		msg    *dns.Msg
+		server string
+		err    error
+	}
+	results := make(chan result, len(group))
+	gctx, cancel := context.WithCancel(ctx)
+	defer cancel() // the winner ends the race's other queries
+	for _, server := range group {
+		go func() {
+			msg, err := s.askUsable(gctx, zone, server, name, qtype)
+			results <- result{msg, server, err}
+		}()
+	}
+	var errs []error
+	for range group {
+		r := <-results
+		if r.err == nil {
+			return r.msg, r.server, nil
+		}
+		errs = append(errs, r.err)
+	}
+	return nil, "", errs
 }
 
 // askUsable asks server, one of zone's, for name and returns its answer if

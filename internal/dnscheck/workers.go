@@ -15,8 +15,7 @@ const workerIdle = 10 * time.Second
 // cost about a twentieth of a background check's CPU. A kept goroutine has
 // grown its stack already. There are never more goroutines than the most calls
 // that ran at once within the last workerIdle, when idle ones end; without the
-// pool, there were as many as calls running. The zero value starts a goroutine
-// per call.
+// pool, there were as many as calls running.
 type workers struct {
 	calls chan func() // unbuffered: a call is taken only by an idle worker
 }
@@ -34,9 +33,6 @@ func (w *workers) Go(f func()) {
 
 func (w *workers) work(f func()) {
 	f()
-	if w.calls == nil {
-		return
-	}
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {

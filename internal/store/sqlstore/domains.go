@@ -67,8 +67,11 @@ func domainSeq(n int) string {
 // updatedAt is the value of a record's updated_at column for the time $t, of
 // the domain whose id is $id: the milliseconds after the record's creation,
 // itself kept as those after the domain's.
-func updatedAt(t, id int) string {
-	return `$` + strconv.Itoa(t) + ` - created_at - (SELECT created_at FROM domains WHERE id = $` + strconv.Itoa(id) + `)`
+func updatedAt(t, id int) string { return updatedAtOf(`$`+strconv.Itoa(t), id) }
+
+// updatedAtOf is updatedAt for the time the SQL expression t gives.
+func updatedAtOf(t string, id int) string {
+	return t + ` - created_at - (SELECT created_at FROM domains WHERE id = $` + strconv.Itoa(id) + `)`
 }
 
 // value is how the value v is kept in the value column (see storedValue).
@@ -382,7 +385,7 @@ func (s *Store) recordUpdate(n int) string {
 	}
 	var b strings.Builder
 	b.WriteString(`UPDATE domain_records SET verified = v.column2, status = v.column3, state = v.column4,
-		failures = v.column5, checked_at = v.column6, updated_at = v.column7 - created_at - (SELECT created_at FROM domains WHERE id = $1)
+		failures = v.column5, checked_at = v.column6, updated_at = ` + updatedAtOf("v.column7", 1) + `
 		FROM (VALUES `)
 	for i := range n {
 		p := 2 + i*recordUpdateColumns

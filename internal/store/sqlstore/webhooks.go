@@ -424,29 +424,15 @@ func (s *Store) ExpireDeliveries(ctx context.Context, now time.Time, giveUpAfter
 		if err != nil {
 			return s.errorf("expire deliveries: %w", err)
 		}
-		// The deliveries that ended make their webhooks' history longer: prune
-		// each of those once.
-		n = 0
-		seen := map[string]bool{}
-		var hooks []string
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return s.errorf("expire deliveries: %w", err)
-			}
-			n++
-			if !seen[id] {
-				seen[id] = true
-				hooks = append(hooks, id)
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		// The webhook of each delivery that ended: their histories grew, and
+		// each is pruned once.
+		ended, err := Collect(rows, ScanString)
+		if err != nil {
 			return s.errorf("expire deliveries: %w", err)
 		}
-		slices.Sort(hooks)
-		for _, id := range hooks {
+		n = len(ended)
+		slices.Sort(ended)
+		for _, id := range slices.Compact(ended) {
 			if err := s.pruneDeliveries(ctx, q, id); err != nil {
 				return err
 			}
