@@ -22,7 +22,7 @@ func TestPreparedReads(t *testing.T) {
 	d := s.Store
 	stmts := s.prepared
 	for _, q := range sqlstore.Prepared() {
-		if stmts[q] == nil {
+		if _, ok := stmts[q]; !ok {
 			t.Errorf("not prepared: %.60s…", q)
 		}
 	}

@@ -34,7 +34,7 @@ var migrations embed.FS
 type Store struct {
 	*sqlstore.Store
 	w, r     *sql.DB
-	prepared map[string]*sql.Stmt // see db.stmts
+	prepared map[string]prepared // see db.stmts
 	ws       *writeStmts
 	dv       dataVersion // see DataVersion
 }
@@ -93,16 +93,17 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	readers := max(4, runtime.GOMAXPROCS(0))
 	r.SetMaxOpenConns(readers)
 	r.SetMaxIdleConns(readers)
-	d := &db{w: w, r: r, stmts: make(map[string]*sql.Stmt), ws: newWriteStmts(w)}
+	d := &db{w: w, r: r, stmts: make(map[string]prepared), ws: newWriteStmts(w)}
 	// database/sql prepares a Stmt of the pool on each connection the first time
 	// it runs there, and keeps it for that connection.
 	for _, q := range sqlstore.Prepared() {
-		st, err := r.PrepareContext(ctx, rebind(q))
+		rb := rebind(q)
+		st, err := r.PrepareContext(ctx, rb.text)
 		if err != nil {
 			d.Close()
 			return nil, fmt.Errorf("sqlite: prepare: %w", err)
 		}
-		d.stmts[q] = st
+		d.stmts[q] = prepared{Stmt: st, stmt: rb}
 	}
 	return &Store{Store: sqlstore.New(d, dialect{}), w: w, r: r, prepared: d.stmts, ws: d.ws}, nil
 }
@@ -151,7 +152,7 @@ type db struct {
 	w, r *sql.DB
 	// stmts are sqlstore.Prepared's statements, prepared on r and keyed by
 	// their text as sqlstore gives it; the map is not written after Open.
-	stmts map[string]*sql.Stmt
+	stmts map[string]prepared
 	// ws are the write transactions' statements, prepared on w.
 	ws *writeStmts
 }
@@ -211,7 +212,7 @@ func (d *db) Close() error {
 }
 
 // querier is a sqlstore.Querier on a pool or a transaction of database/sql. It
-// rewrites the statements' $1 placeholders as SQLite's ?1, which mean the same,
+// rewrites the statements' $1 placeholders as SQLite's plain ? (see rebind),
 // and runs the statements prepared on the read pool as prepared.
 type querier struct {
 	q interface {
@@ -221,11 +222,16 @@ type querier struct {
 	}
 	// stmts are the statements prepared on q, when q is the read pool. (The
 	// prepared statements are reads of one statement, which run on the pool.)
-	stmts map[string]*sql.Stmt
+	stmts map[string]prepared
 }
 
 func (q querier) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	res, err := q.q.ExecContext(ctx, rebind(query), args...)
+	st := rebind(query)
+	args, err := st.args(args)
+	if err != nil {
+		return 0, err
+	}
+	res, err := q.q.ExecContext(ctx, st.text, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -234,43 +240,136 @@ func (q querier) Exec(ctx context.Context, query string, args ...any) (int64, er
 
 func (q querier) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
 	var rows *sql.Rows
-	var err error
-	if st := q.stmts[query]; st != nil {
-		rows, err = st.QueryContext(ctx, args...)
-	} else {
-		rows, err = q.q.QueryContext(ctx, rebind(query), args...)
+	if p, ok := q.stmts[query]; ok {
+		args, err := p.args(args)
+		if err != nil {
+			return nil, err
+		}
+		if rows, err = p.QueryContext(ctx, args...); err != nil {
+			return nil, err
+		}
+		return sqlstore.SQLRows{Rows: rows}, nil
 	}
+	st := rebind(query)
+	args, err := st.args(args)
 	if err != nil {
+		return nil, err
+	}
+	if rows, err = q.q.QueryContext(ctx, st.text, args...); err != nil {
 		return nil, err
 	}
 	return sqlstore.SQLRows{Rows: rows}, nil
 }
 
 func (q querier) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
-	if st := q.stmts[query]; st != nil {
-		return st.QueryRowContext(ctx, args...)
+	if p, ok := q.stmts[query]; ok {
+		args, err := p.args(args)
+		if err != nil {
+			return errRow{err}
+		}
+		return p.QueryRowContext(ctx, args...)
 	}
-	return q.q.QueryRowContext(ctx, rebind(query), args...)
+	st := rebind(query)
+	args, err := st.args(args)
+	if err != nil {
+		return errRow{err}
+	}
+	return q.q.QueryRowContext(ctx, st.text, args...)
 }
 
-// rebind rewrites every placeholder $n of query, outside quoted text, as ?n.
-func rebind(query string) string {
+// errRow is a row that could not be asked for.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// prepared is a statement prepared on a pool, with how it takes its
+// arguments.
+type prepared struct {
+	*sql.Stmt
+	stmt
+}
+
+// stmt is a statement as SQLite runs it: its text, with each placeholder $n of
+// the store's text written as a plain ?, and the order of the arguments those
+// take.
+//
+// A plain ? costs the driver half of what a numbered ?n does to bind: for a
+// numbered one it asks SQLite for the parameter's name, copies it out and
+// parses the number, for every argument of every run, and a check's save binds
+// about a hundred.
+type stmt struct {
+	text string
+	// order holds, for each ? of text in turn, the number n of the $n it
+	// replaced; nil where the arguments are passed as they come. want is the
+	// largest n: as many arguments as a numbered placeholder would take.
+	order []int
+	want  int
+}
+
+// rebind rewrites every placeholder $n of query, outside quoted text, as a
+// plain ?, and notes which argument each takes. A query that has placeholders
+// of its own (?, ?n, :name, @name) is left as it is.
+func rebind(query string) stmt {
 	if !strings.Contains(query, "$") {
-		return query
+		return stmt{text: query}
 	}
-	b := []byte(query)
-	var quote byte
-	for i := 0; i < len(b); i++ {
-		switch c := b[i]; {
+	b := make([]byte, 0, len(query))
+	var (
+		order    []int
+		want     int
+		quote    byte
+		identity = true
+	)
+	for i := 0; i < len(query); i++ {
+		c := query[i]
+		switch {
 		case quote != 0:
 			if c == quote {
 				quote = 0
 			}
 		case c == '\'' || c == '"':
 			quote = c
-		case c == '$' && i+1 < len(b) && b[i+1] >= '0' && b[i+1] <= '9':
-			b[i] = '?'
+		case c == '?' || c == ':' || c == '@':
+			return stmt{text: query}
+		case c == '$' && i+1 < len(query) && query[i+1] >= '0' && query[i+1] <= '9':
+			n := 0
+			for i+1 < len(query) && query[i+1] >= '0' && query[i+1] <= '9' {
+				i++
+				if n = n*10 + int(query[i]-'0'); n > maxParam {
+					return stmt{text: query}
+				}
+			}
+			if n == 0 {
+				return stmt{text: query}
+			}
+			order = append(order, n)
+			identity = identity && n == len(order)
+			want = max(want, n)
+			c = '?'
 		}
+		b = append(b, c)
 	}
-	return string(b)
+	if identity {
+		order = nil
+	}
+	return stmt{text: string(b), order: order, want: want}
+}
+
+// maxParam is the largest placeholder number SQLite takes.
+const maxParam = 32766
+
+// args returns the arguments for st's placeholders, in their order, from
+// those given for the store's $n.
+func (st stmt) args(args []any) ([]any, error) {
+	if st.order == nil {
+		return args, nil
+	}
+	if len(args) != st.want {
+		return nil, fmt.Errorf("sqlite: statement takes %d arguments, got %d", st.want, len(args))
+	}
+	out := make([]any, len(st.order))
+	for i, n := range st.order {
+		out[i] = args[n-1]
+	}
+	return out, nil
 }

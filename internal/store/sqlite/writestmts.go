@@ -30,25 +30,25 @@ type writeStmts struct {
 	mu sync.Mutex
 	// stmts are the prepared statements, keyed by their text as sqlstore gives
 	// it; want are those run unprepared since the last transaction ended.
-	stmts  map[string]*sql.Stmt
+	stmts  map[string]prepared
 	want   map[string]struct{}
 	closed bool
 }
 
 func newWriteStmts(w *sql.DB) *writeStmts {
-	return &writeStmts{w: w, stmts: map[string]*sql.Stmt{}, want: map[string]struct{}{}}
+	return &writeStmts{w: w, stmts: map[string]prepared{}, want: map[string]struct{}{}}
 }
 
-// get returns the statement prepared for query, or nil, noting query to be
-// prepared once the writer is free.
-func (s *writeStmts) get(query string) *sql.Stmt {
+// get returns the statement prepared for query, if there is one, noting query
+// to be prepared once the writer is free if not.
+func (s *writeStmts) get(query string) (prepared, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.stmts[query]
-	if st == nil && !s.closed && len(s.stmts)+len(s.want) < maxWriteStmts {
+	st, ok := s.stmts[query]
+	if !ok && !s.closed && len(s.stmts)+len(s.want) < maxWriteStmts {
 		s.want[query] = struct{}{}
 	}
-	return st
+	return st, ok
 }
 
 // prepare prepares the statements noted since the last call. It runs between
@@ -67,15 +67,16 @@ func (s *writeStmts) prepare(ctx context.Context) {
 	clear(s.want)
 	s.mu.Unlock()
 	for _, q := range want {
-		st, err := s.w.PrepareContext(ctx, rebind(q))
+		rb := rebind(q)
+		st, err := s.w.PrepareContext(ctx, rb.text)
 		if err != nil {
 			continue
 		}
 		s.mu.Lock()
-		if s.closed || s.stmts[q] != nil {
+		if _, ok := s.stmts[q]; ok || s.closed {
 			st.Close()
 		} else {
-			s.stmts[q] = st
+			s.stmts[q] = prepared{Stmt: st, stmt: rb}
 		}
 		s.mu.Unlock()
 	}
@@ -124,8 +125,12 @@ func stmtContext(ctx context.Context) context.Context {
 
 func (q txQuerier) Exec(ctx context.Context, query string, args ...any) (int64, error) {
 	ctx = stmtContext(ctx)
-	if st := q.ws.get(query); st != nil {
-		res, err := q.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	if p, ok := q.ws.get(query); ok {
+		args, err := p.args(args)
+		if err != nil {
+			return 0, err
+		}
+		res, err := q.tx.StmtContext(ctx, p.Stmt).ExecContext(ctx, args...)
 		if err != nil {
 			return 0, err
 		}
@@ -136,8 +141,12 @@ func (q txQuerier) Exec(ctx context.Context, query string, args ...any) (int64, 
 
 func (q txQuerier) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
 	ctx = stmtContext(ctx)
-	if st := q.ws.get(query); st != nil {
-		rows, err := q.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	if p, ok := q.ws.get(query); ok {
+		args, err := p.args(args)
+		if err != nil {
+			return nil, err
+		}
+		rows, err := q.tx.StmtContext(ctx, p.Stmt).QueryContext(ctx, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -148,8 +157,12 @@ func (q txQuerier) Query(ctx context.Context, query string, args ...any) (sqlsto
 
 func (q txQuerier) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
 	ctx = stmtContext(ctx)
-	if st := q.ws.get(query); st != nil {
-		return q.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	if p, ok := q.ws.get(query); ok {
+		args, err := p.args(args)
+		if err != nil {
+			return errRow{err}
+		}
+		return q.tx.StmtContext(ctx, p.Stmt).QueryRowContext(ctx, args...)
 	}
 	return querier{q: q.tx}.QueryRow(ctx, query, args...)
 }
