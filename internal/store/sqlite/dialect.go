@@ -66,10 +66,14 @@ func (dialect) AttemptSeq() string { return "rowid" }
 
 // claimChecksSQL claims due domains. For each project it reads, through the
 // partial index domains_project_due, at most its share (?3) of its most overdue
-// due domains: a project's backlog costs one probe, however long it is, and
-// domains that are not due are never read. Numbering them keeps each project to
-// its share left (?3 less its running checks, ?4 a JSON object of them by
-// project id), and the oldest ?5 of what is left are taken.
+// due domains, and no more than the claim takes (?5): a project's backlog costs
+// one probe, however long it is, and domains that are not due are never read.
+// Numbering them keeps each project to its share left (?3 less its running
+// checks, ?4 a JSON object of them by project id), and the oldest ?5 of what is
+// left are taken. (A project's domain past its ?5th could only be taken after
+// ?5 of its older ones, so reading it would change nothing; a worker with one
+// busy project claims a quarter of its slots at a time, and reading its whole
+// share each time made the claim cost several times what it takes.)
 const claimChecksSQL = `UPDATE domains SET next_check_at = ?1
 	WHERE id IN (
 		SELECT id FROM (
@@ -78,7 +82,7 @@ const claimChecksSQL = `UPDATE domains SET next_check_at = ?1
 			FROM projects p JOIN domains d ON d.id IN (
 				SELECT id FROM domains
 				WHERE project_id = p.id AND next_check_at > 0 AND next_check_at <= ?2
-				ORDER BY next_check_at LIMIT ?3)
+				ORDER BY next_check_at LIMIT min(?3, ?5))
 		) AS due
 		WHERE n <= ?3 - coalesce(json_extract(?4, '$."' || project_id || '"'), 0)
 		ORDER BY next_check_at, id LIMIT ?5)
