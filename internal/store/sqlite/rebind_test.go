@@ -23,6 +23,12 @@ func TestRebind(t *testing.T) {
 		{`SELECT ?1, $1`, `SELECT ?1, $1`, nil},
 		{`SELECT :now, $1`, `SELECT :now, $1`, nil},
 		{`SELECT $0`, `SELECT $0`, nil},
+		{"SELECT $2 -- the domain's\n, $1", "SELECT $2 -- the domain's\n, $1", nil},
+		{`SELECT $2 /* it's */, $1`, `SELECT $2 /* it's */, $1`, nil},
+		{`SELECT $2, 'open, $1`, `SELECT $2, 'open, $1`, nil},
+		{`SELECT $2 - $1`, `SELECT ? - ?`, []int{2, 1}},
+		{`SELECT $1a, $2`, `SELECT $1a, $2`, nil},
+		{`SELECT $1,$2)`, `SELECT ?,?)`, nil},
 		{`SELECT $`, `SELECT $`, nil},
 		{`SELECT $99999999999999999999`, `SELECT $99999999999999999999`, nil},
 	}
@@ -45,16 +51,18 @@ func TestRebind(t *testing.T) {
 	}
 }
 
-// FuzzRebind checks that rebind never panics, and that the text it returns
-// has one ? for each argument it orders.
+// FuzzRebind checks that rebind never panics, and that a text it rewrites has
+// one ? for each argument it orders and no $n beside them.
 func FuzzRebind(f *testing.F) {
 	f.Add(`SELECT $2, $1, '$3', "x$4" FROM t WHERE a = $1`)
 	f.Add(`SELECT ?1, $1`)
 	f.Fuzz(func(t *testing.T, query string) {
 		st := rebind(query)
-		if st.order == nil {
+		if st.text == query {
 			return
 		}
+		// Rewritten: one ? for each argument ordered (all of them, in turn,
+		// where order is nil), and no $n left beside them.
 		marks := 0
 		var quote byte
 		for i := 0; i < len(st.text); i++ {
@@ -67,7 +75,15 @@ func FuzzRebind(f *testing.F) {
 				quote = c
 			case c == '?':
 				marks++
+			case c == '$' && i+1 < len(st.text) && st.text[i+1] >= '0' && st.text[i+1] <= '9':
+				t.Fatalf("rebind(%q) = %q: a $n beside the ?s", query, st.text)
 			}
+		}
+		if st.order == nil {
+			if marks != st.want {
+				t.Fatalf("rebind(%q) = %q with %d marks for %d arguments in turn", query, st.text, marks, st.want)
+			}
+			return
 		}
 		if marks != len(st.order) {
 			t.Fatalf("rebind(%q) = %q with %d marks, order %v", query, st.text, marks, st.order)

@@ -308,7 +308,10 @@ type stmt struct {
 
 // rebind rewrites every placeholder $n of query, outside quoted text, as a
 // plain ?, and notes which argument each takes. A query that has placeholders
-// of its own (?, ?n, :name, @name) is left as it is.
+// of its own (?, ?n, :name, @name), a comment or an unclosed quote is left as
+// it is: SQLite takes its $n as named parameters, which the driver binds by
+// their number, only at the numbered placeholders' cost. A plain ? must never
+// stand beside a $n, whose index SQLite would count between them.
 func rebind(query string) stmt {
 	if !strings.Contains(query, "$") {
 		return stmt{text: query}
@@ -329,7 +332,10 @@ func rebind(query string) stmt {
 			}
 		case c == '\'' || c == '"':
 			quote = c
-		case c == '?' || c == ':' || c == '@':
+		case c == '?' || c == ':' || c == '@',
+			c == '-' && strings.HasPrefix(query[i:], "--"), c == '/' && strings.HasPrefix(query[i:], "/*"):
+			// Placeholders of the statement's own, or a comment, whose quotes
+			// would mislead the scan: SQLite reads $n as it is, by name.
 			return stmt{text: query}
 		case c == '$' && i+1 < len(query) && query[i+1] >= '0' && query[i+1] <= '9':
 			n := 0
@@ -339,7 +345,8 @@ func rebind(query string) stmt {
 					return stmt{text: query}
 				}
 			}
-			if n == 0 {
+			if n == 0 || i+1 < len(query) && isNameChar(query[i+1]) {
+				// $0, or a name such as $1a, which SQLite reads whole.
 				return stmt{text: query}
 			}
 			order = append(order, n)
@@ -349,10 +356,18 @@ func rebind(query string) stmt {
 		}
 		b = append(b, c)
 	}
+	if quote != 0 {
+		return stmt{text: query}
+	}
 	if identity {
 		order = nil
 	}
 	return stmt{text: string(b), order: order, want: want}
+}
+
+// isNameChar reports whether SQLite reads c as part of a parameter's name.
+func isNameChar(c byte) bool {
+	return c == '_' || c == '$' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80
 }
 
 // maxParam is the largest placeholder number SQLite takes.
