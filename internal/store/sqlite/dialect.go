@@ -71,9 +71,11 @@ func (dialect) AttemptSeq() string { return "rowid" }
 // Numbering them keeps each project to its share left (?3 less its running
 // checks, ?4 a JSON object of them by project id), and the oldest ?5 of what is
 // left are taken. (A project's domain past its ?5th could only be taken after
-// ?5 of its older ones, so reading it would change nothing; a worker with one
-// busy project claims a quarter of its slots at a time, and reading its whole
-// share each time made the claim cost several times what it takes.)
+// ?5 of its older ones, so reading it changes at most which of equally due
+// domains are taken, which was never fixed; a worker with one busy project
+// claims a quarter of its slots at a time, and reading its whole share each
+// time made the claim cost several times what it takes. A ?5 below 0 takes
+// any number.)
 const claimChecksSQL = `UPDATE domains SET next_check_at = ?1
 	WHERE id IN (
 		SELECT id FROM (
@@ -82,7 +84,7 @@ const claimChecksSQL = `UPDATE domains SET next_check_at = ?1
 			FROM projects p JOIN domains d ON d.id IN (
 				SELECT id FROM domains
 				WHERE project_id = p.id AND next_check_at > 0 AND next_check_at <= ?2
-				ORDER BY next_check_at LIMIT min(?3, ?5))
+				ORDER BY next_check_at LIMIT CASE WHEN ?5 < 0 THEN ?3 ELSE min(?3, ?5) END)
 		) AS due
 		WHERE n <= ?3 - coalesce(json_extract(?4, '$."' || project_id || '"'), 0)
 		ORDER BY next_check_at, id LIMIT ?5)
