@@ -155,7 +155,7 @@ func DefaultConfig() Config {
 		Recheck:                    domain.DefaultRecheck(),
 		DegradeAfter:               3,
 		GCPercent:                  defaultGCPercent,
-		CheckConcurrency:           defaultCheckConcurrency,
+		CheckConcurrency:           schedule.DefaultConcurrency,
 		SessionTTL:                 dashboard.DefaultSessionTTL,
 		Listen:                     "127.0.0.1:8080",
 		MilterMaxConns:             milter.DefaultMaxConns,
@@ -392,16 +392,6 @@ func (a *App) Start() {
 		a.workers.Go(func() { d.Run(bg) })
 	}
 }
-
-// defaultCheckConcurrency is serve's bound on automatic checks at once. A
-// check mostly waits: for DNS (on the internet, tens to hundreds of
-// milliseconds a query), and under load for the one SQLite writer. At 64, the
-// bench's scale-out section, whose DNS answers from loopback at once, had a
-// tenth of the CPU idle with every slot taken; 128 gave it 6-12% more checks a
-// second on SQLite and about 10% on PostgreSQL. Against real name servers, a
-// check takes ten times longer, and 64 slots would cap a replica at a few
-// hundred checks a second.
-const defaultCheckConcurrency = 128
 
 // defaultGCPercent is serve's garbage collector target. What a replica keeps
 // live in Go's heap is small (SQLite's page cache is not in it), and a busy

@@ -78,8 +78,9 @@ type Due struct {
 // it holds more than a tenth more, the oldest are deleted. A domain's events
 // are few (a check that changes nothing raises none), but a tenant whose name
 // server answers differently on every query, asking for a verify every few
-// seconds, could otherwise grow the events without bound. Webhook deliveries keep their
-// own copy of the payload, so deleting an event does not stop its deliveries.
+// seconds, could otherwise grow the events without bound. Webhook deliveries
+// keep their own copy of the payload, so deleting an event does not stop its
+// deliveries.
 const MaxDomainEvents = 1000
 
 // MaxWebhookDeliveries is how many of a webhook's ended deliveries (delivered,
