@@ -105,7 +105,7 @@ func TestPreparedWrites(t *testing.T) {
 	// Statements whose text differs each time fill the cache up to its bound
 	// and no further, and still run.
 	for i := range maxWriteStmts + 10 {
-		if err := (&db{w: s.w, r: s.r, ws: s.ws}).Tx(ctx, func(q sqlstore.Querier) error {
+		if err := (&db{w: s.w, r: s.r, ws: s.ws, ckpt: s.ckpt}).Tx(ctx, func(q sqlstore.Querier) error {
 			_, err := q.Exec(ctx, fmt.Sprintf(`UPDATE domains SET check_attempt = %d WHERE id = $1`, i), d.ID)
 			return err
 		}); err != nil {

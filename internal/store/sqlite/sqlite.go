@@ -36,6 +36,7 @@ type Store struct {
 	w, r     *sql.DB
 	prepared map[string]prepared // see db.stmts
 	ws       *writeStmts
+	ckpt     *checkpointer
 	dv       dataVersion // see DataVersion
 }
 
@@ -72,8 +73,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	// The writer keeps its statement journal (what a savepoint undoes) in
 	// memory: it is scratch, never needed after a crash, and on disk each write
-	// of a group commit's savepoint cost a system call.
-	w, err := sql.Open("sqlite", dsn("_txlock=immediate", "_pragma=temp_store(MEMORY)"))
+	// of a group commit's savepoint cost a system call. It checkpoints the log
+	// itself only as a backstop (see checkpointer).
+	w, err := sql.Open("sqlite", dsn("_txlock=immediate", "_pragma=temp_store(MEMORY)",
+		fmt.Sprintf("_pragma=wal_autocheckpoint(%d)", backstopPages)))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -93,7 +96,13 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	readers := max(4, runtime.GOMAXPROCS(0))
 	r.SetMaxOpenConns(readers)
 	r.SetMaxIdleConns(readers)
-	d := &db{w: w, r: r, stmts: make(map[string]prepared), ws: newWriteStmts(w)}
+	c, err := sql.Open("sqlite", dsn())
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	d := &db{w: w, r: r, stmts: make(map[string]prepared), ws: newWriteStmts(w), ckpt: newCheckpointer(c, checkpointInterval)}
 	// database/sql prepares a Stmt of the pool on each connection the first time
 	// it runs there, and keeps it for that connection.
 	for _, q := range sqlstore.Prepared() {
@@ -105,7 +114,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		}
 		d.stmts[q] = prepared{Stmt: st, stmt: rb}
 	}
-	return &Store{Store: sqlstore.New(d, dialect{}), w: w, r: r, prepared: d.stmts, ws: d.ws}, nil
+	return &Store{Store: sqlstore.New(d, dialect{}), w: w, r: r, prepared: d.stmts, ws: d.ws, ckpt: d.ckpt}, nil
 }
 
 // registered registers the SQL functions of the migrations once: the driver
@@ -155,6 +164,8 @@ type db struct {
 	stmts map[string]prepared
 	// ws are the write transactions' statements, prepared on w.
 	ws *writeStmts
+	// ckpt copies the log that w's commits write into the database file.
+	ckpt *checkpointer
 }
 
 // Read implements sqlstore.DB: the read-only pool.
@@ -190,6 +201,7 @@ func (d *db) Tx(ctx context.Context, fn func(sqlstore.Querier) error) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: commit: %w", err)
 	}
+	d.ckpt.committed()
 	return nil
 }
 
@@ -201,10 +213,10 @@ func (d *db) Write(ctx context.Context, fn func(sqlstore.Querier) error) error {
 	return d.Tx(ctx, fn)
 }
 
-// Close implements sqlstore.DB: it closes the prepared statements and both
-// pools.
+// Close implements sqlstore.DB: it stops the checkpointer, and closes the
+// prepared statements and the pools.
 func (d *db) Close() error {
-	errs := []error{d.ws.close()}
+	errs := []error{d.ckpt.close(), d.ws.close()}
 	for _, st := range d.stmts {
 		errs = append(errs, st.Close())
 	}
