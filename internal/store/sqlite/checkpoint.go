@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"sync"
 	"time"
 )
 
@@ -39,6 +40,7 @@ type checkpointer struct {
 	wake chan struct{} // has a value when the log has pages to copy
 	stop chan struct{}
 	done chan struct{}
+	once sync.Once // closes stop
 }
 
 // newCheckpointer starts the checkpoints of db, a pool the checkpointer
@@ -86,10 +88,11 @@ func (c *checkpointer) run(interval time.Duration) {
 	}
 }
 
-// close stops the checkpointer and closes its pool. SQLite checkpoints the log
-// once more, and removes it, when the last connection to the file closes.
+// close stops the checkpointer and closes its pool; a Store may be closed
+// twice. SQLite checkpoints the log once more, and removes it, when the last
+// connection to the file closes.
 func (c *checkpointer) close() error {
-	close(c.stop)
+	c.once.Do(func() { close(c.stop) })
 	<-c.done
 	return c.db.Close()
 }

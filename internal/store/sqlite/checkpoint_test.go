@@ -11,7 +11,7 @@ import (
 // database file without the writer checkpointing (its own checkpoints wait for
 // backstopPages of log, far more than this test writes), and the background
 // checkpoints are no commit of another process's to the read caches
-// (DataVersion stays put).
+// (DataVersion stays put). A Store closes twice without harm.
 func TestCheckpointer(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "domaind.db")
 	s := open(t, path)
@@ -49,5 +49,9 @@ func TestCheckpointer(t *testing.T) {
 	}
 	if v, err := s.DataVersion(ctx); err != nil || v != v0 {
 		t.Fatalf("DataVersion = %d, %v after a background checkpoint, want %d", v, err, v0)
+	}
+	// Closed here and again by the deferred Close, as some callers do.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
