@@ -11,7 +11,8 @@ import (
 // database file without the writer checkpointing (its own checkpoints wait for
 // backstopPages of log, far more than this test writes), and the background
 // checkpoints are no commit of another process's to the read caches
-// (DataVersion stays put). A Store closes twice without harm.
+// (DataVersion stays put). Close stops the checkpointer, and a Store closes
+// twice without harm.
 func TestCheckpointer(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "domaind.db")
 	s := open(t, path)
@@ -53,5 +54,10 @@ func TestCheckpointer(t *testing.T) {
 	// Closed here and again by the deferred Close, as some callers do.
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case <-s.ckpt.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the checkpointer still runs 10 s after Close")
 	}
 }
