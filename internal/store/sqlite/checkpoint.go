@@ -14,7 +14,7 @@ import (
 // store's one writer, which every check's save waits for: under a stream of
 // checks it checkpointed several times a second and stood still each time (in
 // the bench's scale-out section, with no checkpoint at all the writer made
-// 6–12% more checks a second).
+// about 10% more checks a second).
 //
 // So a connection of its own, the checkpointer, copies the log while the
 // writer goes on: at once when a commit follows a quiet spell, then at most
