@@ -385,3 +385,20 @@ type Inbound interface {
 	// stored one.
 	SaveInbound(ctx context.Context, d *domain.Domain) error
 }
+
+// Deferrable marks ctx as the context of a write that no request waits on (the
+// save of a scheduled check): a store may hold the write back a little to
+// commit it together with others (see sqlstore's group commit), which costs the
+// write latency and saves the database work. Writes without the mark, such as
+// the save of a verify that a customer asked for, are never held back.
+func Deferrable(ctx context.Context) context.Context {
+	return context.WithValue(ctx, deferrableKey{}, true)
+}
+
+// IsDeferrable reports whether ctx carries Deferrable's mark.
+func IsDeferrable(ctx context.Context) bool {
+	v, _ := ctx.Value(deferrableKey{}).(bool)
+	return v
+}
+
+type deferrableKey struct{}

@@ -581,6 +581,11 @@ func (v *Verifier) save(ctx context.Context, d *domain.Domain, explicit, timedOu
 	if err != nil {
 		return err
 	}
+	if !explicit {
+		// Nobody waits on a scheduled check's save: it may wait to share a
+		// commit with others.
+		ctx = store.Deferrable(ctx)
+	}
 	if err := v.store.FinishCheck(ctx, d, events, v.owner); err != nil {
 		return err
 	}

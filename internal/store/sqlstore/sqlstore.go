@@ -11,6 +11,7 @@ import (
 	"database/sql"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/domaind/domaind/internal/store"
 )
@@ -130,16 +131,23 @@ var _ store.Store = (*Store)(nil)
 
 // New returns a Store on db, which speaks d.
 func New(db DB, d Dialect) *Store {
-	runners := 1
+	runners, window := 1, groupWindow
 	if d.LocksRows() {
-		runners = groupRunners
+		runners, window = groupRunners, 0
 	}
-	return &Store{db: db, d: d, writes: newGroup(db, runners), payloads: NewPayloadCodec()}
+	return &Store{db: db, d: d, writes: newGroup(db, runners, window), payloads: NewPayloadCodec()}
 }
 
 // groupRunners is how many group commits run at once where the database lets
 // writers run side by side: as many as pgx's smallest default pool.
 const groupRunners = 4
+
+// groupWindow is how long SQLite's group commit may hold a deferrable write to
+// gather others (see group). In the bench's scale-out section a millisecond
+// made the transactions of a stream of checks four times larger (over 20 saves
+// each, from about 5), the checks about 2% cheaper in CPU and about 3% more of
+// them a second; the verifies that customers ask for are not held.
+const groupWindow = time.Millisecond
 
 // Close implements store.Store.
 func (s *Store) Close() error {
