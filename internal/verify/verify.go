@@ -582,8 +582,9 @@ func (v *Verifier) save(ctx context.Context, d *domain.Domain, explicit, timedOu
 		return err
 	}
 	if !explicit {
-		// Nobody waits on a scheduled check's save: it may wait to share a
-		// commit with others.
+		// A scheduled check's save may wait to share a commit with others:
+		// seldom does anyone wait on it (a customer's verify that joins the
+		// check does, for at most the group's window more).
 		ctx = store.Deferrable(ctx)
 	}
 	if err := v.store.FinishCheck(ctx, d, events, v.owner); err != nil {

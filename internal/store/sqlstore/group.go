@@ -31,15 +31,14 @@ const maxGroup = 128
 // as they come, and a transaction held about five of the bench's saves, each
 // paying a fifth of a commit: its BEGIN and COMMIT, and on SQLite a copy in the
 // log of every page the writes share (the events' last page, the indexes'
-// newest). So a group
-// with a window gathers: after a transaction of more than one write, the next,
-// if its first write is store.Deferrable (a scheduled check's save), waits up
-// to the window for more writes to go with it. It commits as soon as it has
-// maxGroup, or a write that is not deferrable (a verify a customer waits on).
-// A lone write (the transaction before it held one, as when writes come one
-// after another) never waits. The window is only for SQLite (see New); on
-// PostgreSQL, whose group runs several transactions at once, it made no
-// difference in the bench.
+// newest). So a group with a window gathers: after a transaction of more than
+// one write, the next, if its first write is store.Deferrable (a scheduled
+// check's save), waits up to the window for more writes to go with it. It
+// commits as soon as it has maxGroup, or a write that is not deferrable (a
+// lease, or the save of a verify that a customer waits on). A lone write (the
+// transaction before it held one, as when writes come one after another) never
+// waits. The window is only for SQLite (see New); on PostgreSQL, whose group
+// runs several transactions at once, it made no difference in the bench.
 //
 // A batch first runs as one plain transaction. If any write of it fails, the
 // batch is undone and runs again with each write under a savepoint of its own,

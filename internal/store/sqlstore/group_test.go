@@ -59,14 +59,16 @@ func TestGroupGathers(t *testing.T) {
 	g := newGroup(db, 1, time.Minute)
 	bg := store.Deferrable(context.Background())
 
-	// write hands the group a write, as do does, and returns where its
+	// writeHeld hands the group a write, as do does, and returns where its
 	// outcome comes: the number of the transaction it ran in. The write is in
-	// the group's queue when write returns.
-	write := func(ctx context.Context, hold <-chan struct{}) <-chan int {
+	// the group's queue when writeHeld returns. With a hold, the write, once
+	// its transaction runs, closes started and waits for hold to close.
+	writeHeld := func(ctx context.Context, started, hold chan struct{}) <-chan int {
 		out := make(chan int, 1)
 		tx := 0
 		op := &groupOp{ctx: ctx, key: "k", err: make(chan error, 1), fn: func(context.Context, Querier) error {
 			if hold != nil {
+				close(started)
 				<-hold
 			}
 			tx = db.current()
@@ -81,6 +83,7 @@ func TestGroupGathers(t *testing.T) {
 		}()
 		return out
 	}
+	write := func(ctx context.Context) <-chan int { return writeHeld(ctx, nil, nil) }
 	outcome := func(c <-chan int) int {
 		t.Helper()
 		select {
@@ -94,19 +97,23 @@ func TestGroupGathers(t *testing.T) {
 
 	// A lone deferrable write, after no transaction at all, and another after
 	// it: neither waits.
-	outcome(write(bg, nil))
-	outcome(write(bg, nil))
+	outcome(write(bg))
+	outcome(write(bg))
 
 	// busy makes the group's last transaction one of more than one write: two
-	// writes that queue while a third holds the writer go together. (The third
-	// is taken before they come, and its transaction cannot end before hold
-	// closes. It is not deferrable, so it never waits for them.)
+	// writes that queue while a third holds the writer go together. (The
+	// third's transaction runs before they come, and cannot end before hold
+	// closes.)
 	busy := func() {
 		t.Helper()
-		hold := make(chan struct{})
-		first := write(context.Background(), hold)
-		waitTaken(t, g)
-		a, b := write(bg, nil), write(bg, nil)
+		started, hold := make(chan struct{}), make(chan struct{})
+		first := writeHeld(context.Background(), started, hold)
+		select {
+		case <-started:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a write's transaction did not begin for 10 s")
+		}
+		a, b := write(bg), write(bg)
 		close(hold)
 		outcome(first)
 		if ta, tb := outcome(a), outcome(b); ta != tb {
@@ -117,11 +124,11 @@ func TestGroupGathers(t *testing.T) {
 
 	// Now a deferrable write waits for more, and goes with maxGroup-1 that
 	// come after it.
-	lead := write(bg, nil)
+	lead := write(bg)
 	waitTaken(t, g)
 	var rest []<-chan int
 	for range maxGroup - 1 {
-		rest = append(rest, write(bg, nil))
+		rest = append(rest, write(bg))
 	}
 	tx := outcome(lead)
 	for _, c := range rest {
@@ -131,9 +138,9 @@ func TestGroupGathers(t *testing.T) {
 	}
 
 	// A write that is not deferrable ends the wait of one that is.
-	lead = write(bg, nil)
+	lead = write(bg)
 	waitTaken(t, g)
-	verify := write(context.Background(), nil)
+	verify := write(context.Background())
 	if a, b := outcome(lead), outcome(verify); a != b {
 		t.Fatalf("a verify's write ran in transaction %d, not with the waiting %d", b, a)
 	}
@@ -141,11 +148,11 @@ func TestGroupGathers(t *testing.T) {
 	// A write that is not deferrable does not wait, even after a transaction
 	// of several.
 	busy()
-	outcome(write(context.Background(), nil))
+	outcome(write(context.Background()))
 
 	// Closing the group ends a wait: the write commits and close returns.
 	busy()
-	lead = write(bg, nil)
+	lead = write(bg)
 	waitTaken(t, g)
 	closed := make(chan struct{})
 	go func() { g.close(); close(closed) }()
