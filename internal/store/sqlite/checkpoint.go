@@ -61,11 +61,11 @@ type checkpointer struct {
 
 // newCheckpointer starts the checkpoints of db, a pool the checkpointer
 // keeps one connection of and closes when it stops.
-func newCheckpointer(db *sql.DB, interval time.Duration) *checkpointer {
+func newCheckpointer(db *sql.DB) *checkpointer {
 	db.SetMaxOpenConns(1)
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &checkpointer{db: db, wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{})}
-	go c.run(interval)
+	go c.run()
 	return c
 }
 
@@ -78,7 +78,7 @@ func (c *checkpointer) committed() {
 	}
 }
 
-func (c *checkpointer) run(interval time.Duration) {
+func (c *checkpointer) run() {
 	defer close(c.done)
 	pause := time.NewTimer(0)
 	defer pause.Stop()
@@ -95,7 +95,7 @@ func (c *checkpointer) run(interval time.Duration) {
 		// checkpointer to copy it.
 		var busy, logPages, copied int
 		_ = c.db.QueryRowContext(c.ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logPages, &copied)
-		pause.Reset(interval)
+		pause.Reset(checkpointInterval)
 		select {
 		case <-c.ctx.Done():
 			return

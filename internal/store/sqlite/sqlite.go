@@ -102,7 +102,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		r.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	d := &db{w: w, r: r, stmts: make(map[string]prepared), ws: newWriteStmts(w), ckpt: newCheckpointer(c, checkpointInterval)}
+	d := &db{w: w, r: r, stmts: make(map[string]prepared), ws: newWriteStmts(w), ckpt: newCheckpointer(c)}
 	// database/sql prepares a Stmt of the pool on each connection the first time
 	// it runs there, and keeps it for that connection.
 	for _, q := range sqlstore.Prepared() {
