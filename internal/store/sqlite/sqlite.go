@@ -122,7 +122,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // after, and refuses a name twice.
 var registered = sync.OnceValue(func() error {
 	// Migration 00011 packs events' payloads as the store does, and its Down
-	// unpacks them, with the store's own codec.
+	// unpacks them, with the store's own codec; so do 00014 and its Down.
 	codec := sqlstore.NewPayloadCodec()
 	err := sqlite.RegisterDeterministicScalarFunction("domaind_pack_payload", 1,
 		func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
@@ -142,6 +142,42 @@ var registered = sync.OnceValue(func() error {
 				return nil, fmt.Errorf("domaind_unpack_payload: %T, not a blob", args[0])
 			}
 			return codec.Unpack(packed)
+		})
+	if err != nil {
+		return err
+	}
+	// Migration 00014 makes each event a group of its own, and its Down lists
+	// a group's events, with the store's own text of a group.
+	err = sqlite.RegisterDeterministicScalarFunction("domaind_event_group", 4,
+		func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+			id, ok1 := args[0].(string)
+			typ, ok2 := args[1].(string)
+			created, ok3 := args[2].(int64)
+			stored, ok4 := args[3].(string)
+			if !ok1 || !ok2 || !ok3 || !ok4 {
+				return nil, fmt.Errorf("domaind_event_group: arguments of types %T, %T, %T, %T, not text, text, integer, text",
+					args[0], args[1], args[2], args[3])
+			}
+			text, err := sqlstore.EventGroupOf(id, typ, created, stored)
+			if err != nil {
+				return nil, err
+			}
+			return codec.Pack([]byte(text))
+		})
+	if err != nil {
+		return err
+	}
+	err = sqlite.RegisterDeterministicScalarFunction("domaind_event_group_json", 1,
+		func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+			packed, ok := args[0].([]byte)
+			if !ok {
+				return nil, fmt.Errorf("domaind_event_group_json: %T, not a blob", args[0])
+			}
+			text, err := codec.Unpack(packed)
+			if err != nil {
+				return nil, err
+			}
+			return sqlstore.EventGroupJSON(text)
 		})
 	if err != nil {
 		return err

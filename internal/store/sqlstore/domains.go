@@ -308,7 +308,7 @@ func (s *Store) FinishCheck(ctx context.Context, d *domain.Domain, events []stor
 // only over the domain's version version, unless that is anyVersion.
 func (s *Store) saveCheck(ctx context.Context, d *domain.Domain, events []store.Event, owner string, version int64) error {
 	// What does not depend on the database (the records' states, the events'
-	// packed payloads) is made here, by the checks that finish in parallel,
+	// packed group) is made here, by the checks that finish in parallel,
 	// rather than in the transaction, which the one writer runs for a whole
 	// group of checks in turn, and may run up to three times (see group).
 	states := make([]string, len(d.Records))
@@ -319,7 +319,7 @@ func (s *Store) saveCheck(ctx context.Context, d *domain.Domain, events []store.
 		}
 		states[i] = state
 	}
-	payloads, err := s.eventPayloads(events)
+	groups, err := s.eventGroups(events)
 	if err != nil {
 		return err
 	}
@@ -363,7 +363,7 @@ func (s *Store) saveCheck(ctx context.Context, d *domain.Domain, events []store.
 				return s.errorf("save records of %s: %w", d.ID, err)
 			}
 		}
-		if err := s.insertPackedEvents(ctx, tx, events, payloads); err != nil {
+		if err := s.insertPackedEvents(ctx, tx, events, groups); err != nil {
 			return err
 		}
 		return s.pruneEvents(ctx, tx, d.ID, eventRows)

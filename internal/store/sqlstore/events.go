@@ -3,9 +3,11 @@ package sqlstore
 import (
 	"bytes"
 	"compress/flate"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -169,4 +171,148 @@ func (s *Store) payloadText(v any) (string, error) {
 		return s.payloads.Unpack(v)
 	}
 	return "", fmt.Errorf("store: payload of type %T", v)
+}
+
+// A domain's events are kept in groups: one row of event_groups holds the
+// events that one write adds to one domain, oldest first. A check that
+// verifies a domain raises six, and one row is packed once and inserted once
+// into the table and its index, where six rows cost six of each: the events
+// were the largest part of a check's save. Events are only ever read by
+// domain, newest first (Events), and pruned by domain, oldest first, so no
+// read needs a row of its own.
+//
+// A group's text is its events, separated by eventSep; each event is its id,
+// type, created_at (milliseconds, in decimal) and payload as storedPayload
+// keeps it, separated by fieldSep. JSON never holds either character
+// unescaped, nor do the ids and types the service makes; an event that does
+// is refused rather than stored so that it would read back as two. The body
+// column keeps the text, packed where the dialect keeps bytes (as a payload
+// was, see PayloadCodec).
+const (
+	eventSep = '\x1e' // ASCII RS
+	fieldSep = '\x1f' // ASCII US
+)
+
+// eventGroup is one row of event_groups to insert.
+type eventGroup struct {
+	projectID int64
+	domainID  string
+	events    int
+	body      any // the body column's value
+}
+
+// eventGroups groups events by domain, in the order each domain first
+// appears, keeping their order within each.
+func (s *Store) eventGroups(events []store.Event) ([]eventGroup, error) {
+	type owner struct {
+		project int64
+		domain  string
+	}
+	var (
+		groups []eventGroup
+		texts  [][]byte
+		index  = map[owner]int{}
+	)
+	for i := range events {
+		e := &events[i]
+		g, ok := index[owner{e.ProjectID, e.DomainID}]
+		if !ok {
+			g = len(groups)
+			index[owner{e.ProjectID, e.DomainID}] = g
+			groups = append(groups, eventGroup{projectID: e.ProjectID, domainID: e.DomainID})
+			texts = append(texts, nil)
+		}
+		text, err := appendGroupEvent(texts[g], e.ID, e.Type, millis(e.CreatedAt), storedPayload(e))
+		if err != nil {
+			return nil, err
+		}
+		texts[g] = text
+		groups[g].events++
+	}
+	for g := range groups {
+		body, err := s.payloadArg(texts[g])
+		if err != nil {
+			return nil, err
+		}
+		groups[g].body = body
+	}
+	return groups, nil
+}
+
+// appendGroupEvent appends to the group text b the event of the fields given,
+// its payload as storedPayload keeps it.
+func appendGroupEvent(b []byte, id, typ string, created int64, stored []byte) ([]byte, error) {
+	const seps = string(eventSep) + string(fieldSep)
+	if strings.ContainsAny(id, seps) || strings.ContainsAny(typ, seps) || bytes.ContainsAny(stored, seps) {
+		return nil, fmt.Errorf("store: event %q holds a control character (RS or US)", id)
+	}
+	if len(b) > 0 {
+		b = append(b, eventSep)
+	}
+	b = append(append(append(b, id...), fieldSep), typ...)
+	b = strconv.AppendInt(append(b, fieldSep), created, 10)
+	return append(append(b, fieldSep), stored...), nil
+}
+
+// groupFields is an event of a group's text, as appendGroupEvent wrote it.
+type groupFields struct {
+	id, typ string
+	created int64
+	stored  string
+}
+
+// splitEventGroup is the inverse of appendGroupEvent over a whole group.
+func splitEventGroup(text string) ([]groupFields, error) {
+	var out []groupFields
+	for ev := range strings.SplitSeq(text, string(eventSep)) {
+		f := strings.Split(ev, string(fieldSep))
+		if len(f) != 4 {
+			return nil, fmt.Errorf("store: an event of a group has %d fields, not 4", len(f))
+		}
+		created, err := strconv.ParseInt(f[2], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("store: event %q: created_at: %w", f[0], err)
+		}
+		out = append(out, groupFields{id: f[0], typ: f[1], created: created, stored: f[3]})
+	}
+	return out, nil
+}
+
+// parseEventGroup reads the events of a group of the project's domain from
+// the group's text.
+func parseEventGroup(text string, projectID int64, domainID string) ([]store.Event, error) {
+	fields, err := splitEventGroup(text)
+	if err != nil {
+		return nil, err
+	}
+	events := make([]store.Event, len(fields))
+	for i, f := range fields {
+		e := &events[i]
+		e.ID, e.ProjectID, e.DomainID, e.Type, e.CreatedAt = f.id, projectID, domainID, f.typ, fromMillis(f.created)
+		e.Payload = payloadOf(e, f.stored)
+	}
+	return events, nil
+}
+
+// EventGroupOf is the text of a group of the one event of the fields given,
+// its payload as storedPayload keeps it, for SQLite's migration 00014.
+func EventGroupOf(id, typ string, created int64, stored string) (string, error) {
+	b, err := appendGroupEvent(nil, id, typ, created, []byte(stored))
+	return string(b), err
+}
+
+// EventGroupJSON lists the events of a group's text as a JSON array of
+// [id, type, created_at, stored payload] arrays, for the Down of SQLite's
+// migration 00014, which reads it with json_each.
+func EventGroupJSON(text string) (string, error) {
+	fields, err := splitEventGroup(text)
+	if err != nil {
+		return "", err
+	}
+	rows := make([][4]any, len(fields))
+	for i, f := range fields {
+		rows[i] = [4]any{f.id, f.typ, f.created, f.stored}
+	}
+	b, err := json.Marshal(rows)
+	return string(b), err
 }

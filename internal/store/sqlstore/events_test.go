@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"bytes"
 	"compress/flate"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,4 +142,82 @@ func TestStoredValue(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestEventGroup checks that a group's events read back whole and in their
+// order, whatever form their payloads are kept in, and that an event holding
+// a separator is refused rather than stored so that it reads back as two.
+func TestEventGroup(t *testing.T) {
+	e := testEvent("")
+	start := payloadStart(&e)
+	var events []store.Event
+	for i, payload := range []string{start + `"domain":"example.com"}}`, `{"type":"other"}`, `=x`, ``, start} {
+		e := testEvent(payload)
+		e.ID = fmt.Sprintf("evt_%d", i)
+		e.CreatedAt = e.CreatedAt.Add(time.Duration(i) * time.Millisecond)
+		events = append(events, e)
+	}
+	var text []byte
+	for i := range events {
+		var err error
+		if text, err = appendGroupEvent(text, events[i].ID, events[i].Type, millis(events[i].CreatedAt), storedPayload(&events[i])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := parseEventGroup(string(text), 7, e.DomainID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(events) {
+		t.Fatalf("%d events read back, want %d", len(got), len(events))
+	}
+	for i, g := range got {
+		w := events[i]
+		if g.ID != w.ID || g.Type != w.Type || !g.CreatedAt.Equal(w.CreatedAt) || string(g.Payload) != string(w.Payload) ||
+			g.ProjectID != 7 || g.DomainID != w.DomainID {
+			t.Errorf("event %d read back as %+v, want %+v", i, g, w)
+		}
+	}
+
+	for _, bad := range []struct{ id, typ, payload string }{
+		{"evt_\x1e", "domain.verified", `{}`},
+		{"evt_1", "domain\x1fverified", `{}`},
+		{"evt_1", "domain.verified", "{\"a\":\"\x1e\"}"},
+		{"evt_1", "domain.verified", "{\"a\":\"\x1f\"}"},
+	} {
+		if _, err := appendGroupEvent(nil, bad.id, bad.typ, 1, []byte(bad.payload)); err == nil {
+			t.Errorf("event %q %q %q with a separator was taken", bad.id, bad.typ, bad.payload)
+		}
+	}
+	for _, bad := range []string{"", "evt_1\x1fdomain.verified\x1f1", "evt_1\x1ft\x1fnot a number\x1f{}", "a\x1fb\x1f1\x1f{}\x1e"} {
+		if _, err := splitEventGroup(bad); err == nil {
+			t.Errorf("group text %q read without an error", bad)
+		}
+	}
+}
+
+// FuzzEventGroup checks that any group text either fails to read or reads
+// back as events that write the same text again.
+func FuzzEventGroup(f *testing.F) {
+	f.Add("evt_1\x1fdomain.verified\x1f1795970018605\x1f\"domain\":\"x\"}}")
+	f.Add("evt_1\x1fa\x1f1\x1f{}\x1eevt_2\x1fb\x1f-2\x1f=x")
+	f.Add("\x1f\x1f\x1f")
+	f.Fuzz(func(t *testing.T, text string) {
+		fields, err := splitEventGroup(text)
+		if err != nil {
+			return
+		}
+		var again []byte
+		for _, f := range fields {
+			if again, err = appendGroupEvent(again, f.id, f.typ, f.created, []byte(f.stored)); err != nil {
+				t.Fatalf("%q read as %+v, which cannot be written: %v", text, fields, err)
+			}
+		}
+		// A created_at written as "+1" or "01" reads as 1 and writes as "1":
+		// the same events, not the same text.
+		back, err := splitEventGroup(string(again))
+		if err != nil || !slices.Equal(back, fields) {
+			t.Fatalf("%q read as %+v, written as %q, read again as %+v (%v)", text, fields, again, back, err)
+		}
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,17 +16,17 @@ import (
 )
 
 // insertEvents stores events and, for each, a pending delivery to every webhook of
-// its project that wants it, due at once. The events go in one statement per
-// maxInsertRows of them, and so do their deliveries: a check that verifies a
-// domain raises half a dozen events, and its save waits on the one writer for
-// each statement. Rows are inserted in the order given, so events keep their
-// order (seq). The caller counts them first (countEvents).
+// its project that wants it, due at once. Each domain's events go in one row
+// of event_groups (see eventGroups), and the rows in one statement per
+// maxInsertRows of them, as do the deliveries: a check that verifies a domain
+// raises half a dozen events, and its save waits on the one writer for each
+// statement. The caller counts them first (countEvents).
 func (s *Store) insertEvents(ctx context.Context, tx Querier, events []store.Event) error {
-	payloads, err := s.eventPayloads(events)
+	groups, err := s.eventGroups(events)
 	if err != nil {
 		return err
 	}
-	return s.insertPackedEvents(ctx, tx, events, payloads)
+	return s.insertPackedEvents(ctx, tx, events, groups)
 }
 
 // countEvents counts events, about to be inserted, to their domains, and
@@ -71,17 +72,32 @@ const eventSlack = store.MaxDomainEvents / 10
 const pruneBatch = 500
 
 // pruneEvents deletes the oldest events of the domain id, which holds rows of
-// them as counted, down to store.MaxDomainEvents (at most pruneBatch at once)
-// if it holds more than that and eventSlack, and counts them again.
+// them as counted, if it holds more than store.MaxDomainEvents and
+// eventSlack, and counts them again. It deletes whole groups: the oldest that
+// hold any of the events past store.MaxDomainEvents, and at most pruneBatch
+// events' worth of them at once. So a domain may keep a few fewer than the
+// bound (at most a group's less), never more than the bound and the slack,
+// and its newest are kept.
 func (s *Store) pruneEvents(ctx context.Context, tx Querier, id string, rows int64) error {
 	if rows <= store.MaxDomainEvents+eventSlack {
 		return nil
 	}
-	n, err := tx.Exec(ctx, `DELETE FROM events WHERE seq IN (
-		SELECT seq FROM events WHERE domain_id = $1 ORDER BY seq LIMIT $2)`,
+	// upto counts a group's events and those of every older group.
+	deleted, err := tx.Query(ctx, `DELETE FROM event_groups WHERE seq IN (
+		SELECT seq FROM (SELECT seq, events, sum(events) OVER (ORDER BY seq) AS upto
+			FROM event_groups WHERE domain_id = $1) AS g
+		WHERE upto - events < $2) RETURNING events`,
 		id, min(rows-store.MaxDomainEvents, pruneBatch))
 	if err != nil {
 		return s.errorf("prune events of %s: %w", id, err)
+	}
+	counts, err := Collect(deleted, func(r Row) (n int64, err error) { err = r.Scan(&n); return })
+	if err != nil {
+		return s.errorf("prune events of %s: %w", id, err)
+	}
+	var n int64
+	for _, c := range counts {
+		n += c
 	}
 	if _, err := tx.Exec(ctx, `UPDATE domains SET event_rows = event_rows - CAST($2 AS BIGINT) WHERE id = $1`, id, n); err != nil {
 		return s.errorf("count events of %s: %w", id, err)
@@ -89,39 +105,21 @@ func (s *Store) pruneEvents(ctx context.Context, tx Querier, id string, rows int
 	return nil
 }
 
-// eventPayloads is the payload column's value of each of events: the payload
-// less what the row holds (see storedPayload), packed where the dialect keeps
-// bytes. The deliveries keep it whole, as it is sent.
-func (s *Store) eventPayloads(events []store.Event) ([]any, error) {
-	payloads := make([]any, len(events))
-	for i := range events {
-		payload, err := s.payloadArg(storedPayload(&events[i]))
-		if err != nil {
-			return nil, err
-		}
-		payloads[i] = payload
-	}
-	return payloads, nil
-}
-
-// insertPackedEvents is insertEvents with the events' payload column values
-// already made by eventPayloads, one for each event.
-func (s *Store) insertPackedEvents(ctx context.Context, tx Querier, events []store.Event, payloads []any) error {
+// insertPackedEvents is insertEvents with the events' groups already made by
+// eventGroups.
+func (s *Store) insertPackedEvents(ctx context.Context, tx Querier, events []store.Event, groups []eventGroup) error {
 	if len(events) == 0 {
 		return nil
 	}
-	if len(payloads) != len(events) {
-		return fmt.Errorf("store: %d payloads for %d events", len(payloads), len(events))
-	}
-	for first := 0; first < len(events); first += maxInsertRows {
-		part := events[first:min(first+maxInsertRows, len(events))]
-		args := make([]any, 0, len(part)*6)
-		for i, e := range part {
-			args = append(args, e.ID, e.ProjectID, e.DomainID, e.Type, payloads[first+i], millis(e.CreatedAt))
+	const groupColumns = 4
+	for part := range slices.Chunk(groups, maxInsertRows) {
+		args := make([]any, 0, len(part)*groupColumns)
+		for _, g := range part {
+			args = append(args, g.projectID, g.domainID, g.events, g.body)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO events (id, project_id, domain_id, type, payload, created_at)
-			VALUES `+valuesList(len(part), 6), args...); err != nil {
-			return s.errorf("insert event: %w", err)
+		if _, err := tx.Exec(ctx, `INSERT INTO event_groups (project_id, domain_id, events, body)
+			VALUES `+valuesList(len(part), groupColumns), args...); err != nil {
+			return s.errorf("insert events: %w", err)
 		}
 	}
 	hooks := map[int64][]store.Webhook{}
@@ -198,35 +196,51 @@ func valuesList(rows, cols int) string {
 	return b.String()
 }
 
-// Events implements store.Store.
+// Events implements store.Store. It reads the domain's groups newest first,
+// and unpacks only those that hold events of the page: at most the groups of
+// about store.MaxDomainEvents events are read, however far the page is.
 func (s *Store) Events(ctx context.Context, projectID int64, domainID string, p store.Page) ([]store.Event, int, error) {
 	var total int
-	if err := s.db.Read().QueryRow(ctx, `SELECT count(*) FROM events WHERE domain_id = $1 AND project_id = $2`,
+	if err := s.db.Read().QueryRow(ctx, `SELECT coalesce(sum(events), 0) FROM event_groups WHERE domain_id = $1 AND project_id = $2`,
 		domainID, projectID).Scan(&total); err != nil {
 		return nil, 0, s.errorf("count events: %w", err)
 	}
-	rows, err := s.db.Read().Query(ctx, `SELECT id, project_id, domain_id, type, payload, created_at FROM events
-		WHERE domain_id = $1 AND project_id = $2 ORDER BY seq DESC LIMIT $3 OFFSET $4`,
-		domainID, projectID, s.limitOf(p), max(p.Offset, 0))
+	rows, err := s.db.Read().Query(ctx, `SELECT events, body FROM event_groups
+		WHERE domain_id = $1 AND project_id = $2 ORDER BY seq DESC`, domainID, projectID)
 	if err != nil {
 		return nil, 0, s.errorf("events: %w", err)
 	}
-	out, err := Collect(rows, func(r Row) (store.Event, error) {
-		var e store.Event
-		var payload any
-		var created int64
-		if err := r.Scan(&e.ID, &e.ProjectID, &e.DomainID, &e.Type, &payload, &created); err != nil {
-			return e, err
+	defer rows.Close()
+	skip, limit := max(p.Offset, 0), p.Limit
+	if limit <= 0 {
+		limit = math.MaxInt
+	}
+	var out []store.Event
+	for len(out) < limit && rows.Next() {
+		var n int
+		var body any
+		if err := rows.Scan(&n, &body); err != nil {
+			return nil, 0, s.errorf("events: %w", err)
 		}
-		e.CreatedAt = fromMillis(created)
-		text, err := s.payloadText(payload)
+		if skip >= n {
+			skip -= n
+			continue
+		}
+		text, err := s.payloadText(body)
 		if err != nil {
-			return e, fmt.Errorf("event %s: %w", e.ID, err)
+			return nil, 0, s.errorf("events of %s: %w", domainID, err)
 		}
-		e.Payload = payloadOf(&e, text)
-		return e, nil
-	})
-	if err != nil {
+		group, err := parseEventGroup(text, projectID, domainID)
+		if err != nil {
+			return nil, 0, s.errorf("events of %s: %w", domainID, err)
+		}
+		// A group holds its events oldest first.
+		for i := len(group) - 1 - skip; i >= 0 && len(out) < limit; i-- {
+			out = append(out, group[i])
+		}
+		skip = 0
+	}
+	if err := rows.Err(); err != nil {
 		return nil, 0, s.errorf("events: %w", err)
 	}
 	return out, total, nil

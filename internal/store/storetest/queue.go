@@ -313,6 +313,71 @@ func testFinishCheck(t *testing.T, s store.Store) {
 	}
 }
 
+// testEventPages checks that a domain's events, saved three, one and two at a
+// time (a store may keep each save's events together), list newest first
+// across the saves, at any offset and limit, with their payloads and times.
+func testEventPages(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p := project(t, s, "acme")
+	d := sampleDomain(p.ID, newID(t), "example.com", at(0))
+	other := sampleDomain(p.ID, newID(t), "example.org", at(0))
+	createDomain(t, s, d)
+	createDomain(t, s, other)
+	var want []store.Event // newest first
+	n := 0
+	for _, size := range []int{3, 1, 2} {
+		var events []store.Event
+		for range size {
+			n++
+			events = append(events, store.Event{ID: fmt.Sprintf("evt_%02d", n), ProjectID: p.ID, DomainID: d.ID,
+				Type: store.EventRecordChanged, Payload: []byte(fmt.Sprintf(`{"n":%d}`, n)), CreatedAt: at(time.Duration(n) * time.Second)})
+		}
+		if err := s.SaveCheck(ctx, clone(d), events); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range events {
+			want = append([]store.Event{e}, want...)
+		}
+		// Another domain's save between: not in d's list.
+		if err := s.SaveCheck(ctx, clone(other), []store.Event{{ID: fmt.Sprintf("evt_other_%d", n), ProjectID: p.ID,
+			DomainID: other.ID, Type: store.EventVerified, Payload: []byte(`{}`), CreatedAt: at(time.Hour)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, page := range []store.Page{
+		{}, {Limit: 1}, {Limit: 2}, {Limit: 4}, {Offset: 1}, {Offset: 2, Limit: 2}, {Offset: 3, Limit: 1},
+		{Offset: 2, Limit: 3}, {Offset: 5}, {Offset: 6}, {Offset: 100, Limit: 1}, {Limit: 100},
+	} {
+		got, total, err := s.Events(ctx, p.ID, d.ID, page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		from := min(page.Offset, len(want))
+		to := len(want)
+		if page.Limit > 0 {
+			to = min(from+page.Limit, len(want))
+		}
+		var gotIDs, wantIDs []string
+		for _, e := range got {
+			gotIDs = append(gotIDs, e.ID)
+		}
+		for _, e := range want[from:to] {
+			wantIDs = append(wantIDs, e.ID)
+		}
+		if total != len(want) || !slices.Equal(gotIDs, wantIDs) {
+			t.Errorf("Events(%+v) = %v, total %d; want %v, total %d", page, gotIDs, total, wantIDs, len(want))
+			continue
+		}
+		for i, e := range got {
+			w := want[from+i]
+			if string(e.Payload) != string(w.Payload) || !e.CreatedAt.Equal(msUTC(w.CreatedAt)) || e.Type != w.Type ||
+				e.ProjectID != p.ID || e.DomainID != d.ID {
+				t.Errorf("Events(%+v)[%d] = %+v; want %+v", page, i, e, w)
+			}
+		}
+	}
+}
+
 // testEventCap checks that a domain keeps its newest store.MaxDomainEvents
 // events: saves of a hundred events each add up to a tenth more than that
 // before the oldest are deleted, newest first as ever, and the other domain's

@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ClaimChecksShare", testClaimChecksShare},
 		{"EventsAndOutbox", testEventsAndOutbox},
 		{"ManyEvents", testManyEvents},
+		{"EventPages", testEventPages},
 		{"EventCap", testEventCap},
 		{"DeliveryCap", testDeliveryCap},
 		{"EventPayloads", testEventPayloads},
