@@ -75,7 +75,9 @@ type Due struct {
 }
 
 // MaxDomainEvents is how many of a domain's events are kept, the newest: once
-// it holds more than a tenth more, the oldest are deleted. A domain's events
+// it holds more than a tenth more, the oldest are deleted, as many as were
+// saved together (a store may keep each save's events together, and then
+// keeps up to a save's events fewer). A domain's events
 // are few (a check that changes nothing raises none), but a tenant whose name
 // server answers differently on every query, asking for a verify every few
 // seconds, could otherwise grow the events without bound. Webhook deliveries

@@ -74,9 +74,10 @@ const pruneBatch = 500
 // pruneEvents deletes the oldest events of the domain id, which holds rows of
 // them as counted, if it holds more than store.MaxDomainEvents and
 // eventSlack, and counts them again. It deletes whole groups: the oldest that
-// hold any of the events past store.MaxDomainEvents, and at most pruneBatch
-// events' worth of them at once. So a domain may keep a few fewer than the
-// bound (at most a group's less), never more than the bound and the slack,
+// hold any of the oldest events past store.MaxDomainEvents, or of the oldest
+// pruneBatch of them (so a prune deletes at most pruneBatch events and the
+// rest of one group). So a domain may keep a few fewer than the bound (less
+// than one group's events fewer), never more than the bound and the slack,
 // and its newest are kept.
 func (s *Store) pruneEvents(ctx context.Context, tx Querier, id string, rows int64) error {
 	if rows <= store.MaxDomainEvents+eventSlack {
@@ -205,16 +206,22 @@ func (s *Store) Events(ctx context.Context, projectID int64, domainID string, p 
 		domainID, projectID).Scan(&total); err != nil {
 		return nil, 0, s.errorf("count events: %w", err)
 	}
+	skip, limit := max(p.Offset, 0), p.Limit
+	// A group holds at least one event, so the page is within the newest
+	// skip+limit groups; a database that sends every row asked for before the
+	// loop stops (PostgreSQL) sends only those.
+	groups := s.d.NoLimit()
+	if limit > 0 {
+		groups = skip + limit
+	} else {
+		limit = math.MaxInt
+	}
 	rows, err := s.db.Read().Query(ctx, `SELECT events, body FROM event_groups
-		WHERE domain_id = $1 AND project_id = $2 ORDER BY seq DESC`, domainID, projectID)
+		WHERE domain_id = $1 AND project_id = $2 ORDER BY seq DESC LIMIT $3`, domainID, projectID, groups)
 	if err != nil {
 		return nil, 0, s.errorf("events: %w", err)
 	}
 	defer rows.Close()
-	skip, limit := max(p.Offset, 0), p.Limit
-	if limit <= 0 {
-		limit = math.MaxInt
-	}
 	var out []store.Event
 	for len(out) < limit && rows.Next() {
 		var n int

@@ -6,6 +6,10 @@
 -- unescaped. A check that verifies a domain raises six events, and one row
 -- costs it one insert where six cost six. events counts the events of the
 -- group. Each event stored so far becomes a group of its own, in its order.
+-- The lock makes a replica of the version before, still saving events during
+-- a rolling upgrade, wait for the copy and then fail on the dropped table,
+-- rather than commit an event after the copy has read the table.
+LOCK TABLE events IN EXCLUSIVE MODE;
 CREATE TABLE event_groups (
     seq        BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     project_id BIGINT  NOT NULL,
