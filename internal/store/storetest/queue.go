@@ -318,11 +318,7 @@ func testFinishCheck(t *testing.T, s store.Store) {
 // across the saves, at any offset and limit, with their payloads and times.
 func testEventPages(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	p := project(t, s, "acme")
-	d := sampleDomain(p.ID, newID(t), "example.com", at(0))
-	other := sampleDomain(p.ID, newID(t), "example.org", at(0))
-	createDomain(t, s, d)
-	createDomain(t, s, other)
+	p, d, other := twoDomains(t, s)
 	var want []store.Event // newest first
 	n := 0
 	for _, size := range []int{3, 1, 2} {
@@ -384,11 +380,7 @@ func testEventPages(t *testing.T, s store.Store) {
 // events are left alone.
 func testEventCap(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	p := project(t, s, "acme")
-	d := sampleDomain(p.ID, newID(t), "example.com", at(0))
-	other := sampleDomain(p.ID, newID(t), "example.org", at(0))
-	createDomain(t, s, d)
-	createDomain(t, s, other)
+	p, d, other := twoDomains(t, s)
 	otherEvent := store.Event{ID: "evt_other", ProjectID: p.ID, DomainID: other.ID, Type: store.EventVerified, Payload: []byte(`{}`), CreatedAt: at(0)}
 	if err := s.SaveCheck(ctx, clone(other), []store.Event{otherEvent}); err != nil {
 		t.Fatal(err)
