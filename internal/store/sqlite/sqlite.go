@@ -122,34 +122,31 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // after, and refuses a name twice.
 var registered = sync.OnceValue(func() error {
 	// Migration 00011 packs events' payloads as the store does, and its Down
-	// unpacks them, with the store's own codec; so do 00014 and its Down.
+	// unpacks them, with the store's own codec; 00014 and its Down pack and
+	// unpack the groups with them too.
 	codec := sqlstore.NewPayloadCodec()
-	err := sqlite.RegisterDeterministicScalarFunction("domaind_pack_payload", 1,
-		func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+	funcs := []struct {
+		name string
+		args int32
+		fn   func(*sqlite.FunctionContext, []driver.Value) (driver.Value, error)
+	}{
+		{"domaind_pack_payload", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
 			text, ok := args[0].(string)
 			if !ok {
 				return nil, fmt.Errorf("domaind_pack_payload: %T, not text", args[0])
 			}
 			return codec.Pack([]byte(text))
-		})
-	if err != nil {
-		return err
-	}
-	err = sqlite.RegisterDeterministicScalarFunction("domaind_unpack_payload", 1,
-		func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+		}},
+		{"domaind_unpack_payload", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
 			packed, ok := args[0].([]byte)
 			if !ok {
 				return nil, fmt.Errorf("domaind_unpack_payload: %T, not a blob", args[0])
 			}
 			return codec.Unpack(packed)
-		})
-	if err != nil {
-		return err
-	}
-	// Migration 00014 makes each event a group of its own, and its Down lists
-	// a group's events, with the store's own text of a group.
-	err = sqlite.RegisterDeterministicScalarFunction("domaind_event_group", 4,
-		func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+		}},
+		// 00014 makes each event a group of its own, and its Down lists a
+		// group's events, with the store's own text of a group.
+		{"domaind_event_group", 4, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
 			id, ok1 := args[0].(string)
 			typ, ok2 := args[1].(string)
 			created, ok3 := args[2].(int64)
@@ -158,35 +155,26 @@ var registered = sync.OnceValue(func() error {
 				return nil, fmt.Errorf("domaind_event_group: arguments of types %T, %T, %T, %T, not text, text, integer, text",
 					args[0], args[1], args[2], args[3])
 			}
-			text, err := sqlstore.EventGroupOf(id, typ, created, stored)
-			if err != nil {
-				return nil, err
-			}
-			return codec.Pack([]byte(text))
-		})
-	if err != nil {
-		return err
-	}
-	err = sqlite.RegisterDeterministicScalarFunction("domaind_event_group_json", 1,
-		func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
-			packed, ok := args[0].([]byte)
+			return sqlstore.EventGroupOf(id, typ, created, stored)
+		}},
+		{"domaind_event_group_json", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+			text, ok := args[0].(string)
 			if !ok {
-				return nil, fmt.Errorf("domaind_event_group_json: %T, not a blob", args[0])
-			}
-			text, err := codec.Unpack(packed)
-			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("domaind_event_group_json: %T, not text", args[0])
 			}
 			return sqlstore.EventGroupJSON(text)
-		})
-	if err != nil {
-		return err
-	}
-	// 00011's Down turns a DKIM key value kept as bytes back into its text.
-	return sqlite.RegisterDeterministicScalarFunction("domaind_value_text", 1,
-		func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+		}},
+		// 00011's Down turns a DKIM key value kept as bytes back into its text.
+		{"domaind_value_text", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
 			return sqlstore.ValueText(args[0])
-		})
+		}},
+	}
+	for _, f := range funcs {
+		if err := sqlite.RegisterDeterministicScalarFunction(f.name, f.args, f.fn); err != nil {
+			return err
+		}
+	}
+	return nil
 })
 
 // registerFunctions registers the SQL functions of the migrations, once.

@@ -198,7 +198,8 @@ type eventGroup struct {
 	projectID int64
 	domainID  string
 	events    int
-	body      any // the body column's value
+	text      []byte // the group's text
+	body      any    // the body column's value: text, packed where the dialect keeps bytes
 }
 
 // eventGroups groups events by domain, in the order each domain first
@@ -210,7 +211,6 @@ func (s *Store) eventGroups(events []store.Event) ([]eventGroup, error) {
 	}
 	var (
 		groups []eventGroup
-		texts  [][]byte
 		index  = map[owner]int{}
 	)
 	for i := range events {
@@ -220,17 +220,16 @@ func (s *Store) eventGroups(events []store.Event) ([]eventGroup, error) {
 			g = len(groups)
 			index[owner{e.ProjectID, e.DomainID}] = g
 			groups = append(groups, eventGroup{projectID: e.ProjectID, domainID: e.DomainID})
-			texts = append(texts, nil)
 		}
-		text, err := appendGroupEvent(texts[g], e.ID, e.Type, millis(e.CreatedAt), storedPayload(e))
+		text, err := appendGroupEvent(groups[g].text, e.ID, e.Type, millis(e.CreatedAt), storedPayload(e))
 		if err != nil {
 			return nil, err
 		}
-		texts[g] = text
+		groups[g].text = text
 		groups[g].events++
 	}
 	for g := range groups {
-		body, err := s.payloadArg(texts[g])
+		body, err := s.payloadArg(groups[g].text)
 		if err != nil {
 			return nil, err
 		}
@@ -295,7 +294,8 @@ func parseEventGroup(text string, projectID int64, domainID string) ([]store.Eve
 }
 
 // EventGroupOf is the text of a group of the one event of the fields given,
-// its payload as storedPayload keeps it, for SQLite's migration 00014.
+// its payload as storedPayload keeps it, for SQLite's migration 00014, which
+// packs it as the store does.
 func EventGroupOf(id, typ string, created int64, stored string) (string, error) {
 	b, err := appendGroupEvent(nil, id, typ, created, []byte(stored))
 	return string(b), err
