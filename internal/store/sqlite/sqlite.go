@@ -168,6 +168,20 @@ var registered = sync.OnceValue(func() error {
 		{"domaind_value_text", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
 			return sqlstore.ValueText(args[0])
 		}},
+		// 00015 and its Down name a record in the domain's checks by its
+		// fingerprint, from its stored name, type and value.
+		{"domaind_fingerprint", 3, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+			name, ok1 := args[0].(string)
+			typ, ok2 := args[1].(string)
+			if !ok1 || !ok2 {
+				return nil, fmt.Errorf("domaind_fingerprint: arguments of types %T, %T, not text, text", args[0], args[1])
+			}
+			value, err := sqlstore.ValueText(args[2])
+			if err != nil {
+				return nil, err
+			}
+			return sqlstore.Fingerprint(name, typ, value), nil
+		}},
 	}
 	for _, f := range funcs {
 		if err := sqlite.RegisterDeterministicScalarFunction(f.name, f.args, f.fn); err != nil {

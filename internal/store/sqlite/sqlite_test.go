@@ -323,7 +323,8 @@ func TestMigrateCompactRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	var state string
-	if err := s.r.QueryRowContext(ctx, `SELECT state FROM domain_records WHERE key = 'ownership'`).Scan(&state); err != nil {
+	if err := s.r.QueryRowContext(ctx, `SELECT e.value ->> '$.st' FROM domains d, json_each(d.checks) e
+		WHERE d.id = ? AND e.value ->> '$.k' = 'ownership'`, d.ID).Scan(&state); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(state, `"f":[null]`) || !strings.Contains(state, `"v":[null,"other"]`) {

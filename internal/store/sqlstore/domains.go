@@ -33,17 +33,21 @@ func (s *Store) CreateDomainRotating(ctx context.Context, d *domain.Domain, seal
 }
 
 func (s *Store) createDomain(ctx context.Context, tx Querier, d *domain.Domain, sealedKey []byte) error {
+	_, checks, err := checksOf(d)
+	if err != nil {
+		return err
+	}
 	// A second replica inserting the same (project, name) waits on the unique
 	// index until the first commits, and then fails with unique_violation.
-	_, err := tx.Exec(ctx, `INSERT INTO domains (id, project_id, name, region, status,
+	_, err = tx.Exec(ctx, `INSERT INTO domains (id, project_id, name, region, status,
 		ownership_verified, dkim_enabled, mail_from_enabled, dmarc_enabled, dkim_private_key,
 		created_at, last_checked_at, verified_at, inbound_enabled_at, inbound_verified_at,
-		next_check_at, check_attempt, window_started_at, failed_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
+		next_check_at, check_attempt, window_started_at, failed_at, checks)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
 		d.ID, d.ProjectID, d.Name, d.Region, string(d.Status),
 		d.OwnershipVerified, d.DKIMEnabled, d.MailFromEnabled, d.DMARCEnabled, sealedKey,
 		millis(d.CreatedAt), millis(d.LastCheckedAt), millis(d.VerifiedAt), millis(d.InboundEnabledAt), millis(d.InboundVerifiedAt),
-		millis(d.NextCheckAt), d.CheckAttempt, millis(d.WindowStartedAt), millis(d.FailedAt))
+		millis(d.NextCheckAt), d.CheckAttempt, millis(d.WindowStartedAt), millis(d.FailedAt), checks)
 	if s.d.IsUniqueViolation(err) {
 		return store.ErrDomainExists
 	}
@@ -77,21 +81,18 @@ func updatedAtOf(t string, id int) string {
 // value is how the value v is kept in the value column (see storedValue).
 func (s *Store) value(v string) any { return storedValue(v, s.d.BinaryValues()) }
 
+// insertRecord inserts the record r of a domain. What a check found of it is
+// the domain's checks column's, which the caller writes.
 func (s *Store) insertRecord(ctx context.Context, tx Querier, domainID, domainName string, pos int, r *domain.Record) error {
-	state, err := encodeRecordState(r)
-	if err != nil {
-		return err
-	}
 	// The purpose is not stored: it follows from the key. The record refers
 	// to its domain by the domain's seq; its creation is kept as the
 	// milliseconds after the domain's, and its last change as those after its
 	// creation, both 0 for a record made with its domain and not changed since.
-	_, err = tx.Exec(ctx, `INSERT INTO domain_records (domain_seq, key, position, name, type, value,
-		priority, verified, status, state, failures, checked_at, created_at, updated_at)
-		VALUES (`+domainSeq(1)+`, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
-			$13 - (SELECT created_at FROM domains WHERE id = $1), $14)`,
-		domainID, string(r.Key), pos, storedName(r.Name, domainName), r.Type, s.value(r.Value), int(r.Priority), r.Verified,
-		storedStatus(r.Status), state, r.Failures, millis(r.CheckedAt), millis(r.CreatedAt), millis(r.UpdatedAt)-millis(r.CreatedAt))
+	_, err := tx.Exec(ctx, `INSERT INTO domain_records (domain_seq, key, position, name, type, value,
+		priority, created_at, updated_at)
+		VALUES (`+domainSeq(1)+`, $2, $3, $4, $5, $6, $7, $8 - (SELECT created_at FROM domains WHERE id = $1), $9)`,
+		domainID, string(r.Key), pos, storedName(r.Name, domainName), r.Type, s.value(r.Value), int(r.Priority),
+		millis(r.CreatedAt), millis(r.UpdatedAt)-millis(r.CreatedAt))
 	if err != nil {
 		return s.errorf("insert record %s: %w", r.Key, err)
 	}
@@ -134,10 +135,11 @@ func (s *Store) Domain(ctx context.Context, projectID int64, id string) (*domain
 	if err := rows.Err(); err != nil {
 		return nil, s.errorf("domain %s: %w", id, err)
 	}
+	checks := dr.checks
 	if d == nil {
 		// No row: no such domain, or (never through the service, which stores
 		// every domain with its records) one without records.
-		d, err = scanDomain(s.db.Read().QueryRow(ctx,
+		l, err := scanDomain(s.db.Read().QueryRow(ctx,
 			`SELECT `+domainColumns+` FROM domains d WHERE d.id = $1 AND d.project_id = $2`, id, projectID))
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, store.ErrNotFound
@@ -145,6 +147,10 @@ func (s *Store) Domain(ctx context.Context, projectID int64, id string) (*domain
 		if err != nil {
 			return nil, s.errorf("domain %s: %w", id, err)
 		}
+		d, checks = l.d, l.checks
+	}
+	if err := applyChecks(d, checks); err != nil {
+		return nil, s.errorf("domain %s: %w", id, err)
 	}
 	return d, nil
 }
@@ -160,7 +166,7 @@ func (s *Store) DomainsByID(ctx context.Context, ids []string) ([]*domain.Domain
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	var ds []*domain.Domain
+	var ds []loaded
 	err := s.db.Snapshot(ctx, func(tx Querier) error {
 		ds = ds[:0]
 		for _, part := range chunks(ids, s.d.MaxIn()) {
@@ -175,21 +181,18 @@ func (s *Store) DomainsByID(ctx context.Context, ids []string) ([]*domain.Domain
 			}
 			ds = append(ds, got...)
 		}
-		for _, d := range ds {
-			d.Records = make([]domain.Record, 0, len(domain.SendingKeys)+1)
-		}
 		return s.loadRecords(ctx, tx, ds)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return ds, nil
+	return domainsOf(ds), nil
 }
 
 // Domains implements store.Store.
 func (s *Store) Domains(ctx context.Context, projectID int64, p store.Page) ([]*domain.Domain, int, error) {
 	var (
-		ds    []*domain.Domain
+		ds    []loaded
 		total int
 	)
 	err := s.db.Snapshot(ctx, func(tx Querier) error {
@@ -217,20 +220,30 @@ func (s *Store) Domains(ctx context.Context, projectID int64, p store.Page) ([]*
 	if err != nil {
 		return nil, 0, err
 	}
-	return ds, total, nil
+	return domainsOf(ds), total, nil
+}
+
+// domainsOf is the domains of ds.
+func domainsOf(ds []loaded) []*domain.Domain {
+	out := make([]*domain.Domain, len(ds))
+	for i, l := range ds {
+		out[i] = l.d
+	}
+	return out
 }
 
 // loadRecords fills in the records of ds, with one query per as many domains as
-// the dialect's In takes.
-func (s *Store) loadRecords(ctx context.Context, q Querier, ds []*domain.Domain) error {
+// the dialect's In takes, and applies their checks.
+func (s *Store) loadRecords(ctx context.Context, q Querier, ds []loaded) error {
 	if len(ds) == 0 {
 		return nil
 	}
 	byID := make(map[string]*domain.Domain, len(ds))
 	ids := make([]string, len(ds))
-	for i, d := range ds {
-		byID[d.ID] = d
-		ids[i] = d.ID
+	for i, l := range ds {
+		l.d.Records = make([]domain.Record, 0, len(domain.SendingKeys)+1)
+		byID[l.d.ID] = l.d
+		ids[i] = l.d.ID
 	}
 	for _, part := range chunks(ids, s.d.MaxIn()) {
 		in, args := s.d.In("d.id", 1, part)
@@ -259,6 +272,11 @@ func (s *Store) loadRecords(ctx context.Context, q Querier, ds []*domain.Domain)
 		})
 		if err != nil {
 			return s.errorf("records: %w", err)
+		}
+	}
+	for _, l := range ds {
+		if err := applyChecks(l.d, l.checks); err != nil {
+			return s.errorf("domain %s: %w", l.d.ID, err)
 		}
 	}
 	return nil
@@ -307,17 +325,13 @@ func (s *Store) FinishCheck(ctx context.Context, d *domain.Domain, events []stor
 // checking the domain in the same statement (as ReleaseCheck does). It saves
 // only over the domain's version version, unless that is anyVersion.
 func (s *Store) saveCheck(ctx context.Context, d *domain.Domain, events []store.Event, owner string, version int64) error {
-	// What does not depend on the database (the records' states, the events'
+	// What does not depend on the database (the records' checks, the events'
 	// packed group) is made here, by the checks that finish in parallel,
 	// rather than in the transaction, which the one writer runs for a whole
 	// group of checks in turn, and may run up to three times (see group).
-	states := make([]string, len(d.Records))
-	for i := range d.Records {
-		state, err := encodeRecordState(&d.Records[i])
-		if err != nil {
-			return err
-		}
-		states[i] = state
+	cs, checks, err := checksOf(d)
+	if err != nil {
+		return err
 	}
 	groups, err := s.eventGroups(events)
 	if err != nil {
@@ -327,40 +341,31 @@ func (s *Store) saveCheck(ctx context.Context, d *domain.Domain, events []store.
 		// The update locks the domain row first, so two replicas saving checks of
 		// one domain take turns, and a concurrent delete waits for this one.
 		// It counts the events the save adds, and returns how many the domain
-		// holds (see store.MaxDomainEvents).
-		var eventRows int64
+		// holds (see store.MaxDomainEvents). It writes the records' checks
+		// whole over the version d was read at, whose records are the ones
+		// judged; over another (a save over any version), mergeChecks does.
+		var eventRows, saved int64
 		err := tx.QueryRow(ctx, `UPDATE domains SET status = $1, ownership_verified = $2,
 			dkim_enabled = $3, mail_from_enabled = $4, dmarc_enabled = $5, last_checked_at = $6,
 			verified_at = $7, inbound_verified_at = $8, next_check_at = $9, check_attempt = $10,
 			window_started_at = $11, failed_at = $12,
 			check_until = CASE WHEN check_owner = $14 AND $14 <> '' THEN 0 ELSE check_until END,
+			checks = CASE WHEN version = CAST($17 AS BIGINT) THEN $18 ELSE checks END,
 			version = version + 1, event_rows = event_rows + CAST($16 AS BIGINT)
 			WHERE id = $13 AND (CAST($15 AS BIGINT) = -1 OR version = CAST($15 AS BIGINT))
-			RETURNING event_rows`,
+			RETURNING event_rows, version`,
 			string(d.Status), d.OwnershipVerified, d.DKIMEnabled, d.MailFromEnabled, d.DMARCEnabled,
 			millis(d.LastCheckedAt), millis(d.VerifiedAt), millis(d.InboundVerifiedAt), millis(d.NextCheckAt), d.CheckAttempt,
-			millis(d.WindowStartedAt), millis(d.FailedAt), d.ID, owner, version, len(events)).Scan(&eventRows)
+			millis(d.WindowStartedAt), millis(d.FailedAt), d.ID, owner, version, len(events), d.Version, checks).Scan(&eventRows, &saved)
 		if errors.Is(err, sql.ErrNoRows) {
 			return s.unsaved(ctx, tx, d, version)
 		}
 		if err != nil {
 			return s.errorf("save check %s: %w", d.ID, err)
 		}
-		// Only the records the check judged: a rotation that moved another
-		// value under a key since the check read it (a switch, a retirement)
-		// keeps its own, and the next check judges it. All of them in one
-		// statement: on SQLite the statements, not the rows (neighbours in
-		// one page), were the cost; on PostgreSQL each is a round trip.
-		if len(d.Records) > 0 {
-			args := make([]any, 0, 1+recordUpdateColumns*len(d.Records))
-			args = append(args, d.ID)
-			for i := range d.Records {
-				r := &d.Records[i]
-				args = append(args, string(r.Key), r.Verified, storedStatus(r.Status), states[i], r.Failures,
-					millis(r.CheckedAt), millis(r.UpdatedAt), s.value(r.Value))
-			}
-			if _, err := tx.Exec(ctx, s.recordUpdate(len(d.Records)), args...); err != nil {
-				return s.errorf("save records of %s: %w", d.ID, err)
+		if saved != d.Version+1 {
+			if err := s.mergeSaved(ctx, tx, d.ID, cs); err != nil {
+				return err
 			}
 		}
 		if err := s.insertPackedEvents(ctx, tx, events, groups); err != nil {
@@ -370,35 +375,51 @@ func (s *Store) saveCheck(ctx context.Context, d *domain.Domain, events []store.
 	})
 }
 
-// recordUpdateColumns is how many values each record gives recordUpdate.
-const recordUpdateColumns = 8
+// mergeSaved saves the records' checks cs over what the domain id holds, in
+// tx, which has locked its row: a rotation may have moved records since they
+// were read, and marked one verified after the check (see mergeChecks).
+func (s *Store) mergeSaved(ctx context.Context, tx Querier, id string, cs []recordCheck) error {
+	return s.editChecks(ctx, tx, id, func(stored []recordCheck, current []recordPrint) []recordCheck {
+		return mergeChecks(cs, stored, current)
+	})
+}
 
-// recordUpdate is the statement that saves what a check found for n records
-// of the domain whose id is $1: each record's key, verified, status, state,
-// failures, checked_at, updated_at (a time) and value, from $2 on. The casts
-// give PostgreSQL the types of a VALUES list's parameters; SQLite, which names
-// the list's columns as PostgreSQL does, keeps the values as they are. The
-// value is compared as it is stored (bytes, on SQLite, for a DKIM key).
-func (s *Store) recordUpdate(n int) string {
-	if q, ok := s.recordUpdates.Load(n); ok {
-		return q.(string)
+// editChecks rewrites the checks column of the domain id, in tx, which has
+// locked its row, with what edit makes of the entries stored and the
+// fingerprints of the domain's records, in their order.
+func (s *Store) editChecks(ctx context.Context, tx Querier, id string, edit func(stored []recordCheck, current []recordPrint) []recordCheck) error {
+	var text string
+	if err := tx.QueryRow(ctx, `SELECT checks FROM domains WHERE id = $1`, id).Scan(&text); err != nil {
+		return s.errorf("checks of %s: %w", id, err)
 	}
-	var b strings.Builder
-	b.WriteString(`UPDATE domain_records SET verified = v.column2, status = v.column3, state = v.column4,
-		failures = v.column5, checked_at = v.column6, updated_at = ` + updatedAtOf("v.column7", 1) + `
-		FROM (VALUES `)
-	for i := range n {
-		p := 2 + i*recordUpdateColumns
-		if i > 0 {
-			b.WriteString(", ")
+	stored, err := decodeChecks(text)
+	if err != nil {
+		return s.errorf("checks of %s: %w", id, err)
+	}
+	rows, err := tx.Query(ctx, `SELECT key, name, type, value FROM domain_records
+		WHERE domain_seq = `+domainSeq(1)+` ORDER BY position`, id)
+	if err != nil {
+		return s.errorf("checks of %s: %w", id, err)
+	}
+	current, err := Collect(rows, func(r Row) (recordPrint, error) {
+		var key, name, typ string
+		var value any
+		if err := r.Scan(&key, &name, &typ, &value); err != nil {
+			return recordPrint{}, err
 		}
-		fmt.Fprintf(&b, "(CAST($%d AS TEXT), CAST($%d AS BOOLEAN), CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS INTEGER), CAST($%d AS BIGINT), CAST($%d AS BIGINT), $%d)",
-			p, p+1, p+2, p+3, p+4, p+5, p+6, p+7)
+		v, err := valueOf(value)
+		return recordPrint{domain.RecordKey(key), Fingerprint(name, typ, v)}, err
+	})
+	if err != nil {
+		return s.errorf("checks of %s: %w", id, err)
 	}
-	b.WriteString(`) AS v
-		WHERE domain_seq = ` + domainSeq(1) + ` AND key = v.column1 AND value = v.column8`)
-	q, _ := s.recordUpdates.LoadOrStore(n, b.String())
-	return q.(string)
+	if text, err = encodeChecks(edit(stored, current)); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE domains SET checks = $1 WHERE id = $2`, text, id); err != nil {
+		return s.errorf("checks of %s: %w", id, err)
+	}
+	return nil
 }
 
 // unsaved tells why a save of the domain d over its version changed no row:
@@ -446,12 +467,38 @@ func (s *Store) SaveInbound(ctx context.Context, d *domain.Domain) error {
 			d.ID, string(domain.KeyInboundMX)); err != nil {
 			return s.errorf("save inbound %s: %w", d.ID, err)
 		}
+		// The record's check, if d has one, replaces any kept of an earlier
+		// record of the same name and value: a record removed and added again
+		// starts as d says.
+		var inbound *recordCheck
 		for i := range d.Records {
-			if d.Records[i].Key == domain.KeyInboundMX {
-				return s.insertRecord(ctx, tx, d.ID, d.Name, i, &d.Records[i])
+			r := &d.Records[i]
+			if r.Key != domain.KeyInboundMX {
+				continue
+			}
+			if err := s.insertRecord(ctx, tx, d.ID, d.Name, i, r); err != nil {
+				return err
+			}
+			if checked(r) {
+				c, err := checkOf(d, r)
+				if err != nil {
+					return err
+				}
+				inbound = &c
 			}
 		}
-		return nil
+		return s.editChecks(ctx, tx, d.ID, func(stored []recordCheck, current []recordPrint) []recordCheck {
+			var out []recordCheck
+			if inbound != nil {
+				out = append(out, *inbound)
+			}
+			for _, c := range stored {
+				if c.Key != string(domain.KeyInboundMX) && (inbound == nil || c.Print != inbound.Print) {
+					out = append(out, c)
+				}
+			}
+			return mergeChecks(out, nil, current)
+		})
 	})
 	if err == nil {
 		d.Version++
@@ -587,16 +634,21 @@ func (s *Store) SealedDKIMKey(ctx context.Context, id string) ([]byte, error) {
 	return key, nil
 }
 
-// signingKeysQuery selects the rows of SigningKeys. A DKIM record signs while its
-// last definite check verified it (failures = 0): a record that is being lost
-// stops being signed with at the first failed look, even while the hysteresis of
-// --degrade-after keeps dkimEnabled on. In cname mode the verified record is
-// the customer's CNAME, so the key it leads to must also have been seen in the
-// operator's zone (current_visible_at) before anything is signed with it.
-const signingKeysQuery = `SELECT d.id, d.project_id, d.name, r.name, d.dkim_private_key, r.checked_at
+// signingKeysQuery selects the rows of SigningKeys: the domains' dkim records
+// with the domains' checks, which say whether each signs (signs). In cname mode
+// the verified record is the customer's CNAME, so the key it leads to must
+// also have been seen in the operator's zone (current_visible_at) before
+// anything is signed with it.
+const signingKeysQuery = `SELECT d.id, d.project_id, d.name, r.name, r.type, r.value, d.dkim_private_key, d.checks
 	FROM domains d JOIN domain_records r ON r.domain_seq = d.seq AND r.key = 'dkim'
-	WHERE r.verified = TRUE AND r.failures = 0 AND NOT EXISTS (SELECT 1 FROM dkim_rotations k
+	WHERE d.checks <> '' AND NOT EXISTS (SELECT 1 FROM dkim_rotations k
 		WHERE k.domain_seq = d.seq AND k.mode = 'cname' AND k.current_visible_at = 0)`
+
+// signs reports whether a DKIM record whose check is c signs: while its last
+// definite check verified it (no failure since). A record that is being lost
+// stops being signed with at the first failed look, even while the hysteresis
+// of --degrade-after keeps dkimEnabled on.
+func signs(c recordCheck) bool { return c.Verified && c.Failures == 0 }
 
 // SigningKeys implements store.Store.
 func (s *Store) SigningKeys(ctx context.Context, names []string) ([]store.SigningKey, error) {
@@ -605,28 +657,62 @@ func (s *Store) SigningKeys(ctx context.Context, names []string) ([]store.Signin
 		if len(names) == 0 {
 			return nil, nil
 		}
-		// One statement, however many names: the order is the whole list's.
+		// One statement, however many names.
 		in, inArgs := s.d.In("d.name", 1, names)
 		q, args = q+` AND `+in, inArgs
 	}
-	rows, err := s.db.Read().Query(ctx, q+` ORDER BY d.name, r.checked_at DESC, d.id`, args...)
+	rows, err := s.db.Read().Query(ctx, q, args...)
 	if err != nil {
 		return nil, s.errorf("signing keys: %w", err)
 	}
 	// The selector is the DKIM record's name less "._domainkey.<domain>".
-	keys, err := Collect(rows, func(r Row) (store.SigningKey, error) {
+	type row struct {
+		key   store.SigningKey
+		signs bool
+	}
+	got, err := Collect(rows, func(r Row) (row, error) {
 		var k store.SigningKey
-		var recName string
-		var checked int64
-		if err := r.Scan(&k.DomainID, &k.ProjectID, &k.Domain, &recName, &k.Sealed, &checked); err != nil {
-			return k, err
+		var recName, typ, checks string
+		var value any
+		if err := r.Scan(&k.DomainID, &k.ProjectID, &k.Domain, &recName, &typ, &value, &k.Sealed, &checks); err != nil {
+			return row{}, err
 		}
-		k.Selector = strings.TrimSuffix(fullName(recName, k.Domain), "._domainkey."+k.Domain)
-		k.CheckedAt = fromMillis(checked)
-		return k, nil
+		v, err := valueOf(value)
+		if err != nil {
+			return row{}, err
+		}
+		cs, err := decodeChecks(checks)
+		if err != nil {
+			return row{}, err
+		}
+		fp := Fingerprint(recName, typ, v)
+		for _, c := range cs {
+			if c.Print == fp && signs(c) {
+				k.Selector = strings.TrimSuffix(fullName(recName, k.Domain), "._domainkey."+k.Domain)
+				k.CheckedAt = fromMillis(c.CheckedAt)
+				return row{k, true}, nil
+			}
+		}
+		return row{}, nil
 	})
 	if err != nil {
 		return nil, s.errorf("signing keys: %w", err)
 	}
+	var keys []store.SigningKey
+	for _, r := range got {
+		if r.signs {
+			keys = append(keys, r.key)
+		}
+	}
+	// By name, the most recently checked first.
+	slices.SortFunc(keys, func(a, b store.SigningKey) int {
+		if c := strings.Compare(a.Domain, b.Domain); c != 0 {
+			return c
+		}
+		if c := b.CheckedAt.Compare(a.CheckedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.DomainID, b.DomainID)
+	})
 	return keys, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/domaind/domaind/internal/domain"
@@ -269,6 +270,12 @@ func (s *Store) StartRotation(ctx context.Context, r store.Rotation, from domain
 			if err := s.insertRecord(ctx, tx, r.DomainID, r.Domain, pos, next); err != nil {
 				return err
 			}
+			// What was kept of the records deleted goes with them; the next
+			// key is new, never checked.
+			return s.editChecks(ctx, tx, r.DomainID, func(stored []recordCheck, current []recordPrint) []recordCheck {
+				current = slices.DeleteFunc(current, func(c recordPrint) bool { return c.Key == domain.KeyDKIMNext })
+				return mergeChecks(nil, stored, current)
+			})
 		}
 		return nil
 	})
@@ -309,25 +316,45 @@ func (s *Store) SwitchRotation(ctx context.Context, r store.Rotation, now time.T
 				return s.errorf("switch rotation %s: %w", r.DomainID, err)
 			}
 		}
+		// The records that changed role changed now: the new dkim record, and
+		// in txt mode the one that is now the previous. Their purposes follow
+		// from their new keys (domain.PurposeOf).
+		changed := []any{millis(now), r.DomainID, string(domain.KeyDKIM), string(domain.KeyDKIM)}
+		if r.Mode != domain.DKIMModeCNAME {
+			changed[3] = string(domain.KeyDKIMPrevious)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE domain_records SET updated_at = `+updatedAt(1, 2)+`
+			WHERE domain_seq = `+domainSeq(2)+` AND key IN ($3, $4)`, changed...); err != nil {
+			return s.errorf("switch rotation %s: %w", r.DomainID, err)
+		}
 		// The new dkim record was seen on every authoritative server (in cname
 		// mode: the customer's CNAME at the next selector leads to the key the
 		// operator's zone shows): it is verified now, which is what lets it
 		// sign (SigningKeys), whatever the last regular check of it said. What
 		// that check found is dropped if it did not verify, as it no longer
-		// holds. The records' purposes follow from their new keys
-		// (domain.PurposeOf).
-		if _, err := tx.Exec(ctx, `UPDATE domain_records SET state = CASE WHEN verified THEN state ELSE '' END,
-			verified = TRUE, status = $1, failures = 0, checked_at = $2, updated_at = `+updatedAt(2, 3)+`
-			WHERE domain_seq = `+domainSeq(3)+` AND key = $4`,
-			storedStatus(domain.CheckVerified), millis(now), r.DomainID, string(domain.KeyDKIM)); err != nil {
-			return s.errorf("switch rotation %s: %w", r.DomainID, err)
-		}
-		if r.Mode != domain.DKIMModeCNAME {
-			if _, err := tx.Exec(ctx, `UPDATE domain_records SET updated_at = `+updatedAt(1, 2)+`
-				WHERE domain_seq = `+domainSeq(2)+` AND key = $3`,
-				millis(now), r.DomainID, string(domain.KeyDKIMPrevious)); err != nil {
-				return s.errorf("switch rotation %s: %w", r.DomainID, err)
+		// holds. What was found of the others follows them to their new keys,
+		// as it names them by fingerprint.
+		err := s.editChecks(ctx, tx, r.DomainID, func(stored []recordCheck, current []recordPrint) []recordCheck {
+			out := mergeChecks(nil, stored, current)
+			for _, cur := range current {
+				if cur.Key != domain.KeyDKIM {
+					continue
+				}
+				c := recordCheck{Print: cur.Print, Key: string(domain.KeyDKIM), Verified: true,
+					Status: storedStatus(domain.CheckVerified), CheckedAt: millis(now), UpdatedAt: millis(now)}
+				i := slices.IndexFunc(out, func(o recordCheck) bool { return o.Print == cur.Print })
+				if i < 0 {
+					return append(out, c)
+				}
+				if out[i].Verified {
+					c.State = out[i].State
+				}
+				out[i] = c
 			}
+			return out
+		})
+		if err != nil {
+			return err
 		}
 		// The dkim record holds the current value now.
 		if err := s.shareCurrentValue(ctx, tx, r.DomainID); err != nil {
@@ -350,13 +377,17 @@ func (s *Store) RetireRotation(ctx context.Context, r store.Rotation, revoked *d
 		}
 		if revoked != nil {
 			// The purpose is not stored: it follows from the revoked value.
-			if _, err := tx.Exec(ctx, `UPDATE domain_records SET value = $1, verified = FALSE, status = $2,
-				state = '', failures = 0, checked_at = 0, updated_at = `+updatedAt(3, 4)+`
-				WHERE domain_seq = `+domainSeq(4)+` AND key = $5`,
-				s.value(revoked.Value), storedStatus(domain.CheckUnchecked), millis(revoked.UpdatedAt),
-				r.DomainID, string(domain.KeyDKIMPrevious)); err != nil {
+			if _, err := tx.Exec(ctx, `UPDATE domain_records SET value = $1, updated_at = `+updatedAt(2, 3)+`
+				WHERE domain_seq = `+domainSeq(3)+` AND key = $4`,
+				s.value(revoked.Value), millis(revoked.UpdatedAt), r.DomainID, string(domain.KeyDKIMPrevious)); err != nil {
 				return s.errorf("retire rotation %s: %w", r.DomainID, err)
 			}
+			// The revoked record is new: never checked, whatever was kept of a
+			// record of the same name and value before.
+			return s.editChecks(ctx, tx, r.DomainID, func(stored []recordCheck, current []recordPrint) []recordCheck {
+				current = slices.DeleteFunc(current, func(c recordPrint) bool { return c.Key == domain.KeyDKIMPrevious })
+				return mergeChecks(nil, stored, current)
+			})
 		}
 		return nil
 	})

@@ -12,8 +12,8 @@ import (
 
 // The row format of both databases: times as Unix milliseconds with 0 for
 // unset, a record's found values, problems and propagation as one JSON text
-// (state), its name relative to the domain's, and the domain columns in one
-// order.
+// (its state, kept in its domain's checks: see checks.go), its name relative
+// to the domain's, and the domain columns in one order.
 
 // millis converts a time to the stored Unix milliseconds; the zero time is 0.
 func millis(t time.Time) int64 {
@@ -238,13 +238,16 @@ func nonNil[T any](s []T) []T {
 const domainColumns = `d.id, d.project_id, d.name, d.region, d.status, d.ownership_verified, d.dkim_enabled,
 	d.mail_from_enabled, d.dmarc_enabled, d.created_at, d.last_checked_at, d.verified_at,
 	d.inbound_enabled_at, d.inbound_verified_at, d.next_check_at, d.check_attempt, d.window_started_at, d.failed_at,
-	d.check_until, d.version`
+	d.check_until, d.version, d.checks`
 
 // domainRow is where a row selected with domainColumns is scanned to.
 type domainRow struct {
 	d      domain.Domain
 	status string
 	times  [9]int64
+	// checks is the checks column's text, for applyChecks once the domain's
+	// records are read.
+	checks string
 }
 
 // dest returns the scan destinations of domainColumns, in its order.
@@ -252,7 +255,7 @@ func (x *domainRow) dest() []any {
 	d, t := &x.d, &x.times
 	return []any{&d.ID, &d.ProjectID, &d.Name, &d.Region, &x.status, &d.OwnershipVerified,
 		&d.DKIMEnabled, &d.MailFromEnabled, &d.DMARCEnabled, &t[0], &t[1], &t[2],
-		&t[3], &t[4], &t[5], &d.CheckAttempt, &t[6], &t[7], &t[8], &d.Version}
+		&t[3], &t[4], &t[5], &d.CheckAttempt, &t[6], &t[7], &t[8], &d.Version, &x.checks}
 }
 
 // domain returns the domain scanned, without its records.
@@ -266,54 +269,56 @@ func (x *domainRow) domain() *domain.Domain {
 	return &d
 }
 
+// loaded is a domain as scanned, before its records are read.
+type loaded struct {
+	d      *domain.Domain
+	checks string
+}
+
 // scanDomain reads a domain row selected with domainColumns; its records are
-// left for the caller to load.
-func scanDomain(sc Row) (*domain.Domain, error) {
+// left for the caller to load, and then the checks to apply.
+func scanDomain(sc Row) (loaded, error) {
 	var x domainRow
 	if err := sc.Scan(x.dest()...); err != nil {
-		return nil, err
+		return loaded{}, err
 	}
-	return x.domain(), nil
+	return loaded{x.domain(), x.checks}, nil
 }
 
 // recordColumns are the domain_records table's columns, as the alias r, that a
-// recordRow reads, in its order.
-const recordColumns = `r.key, r.name, r.type, r.value, r.priority, r.verified, r.status,
-	r.state, r.failures, r.checked_at, r.created_at, r.updated_at`
+// recordRow reads, in its order. What checks found of the record is not among
+// them: it is the domain's (see applyChecks).
+const recordColumns = `r.key, r.name, r.type, r.value, r.priority, r.created_at, r.updated_at`
 
 // recordRow is where a row selected with recordColumns is scanned to.
 type recordRow struct {
-	r                         domain.Record
-	key, name, status, state  string
-	value                     any
-	priority                  int32
-	checked, created, updated int64
+	r                domain.Record
+	key, name        string
+	value            any
+	priority         int32
+	created, updated int64
 }
 
 // dest returns the scan destinations of recordColumns, in its order.
 func (x *recordRow) dest() []any {
 	r := &x.r
-	return []any{&x.key, &x.name, &r.Type, &x.value, &x.priority, &r.Verified, &x.status,
-		&x.state, &r.Failures, &x.checked, &x.created, &x.updated}
+	return []any{&x.key, &x.name, &r.Type, &x.value, &x.priority, &x.created, &x.updated}
 }
 
-// record returns the record scanned, of the domain d. Its purpose is not
-// stored: it follows from its key, type and value. Its creation is kept as
-// the milliseconds after d's, and its last change as those after its
-// creation (see insertRecord).
+// record returns the record scanned, of the domain d, as never checked. Its
+// purpose is not stored: it follows from its key, type and value. Its creation
+// is kept as the milliseconds after d's, and its last change as those after
+// its creation (see insertRecord).
 func (x *recordRow) record(d *domain.Domain) (domain.Record, error) {
 	r := x.r
 	v, err := valueOf(x.value)
 	if err != nil {
 		return domain.Record{}, err
 	}
-	r.Key, r.Status, r.Priority, r.Value = domain.RecordKey(x.key), statusOf(x.status), uint16(x.priority), v
+	r.Key, r.Status, r.Priority, r.Value = domain.RecordKey(x.key), domain.CheckUnchecked, uint16(x.priority), v
 	r.Name, r.Purpose = fullName(x.name, d.Name), domain.PurposeOf(r.Key, r.Type, r.Value)
 	created := millis(d.CreatedAt) + x.created
-	r.CheckedAt, r.CreatedAt, r.UpdatedAt = fromMillis(x.checked), fromMillis(created), fromMillis(created+x.updated)
-	if err := decodeRecordState(&r, x.state); err != nil {
-		return domain.Record{}, err
-	}
+	r.CreatedAt, r.UpdatedAt = fromMillis(created), fromMillis(created+x.updated)
 	return r, nil
 }
 

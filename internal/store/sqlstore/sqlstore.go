@@ -10,7 +10,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/domaind/domaind/internal/store"
@@ -123,8 +122,6 @@ type Store struct {
 	writes *group
 	// payloads packs events' payloads where the dialect keeps bytes.
 	payloads *PayloadCodec
-	// recordUpdates holds recordUpdate's statements by their number of records.
-	recordUpdates sync.Map
 }
 
 var _ store.Store = (*Store)(nil)

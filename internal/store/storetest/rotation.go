@@ -157,11 +157,37 @@ func testRotationsTXT(t *testing.T, s store.Store) {
 	if err := s.SaveRotation(ctx, vis, domain.RotationGenerated, rotationEvent(t, d, domain.EventDKIMRotationVisible, at(3*time.Hour))); err != nil {
 		t.Fatal(err)
 	}
+	// A customer's verify that read the domain before the switch, and found
+	// the next key not yet published, is saved after it (over any version).
+	stale, err := s.Domain(ctx, p.ID, d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	staleNext := stale.Record(domain.KeyDKIMNext)
+	staleNext.Status, staleNext.Failures, staleNext.CheckedAt = domain.CheckMissing, 1, at(2*time.Hour+30*time.Minute)
+	staleNext.Problems = []domain.Problem{{Code: "NOT_FOUND", Message: "stale"}}
+	stale.Record(domain.KeyDKIM).CheckedAt = at(2*time.Hour + 30*time.Minute)
 	if err := s.SwitchRotation(ctx, sw, at(3*time.Hour), rotationEvent(t, d, domain.EventDKIMRotationSwitched, at(3*time.Hour))); err != nil {
 		t.Fatal(err)
 	}
 	if sel := signingSelectors(t, s, d.Name); !slices.Equal(sel, []string{"autosend2=sealed-next"}) {
 		t.Fatalf("signing after switch = %v, want the next key at autosend2", sel)
+	}
+	if err := s.SaveCheck(ctx, stale, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The switch looked at the new key later than the verify did: it still
+	// signs. What the verify found of the old key holds of it as the previous.
+	if sel := signingSelectors(t, s, d.Name); !slices.Equal(sel, []string{"autosend2=sealed-next"}) {
+		t.Fatalf("signing after a verify read before the switch was saved = %v, want the next key at autosend2", sel)
+	}
+	got, _ = s.Domain(ctx, p.ID, d.ID)
+	if cur := got.Record(domain.KeyDKIM); cur == nil || !cur.Verified || cur.Status != domain.CheckVerified || cur.Failures != 0 ||
+		len(cur.Problems) != 0 || !cur.CheckedAt.Equal(msUTC(at(3*time.Hour))) {
+		t.Fatalf("dkim record after a stale verify's save: %+v", cur)
+	}
+	if prev := got.Record(domain.KeyDKIMPrevious); prev == nil || !prev.Verified || !prev.CheckedAt.Equal(msUTC(at(2*time.Hour+30*time.Minute))) {
+		t.Fatalf("previous record after a stale verify's save: %+v; want the old key's check, under its new key", prev)
 	}
 	if key, err := s.SealedDKIMKey(ctx, d.ID); err != nil || string(key) != "sealed-next" {
 		t.Fatalf("SealedDKIMKey after switch = %q, %v", key, err)

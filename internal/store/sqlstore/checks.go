@@ -1,0 +1,191 @@
+package sqlstore
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
+	"github.com/domaind/domaind/internal/domain"
+)
+
+// What checks found of a domain's records is kept in one column of the
+// domain's row, checks, not in the records' rows: a check then writes the one
+// row it writes anyway, where it wrote five more (on SQLite the records'
+// update was a tenth of the CPU of a check). The records' rows keep what the
+// service made them (name, type, value, priority) and when.
+//
+// The column is a JSON array of recordCheck, one for each record a check has
+// judged, or "" when none has. Each names its record by a fingerprint of what
+// was judged (its stored name, type and value), not by its key: a rotation
+// moves a record from one key to another (dkim_next becomes dkim) and what
+// was found of it follows, while one that puts another value under a key
+// (a retirement's revoked key, a new next key) leaves it with no state, read
+// as never checked, without touching the column. An entry whose record is
+// gone is dropped at the next check's save.
+
+// recordCheck is what a check found of one record, as the checks column keeps
+// it.
+type recordCheck struct {
+	// Print is the record's fingerprint (see fingerprint).
+	Print string `json:"h"`
+	// Key is the record's key when it was judged, for a reader of the column.
+	Key      string          `json:"k,omitempty"`
+	Verified bool            `json:"v,omitempty"`
+	Status   string          `json:"s,omitempty"` // storedStatus
+	State    json.RawMessage `json:"st,omitempty"`
+	Failures int             `json:"f,omitempty"`
+	// CheckedAt and UpdatedAt are Unix milliseconds. UpdatedAt is when a check
+	// last flipped the record's verified flag; 0 leaves the record's own
+	// (when it was made or changed).
+	CheckedAt int64 `json:"c,omitempty"`
+	UpdatedAt int64 `json:"u,omitempty"`
+}
+
+// Fingerprint is what names a record in the checks column: the first 64 bits,
+// in hexadecimal, of the MD5 digest of its stored name, type and value (as
+// text), each ended by a line feed. Migration 00015 computes it in SQL the same
+// way (md5 is PostgreSQL's own; SQLite's is this function, registered). It is
+// not a security boundary: the values are the service's own, and a collision
+// would at worst show one record's last check on another.
+func Fingerprint(storedName, typ, value string) string {
+	sum := md5.Sum([]byte(storedName + "\n" + typ + "\n" + value + "\n"))
+	return hex.EncodeToString(sum[:8])
+}
+
+// fingerprintOf is the fingerprint of the record r of the domain named
+// domainName.
+func fingerprintOf(r *domain.Record, domainName string) string {
+	return Fingerprint(storedName(r.Name, domainName), r.Type, r.Value)
+}
+
+// checked reports whether a check ever judged r: what a record never checked
+// holds is not kept.
+func checked(r *domain.Record) bool {
+	return r.Verified || r.Status != domain.CheckUnchecked || r.Failures != 0 || !r.CheckedAt.IsZero() ||
+		len(r.Found) > 0 || len(r.Problems) > 0 || len(r.Propagation) > 0
+}
+
+// checkOf is what the checks column keeps of the record r of the domain d.
+func checkOf(d *domain.Domain, r *domain.Record) (recordCheck, error) {
+	c := recordCheck{Print: fingerprintOf(r, d.Name), Key: string(r.Key), Verified: r.Verified,
+		Status: storedStatus(r.Status), Failures: r.Failures, CheckedAt: millis(r.CheckedAt)}
+	if !r.UpdatedAt.Equal(r.CreatedAt) {
+		c.UpdatedAt = millis(r.UpdatedAt)
+	}
+	state, err := encodeRecordState(r)
+	if err != nil {
+		return c, err
+	}
+	if state != "" {
+		c.State = json.RawMessage(state)
+	}
+	return c, nil
+}
+
+// checksOf is what the checks column keeps of the domain d's records, in
+// their order, and its text.
+func checksOf(d *domain.Domain) ([]recordCheck, string, error) {
+	var cs []recordCheck
+	for i := range d.Records {
+		if !checked(&d.Records[i]) {
+			continue
+		}
+		c, err := checkOf(d, &d.Records[i])
+		if err != nil {
+			return nil, "", err
+		}
+		cs = append(cs, c)
+	}
+	text, err := encodeChecks(cs)
+	return cs, text, err
+}
+
+// encodeChecks is the checks column's text of cs.
+func encodeChecks(cs []recordCheck) (string, error) {
+	if len(cs) == 0 {
+		return "", nil
+	}
+	b, err := json.Marshal(cs)
+	if err != nil {
+		return "", fmt.Errorf("store: encode checks: %w", err)
+	}
+	return string(b), nil
+}
+
+// decodeChecks is the inverse of encodeChecks.
+func decodeChecks(text string) ([]recordCheck, error) {
+	if text == "" {
+		return nil, nil
+	}
+	var cs []recordCheck
+	if err := json.Unmarshal([]byte(text), &cs); err != nil {
+		return nil, fmt.Errorf("store: checks: %w", err)
+	}
+	// Migration 00015 writes a record with no state as null.
+	for i := range cs {
+		if string(cs[i].State) == "null" {
+			cs[i].State = nil
+		}
+	}
+	return cs, nil
+}
+
+// applyChecks sets what the checks column text holds of d's records on
+// them: a record with no entry of its fingerprint reads as never checked.
+func applyChecks(d *domain.Domain, text string) error {
+	cs, err := decodeChecks(text)
+	if err != nil || len(cs) == 0 {
+		return err
+	}
+	for i := range d.Records {
+		r := &d.Records[i]
+		fp := fingerprintOf(r, d.Name)
+		for _, c := range cs {
+			if c.Print != fp {
+				continue
+			}
+			r.Verified, r.Status, r.Failures = c.Verified, statusOf(c.Status), c.Failures
+			r.CheckedAt = fromMillis(c.CheckedAt)
+			if c.UpdatedAt > millis(r.UpdatedAt) {
+				r.UpdatedAt = fromMillis(c.UpdatedAt)
+			}
+			if len(c.State) > 0 {
+				if err := decodeRecordState(r, string(c.State)); err != nil {
+					return err
+				}
+			}
+			break
+		}
+	}
+	return nil
+}
+
+// recordPrint is a record's key and fingerprint.
+type recordPrint struct {
+	Key   domain.RecordKey
+	Print string
+}
+
+// mergeChecks is what the checks column keeps after a save of the entries
+// saved over the entries stored, for records whose fingerprints are current:
+// for each, the entry of the later check (a rotation's switch marks the new
+// key verified after the check that is saved read it), and none for a record
+// gone. It is for a save over a domain that changed since it was read.
+func mergeChecks(saved, stored []recordCheck, current []recordPrint) []recordCheck {
+	var out []recordCheck
+	for _, cur := range current {
+		var pick *recordCheck
+		for _, list := range [][]recordCheck{saved, stored} {
+			for i := range list {
+				if c := &list[i]; c.Print == cur.Print && (pick == nil || c.CheckedAt > pick.CheckedAt) {
+					pick = c
+				}
+			}
+		}
+		if pick != nil {
+			out = append(out, *pick)
+		}
+	}
+	return out
+}

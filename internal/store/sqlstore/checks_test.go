@@ -1,0 +1,111 @@
+package sqlstore
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/domaind/domaind/internal/domain"
+)
+
+// TestFingerprint pins the fingerprint's text: migration 00015 computes the
+// same in PostgreSQL's SQL (md5 of the stored name, type and value, each ended
+// by a line feed, cut to 16 digits), so a change here must change both.
+func TestFingerprint(t *testing.T) {
+	// printf '_dmarc.\nTXT\nv=DMARC1; p=none\n' | md5sum | cut -c1-16
+	if got := Fingerprint("_dmarc.", "TXT", "v=DMARC1; p=none"); got != "77d91ea2e654295a" {
+		t.Errorf("Fingerprint = %s, want 77d91ea2e654295a", got)
+	}
+	if Fingerprint("a.", "TXT", "b") == Fingerprint("a.", "TXT", "c") || Fingerprint("a.", "TXT", "b") == Fingerprint("b.", "TXT", "b") {
+		t.Error("records that differ share a fingerprint")
+	}
+}
+
+func testChecked() *domain.Domain {
+	t0 := time.UnixMilli(1_795_970_018_605).UTC()
+	return &domain.Domain{Name: "example.com", CreatedAt: t0, Records: []domain.Record{
+		{Key: domain.KeyOwnership, Name: "_autosend-verify.example.com", Type: "TXT", Value: "tok",
+			Status: domain.CheckUnchecked, CreatedAt: t0, UpdatedAt: t0},
+		{Key: domain.KeyDKIM, Name: "s._domainkey.example.com", Type: "TXT", Value: "v=DKIM1; k=rsa; p=QUJD",
+			Verified: true, Status: domain.CheckVerified, CheckedAt: t0.Add(time.Hour), CreatedAt: t0, UpdatedAt: t0.Add(time.Hour),
+			Found:       []string{"v=DKIM1; k=rsa; p=QUJD"},
+			Propagation: []domain.Sighting{{Server: "127.0.0.1:53", Role: domain.RoleAuthoritative, Status: domain.CheckVerified, Values: []string{"v=DKIM1; k=rsa; p=QUJD"}}}},
+		{Key: domain.KeyDMARC, Name: "_dmarc.example.com", Type: "TXT", Value: "v=DMARC1; p=none",
+			Status: domain.CheckMissing, Failures: 2, CheckedAt: t0.Add(time.Hour), CreatedAt: t0, UpdatedAt: t0,
+			Problems: []domain.Problem{{Code: "MISSING", Message: "no record"}}},
+	}}
+}
+
+// TestChecksRoundTrip checks that what a check found of each record reads back
+// onto the same record, that a record never checked keeps nothing, and that a
+// record whose value changed since reads as never checked.
+func TestChecksRoundTrip(t *testing.T) {
+	d := testChecked()
+	cs, text, err := checksOf(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 2 {
+		t.Fatalf("%d entries, want 2: the record never checked keeps none", len(cs))
+	}
+	// The records as read from their rows: never checked.
+	fresh := testChecked()
+	for i := range fresh.Records {
+		r := &fresh.Records[i]
+		r.Verified, r.Status, r.Failures, r.CheckedAt, r.Found, r.Problems, r.Propagation = false, domain.CheckUnchecked, 0, time.Time{}, nil, nil, nil
+		r.UpdatedAt = r.CreatedAt
+	}
+	// The DMARC record's value changed since it was checked.
+	fresh.Records[2].Value = "v=DMARC1; p=reject"
+	if err := applyChecks(fresh, text); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(fresh.Records[:2], d.Records[:2]) {
+		t.Errorf("records after applying their checks:\n%+v\nwant\n%+v", fresh.Records[:2], d.Records[:2])
+	}
+	if r := fresh.Records[2]; r.Status != domain.CheckUnchecked || r.Failures != 0 || !r.CheckedAt.IsZero() || r.Problems != nil {
+		t.Errorf("a record whose value changed reads %+v; want never checked", r)
+	}
+	if err := applyChecks(fresh, "{"); err == nil {
+		t.Error("a broken checks column applied without an error")
+	}
+}
+
+// TestMergeChecks checks a save over a domain that changed since it was read:
+// per current record the later check, none for a record gone.
+func TestMergeChecks(t *testing.T) {
+	a, b, gone := recordPrint{domain.KeyDKIM, "a"}, recordPrint{domain.KeyDKIMPrevious, "b"}, "g"
+	saved := []recordCheck{{Print: "a", Status: "missing", CheckedAt: 10}, {Print: "b", Status: "verified", CheckedAt: 10}, {Print: gone, CheckedAt: 10}}
+	stored := []recordCheck{{Print: "a", Status: "verified", CheckedAt: 20}, {Print: "b", Status: "missing", CheckedAt: 5}, {Print: gone, CheckedAt: 30}}
+	got := mergeChecks(saved, stored, []recordPrint{a, b})
+	want := []recordCheck{stored[0], saved[1]}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("mergeChecks = %+v, want %+v", got, want)
+	}
+}
+
+// FuzzDecodeChecks checks that any text either fails to decode or decodes to
+// entries that encode and decode to themselves.
+func FuzzDecodeChecks(f *testing.F) {
+	d := testChecked()
+	_, text, _ := checksOf(d)
+	f.Add(text)
+	f.Add("")
+	f.Add(`[{"h":"x","st":null}]`)
+	f.Fuzz(func(t *testing.T, text string) {
+		cs, err := decodeChecks(text)
+		if err != nil {
+			return
+		}
+		again, err := encodeChecks(cs)
+		if err != nil {
+			return
+		}
+		back, err := decodeChecks(again)
+		if err != nil || len(back) != len(cs) {
+			t.Fatalf("%q decoded to %d entries, which encode to %q and decode to %d (%v)", text, len(cs), again, len(back), err)
+		}
+		// Applying them to a domain must not panic, whatever they hold.
+		_ = applyChecks(testChecked(), again)
+	})
+}
