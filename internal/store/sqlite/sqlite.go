@@ -168,8 +168,19 @@ var registered = sync.OnceValue(func() error {
 		{"domaind_value_text", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
 			return sqlstore.ValueText(args[0])
 		}},
-		// 00015 and its Down name a record in the domain's checks by its
-		// fingerprint, from its stored name, type and value.
+		// 00015 packs the domains' checks as the store does, and its Down
+		// reads them, and both name a record in them by its fingerprint, from
+		// its stored name, type and value.
+		{"domaind_pack_checks", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+			text, ok := args[0].(string)
+			if !ok {
+				return nil, fmt.Errorf("domaind_pack_checks: %T, not text", args[0])
+			}
+			return codec.PackChecks([]byte(text))
+		}},
+		{"domaind_checks_json", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+			return codec.ChecksJSON(args[0])
+		}},
 		{"domaind_fingerprint", 3, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
 			name, ok1 := args[0].(string)
 			typ, ok2 := args[1].(string)

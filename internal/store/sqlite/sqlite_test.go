@@ -323,7 +323,7 @@ func TestMigrateCompactRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	var state string
-	if err := s.r.QueryRowContext(ctx, `SELECT e.value ->> '$.st' FROM domains d, json_each(d.checks) e
+	if err := s.r.QueryRowContext(ctx, `SELECT e.value ->> '$.st' FROM domains d, json_each(domaind_checks_json(d.checks)) e
 		WHERE d.id = ? AND e.value ->> '$.k' = 'ownership'`, d.ID).Scan(&state); err != nil {
 		t.Fatal(err)
 	}

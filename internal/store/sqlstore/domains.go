@@ -33,7 +33,11 @@ func (s *Store) CreateDomainRotating(ctx context.Context, d *domain.Domain, seal
 }
 
 func (s *Store) createDomain(ctx context.Context, tx Querier, d *domain.Domain, sealedKey []byte) error {
-	_, checks, err := checksOf(d)
+	_, text, err := checksOf(d)
+	if err != nil {
+		return err
+	}
+	checks, err := s.checksArg(text)
 	if err != nil {
 		return err
 	}
@@ -149,7 +153,11 @@ func (s *Store) Domain(ctx context.Context, projectID int64, id string) (*domain
 		}
 		d, checks = l.d, l.checks
 	}
-	if err := applyChecks(d, checks); err != nil {
+	cs, err := s.readChecks(checks)
+	if err == nil {
+		err = applyChecks(d, cs)
+	}
+	if err != nil {
 		return nil, s.errorf("domain %s: %w", id, err)
 	}
 	return d, nil
@@ -275,7 +283,11 @@ func (s *Store) loadRecords(ctx context.Context, q Querier, ds []loaded) error {
 		}
 	}
 	for _, l := range ds {
-		if err := applyChecks(l.d, l.checks); err != nil {
+		cs, err := s.readChecks(l.checks)
+		if err == nil {
+			err = applyChecks(l.d, cs)
+		}
+		if err != nil {
 			return s.errorf("domain %s: %w", l.d.ID, err)
 		}
 	}
@@ -329,7 +341,11 @@ func (s *Store) saveCheck(ctx context.Context, d *domain.Domain, events []store.
 	// packed group) is made here, by the checks that finish in parallel,
 	// rather than in the transaction, which the one writer runs for a whole
 	// group of checks in turn, and may run up to three times (see group).
-	cs, checks, err := checksOf(d)
+	cs, text, err := checksOf(d)
+	if err != nil {
+		return err
+	}
+	checks, err := s.checksArg(text)
 	if err != nil {
 		return err
 	}
@@ -392,7 +408,7 @@ func (s *Store) editChecks(ctx context.Context, tx Querier, id string, edit func
 	if err := tx.QueryRow(ctx, `SELECT checks FROM domains WHERE id = $1`, id).Scan(&text); err != nil {
 		return s.errorf("checks of %s: %w", id, err)
 	}
-	stored, err := decodeChecks(text)
+	stored, err := s.readChecks(text)
 	if err != nil {
 		return s.errorf("checks of %s: %w", id, err)
 	}
@@ -416,7 +432,11 @@ func (s *Store) editChecks(ctx context.Context, tx Querier, id string, edit func
 	if text, err = encodeChecks(edit(stored, current)); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `UPDATE domains SET checks = $1 WHERE id = $2`, text, id); err != nil {
+	arg, err := s.checksArg(text)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE domains SET checks = $1 WHERE id = $2`, arg, id); err != nil {
 		return s.errorf("checks of %s: %w", id, err)
 	}
 	return nil
@@ -681,7 +701,7 @@ func (s *Store) SigningKeys(ctx context.Context, names []string) ([]store.Signin
 		if err != nil {
 			return row{}, err
 		}
-		cs, err := decodeChecks(checks)
+		cs, err := s.readChecks(checks)
 		if err != nil {
 			return row{}, err
 		}

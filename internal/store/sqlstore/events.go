@@ -96,60 +96,85 @@ const payloadDict = `"domain":"","verificationStatus":"PENDING_CONFIGURATION","p
 // payload that is not one of ours.
 const maxPayload = 1 << 20
 
-// PayloadCodec packs and unpacks payloads, reusing its compressors; it is safe
-// for concurrent use.
+// PayloadCodec packs and unpacks payloads, and the domains' checks (see
+// checks.go), reusing its compressors; it is safe for concurrent use. The
+// first byte of what it packs names the dictionary, so Unpack reads either.
 type PayloadCodec struct {
-	writers, readers sync.Pool
+	events, checks dictCodec
 }
 
 // NewPayloadCodec returns a codec.
-func NewPayloadCodec() *PayloadCodec { return &PayloadCodec{} }
+func NewPayloadCodec() *PayloadCodec {
+	return &PayloadCodec{
+		events: dictCodec{version: payloadPacked, dict: []byte(payloadDict)},
+		checks: dictCodec{version: checksPacked, dict: []byte(checksDict)},
+	}
+}
 
 // Pack compresses text, a payload as storedPayload keeps it.
-func (c *PayloadCodec) Pack(text []byte) ([]byte, error) {
+func (c *PayloadCodec) Pack(text []byte) ([]byte, error) { return c.events.pack(text) }
+
+// PackChecks compresses text, a domain's checks column as JSON.
+func (c *PayloadCodec) PackChecks(text []byte) ([]byte, error) { return c.checks.pack(text) }
+
+// Unpack is the inverse of Pack and of PackChecks.
+func (c *PayloadCodec) Unpack(packed []byte) (string, error) {
+	if len(packed) > 0 && packed[0] == checksPacked {
+		return c.checks.unpack(packed)
+	}
+	return c.events.unpack(packed)
+}
+
+// dictCodec packs with one preset dictionary, named by its first byte.
+type dictCodec struct {
+	version          byte
+	dict             []byte
+	writers, readers sync.Pool
+}
+
+func (c *dictCodec) pack(text []byte) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Grow(len(text)/4 + 16)
-	buf.WriteByte(payloadPacked)
+	buf.WriteByte(c.version)
 	w, _ := c.writers.Get().(*kflate.Writer)
 	if w == nil {
 		var err error
-		if w, err = kflate.NewWriterDict(&buf, kflate.BestSpeed, []byte(payloadDict)); err != nil {
-			return nil, fmt.Errorf("store: pack payload: %w", err)
+		if w, err = kflate.NewWriterDict(&buf, kflate.BestSpeed, c.dict); err != nil {
+			return nil, fmt.Errorf("store: pack: %w", err)
 		}
 	} else {
 		w.Reset(&buf)
 	}
 	defer c.writers.Put(w)
 	if _, err := w.Write(text); err != nil {
-		return nil, fmt.Errorf("store: pack payload: %w", err)
+		return nil, fmt.Errorf("store: pack: %w", err)
 	}
 	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("store: pack payload: %w", err)
+		return nil, fmt.Errorf("store: pack: %w", err)
 	}
 	return buf.Bytes(), nil
 }
 
-// Unpack is the inverse of Pack.
-func (c *PayloadCodec) Unpack(packed []byte) (string, error) {
-	if len(packed) == 0 || packed[0] != payloadPacked {
-		return "", errors.New("store: packed payload of an unknown version")
+func (c *dictCodec) unpack(packed []byte) (string, error) {
+	if len(packed) == 0 || packed[0] != c.version {
+		return "", errors.New("store: packed text of an unknown version")
 	}
 	src := bytes.NewReader(packed[1:])
 	r, _ := c.readers.Get().(io.ReadCloser)
 	if r == nil {
-		r = flate.NewReaderDict(src, []byte(payloadDict))
-	} else if err := r.(flate.Resetter).Reset(src, []byte(payloadDict)); err != nil {
-		return "", fmt.Errorf("store: unpack payload: %w", err)
+		r = flate.NewReaderDict(src, c.dict)
+	} else if err := r.(flate.Resetter).Reset(src, c.dict); err != nil {
+		return "", fmt.Errorf("store: unpack: %w", err)
 	}
 	defer c.readers.Put(r)
 	var out bytes.Buffer
 	out.Grow(8 * len(packed))
 	n, err := out.ReadFrom(io.LimitReader(r, maxPayload+1))
 	if err != nil {
-		return "", fmt.Errorf("store: unpack payload: %w", err)
+		return "", fmt.Errorf("store: unpack: %w", err)
 	}
 	if n > maxPayload {
-		return "", fmt.Errorf("store: unpack payload: more than %d bytes", maxPayload)
+		return "", fmt.Errorf("store: unpack: more than %d bytes", maxPayload)
 	}
 	return out.String(), nil
 }
