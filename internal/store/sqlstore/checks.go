@@ -54,9 +54,9 @@ type recordCheck struct {
 	// Key is the record's key when it was judged, for a reader of the column.
 	Key      string          `json:"k,omitempty"`
 	Verified bool            `json:"v,omitempty"`
-	Status   string          `json:"s,omitempty"` // storedStatus
-	State    json.RawMessage `json:"st,omitempty"`
-	Failures int             `json:"f,omitempty"`
+	Status   string       `json:"s,omitempty"` // storedStatus
+	State    *recordState `json:"st,omitempty"`
+	Failures int          `json:"f,omitempty"`
 	// CheckedAt and UpdatedAt are Unix milliseconds. UpdatedAt is when a check
 	// last flipped the record's verified flag; 0 leaves the record's own
 	// (when it was made or changed).
@@ -89,20 +89,14 @@ func checked(r *domain.Record) bool {
 }
 
 // checkOf is what the checks column keeps of the record r of the domain d.
-func checkOf(d *domain.Domain, r *domain.Record) (recordCheck, error) {
+func checkOf(d *domain.Domain, r *domain.Record) recordCheck {
 	c := recordCheck{Print: fingerprintOf(r, d.Name), Key: string(r.Key), Verified: r.Verified,
 		Status: storedStatus(r.Status), Failures: r.Failures, CheckedAt: millis(r.CheckedAt)}
 	if !r.UpdatedAt.Equal(r.CreatedAt) {
 		c.UpdatedAt = millis(r.UpdatedAt)
 	}
-	state, err := encodeRecordState(r)
-	if err != nil {
-		return c, err
-	}
-	if state != "" {
-		c.State = json.RawMessage(state)
-	}
-	return c, nil
+	c.State = stateOf(r)
+	return c
 }
 
 // checksOf is what the checks column keeps of the domain d's records, in
@@ -113,11 +107,7 @@ func checksOf(d *domain.Domain) ([]recordCheck, string, error) {
 		if !checked(&d.Records[i]) {
 			continue
 		}
-		c, err := checkOf(d, &d.Records[i])
-		if err != nil {
-			return nil, "", err
-		}
-		cs = append(cs, c)
+		cs = append(cs, checkOf(d, &d.Records[i]))
 	}
 	text, err := encodeChecks(cs)
 	return cs, text, err
@@ -187,12 +177,6 @@ func decodeChecks(text string) ([]recordCheck, error) {
 	if err := json.Unmarshal([]byte(text), &cs); err != nil {
 		return nil, fmt.Errorf("store: checks: %w", err)
 	}
-	// Migration 00015 writes a record with no state as null.
-	for i := range cs {
-		if string(cs[i].State) == "null" {
-			cs[i].State = nil
-		}
-	}
 	return cs, nil
 }
 
@@ -211,8 +195,8 @@ func applyChecks(d *domain.Domain, cs []recordCheck) error {
 			if c.UpdatedAt > millis(r.UpdatedAt) {
 				r.UpdatedAt = fromMillis(c.UpdatedAt)
 			}
-			if len(c.State) > 0 {
-				if err := decodeRecordState(r, string(c.State)); err != nil {
+			if c.State != nil {
+				if err := c.State.apply(r); err != nil {
 					return err
 				}
 			}

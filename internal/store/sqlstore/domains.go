@@ -500,10 +500,7 @@ func (s *Store) SaveInbound(ctx context.Context, d *domain.Domain) error {
 				return err
 			}
 			if checked(r) {
-				c, err := checkOf(d, r)
-				if err != nil {
-					return err
-				}
+				c := checkOf(d, r)
 				inbound = &c
 			}
 		}

@@ -31,17 +31,17 @@ func fromMillis(v int64) time.Time {
 	return time.UnixMilli(v).UTC()
 }
 
-// encodeRecordState encodes what a check found of a record (its found values,
-// problems and propagation) as the one state column keeps it: "" when there is
-// nothing, else JSON in which a value equal to the record's expected value is
-// null, and a server's value equal to a found value is that value's index. A
-// verified DKIM record seen by four servers so keeps its 400-character key once,
-// as the expected value, rather than five more times.
-func encodeRecordState(r *domain.Record) (string, error) {
+// stateOf is what a check found of a record (its found values, problems and
+// propagation) as its entry in the checks column keeps it: nil when there is
+// nothing, else a value equal to the record's expected value is null, and a
+// server's value equal to a found value is that value's index. A verified DKIM
+// record seen by four servers so keeps its 400-character key once, as the
+// expected value, rather than five more times.
+func stateOf(r *domain.Record) *recordState {
 	if len(r.Found) == 0 && len(r.Problems) == 0 && len(r.Propagation) == 0 {
-		return "", nil
+		return nil
 	}
-	st := recordState{Problems: r.Problems}
+	st := &recordState{Problems: r.Problems}
 	for _, v := range r.Found {
 		st.Found = append(st.Found, ref(v, r.Value, nil))
 	}
@@ -52,11 +52,7 @@ func encodeRecordState(r *domain.Record) (string, error) {
 		}
 		st.Propagation = append(st.Propagation, sg)
 	}
-	b, err := json.Marshal(st)
-	if err != nil {
-		return "", fmt.Errorf("store: record %s: %w", r.Key, err)
-	}
-	return string(b), nil
+	return st
 }
 
 // ref is how a value is kept: nil for the expected value, the index of an equal
@@ -73,14 +69,15 @@ func ref(v, expected string, found []string) any {
 	return v
 }
 
-// recordState is the state column's JSON.
+// recordState is the JSON of what a check found of a record (see stateOf);
+// before migration 00015 it was the record row's state column.
 type recordState struct {
 	Found       []any            `json:"f,omitempty"`
 	Problems    []domain.Problem `json:"p,omitempty"`
 	Propagation []sighting       `json:"g,omitempty"`
 }
 
-// sighting is a domain.Sighting as the state column keeps it. Rows that
+// sighting is a domain.Sighting as a recordState keeps it. Rows that
 // migration 00009 moved from the columns before it keep domain.Sighting's own
 // field names, which are read too.
 type sighting struct {
@@ -99,16 +96,8 @@ type sighting struct {
 	Error  string             `json:"error,omitempty"`
 }
 
-// decodeRecordState is the inverse of encodeRecordState, into r, whose Value
-// must be set.
-func decodeRecordState(r *domain.Record, state string) error {
-	if state == "" {
-		return nil
-	}
-	var st recordState
-	if err := json.Unmarshal([]byte(state), &st); err != nil {
-		return fmt.Errorf("store: record %s state: %w", r.Key, err)
-	}
+// apply is the inverse of stateOf, into r, whose Value must be set.
+func (st *recordState) apply(r *domain.Record) error {
 	deref := func(v any, found []string) (string, error) {
 		switch v := v.(type) {
 		case nil:
