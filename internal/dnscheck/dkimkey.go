@@ -216,16 +216,24 @@ func dkimDropOddTags(txt string) (string, []string) {
 // dkimLooksBareKey reports whether txt is a long run of base64 without any tag, which is
 // what publishing only a key's value looks like.
 func dkimLooksBareKey(txt string) bool {
-	body := strings.TrimRight(dkimStripSpace(txt), "=")
-	if len(body) < 64 {
-		return false
+	// In place rather than on a copy with the whitespace stripped and the
+	// padding trimmed: every check asks it of the records it judges, which are
+	// tagged (v=DKIM1; ...) and fail at their first '='.
+	end := len(txt)
+	for end > 0 && (txt[end-1] == '=' || isTagSpace(txt[end-1])) {
+		end--
 	}
-	for i := 0; i < len(body); i++ {
-		if c := body[i]; !(spfIsAlpha(c) || spfIsDigit(c) || c == '+' || c == '/') {
+	n := 0
+	for i := 0; i < end; i++ {
+		switch c := txt[i]; {
+		case isTagSpace(c):
+		case spfIsAlpha(c) || spfIsDigit(c) || c == '+' || c == '/':
+			n++
+		default:
 			return false
 		}
 	}
-	return true
+	return n >= 64
 }
 
 // dkimDecodeBase64 decodes a p= value (whitespace already removed) and explains a failure in

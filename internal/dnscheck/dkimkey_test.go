@@ -245,3 +245,51 @@ func pkcs1(t *testing.T, spki string) string {
 	}
 	return base64.StdEncoding.EncodeToString(x509.MarshalPKCS1PublicKey(pub))
 }
+
+// looksBareKeyByCopy is dkimLooksBareKey as it was first written, on a copy
+// with the whitespace stripped and the padding trimmed: the in-place version
+// must agree with it.
+func looksBareKeyByCopy(txt string) bool {
+	body := strings.TrimRight(dkimStripSpace(txt), "=")
+	if len(body) < 64 {
+		return false
+	}
+	for i := 0; i < len(body); i++ {
+		if c := body[i]; !(spfIsAlpha(c) || spfIsDigit(c) || c == '+' || c == '/') {
+			return false
+		}
+	}
+	return true
+}
+
+func TestDKIMLooksBareKey(t *testing.T) {
+	key := strings.Repeat("MIIBIjAN", 8)
+	for _, tt := range []struct {
+		txt  string
+		want bool
+	}{
+		{key, true},
+		{key + "==", true},
+		{" " + key[:30] + " \t" + key[30:] + "= =\r\n", true},
+		{key[:63] + "==", false},
+		{key[:63] + " =", false},
+		{"v=DKIM1; k=rsa; p=" + key, false},
+		{key[:40] + "=" + key[40:], false},
+		{key + "-", false},
+		{"", false},
+	} {
+		if got := dkimLooksBareKey(tt.txt); got != tt.want || got != looksBareKeyByCopy(tt.txt) {
+			t.Errorf("dkimLooksBareKey(%q) = %v, want %v", tt.txt, got, tt.want)
+		}
+	}
+}
+
+func FuzzDKIMLooksBareKey(f *testing.F) {
+	f.Add(strings.Repeat("MIIBIjAN", 8) + "= =")
+	f.Add("v=DKIM1; p=" + strings.Repeat("A", 64))
+	f.Fuzz(func(t *testing.T, txt string) {
+		if got, want := dkimLooksBareKey(txt), looksBareKeyByCopy(txt); got != want {
+			t.Fatalf("dkimLooksBareKey(%q) = %v, the copying version %v", txt, got, want)
+		}
+	})
+}

@@ -90,6 +90,7 @@ func buildEvents(d *domain.Domain, c domain.Change, gaveUp bool, now time.Time) 
 	}
 
 	out := make([]store.Event, 0, len(evs))
+	stamp := domain.Timestamp(now)
 	for _, e := range evs {
 		id, err := store.NewTimeID("evt_", now)
 		if err != nil {
@@ -100,7 +101,7 @@ func buildEvents(d *domain.Domain, c domain.Change, gaveUp bool, now time.Time) 
 		}
 		body, err := json.Marshal(payload{
 			Type:      e.typ,
-			Timestamp: domain.Timestamp(now),
+			Timestamp: stamp,
 			Data: eventData{
 				EventID: id, DomainID: d.ID, Domain: d.Name,
 				VerificationStatus: string(d.Status), PreviousStatus: string(c.From),
