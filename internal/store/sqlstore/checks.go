@@ -52,8 +52,8 @@ type recordCheck struct {
 	// Print is the record's fingerprint (see fingerprint).
 	Print string `json:"h"`
 	// Key is the record's key when it was judged, for a reader of the column.
-	Key      string          `json:"k,omitempty"`
-	Verified bool            `json:"v,omitempty"`
+	Key      string       `json:"k,omitempty"`
+	Verified bool         `json:"v,omitempty"`
 	Status   string       `json:"s,omitempty"` // storedStatus
 	State    *recordState `json:"st,omitempty"`
 	Failures int          `json:"f,omitempty"`
