@@ -218,7 +218,10 @@ type Store interface {
 	// retirement; not a lease or a claim) came since, nothing is saved and the
 	// error is ErrChanged, so that the check is applied again to the domain as
 	// it is now. On success d.Version is the stored one. (SaveCheck saves over
-	// any version and leaves d.Version as it was.)
+	// any version and leaves d.Version as it was: over a version other than
+	// d's, what it found of each record still there is kept only where it
+	// looked later than what is stored, such as a rotation's switch, and a
+	// record that changed since d was read keeps its own.)
 	FinishCheck(ctx context.Context, d *domain.Domain, events []Event, owner string) error
 	// ClaimChecks claims up to limit domains (below 0: no bound) whose next
 	// automatic check is due at now, the most overdue first (returned in no

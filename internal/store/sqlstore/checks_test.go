@@ -1,7 +1,9 @@
 package sqlstore
 
 import (
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,6 +88,36 @@ func TestChecksRoundTrip(t *testing.T) {
 	}
 	if _, err := s.readChecks("\x02broken"); err == nil {
 		t.Error("a broken packed checks column read without an error")
+	}
+}
+
+// TestLargeChecks checks that checks as large as a tenant's name servers can
+// make them (see maxChecks) read back, past the bound on an event's payload.
+func TestLargeChecks(t *testing.T) {
+	d := testChecked()
+	r := &d.Records[1]
+	for i := range 16 {
+		g := domain.Sighting{Server: fmt.Sprintf("192.0.2.%d:53", i), Status: domain.CheckMismatch}
+		for j := range 16 {
+			g.Values = append(g.Values, fmt.Sprintf("%d.%d.%s", i, j, strings.Repeat("\x01", 2000)))
+		}
+		r.Propagation = append(r.Propagation, g)
+	}
+	_, text, err := checksOf(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(text) <= maxPayload {
+		t.Fatalf("checks of %d bytes; the test wants more than an event's bound", len(text))
+	}
+	s := &Store{payloads: NewPayloadCodec()}
+	packed, err := s.payloads.PackChecks([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := s.readChecks(string(packed))
+	if err != nil || len(cs) != 2 || len(cs[0].State.Propagation) != len(r.Propagation) {
+		t.Fatalf("large checks read back as %d entries, %v", len(cs), err)
 	}
 }
 

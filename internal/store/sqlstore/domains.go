@@ -461,8 +461,8 @@ func (s *Store) unsaved(ctx context.Context, tx Querier, d *domain.Domain, versi
 
 // bumpVersion marks the domain id as changed for the checks that read it
 // before (see store.ErrChanged). A transaction calls it before it writes the
-// domain's records: a check's save locks the domain row and then its records,
-// and a write that locked them in the other order could deadlock with it on
+// domain's records or rotation: every write locks the domain row first, and a
+// write that locked them in the other order could deadlock with another on
 // PostgreSQL.
 func bumpVersion(ctx context.Context, tx Querier, id string) error {
 	_, err := tx.Exec(ctx, `UPDATE domains SET version = version + 1 WHERE id = $1`, id)

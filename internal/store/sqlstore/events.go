@@ -77,7 +77,8 @@ func payloadOf(e *store.Event, stored string) []byte {
 
 // payloadPacked is the first byte of a packed payload: the version of
 // payloadDict it was packed with. A new dictionary takes a new number, and
-// the old one stays for the payloads packed with it.
+// the old one stays for the payloads packed with it; 2 is the domains'
+// checks' (checksPacked), which the same Unpack reads.
 const payloadPacked = 1
 
 // payloadDict is the dictionary of version 1: the keys and values a check's
@@ -96,6 +97,13 @@ const payloadDict = `"domain":"","verificationStatus":"PENDING_CONFIGURATION","p
 // payload that is not one of ours.
 const maxPayload = 1 << 20
 
+// maxChecks bounds what unpacking a domain's checks may make. It is above the
+// most checks may keep (see dnscheck's maxSightings): for each of at most nine
+// records, 16 servers' 16 values and 16 found values of 2,048 bytes each,
+// every byte of which JSON may write as six (\u0000), about 30 MB. Anything
+// larger is not one of ours.
+const maxChecks = 64 << 20
+
 // PayloadCodec packs and unpacks payloads, and the domains' checks (see
 // checks.go), reusing its compressors; it is safe for concurrent use. The
 // first byte of what it packs names the dictionary, so Unpack reads either.
@@ -106,8 +114,8 @@ type PayloadCodec struct {
 // NewPayloadCodec returns a codec.
 func NewPayloadCodec() *PayloadCodec {
 	return &PayloadCodec{
-		events: dictCodec{version: payloadPacked, dict: []byte(payloadDict)},
-		checks: dictCodec{version: checksPacked, dict: []byte(checksDict)},
+		events: dictCodec{version: payloadPacked, dict: []byte(payloadDict), max: maxPayload},
+		checks: dictCodec{version: checksPacked, dict: []byte(checksDict), max: maxChecks},
 	}
 }
 
@@ -125,10 +133,12 @@ func (c *PayloadCodec) Unpack(packed []byte) (string, error) {
 	return c.events.unpack(packed)
 }
 
-// dictCodec packs with one preset dictionary, named by its first byte.
+// dictCodec packs with one preset dictionary, named by its first byte, and
+// unpacks at most max bytes.
 type dictCodec struct {
 	version          byte
 	dict             []byte
+	max              int64
 	writers, readers sync.Pool
 }
 
@@ -169,12 +179,12 @@ func (c *dictCodec) unpack(packed []byte) (string, error) {
 	defer c.readers.Put(r)
 	var out bytes.Buffer
 	out.Grow(8 * len(packed))
-	n, err := out.ReadFrom(io.LimitReader(r, maxPayload+1))
+	n, err := out.ReadFrom(io.LimitReader(r, c.max+1))
 	if err != nil {
 		return "", fmt.Errorf("store: unpack: %w", err)
 	}
-	if n > maxPayload {
-		return "", fmt.Errorf("store: unpack: more than %d bytes", maxPayload)
+	if n > c.max {
+		return "", fmt.Errorf("store: unpack: more than %d bytes", c.max)
 	}
 	return out.String(), nil
 }

@@ -774,8 +774,12 @@ func testFinishCheckChanged(t *testing.T, s store.Store) {
 	if err := s.SaveInbound(ctx, in); err != nil {
 		t.Fatalf("SaveInbound over the version read: %v", err)
 	}
-	if got := getDomain(t, s, p.ID, d.ID); got.Receiving() || got.Version != in.Version {
+	got := getDomain(t, s, p.ID, d.ID)
+	if got.Receiving() || got.Version != in.Version {
 		t.Fatalf("after SaveInbound: receiving %v, version %d (given back %d); want off and the same", got.Receiving(), got.Version, in.Version)
+	}
+	if r := got.Record(domain.KeyDKIM); r == nil || !r.Verified || r.Status != domain.CheckVerified {
+		t.Fatalf("dkim record after SaveInbound: %+v; want what its checks found kept", r)
 	}
 
 	// A save of a deleted domain is ErrNotFound, whatever the version.

@@ -7,11 +7,13 @@
 -- ended by a line feed), or '' when no check judged any. A record's
 -- updated_at stays its own.
 --
--- An old replica that saves a check during a rolling upgrade waits for the
--- lock, then fails on the dropped columns, rather than writing state the copy
--- has already passed.
-LOCK TABLE domain_records IN SHARE ROW EXCLUSIVE MODE;
+-- An old replica that saves a check during a rolling upgrade waits, then
+-- fails on the dropped columns, rather than writing state the copy has already
+-- passed. The locks are taken in the order every save takes them, domains
+-- before domain_records (the ALTER locks all of domains), so that a save that
+-- has its domain row waits for nothing the migration holds.
 ALTER TABLE domains ADD COLUMN checks TEXT NOT NULL DEFAULT '';
+LOCK TABLE domain_records IN SHARE ROW EXCLUSIVE MODE;
 UPDATE domains d SET checks = c.checks
 FROM (SELECT r.domain_seq, json_agg(json_build_object(
             'h', substr(md5(r.name || E'\n' || r.type || E'\n' || r.value || E'\n'), 1, 16), 'k', r.key,
