@@ -109,13 +109,13 @@ func (s *session) reduce(r *response, msg *dns.Msg, name string, qtype uint16) {
 // is longer than maxCNAMEs is a loop, and an answer with more than maxAnswerRRs
 // records at its end is more than a check reads: both are errors.
 func chase(msg *dns.Msg, name string, qtype uint16) (rrs []dns.RR, cnames []string, err error) {
-	start := dns.CanonicalName(name)
+	start := canonical(name)
 	cur := start
 	for {
 		next := ""
 		for _, rr := range msg.Answer {
-			if c, ok := rr.(*dns.CNAME); ok && qtype != dns.TypeCNAME && dns.CanonicalName(c.Hdr.Name) == cur {
-				next = dns.CanonicalName(c.Target)
+			if c, ok := rr.(*dns.CNAME); ok && qtype != dns.TypeCNAME && canonical(c.Hdr.Name) == cur {
+				next = canonical(c.Target)
 				break
 			}
 		}
@@ -132,7 +132,7 @@ func chase(msg *dns.Msg, name string, qtype uint16) (rrs []dns.RR, cnames []stri
 		cur = next
 	}
 	for _, rr := range msg.Answer {
-		if rr.Header().Rrtype == qtype && dns.CanonicalName(rr.Header().Name) == cur {
+		if rr.Header().Rrtype == qtype && canonical(rr.Header().Name) == cur {
 			if len(rrs) == maxAnswerRRs {
 				return nil, nil, fmt.Errorf("%w: more than %d %s records at %s", errBudget, maxAnswerRRs, dns.TypeToString[qtype], cur)
 			}
@@ -160,11 +160,29 @@ func (s *session) askResolvers(ctx context.Context, name string, qtype uint16) [
 	return out
 }
 
+// canonical is dns.CanonicalName(name): lower case, with the final dot. It
+// gives back name itself where that is already so, as the names of a check
+// (and of the answers to it) usually are, instead of copying it twice per
+// query, once to add the dot and once to lower its case. A name with a
+// backslash or a byte past ASCII goes to dns.CanonicalName, which reads an
+// escaped dot and turns bytes that are not UTF-8 into U+FFFD.
+func canonical(name string) string {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; 'A' <= c && c <= 'Z' || c == '\\' || c >= 0x80 {
+			return dns.CanonicalName(name)
+		}
+	}
+	if strings.HasSuffix(name, ".") {
+		return name
+	}
+	return name + "."
+}
+
 // askAuthoritative finds the zone that holds name and asks every one of its
 // authoritative servers, following a CNAME chain into other zones when the
 // servers' answers end in a CNAME they are not authoritative for.
 func (s *session) askAuthoritative(ctx context.Context, name string, qtype uint16) ([]response, error) {
-	start := dns.CanonicalName(name)
+	start := canonical(name)
 	cur := start
 	var chain []string
 	for hop := 0; ; hop++ {
@@ -422,7 +440,7 @@ func refersBack(msg *dns.Msg, zone string) bool {
 		if !ok {
 			continue
 		}
-		owner := dns.CanonicalName(ns.Hdr.Name)
+		owner := canonical(ns.Hdr.Name)
 		if owner != zone && dns.IsSubDomain(zone, owner) {
 			return false
 		}
@@ -445,7 +463,7 @@ func referral(msg *dns.Msg, zone, name string) (child string, hosts []string, gl
 		if !ok {
 			continue
 		}
-		owner := dns.CanonicalName(ns.Hdr.Name)
+		owner := canonical(ns.Hdr.Name)
 		// Only a zone strictly below the current one and above or at the name: a
 		// referral upwards or sideways would loop.
 		if owner == zone || !dns.IsSubDomain(zone, owner) || !dns.IsSubDomain(owner, name) {
@@ -454,7 +472,7 @@ func referral(msg *dns.Msg, zone, name string) (child string, hosts []string, gl
 		if child == "" {
 			child = owner
 		}
-		host := dns.CanonicalName(ns.Ns)
+		host := canonical(ns.Ns)
 		if owner == child && len(hosts) < maxNSNames && !slices.Contains(hosts, host) {
 			hosts = append(hosts, host)
 		}
@@ -468,7 +486,7 @@ func referral(msg *dns.Msg, zone, name string) (child string, hosts []string, gl
 		if !ok {
 			continue
 		}
-		host := dns.CanonicalName(a.Hdr.Name)
+		host := canonical(a.Hdr.Name)
 		ip, ok := netip.AddrFromSlice(a.A.To4())
 		if !ok || !slices.Contains(hosts, host) {
 			continue
@@ -595,12 +613,12 @@ func (s *session) delegate(ctx context.Context, parent, child string, hosts []st
 func delegationTTL(msg *dns.Msg, child string, hosts []string) time.Duration {
 	ttl := uint32(math.MaxUint32)
 	for _, rr := range msg.Ns {
-		if ns, ok := rr.(*dns.NS); ok && dns.CanonicalName(ns.Hdr.Name) == child {
+		if ns, ok := rr.(*dns.NS); ok && canonical(ns.Hdr.Name) == child {
 			ttl = min(ttl, ns.Hdr.Ttl)
 		}
 	}
 	for _, rr := range msg.Extra {
-		if a, ok := rr.(*dns.A); ok && slices.Contains(hosts, dns.CanonicalName(a.Hdr.Name)) {
+		if a, ok := rr.(*dns.A); ok && slices.Contains(hosts, canonical(a.Hdr.Name)) {
 			ttl = min(ttl, a.Hdr.Ttl)
 		}
 	}

@@ -138,3 +138,15 @@ func FuzzMatchAnswer(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCanonical checks that canonical gives what dns.CanonicalName gives.
+func FuzzCanonical(f *testing.F) {
+	for _, s := range []string{"", ".", "example.com", "Example.COM.", `a\.b.example`, `a\\.`, "_dmarc.c000001.bench.test."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if got, want := canonical(name), dns.CanonicalName(name); got != want {
+			t.Fatalf("canonical(%q) = %q, dns.CanonicalName gives %q", name, got, want)
+		}
+	})
+}
