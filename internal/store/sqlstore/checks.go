@@ -125,6 +125,17 @@ func encodeChecks(cs []recordCheck) (string, error) {
 	return string(b), nil
 }
 
+// storedChecks is what the checks column keeps of d's records, and the
+// column's value for it.
+func (s *Store) storedChecks(d *domain.Domain) ([]recordCheck, any, error) {
+	cs, text, err := checksOf(d)
+	if err != nil {
+		return nil, nil, err
+	}
+	arg, err := s.checksArg(text)
+	return cs, arg, err
+}
+
 // checksArg is the checks column's value for its JSON text.
 func (s *Store) checksArg(text string) (any, error) {
 	if text == "" || !s.d.BinaryValues() {

@@ -33,11 +33,7 @@ func (s *Store) CreateDomainRotating(ctx context.Context, d *domain.Domain, seal
 }
 
 func (s *Store) createDomain(ctx context.Context, tx Querier, d *domain.Domain, sealedKey []byte) error {
-	_, text, err := checksOf(d)
-	if err != nil {
-		return err
-	}
-	checks, err := s.checksArg(text)
+	_, checks, err := s.storedChecks(d)
 	if err != nil {
 		return err
 	}
@@ -341,11 +337,7 @@ func (s *Store) saveCheck(ctx context.Context, d *domain.Domain, events []store.
 	// packed group) is made here, by the checks that finish in parallel,
 	// rather than in the transaction, which the one writer runs for a whole
 	// group of checks in turn, and may run up to three times (see group).
-	cs, text, err := checksOf(d)
-	if err != nil {
-		return err
-	}
-	checks, err := s.checksArg(text)
+	cs, checks, err := s.storedChecks(d)
 	if err != nil {
 		return err
 	}
