@@ -133,6 +133,30 @@ type spfDNS struct {
 	s       *session
 	cache   map[spfKey]spfAnswer
 	queries int
+	// parsed holds the records parsed so far (see parse).
+	parsed map[string]parsedSPF
+}
+
+// parsedSPF is what ParseSPF gave for a text.
+type parsedSPF struct {
+	rec SPFRecord
+	err error
+}
+
+// parse is ParseSPF(txt), once per verdict for each text: check_host() is
+// evaluated for each of the platform's addresses, and parses the same records
+// again for every one. What it gives is only read, never changed. The texts
+// are bounded by the verdict's queries.
+func (d *spfDNS) parse(txt string) (SPFRecord, error) {
+	if p, ok := d.parsed[txt]; ok {
+		return p.rec, p.err
+	}
+	rec, err := ParseSPF(txt)
+	if d.parsed == nil {
+		d.parsed = make(map[string]parsedSPF)
+	}
+	d.parsed[txt] = parsedSPF{rec, err}
+	return rec, err
 }
 
 func newSPFDNS(s *session) *spfDNS {
@@ -249,7 +273,7 @@ func (ev *spfEval) checkHost(ctx context.Context, name string) spfOutcome {
 		out.result, out.cause, out.detail = spfPermError, spfMultiple, strconv.Itoa(len(spf))
 		return out
 	}
-	rec, err := ParseSPF(spf[0])
+	rec, err := ev.dns.parse(spf[0])
 	if err != nil {
 		// RFC 7208 section 4.6: a record that does not parse is a permerror, whichever
 		// term is at fault, before any term is evaluated.
@@ -809,7 +833,7 @@ func (w *spfSenderWalk) walk(ctx context.Context, name string) error {
 	if len(spf) != 1 {
 		return nil
 	}
-	rec, err := ParseSPF(spf[0])
+	rec, err := w.d.parse(spf[0])
 	if err != nil {
 		return nil
 	}
