@@ -61,6 +61,8 @@ type config struct {
 	// scaleProfile, if set, is where the scaleout section writes a CPU profile
 	// of each run's checks alone (and of its verify load), without the seeding.
 	scaleProfile string
+	// listSections asks for the sections' names instead of a run.
+	listSections bool
 }
 
 // allSections are the benchmarks, in the order they run and are reported.
@@ -82,6 +84,10 @@ func main() {
 func run(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg, err := parseConfig(args, stderr)
 	if err != nil {
+		return err
+	}
+	if cfg.listSections {
+		_, err := fmt.Println(strings.Join(allSections, "\n"))
 		return err
 	}
 	out := io.Writer(os.Stdout)
@@ -121,6 +127,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	}
 	sizes := fs.String("sizes", "10000,1000000", "comma-separated numbers of stored domains for the api section")
 	sections := fs.String("run", strings.Join(allSections, ","), "comma-separated sections to run: api, scaleout, memory")
+	list := fs.Bool("sections", false, "print the sections, one a line, in the order they run, and exit (scripts/bench.sh runs each in a process of its own)")
 	var cfg config
 	fs.StringVar(&cfg.postgres, "postgres", os.Getenv("DOMAIND_BENCH_POSTGRES"), "admin DSN of a PostgreSQL server for the PostgreSQL cases (default $DOMAIND_BENCH_POSTGRES); empty skips them")
 	fs.BoolVar(&cfg.keepPostgres, "keep-postgres", false, "keep seeded PostgreSQL databases for the next run instead of dropping them")
@@ -149,6 +156,9 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	}
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("no arguments expected, got %q", fs.Args())
+	}
+	if *list {
+		return config{listSections: true}, nil
 	}
 	for _, f := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.ReplaceAll(strings.TrimSpace(f), "_", ""))
