@@ -275,10 +275,10 @@ func (j *spfJudge) problem(rec SPFRecord, out spfOutcome, who, fix string) domai
 	if out.top >= 0 && out.top < len(rec.Terms) {
 		via = rec.Terms[out.top].String()
 	}
-	where := fmt.Sprintf("%s in the SPF record of %s", out.term, out.domain)
+	where := fmt.Sprintf("%s in the SPF record of %s", out.term(), out.domain)
 	nested := out.domain != j.name
 	if nested {
-		where = fmt.Sprintf("%s in the SPF record of %s, which the record at %s reaches through %s,", out.term, out.domain, j.name, via)
+		where = fmt.Sprintf("%s in the SPF record of %s, which the record at %s reaches through %s,", out.term(), out.domain, j.name, via)
 	}
 	var code domain.ProblemCode
 	var msg string
@@ -286,12 +286,12 @@ func (j *spfJudge) problem(rec SPFRecord, out spfOutcome, who, fix string) domai
 	case spfMatched, spfDefault, spfNoRecord:
 		code = CodeWrongValue
 		switch {
-		case out.cause == spfMatched && !nested && strings.HasSuffix(out.term, "all") && j.want != "" && !spfHasInclude(rec, j.want):
-			msg = fmt.Sprintf("The SPF record at %s does not include %s, so for %s evaluation ends at %s, which gives %s, not pass", j.name, j.want, who, out.term, out.result)
+		case out.cause == spfMatched && !nested && strings.HasSuffix(out.term(), "all") && j.want != "" && !spfHasInclude(rec, j.want):
+			msg = fmt.Sprintf("The SPF record at %s does not include %s, so for %s evaluation ends at %s, which gives %s, not pass", j.name, j.want, who, out.term(), out.result)
 		case out.cause == spfMatched && !nested:
-			msg = fmt.Sprintf("Receivers evaluate the SPF record at %s from left to right and stop at the first term that matches: for %s that is %s, which gives %s, not pass", j.name, who, out.term, out.result)
+			msg = fmt.Sprintf("Receivers evaluate the SPF record at %s from left to right and stop at the first term that matches: for %s that is %s, which gives %s, not pass", j.name, who, out.term(), out.result)
 		case out.cause == spfMatched:
-			msg = fmt.Sprintf("For %s the SPF record at %s hands evaluation on through %s to %s, where %s matches and gives %s, not pass", who, j.name, via, out.domain, out.term, out.result)
+			msg = fmt.Sprintf("For %s the SPF record at %s hands evaluation on through %s to %s, where %s matches and gives %s, not pass", who, j.name, via, out.domain, out.term(), out.result)
 		case j.want != "" && !nested:
 			msg = fmt.Sprintf("The SPF record at %s does not authorize %s: no term matches, so the result is neutral, not pass (it must include %s)", j.name, who, j.want)
 		default:
@@ -300,7 +300,7 @@ func (j *spfJudge) problem(rec SPFRecord, out spfOutcome, who, fix string) domai
 	case spfSyntax:
 		code = CodeSPFSyntax
 		msg = fmt.Sprintf("The SPF record of %s, which the record at %s reaches through %s, does not parse (%s), so receivers stop with an error (permerror) for %s", out.domain, j.name, via, spfLowerFirst(strings.TrimSuffix(out.detail, ".")), who)
-		if out.term != "" {
+		if out.term() != "" {
 			msg = fmt.Sprintf("Receivers cannot expand %s (%s), which RFC 7208 section 7 makes a permerror for %s", where, out.detail, who)
 		}
 	case spfMultiple:
@@ -335,7 +335,7 @@ func (j *spfJudge) problem(rec SPFRecord, out spfOutcome, who, fix string) domai
 	if nested {
 		return problem(code, "%s; fix that record or remove %s from yours.", msg, via)
 	}
-	return problem(code, "%s; fix or remove %s.", msg, out.term)
+	return problem(code, "%s; fix or remove %s.", msg, out.term())
 }
 
 // spfHasInclude reports whether the record has a pass include of domain among its own terms.

@@ -75,8 +75,11 @@ type spfOutcome struct {
 	cause  spfCause
 	// domain is the domain whose record holds the deciding term, or where the error was met.
 	domain string
-	// term is the deciding term as written in canonical form ("-all", "include:x.example").
-	term string
+	// termOf is the deciding term, if hasTerm. It is kept as parsed and
+	// written out (term) only for a message: evaluation passes terms by the
+	// dozen per verdict, and most outcomes are never shown.
+	termOf  SPFTerm
+	hasTerm bool
 	// detail is a syntax reason or a DNS error, for messages.
 	detail string
 	// err is the DNS error of a temperror.
@@ -85,6 +88,15 @@ type spfOutcome struct {
 	// evaluation ended, -1 for its redirect and -2 when it ended in the record itself (no
 	// record, syntax, default result).
 	top int
+}
+
+// term is the deciding term as written in canonical form ("-all",
+// "include:x.example"), or "" for none.
+func (o spfOutcome) term() string {
+	if !o.hasTerm {
+		return ""
+	}
+	return o.termOf.String()
 }
 
 // spfSentinel is an address no mail server sends from and no SPF record names: one of
@@ -300,7 +312,7 @@ func (ev *spfEval) checkHost(ctx context.Context, name string) spfOutcome {
 		if matched {
 			// RFC 7208 section 4.6.2: the first mechanism that matches gives its
 			// qualifier's result, and evaluation ends.
-			return spfOutcome{result: spfQualifierResult(t.Qualifier), cause: spfMatched, domain: name, term: t.String(), top: o.top}
+			return spfOutcome{result: spfQualifierResult(t.Qualifier), cause: spfMatched, domain: name, termOf: t, hasTerm: true, top: o.top}
 		}
 	}
 	// RFC 7208 section 6.1: redirect applies only when no mechanism matched, and is ignored
@@ -321,7 +333,7 @@ func (ev *spfEval) checkHost(ctx context.Context, name string) spfOutcome {
 // mechanism evaluates one mechanism. done means the evaluation ends with o whether or not the
 // mechanism matched (an error); otherwise matched says whether it matched.
 func (ev *spfEval) mechanism(ctx context.Context, name string, t SPFTerm) (matched bool, o spfOutcome, done bool) {
-	o = spfOutcome{domain: name, term: t.String()}
+	o = spfOutcome{domain: name, termOf: t, hasTerm: true}
 	switch t.Name {
 	case "all":
 		return true, o, false
@@ -402,7 +414,7 @@ func (ev *spfEval) mechanism(ctx context.Context, name string, t SPFTerm) (match
 
 // follow evaluates the target of an include or a redirect.
 func (ev *spfEval) follow(ctx context.Context, name string, t SPFTerm) spfOutcome {
-	o := spfOutcome{domain: name, term: t.String()}
+	o := spfOutcome{domain: name, termOf: t, hasTerm: true}
 	if o, ok := ev.countLookup(name, t); !ok {
 		return o
 	}
@@ -412,7 +424,7 @@ func (ev *spfEval) follow(ctx context.Context, name string, t SPFTerm) spfOutcom
 		return o
 	}
 	if ev.assume != "" && target == ev.assume {
-		return spfOutcome{result: spfPass, cause: spfMatched, domain: target, term: t.String()}
+		return spfOutcome{result: spfPass, cause: spfMatched, domain: target, termOf: t, hasTerm: true}
 	}
 	if slices.Contains(ev.stack, target) {
 		// A loop would go on until the lookup limit; say what it is instead.
@@ -434,7 +446,7 @@ func (ev *spfEval) countLookup(name string, t SPFTerm) (spfOutcome, bool) {
 	ev.lookups++
 	if ev.lookups > SPFLookupLimit {
 		// RFC 7208 section 4.6.4: more than 10 DNS-querying terms is a permerror.
-		return spfOutcome{result: spfPermError, cause: spfLimit, domain: name, term: t.String()}, false
+		return spfOutcome{result: spfPermError, cause: spfLimit, domain: name, termOf: t, hasTerm: true}, false
 	}
 	return spfOutcome{}, true
 }
