@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/domaind/domaind/internal/domain"
 )
@@ -146,14 +147,24 @@ func (s *Store) checksArg(text string) (any, error) {
 
 // readChecks decodes the checks column as scanned, packed or not.
 func (s *Store) readChecks(raw string) ([]recordCheck, error) {
-	if raw != "" && raw[0] != '[' {
-		text, err := s.payloads.Unpack([]byte(raw))
-		if err != nil {
-			return nil, fmt.Errorf("store: checks: %w", err)
-		}
-		raw = text
+	text, err := s.payloads.checksText(raw)
+	if err != nil {
+		return nil, err
 	}
-	return decodeChecks(raw)
+	return decodeChecks(text)
+}
+
+// checksText is the JSON text of the checks column's value raw, packed or
+// not ("" for none).
+func (c *PayloadCodec) checksText(raw string) (string, error) {
+	if raw == "" || raw[0] == '[' {
+		return raw, nil
+	}
+	text, err := c.Unpack([]byte(raw))
+	if err != nil {
+		return "", fmt.Errorf("store: checks: %w", err)
+	}
+	return text, nil
 }
 
 // ChecksJSON is the JSON text of a checks column's value, for the SQL function
@@ -162,7 +173,6 @@ func (c *PayloadCodec) ChecksJSON(v any) (any, error) {
 	var raw string
 	switch v := v.(type) {
 	case nil:
-		return nil, nil
 	case string:
 		raw = v
 	case []byte:
@@ -170,13 +180,11 @@ func (c *PayloadCodec) ChecksJSON(v any) (any, error) {
 	default:
 		return nil, fmt.Errorf("store: checks of type %T", v)
 	}
-	if raw == "" {
-		return nil, nil
+	text, err := c.checksText(raw)
+	if err != nil || text == "" {
+		return nil, err
 	}
-	if raw[0] == '[' {
-		return raw, nil
-	}
-	return c.Unpack([]byte(raw))
+	return text, nil
 }
 
 // decodeChecks is the inverse of encodeChecks.
@@ -199,25 +207,29 @@ func applyChecks(d *domain.Domain, cs []recordCheck) error {
 	}
 	for i := range d.Records {
 		r := &d.Records[i]
-		fp := fingerprintOf(r, d.Name)
-		for _, c := range cs {
-			if c.Print != fp {
-				continue
+		j := checkIndex(cs, fingerprintOf(r, d.Name))
+		if j < 0 {
+			continue
+		}
+		c := &cs[j]
+		r.Verified, r.Status, r.Failures = c.Verified, statusOf(c.Status), c.Failures
+		r.CheckedAt = fromMillis(c.CheckedAt)
+		if c.UpdatedAt > millis(r.UpdatedAt) {
+			r.UpdatedAt = fromMillis(c.UpdatedAt)
+		}
+		if c.State != nil {
+			if err := c.State.apply(r); err != nil {
+				return err
 			}
-			r.Verified, r.Status, r.Failures = c.Verified, statusOf(c.Status), c.Failures
-			r.CheckedAt = fromMillis(c.CheckedAt)
-			if c.UpdatedAt > millis(r.UpdatedAt) {
-				r.UpdatedAt = fromMillis(c.UpdatedAt)
-			}
-			if c.State != nil {
-				if err := c.State.apply(r); err != nil {
-					return err
-				}
-			}
-			break
 		}
 	}
 	return nil
+}
+
+// checkIndex is the index in cs of the entry of the record whose fingerprint
+// is fp, or -1.
+func checkIndex(cs []recordCheck, fp string) int {
+	return slices.IndexFunc(cs, func(c recordCheck) bool { return c.Print == fp })
 }
 
 // recordPrint is a record's key and fingerprint.

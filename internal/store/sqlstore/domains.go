@@ -434,6 +434,22 @@ func (s *Store) editChecks(ctx context.Context, tx Querier, id string, edit func
 	return nil
 }
 
+// renewChecks rewrites the checks of the domain id, in tx, which has locked
+// its row, for its record under key made anew (a new next key, a revoked
+// previous one, an inbound MX added again): nothing kept of a record of the
+// same name and value before holds of it, and c, if not nil, is its check.
+// What was kept of records gone goes with them.
+func (s *Store) renewChecks(ctx context.Context, tx Querier, id string, key domain.RecordKey, c *recordCheck) error {
+	return s.editChecks(ctx, tx, id, func(stored []recordCheck, current []recordPrint) []recordCheck {
+		current = slices.DeleteFunc(current, func(p recordPrint) bool { return p.Key == key })
+		out := mergeChecks(nil, stored, current)
+		if c != nil {
+			out = append(out, *c)
+		}
+		return out
+	})
+}
+
 // unsaved tells why a save of the domain d over its version changed no row:
 // the domain is gone (deleted meanwhile, or not of d's project), or it is at
 // another version than d was read at.
@@ -496,18 +512,7 @@ func (s *Store) SaveInbound(ctx context.Context, d *domain.Domain) error {
 				inbound = &c
 			}
 		}
-		return s.editChecks(ctx, tx, d.ID, func(stored []recordCheck, current []recordPrint) []recordCheck {
-			var out []recordCheck
-			if inbound != nil {
-				out = append(out, *inbound)
-			}
-			for _, c := range stored {
-				if c.Key != string(domain.KeyInboundMX) && (inbound == nil || c.Print != inbound.Print) {
-					out = append(out, c)
-				}
-			}
-			return mergeChecks(out, nil, current)
-		})
+		return s.renewChecks(ctx, tx, d.ID, domain.KeyInboundMX, inbound)
 	})
 	if err == nil {
 		d.Version++
@@ -694,15 +699,13 @@ func (s *Store) SigningKeys(ctx context.Context, names []string) ([]store.Signin
 		if err != nil {
 			return row{}, err
 		}
-		fp := Fingerprint(recName, typ, v)
-		for _, c := range cs {
-			if c.Print == fp && signs(c) {
-				k.Selector = strings.TrimSuffix(fullName(recName, k.Domain), "._domainkey."+k.Domain)
-				k.CheckedAt = fromMillis(c.CheckedAt)
-				return row{k, true}, nil
-			}
+		i := checkIndex(cs, Fingerprint(recName, typ, v))
+		if i < 0 || !signs(cs[i]) {
+			return row{}, nil
 		}
-		return row{}, nil
+		k.Selector = strings.TrimSuffix(fullName(recName, k.Domain), "._domainkey."+k.Domain)
+		k.CheckedAt = fromMillis(cs[i].CheckedAt)
+		return row{k, true}, nil
 	})
 	if err != nil {
 		return nil, s.errorf("signing keys: %w", err)

@@ -248,18 +248,18 @@ func (s *Store) eventGroups(events []store.Event) ([]eventGroup, error) {
 		groups []eventGroup
 		index  = map[owner]int{}
 	)
+	// Room for every event's text, which one group holds in the usual case,
+	// rather than growing it once per event.
+	size := 0
+	for i := range events {
+		size += len(events[i].Payload) + len(events[i].ID) + len(events[i].Type) + 24
+	}
 	for i := range events {
 		e := &events[i]
 		g, ok := index[owner{e.ProjectID, e.DomainID}]
 		if !ok {
 			g = len(groups)
 			index[owner{e.ProjectID, e.DomainID}] = g
-			// Room for every event's text, which one group holds in the usual
-			// case, rather than growing it once per event.
-			size := 0
-			for j := range events[i:] {
-				size += len(events[i+j].Payload) + len(events[i+j].ID) + len(events[i+j].Type) + 24
-			}
 			groups = append(groups, eventGroup{projectID: e.ProjectID, domainID: e.DomainID, text: make([]byte, 0, size)})
 		}
 		text, err := appendGroupEvent(groups[g].text, e.ID, e.Type, millis(e.CreatedAt), storedPayload(e))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"slices"
 	"time"
 
 	"github.com/domaind/domaind/internal/domain"
@@ -272,10 +271,7 @@ func (s *Store) StartRotation(ctx context.Context, r store.Rotation, from domain
 			}
 			// What was kept of the records deleted goes with them; the next
 			// key is new, never checked.
-			return s.editChecks(ctx, tx, r.DomainID, func(stored []recordCheck, current []recordPrint) []recordCheck {
-				current = slices.DeleteFunc(current, func(c recordPrint) bool { return c.Key == domain.KeyDKIMNext })
-				return mergeChecks(nil, stored, current)
-			})
+			return s.renewChecks(ctx, tx, r.DomainID, domain.KeyDKIMNext, nil)
 		}
 		return nil
 	})
@@ -342,7 +338,7 @@ func (s *Store) SwitchRotation(ctx context.Context, r store.Rotation, now time.T
 				}
 				c := recordCheck{Print: cur.Print, Key: string(domain.KeyDKIM), Verified: true,
 					Status: storedStatus(domain.CheckVerified), CheckedAt: millis(now), UpdatedAt: millis(now)}
-				i := slices.IndexFunc(out, func(o recordCheck) bool { return o.Print == cur.Print })
+				i := checkIndex(out, cur.Print)
 				if i < 0 {
 					return append(out, c)
 				}
@@ -384,10 +380,7 @@ func (s *Store) RetireRotation(ctx context.Context, r store.Rotation, revoked *d
 			}
 			// The revoked record is new: never checked, whatever was kept of a
 			// record of the same name and value before.
-			return s.editChecks(ctx, tx, r.DomainID, func(stored []recordCheck, current []recordPrint) []recordCheck {
-				current = slices.DeleteFunc(current, func(c recordPrint) bool { return c.Key == domain.KeyDKIMPrevious })
-				return mergeChecks(nil, stored, current)
-			})
+			return s.renewChecks(ctx, tx, r.DomainID, domain.KeyDKIMPrevious, nil)
 		}
 		return nil
 	})

@@ -120,7 +120,8 @@ type Store struct {
 	d  Dialect
 	// writes commits the checks' writes together (see group).
 	writes *group
-	// payloads packs events' payloads where the dialect keeps bytes.
+	// payloads packs events' payloads and domains' checks where the dialect
+	// keeps bytes.
 	payloads *PayloadCodec
 }
 
