@@ -30,13 +30,9 @@ import (
 // dictionary of what a domain's checks repeat: a verified domain's five
 // entries, about 1.1 KB of JSON, take about 200 bytes. PostgreSQL keeps the
 // JSON. Either reads both: JSON starts with '[', a packed column with
-// checksPacked.
+// checksS2 (or checksPacked, for DEFLATE before).
 
-// checksPacked is the first byte of a packed checks column: the version of
-// checksDict it was packed with.
-const checksPacked = 2
-
-// checksDict is the dictionary of version 2: the entries of a domain whose
+// checksDict is the dictionary of versions 2 and 4: the entries of a domain whose
 // records all verified, most frequent last.
 const checksDict = `"s":"temporary_failure","s":"missing","s":"mismatch","p":[{"code":"","message":""}],` +
 	`{"h":"","k":"inbound_mx","k":"dkim_next","k":"dkim_previous",` +

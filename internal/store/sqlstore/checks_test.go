@@ -86,8 +86,10 @@ func TestChecksRoundTrip(t *testing.T) {
 	if _, err := s.readChecks("{"); err == nil {
 		t.Error("a broken checks column read without an error")
 	}
-	if _, err := s.readChecks("\x02broken"); err == nil {
-		t.Error("a broken packed checks column read without an error")
+	for _, broken := range []string{"\x02broken", "\x04broken"} {
+		if _, err := s.readChecks(broken); err == nil {
+			t.Errorf("a broken packed checks column %q read without an error", broken)
+		}
 	}
 }
 

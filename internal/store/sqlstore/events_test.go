@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"compress/flate"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/s2"
 
 	"github.com/domaind/domaind/internal/store"
 )
@@ -60,20 +63,114 @@ func TestPayloadRoundTrip(t *testing.T) {
 
 func TestUnpackRejects(t *testing.T) {
 	c := NewPayloadCodec()
+	// What the bound refuses, in both forms: a DEFLATE stream that inflates
+	// past it, and an S2 block whose header says it would.
 	var big bytes.Buffer
 	big.WriteByte(payloadPacked)
 	w, _ := flate.NewWriterDict(&big, flate.BestCompression, []byte(payloadDict))
 	w.Write(bytes.Repeat([]byte("a"), maxPayload+1))
 	w.Close()
+	bigS2 := append([]byte{payloadS2}, s2.Encode(nil, bytes.Repeat([]byte("a"), maxPayload+1))...)
 	for name, packed := range map[string][]byte{
 		"empty":           nil,
-		"unknown version": {2, 0},
+		"unknown version": {9, 0},
 		"not deflate":     {payloadPacked, 0xff, 0xff, 0xff},
+		"not s2":          {payloadS2, 0x05, 0xff, 0xff},
+		"s2, short":       {checksS2, 0x40, 0x00},
 		"too large":       big.Bytes(),
+		"too large, s2":   bigS2,
 	} {
 		if text, err := c.Unpack(packed); err == nil {
 			t.Errorf("%s: Unpack = %d bytes, want an error", name, len(text))
 		}
+	}
+}
+
+// TestUnpackDeflated checks that what DEFLATE packed, before S2 (the rows
+// written until then), still reads, with either dictionary.
+func TestUnpackDeflated(t *testing.T) {
+	for _, tt := range []struct {
+		version byte
+		dict    string
+		file    string
+	}{
+		{payloadPacked, payloadDict, "testdata/events-verified.txt"},
+		{checksPacked, checksDict, "testdata/checks-verified.json"},
+	} {
+		text, err := os.ReadFile(tt.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var packed bytes.Buffer
+		packed.WriteByte(tt.version)
+		w, _ := flate.NewWriterDict(&packed, flate.BestSpeed, []byte(tt.dict))
+		w.Write(text)
+		w.Close()
+		got, err := NewPayloadCodec().Unpack(packed.Bytes())
+		if err != nil || got != string(text) {
+			t.Errorf("Unpack of %s deflated = %.40q, %v", tt.file, got, err)
+		}
+	}
+}
+
+// TestPackSize checks that the dictionaries find most of what a verified
+// domain's check stores: a packing that lost them would double the bytes a
+// checked domain takes.
+func TestPackSize(t *testing.T) {
+	c := NewPayloadCodec()
+	for _, tt := range []struct {
+		file string
+		pack func([]byte) ([]byte, error)
+		most int
+	}{
+		{"testdata/events-verified.txt", c.Pack, 300},
+		{"testdata/checks-verified.json", c.PackChecks, 250},
+	} {
+		text, err := os.ReadFile(tt.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		packed, err := tt.pack(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(packed) > tt.most {
+			t.Errorf("%s (%d bytes) packs into %d, want at most %d", tt.file, len(text), len(packed), tt.most)
+		}
+		if got, err := c.Unpack(packed); err != nil || got != string(text) {
+			t.Errorf("%s does not read back: %v", tt.file, err)
+		}
+	}
+}
+
+// BenchmarkPack is what a verified domain's check packs: its six events, and
+// its five records' checks.
+func BenchmarkPack(b *testing.B) {
+	c := NewPayloadCodec()
+	for _, tt := range []struct {
+		name string
+		file string
+		pack func([]byte) ([]byte, error)
+	}{
+		{"events", "testdata/events-verified.txt", c.Pack},
+		{"checks", "testdata/checks-verified.json", c.PackChecks},
+	} {
+		text, err := os.ReadFile(tt.file)
+		if err != nil {
+			b.Fatal(err)
+		}
+		packed, _ := tt.pack(text)
+		b.Run(tt.name+"/pack", func(b *testing.B) {
+			for b.Loop() {
+				tt.pack(text)
+			}
+			b.ReportMetric(float64(len(packed)), "bytes")
+		})
+		b.Run(tt.name+"/unpack", func(b *testing.B) {
+			for b.Loop() {
+				c.Unpack(packed)
+			}
+		})
 	}
 }
 
@@ -106,9 +203,16 @@ func FuzzUnpack(f *testing.F) {
 	c := NewPayloadCodec()
 	good, _ := c.Pack([]byte(`"domain":"example.com"}}`))
 	f.Add(good)
+	checks, _ := c.PackChecks([]byte(`[{"h":"0123456789abcdef","k":"dkim"}]`))
+	f.Add(checks)
 	f.Add([]byte{payloadPacked})
+	f.Add([]byte{checksPacked})
 	f.Fuzz(func(t *testing.T, packed []byte) {
-		if text, err := c.Unpack(packed); err == nil && len(text) > maxPayload {
+		most := maxPayload
+		if len(packed) > 0 && (packed[0] == checksS2 || packed[0] == checksPacked) {
+			most = maxChecks
+		}
+		if text, err := c.Unpack(packed); err == nil && len(text) > most {
 			t.Fatalf("unpacked %d bytes", len(text))
 		}
 	})
