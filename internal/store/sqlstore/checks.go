@@ -98,7 +98,7 @@ func checkOf(d *domain.Domain, r *domain.Record) recordCheck {
 
 // checksOf is what the checks column keeps of the domain d's records, in
 // their order, and its text.
-func checksOf(d *domain.Domain) ([]recordCheck, string, error) {
+func checksOf(d *domain.Domain) ([]recordCheck, []byte, error) {
 	var cs []recordCheck
 	for i := range d.Records {
 		if !checked(&d.Records[i]) {
@@ -110,16 +110,16 @@ func checksOf(d *domain.Domain) ([]recordCheck, string, error) {
 	return cs, text, err
 }
 
-// encodeChecks is the checks column's text of cs.
-func encodeChecks(cs []recordCheck) (string, error) {
+// encodeChecks is the checks column's JSON text of cs, nil for none.
+func encodeChecks(cs []recordCheck) ([]byte, error) {
 	if len(cs) == 0 {
-		return "", nil
+		return nil, nil
 	}
 	b, err := json.Marshal(cs)
 	if err != nil {
-		return "", fmt.Errorf("store: encode checks: %w", err)
+		return nil, fmt.Errorf("store: encode checks: %w", err)
 	}
-	return string(b), nil
+	return b, nil
 }
 
 // storedChecks is what the checks column keeps of d's records, and the
@@ -133,12 +133,12 @@ func (s *Store) storedChecks(d *domain.Domain) ([]recordCheck, any, error) {
 	return cs, arg, err
 }
 
-// checksArg is the checks column's value for its JSON text.
-func (s *Store) checksArg(text string) (any, error) {
-	if text == "" || !s.d.BinaryValues() {
-		return text, nil
+// checksArg is the checks column's value for its JSON text ("" for none).
+func (s *Store) checksArg(text []byte) (any, error) {
+	if len(text) == 0 || !s.d.BinaryValues() {
+		return string(text), nil
 	}
-	return s.payloads.PackChecks([]byte(text))
+	return s.payloads.PackChecks(text)
 }
 
 // readChecks decodes the checks column as scanned, packed or not.

@@ -421,10 +421,11 @@ func (s *Store) editChecks(ctx context.Context, tx Querier, id string, edit func
 	if err != nil {
 		return s.errorf("checks of %s: %w", id, err)
 	}
-	if text, err = encodeChecks(edit(stored, current)); err != nil {
+	edited, err := encodeChecks(edit(stored, current))
+	if err != nil {
 		return err
 	}
-	arg, err := s.checksArg(text)
+	arg, err := s.checksArg(edited)
 	if err != nil {
 		return err
 	}

@@ -150,6 +150,7 @@ type dictCodec struct {
 	s2        *s2.Dict
 	dict      []byte // for DEFLATE
 	max       int
+	scratch   buffers
 	inflaters sync.Pool
 }
 
@@ -168,9 +169,43 @@ func (c *dictCodec) pack(text []byte) ([]byte, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("store: pack: %d bytes: %w", len(text), s2.ErrTooLarge)
 	}
-	buf := make([]byte, 1+n)
-	buf[0] = c.version
-	return buf[:1+len(c.s2.Encode(buf[1:], text))], nil
+	// S2 wants room for the text uncompressed; what it writes is a fifth of
+	// that, which is all that is kept.
+	scratch := c.scratch.get(n)
+	defer c.scratch.put(scratch)
+	enc := c.s2.Encode((*scratch)[:n], text)
+	out := make([]byte, 1+len(enc))
+	out[0] = c.version
+	copy(out[1:], enc)
+	return out, nil
+}
+
+// buffers is a pool of byte slices for texts that live only until they are
+// packed or copied, so that every save does not allocate and clear its own.
+type buffers struct{ pool sync.Pool }
+
+// maxPooled is the largest slice buffers keeps: a rare large text is left to
+// the collector rather than held.
+const maxPooled = 64 << 10
+
+// get returns an empty slice with room for n bytes.
+func (b *buffers) get(n int) *[]byte {
+	p, _ := b.pool.Get().(*[]byte)
+	if p == nil {
+		p = new([]byte)
+	}
+	if cap(*p) < n {
+		*p = make([]byte, 0, n)
+	}
+	*p = (*p)[:0]
+	return p
+}
+
+// put gives p back, once nothing refers to its bytes.
+func (b *buffers) put(p *[]byte) {
+	if cap(*p) <= maxPooled {
+		b.pool.Put(p)
+	}
 }
 
 func (c *dictCodec) unpack(packed []byte) (string, error) {
@@ -264,8 +299,8 @@ type eventGroup struct {
 	projectID int64
 	domainID  string
 	events    int
-	text      []byte // the group's text
-	body      any    // the body column's value: text, packed where the dialect keeps bytes
+	text      *[]byte // the group's text, while it is made (from Store.texts)
+	body      any     // the body column's value: text, packed where the dialect keeps bytes
 }
 
 // eventGroups groups events by domain, in the order each domain first
@@ -291,21 +326,24 @@ func (s *Store) eventGroups(events []store.Event) ([]eventGroup, error) {
 		if !ok {
 			g = len(groups)
 			index[owner{e.ProjectID, e.DomainID}] = g
-			groups = append(groups, eventGroup{projectID: e.ProjectID, domainID: e.DomainID, text: make([]byte, 0, size)})
+			groups = append(groups, eventGroup{projectID: e.ProjectID, domainID: e.DomainID, text: s.texts.get(size)})
 		}
-		text, err := appendGroupEvent(groups[g].text, e.ID, e.Type, millis(e.CreatedAt), storedPayload(e))
+		text, err := appendGroupEvent(*groups[g].text, e.ID, e.Type, millis(e.CreatedAt), storedPayload(e))
 		if err != nil {
 			return nil, err
 		}
-		groups[g].text = text
+		*groups[g].text = text
 		groups[g].events++
 	}
+	// The body is made from the text, packed or copied into a string, so the
+	// text's buffer serves the next save.
 	for g := range groups {
-		body, err := s.payloadArg(groups[g].text)
+		body, err := s.payloadArg(*groups[g].text)
 		if err != nil {
 			return nil, err
 		}
-		groups[g].body = body
+		s.texts.put(groups[g].text)
+		groups[g].text, groups[g].body = nil, body
 	}
 	return groups, nil
 }

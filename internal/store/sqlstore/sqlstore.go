@@ -123,6 +123,8 @@ type Store struct {
 	// payloads packs events' payloads and domains' checks where the dialect
 	// keeps bytes.
 	payloads *PayloadCodec
+	// texts holds the buffers event groups' texts are made in.
+	texts buffers
 }
 
 var _ store.Store = (*Store)(nil)
