@@ -1,9 +1,13 @@
 package verify
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
+
+	// The events of every check are encoded here, and segmentio's encoder
+	// writes the same bytes as encoding/json's in about half the time (see
+	// FuzzPayloadJSON).
+	"github.com/segmentio/encoding/json"
 
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/store"

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 
+	segjson "github.com/segmentio/encoding/json"
+
 	"github.com/domaind/domaind/internal/domain"
 )
 
@@ -115,7 +117,9 @@ func encodeChecks(cs []recordCheck) ([]byte, error) {
 	if len(cs) == 0 {
 		return nil, nil
 	}
-	b, err := json.Marshal(cs)
+	// Every check's save encodes its checks: segmentio's encoder writes the
+	// same bytes as encoding/json's in about half the time (FuzzChecksJSON).
+	b, err := segjson.Marshal(cs)
 	if err != nil {
 		return nil, fmt.Errorf("store: encode checks: %w", err)
 	}

@@ -1,6 +1,8 @@
 package sqlstore
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"strings"
@@ -159,5 +161,34 @@ func FuzzDecodeChecks(f *testing.F) {
 		}
 		// Applying them to a domain must not panic, whatever they hold.
 		_ = applyChecks(testChecked(), back)
+	})
+}
+
+// FuzzChecksJSON checks that the encoder the checks column is written with
+// gives the bytes encoding/json gives, whatever the values found, problems and
+// servers a tenant's name servers make.
+func FuzzChecksJSON(f *testing.F) {
+	f.Add("v=spf1 include:x <a> & -all", "192.0.2.1:53", "no record", int64(1796013787978))
+	f.Add("\u2028\xff\x00", "\"\\", "\t\n", int64(-1))
+	f.Fuzz(func(t *testing.T, value, server, message string, at int64) {
+		cs := []recordCheck{{
+			Print: "fd2ebd85dd8f8c83", Key: "mailfrom_spf", Status: "mismatch", Failures: 3, CheckedAt: at, UpdatedAt: at / 2,
+			State: &recordState{
+				Found:       []any{value, nil, 0},
+				Problems:    []domain.Problem{{Code: "spf_mismatch", Message: message}},
+				Propagation: []sighting{{S: server, R: domain.RoleAuthoritative, Z: value, T: domain.CheckMismatch, V: []any{0, value, nil}, E: message}},
+			},
+		}, {Print: "9431dd3b6e336de0", Verified: true}}
+		want, err := json.Marshal(cs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := encodeChecks(cs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("checks encoded as\n%s\nwant\n%s", got, want)
+		}
 	})
 }
