@@ -171,3 +171,50 @@ func keptPayload(t *testing.T, s *Store, id string) string {
 	}
 	return kept
 }
+
+// TestMigrationsPackDeflate checks the forms packed values take across the
+// migrations: the store packs with S2, and the migrations that pack (00014's
+// Down the events, its Up their groups, 00015's Up the checks) with DEFLATE,
+// which the code of their schema versions reads.
+func TestMigrationsPackDeflate(t *testing.T) {
+	ctx := t.Context()
+	path, s, p := openAcme(t)
+	d := testDomain(t, p.ID)
+	if err := s.CreateDomainRotating(ctx, d, []byte{1}, store.Rotation{DomainID: d.ID, ProjectID: p.ID, Domain: d.Name,
+		Mode: domain.DKIMModeTXT, State: domain.RotationIdle, CurrentSelector: "autosend", CurrentSince: t0}); err != nil {
+		t.Fatal(err)
+	}
+	checked := t0.Add(time.Hour)
+	r := d.Record(domain.KeyOwnership)
+	r.Verified, r.Status, r.CheckedAt = true, domain.CheckVerified, checked
+	if err := s.SaveCheck(ctx, d, storetest.CheckEvents(p.ID, d.ID, checked)); err != nil {
+		t.Fatal(err)
+	}
+	first := func(query string, want byte) {
+		t.Helper()
+		var b []byte
+		if err := s.r.QueryRowContext(ctx, query, d.ID).Scan(&b); err != nil || len(b) == 0 || b[0] != want {
+			t.Errorf("%s: first byte of %x (%v); want %d", query, b, err, want)
+		}
+	}
+	const checks = `SELECT checks FROM domains WHERE id = ?`
+	const group = `SELECT body FROM event_groups WHERE domain_id = ? LIMIT 1`
+	first(checks, 4) // checksS2
+	first(group, 3)  // payloadS2
+
+	migrateDown(t, s, 13)
+	first(`SELECT payload FROM events WHERE domain_id = ? LIMIT 1`, 1) // payloadPacked
+	s.Close()
+
+	s = open(t, path)
+	defer s.Close()
+	first(checks, 2) // checksPacked
+	first(group, 1)
+	got, err := s.Domain(ctx, p.ID, d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := got.Record(domain.KeyOwnership); !r.Verified || !r.CheckedAt.Equal(checked) {
+		t.Errorf("ownership record after going down to 13 and up: verified %v, checked %v", r.Verified, r.CheckedAt)
+	}
+}

@@ -121,9 +121,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // keeps its functions for the whole process, for every connection opened
 // after, and refuses a name twice.
 var registered = sync.OnceValue(func() error {
-	// Migration 00011 packs events' payloads as the store does, and its Down
-	// unpacks them, with the store's own codec; 00014 and its Down pack and
-	// unpack the groups with them too.
+	// Migration 00011 packs events' payloads, and its Down unpacks them, with
+	// the store's own codec; 00014 and its Down pack and unpack the groups
+	// with them too. They pack with DEFLATE, which the code of their schema
+	// versions reads (see PayloadCodec.Deflate).
 	codec := sqlstore.NewPayloadCodec()
 	funcs := []struct {
 		name string
@@ -135,7 +136,7 @@ var registered = sync.OnceValue(func() error {
 			if !ok {
 				return nil, fmt.Errorf("domaind_pack_payload: %T, not text", args[0])
 			}
-			return codec.Pack([]byte(text))
+			return codec.Deflate([]byte(text))
 		}},
 		{"domaind_unpack_payload", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
 			packed, ok := args[0].([]byte)
@@ -168,7 +169,7 @@ var registered = sync.OnceValue(func() error {
 		{"domaind_value_text", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
 			return sqlstore.ValueText(args[0])
 		}},
-		// 00015 packs the domains' checks as the store does, and its Down
+		// 00015 packs the domains' checks (with DEFLATE, as above), and its Down
 		// reads them, and both name a record in them by its fingerprint, from
 		// its stored name, type and value.
 		{"domaind_pack_checks", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
@@ -176,7 +177,7 @@ var registered = sync.OnceValue(func() error {
 			if !ok {
 				return nil, fmt.Errorf("domaind_pack_checks: %T, not text", args[0])
 			}
-			return codec.PackChecks([]byte(text))
+			return codec.DeflateChecks([]byte(text))
 		}},
 		{"domaind_checks_json", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
 			return codec.ChecksJSON(args[0])

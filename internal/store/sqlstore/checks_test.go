@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -168,15 +169,21 @@ func FuzzDecodeChecks(f *testing.F) {
 // gives the bytes encoding/json gives, whatever the values found, problems and
 // servers a tenant's name servers make.
 func FuzzChecksJSON(f *testing.F) {
-	f.Add("v=spf1 include:x <a> & -all", "192.0.2.1:53", "no record", int64(1796013787978))
-	f.Add("\u2028\xff\x00", "\"\\", "\t\n", int64(-1))
-	f.Fuzz(func(t *testing.T, value, server, message string, at int64) {
+	f.Add("v=spf1 include:x <a> & -all", "192.0.2.1:53", "no record", int64(1796013787978), 0.0)
+	f.Add("\u2028\xff\x00", "\"\\", "\t\n", int64(-1), 1e21)
+	f.Add("x", "y", "z", int64(7), -1.5e-7)
+	f.Fuzz(func(t *testing.T, value, server, message string, at int64, index float64) {
+		if math.IsNaN(index) || math.IsInf(index, 0) {
+			return // JSON has neither; both encoders refuse them
+		}
 		cs := []recordCheck{{
 			Print: "fd2ebd85dd8f8c83", Key: "mailfrom_spf", Status: "mismatch", Failures: 3, CheckedAt: at, UpdatedAt: at / 2,
 			State: &recordState{
-				Found:       []any{value, nil, 0},
+				// Decoded checks hold numbers as float64, which a later
+				// edit encodes again.
+				Found:       []any{value, nil, 0, index},
 				Problems:    []domain.Problem{{Code: "spf_mismatch", Message: message}},
-				Propagation: []sighting{{S: server, R: domain.RoleAuthoritative, Z: value, T: domain.CheckMismatch, V: []any{0, value, nil}, E: message}},
+				Propagation: []sighting{{S: server, R: domain.RoleAuthoritative, Z: value, T: domain.CheckMismatch, V: []any{0, value, nil, index}, E: message}},
 			},
 		}, {Print: "9431dd3b6e336de0", Verified: true}}
 		want, err := json.Marshal(cs)

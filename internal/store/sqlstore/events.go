@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	kflate "github.com/klauspost/compress/flate"
 	"github.com/klauspost/compress/s2"
 
 	"github.com/domaind/domaind/internal/domain"
@@ -133,7 +134,16 @@ func (c *PayloadCodec) Pack(text []byte) ([]byte, error) { return c.events.pack(
 // PackChecks compresses text, a domain's checks column as JSON.
 func (c *PayloadCodec) PackChecks(text []byte) ([]byte, error) { return c.checks.pack(text) }
 
-// Unpack is the inverse of Pack and of PackChecks.
+// Deflate and DeflateChecks compress as Pack and PackChecks did before S2,
+// for the migrations' SQL functions (see package sqlite): a migration writes
+// what the code of its schema version reads, and the code of versions before
+// S2 reads only DEFLATE, which a Down leaves behind for it.
+func (c *PayloadCodec) Deflate(text []byte) ([]byte, error) { return c.events.deflate(text) }
+
+// DeflateChecks is Deflate for a domain's checks column.
+func (c *PayloadCodec) DeflateChecks(text []byte) ([]byte, error) { return c.checks.deflate(text) }
+
+// Unpack is the inverse of Pack, PackChecks, Deflate and DeflateChecks.
 func (c *PayloadCodec) Unpack(packed []byte) (string, error) {
 	if len(packed) > 0 && (packed[0] == checksS2 || packed[0] == checksPacked) {
 		return c.checks.unpack(packed)
@@ -151,6 +161,7 @@ type dictCodec struct {
 	dict      []byte // for DEFLATE
 	max       int
 	scratch   buffers
+	deflaters sync.Pool
 	inflaters sync.Pool
 }
 
@@ -208,6 +219,29 @@ func (b *buffers) put(p *[]byte) {
 	}
 }
 
+func (c *dictCodec) deflate(text []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(len(text)/4 + 16)
+	buf.WriteByte(c.deflated)
+	w, _ := c.deflaters.Get().(*kflate.Writer)
+	if w == nil {
+		var err error
+		if w, err = kflate.NewWriterDict(&buf, kflate.BestSpeed, c.dict); err != nil {
+			return nil, fmt.Errorf("store: pack: %w", err)
+		}
+	} else {
+		w.Reset(&buf)
+	}
+	defer c.deflaters.Put(w)
+	if _, err := w.Write(text); err != nil {
+		return nil, fmt.Errorf("store: pack: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("store: pack: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
 func (c *dictCodec) unpack(packed []byte) (string, error) {
 	if len(packed) > 0 && packed[0] == c.version {
 		return c.unpackS2(packed[1:])
@@ -244,7 +278,7 @@ func (c *dictCodec) inflate(src []byte) (string, error) {
 	}
 	defer c.inflaters.Put(r)
 	var out bytes.Buffer
-	out.Grow(8 * len(src))
+	out.Grow(min(8*len(src), c.max+1))
 	n, err := out.ReadFrom(io.LimitReader(r, int64(c.max)+1))
 	if err != nil {
 		return "", fmt.Errorf("store: unpack: %w", err)
