@@ -131,13 +131,7 @@ var registered = sync.OnceValue(func() error {
 		args int32
 		fn   func(*sqlite.FunctionContext, []driver.Value) (driver.Value, error)
 	}{
-		{"domaind_pack_payload", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
-			text, ok := args[0].(string)
-			if !ok {
-				return nil, fmt.Errorf("domaind_pack_payload: %T, not text", args[0])
-			}
-			return codec.Deflate([]byte(text))
-		}},
+		{"domaind_pack_payload", 1, packText("domaind_pack_payload", codec.Deflate)},
 		{"domaind_unpack_payload", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
 			packed, ok := args[0].([]byte)
 			if !ok {
@@ -172,13 +166,7 @@ var registered = sync.OnceValue(func() error {
 		// 00015 packs the domains' checks (with DEFLATE, as above), and its Down
 		// reads them, and both name a record in them by its fingerprint, from
 		// its stored name, type and value.
-		{"domaind_pack_checks", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
-			text, ok := args[0].(string)
-			if !ok {
-				return nil, fmt.Errorf("domaind_pack_checks: %T, not text", args[0])
-			}
-			return codec.DeflateChecks([]byte(text))
-		}},
+		{"domaind_pack_checks", 1, packText("domaind_pack_checks", codec.DeflateChecks)},
 		{"domaind_checks_json", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
 			return codec.ChecksJSON(args[0])
 		}},
@@ -202,6 +190,18 @@ var registered = sync.OnceValue(func() error {
 	}
 	return nil
 })
+
+// packText is an SQL function that packs its one text argument with pack;
+// name is the function's, for its errors.
+func packText(name string, pack func([]byte) ([]byte, error)) func(*sqlite.FunctionContext, []driver.Value) (driver.Value, error) {
+	return func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+		text, ok := args[0].(string)
+		if !ok {
+			return nil, fmt.Errorf("%s: %T, not text", name, args[0])
+		}
+		return pack([]byte(text))
+	}
+}
 
 // registerFunctions registers the SQL functions of the migrations, once.
 func registerFunctions() error { return registered() }

@@ -154,6 +154,16 @@ func (s *Store) readChecks(raw string) ([]recordCheck, error) {
 	return decodeChecks(text)
 }
 
+// applyStoredChecks applies to d, whose records are read, its checks column
+// as scanned (raw).
+func (s *Store) applyStoredChecks(d *domain.Domain, raw string) error {
+	cs, err := s.readChecks(raw)
+	if err != nil {
+		return err
+	}
+	return applyChecks(d, cs)
+}
+
 // checksText is the JSON text of the checks column's value raw, packed or
 // not ("" for none).
 func (c *PayloadCodec) checksText(raw string) (string, error) {

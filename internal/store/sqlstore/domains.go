@@ -149,11 +149,7 @@ func (s *Store) Domain(ctx context.Context, projectID int64, id string) (*domain
 		}
 		d, checks = l.d, l.checks
 	}
-	cs, err := s.readChecks(checks)
-	if err == nil {
-		err = applyChecks(d, cs)
-	}
-	if err != nil {
+	if err := s.applyStoredChecks(d, checks); err != nil {
 		return nil, s.errorf("domain %s: %w", id, err)
 	}
 	return d, nil
@@ -279,11 +275,7 @@ func (s *Store) loadRecords(ctx context.Context, q Querier, ds []loaded) error {
 		}
 	}
 	for _, l := range ds {
-		cs, err := s.readChecks(l.checks)
-		if err == nil {
-			err = applyChecks(l.d, cs)
-		}
-		if err != nil {
+		if err := s.applyStoredChecks(l.d, l.checks); err != nil {
 			return s.errorf("domain %s: %w", l.d.ID, err)
 		}
 	}

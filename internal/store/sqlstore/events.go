@@ -82,10 +82,11 @@ func payloadOf(e *store.Event, stored string) []byte {
 // The first byte of a packed text names how it was packed: its compressor,
 // and the dictionary and its version. A new dictionary takes a new number,
 // and the old ones stay for what was packed with them. Pack and PackChecks
-// write the S2 forms; Unpack reads all four.
+// write the S2 forms, Deflate and DeflateChecks (the migrations') the DEFLATE
+// ones; Unpack reads all four.
 const (
-	payloadPacked = 1 // DEFLATE with payloadDict: events' payloads and groups, until S2
-	checksPacked  = 2 // DEFLATE with checksDict: domains' checks, until S2
+	payloadPacked = 1 // DEFLATE with payloadDict: events' payloads and groups
+	checksPacked  = 2 // DEFLATE with checksDict: domains' checks
 	payloadS2     = 3 // S2 with payloadDict
 	checksS2      = 4 // S2 with checksDict
 )
@@ -191,34 +192,6 @@ func (c *dictCodec) pack(text []byte) ([]byte, error) {
 	return out, nil
 }
 
-// buffers is a pool of byte slices for texts that live only until they are
-// packed or copied, so that every save does not allocate and clear its own.
-type buffers struct{ pool sync.Pool }
-
-// maxPooled is the largest slice buffers keeps: a rare large text is left to
-// the collector rather than held.
-const maxPooled = 64 << 10
-
-// get returns an empty slice with room for n bytes.
-func (b *buffers) get(n int) *[]byte {
-	p, _ := b.pool.Get().(*[]byte)
-	if p == nil {
-		p = new([]byte)
-	}
-	if cap(*p) < n {
-		*p = make([]byte, 0, n)
-	}
-	*p = (*p)[:0]
-	return p
-}
-
-// put gives p back, once nothing refers to its bytes.
-func (b *buffers) put(p *[]byte) {
-	if cap(*p) <= maxPooled {
-		b.pool.Put(p)
-	}
-}
-
 func (c *dictCodec) deflate(text []byte) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Grow(len(text)/4 + 16)
@@ -287,6 +260,34 @@ func (c *dictCodec) inflate(src []byte) (string, error) {
 		return "", fmt.Errorf("store: unpack: more than %d bytes", c.max)
 	}
 	return out.String(), nil
+}
+
+// buffers is a pool of byte slices for texts that live only until they are
+// packed or copied, so that every save does not allocate and clear its own.
+type buffers struct{ pool sync.Pool }
+
+// maxPooled is the largest slice buffers keeps: a rare large text is left to
+// the collector rather than held.
+const maxPooled = 64 << 10
+
+// get returns an empty slice with room for n bytes.
+func (b *buffers) get(n int) *[]byte {
+	p, _ := b.pool.Get().(*[]byte)
+	if p == nil {
+		p = new([]byte)
+	}
+	if cap(*p) < n {
+		*p = make([]byte, 0, n)
+	}
+	*p = (*p)[:0]
+	return p
+}
+
+// put gives p back, once nothing refers to its bytes.
+func (b *buffers) put(p *[]byte) {
+	if cap(*p) <= maxPooled {
+		b.pool.Put(p)
+	}
 }
 
 // payloadArg is the payload column's value for the stored form text.
