@@ -104,8 +104,7 @@ func writeValidation(w http.ResponseWriter, details ...FieldError) {
 }
 
 func writeRateLimited(w http.ResponseWriter, retryAfter time.Duration, message string) {
-	secs := int((retryAfter + time.Second - 1) / time.Second)
-	secs = max(secs, 1)
+	secs := fault.RetrySeconds(retryAfter)
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	jsonresp.Write(w, http.StatusTooManyRequests, errorEnvelope{Error: apiError{
 		Message: message, Code: codeRateLimited, Status: http.StatusTooManyRequests, RetryAfter: &secs,

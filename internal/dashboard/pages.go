@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -58,13 +57,13 @@ func faultAnswer(err error) (f *fault.Error, status int, text string, ok bool) {
 // retryAfter sets Retry-After for a fault that says when to try again.
 func retryAfter(w http.ResponseWriter, f *fault.Error) {
 	if f.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(max(int(math.Ceil(f.RetryAfter.Seconds())), 1)))
+		w.Header().Set("Retry-After", strconv.Itoa(fault.RetrySeconds(f.RetryAfter)))
 	}
 }
 
 // seconds says a wait in whole seconds, at least one: "1 second", "3 seconds".
 func seconds(d time.Duration) string {
-	secs := max(int(math.Ceil(d.Seconds())), 1)
+	secs := fault.RetrySeconds(d)
 	if secs == 1 {
 		return "1 second"
 	}

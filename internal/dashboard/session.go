@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -279,13 +278,8 @@ func (e *limitedError) Error() string { return "dashboard: rate limited: " + e.m
 // sign-in form again for a sign-in, and a page saying when to try again
 // otherwise.
 func (h *handler) limited(w http.ResponseWriter, r *http.Request, s *session, e *limitedError) {
-	secs := max(int(math.Ceil(e.retryAfter.Seconds())), 1)
-	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	msg := e.message + " Try again in " + strconv.Itoa(secs) + " second"
-	if secs != 1 {
-		msg += "s"
-	}
-	msg += "."
+	w.Header().Set("Retry-After", strconv.Itoa(fault.RetrySeconds(e.retryAfter)))
+	msg := e.message + " Try again in " + seconds(e.retryAfter) + "."
 	switch {
 	case fromScript(r):
 		jsonresp.Write(w, http.StatusTooManyRequests, verifyAnswer{Message: msg})

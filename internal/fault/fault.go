@@ -96,3 +96,11 @@ func CodeOf(err error) Code {
 	}
 	return Internal
 }
+
+// RetrySeconds says a wait as Retry-After does: whole seconds, rounded up so
+// that a client never comes back early, and at least one, since "0" would invite
+// an immediate retry (../rfc/9110:10.2.3 allows only a whole number of seconds).
+// Every front end's Retry-After and "try again in" text comes from here.
+func RetrySeconds(d time.Duration) int {
+	return max(int((d+time.Second-1)/time.Second), 1)
+}
