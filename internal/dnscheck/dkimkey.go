@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/domaind/domaind/internal/domain"
 )
 
 // DKIMMinRSABits is the smallest RSA key that verifiers accept (RFC 8301 section 3.2).
@@ -203,8 +205,8 @@ func dkimDropOddTags(txt string) (string, []string) {
 	var odd []string
 	for _, part := range parts {
 		name, _, ok := strings.Cut(part, "=")
-		name = dkimTrimSpace(name)
-		if ok && !dkimIsTagName(name) && dkimIsTagName(strings.NewReplacer("-", "_", ".", "_").Replace(name)) {
+		name = trimWSP(name)
+		if ok && !isTagName(name) && isTagName(strings.NewReplacer("-", "_", ".", "_").Replace(name)) {
 			odd = append(odd, name)
 			continue
 		}
@@ -227,7 +229,7 @@ func dkimLooksBareKey(txt string) bool {
 	for i := 0; i < end; i++ {
 		switch c := txt[i]; {
 		case isTagSpace(c):
-		case spfIsAlpha(c) || spfIsDigit(c) || c == '+' || c == '/':
+		case isAlpha(c) || isDigit(c) || c == '+' || c == '/':
 			n++
 		default:
 			return false
@@ -248,7 +250,7 @@ func dkimDecodeBase64(p string) ([]byte, string) {
 	}
 	for i := 0; i < len(body); i++ {
 		c := body[i]
-		if !(spfIsAlpha(c) || spfIsDigit(c) || c == '+' || c == '/') {
+		if !(isAlpha(c) || isDigit(c) || c == '+' || c == '/') {
 			if c == '"' {
 				return nil, "The p= value contains a quotation mark; publish the key without quotes."
 			}
@@ -302,9 +304,6 @@ func showValue(v string) string {
 	return fmt.Sprintf("%q", v)
 }
 
-// isTagSpace matches the whitespace that folding white space (FWS) and WSP allow.
-func isTagSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
-
 // dkimStripSpace removes all whitespace from s.
 func dkimStripSpace(s string) string {
 	if !strings.ContainsAny(s, " \t\r\n") {
@@ -320,9 +319,6 @@ func dkimStripSpace(s string) string {
 	return b.String()
 }
 
-// dkimTrimSpace removes leading and trailing whitespace from s.
-func dkimTrimSpace(s string) string { return strings.Trim(s, " \t\r\n") }
-
 // dkimColonList splits the value of tag t, a colon-separated list of hyphenated-words (RFC
 // 6376 section 2.10), allowing whitespace around the colons; with star, "*" is also a valid
 // element. If any element is malformed it returns a reason sentence instead, saying that the
@@ -331,7 +327,7 @@ func dkimColonList(t taggedValue, star bool, what string) ([]string, string) {
 	parts := strings.Split(t.value, ":")
 	out := make([]string, 0, len(parts))
 	for _, p := range parts {
-		p = dkimTrimSpace(p)
+		p = trimWSP(p)
 		if !(star && p == "*") && !dkimIsHyphenatedWord(p) {
 			return nil, fmt.Sprintf("The %s= tag must be a colon-separated list of %s, not %s.", t.name, what, showValue(t.value))
 		}
@@ -342,11 +338,11 @@ func dkimColonList(t taggedValue, star bool, what string) ([]string, string) {
 
 // dkimIsHyphenatedWord matches ALPHA [ *(ALPHA / DIGIT / "-") (ALPHA / DIGIT) ].
 func dkimIsHyphenatedWord(s string) bool {
-	if s == "" || !spfIsAlpha(s[0]) || s[len(s)-1] == '-' {
+	if s == "" || !isAlpha(s[0]) || s[len(s)-1] == '-' {
 		return false
 	}
 	for i := 1; i < len(s); i++ {
-		if !(spfIsAlpha(s[i]) || spfIsDigit(s[i]) || s[i] == '-') {
+		if !(isAlpha(s[i]) || isDigit(s[i]) || s[i] == '-') {
 			return false
 		}
 	}
@@ -365,14 +361,14 @@ type taggedValue struct {
 // lowercased first, as DMARC's ABNF makes them case-insensitive. It returns the tags or a
 // reason sentence.
 func parseTags(txt string, foldCase bool) ([]taggedValue, string) {
-	if dkimTrimSpace(txt) == "" {
+	if trimWSP(txt) == "" {
 		return nil, "The record is empty."
 	}
 	parts := strings.Split(txt, ";")
 	tags := make([]taggedValue, 0, len(parts))
 	seen := make(map[string]bool, len(parts))
 	for i, part := range parts {
-		if dkimTrimSpace(part) == "" {
+		if trimWSP(part) == "" {
 			if i == len(parts)-1 {
 				break // The list may end with a semicolon.
 			}
@@ -380,10 +376,10 @@ func parseTags(txt string, foldCase bool) ([]taggedValue, string) {
 		}
 		rawName, rawValue, ok := strings.Cut(part, "=")
 		if !ok {
-			return nil, fmt.Sprintf("The entry %s has no '=' sign; every entry must look like name=value.", showValue(dkimShorten(dkimTrimSpace(part))))
+			return nil, fmt.Sprintf("The entry %s has no '=' sign; every entry must look like name=value.", showValue(domain.Truncate(trimWSP(part), quoteLen)))
 		}
-		name := dkimTrimSpace(rawName)
-		if !dkimIsTagName(name) {
+		name := trimWSP(rawName)
+		if !isTagName(name) {
 			if strings.ContainsFunc(name, func(r rune) bool { return r > 0x7e }) {
 				return nil, "The record contains a non-ASCII character (often a non-breaking space pasted from a document) before a tag name; retype it in plain ASCII."
 			}
@@ -391,11 +387,11 @@ func parseTags(txt string, foldCase bool) ([]taggedValue, string) {
 				return nil, "The record contains quotation marks; enter it without quotes."
 			}
 			if name == "" {
-				return nil, fmt.Sprintf("The entry %q has no tag name before the '=' sign.", dkimShorten(dkimTrimSpace(part)))
+				return nil, fmt.Sprintf("The entry %q has no tag name before the '=' sign.", domain.Truncate(trimWSP(part), quoteLen))
 			}
-			return nil, fmt.Sprintf("The tag name %q is not valid; tag names are letters, digits and underscores, starting with a letter.", dkimShorten(name))
+			return nil, fmt.Sprintf("The tag name %q is not valid; tag names are letters, digits and underscores, starting with a letter.", domain.Truncate(name, quoteLen))
 		}
-		value := dkimTrimSpace(rawValue)
+		value := trimWSP(rawValue)
 		for j := 0; j < len(value); j++ {
 			if c := value[j]; !isTagSpace(c) && (c < 0x21 || c > 0x7e) {
 				if c >= 0x80 {
@@ -424,32 +420,11 @@ func missingSemicolon(t taggedValue) string {
 	if i < 0 {
 		return ""
 	}
-	next, _, ok := strings.Cut(dkimTrimSpace(t.value[i:]), "=")
-	if !ok || !dkimIsTagName(dkimTrimSpace(next)) {
+	next, _, ok := strings.Cut(trimWSP(t.value[i:]), "=")
+	if !ok || !isTagName(trimWSP(next)) {
 		return ""
 	}
 	return fmt.Sprintf("The record seems to be missing a semicolon after %s=%s; separate tags with ';'.", t.name, t.value[:i])
-}
-
-// dkimIsTagName matches ALPHA *(ALPHA / DIGIT / "_").
-func dkimIsTagName(s string) bool {
-	if s == "" || !spfIsAlpha(s[0]) {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		if !(spfIsAlpha(s[i]) || spfIsDigit(s[i]) || s[i] == '_') {
-			return false
-		}
-	}
-	return true
-}
-
-// dkimShorten cuts s for quoting in a message, so that a long key does not swamp it.
-func dkimShorten(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "..."
-	}
-	return s
 }
 
 // DKIMRecordFor returns the DKIM key record to publish for keyOrRecord and the RSA key it
@@ -468,7 +443,7 @@ func DKIMRecordFor(keyOrRecord string) (string, *rsa.PublicKey, error) {
 // parses the record it returns, so that a check need not parse it again when
 // DNS publishes that very record.
 func dkimRecordFor(keyOrRecord string) (string, DKIMKey, error) {
-	record := dkimTrimSpace(keyOrRecord)
+	record := trimWSP(keyOrRecord)
 	if dkimLooksBareKey(record) {
 		record = "v=DKIM1; k=rsa; p=" + dkimStripSpace(record)
 	}

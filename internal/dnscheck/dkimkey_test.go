@@ -255,7 +255,7 @@ func looksBareKeyByCopy(txt string) bool {
 		return false
 	}
 	for i := 0; i < len(body); i++ {
-		if c := body[i]; !(spfIsAlpha(c) || spfIsDigit(c) || c == '+' || c == '/') {
+		if c := body[i]; !(isAlpha(c) || isDigit(c) || c == '+' || c == '/') {
 			return false
 		}
 	}

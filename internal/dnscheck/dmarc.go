@@ -211,7 +211,7 @@ func dmarcColonList(v string, valid func(string) bool) ([]string, bool) {
 	parts := strings.Split(v, ":")
 	out := make([]string, 0, len(parts))
 	for _, p := range parts {
-		p = strings.ToLower(dkimTrimSpace(p))
+		p = strings.ToLower(trimWSP(p))
 		if !valid(p) {
 			return nil, false
 		}
@@ -228,7 +228,7 @@ func dmarcIsKeyword(s string) bool {
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !(spfIsAlpha(c) || spfIsDigit(c) || (c == '-' && i > 0)) {
+		if !(isAlpha(c) || isDigit(c) || (c == '-' && i > 0)) {
 			return false
 		}
 	}
@@ -243,7 +243,7 @@ func dmarcURIList(tag, v string) ([]string, string) {
 	}
 	var out []string
 	for _, raw := range strings.Split(v, ",") {
-		u := dkimTrimSpace(raw)
+		u := trimWSP(raw)
 		if u == "" {
 			return nil, fmt.Sprintf("The %s= list has an empty entry; remove the extra comma.", tag)
 		}
@@ -326,14 +326,14 @@ func dmarcReceiverView(txt string) (DMARCRecord, []dmarcNote, string, error) {
 	var kept []tag // the valid tags other than v= and p=, in order, the later of two winning
 	policy, position, pAt, spInvalid := "", 0, 0, false
 	for _, part := range parts[1:] {
-		part = dkimTrimSpace(part)
+		part = trimWSP(part)
 		if part == "" {
 			continue
 		}
 		position++
 		name, value, ok := strings.Cut(part, "=")
-		name, value = strings.ToLower(dkimTrimSpace(name)), dkimTrimSpace(value)
-		if !ok || !dkimIsTagName(name) {
+		name, value = strings.ToLower(trimWSP(name)), trimWSP(value)
+		if !ok || !isTagName(name) {
 			ignore("the entry %q is not a tag=value pair", part)
 			continue
 		}
@@ -345,10 +345,10 @@ func dmarcReceiverView(txt string) (DMARCRecord, []dmarcNote, string, error) {
 			var valid []string
 			for _, u := range strings.Split(value, ",") {
 				if _, reason := dmarcURIList(name, u); reason != "" {
-					ignore("%s", spfLowerFirst(strings.TrimSuffix(reason, ".")))
+					ignore("%s", lowerFirst(strings.TrimSuffix(reason, ".")))
 					continue
 				}
-				valid = append(valid, dkimTrimSpace(u))
+				valid = append(valid, trimWSP(u))
 			}
 			if len(valid) == 0 {
 				continue
@@ -358,13 +358,13 @@ func dmarcReceiverView(txt string) (DMARCRecord, []dmarcNote, string, error) {
 		if _, err := ParseDMARC("v=DMARC1; p=none; " + name + "=" + value); err != nil && !dmarcKnownTags[name] {
 			// An unknown tag is ignored (RFC 7489 section 6.3), but one whose value is not
 			// even tag syntax is not carried into the proposed record.
-			ignore("the tag %s= has a value outside the tag syntax (%s)", name, spfLowerFirst(strings.TrimSuffix(syntaxReason(err), ".")))
+			ignore("the tag %s= has a value outside the tag syntax (%s)", name, lowerFirst(strings.TrimSuffix(syntaxReason(err), ".")))
 			continue
 		}
 		probe := rec
 		if reason := dmarcApplyTag(&probe, name, value); reason != "" {
 			spInvalid = spInvalid || name == "sp"
-			ignore("%s", spfLowerFirst(strings.TrimSuffix(reason, ".")))
+			ignore("%s", lowerFirst(strings.TrimSuffix(reason, ".")))
 			continue
 		}
 		rec = probe

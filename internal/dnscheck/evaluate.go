@@ -69,8 +69,6 @@ func txtValue(strs []string) string {
 	return b.String()
 }
 
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-
 // values returns the answer's values as strings, as the found list shows them.
 func (a answer) values() []string {
 	if len(a.mx) > 0 {

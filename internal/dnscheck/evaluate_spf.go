@@ -299,7 +299,7 @@ func (j *spfJudge) problem(rec SPFRecord, out spfOutcome, who, fix string) domai
 		}
 	case spfSyntax:
 		code = CodeSPFSyntax
-		msg = fmt.Sprintf("The SPF record of %s, which the record at %s reaches through %s, does not parse (%s), so receivers stop with an error (permerror) for %s", out.domain, j.name, via, spfLowerFirst(strings.TrimSuffix(out.detail, ".")), who)
+		msg = fmt.Sprintf("The SPF record of %s, which the record at %s reaches through %s, does not parse (%s), so receivers stop with an error (permerror) for %s", out.domain, j.name, via, lowerFirst(strings.TrimSuffix(out.detail, ".")), who)
 		if out.term() != "" {
 			msg = fmt.Sprintf("Receivers cannot expand %s (%s), which RFC 7208 section 7 makes a permerror for %s", where, out.detail, who)
 		}
@@ -346,12 +346,4 @@ func spfHasInclude(rec SPFRecord, domain string) bool {
 		}
 	}
 	return false
-}
-
-// spfLowerFirst lowercases the first letter of a sentence that goes inside another.
-func spfLowerFirst(s string) string {
-	if s != "" && s[0] >= 'A' && s[0] <= 'Z' {
-		return string(s[0]+'a'-'A') + s[1:]
-	}
-	return s
 }

@@ -147,9 +147,9 @@ func ParseSPF(txt string) (SPFRecord, error) {
 		case strings.HasPrefix(txt, `"`):
 			return fail("The record starts with a quotation mark; enter it without quotes so that it starts with v=spf1.")
 		case len(txt) > 6 && strings.EqualFold(txt[:6], "v=spf1"):
-			return fail("The record must start with v=spf1 followed by a space, but it starts with %q.", spfFirstField(txt))
+			return fail("The record must start with v=spf1 followed by a space, but it starts with %q.", firstField(txt))
 		default:
-			return fail("The record must start with v=spf1, but it starts with %q.", spfFirstField(txt))
+			return fail("The record must start with v=spf1, but it starts with %q.", firstField(txt))
 		}
 	}
 	var rec SPFRecord
@@ -195,15 +195,6 @@ func spfCharsReason(txt string) string {
 		}
 	}
 	return ""
-}
-
-// spfFirstField returns the text up to the first space, shortened for use in a message.
-func spfFirstField(txt string) string {
-	f, _, _ := strings.Cut(txt, " ")
-	if len(f) > 20 {
-		f = f[:20] + "..."
-	}
-	return f
 }
 
 // spfMechanisms lists the mechanism names of RFC 7208 section 5.
@@ -345,30 +336,14 @@ func spfParseTerm(field string) (SPFTerm, string) {
 // spfNameLen returns the length of the modifier name at the start of s, or 0 if s does not
 // start with one.
 func spfNameLen(s string) int {
-	if s == "" || !spfIsAlpha(s[0]) {
+	if s == "" || !isAlpha(s[0]) {
 		return 0
 	}
 	i := 1
-	for i < len(s) && (spfIsAlpha(s[i]) || spfIsDigit(s[i]) || s[i] == '-' || s[i] == '_' || s[i] == '.') {
+	for i < len(s) && (isAlpha(s[i]) || isDigit(s[i]) || s[i] == '-' || s[i] == '_' || s[i] == '.') {
 		i++
 	}
 	return i
-}
-
-func spfIsAlpha(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
-func spfIsDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-// allDigits reports whether s is a non-empty string of ASCII digits.
-func allDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !spfIsDigit(s[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 // spfSplitDualCIDR removes a trailing dual-cidr-length ("/24", "//64", "/24//64") from the
@@ -416,7 +391,7 @@ func spfCIDRLen(field, digits string, v6 bool) (int, string) {
 // spfIP4Reason checks a dotted-quad IPv4 address (RFC 7208 ip4-network: no leading zeros).
 func spfIP4Reason(field, addr string) string {
 	for i := 0; i < len(addr); i++ {
-		if !spfIsDigit(addr[i]) && addr[i] != '.' {
+		if !isDigit(addr[i]) && addr[i] != '.' {
 			if a, err := netip.ParseAddr(addr); err == nil && a.Is6() {
 				return fmt.Sprintf("The term %q holds an IPv6 address; use ip6: for it.", field)
 			}
@@ -537,7 +512,7 @@ func spfMacroBodyReason(field, body string, anyLetter bool) string {
 	}
 	rest := body[1:]
 	digits := 0
-	for digits < len(rest) && spfIsDigit(rest[digits]) {
+	for digits < len(rest) && isDigit(rest[digits]) {
 		digits++
 	}
 	if digits > 0 && strings.Trim(rest[:digits], "0") == "" {
@@ -588,9 +563,9 @@ func spfIsTopLabel(s string) bool {
 	alpha, hyphen := false, false
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
-		case spfIsAlpha(c):
+		case isAlpha(c):
 			alpha = true
-		case spfIsDigit(c):
+		case isDigit(c):
 		case c == '-':
 			hyphen = true
 		default:

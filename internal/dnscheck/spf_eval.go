@@ -684,7 +684,7 @@ func spfExpandOne(body string, v spfMacroValues) (string, error) {
 	}
 	rest := body[1:]
 	digits := 0
-	for digits < len(rest) && spfIsDigit(rest[digits]) {
+	for digits < len(rest) && isDigit(rest[digits]) {
 		digits++
 	}
 	keep := -1
@@ -775,7 +775,7 @@ func spfURLEscape(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if spfIsAlpha(c) || spfIsDigit(c) || c == '-' || c == '.' || c == '_' || c == '~' {
+		if isAlpha(c) || isDigit(c) || c == '-' || c == '.' || c == '_' || c == '~' {
 			b.WriteByte(c)
 			continue
 		}
