@@ -6,12 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/domaind/domaind/internal/apikey"
-	"github.com/domaind/domaind/internal/store"
+	"github.com/domaind/domaind/internal/app"
 )
 
 func apikeyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -28,20 +27,19 @@ func apikeyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
 		}
-		name := strings.TrimSpace(*project)
-		if name == "" || len(name) > 100 || strings.ContainsFunc(name, func(r rune) bool { return r < ' ' }) {
-			return errors.New("--project must be a name of 1 to 100 printable characters")
+		if *project == "" {
+			return errors.New("--project is required: the name of the project the key is for")
 		}
-		st, err := openStore(ctx, *db)
+		adm, err := app.OpenAdmin(ctx, app.AdminConfig{DB: *db})
 		if err != nil {
 			return err
 		}
-		defer st.Close()
-		key, _, err := (&apikey.Service{Store: st}).Create(ctx, name, time.Now().UTC())
+		defer adm.Close()
+		key, k, err := adm.Auth().Create(ctx, *project, time.Now().UTC())
 		if err != nil {
-			return err
+			return cliError(err, flagNames{"project": "--project"})
 		}
-		fmt.Fprintf(stderr, "Created an API key for project %q. It is shown only this once; store it now.\n", name)
+		fmt.Fprintf(stderr, "Created an API key for project %q. It is shown only this once; store it now.\n", k.ProjectName)
 		fmt.Fprintln(stdout, key)
 		return nil
 
@@ -49,12 +47,12 @@ func apikeyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
 		}
-		st, err := openStore(ctx, *db)
+		adm, err := app.OpenAdmin(ctx, app.AdminConfig{DB: *db})
 		if err != nil {
 			return err
 		}
-		defer st.Close()
-		keys, err := st.APIKeys(ctx)
+		defer adm.Close()
+		keys, err := adm.Auth().List(ctx)
 		if err != nil {
 			return err
 		}
@@ -73,22 +71,17 @@ func apikeyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
 		}
-		if fs.NArg() != 1 || len(fs.Arg(0)) < len(apikey.Scheme)+4 {
-			return errors.New("usage: domaind apikey revoke KEY_PREFIX (at least the first 7 characters, e.g. AS_abcd)")
+		if fs.NArg() != 1 {
+			return fmt.Errorf("usage: domaind apikey revoke KEY_PREFIX (at least the first %d characters, e.g. %sabcd)", apikey.MinRevokePrefix, apikey.Scheme)
 		}
-		st, err := openStore(ctx, *db)
+		adm, err := app.OpenAdmin(ctx, app.AdminConfig{DB: *db})
 		if err != nil {
 			return err
 		}
-		defer st.Close()
-		k, err := (&apikey.Service{Store: st}).Revoke(ctx, fs.Arg(0), time.Now().UTC())
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			return fmt.Errorf("no API key starts with %q", fs.Arg(0))
-		case errors.Is(err, store.ErrAmbiguous):
-			return fmt.Errorf("more than one API key starts with %q; give more characters", fs.Arg(0))
-		case err != nil:
-			return err
+		defer adm.Close()
+		k, err := adm.Auth().Revoke(ctx, fs.Arg(0), time.Now().UTC())
+		if err != nil {
+			return cliError(err, flagNames{"prefix": "KEY_PREFIX"})
 		}
 		fmt.Fprintf(stdout, "Revoked %s (project %s).\n", k.Prefix, k.ProjectName)
 		return nil

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/domaind/domaind/internal/app"
 	"github.com/domaind/domaind/internal/records"
 	"github.com/domaind/domaind/internal/signing"
 )
@@ -66,7 +67,7 @@ func dkimExport(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	sealer, err := mk.sealer(stderr)
+	key, err := mk.loadExisting(stderr)
 	if err != nil {
 		return err
 	}
@@ -78,15 +79,15 @@ func dkimExport(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return fmt.Errorf("--db: no database at %s; pass the --db that serve uses", path)
 		}
 	}
-	st, err := openStore(ctx, *db)
+	adm, err := app.OpenAdmin(ctx, app.AdminConfig{DB: *db, MasterKey: key, Records: records.DefaultConfig()})
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer adm.Close()
 
 	// Every key is opened before anything is written, so a key that does not
 	// open stops the export with the folder as it was.
-	keys, err := signing.New(st, sealer).All(ctx)
+	keys, err := adm.Keys().All(ctx)
 	if errors.Is(err, records.ErrSealed) {
 		return fmt.Errorf("the master key does not open the DKIM keys in the database; pass the master key serve uses (%w)", err)
 	}

@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/domaind/domaind/internal/fault"
 )
 
 const usage = `domaind verifies the DNS records of email-sending domains.
@@ -108,3 +110,34 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	})
 	return errors.Join(errs...)
 }
+
+// flagNames maps the fields a service names in its faults to the flags or
+// arguments of a command that set them.
+type flagNames map[string]string
+
+// cliError is how a command says what a service refused, the command line's
+// one table of faults as the API and the dashboard each have theirs: the
+// service's sentence, after the flag or argument at fault for an invalid
+// input. An error that is no fault (a database that does not open) is said as
+// it is.
+func cliError(err error, names flagNames) error {
+	f := fault.As(err)
+	if f == nil || f.Code == fault.Internal {
+		return err
+	}
+	if f.Code == fault.Invalid && len(f.Details) > 0 {
+		if name, ok := names[f.Details[0].Field]; ok {
+			return &cliFault{msg: name + ": " + f.Message, err: err}
+		}
+	}
+	return &cliFault{msg: f.Message, err: err}
+}
+
+// cliFault is a fault as cliError says it, still wrapping it.
+type cliFault struct {
+	msg string
+	err error
+}
+
+func (e *cliFault) Error() string { return e.msg }
+func (e *cliFault) Unwrap() error { return e.err }

@@ -57,10 +57,10 @@ func TestAPIKeyCommands(t *testing.T) {
 		t.Fatal("the API key is stored in the clear")
 	}
 
-	if _, _, err := runCmd(t, "apikey", "revoke", "--db", db, "AS_"); err == nil {
-		t.Error("revoke with a too-short prefix succeeded")
+	if _, _, err := runCmd(t, "apikey", "revoke", "--db", db, "AS_"); err == nil || !strings.Contains(err.Error(), "KEY_PREFIX: Give at least the first 7 characters") {
+		t.Errorf("revoke with a too-short prefix: %v", err)
 	}
-	if _, _, err := runCmd(t, "apikey", "revoke", "--db", db, "AS_zzzzzzzz"); err == nil || !strings.Contains(err.Error(), "no API key") {
+	if _, _, err := runCmd(t, "apikey", "revoke", "--db", db, "AS_zzzzzzzz"); err == nil || !strings.Contains(err.Error(), "No API key starts with") {
 		t.Errorf("revoke of an unknown prefix: %v", err)
 	}
 	out, _, err = runCmd(t, "apikey", "revoke", "--db", db, key[:12])
@@ -74,6 +74,10 @@ func TestAPIKeyCommands(t *testing.T) {
 
 	if _, _, err := runCmd(t, "apikey", "create", "--db", db); err == nil {
 		t.Error("create without --project succeeded")
+	}
+	// The project's rule is the service's, said against the flag that broke it.
+	if _, _, err := runCmd(t, "apikey", "create", "--db", db, "--project", "a\x7fb"); err == nil || !strings.Contains(err.Error(), "--project: The project must be a name of 1 to 100 printable characters") {
+		t.Errorf("create with a control character in --project: %v", err)
 	}
 }
 

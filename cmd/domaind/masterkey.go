@@ -11,8 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-
-	"github.com/domaind/domaind/internal/records"
 )
 
 // masterKeyFlags are the flags that give the master key, shared by every command
@@ -57,13 +55,9 @@ func (m *masterKeyFlags) load(log *slog.Logger, create bool) ([]byte, error) {
 	return loadMasterKey(m.b64, m.dev, m.dataDir, log)
 }
 
-// sealer opens the DKIM keys of an existing database, for the commands other
-// than serve: it loads the master key without ever making one (see load) and
-// logs to stderr.
-func (m *masterKeyFlags) sealer(stderr io.Writer) (*records.Sealer, error) {
-	key, err := m.load(slog.New(slog.NewTextHandler(stderr, nil)), false)
-	if err != nil {
-		return nil, err
-	}
-	return records.NewSealer(key)
+// loadExisting loads the master key that opens the DKIM keys of an existing
+// database, for the commands other than serve: it never makes one (see load)
+// and logs to stderr.
+func (m *masterKeyFlags) loadExisting(stderr io.Writer) ([]byte, error) {
+	return m.load(slog.New(slog.NewTextHandler(stderr, nil)), false)
 }

@@ -8,7 +8,9 @@ import (
 	"io"
 	"strings"
 
+	"github.com/domaind/domaind/internal/app"
 	"github.com/domaind/domaind/internal/domain"
+	"github.com/domaind/domaind/internal/fault"
 	"github.com/domaind/domaind/internal/records"
 	"github.com/domaind/domaind/internal/rotation"
 )
@@ -79,39 +81,31 @@ func dkimRotate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("%q is not a domain name", name)
 	}
-	sealer, err := mk.sealer(stderr)
+	key, err := mk.loadExisting(stderr)
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, *db)
+	adm, err := app.OpenAdmin(ctx, app.AdminConfig{DB: *db, MasterKey: key, Records: rc})
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	ids, err := st.DomainIDsByName(ctx, norm)
-	if err != nil {
-		return err
-	}
-	if len(ids) == 0 {
+	defer adm.Close()
+	started, err := adm.Domains().RotateDKIMNamed(ctx, norm)
+	switch {
+	case fault.CodeOf(err) == fault.NotFound:
 		return fmt.Errorf("no domain %s in the database", norm)
+	case errors.Is(err, records.ErrSealed):
+		return fmt.Errorf("the master key does not open this database's keys; pass the master key serve uses (%w)", err)
+	case err != nil:
+		return err
 	}
-	rot := &rotation.Rotator{Store: st, Sealer: sealer, Records: rc, Config: rotation.DefaultConfig()}
-	for _, id := range ids {
-		r, err := rot.Start(ctx, id.ID, "requested")
-		switch {
-		case errors.Is(err, rotation.ErrBusy):
-			fmt.Fprintf(stderr, "dkim rotate: %s (%s, project %d): a rotation is already %s\n", norm, id.ID, id.ProjectID, r.State)
+	for _, r := range started {
+		if r.Err != nil {
+			fmt.Fprintf(stderr, "dkim rotate: %s (%s, project %d): %s\n", norm, r.ID, r.ProjectID, cliError(r.Err, nil))
 			continue
-		case errors.Is(err, rotation.ErrNotPublished):
-			fmt.Fprintf(stderr, "dkim rotate: %s (%s, project %d): its first key is not published yet\n", norm, id.ID, id.ProjectID)
-			continue
-		case errors.Is(err, records.ErrSealed):
-			return fmt.Errorf("the master key does not open this database's keys; pass the master key serve uses (%w)", err)
-		case err != nil:
-			return err
 		}
 		fmt.Fprintf(stdout, "dkim rotate: %s (%s, project %d): next key at selector %s (%s mode); serve publishes and switches it\n",
-			norm, id.ID, id.ProjectID, r.NextSelector, r.Mode)
+			norm, r.ID, r.ProjectID, r.Rotation.NextSelector, r.Rotation.Mode)
 	}
 	return nil
 }

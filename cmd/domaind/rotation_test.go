@@ -42,7 +42,7 @@ func TestDKIMRotateCommand(t *testing.T) {
 	if cur := got.Record(domain.KeyDKIM); cur.Name != "autosend._domainkey.shop.example" || !cur.Verified {
 		t.Fatalf("dkim rotate changed the signing record: %+v", cur)
 	}
-	if _, errOut, err = rotate("--db", f.db, "--master-key", f.key, "shop.example"); err != nil || !strings.Contains(errOut, "already generated") {
+	if _, errOut, err = rotate("--db", f.db, "--master-key", f.key, "shop.example"); err != nil || !strings.Contains(errOut, "already running (state generated)") {
 		t.Fatalf("second dkim rotate: %v\n%s", err, errOut)
 	}
 	if _, _, err = rotate("nowhere.example", "--db", f.db, "--master-key", f.key); err == nil || !strings.Contains(err.Error(), "no domain nowhere.example") {

@@ -20,11 +20,7 @@ import (
 	"github.com/domaind/domaind/internal/dnscheck"
 	"github.com/domaind/domaind/internal/ratelimit"
 	"github.com/domaind/domaind/internal/schedule"
-	"github.com/domaind/domaind/internal/store"
 )
-
-// openStore opens the database a --db value names and migrates it.
-func openStore(ctx context.Context, dsn string) (store.Store, error) { return app.OpenStore(ctx, dsn) }
 
 func dbFlag(fs *flag.FlagSet) *string {
 	return fs.String("db", "sqlite:./domaind.db", "database: sqlite:PATH or postgres://USER:PASSWORD@HOST/DB")

@@ -8,7 +8,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/domaind/domaind/internal/fault"
 	"github.com/domaind/domaind/internal/store"
@@ -90,16 +92,37 @@ func found(k Key, err error, hash [32]byte) (Key, error) {
 	return k, nil
 }
 
+// MinRevokePrefix is how many characters of a key Revoke needs at the least:
+// the scheme and four more, so that a slip of the keyboard cannot name every
+// key of an installation.
+const MinRevokePrefix = len(Scheme) + 4
+
 // Revoke revokes the one key whose prefix starts with prefix (see
-// store.Store.RevokeAPIKey), and this Service refuses it from then on.
+// store.Store.RevokeAPIKey), and this Service refuses it from then on. It
+// answers fault.NotFound when no key starts so, and fault.Invalid when prefix
+// is too short or more than one key starts so.
 func (s *Service) Revoke(ctx context.Context, prefix string, now time.Time) (Key, error) {
+	if len(prefix) < MinRevokePrefix {
+		return Key{}, fault.Invalidf("prefix", fmt.Sprintf("Give at least the first %d characters of the key, such as %sabcd.", MinRevokePrefix, Scheme))
+	}
 	k, err := s.Store.RevokeAPIKey(ctx, prefix, now)
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return Key{}, fault.NotFoundf("api key", fmt.Sprintf("No API key starts with %q.", prefix), err)
+	case errors.Is(err, store.ErrAmbiguous):
+		f := fault.Invalidf("prefix", fmt.Sprintf("More than one API key starts with %q; give more characters.", prefix))
+		f.Err = err
+		return Key{}, f
+	case err != nil:
 		return Key{}, err
 	}
 	s.cache.drop(k.Hash)
 	return k, nil
 }
+
+// List returns every API key, revoked ones too, with its project, for the
+// operator (domaind apikey list); no key is ever seen whole again.
+func (s *Service) List(ctx context.Context) ([]Key, error) { return s.Store.APIKeys(ctx) }
 
 // Ready reports whether the store answers, for health checks.
 func (s *Service) Ready(ctx context.Context) error {
@@ -109,9 +132,18 @@ func (s *Service) Ready(ctx context.Context) error {
 	return nil
 }
 
+// MaxProjectName is the longest project name, in bytes.
+const MaxProjectName = 100
+
 // Create makes the project named project if it is new and returns a new key of
-// it, the only time the key is seen whole.
+// it, the only time the key is seen whole. The name, without the spaces around
+// it, must be 1 to MaxProjectName bytes with no control character, or Create
+// answers fault.Invalid.
 func (s *Service) Create(ctx context.Context, project string, now time.Time) (string, Key, error) {
+	project = strings.TrimSpace(project)
+	if project == "" || len(project) > MaxProjectName || strings.ContainsFunc(project, unicode.IsControl) {
+		return "", Key{}, fault.Invalidf("project", fmt.Sprintf("The project must be a name of 1 to %d printable characters.", MaxProjectName))
+	}
 	p, err := s.Store.EnsureProject(ctx, project, now)
 	if err != nil {
 		return "", Key{}, err

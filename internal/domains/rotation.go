@@ -47,6 +47,43 @@ func (s *Service) RotateDKIM(ctx context.Context, projectID int64, id string) (d
 	return s.rotate(ctx, id)
 }
 
+// NamedRotation is what RotateDKIMNamed did for one domain of the name: the
+// rotation it started, or Err, a fault.Conflict saying why it started none.
+type NamedRotation struct {
+	ID        string
+	ProjectID int64
+	Rotation  domain.Rotation
+	Err       error
+}
+
+// RotateDKIMNamed starts a rotation of the DKIM key of every project's domain
+// named name, for the operator (domaind dkim rotate), who knows a domain by its
+// name rather than by a project's id. A domain whose rotation cannot start now
+// (one runs, or its first key is not published) is reported in its
+// NamedRotation and the others go on; any other error stops it. It answers
+// fault.NotFound when no project has the domain.
+func (s *Service) RotateDKIMNamed(ctx context.Context, name string) ([]NamedRotation, error) {
+	if s.Rotator == nil {
+		return nil, errNoRotation
+	}
+	ids, err := s.Store.DomainIDsByName(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, fault.NotFoundf("domain", "No project has the domain "+name+".", nil)
+	}
+	out := make([]NamedRotation, 0, len(ids))
+	for _, id := range ids {
+		rot, err := s.rotate(ctx, id.ID)
+		if err != nil && fault.CodeOf(err) != fault.Conflict {
+			return out, err
+		}
+		out = append(out, NamedRotation{ID: id.ID, ProjectID: id.ProjectID, Rotation: rot, Err: err})
+	}
+	return out, nil
+}
+
 func (s *Service) rotate(ctx context.Context, id string) (domain.Rotation, error) {
 	rot, err := s.Rotator.Start(ctx, id, "requested")
 	switch {
