@@ -226,13 +226,13 @@ func (o *checkOptions) expectations(name string) []dnscheck.Expectation {
 	}
 	exps = append(exps,
 		dnscheck.Expectation{Key: domain.KeyDKIM, Name: names.DKIM, Type: "TXT", Value: o.dkimKey},
-		dnscheck.Expectation{Key: domain.KeyMailFromMX, Name: mailFrom, Type: "MX", Value: o.expectMX, Priority: 10},
+		dnscheck.Expectation{Key: domain.KeyMailFromMX, Name: mailFrom, Type: "MX", Value: o.expectMX, Priority: domain.MXPriority},
 		dnscheck.Expectation{Key: domain.KeyMailFromSPF, Name: mailFrom, Type: "TXT", Value: spfValue(o.spfInclude)},
 		// Any valid DMARC policy will do, as it does for the verifier.
 		dnscheck.Expectation{Key: domain.KeyDMARC, Name: names.DMARC, Type: "TXT"},
 	)
 	if o.inbound {
-		exps = append(exps, dnscheck.Expectation{Key: domain.KeyInboundMX, Name: names.Inbound, Type: "MX", Value: o.inboundMX, Priority: 10})
+		exps = append(exps, dnscheck.Expectation{Key: domain.KeyInboundMX, Name: names.Inbound, Type: "MX", Value: o.inboundMX, Priority: domain.MXPriority})
 	}
 	for i := range exps {
 		exps[i].Domain = name
@@ -246,7 +246,7 @@ func spfValue(include string) string {
 	if include == "" {
 		return ""
 	}
-	return "v=spf1 include:" + include + " ~all"
+	return records.SPFValue(include)
 }
 
 func toCheckRecord(e dnscheck.Expectation, o domain.Observation) checkRecord {

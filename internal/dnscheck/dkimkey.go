@@ -445,7 +445,7 @@ func DKIMRecordFor(keyOrRecord string) (string, *rsa.PublicKey, error) {
 func dkimRecordFor(keyOrRecord string) (string, DKIMKey, error) {
 	record := trimWSP(keyOrRecord)
 	if dkimLooksBareKey(record) {
-		record = "v=DKIM1; k=rsa; p=" + dkimStripSpace(record)
+		record = domain.DKIMRSAPrefix + dkimStripSpace(record)
 	}
 	key, err := ParseDKIMKey(record)
 	if err == nil && key.PKCS1 && key.RSA != nil {
@@ -455,7 +455,7 @@ func dkimRecordFor(keyOrRecord string) (string, DKIMKey, error) {
 		if err != nil {
 			return "", DKIMKey{}, fmt.Errorf("dnscheck: DKIM key: %w", err)
 		}
-		record = "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(spki)
+		record = domain.DKIMRSAPrefix + base64.StdEncoding.EncodeToString(spki)
 		if key, err = ParseDKIMKey(record); err != nil {
 			return "", DKIMKey{}, fmt.Errorf("dnscheck: DKIM key: %w", err)
 		}

@@ -252,3 +252,17 @@ func ValidID(s string) bool {
 	}
 	return true
 }
+
+// Forms of the generated records that several packages write and must write
+// alike.
+const (
+	// DKIMRSAPrefix starts every DKIM key record domaind generates, before
+	// the base64 key: p= is the one tag receivers require (RFC 6376 section
+	// 3.6.1); v= and k= are there because every panel's examples carry them.
+	// The store keeps a record that starts so without its prefix (package
+	// sqlstore), so the generator, the checker and the store use this one.
+	DKIMRSAPrefix = "v=DKIM1; k=rsa; p="
+	// MXPriority is the preference of the MX records domaind generates, the
+	// MAIL FROM domain's and the inbound one.
+	MXPriority = 10
+)

@@ -222,7 +222,7 @@ func (c Config) Generate(name, region string, now time.Time) (Generated, error) 
 			Purpose: domain.KeyDKIM.Purpose(),
 		},
 		{
-			Key: domain.KeyMailFromMX, Type: "MX", Priority: 10,
+			Key: domain.KeyMailFromMX, Type: "MX", Priority: domain.MXPriority,
 			Name:    mailFrom,
 			Value:   strings.ReplaceAll(c.MXTemplate, "{region}", region),
 			Purpose: domain.KeyMailFromMX.Purpose(),
@@ -230,7 +230,7 @@ func (c Config) Generate(name, region string, now time.Time) (Generated, error) 
 		{
 			Key: domain.KeyMailFromSPF, Type: "TXT",
 			Name:    mailFrom,
-			Value:   "v=spf1 include:" + c.SPFInclude + " ~all",
+			Value:   SPFValue(c.SPFInclude),
 			Purpose: domain.KeyMailFromSPF.Purpose(),
 		},
 		{
@@ -253,17 +253,21 @@ func (c Config) Generate(name, region string, now time.Time) (Generated, error) 
 }
 
 // DKIMRecordValue returns the DKIM key record that publishes an RSA public key given as
-// DER SubjectPublicKeyInfo. p= is the one tag receivers require (RFC 6376 section
-// 3.6.1); v= and k= are written too because every panel's examples and every peer's
-// records carry them, so the customer recognizes the record.
+// DER SubjectPublicKeyInfo (see domain.DKIMRSAPrefix).
 func DKIMRecordValue(spki []byte) string {
-	return "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(spki)
+	return domain.DKIMRSAPrefix + base64.StdEncoding.EncodeToString(spki)
 }
+
+// SPFValue returns the SPF record domaind generates for a MAIL FROM domain:
+// the platform's servers by include, and ~all (softfail) for the rest, as
+// AutoSend, SES and Resend publish, so that a forgotten server softfails
+// rather than bounces while DMARC still decides.
+func SPFValue(include string) string { return "v=spf1 include:" + include + " ~all" }
 
 // InboundMX returns the MX record a domain publishes to receive mail through the platform.
 func (c Config) InboundMX(name, region string, now time.Time) domain.Record {
 	return domain.Record{
-		Key: domain.KeyInboundMX, Type: "MX", Priority: 10,
+		Key: domain.KeyInboundMX, Type: "MX", Priority: domain.MXPriority,
 		Name:      name,
 		Value:     strings.ReplaceAll(c.InboundMXTemplate, "{region}", region),
 		Purpose:   domain.KeyInboundMX.Purpose(),

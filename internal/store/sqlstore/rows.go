@@ -135,7 +135,7 @@ func (st *recordState) apply(r *domain.Record) error {
 }
 
 // dkimKeyPrefix starts the DKIM key records that storedValue keeps as bytes.
-const dkimKeyPrefix = "v=DKIM1; k=rsa; p="
+const dkimKeyPrefix = domain.DKIMRSAPrefix
 
 // storedValue is how a record's value is kept where the dialect keeps bytes
 // in the value column (binary): a DKIM key record "v=DKIM1; k=rsa; p=<base64>"
