@@ -10,12 +10,12 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 	"unicode"
 
 	"github.com/domaind/domaind/internal/dnscheck"
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/records"
+	"github.com/domaind/domaind/internal/verify"
 )
 
 const checkUsage = `usage: domaind check [flags] DOMAIN
@@ -28,9 +28,9 @@ wrong, 2 when DNS could not answer for some (or on bad usage).
 Flags:
 `
 
-// checkTimeout bounds a whole check, however slow DNS is: the same default the
-// verifier uses for one check of one domain.
-const checkTimeout = 30 * time.Second
+// checkTimeout bounds a whole check, however slow DNS is, as the verifier
+// bounds one check of one domain.
+const checkTimeout = verify.DefaultCheckTimeout
 
 // The check command's JSON output, printed with --json:
 //

@@ -21,12 +21,13 @@ type rotationFlags struct {
 }
 
 func (f *rotationFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.mode, "dkim-mode", "txt", "txt (the customer publishes each key's TXT) or cname (the customer publishes CNAMEs from both selectors to --dkim-zone once; domaind publishes the keys there by RFC 2136 and rotates them with no customer action)")
+	def := rotation.DefaultConfig()
+	fs.StringVar(&f.mode, "dkim-mode", string(def.Mode), "txt (the customer publishes each key's TXT) or cname (the customer publishes CNAMEs from both selectors to --dkim-zone once; domaind publishes the keys there by RFC 2136 and rotates them with no customer action)")
 	fs.StringVar(&f.zone, "dkim-zone", "", "cname mode: the operator's zone that holds the keys, e.g. dkim.platform.example")
 	fs.StringVar(&f.server, "dns-update-server", "", "cname mode: HOST:PORT of the --dkim-zone primary that takes RFC 2136 updates")
 	fs.StringVar(&f.tsig, "dns-update-tsig", "", "cname mode: ALG:NAME:BASE64SECRET of the TSIG key that signs the updates (the form knsupdate -y takes)")
-	fs.StringVar(&f.every, "dkim-rotate-every", "180d", "start a key rotation this long after a key began signing (0: only on request); d means days")
-	fs.StringVar(&f.retire, "dkim-retire-after", "7d", "keep the old key published this long after signing switched to the new one; d means days")
+	fs.StringVar(&f.every, "dkim-rotate-every", rotation.FormatDuration(def.RotateEvery), "start a key rotation this long after a key began signing (0: only on request); d means days")
+	fs.StringVar(&f.retire, "dkim-retire-after", rotation.FormatDuration(def.RetireAfter), "keep the old key published this long after signing switched to the new one; d means days")
 }
 
 // config parses the rotation settings, each error naming its flag; whether

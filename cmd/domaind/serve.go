@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,7 +24,7 @@ import (
 )
 
 func dbFlag(fs *flag.FlagSet) *string {
-	return fs.String("db", "sqlite:./domaind.db", "database: sqlite:PATH or postgres://USER:PASSWORD@HOST/DB")
+	return fs.String("db", app.DefaultConfig().DB, "database: sqlite:PATH or postgres://USER:PASSWORD@HOST/DB")
 }
 
 func newLogger(format string, w io.Writer) (*slog.Logger, error) {
@@ -54,7 +55,7 @@ func (d *dnsFlags) register(fs *flag.FlagSet) {
 	def := app.DefaultConfig().DNS
 	fs.StringVar(&d.resolvers, "resolvers", "", "comma-separated host:port recursive resolvers (default: those of /etc/resolv.conf)")
 	fs.DurationVar(&d.timeout, "dns-timeout", def.Timeout, "timeout of each DNS query attempt")
-	fs.StringVar(&d.mode, "dns-mode", "auto", "auto (authoritative, falling back to the resolvers), authoritative or recursive")
+	fs.StringVar(&d.mode, "dns-mode", string(def.Mode), "auto (authoritative, falling back to the resolvers), authoritative or recursive")
 	fs.StringVar(&d.rootHints, "root-hints", "", "comma-separated IPs to start delegation walks from (default: the IANA root servers)")
 	fs.IntVar(&d.authPort, "authoritative-port", def.AuthoritativePort, "port of every authoritative server, root included")
 	fs.Float64Var(&d.serverQPS, "authoritative-qps", def.ServerQPS, "queries per second to any one authoritative server (0: no bound)")
@@ -111,11 +112,10 @@ func (d *dnsFlags) config() (dnscheck.Config, error) {
 	if d.serverConc < 1 {
 		return dnscheck.Config{}, fmt.Errorf("--authoritative-concurrency %d must be at least 1", d.serverConc)
 	}
-	return dnscheck.Config{
-		Resolvers: servers, Mode: mode, RootHints: hints, AuthoritativePort: d.authPort,
-		Timeout: d.timeout, Retries: 1, ServerQPS: max(d.serverQPS, 0),
-		ServerConcurrency: d.serverConc, AllowPrivate: d.allowPrivate,
-	}, nil
+	cfg := app.DefaultConfig().DNS
+	cfg.Resolvers, cfg.Mode, cfg.RootHints, cfg.AuthoritativePort = servers, mode, hints, d.authPort
+	cfg.Timeout, cfg.ServerQPS, cfg.ServerConcurrency, cfg.AllowPrivate = d.timeout, max(d.serverQPS, 0), d.serverConc, d.allowPrivate
+	return cfg, nil
 }
 
 // serve parses its flags into an app.Config and runs the one application
@@ -155,7 +155,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&cfg.Recheck.ReverifyEvery, "reverify-every", cfg.Recheck.ReverifyEvery, "re-check verified domains this often (jittered by 10%)")
 	fs.IntVar(&cfg.DegradeAfter, "degrade-after", cfg.DegradeAfter, "consecutive definite failures before a verified record is reported lost")
 	fs.IntVar(&cfg.CheckConcurrency, "check-concurrency", cfg.CheckConcurrency, "automatic checks running at once")
-	projectShare := fs.String("check-project-share", "25%", "automatic checks of one project running at once: a count, or a percentage of --check-concurrency (at least 1)")
+	projectShare := fs.String("check-project-share", strconv.Itoa(schedule.DefaultShare)+"%", "automatic checks of one project running at once: a count, or a percentage of --check-concurrency (at least 1)")
 	fs.BoolVar(&cfg.SecureCookies, "secure-cookies", cfg.SecureCookies, "the dashboard is reached over HTTPS: mark its session cookie Secure, with the __Host- prefix")
 	fs.DurationVar(&cfg.SessionTTL, "session-ttl", cfg.SessionTTL, "how long a dashboard sign-in lasts")
 	fs.StringVar(&cfg.MilterListen, "milter-listen", "", "HOST:PORT for the DKIM-signing milter the MTA passes outgoing mail to (smtpd_milters = inet:HOST:PORT); off when empty")

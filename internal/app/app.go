@@ -144,7 +144,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		DB:                         "sqlite:./domaind.db",
-		DNS:                        dnscheck.Config{Timeout: 2 * time.Second, Retries: 1, AuthoritativePort: 53, ServerQPS: 50, ServerConcurrency: dnscheck.DefaultServerConcurrency},
+		DNS:                        dnscheck.Config{Mode: dnscheck.ModeAuto, Timeout: 2 * time.Second, Retries: 1, AuthoritativePort: 53, ServerQPS: 50, ServerConcurrency: dnscheck.DefaultServerConcurrency},
 		Records:                    records.DefaultConfig(),
 		DKIM:                       rotation.DefaultConfig(),
 		Regions:                    []string{"us-east-1", "us-east-2", "ap-south-1", "eu-central-1"},

@@ -131,3 +131,25 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestFormatDuration: serve's flag defaults are written by FormatDuration and
+// read back by ParseDuration, so the two must agree.
+func TestFormatDuration(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{180 * 24 * time.Hour, "180d"},
+		{7 * 24 * time.Hour, "7d"},
+		{0, "0s"},
+		{36 * time.Hour, "36h0m0s"},
+	} {
+		got := FormatDuration(tc.d)
+		if got != tc.want {
+			t.Errorf("FormatDuration(%v) = %q, want %q", tc.d, got, tc.want)
+		}
+		if back, err := ParseDuration(got); err != nil || back != tc.d {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", got, back, err, tc.d)
+		}
+	}
+}

@@ -116,13 +116,17 @@ type Observer interface {
 	CheckDone(outcome string, took time.Duration)
 }
 
+// DefaultCheckTimeout bounds one check of one domain, however slow DNS is,
+// when Config.CheckTimeout is zero; domaind check uses it too.
+const DefaultCheckTimeout = 30 * time.Second
+
 // New returns a Verifier. now is the clock; nil means time.Now.
 func New(st store.Store, checker Checker, cfg Config, now func() time.Time, log *slog.Logger) *Verifier {
 	if now == nil {
 		now = time.Now
 	}
 	if cfg.CheckTimeout <= 0 {
-		cfg.CheckTimeout = 30 * time.Second
+		cfg.CheckTimeout = DefaultCheckTimeout
 	}
 	if cfg.SaveTimeout <= 0 {
 		cfg.SaveTimeout = 10 * time.Second
