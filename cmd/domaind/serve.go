@@ -2,17 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -267,46 +262,6 @@ func parseRegions(s string) ([]string, error) {
 		out = append(out, r)
 	}
 	return out, nil
-}
-
-// loadMasterKey decodes --master-key, or in --dev mode reads (creating it on first
-// use) a key file in the data folder.
-func loadMasterKey(b64 string, dev bool, dataDir string, log *slog.Logger) ([]byte, error) {
-	if b64 != "" {
-		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
-		if err != nil || len(key) != 32 {
-			return nil, errors.New("--master-key must be the base64 of exactly 32 bytes (try: head -c 32 /dev/urandom | base64)")
-		}
-		return key, nil
-	}
-	if !dev {
-		return nil, errors.New("no --master-key (or DOMAIND_MASTER_KEY) given; generate one with 'head -c 32 /dev/urandom | base64', or pass --dev for local use")
-	}
-	path := filepath.Join(dataDir, "domaind-master.key")
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		key := make([]byte, 32)
-		if _, err := rand.Read(key); err != nil {
-			return nil, err
-		}
-		if err := os.MkdirAll(dataDir, 0o700); err != nil {
-			return nil, fmt.Errorf("--data-dir: %w", err)
-		}
-		if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
-			return nil, fmt.Errorf("write dev master key: %w", err)
-		}
-		log.Warn("dev mode: generated a master key; do not use --dev in production", "file", path)
-		return key, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read dev master key: %w", err)
-	}
-	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data)))
-	if err != nil || len(key) != 32 {
-		return nil, fmt.Errorf("%s does not hold the base64 of 32 bytes", path)
-	}
-	log.Warn("dev mode: using the master key file; do not use --dev in production", "file", path)
-	return key, nil
 }
 
 // redactDSN hides a password in a database URL for logs.

@@ -4,7 +4,9 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"encoding/base64"
 	"fmt"
+	"strings"
 )
 
 // sealVersion is the first byte of every sealed value, so that a later master-key
@@ -18,9 +20,22 @@ type Sealer struct {
 	aead cipher.AEAD
 }
 
-// NewSealer returns a Sealer for a 32-byte master key.
+// MasterKeySize is the length of the master key: an AES-256 key.
+const MasterKeySize = 32
+
+// ParseMasterKey reads a master key as operators keep it: the base64 of
+// MasterKeySize bytes, with any white space around it (a file's newline).
+func ParseMasterKey(text string) ([]byte, error) {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(text))
+	if err != nil || len(key) != MasterKeySize {
+		return nil, fmt.Errorf("a master key is the base64 of exactly %d bytes (try: head -c %d /dev/urandom | base64)", MasterKeySize, MasterKeySize)
+	}
+	return key, nil
+}
+
+// NewSealer returns a Sealer for a MasterKeySize-byte master key.
 func NewSealer(masterKey []byte) (*Sealer, error) {
-	if len(masterKey) != 32 {
+	if len(masterKey) != MasterKeySize {
 		return nil, fmt.Errorf("records: master key must be 32 bytes, got %d", len(masterKey))
 	}
 	block, err := aes.NewCipher(masterKey)
