@@ -340,9 +340,16 @@ func (s *Server) listDomains(w http.ResponseWriter, r *http.Request) error {
 
 // domainID returns the request's domain id, answering 400 itself if it is malformed.
 func domainID(w http.ResponseWriter, r *http.Request) (string, bool) {
-	id := r.PathValue("domainId")
-	if !domain.ValidID(id) {
-		writeValidation(w, FieldError{Field: "domainId", Message: "domainId must be 24 lowercase hexadecimal characters."})
+	return pathID(w, r, "domainId", domain.ValidID, "domainId must be 24 lowercase hexadecimal characters.")
+}
+
+// pathID returns the request's path value name, answering 400 itself, with
+// message, when valid says it is malformed: an id that cannot exist is the
+// caller's mistake to name, not a 404 to hide.
+func pathID(w http.ResponseWriter, r *http.Request, name string, valid func(string) bool, message string) (string, bool) {
+	id := r.PathValue(name)
+	if !valid(id) {
+		writeValidation(w, FieldError{Field: name, Message: message})
 		return "", false
 	}
 	return id, true

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
-	"strings"
 
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/domains"
@@ -241,13 +240,7 @@ func (s *Server) v2ListWebhooks(w http.ResponseWriter, r *http.Request) error {
 
 // webhookID returns the request's webhook id, answering 400 itself if it is malformed.
 func webhookID(w http.ResponseWriter, r *http.Request) (string, bool) {
-	id := r.PathValue("webhookId")
-	hex, ok := strings.CutPrefix(id, "wh_")
-	if !ok || len(hex) != 24 || strings.Trim(hex, "0123456789abcdef") != "" {
-		writeValidation(w, FieldError{Field: "webhookId", Message: "webhookId must be wh_ followed by 24 lowercase hexadecimal characters."})
-		return "", false
-	}
-	return id, true
+	return pathID(w, r, "webhookId", webhook.ValidID, "webhookId must be "+webhook.IDPrefix+" followed by 24 lowercase hexadecimal characters.")
 }
 
 func (s *Server) v2DeleteWebhook(w http.ResponseWriter, r *http.Request) error {

@@ -161,6 +161,20 @@ func (s *Service) Create(ctx context.Context, project string, now time.Time) (st
 	return key, k, nil
 }
 
+// tokenBytes is how many random bytes a session token is the base64url of.
+const tokenBytes = 32
+
+// ValidToken reports whether token has the form of a session token SignIn
+// makes, so that a front end sends no junk to the store and can tell a
+// malformed cookie from a session that ended.
+func ValidToken(token string) bool {
+	if len(token) != base64.RawURLEncoding.EncodedLen(tokenBytes) {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(token)
+	return err == nil
+}
+
 // TokenHash is the stored form of a session token.
 func TokenHash(token string) [32]byte { return sha256.Sum256([]byte(token)) }
 
@@ -179,7 +193,7 @@ func (s *Service) SignIn(ctx context.Context, key, replace string, now time.Time
 			return "", Session{}, err
 		}
 	}
-	var b [32]byte
+	var b [tokenBytes]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", Session{}, fmt.Errorf("apikey: session token: %w", err)
 	}
@@ -197,6 +211,9 @@ func (s *Service) SignIn(ctx context.Context, key, replace string, now time.Time
 // Session returns the live session of token at now, or fault.Unauthorized when
 // there is none, it has expired or its key has been revoked.
 func (s *Service) Session(ctx context.Context, token string, now time.Time) (Session, error) {
+	if !ValidToken(token) {
+		return Session{}, &fault.Error{Code: fault.Unauthorized, Message: "The session has ended."}
+	}
 	sess, err := s.Store.SessionByHash(ctx, TokenHash(token), now)
 	if errors.Is(err, store.ErrNotFound) {
 		return Session{}, &fault.Error{Code: fault.Unauthorized, Message: "The session has ended.", Err: err}

@@ -53,7 +53,7 @@ func (h *handler) cookieName() string {
 // without a session gets a *limitedError before the session is looked up.
 func (h *handler) session(r *http.Request) (*session, error) {
 	c, err := r.Cookie(h.cookieName())
-	if err != nil || !wellFormedToken(c.Value) {
+	if err != nil || !apikey.ValidToken(c.Value) {
 		return nil, nil
 	}
 	now := h.cfg.Now()
@@ -75,16 +75,6 @@ func (h *handler) session(r *http.Request) (*session, error) {
 		return nil, err
 	}
 	return &session{Session: s, token: c.Value}, nil
-}
-
-// wellFormedToken reports whether v has the form of a session token (the
-// base64url of 32 bytes), so that junk never reaches the store.
-func wellFormedToken(v string) bool {
-	if len(v) != 43 {
-		return false
-	}
-	_, err := base64.RawURLEncoding.DecodeString(v)
-	return err == nil
 }
 
 // sessionOrAnswer is session for a handler: when the session cannot be looked
@@ -224,7 +214,7 @@ func (h *handler) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var replace string
-	if old, err := r.Cookie(h.cookieName()); err == nil && wellFormedToken(old.Value) {
+	if old, err := r.Cookie(h.cookieName()); err == nil && apikey.ValidToken(old.Value) {
 		replace = old.Value
 	}
 	key := strings.TrimSpace(r.PostFormValue("key"))

@@ -15,6 +15,16 @@ import (
 	"github.com/domaind/domaind/internal/store"
 )
 
+// IDPrefix starts every webhook id, before 24 lowercase hex characters.
+const IDPrefix = "wh_"
+
+// ValidID reports whether s has the form of a webhook id: IDPrefix and a
+// domain id's 24 lowercase hex characters.
+func ValidID(s string) bool {
+	hex, ok := strings.CutPrefix(s, IDPrefix)
+	return ok && domain.ValidID(hex)
+}
+
 // Endpoint, Delivery and Page are the store's, named here so that front ends
 // need not import the store.
 type (
@@ -93,7 +103,7 @@ func (s *Service) Register(ctx context.Context, projectID int64, rawURL string, 
 	if len(problems) > 0 {
 		return Registered{}, &fault.Error{Code: fault.Invalid, Message: problems[0].Message, Details: problems}
 	}
-	id, err := store.NewID("wh_")
+	id, err := store.NewID(IDPrefix)
 	if err != nil {
 		return Registered{}, err
 	}

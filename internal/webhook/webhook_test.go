@@ -887,3 +887,22 @@ func TestRun(t *testing.T) {
 		t.Errorf("Run returned %v after cancel, want nil", err)
 	}
 }
+
+func TestValidID(t *testing.T) {
+	for _, tc := range []struct {
+		id   string
+		want bool
+	}{
+		{"wh_0123456789abcdef01234567", true},
+		{"0123456789abcdef01234567", false},     // a domain id
+		{"wh_0123456789ABCDEF01234567", false},  // upper case
+		{"wh_0123456789abcdef0123456", false},   // 23
+		{"wh_0123456789abcdef012345678", false}, // 25
+		{"WH_0123456789abcdef01234567", false},
+		{"wh_", false},
+	} {
+		if got := ValidID(tc.id); got != tc.want {
+			t.Errorf("ValidID(%q) = %v, want %v", tc.id, got, tc.want)
+		}
+	}
+}
