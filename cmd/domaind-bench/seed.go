@@ -74,7 +74,7 @@ func newTemplate(sealer *records.Sealer) (*template, error) {
 // ownership token and id, and its DKIM key sealed under its own id as the real
 // path seals it, with its next automatic check at next.
 func (t *template) domain(projectID int64, name string, now, next time.Time) (*domain.Domain, []byte, error) {
-	now = now.UTC().Truncate(time.Millisecond)
+	now = domain.NowMillis(now)
 	id, err := domain.NewID(now)
 	if err != nil {
 		return nil, nil, err
@@ -100,7 +100,7 @@ func (t *template) domain(projectID int64, name string, now, next time.Time) (*d
 		ID: id, ProjectID: projectID, Name: name, Region: region,
 		Status: domain.StatusPendingConfiguration, Records: recs,
 		CreatedAt: now, LastCheckedAt: now, WindowStartedAt: now,
-		NextCheckAt: next.UTC().Truncate(time.Millisecond),
+		NextCheckAt: domain.NowMillis(next),
 	}
 	return d, sealed, nil
 }

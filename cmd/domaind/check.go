@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"unicode"
 
 	"github.com/domaind/domaind/internal/dnscheck"
 	"github.com/domaind/domaind/internal/domain"
@@ -306,19 +305,19 @@ func printCheck(w io.Writer, out checkOutput, ownershipSkipped bool) error {
 		}
 		fmt.Fprintf(w, "\n%s %s: %s\n", r.Key, r.Name, r.Status)
 		for _, p := range r.Problems {
-			fmt.Fprintf(w, "  %s: %s\n", p.Code, clean(p.Message))
+			fmt.Fprintf(w, "  %s: %s\n", p.Code, domain.Printable(p.Message))
 		}
 		for _, s := range r.Propagation {
-			line := "  " + string(s.Role) + " " + clean(s.Server)
+			line := "  " + string(s.Role) + " " + domain.Printable(s.Server)
 			if s.Zone != "" {
-				line += " (" + clean(s.Zone) + ")"
+				line += " (" + domain.Printable(s.Zone) + ")"
 			}
 			line += ": " + string(s.Status)
 			if len(s.Values) > 0 {
 				line += " " + foundList(s.Values)
 			}
 			if s.Error != "" {
-				line += " (" + clean(s.Error) + ")"
+				line += " (" + domain.Printable(s.Error) + ")"
 			}
 			fmt.Fprintln(w, line)
 		}
@@ -356,14 +355,4 @@ func foundList(vs []string) string {
 		q[i] = strconv.Quote(domain.Truncate(v, 40))
 	}
 	return strings.Join(q, ", ")
-}
-
-// clean replaces characters a terminal would not print as text.
-func clean(s string) string {
-	return strings.Map(func(r rune) rune {
-		if unicode.IsPrint(r) {
-			return r
-		}
-		return '?'
-	}, s)
 }

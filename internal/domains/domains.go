@@ -121,7 +121,7 @@ func (s *Service) Add(ctx context.Context, projectID int64, rawName, region stri
 	if err != nil {
 		return nil, err
 	}
-	now := s.now().UTC().Truncate(time.Millisecond)
+	now := domain.NowMillis(s.now())
 	id, err := domain.NewID(now)
 	if err != nil {
 		release()
@@ -210,7 +210,7 @@ func (s *Service) EnableInbound(ctx context.Context, projectID int64, id string)
 		if !d.MayEnableInbound() {
 			return false, errNotVerified
 		}
-		now := s.now().UTC().Truncate(time.Millisecond)
+		now := domain.NowMillis(s.now())
 		d.EnableInbound(s.Records.InboundMX(d.Name, d.Region, now), s.Verifier.Recheck(), now)
 		return true, nil
 	})

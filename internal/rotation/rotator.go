@@ -80,9 +80,9 @@ func (r *Rotator) saved(err error, events []store.Event) error {
 
 func (r *Rotator) now() time.Time {
 	if r.Now == nil {
-		return time.Now().UTC().Truncate(time.Millisecond)
+		return domain.NowMillis(time.Now())
 	}
-	return r.Now().UTC().Truncate(time.Millisecond)
+	return domain.NowMillis(r.Now())
 }
 
 func orDefault(d, def time.Duration) time.Duration {
