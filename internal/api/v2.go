@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/base64"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -241,15 +240,11 @@ func queryInt(w http.ResponseWriter, r *http.Request, name string, def, lo, hi i
 }
 
 func (s *Server) v2ListDomains(w http.ResponseWriter, r *http.Request) error {
-	limit, ok := queryInt(w, r, "limit", v2DefaultLimit, 1, v2MaxLimit, "a whole number from 1 to 100")
+	asked, ok := v2Page(w, r)
 	if !ok {
 		return nil
 	}
-	offset, ok := queryInt(w, r, "offset", 0, 0, math.MaxInt32, "a whole number of 0 or more")
-	if !ok {
-		return nil
-	}
-	page := domains.Page{Limit: limit, Offset: offset}
+	page, limit, offset := asked, asked.Limit, asked.Offset
 	if q := r.URL.Query(); q.Has("cursor") {
 		after, ok := decodeCursor(q.Get("cursor"))
 		switch {

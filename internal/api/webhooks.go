@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
+	"strconv"
 
 	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/domains"
@@ -125,7 +126,7 @@ func toV2Event(e domains.Event) v2Event {
 // v2Page reads the limit and offset query parameters as v2 lists take them,
 // answering 400 itself and returning false when one is not acceptable.
 func v2Page(w http.ResponseWriter, r *http.Request) (domains.Page, bool) {
-	limit, ok := queryInt(w, r, "limit", v2DefaultLimit, 1, v2MaxLimit, "a whole number from 1 to 100")
+	limit, ok := queryInt(w, r, "limit", v2DefaultLimit, 1, v2MaxLimit, "a whole number from 1 to "+strconv.Itoa(v2MaxLimit))
 	if !ok {
 		return domains.Page{}, false
 	}
