@@ -198,23 +198,9 @@ type eventView struct {
 	Detail string
 }
 
-// eventData is the part of an event's payload the page shows.
-type eventData struct {
-	Data struct {
-		VerificationStatus string `json:"verificationStatus"`
-		PreviousStatus     string `json:"previousStatus"`
-		Reason             string `json:"reason"`
-		Records            []struct {
-			Type   string `json:"type"`
-			Name   string `json:"name"`
-			Status string `json:"status"`
-		} `json:"records"`
-	} `json:"data"`
-}
-
 func toEventView(e domains.Event) eventView {
 	v := eventView{At: stamp{e.CreatedAt}, Label: e.Type}
-	var p eventData
+	var p domain.EventPayload
 	// A payload that does not decode still shows its type and time.
 	_ = json.Unmarshal(e.Payload, &p)
 	switch domain.EventType(e.Type) {

@@ -52,3 +52,38 @@ var EventTypes = []EventType{EventVerified, EventDegraded, EventFailed, EventRec
 
 // KnownEventType reports whether s names an event type.
 func KnownEventType(s string) bool { return slices.Contains(EventTypes, EventType(s)) }
+
+// EventRecord is a record as a verification event describes it.
+type EventRecord struct {
+	Type       string    `json:"type"`
+	Name       string    `json:"name"`
+	RecordType string    `json:"recordType"`
+	IsVerified bool      `json:"isVerified"`
+	Status     string    `json:"status"`
+	Problems   []Problem `json:"problems"`
+}
+
+// EventData is the data of every verification event: the domain's state after
+// the change, and what changed. Package verify writes it; the dashboard reads
+// it back to show a domain's history.
+type EventData struct {
+	EventID            string        `json:"eventId"`
+	DomainID           string        `json:"domainId"`
+	Domain             string        `json:"domain"`
+	VerificationStatus string        `json:"verificationStatus"`
+	PreviousStatus     string        `json:"previousStatus"`
+	OwnershipVerified  bool          `json:"ownershipVerified"`
+	DKIMEnabled        bool          `json:"dkimEnabled"`
+	MailFromEnabled    bool          `json:"mailFromEnabled"`
+	DMARCEnabled       bool          `json:"dmarcEnabled"`
+	Records            []EventRecord `json:"records"`
+	Reason             string        `json:"reason,omitempty"`
+}
+
+// EventPayload is a verification event as it is stored and as webhooks
+// receive it, in the Standard Webhooks layout.
+type EventPayload struct {
+	Type      EventType `json:"type"`
+	Timestamp string    `json:"timestamp"`
+	Data      EventData `json:"data"`
+}

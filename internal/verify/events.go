@@ -13,41 +13,8 @@ import (
 	"github.com/domaind/domaind/internal/store"
 )
 
-// eventRecord is a record as events describe it.
-type eventRecord struct {
-	Type       string           `json:"type"`
-	Name       string           `json:"name"`
-	RecordType string           `json:"recordType"`
-	IsVerified bool             `json:"isVerified"`
-	Status     string           `json:"status"`
-	Problems   []domain.Problem `json:"problems"`
-}
-
-// eventData is the data of every event: the domain's state after the change, and
-// what changed.
-type eventData struct {
-	EventID            string        `json:"eventId"`
-	DomainID           string        `json:"domainId"`
-	Domain             string        `json:"domain"`
-	VerificationStatus string        `json:"verificationStatus"`
-	PreviousStatus     string        `json:"previousStatus"`
-	OwnershipVerified  bool          `json:"ownershipVerified"`
-	DKIMEnabled        bool          `json:"dkimEnabled"`
-	MailFromEnabled    bool          `json:"mailFromEnabled"`
-	DMARCEnabled       bool          `json:"dmarcEnabled"`
-	Records            []eventRecord `json:"records"`
-	Reason             string        `json:"reason,omitempty"`
-}
-
-// payload is the body webhooks receive, in the Standard Webhooks layout.
-type payload struct {
-	Type      domain.EventType `json:"type"`
-	Timestamp string           `json:"timestamp"`
-	Data      eventData        `json:"data"`
-}
-
-func toEventRecord(r *domain.Record) eventRecord {
-	return eventRecord{
+func toEventRecord(r *domain.Record) domain.EventRecord {
+	return domain.EventRecord{
 		Type: r.Key.Role(), Name: r.Name, RecordType: r.Type, IsVerified: r.Verified,
 		Status: string(r.Status), Problems: append([]domain.Problem{}, r.Problems...),
 	}
@@ -58,12 +25,12 @@ func toEventRecord(r *domain.Record) eventRecord {
 func buildEvents(d *domain.Domain, c domain.Change, gaveUp bool, now time.Time) ([]store.Event, error) {
 	type ev struct {
 		typ     domain.EventType
-		records []eventRecord
+		records []domain.EventRecord
 		reason  string
 	}
 	var evs []ev
-	flipped := func(onlyLost bool) []eventRecord {
-		var out []eventRecord
+	flipped := func(onlyLost bool) []domain.EventRecord {
+		var out []domain.EventRecord
 		for _, k := range c.Flipped {
 			r := d.Record(k)
 			if onlyLost && (r.Verified || !k.Required()) {
@@ -90,7 +57,7 @@ func buildEvents(d *domain.Domain, c domain.Change, gaveUp bool, now time.Time) 
 		evs = append(evs, ev{typ: domain.EventFailed, reason: d.FailureReason("call verify")})
 	}
 	for _, k := range c.Flipped {
-		evs = append(evs, ev{typ: domain.EventRecordChanged, records: []eventRecord{toEventRecord(d.Record(k))}})
+		evs = append(evs, ev{typ: domain.EventRecordChanged, records: []domain.EventRecord{toEventRecord(d.Record(k))}})
 	}
 
 	out := make([]store.Event, 0, len(evs))
@@ -101,12 +68,12 @@ func buildEvents(d *domain.Domain, c domain.Change, gaveUp bool, now time.Time) 
 			return nil, err
 		}
 		if e.records == nil {
-			e.records = []eventRecord{}
+			e.records = []domain.EventRecord{}
 		}
-		body, err := json.Marshal(payload{
+		body, err := json.Marshal(domain.EventPayload{
 			Type:      e.typ,
 			Timestamp: stamp,
-			Data: eventData{
+			Data: domain.EventData{
 				EventID: id, DomainID: d.ID, Domain: d.Name,
 				VerificationStatus: string(d.Status), PreviousStatus: string(c.From),
 				OwnershipVerified: d.OwnershipVerified, DKIMEnabled: d.DKIMEnabled,

@@ -19,13 +19,13 @@ func FuzzPayloadJSON(f *testing.F) {
 	f.Add("\u2028x\u2029", "\xff\xfe", "\x00\x1f\"\\/", "")
 	f.Add("é.example", "tab\there", "line\nbreak", "\ufffd")
 	f.Fuzz(func(t *testing.T, name, record, message, reason string) {
-		p := payload{
+		p := domain.EventPayload{
 			Type:      domain.EventDegraded,
 			Timestamp: "2026-11-30T05:00:00.000Z",
-			Data: eventData{
+			Data: domain.EventData{
 				EventID: "evt_01a22ac38b4a3cc48d9762ec", DomainID: "6b0c53e2001d7d69fb39add5", Domain: name,
 				VerificationStatus: "FAILED", PreviousStatus: "VERIFIED", DKIMEnabled: true,
-				Records: []eventRecord{
+				Records: []domain.EventRecord{
 					{Type: "dmarc", Name: record, RecordType: "TXT", Status: "mismatch", Problems: []domain.Problem{{Code: "x", Message: message}}},
 					{Type: "dkim", Name: name, RecordType: "TXT", IsVerified: true, Status: "verified", Problems: []domain.Problem{}},
 				},
