@@ -102,8 +102,7 @@ func optTimestamp(t time.Time) *string {
 
 func toV1Record(r *domain.Record) v1Record {
 	out := v1Record{Name: r.Name, Value: r.Value, Type: r.Type, Purpose: r.Purpose}
-	if r.Type == "MX" {
-		p := r.Priority
+	if p, ok := r.ShownPriority(); ok {
 		out.Priority = &p
 	}
 	return out

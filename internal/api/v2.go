@@ -200,17 +200,13 @@ func toV2Record(domainID string, r *domain.Record) v2Record {
 		IsVerified:  r.Verified,
 		LastChecked: optTimestamp(r.CheckedAt),
 		CheckView: domain.ViewCheck(domain.Observation{
-			Status: r.Status, Found: r.Found, Problems: r.Problems, Propagation: r.Propagation,
+			Status: r.ShownStatus(), Found: r.Found, Problems: r.Problems, Propagation: r.Propagation,
 		}),
 		CreatedAt: domain.Timestamp(r.CreatedAt),
 		UpdatedAt: domain.Timestamp(r.UpdatedAt),
 	}
-	if r.Type == "MX" {
-		p := r.Priority
+	if p, ok := r.ShownPriority(); ok {
 		out.Priority = &p
-	}
-	if out.Status == "" {
-		out.Status = string(domain.CheckUnchecked)
 	}
 	return out
 }

@@ -162,14 +162,14 @@ func toRecordView(r *domain.Record) recordView {
 	v := recordView{
 		Role: r.Key.Role(), Label: recordLabel(r.Key), Need: string(r.Need()),
 		Name: r.Name, Type: r.Type, Value: r.Value, Purpose: r.Purpose,
-		Badge:     badgeFor(string(r.Status)),
+		Badge:     badgeFor(string(r.ShownStatus())),
 		Checked:   !r.CheckedAt.IsZero(),
 		CheckedAt: stamp{r.CheckedAt},
 		Found:     printable(r.Found),
 		Problems:  r.Problems,
 	}
-	if r.Type == "MX" {
-		v.Priority = strconv.Itoa(int(r.Priority))
+	if p, ok := r.ShownPriority(); ok {
+		v.Priority = strconv.Itoa(int(p))
 	}
 	for _, s := range r.Propagation {
 		v.Propagation = append(v.Propagation, sightingView{

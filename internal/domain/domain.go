@@ -162,6 +162,21 @@ type Record struct {
 	UpdatedAt time.Time
 }
 
+// ShownStatus is the record's status as every front end shows it: a record
+// that no check has looked at yet (a status of "") is unchecked.
+func (r *Record) ShownStatus() CheckStatus {
+	if r.Status == "" {
+		return CheckUnchecked
+	}
+	return r.Status
+}
+
+// ShownPriority is the record's priority as front ends show it: only an MX
+// record has one, so ok is false for any other.
+func (r *Record) ShownPriority() (priority uint16, ok bool) {
+	return r.Priority, r.Type == "MX"
+}
+
 // Domain is a sending domain of one project.
 type Domain struct {
 	ID        string // 24 lowercase hex characters

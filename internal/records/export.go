@@ -130,18 +130,14 @@ func CSV(d *domain.Domain) ([]byte, error) {
 	}
 	for _, r := range d.Records {
 		priority := ""
-		if r.Type == "MX" {
-			priority = strconv.Itoa(int(r.Priority))
+		if p, ok := r.ShownPriority(); ok {
+			priority = strconv.Itoa(int(p))
 		}
 		found := make([]string, len(r.Found))
 		for i, f := range r.Found {
 			found[i] = csvSafe(domain.Printable(f))
 		}
-		status := string(r.Status)
-		if status == "" {
-			status = string(domain.CheckUnchecked)
-		}
-		row := []string{r.Name, r.Type, priority, r.Value, r.Key.Role(), status, strings.Join(found, "\n")}
+		row := []string{r.Name, r.Type, priority, r.Value, r.Key.Role(), string(r.ShownStatus()), strings.Join(found, "\n")}
 		for i := range row {
 			row[i] = csvSafe(row[i])
 		}
