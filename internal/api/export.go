@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/records"
 )
 
@@ -33,25 +32,24 @@ func writeFile(w http.ResponseWriter, contentType, disposition, filename string,
 
 // v2Zone serves the records as a BIND zone file, to read in the browser.
 func (s *Server) v2Zone(w http.ResponseWriter, r *http.Request) error {
-	return s.v2Export(w, r, records.ZoneFile, "text/plain; charset=utf-8", "inline", ".zone")
+	return s.v2Export(w, r, records.FormatZone, "inline")
 }
 
 // v2RecordsCSV serves the records as CSV, to download.
 func (s *Server) v2RecordsCSV(w http.ResponseWriter, r *http.Request) error {
-	return s.v2Export(w, r, records.CSV, "text/csv; charset=utf-8", "attachment", "-records.csv")
+	return s.v2Export(w, r, records.FormatCSV, "attachment")
 }
 
-// v2Export answers with the caller's domain's records rendered by render, as a
-// file named after the domain with suffix.
-func (s *Server) v2Export(w http.ResponseWriter, r *http.Request, render func(*domain.Domain) ([]byte, error), contentType, disposition, suffix string) error {
+// v2Export answers with the caller's domain's records in format f.
+func (s *Server) v2Export(w http.ResponseWriter, r *http.Request, f records.Format, disposition string) error {
 	d, err := s.callerDomain(w, r)
 	if d == nil {
 		return err
 	}
-	body, err := render(d)
+	body, err := f.Render(d)
 	if err != nil {
 		return err
 	}
-	writeFile(w, contentType, disposition, d.Name+suffix, body)
+	writeFile(w, f.ContentType(), disposition, f.FileName(d.Name), body)
 	return nil
 }

@@ -4,34 +4,32 @@ import (
 	"mime"
 	"net/http"
 
-	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/records"
 )
 
-// zoneFile serves the domain's records as a BIND zone file (records.ZoneFile, as
-// the API serves it).
+// zoneFile serves the domain's records as a BIND zone file, as the API does.
 func (h *handler) zoneFile(w http.ResponseWriter, r *http.Request, s *session) {
-	h.export(w, r, s, records.ZoneFile, "text/plain; charset=utf-8", ".zone")
+	h.export(w, r, s, records.FormatZone)
 }
 
-// recordsCSV serves the domain's records as CSV.
+// recordsCSV serves the domain's records as CSV, as the API does.
 func (h *handler) recordsCSV(w http.ResponseWriter, r *http.Request, s *session) {
-	h.export(w, r, s, records.CSV, "text/csv; charset=utf-8", "-records.csv")
+	h.export(w, r, s, records.FormatCSV)
 }
 
-// export serves the domain's records rendered by render, as a download named
-// after the domain with suffix.
-func (h *handler) export(w http.ResponseWriter, r *http.Request, s *session, render func(*domain.Domain) ([]byte, error), contentType, suffix string) {
+// export serves the domain's records in format f, as a download: the page's
+// buttons save files, where the API shows a zone file in the browser.
+func (h *handler) export(w http.ResponseWriter, r *http.Request, s *session, f records.Format) {
 	d := h.loadDomain(w, r, s)
 	if d == nil {
 		return
 	}
-	b, err := render(d)
+	b, err := f.Render(d)
 	if err != nil {
 		h.serverError(w, r, err)
 		return
 	}
-	download(w, contentType, d.Name+suffix, b)
+	download(w, f.ContentType(), f.FileName(d.Name), b)
 }
 
 func download(w http.ResponseWriter, contentType, filename string, body []byte) {

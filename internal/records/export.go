@@ -14,6 +14,41 @@ import (
 // providers that import zone files, and as CSV, for spreadsheets and providers
 // that import those. The API and the dashboard both serve them.
 
+// Format is a form of a domain's records as a file.
+type Format int
+
+// The formats.
+const (
+	// FormatZone is a BIND zone file (ZoneFile).
+	FormatZone Format = iota
+	// FormatCSV is a CSV table (CSV).
+	FormatCSV
+)
+
+// Render renders d's records in the format.
+func (f Format) Render(d *domain.Domain) ([]byte, error) {
+	if f == FormatCSV {
+		return CSV(d)
+	}
+	return ZoneFile(d)
+}
+
+// ContentType is the format's media type, with its character set.
+func (f Format) ContentType() string {
+	if f == FormatCSV {
+		return "text/csv; charset=utf-8"
+	}
+	return "text/plain; charset=utf-8"
+}
+
+// FileName is the name of the file of domain name's records in the format.
+func (f Format) FileName(name string) string {
+	if f == FormatCSV {
+		return name + "-records.csv"
+	}
+	return name + ".zone"
+}
+
 // zoneTTL is the TTL of every zone-file line: an hour, long enough not to load
 // anyone's servers and short enough that a mistake is soon corrected.
 const zoneTTL = 3600
