@@ -459,13 +459,10 @@ func (a *App) Run(ctx context.Context) error {
 			srv.Close()
 			return fmt.Errorf("--milter-listen: %w", err)
 		}
-		a.metrics.MilterResults(milterResults()...)
 		// go-milter reports connection errors through the standard log
 		// package; send them to domaind's log.
 		slog.SetDefault(a.log)
-		signer = milter.New(milter.Config{
-			Keys: signing.New(a.store, a.sealer), Observer: a.metrics, Log: a.log, MaxConns: a.cfg.MilterMaxConns,
-		})
+		signer = a.Milter()
 		a.log.Info("milter signing", "addr", mln.Addr().String())
 		go func() { errc <- signer.Serve(mln) }()
 	}
@@ -494,6 +491,16 @@ func (a *App) Run(ctx context.Context) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// Milter builds the DKIM-signing milter Run serves on cfg.MilterListen: it
+// signs with the keys of domains whose DKIM record verified, from the store
+// and the sealer the services use, and counts its results in /metrics.
+func (a *App) Milter() *milter.Server {
+	a.metrics.MilterResults(milterResults()...)
+	return milter.New(milter.Config{
+		Keys: signing.New(a.store, a.sealer), Observer: a.metrics, Log: a.log, MaxConns: a.cfg.MilterMaxConns,
+	})
 }
 
 // milterResults returns every result the milter counts, for /metrics to show

@@ -23,7 +23,17 @@ import (
 
 	"github.com/domaind/domaind/internal/milter"
 	"github.com/domaind/domaind/internal/signing"
+	"github.com/domaind/domaind/internal/testenv"
 )
+
+// counter is an Observer that counts results, as /metrics does.
+type counter struct{ testenv.Counter }
+
+func (c *counter) MilterMessage(r string) { c.Add(r) }
+
+func (c *counter) MilterSessions(int) {}
+
+func (c *counter) get(r milter.Result) int { return c.Get(string(r)) }
 
 // keys is a KeySource with one key, for example.com; a lookup of a failing
 // domain fails as an unreachable database would.
