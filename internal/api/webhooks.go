@@ -91,7 +91,7 @@ func toV2Webhook(w webhook.Endpoint) v2Webhook {
 
 func toV2Delivery(d webhook.Delivery) v2Delivery {
 	out := v2Delivery{
-		ID: d.ID, EventID: d.EventID, EventType: d.EventType, Status: d.Status,
+		ID: d.ID, EventID: d.EventID, EventType: string(d.EventType), Status: d.Status,
 		CreatedAt: domain.Timestamp(d.CreatedAt), Attempts: make([]v2Attempt, len(d.Attempts)),
 	}
 	if d.Status == webhook.DeliveryPending {
@@ -120,7 +120,7 @@ func toV2Event(e domains.Event) v2Event {
 	if err := json.Unmarshal(e.Payload, &p); err != nil || len(p.Data) == 0 {
 		p.Data = json.RawMessage(`{}`)
 	}
-	return v2Event{ID: e.ID, Type: e.Type, CreatedAt: domain.Timestamp(e.CreatedAt), Data: p.Data}
+	return v2Event{ID: e.ID, Type: string(e.Type), CreatedAt: domain.Timestamp(e.CreatedAt), Data: p.Data}
 }
 
 // v2Page reads the limit and offset query parameters as v2 lists take them,

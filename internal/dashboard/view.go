@@ -199,11 +199,11 @@ type eventView struct {
 }
 
 func toEventView(e domains.Event) eventView {
-	v := eventView{At: stamp{e.CreatedAt}, Label: e.Type}
+	v := eventView{At: stamp{e.CreatedAt}, Label: string(e.Type)}
 	var p domain.EventPayload
 	// A payload that does not decode still shows its type and time.
 	_ = json.Unmarshal(e.Payload, &p)
-	switch domain.EventType(e.Type) {
+	switch e.Type {
 	case domain.EventVerified:
 		v.Label = "Verified"
 		v.Detail = "The domain can send mail."

@@ -50,6 +50,16 @@ var EventTypes = []EventType{EventVerified, EventDegraded, EventFailed, EventRec
 	EventDKIMRotationStarted, EventDKIMRotationPublished, EventDKIMRotationWaiting, EventDKIMRotationVisible,
 	EventDKIMRotationSwitched, EventDKIMRotationRetired, EventDKIMUpdateFailed}
 
+// Wants reports whether a webhook subscribed to events receives an event of
+// type t. An empty list means every type but EventStatusChanged, which is
+// stored but sent only to the webhooks that name it.
+func Wants(events []string, t EventType) bool {
+	if len(events) == 0 {
+		return t != EventStatusChanged
+	}
+	return slices.Contains(events, string(t))
+}
+
 // KnownEventType reports whether s names an event type.
 func KnownEventType(s string) bool { return slices.Contains(EventTypes, EventType(s)) }
 

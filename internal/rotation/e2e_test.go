@@ -276,8 +276,8 @@ func (r *rig) eventTypes() []string {
 	}
 	var out []string
 	for i := len(evs) - 1; i >= 0; i-- {
-		if strings.HasPrefix(evs[i].Type, "domain.dkim.") {
-			out = append(out, evs[i].Type)
+		if strings.HasPrefix(string(evs[i].Type), "domain.dkim.") {
+			out = append(out, string(evs[i].Type))
 		}
 	}
 	return out

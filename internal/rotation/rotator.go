@@ -72,7 +72,7 @@ type Observer interface {
 func (r *Rotator) saved(err error, events []store.Event) error {
 	if err == nil && r.Observer != nil {
 		for _, e := range events {
-			r.Observer.RotationEvent(e.Type)
+			r.Observer.RotationEvent(string(e.Type))
 		}
 	}
 	return err
@@ -521,5 +521,5 @@ func (r *Rotator) event(rot store.Rotation, typ domain.EventType, now time.Time)
 	if err != nil {
 		return nil, fmt.Errorf("rotation: event payload: %w", err)
 	}
-	return []store.Event{{ID: id, ProjectID: rot.ProjectID, DomainID: rot.DomainID, Type: string(typ), Payload: body, CreatedAt: now}}, nil
+	return []store.Event{{ID: id, ProjectID: rot.ProjectID, DomainID: rot.DomainID, Type: typ, Payload: body, CreatedAt: now}}, nil
 }

@@ -102,8 +102,8 @@ func (u *unit) events(id string) []string {
 	}
 	var out []string
 	for i := len(evs) - 1; i >= 0; i-- {
-		if strings.HasPrefix(evs[i].Type, "domain.dkim.") {
-			out = append(out, strings.TrimPrefix(evs[i].Type, "domain.dkim."))
+		if strings.HasPrefix(string(evs[i].Type), "domain.dkim.") {
+			out = append(out, strings.TrimPrefix(string(evs[i].Type), "domain.dkim."))
 		}
 	}
 	return out

@@ -105,7 +105,7 @@ func TestSilentDNSFailsInTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(evs, func(e store.Event) bool { return e.Type == store.EventFailed }) {
-		t.Errorf("no %s event", store.EventFailed)
+	if !slices.ContainsFunc(evs, func(e store.Event) bool { return e.Type == domain.EventFailed }) {
+		t.Errorf("no %s event", domain.EventFailed)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/domaind/domaind/internal/domain"
@@ -98,7 +97,7 @@ type Event struct {
 	ID        string // "evt_" + 24 hex characters
 	ProjectID int64
 	DomainID  string
-	Type      string
+	Type      domain.EventType
 	Payload   []byte
 	CreatedAt time.Time
 }
@@ -139,7 +138,7 @@ type Delivery struct {
 	ID        string // "msg_" + 24 hex characters
 	WebhookID string
 	EventID   string
-	EventType string
+	EventType domain.EventType
 	ProjectID int64
 	DeliveryState
 	Attempts  []Attempt
@@ -326,36 +325,6 @@ func NewTimeID(prefix string, t time.Time) (string, error) {
 		return "", fmt.Errorf("store: new id: %w", err)
 	}
 	return prefix + hex.EncodeToString(b[:]), nil
-}
-
-// The event types as stores keep them: the strings of domain.EventType, whose
-// definitions say what each means.
-const (
-	EventVerified      = string(domain.EventVerified)
-	EventDegraded      = string(domain.EventDegraded)
-	EventFailed        = string(domain.EventFailed)
-	EventRecordChanged = string(domain.EventRecordChanged)
-	EventStatusChanged = string(domain.EventStatusChanged)
-)
-
-// EventTypes lists every event type: domain.EventTypes as strings.
-var EventTypes = eventTypes()
-
-func eventTypes() []string {
-	out := make([]string, len(domain.EventTypes))
-	for i, t := range domain.EventTypes {
-		out[i] = string(t)
-	}
-	return out
-}
-
-// Wants reports whether a webhook subscribed to events receives eventType. An
-// empty list means every type but EventStatusChanged.
-func Wants(events []string, eventType string) bool {
-	if len(events) == 0 {
-		return eventType != EventStatusChanged
-	}
-	return slices.Contains(events, eventType)
 }
 
 // Session is a dashboard sign-in. Only a hash of its token is stored, as with API

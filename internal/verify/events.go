@@ -84,7 +84,7 @@ func buildEvents(d *domain.Domain, c domain.Change, gaveUp bool, now time.Time) 
 		if err != nil {
 			return nil, fmt.Errorf("verify: event payload: %w", err)
 		}
-		out = append(out, store.Event{ID: id, ProjectID: d.ProjectID, DomainID: d.ID, Type: string(e.typ), Payload: body, CreatedAt: now})
+		out = append(out, store.Event{ID: id, ProjectID: d.ProjectID, DomainID: d.ID, Type: e.typ, Payload: body, CreatedAt: now})
 	}
 	return out, nil
 }

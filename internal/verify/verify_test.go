@@ -227,13 +227,13 @@ func (f *fixture) get(t *testing.T, id string) *domain.Domain {
 	return d
 }
 
-func (f *fixture) eventTypes(t *testing.T, id string) []string {
+func (f *fixture) eventTypes(t *testing.T, id string) []domain.EventType {
 	t.Helper()
 	evs, _, err := f.st.Events(t.Context(), f.p.ID, id, store.Page{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var types []string
+	var types []domain.EventType
 	for _, e := range evs {
 		types = append(types, e.Type)
 	}
@@ -356,8 +356,8 @@ func TestTimeoutsReachGiveUp(t *testing.T) {
 	if !slices.Equal(waits, want) {
 		t.Errorf("waits between timed-out checks %v, want %v", waits, want)
 	}
-	if types := f.eventTypes(t, d.ID); !slices.Contains(types, store.EventFailed) {
-		t.Errorf("events %v, want a %s", types, store.EventFailed)
+	if types := f.eventTypes(t, d.ID); !slices.Contains(types, domain.EventFailed) {
+		t.Errorf("events %v, want a %s", types, domain.EventFailed)
 	}
 }
 
@@ -415,12 +415,12 @@ func TestSingleFlight(t *testing.T) {
 	}
 	verified := 0
 	for _, typ := range f.eventTypes(t, d.ID) {
-		if typ == store.EventVerified {
+		if typ == domain.EventVerified {
 			verified++
 		}
 	}
 	if verified != 1 {
-		t.Errorf("%d %s events, want 1", verified, store.EventVerified)
+		t.Errorf("%d %s events, want 1", verified, domain.EventVerified)
 	}
 }
 

@@ -99,8 +99,8 @@ func (f *fixture) emitFor(tn tenant, n int) []store.Event {
 		if err != nil {
 			f.t.Fatal(err)
 		}
-		payload, _ := json.Marshal(map[string]any{"type": store.EventVerified, "data": map[string]any{"eventId": id}})
-		events = append(events, store.Event{ID: id, ProjectID: tn.proj.ID, DomainID: tn.dom.ID, Type: store.EventVerified,
+		payload, _ := json.Marshal(map[string]any{"type": domain.EventVerified, "data": map[string]any{"eventId": id}})
+		events = append(events, store.Event{ID: id, ProjectID: tn.proj.ID, DomainID: tn.dom.ID, Type: domain.EventVerified,
 			Payload: payload, CreatedAt: f.now()})
 	}
 	if err := f.st.SaveCheck(f.t.Context(), tn.dom, events); err != nil {
@@ -203,8 +203,8 @@ func TestEndpointParking(t *testing.T) {
 	f := newFixture(t)
 	r := newReceiver(t, 500, 500, 200, 200, 503)
 	wh, _ := f.addWebhook(r.URL)
-	f.emit(store.EventVerified)
-	f.emit(store.EventVerified)
+	f.emit(domain.EventVerified)
+	f.emit(domain.EventVerified)
 	obs := &counter{}
 	d := f.deliverer(obs, time.Millisecond) // deliveries alone would retry at once
 	d.ParkBase, d.ParkMax, d.GiveUpAfter = time.Minute, 90*time.Second, time.Hour
@@ -241,8 +241,8 @@ func TestEndpointParking(t *testing.T) {
 
 	// Failing again, with a delivery pending: parked for a minute at first, so
 	// the delivery created now would wait; it expires when its hour is up.
-	e := f.emit(store.EventDegraded)
-	late := f.emit(store.EventDegraded)
+	e := f.emit(domain.EventDegraded)
+	late := f.emit(domain.EventDegraded)
 	runOnce(t, d, 1) // 503
 	parked(1, f.now().Add(time.Minute))
 	d.ParkBase, d.ParkMax = 2*time.Hour, 2*time.Hour // a long parking from now on

@@ -73,7 +73,7 @@ func CheckEvents(events []string) *fault.Detail {
 	for i, e := range events {
 		if !domain.KnownEventType(e) {
 			return &fault.Detail{Field: "events", Message: fmt.Sprintf("events[%d] %q is not an event type; use %s.",
-				i, domain.Truncate(e, 64), strings.Join(store.EventTypes, ", "))}
+				i, domain.Truncate(e, 64), eventTypeList())}
 		}
 		if slices.Contains(events[:i], e) {
 			return &fault.Detail{Field: "events", Message: fmt.Sprintf("events[%d] %q is listed twice.", i, e)}
@@ -183,4 +183,13 @@ func (s *Service) Deliveries(ctx context.Context, projectID int64, id string, p 
 		return nil, 0, notFound(store.ErrNotFound)
 	}
 	return s.Store.Deliveries(ctx, projectID, id, p)
+}
+
+// eventTypeList is every event type, for a message that lists them.
+func eventTypeList() string {
+	names := make([]string, len(domain.EventTypes))
+	for i, t := range domain.EventTypes {
+		names[i] = string(t)
+	}
+	return strings.Join(names, ", ")
 }

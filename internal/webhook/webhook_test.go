@@ -499,7 +499,7 @@ func (f *fixture) addWebhookIn(project int64, url string, limit int) (store.Webh
 }
 
 // emit stores an event of the domain, as a check does, which queues its deliveries.
-func (f *fixture) emit(typ string) store.Event {
+func (f *fixture) emit(typ domain.EventType) store.Event {
 	f.t.Helper()
 	id, err := store.NewID("evt_")
 	if err != nil {
@@ -559,7 +559,7 @@ func TestDeliverOnce(t *testing.T) {
 	f := newFixture(t)
 	r := newReceiver(t)
 	wh, secret := f.addWebhook(r.URL + "/hooks/domaind")
-	events := []store.Event{f.emit(store.EventVerified), f.emit(store.EventRecordChanged), f.emit(store.EventRecordChanged)}
+	events := []store.Event{f.emit(domain.EventVerified), f.emit(domain.EventRecordChanged), f.emit(domain.EventRecordChanged)}
 	obs := &counter{}
 	d := f.deliverer(obs)
 
@@ -628,7 +628,7 @@ func TestRetryThenDelivered(t *testing.T) {
 	f := newFixture(t)
 	r := newReceiver(t, 500, 500, 200)
 	wh, secret := f.addWebhook(r.URL)
-	e := f.emit(store.EventVerified)
+	e := f.emit(domain.EventVerified)
 	obs := &counter{}
 	d := f.deliverer(obs, 10*time.Millisecond)
 
@@ -685,7 +685,7 @@ func TestGiveUp(t *testing.T) {
 	f := newFixture(t)
 	r := newReceiver(t, 503)
 	wh, _ := f.addWebhook(r.URL)
-	e := f.emit(store.EventDegraded)
+	e := f.emit(domain.EventDegraded)
 	obs := &counter{}
 	d := f.deliverer(obs, 10*time.Millisecond)
 	d.GiveUpAfter = 30 * time.Millisecond
@@ -711,7 +711,7 @@ func TestGiveUp(t *testing.T) {
 
 	// A delivery first attempted after its window closed (the service was down)
 	// still gets one attempt.
-	e2 := f.emit(store.EventFailed)
+	e2 := f.emit(domain.EventFailed)
 	f.clock.Advance(time.Hour)
 	runOnce(t, d, 1)
 	if del := f.deliveries(wh.ID)[e2.ID]; del.Status != store.DeliveryFailed || len(del.Attempts) != 1 {
@@ -743,7 +743,7 @@ func TestEndpointAnswers(t *testing.T) {
 				url = newReceiver(t, tc.code).URL
 			}
 			wh, _ := f.addWebhook(url)
-			e := f.emit(store.EventVerified)
+			e := f.emit(domain.EventVerified)
 			runOnce(t, f.deliverer(nil), 1)
 			del := f.deliveries(wh.ID)[e.ID]
 			if del.Status != tc.status || len(del.Attempts) != 1 {
@@ -767,7 +767,7 @@ func TestDeliveryRefusesPrivate(t *testing.T) {
 	f := newFixture(t)
 	r := newReceiver(t)
 	wh, _ := f.addWebhook(r.URL)
-	e := f.emit(store.EventVerified)
+	e := f.emit(domain.EventVerified)
 	obs := &counter{}
 	d := f.deliverer(obs)
 	d.Client = nil // the default client refuses non-public addresses
@@ -789,7 +789,7 @@ func TestWrongMasterKey(t *testing.T) {
 	f := newFixture(t)
 	r := newReceiver(t)
 	wh, _ := f.addWebhook(r.URL)
-	e := f.emit(store.EventVerified)
+	e := f.emit(domain.EventVerified)
 	d := f.deliverer(nil)
 	other, err := records.NewSealer(bytes.Repeat([]byte{8}, 32))
 	if err != nil {
@@ -813,11 +813,11 @@ func TestRestart(t *testing.T) {
 	f := newFixture(t)
 	r := newReceiver(t, 500, 200)
 	wh, secret := f.addWebhook(r.URL)
-	retried := f.emit(store.EventVerified)
+	retried := f.emit(domain.EventVerified)
 	runOnce(t, f.deliverer(nil, 10*time.Millisecond), 1) // 500: pending until t0+10ms
 	f.clock.Advance(time.Millisecond)                    // and the endpoint parked for 1ms
 
-	crashed := f.emit(store.EventRecordChanged)
+	crashed := f.emit(domain.EventRecordChanged)
 	claimed, err := f.st.ClaimDeliveries(t.Context(), f.now(), DefaultLease, 10, 1)
 	if err != nil || len(claimed) != 1 || claimed[0].EventID != crashed.ID {
 		t.Fatalf("claiming as the Deliverer that dies: %v, %v; want the delivery of %s", claimed, err, crashed.ID)
@@ -859,7 +859,7 @@ func TestRun(t *testing.T) {
 	f.now = time.Now // Run on the real clock, with a tiny schedule
 	r := newReceiver(t, 500, 200)
 	wh, _ := f.addWebhook(r.URL)
-	e := f.emit(store.EventVerified)
+	e := f.emit(domain.EventVerified)
 	d := f.deliverer(nil, 10*time.Millisecond)
 	d.Now, d.Interval = nil, 5*time.Millisecond
 

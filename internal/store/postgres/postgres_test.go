@@ -474,7 +474,7 @@ func TestClaimSkipsLockedRows(t *testing.T) {
 	var events []store.Event
 	for i := range 2 {
 		events = append(events, store.Event{ID: fmt.Sprintf("evt_%024d", i), ProjectID: p.ID, DomainID: d.ID,
-			Type: store.EventVerified, Payload: []byte("{}"), CreatedAt: t0.Add(time.Duration(i) * time.Second)})
+			Type: domain.EventVerified, Payload: []byte("{}"), CreatedAt: t0.Add(time.Duration(i) * time.Second)})
 	}
 	if err := s.SaveCheck(ctx, d, events); err != nil {
 		t.Fatal(err)
@@ -827,7 +827,7 @@ func story(t *testing.T, s store.Store) []string {
 	// Webhooks: all default events; two named ones; another project's.
 	hooks := []store.Webhook{
 		{ID: "wh_b00000000000000000000000", ProjectID: acme.ID, URL: "https://a.example/1", SealedSecret: []byte{0, 1, 2}, CreatedAt: t0},
-		{ID: "wh_a00000000000000000000000", ProjectID: acme.ID, URL: "https://a.example/2", Events: []string{store.EventStatusChanged, store.EventDegraded},
+		{ID: "wh_a00000000000000000000000", ProjectID: acme.ID, URL: "https://a.example/2", Events: []string{string(domain.EventStatusChanged), string(domain.EventDegraded)},
 			SealedSecret: []byte{0xff}, CreatedAt: t0},
 		{ID: "wh_c00000000000000000000000", ProjectID: beta.ID, URL: "https://b.example/", SealedSecret: []byte("s"), CreatedAt: t0.Add(-time.Hour)},
 	}
@@ -875,17 +875,17 @@ func story(t *testing.T, s store.Store) []string {
 	log("OldestDue after claims", oldest, " ", errName(err))
 
 	// Checks that cause events, with payloads whose bytes must survive as they are.
-	ev := func(p store.Project, d *domain.Domain, n int, typ, payload string) store.Event {
+	ev := func(p store.Project, d *domain.Domain, n int, typ domain.EventType, payload string) store.Event {
 		return store.Event{ID: fmt.Sprintf("evt_%024d", n), ProjectID: p.ID, DomainID: d.ID, Type: typ,
 			Payload: []byte(payload), CreatedAt: now.Add(time.Duration(n) * time.Second)}
 	}
 	d1.Status, d1.NextCheckAt, d1.CheckAttempt = domain.StatusVerified, now.Add(time.Hour), 3
 	must(s.SaveCheck(ctx, d1, []store.Event{
-		ev(acme, d1, 1, store.EventVerified, `{"type":"domain.verified","s":"ünï <&> \u0000 \"q\""}`),
-		ev(acme, d1, 2, store.EventStatusChanged, `{"type":"domain.status.changed",  "spaces" : [1, 2.50, 1e3]}`),
-		ev(acme, d1, 3, store.EventRecordChanged, `{"type":"domain.record.changed","z":1,"a":2}`),
+		ev(acme, d1, 1, domain.EventVerified, `{"type":"domain.verified","s":"ünï <&> \u0000 \"q\""}`),
+		ev(acme, d1, 2, domain.EventStatusChanged, `{"type":"domain.status.changed",  "spaces" : [1, 2.50, 1e3]}`),
+		ev(acme, d1, 3, domain.EventRecordChanged, `{"type":"domain.record.changed","z":1,"a":2}`),
 	}))
-	must(s.SaveCheck(ctx, d5, []store.Event{ev(beta, d5, 4, store.EventFailed, `{}`)}))
+	must(s.SaveCheck(ctx, d5, []store.Event{ev(beta, d5, 4, domain.EventFailed, `{}`)}))
 	must(s.SaveCheck(ctx, d2, nil))
 	for _, p := range []store.Page{{}, {Limit: 2}, {Limit: 2, Offset: 2}, {Offset: 1}, {Offset: 5}} {
 		es, total, err := s.Events(ctx, acme.ID, d1.ID, p)
@@ -949,7 +949,7 @@ func story(t *testing.T, s store.Store) []string {
 	must(s.DeleteDomain(ctx, acme.ID, d1.ID))
 	_, total, err = s.Events(ctx, acme.ID, d1.ID, store.Page{})
 	log("Events of deleted domain", total, " ", errName(err))
-	err = s.SaveCheck(ctx, d1, []store.Event{ev(acme, d1, 9, store.EventVerified, `{}`)})
+	err = s.SaveCheck(ctx, d1, []store.Event{ev(acme, d1, 9, domain.EventVerified, `{}`)})
 	log("SaveCheck deleted", errName(err))
 	_, total, err = s.Deliveries(ctx, acme.ID, hooks[0].ID, store.Page{})
 	log("Deliveries after SaveCheck deleted", total, " ", errName(err))

@@ -363,7 +363,7 @@ func (s *Store) eventGroups(events []store.Event) ([]eventGroup, error) {
 			index[owner{e.ProjectID, e.DomainID}] = g
 			groups = append(groups, eventGroup{projectID: e.ProjectID, domainID: e.DomainID, text: s.texts.get(size)})
 		}
-		text, err := appendGroupEvent(*groups[g].text, e.ID, e.Type, millis(e.CreatedAt), storedPayload(e))
+		text, err := appendGroupEvent(*groups[g].text, e.ID, string(e.Type), millis(e.CreatedAt), storedPayload(e))
 		if err != nil {
 			return nil, err
 		}
@@ -432,7 +432,7 @@ func parseEventGroup(text string, projectID int64, domainID string) ([]store.Eve
 	events := make([]store.Event, len(fields))
 	for i, f := range fields {
 		e := &events[i]
-		e.ID, e.ProjectID, e.DomainID, e.Type, e.CreatedAt = f.id, projectID, domainID, f.typ, fromMillis(f.created)
+		e.ID, e.ProjectID, e.DomainID, e.Type, e.CreatedAt = f.id, projectID, domainID, domain.EventType(f.typ), fromMillis(f.created)
 		e.Payload = payloadOf(e, f.stored)
 	}
 	return events, nil

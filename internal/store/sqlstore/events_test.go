@@ -274,7 +274,7 @@ func TestEventGroup(t *testing.T) {
 	var text []byte
 	for i := range events {
 		var err error
-		if text, err = appendGroupEvent(text, events[i].ID, events[i].Type, millis(events[i].CreatedAt), storedPayload(&events[i])); err != nil {
+		if text, err = appendGroupEvent(text, events[i].ID, string(events[i].Type), millis(events[i].CreatedAt), storedPayload(&events[i])); err != nil {
 			t.Fatal(err)
 		}
 	}

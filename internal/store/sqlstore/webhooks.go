@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/store"
 )
 
@@ -146,7 +147,7 @@ func (s *Store) insertPackedEvents(ctx context.Context, tx Querier, events []sto
 			hooks[e.ProjectID] = whs
 		}
 		for _, w := range whs {
-			if !store.Wants(w.Events, e.Type) {
+			if !domain.Wants(w.Events, e.Type) {
 				continue
 			}
 			id, err := store.NewTimeID("msg_", e.CreatedAt)

@@ -8,14 +8,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/store"
 	"github.com/domaind/domaind/internal/testenv"
 )
 
 // hook stores a webhook of project p subscribed to events and returns it.
-func hook(t *testing.T, s store.Store, p store.Project, id string, events ...string) store.Webhook {
+func hook(t *testing.T, s store.Store, p store.Project, id string, events ...domain.EventType) store.Webhook {
 	t.Helper()
-	w := store.Webhook{ID: id, ProjectID: p.ID, URL: "https://" + id + ".example/h", Events: events,
+	var names []string
+	for _, e := range events {
+		names = append(names, string(e))
+	}
+	w := store.Webhook{ID: id, ProjectID: p.ID, URL: "https://" + id + ".example/h", Events: names,
 		SealedSecret: []byte(id), CreatedAt: t0}
 	if err := s.CreateWebhook(t.Context(), w, 0); err != nil {
 		t.Fatalf("CreateWebhook(%s): %v", id, err)
@@ -25,7 +30,7 @@ func hook(t *testing.T, s store.Store, p store.Project, id string, events ...str
 
 // emitAll stores events of one domain of p, created one second apart from
 // start, each of type typ, and returns their ids.
-func emitAll(t *testing.T, s store.Store, p store.Project, start time.Time, n int, typ string) []string {
+func emitAll(t *testing.T, s store.Store, p store.Project, start time.Time, n int, typ domain.EventType) []string {
 	t.Helper()
 	id := newID(t)
 	d := sampleDomain(p.ID, id, "e"+id+".example.com", t0)
@@ -61,11 +66,11 @@ func testClaimFair(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	p, other := project(t, s, "acme"), project(t, s, "globex")
 	// A has a backlog of five; B and C, of another project, one each and newer.
-	hook(t, s, p, "wh_a", store.EventRecordChanged)
-	hook(t, s, other, "wh_b", store.EventVerified)
-	hook(t, s, other, "wh_c", store.EventVerified)
-	backlog := emitAll(t, s, p, at(0), 5, store.EventRecordChanged)
-	emitAll(t, s, other, at(time.Minute), 1, store.EventVerified)
+	hook(t, s, p, "wh_a", domain.EventRecordChanged)
+	hook(t, s, other, "wh_b", domain.EventVerified)
+	hook(t, s, other, "wh_c", domain.EventVerified)
+	backlog := emitAll(t, s, p, at(0), 5, domain.EventRecordChanged)
+	emitAll(t, s, other, at(time.Minute), 1, domain.EventVerified)
 	now := at(time.Hour)
 
 	got, err := s.ClaimDeliveries(ctx, now, time.Minute, 3, 1)
@@ -112,9 +117,9 @@ func testClaimFair(t *testing.T, s store.Store) {
 func testClaimParked(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	p := project(t, s, "acme")
-	hook(t, s, p, "wh_dead", store.EventRecordChanged)
-	hook(t, s, p, "wh_live", store.EventVerified)
-	emitAll(t, s, p, at(0), 3, store.EventRecordChanged)
+	hook(t, s, p, "wh_dead", domain.EventRecordChanged)
+	hook(t, s, p, "wh_live", domain.EventVerified)
+	emitAll(t, s, p, at(0), 3, domain.EventRecordChanged)
 	now := at(time.Hour)
 	got, err := s.ClaimDeliveries(ctx, now, time.Minute, 10, 1)
 	if err != nil || len(got) != 1 || got[0].WebhookID != "wh_dead" || got[0].EndpointFailures != 0 {
@@ -132,8 +137,8 @@ func testClaimParked(t *testing.T, s store.Store) {
 	}
 	// Every pending delivery of the parked endpoint, the failed one included,
 	// waits for the parking to end; so does one stored while it is parked.
-	emitAll(t, s, p, now.Add(time.Second), 1, store.EventRecordChanged)
-	emitAll(t, s, p, now.Add(time.Second), 1, store.EventVerified)
+	emitAll(t, s, p, now.Add(time.Second), 1, domain.EventRecordChanged)
+	emitAll(t, s, p, now.Add(time.Second), 1, domain.EventVerified)
 	ds, _, err := s.Deliveries(ctx, p.ID, "wh_dead", store.Page{})
 	if err != nil || len(ds) != 4 {
 		t.Fatalf("Deliveries(wh_dead) = %d, %v; want 4", len(ds), err)
@@ -174,7 +179,7 @@ func testClaimParked(t *testing.T, s store.Store) {
 		store.DeliveryState{Status: store.DeliveryPending, NextAttemptAt: parkedUntil.Add(time.Minute)}, at(72*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	emitAll(t, s, p, parkedUntil, 1, store.EventVerified) // wh_live, pending
+	emitAll(t, s, p, parkedUntil, 1, domain.EventVerified) // wh_live, pending
 	if n, err := s.ExpireDeliveries(ctx, at(24*time.Hour-time.Second), 24*time.Hour); err != nil || n != 0 {
 		t.Fatalf("ExpireDeliveries before any window closed = %d, %v; want 0", n, err)
 	}
@@ -272,7 +277,7 @@ func ClaimConcurrently(t *testing.T, stores []store.Store) {
 	for i := range endpoints {
 		hook(t, s, p, fmt.Sprintf("wh_%02d", i))
 	}
-	emitAll(t, s, p, at(0), each, store.EventVerified)
+	emitAll(t, s, p, at(0), each, domain.EventVerified)
 	const total = endpoints * each
 	now := at(time.Hour)
 

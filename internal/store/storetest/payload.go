@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/store"
 )
 
@@ -18,14 +19,14 @@ func testEventPayloads(t *testing.T, s store.Store) {
 	d := sampleDomain(p.ID, newID(t), "example.com", at(0))
 	createDomain(t, s, d)
 	when := at(time.Minute + 123*time.Millisecond + 456*time.Microsecond)
-	start := func(typ, id, stamp string) string { return payloadStart(typ, id, d.ID, stamp) }
+	start := func(typ domain.EventType, id, stamp string) string { return payloadStart(typ, id, d.ID, stamp) }
 	stamp := eventStamp(when)
 	payloads := []string{
-		start(store.EventVerified, "evt_p0", stamp) + `"domain":"example.com","records":[]}}`,
-		start(store.EventVerified, "evt_p1", "2001-01-01T00:00:00.000Z") + `"domain":"example.com"}}`,
-		start(store.EventVerified, "evt_p2", stamp) + `{"nested":true}}}`,
-		start(store.EventVerified, "evt_p3", stamp) + `=x"}}`,
-		start(store.EventVerified, "evt_p4", stamp),
+		start(domain.EventVerified, "evt_p0", stamp) + `"domain":"example.com","records":[]}}`,
+		start(domain.EventVerified, "evt_p1", "2001-01-01T00:00:00.000Z") + `"domain":"example.com"}}`,
+		start(domain.EventVerified, "evt_p2", stamp) + `{"nested":true}}}`,
+		start(domain.EventVerified, "evt_p3", stamp) + `=x"}}`,
+		start(domain.EventVerified, "evt_p4", stamp),
 		`={"odd":1}`,
 		` {"space":1}`,
 		`{"n":1}`,
@@ -34,7 +35,7 @@ func testEventPayloads(t *testing.T, s store.Store) {
 	var events []store.Event
 	for i, pl := range payloads {
 		events = append(events, store.Event{ID: "evt_p" + string(rune('0'+i)), ProjectID: p.ID, DomainID: d.ID,
-			Type: store.EventVerified, Payload: []byte(pl), CreatedAt: when})
+			Type: domain.EventVerified, Payload: []byte(pl), CreatedAt: when})
 	}
 	if err := s.SaveCheck(ctx, clone(d), events); err != nil {
 		t.Fatal(err)
@@ -54,8 +55,8 @@ func testEventPayloads(t *testing.T, s store.Store) {
 // payloadStart is how the checks and the rotation worker begin an event's
 // payload: its type, time, id and domain, the part a store may leave out and
 // build again from the row.
-func payloadStart(typ, id, domainID, stamp string) string {
-	return `{"type":"` + typ + `","timestamp":"` + stamp + `","data":{"eventId":"` + id + `","domainId":"` + domainID + `",`
+func payloadStart(typ domain.EventType, id, domainID, stamp string) string {
+	return `{"type":"` + string(typ) + `","timestamp":"` + stamp + `","data":{"eventId":"` + id + `","domainId":"` + domainID + `",`
 }
 
 // eventStamp is t as an event's payload gives its time. It is spelled out
@@ -69,9 +70,9 @@ func eventStamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05
 // whole. [SamePayloads] checks them after the migrations.
 func CheckEvents(projectID int64, domainID string, when time.Time) []store.Event {
 	return []store.Event{
-		{ID: "evt_1", ProjectID: projectID, DomainID: domainID, Type: store.EventVerified, CreatedAt: when,
-			Payload: []byte(payloadStart(store.EventVerified, "evt_1", domainID, eventStamp(when)) + `"domain":"x"}}`)},
-		{ID: "evt_2", ProjectID: projectID, DomainID: domainID, Type: store.EventFailed, CreatedAt: when, Payload: []byte(` {"n":2}`)},
+		{ID: "evt_1", ProjectID: projectID, DomainID: domainID, Type: domain.EventVerified, CreatedAt: when,
+			Payload: []byte(payloadStart(domain.EventVerified, "evt_1", domainID, eventStamp(when)) + `"domain":"x"}}`)},
+		{ID: "evt_2", ProjectID: projectID, DomainID: domainID, Type: domain.EventFailed, CreatedAt: when, Payload: []byte(` {"n":2}`)},
 	}
 }
 

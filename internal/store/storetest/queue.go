@@ -17,7 +17,7 @@ func testEventsAndOutbox(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	p, other := project(t, s, "acme"), project(t, s, "globex")
 	all := store.Webhook{ID: "wh_all", ProjectID: p.ID, URL: "https://a.example/h", SealedSecret: []byte{1, 2}, CreatedAt: at(0)}
-	picky := store.Webhook{ID: "wh_picky", ProjectID: p.ID, URL: "https://b.example/h", Events: []string{store.EventFailed}, SealedSecret: []byte{3}, CreatedAt: at(time.Second)}
+	picky := store.Webhook{ID: "wh_picky", ProjectID: p.ID, URL: "https://b.example/h", Events: []string{string(domain.EventFailed)}, SealedSecret: []byte{3}, CreatedAt: at(time.Second)}
 	foreign := store.Webhook{ID: "wh_foreign", ProjectID: other.ID, URL: "https://c.example/h", SealedSecret: []byte{4}, CreatedAt: at(0)}
 	for _, w := range []store.Webhook{all, picky, foreign} {
 		if err := s.CreateWebhook(ctx, w, 0); err != nil {
@@ -26,16 +26,16 @@ func testEventsAndOutbox(t *testing.T, s store.Store) {
 	}
 	hooks, err := s.Webhooks(ctx, p.ID)
 	if err != nil || len(hooks) != 2 || hooks[0].ID != all.ID || hooks[1].ID != picky.ID ||
-		!slices.Equal(hooks[1].Events, []string{store.EventFailed}) || string(hooks[0].SealedSecret) != "\x01\x02" {
+		!slices.Equal(hooks[1].Events, []string{string(domain.EventFailed)}) || string(hooks[0].SealedSecret) != "\x01\x02" {
 		t.Fatalf("Webhooks = %+v, %v", hooks, err)
 	}
 
 	d := sampleDomain(p.ID, newID(t), "example.com", at(0))
 	createDomain(t, s, d)
 	events := []store.Event{
-		{ID: "evt_1", ProjectID: p.ID, DomainID: d.ID, Type: store.EventVerified, Payload: []byte(`{"n":1}`), CreatedAt: at(time.Minute)},
-		{ID: "evt_2", ProjectID: p.ID, DomainID: d.ID, Type: store.EventFailed, Payload: []byte(`{"n":2}`), CreatedAt: at(time.Minute)},
-		{ID: "evt_3", ProjectID: p.ID, DomainID: d.ID, Type: store.EventStatusChanged, Payload: []byte(`{"n":3}`), CreatedAt: at(time.Minute)},
+		{ID: "evt_1", ProjectID: p.ID, DomainID: d.ID, Type: domain.EventVerified, Payload: []byte(`{"n":1}`), CreatedAt: at(time.Minute)},
+		{ID: "evt_2", ProjectID: p.ID, DomainID: d.ID, Type: domain.EventFailed, Payload: []byte(`{"n":2}`), CreatedAt: at(time.Minute)},
+		{ID: "evt_3", ProjectID: p.ID, DomainID: d.ID, Type: domain.EventStatusChanged, Payload: []byte(`{"n":3}`), CreatedAt: at(time.Minute)},
 	}
 	if err := s.SaveCheck(ctx, clone(d), events); err != nil {
 		t.Fatal(err)
@@ -288,7 +288,7 @@ func testFinishCheck(t *testing.T, s store.Store) {
 		t.Fatal("FinishCheck of another owner ended a's lease")
 	}
 	c.LastCheckedAt = now.Add(3 * time.Second)
-	events := []store.Event{{ID: "evt_" + newID(t), ProjectID: p.ID, DomainID: d.ID, Type: store.EventVerified,
+	events := []store.Event{{ID: "evt_" + newID(t), ProjectID: p.ID, DomainID: d.ID, Type: domain.EventVerified,
 		Payload: []byte(`{"n":1}`), CreatedAt: now.Add(3 * time.Second)}}
 	if err := s.FinishCheck(ctx, c, events, "a"); err != nil {
 		t.Fatal(err)
@@ -326,7 +326,7 @@ func testEventPages(t *testing.T, s store.Store) {
 		for range size {
 			n++
 			events = append(events, store.Event{ID: fmt.Sprintf("evt_%02d", n), ProjectID: p.ID, DomainID: d.ID,
-				Type: store.EventRecordChanged, Payload: []byte(fmt.Sprintf(`{"n":%d}`, n)), CreatedAt: at(time.Duration(n) * time.Second)})
+				Type: domain.EventRecordChanged, Payload: []byte(fmt.Sprintf(`{"n":%d}`, n)), CreatedAt: at(time.Duration(n) * time.Second)})
 		}
 		if err := s.SaveCheck(ctx, clone(d), events); err != nil {
 			t.Fatal(err)
@@ -336,7 +336,7 @@ func testEventPages(t *testing.T, s store.Store) {
 		}
 		// Another domain's save between: not in d's list.
 		if err := s.SaveCheck(ctx, clone(other), []store.Event{{ID: fmt.Sprintf("evt_other_%d", n), ProjectID: p.ID,
-			DomainID: other.ID, Type: store.EventVerified, Payload: []byte(`{}`), CreatedAt: at(time.Hour)}}); err != nil {
+			DomainID: other.ID, Type: domain.EventVerified, Payload: []byte(`{}`), CreatedAt: at(time.Hour)}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -381,7 +381,7 @@ func testEventPages(t *testing.T, s store.Store) {
 func testEventCap(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	p, d, other := twoDomains(t, s)
-	otherEvent := store.Event{ID: "evt_other", ProjectID: p.ID, DomainID: other.ID, Type: store.EventVerified, Payload: []byte(`{}`), CreatedAt: at(0)}
+	otherEvent := store.Event{ID: "evt_other", ProjectID: p.ID, DomainID: other.ID, Type: domain.EventVerified, Payload: []byte(`{}`), CreatedAt: at(0)}
 	if err := s.SaveCheck(ctx, clone(other), []store.Event{otherEvent}); err != nil {
 		t.Fatal(err)
 	}
@@ -393,7 +393,7 @@ func testEventCap(t *testing.T, s store.Store) {
 		for range batch {
 			saved++
 			events = append(events, store.Event{ID: fmt.Sprintf("evt_%05d", saved), ProjectID: p.ID, DomainID: d.ID,
-				Type: store.EventRecordChanged, Payload: []byte(fmt.Sprintf(`{"n":%d}`, saved)), CreatedAt: at(time.Minute)})
+				Type: domain.EventRecordChanged, Payload: []byte(fmt.Sprintf(`{"n":%d}`, saved)), CreatedAt: at(time.Minute)})
 		}
 		if err := s.SaveCheck(ctx, clone(d), events); err != nil {
 			t.Fatal(err)
@@ -434,7 +434,7 @@ func testDeliveryCap(t *testing.T, s store.Store) {
 	var events []store.Event
 	for i := range n {
 		events = append(events, store.Event{ID: fmt.Sprintf("evt_%05d", i), ProjectID: p.ID, DomainID: d.ID,
-			Type: store.EventRecordChanged, Payload: []byte(`{}`), CreatedAt: at(time.Minute)})
+			Type: domain.EventRecordChanged, Payload: []byte(`{}`), CreatedAt: at(time.Minute)})
 	}
 	if err := s.SaveCheck(ctx, clone(d), events); err != nil {
 		t.Fatal(err)
@@ -475,7 +475,7 @@ func testManyEvents(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	p := project(t, s, "acme")
 	all := store.Webhook{ID: "wh_all", ProjectID: p.ID, URL: "https://a.example/h", SealedSecret: []byte{1}, CreatedAt: at(0)}
-	picky := store.Webhook{ID: "wh_picky", ProjectID: p.ID, URL: "https://b.example/h", Events: []string{store.EventFailed}, SealedSecret: []byte{2}, CreatedAt: at(time.Second)}
+	picky := store.Webhook{ID: "wh_picky", ProjectID: p.ID, URL: "https://b.example/h", Events: []string{string(domain.EventFailed)}, SealedSecret: []byte{2}, CreatedAt: at(time.Second)}
 	for _, w := range []store.Webhook{all, picky} {
 		if err := s.CreateWebhook(ctx, w, 0); err != nil {
 			t.Fatal(err)
@@ -487,9 +487,9 @@ func testManyEvents(t *testing.T, s store.Store) {
 	var events []store.Event
 	wantDeliveries := 0
 	for i := range n {
-		typ := store.EventVerified
+		typ := domain.EventVerified
 		if i%3 == 0 {
-			typ = store.EventFailed
+			typ = domain.EventFailed
 			wantDeliveries++ // and one to wh_all below
 		}
 		wantDeliveries++
@@ -521,7 +521,7 @@ func testManyEvents(t *testing.T, s store.Store) {
 			t.Errorf("two deliveries of %s", key)
 		}
 		seen[key] = true
-		if dl.WebhookID == picky.ID && dl.EventType != store.EventFailed {
+		if dl.WebhookID == picky.ID && dl.EventType != domain.EventFailed {
 			t.Errorf("wh_picky got a %s", dl.EventType)
 		}
 	}

@@ -40,7 +40,7 @@ func rotationEvent(t *testing.T, d *domain.Domain, typ domain.EventType, at time
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []store.Event{{ID: id, ProjectID: d.ProjectID, DomainID: d.ID, Type: string(typ), Payload: []byte(`{"type":"` + string(typ) + `"}`), CreatedAt: at}}
+	return []store.Event{{ID: id, ProjectID: d.ProjectID, DomainID: d.ID, Type: typ, Payload: []byte(`{"type":"` + string(typ) + `"}`), CreatedAt: at}}
 }
 
 // testRotationsTXT takes a txt-mode rotation row through every step: rows
@@ -235,7 +235,7 @@ func testRotationsTXT(t *testing.T, s store.Store) {
 		t.Fatalf("row after retirement = %+v, %v; want the current value %q", r, err, start.NextValue)
 	}
 	evs, total, err := s.Events(ctx, p.ID, d.ID, store.Page{})
-	if err != nil || total != 4 || evs[0].Type != string(domain.EventDKIMRotationRetired) || evs[3].Type != string(domain.EventDKIMRotationStarted) {
+	if err != nil || total != 4 || evs[0].Type != domain.EventDKIMRotationRetired || evs[3].Type != domain.EventDKIMRotationStarted {
 		t.Fatalf("events = %d %v", total, err)
 	}
 

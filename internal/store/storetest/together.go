@@ -58,7 +58,7 @@ func testSaveChecksTogether(t *testing.T, s store.Store) {
 	}
 	errs := make([]error, n)
 	testenv.Race(n, func(i int) {
-		events := []store.Event{{ID: eventID(i), ProjectID: acme.ID, DomainID: eventDomain(i), Type: store.EventVerified,
+		events := []store.Event{{ID: eventID(i), ProjectID: acme.ID, DomainID: eventDomain(i), Type: domain.EventVerified,
 			Payload: []byte(`{}`), CreatedAt: at(time.Hour)}}
 		errs[i] = s.SaveCheck(ctx, clone(saved[i]), events)
 	})
@@ -102,8 +102,8 @@ func testSaveChecksTogetherWebhooks(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	ps := []store.Project{project(t, s, "acme"), project(t, s, "globex"), project(t, s, "initech")}
 	hooks := map[int64][]string{
-		ps[0].ID: {hook(t, s, ps[0], "wh_acme_all").ID, hook(t, s, ps[0], "wh_acme_verified", store.EventVerified).ID},
-		ps[1].ID: {hook(t, s, ps[1], "wh_globex_failed", store.EventFailed).ID},
+		ps[0].ID: {hook(t, s, ps[0], "wh_acme_all").ID, hook(t, s, ps[0], "wh_acme_verified", domain.EventVerified).ID},
+		ps[1].ID: {hook(t, s, ps[1], "wh_globex_failed", domain.EventFailed).ID},
 		// initech has none.
 	}
 	const n = 36
@@ -117,7 +117,7 @@ func testSaveChecksTogetherWebhooks(t *testing.T, s store.Store) {
 	testenv.Race(n, func(i int) {
 		c := clone(ds[i])
 		c.Status, c.LastCheckedAt = domain.StatusVerified, at(time.Hour)
-		events := []store.Event{{ID: eventID(i), ProjectID: c.ProjectID, DomainID: c.ID, Type: store.EventVerified,
+		events := []store.Event{{ID: eventID(i), ProjectID: c.ProjectID, DomainID: c.ID, Type: domain.EventVerified,
 			Payload: []byte(`{}`), CreatedAt: at(time.Hour)}}
 		errs[i] = s.SaveCheck(ctx, c, events)
 	})
