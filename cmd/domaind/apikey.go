@@ -30,6 +30,11 @@ func apikeyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if *project == "" {
 			return errors.New("--project is required: the name of the project the key is for")
 		}
+		// Bad input is refused before a database is opened, which would
+		// create one.
+		if err := apikey.CheckProjectName(*project); err != nil {
+			return cliError(err, flagNames{"project": "--project"})
+		}
 		adm, err := app.OpenAdmin(ctx, app.AdminConfig{DB: *db})
 		if err != nil {
 			return err
@@ -73,6 +78,9 @@ func apikeyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		if fs.NArg() != 1 {
 			return fmt.Errorf("usage: domaind apikey revoke KEY_PREFIX (at least the first %d characters, e.g. %sabcd)", apikey.MinRevokePrefix, apikey.Scheme)
+		}
+		if err := apikey.CheckRevokePrefix(fs.Arg(0)); err != nil {
+			return cliError(err, flagNames{"prefix": "KEY_PREFIX"})
 		}
 		adm, err := app.OpenAdmin(ctx, app.AdminConfig{DB: *db})
 		if err != nil {

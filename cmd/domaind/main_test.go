@@ -30,6 +30,9 @@ func TestAPIKeyCommands(t *testing.T) {
 		t.Fatalf("create: %v %s", err, errOut)
 	}
 	key := strings.TrimSpace(out)
+	if !strings.Contains(errOut, `project "acme"`) {
+		t.Errorf("create does not name the project: %s", errOut)
+	}
 	if !keyRE.MatchString(key) {
 		t.Fatalf("printed key %q does not look like AS_ + 43 characters", key)
 	}
@@ -78,6 +81,19 @@ func TestAPIKeyCommands(t *testing.T) {
 	// The project's rule is the service's, said against the flag that broke it.
 	if _, _, err := runCmd(t, "apikey", "create", "--db", db, "--project", "a\x7fb"); err == nil || !strings.Contains(err.Error(), "--project: The project must be a name of 1 to 100 printable characters") {
 		t.Errorf("create with a control character in --project: %v", err)
+	}
+	// Refused input creates no database.
+	fresh := filepath.Join(t.TempDir(), "none.db")
+	for _, args := range [][]string{
+		{"apikey", "create", "--db", "sqlite:" + fresh, "--project", "   "},
+		{"apikey", "revoke", "--db", "sqlite:" + fresh, "AS_"},
+	} {
+		if _, _, err := runCmd(t, args...); err == nil {
+			t.Errorf("%v succeeded", args)
+		}
+		if _, err := os.Stat(fresh); err == nil {
+			t.Fatalf("%v created the database", args)
+		}
 	}
 }
 

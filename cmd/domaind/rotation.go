@@ -92,14 +92,7 @@ func dkimRotate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer adm.Close()
 	started, err := adm.Domains().RotateDKIMNamed(ctx, norm)
-	switch {
-	case fault.CodeOf(err) == fault.NotFound:
-		return fmt.Errorf("no domain %s in the database", norm)
-	case errors.Is(err, records.ErrSealed):
-		return fmt.Errorf("the master key does not open this database's keys; pass the master key serve uses (%w)", err)
-	case err != nil:
-		return err
-	}
+	// What was started is said even when a later domain stopped the run.
 	for _, r := range started {
 		if r.Err != nil {
 			fmt.Fprintf(stderr, "dkim rotate: %s (%s, project %d): %s\n", norm, r.ID, r.ProjectID, cliError(r.Err, nil))
@@ -107,6 +100,14 @@ func dkimRotate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		fmt.Fprintf(stdout, "dkim rotate: %s (%s, project %d): next key at selector %s (%s mode); serve publishes and switches it\n",
 			norm, r.ID, r.ProjectID, r.Rotation.NextSelector, r.Rotation.Mode)
+	}
+	switch {
+	case fault.CodeOf(err) == fault.NotFound:
+		return fmt.Errorf("no domain %s in the database", norm)
+	case errors.Is(err, records.ErrSealed):
+		return fmt.Errorf("the master key does not open this database's keys; pass the master key serve uses (%w)", err)
+	case err != nil:
+		return err
 	}
 	return nil
 }

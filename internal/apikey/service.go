@@ -102,8 +102,8 @@ const MinRevokePrefix = len(Scheme) + 4
 // answers fault.NotFound when no key starts so, and fault.Invalid when prefix
 // is too short or more than one key starts so.
 func (s *Service) Revoke(ctx context.Context, prefix string, now time.Time) (Key, error) {
-	if len(prefix) < MinRevokePrefix {
-		return Key{}, fault.Invalidf("prefix", fmt.Sprintf("Give at least the first %d characters of the key, such as %sabcd.", MinRevokePrefix, Scheme))
+	if err := CheckRevokePrefix(prefix); err != nil {
+		return Key{}, err
 	}
 	k, err := s.Store.RevokeAPIKey(ctx, prefix, now)
 	switch {
@@ -118,6 +118,15 @@ func (s *Service) Revoke(ctx context.Context, prefix string, now time.Time) (Key
 	}
 	s.cache.drop(k.Hash)
 	return k, nil
+}
+
+// CheckRevokePrefix says whether prefix is long enough for Revoke
+// (MinRevokePrefix), answering fault.Invalid about the field "prefix".
+func CheckRevokePrefix(prefix string) error {
+	if len(prefix) < MinRevokePrefix {
+		return fault.Invalidf("prefix", fmt.Sprintf("Give at least the first %d characters of the key, such as %sabcd.", MinRevokePrefix, Scheme))
+	}
+	return nil
 }
 
 // List returns every API key, revoked ones too, with its project, for the
@@ -135,15 +144,25 @@ func (s *Service) Ready(ctx context.Context) error {
 // MaxProjectName is the longest project name, in bytes.
 const MaxProjectName = 100
 
-// Create makes the project named project if it is new and returns a new key of
-// it, the only time the key is seen whole. The name, without the spaces around
-// it, must be 1 to MaxProjectName bytes with no control character, or Create
-// answers fault.Invalid.
-func (s *Service) Create(ctx context.Context, project string, now time.Time) (string, Key, error) {
-	project = strings.TrimSpace(project)
-	if project == "" || len(project) > MaxProjectName || strings.ContainsFunc(project, unicode.IsControl) {
-		return "", Key{}, fault.Invalidf("project", fmt.Sprintf("The project must be a name of 1 to %d printable characters.", MaxProjectName))
+// CheckProjectName says whether name, without the spaces around it, may name
+// a project: 1 to MaxProjectName bytes with no control character. It answers
+// fault.Invalid about the field "project"; Create asks it, and a command can
+// ask it before opening a database.
+func CheckProjectName(name string) error {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > MaxProjectName || strings.ContainsFunc(name, unicode.IsControl) {
+		return fault.Invalidf("project", fmt.Sprintf("The project must be a name of 1 to %d printable characters.", MaxProjectName))
 	}
+	return nil
+}
+
+// Create makes the project named project (see CheckProjectName) if it is new
+// and returns a new key of it, the only time the key is seen whole.
+func (s *Service) Create(ctx context.Context, project string, now time.Time) (string, Key, error) {
+	if err := CheckProjectName(project); err != nil {
+		return "", Key{}, err
+	}
+	project = strings.TrimSpace(project)
 	p, err := s.Store.EnsureProject(ctx, project, now)
 	if err != nil {
 		return "", Key{}, err
@@ -158,6 +177,7 @@ func (s *Service) Create(ctx context.Context, project string, now time.Time) (st
 	if err != nil {
 		return "", Key{}, err
 	}
+	k.ProjectName = p.Name
 	return key, k, nil
 }
 

@@ -12,8 +12,8 @@ import (
 // new CSV row), bidirectional overrides and isolates (U+202E makes "gpj.exe" read
 // as "exe.jpg"), zero-width characters and bytes that are not UTF-8 are shown as
 // escapes such as \x1b or \u202e, so they are visible and have no effect. Every
-// other character, spaces and non-ASCII letters included, is kept. The dashboard
-// and the CSV export show values found in DNS through it.
+// other character, spaces and non-ASCII letters included, is kept. The dashboard,
+// the CSV export and domaind check show values found in DNS through it.
 func Printable(s string) string {
 	if !strings.ContainsFunc(s, hidden) && utf8.ValidString(s) {
 		return s

@@ -48,7 +48,8 @@ func (s *Service) RotateDKIM(ctx context.Context, projectID int64, id string) (d
 }
 
 // NamedRotation is what RotateDKIMNamed did for one domain of the name: the
-// rotation it started, or Err, a fault.Conflict saying why it started none.
+// rotation it started, or Err, a fault saying why it started none
+// (fault.Conflict, or fault.NotFound for a domain deleted meanwhile).
 type NamedRotation struct {
 	ID        string
 	ProjectID int64
@@ -59,9 +60,11 @@ type NamedRotation struct {
 // RotateDKIMNamed starts a rotation of the DKIM key of every project's domain
 // named name, for the operator (domaind dkim rotate), who knows a domain by its
 // name rather than by a project's id. A domain whose rotation cannot start now
-// (one runs, or its first key is not published) is reported in its
-// NamedRotation and the others go on; any other error stops it. It answers
-// fault.NotFound when no project has the domain.
+// (one runs, its first key is not published, it was deleted meanwhile) is
+// reported in its NamedRotation and the others go on; any other error (a
+// master key that does not open the keys) stops it, and what was done before
+// is returned with the error. It answers fault.NotFound when no project has
+// the domain.
 func (s *Service) RotateDKIMNamed(ctx context.Context, name string) ([]NamedRotation, error) {
 	if s.Rotator == nil {
 		return nil, errNoRotation
@@ -76,7 +79,7 @@ func (s *Service) RotateDKIMNamed(ctx context.Context, name string) ([]NamedRota
 	out := make([]NamedRotation, 0, len(ids))
 	for _, id := range ids {
 		rot, err := s.rotate(ctx, id.ID)
-		if err != nil && fault.CodeOf(err) != fault.Conflict {
+		if code := fault.CodeOf(err); err != nil && code != fault.Conflict && code != fault.NotFound {
 			return out, err
 		}
 		out = append(out, NamedRotation{ID: id.ID, ProjectID: id.ProjectID, Rotation: rot, Err: err})

@@ -36,7 +36,7 @@ func ParseMasterKey(text string) ([]byte, error) {
 // NewSealer returns a Sealer for a MasterKeySize-byte master key.
 func NewSealer(masterKey []byte) (*Sealer, error) {
 	if len(masterKey) != MasterKeySize {
-		return nil, fmt.Errorf("records: master key must be 32 bytes, got %d", len(masterKey))
+		return nil, fmt.Errorf("records: master key must be %d bytes, got %d", MasterKeySize, len(masterKey))
 	}
 	block, err := aes.NewCipher(masterKey)
 	if err != nil {
