@@ -467,7 +467,7 @@ func TestAddDomain(t *testing.T) {
 	}{
 		{"not a domain name", "not a domain", "", http.StatusBadRequest, "aria-invalid"},
 		{"unknown region", "other.example.com", "mars-1", http.StatusBadRequest, "mars-1"},
-		{"already added", "example.com", "", http.StatusConflict, "already in your project"},
+		{"already added", "example.com", "", http.StatusConflict, "already exists in this project"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -19,17 +19,18 @@ import (
 
 // errorStatus is the one table from a service's fault to the dashboard's
 // answer: the HTTP status, and the sentence shown where the dashboard words it
-// itself ("" shows the service's own, as for Invalid, which names the rule).
-// NotFound answers with the not-found page; Internal, with the server-error
-// page.
+// itself ("" shows the service's own, which says what happened: a Busy of an
+// add is about key generation, one of the receiving switch about a check).
+// TooSoon's sentence says how many seconds to wait. NotFound answers with the
+// not-found page; Internal, with the server-error page.
 var errorStatus = map[fault.Code]struct {
 	status int
 	text   string
 }{
 	fault.Invalid:  {http.StatusBadRequest, ""},
 	fault.NotFound: {http.StatusNotFound, ""},
-	fault.Conflict: {http.StatusConflict, "This domain is already in your project."},
-	fault.Busy:     {http.StatusTooManyRequests, "The server is busy generating keys for other domains. Try again in a few seconds."},
+	fault.Conflict: {http.StatusConflict, ""},
+	fault.Busy:     {http.StatusTooManyRequests, ""},
 	fault.TooSoon:  {http.StatusTooManyRequests, "This domain was checked moments ago. Try again in %s."},
 }
 
