@@ -35,21 +35,22 @@ func stateBadge(s domain.State) badge {
 }
 
 // badgeFor returns the badge of a record's check status, as a record, a server's
-// answer or an event names it.
-func badgeFor(state string) badge {
-	switch state {
-	case string(domain.CheckVerified):
-		return badge{state, "✓", "Verified"}
-	case string(domain.CheckMissing):
-		return badge{state, "✗", "Missing"}
-	case string(domain.CheckMismatch):
-		return badge{state, "≠", "Mismatch"}
-	case string(domain.CheckTemporaryFailure):
-		return badge{state, "⚠", "Temporary failure"}
-	case "", string(domain.CheckUnchecked):
+// answer or an event names it; an event's record never checked has the status
+// "", shown as unchecked (see domain.Record.ShownStatus).
+func badgeFor(status domain.CheckStatus) badge {
+	switch status {
+	case domain.CheckVerified:
+		return badge{string(status), "✓", "Verified"}
+	case domain.CheckMissing:
+		return badge{string(status), "✗", "Missing"}
+	case domain.CheckMismatch:
+		return badge{string(status), "≠", "Mismatch"}
+	case domain.CheckTemporaryFailure:
+		return badge{string(status), "⚠", "Temporary failure"}
+	case "", domain.CheckUnchecked:
 		return badge{string(domain.CheckUnchecked), "○", "Not checked yet"}
 	}
-	return badge{"unknown", "?", state}
+	return badge{"unknown", "?", string(status)}
 }
 
 // stamp is a time as the pages show it.
@@ -162,7 +163,7 @@ func toRecordView(r *domain.Record) recordView {
 	v := recordView{
 		Role: r.Key.Role(), Label: recordLabel(r.Key), Need: string(r.Need()),
 		Name: r.Name, Type: r.Type, Value: r.Value, Purpose: r.Purpose,
-		Badge:     badgeFor(string(r.ShownStatus())),
+		Badge:     badgeFor(r.ShownStatus()),
 		Checked:   !r.CheckedAt.IsZero(),
 		CheckedAt: stamp{r.CheckedAt},
 		Found:     printable(r.Found),
@@ -174,7 +175,7 @@ func toRecordView(r *domain.Record) recordView {
 	for _, s := range r.Propagation {
 		v.Propagation = append(v.Propagation, sightingView{
 			Server: s.Server, Role: string(s.Role), Zone: s.Zone,
-			Badge: badgeFor(string(s.Status)), Values: printable(s.Values), Error: domain.Printable(s.Error),
+			Badge: badgeFor(s.Status), Values: printable(s.Values), Error: domain.Printable(s.Error),
 		})
 	}
 	return v

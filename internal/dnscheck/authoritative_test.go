@@ -92,10 +92,10 @@ var otherKey = func() string {
 	return base64.StdEncoding.EncodeToString(der)
 }()
 
-func codes(o domain.Observation) []string {
-	var out []string
+func codes(o domain.Observation) []domain.ProblemCode {
+	var out []domain.ProblemCode
 	for _, p := range o.Problems {
-		out = append(out, string(p.Code))
+		out = append(out, p.Code)
 	}
 	return out
 }
@@ -119,16 +119,16 @@ func TestProblemCodes(t *testing.T) {
 		domain string // sending domain; example.com when empty
 		zone   []string
 		status domain.CheckStatus
-		code   string   // the first problem's code
-		also   []string // further codes that must be present
-		inMsg  string   // text the first problem's message must contain
+		code   domain.ProblemCode   // the first problem's code
+		also   []domain.ProblemCode // further codes that must be present
+		inMsg  string               // text the first problem's message must contain
 	}{
 		{name: "not found", key: domain.KeyOwnership, status: domain.CheckMissing, code: dnscheck.CodeNotFound},
 		{name: "wrong value", key: domain.KeyOwnership, zone: []string{`_autosend-verify 300 IN TXT "autosend-verify-ffff"`},
 			status: domain.CheckMismatch, code: dnscheck.CodeWrongValue, inMsg: "autosend-verify-ffff"},
 		{name: "doubled name", key: domain.KeyOwnership,
 			zone:   []string{`_autosend-verify.example.com 300 IN TXT "autosend-verify-0123456789abcdef0123456789abcdef"`},
-			status: domain.CheckMissing, code: dnscheck.CodeDoubledName, also: []string{dnscheck.CodeNotFound}, inMsg: `"_autosend-verify"`},
+			status: domain.CheckMissing, code: dnscheck.CodeDoubledName, also: []domain.ProblemCode{dnscheck.CodeNotFound}, inMsg: `"_autosend-verify"`},
 		{name: "doubled name of a subdomain", key: domain.KeyDMARC, domain: "news.example.com",
 			zone:   []string{`_dmarc.news.example.com.example.com. 300 IN TXT "v=DMARC1; p=none;"`},
 			status: domain.CheckMissing, code: dnscheck.CodeDoubledName, inMsg: `"_dmarc.news"`},
@@ -155,9 +155,9 @@ func TestProblemCodes(t *testing.T) {
 			status: domain.CheckMismatch, code: dnscheck.CodeSPFSyntax},
 		{name: "dkim key mismatch", key: domain.KeyDKIM,
 			zone:   []string{`autosend._domainkey 300 IN TXT "v=DKIM1; k=rsa; p=` + otherKey + `"`},
-			status: domain.CheckMismatch, code: dnscheck.CodeWrongValue, also: []string{dnscheck.CodeDKIMKeyMismatch}},
+			status: domain.CheckMismatch, code: dnscheck.CodeWrongValue, also: []domain.ProblemCode{dnscheck.CodeDKIMKeyMismatch}},
 		{name: "dkim syntax", key: domain.KeyDKIM, zone: []string{`autosend._domainkey 300 IN TXT "v=DKIM1; k=rsa; p=@@not-base64@@"`},
-			status: domain.CheckMismatch, code: dnscheck.CodeWrongValue, also: []string{dnscheck.CodeDKIMSyntax}},
+			status: domain.CheckMismatch, code: dnscheck.CodeWrongValue, also: []domain.ProblemCode{dnscheck.CodeDKIMSyntax}},
 		{name: "dkim testing mode", key: domain.KeyDKIM, zone: []string{`autosend._domainkey 300 IN TXT "v=DKIM1; t=y; k=rsa; p=` + testKey + `"`},
 			status: domain.CheckVerified, code: dnscheck.CodeDKIMTesting},
 		{name: "mx priority", key: domain.KeyMailFromMX, zone: []string{`mail 300 IN MX 20 feedback-smtp.us-east-1.amazonses.com.`},
@@ -234,13 +234,13 @@ func TestProblemCodes(t *testing.T) {
 func TestTemporaryFailureCodes(t *testing.T) {
 	for _, tc := range []struct {
 		fault dnstest.Fault
-		code  string
+		code  domain.ProblemCode
 	}{{dnstest.Drop, dnscheck.CodeTimeout}, {dnstest.ServFail, dnscheck.CodeServFail}} {
-		t.Run(tc.code, func(t *testing.T) {
+		t.Run(string(tc.code), func(t *testing.T) {
 			tr := newTree(t)
 			tr.main.SetFault("", 0, tc.fault)
 			o := tr.checker(t, dnscheck.ModeAuthoritative).Check(context.Background(), []dnscheck.Expectation{exp(domain.KeyOwnership, "example.com")})[0]
-			if o.Status != domain.CheckTemporaryFailure || !slices.Equal(codes(o), []string{tc.code}) {
+			if o.Status != domain.CheckTemporaryFailure || !slices.Equal(codes(o), []domain.ProblemCode{tc.code}) {
 				t.Fatalf("got %s %v, want temporary_failure [%s]", o.Status, codes(o), tc.code)
 			}
 		})

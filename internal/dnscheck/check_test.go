@@ -45,8 +45,8 @@ func TestCheckRecords(t *testing.T) {
 		key    domain.RecordKey
 		zone   []string // zone-file lines added to example.com.
 		status domain.CheckStatus
-		code   string // first problem's code, "" for none
-		found  string // a substring of some found value
+		code   domain.ProblemCode // first problem's code, "" for none
+		found  string             // a substring of some found value
 	}{
 		{"ownership missing", domain.KeyOwnership, nil, domain.CheckMissing, "NOT_FOUND", ""},
 		{"ownership right", domain.KeyOwnership, []string{`_autosend-verify 300 IN TXT "autosend-verify-0123456789abcdef0123456789abcdef"`}, domain.CheckVerified, "", "autosend-verify-0123"},
@@ -92,7 +92,7 @@ func TestCheckRecords(t *testing.T) {
 				t.Errorf("unexpected problems %+v", o.Problems)
 			}
 			if tc.code != "" {
-				if len(o.Problems) == 0 || string(o.Problems[0].Code) != tc.code {
+				if len(o.Problems) == 0 || o.Problems[0].Code != tc.code {
 					t.Fatalf("problems %+v, want first %s", o.Problems, tc.code)
 				}
 				if !strings.HasSuffix(o.Problems[0].Message, ".") || len(o.Problems[0].Message) < 20 {
@@ -125,12 +125,12 @@ func TestCheckFallsBackToNextResolver(t *testing.T) {
 func TestCheckTemporaryFailures(t *testing.T) {
 	for _, tc := range []struct {
 		fault dnstest.Fault
-		code  string
+		code  domain.ProblemCode
 	}{{dnstest.ServFail, "SERVFAIL"}, {dnstest.Drop, "DNS_TIMEOUT"}} {
 		srv := dnstest.Start(t, dnstest.NewZone("example.com."))
 		srv.SetFault("", 0, tc.fault)
 		o := newChecker(t, srv.Addr()).Check(context.Background(), []dnscheck.Expectation{expectations[domain.KeyOwnership]})[0]
-		if o.Status != domain.CheckTemporaryFailure || len(o.Problems) != 1 || string(o.Problems[0].Code) != tc.code {
+		if o.Status != domain.CheckTemporaryFailure || len(o.Problems) != 1 || o.Problems[0].Code != tc.code {
 			t.Errorf("%s: got %+v", tc.code, o)
 		}
 		if tc.fault == dnstest.Drop {

@@ -24,15 +24,15 @@ func TestDMARCVerdicts(t *testing.T) {
 		name   string
 		record string
 		status domain.CheckStatus
-		codes  []string
+		codes  []domain.ProblemCode
 	}{
-		{"rua without p", "v=DMARC1; rua=mailto:d@example.com", domain.CheckVerified, []string{dnscheck.CodeDMARCNoPolicy}},
-		{"invalid p with rua", "v=DMARC1; p=maybe; rua=mailto:d@example.com", domain.CheckVerified, []string{dnscheck.CodeDMARCTagIgnored, dnscheck.CodeDMARCNoPolicy}},
-		{"p after other tags", "v=DMARC1; rua=mailto:d@example.com; p=reject", domain.CheckVerified, []string{dnscheck.CodeDMARCTagOrder}},
-		{"bad tag after p", "v=DMARC1; p=quarantine; pct=200", domain.CheckVerified, []string{dnscheck.CodeDMARCTagIgnored}},
-		{"invalid p without rua", "v=DMARC1; p=maybe", domain.CheckMismatch, []string{dnscheck.CodeDMARCSyntax}},
-		{"v not first", "p=none; v=DMARC1", domain.CheckMissing, []string{dnscheck.CodeNotFound}},
-		{"version in lower case", "v=dmarc1; p=none", domain.CheckMismatch, []string{dnscheck.CodeDMARCSyntax}},
+		{"rua without p", "v=DMARC1; rua=mailto:d@example.com", domain.CheckVerified, []domain.ProblemCode{dnscheck.CodeDMARCNoPolicy}},
+		{"invalid p with rua", "v=DMARC1; p=maybe; rua=mailto:d@example.com", domain.CheckVerified, []domain.ProblemCode{dnscheck.CodeDMARCTagIgnored, dnscheck.CodeDMARCNoPolicy}},
+		{"p after other tags", "v=DMARC1; rua=mailto:d@example.com; p=reject", domain.CheckVerified, []domain.ProblemCode{dnscheck.CodeDMARCTagOrder}},
+		{"bad tag after p", "v=DMARC1; p=quarantine; pct=200", domain.CheckVerified, []domain.ProblemCode{dnscheck.CodeDMARCTagIgnored}},
+		{"invalid p without rua", "v=DMARC1; p=maybe", domain.CheckMismatch, []domain.ProblemCode{dnscheck.CodeDMARCSyntax}},
+		{"v not first", "p=none; v=DMARC1", domain.CheckMissing, []domain.ProblemCode{dnscheck.CodeNotFound}},
+		{"version in lower case", "v=dmarc1; p=none", domain.CheckMismatch, []domain.ProblemCode{dnscheck.CodeDMARCSyntax}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := newTree(t)

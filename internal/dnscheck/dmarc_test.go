@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/domaind/domaind/internal/domain"
 )
 
 // dmarcDefaults returns a record with the RFC's defaults and policy p.
@@ -137,16 +139,16 @@ func TestDMARCReceiverView(t *testing.T) {
 		txt    string
 		policy string // "" when no policy applies
 		sp     string
-		codes  []string
+		codes  []domain.ProblemCode
 		fix    string
 	}{
 		{txt: "v=DMARC1; p=reject", policy: "reject", sp: "reject"},
 		// RFC 7489 section 6.6.3: no valid p= but a valid rua= acts as p=none.
-		{txt: "v=DMARC1; rua=mailto:d@example.com", policy: "none", sp: "none", codes: []string{CodeDMARCNoPolicy},
+		{txt: "v=DMARC1; rua=mailto:d@example.com", policy: "none", sp: "none", codes: []domain.ProblemCode{CodeDMARCNoPolicy},
 			fix: "v=DMARC1; p=none; rua=mailto:d@example.com;"},
-		{txt: "v=DMARC1; p=maybe; rua=mailto:d@example.com", policy: "none", sp: "none", codes: []string{CodeDMARCTagIgnored, CodeDMARCNoPolicy},
+		{txt: "v=DMARC1; p=maybe; rua=mailto:d@example.com", policy: "none", sp: "none", codes: []domain.ProblemCode{CodeDMARCTagIgnored, CodeDMARCNoPolicy},
 			fix: "v=DMARC1; p=none; rua=mailto:d@example.com;"},
-		{txt: "v=DMARC1; p=reject; sp=bogus; rua=mailto:d@example.com", policy: "none", sp: "none", codes: []string{CodeDMARCTagIgnored, CodeDMARCNoPolicy},
+		{txt: "v=DMARC1; p=reject; sp=bogus; rua=mailto:d@example.com", policy: "none", sp: "none", codes: []domain.ProblemCode{CodeDMARCTagIgnored, CodeDMARCNoPolicy},
 			fix: "v=DMARC1; p=none; rua=mailto:d@example.com;"},
 		{txt: "v=DMARC1; rua=d@example.com"},                // no valid URI: no policy
 		{txt: "v=DMARC1; p=maybe"},                          // no rua: no policy
@@ -154,13 +156,13 @@ func TestDMARCReceiverView(t *testing.T) {
 		{txt: "p=none; v=DMARC1; rua=mailto:d@example.com"}, // v= not first: not a DMARC record
 		{txt: "v=dmarc1; p=none"},
 		// RFC 7489 section 6.4 orders p= right after v=; receivers accept it later.
-		{txt: "v=DMARC1; rua=mailto:d@example.com; p=quarantine", policy: "quarantine", sp: "quarantine", codes: []string{CodeDMARCTagOrder},
+		{txt: "v=DMARC1; rua=mailto:d@example.com; p=quarantine", policy: "quarantine", sp: "quarantine", codes: []domain.ProblemCode{CodeDMARCTagOrder},
 			fix: "v=DMARC1; p=quarantine; rua=mailto:d@example.com;"},
 		// RFC 7489 section 6.3: invalid values of known tags are discarded.
-		{txt: "v=DMARC1; p=reject; pct=150; adkim=x; sp=none", policy: "reject", sp: "none", codes: []string{CodeDMARCTagIgnored, CodeDMARCTagIgnored},
+		{txt: "v=DMARC1; p=reject; pct=150; adkim=x; sp=none", policy: "reject", sp: "none", codes: []domain.ProblemCode{CodeDMARCTagIgnored, CodeDMARCTagIgnored},
 			fix: "v=DMARC1; p=reject; sp=none;"},
-		{txt: "v=DMARC1; p=none; garbage; x=y", policy: "none", sp: "none", codes: []string{CodeDMARCTagIgnored}, fix: "v=DMARC1; p=none; x=y;"}, // unknown tags are kept: RFC 7489 section 6.3 ignores them
-		{txt: "v=DMARC1; p=none; rua=mailto:d@example.com,bad", policy: "none", sp: "none", codes: []string{CodeDMARCTagIgnored},
+		{txt: "v=DMARC1; p=none; garbage; x=y", policy: "none", sp: "none", codes: []domain.ProblemCode{CodeDMARCTagIgnored}, fix: "v=DMARC1; p=none; x=y;"}, // unknown tags are kept: RFC 7489 section 6.3 ignores them
+		{txt: "v=DMARC1; p=none; rua=mailto:d@example.com,bad", policy: "none", sp: "none", codes: []domain.ProblemCode{CodeDMARCTagIgnored},
 			fix: "v=DMARC1; p=none; rua=mailto:d@example.com;"},
 	} {
 		rec, notes, fix, err := dmarcReceiverView(tc.txt)
@@ -174,9 +176,9 @@ func TestDMARCReceiverView(t *testing.T) {
 			t.Errorf("%q: policy %q, sp %q, %v; want %q, %q", tc.txt, rec.Policy, rec.SubdomainPolicy, err, tc.policy, tc.sp)
 			continue
 		}
-		var codes []string
+		var codes []domain.ProblemCode
 		for _, n := range notes {
-			codes = append(codes, string(n.code))
+			codes = append(codes, n.code)
 			if n.reason == "" || n.reason[0] < 'a' || n.reason[0] > 'z' || strings.HasSuffix(n.reason, ".") {
 				t.Errorf("%q: note %q is not a clause", tc.txt, n.reason)
 			}

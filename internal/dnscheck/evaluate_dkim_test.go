@@ -55,14 +55,16 @@ type dkimCase struct {
 	name   string
 	zone   []string // zone-file lines of example.com (and provider.net)
 	status domain.CheckStatus
-	codes  []string // the problems' codes, in order
+	codes  []domain.ProblemCode // the problems' codes, in order
 }
 
 func dkimCases(k dkimKeys) []dkimCase {
 	const at = `autosend._domainkey 300 IN TXT `
 	q := func(v string) string { return at + `"` + v + `"` }
 	V, M, X := domain.CheckVerified, domain.CheckMismatch, domain.CheckMissing
-	wrong := func(code string) []string { return []string{dnscheck.CodeWrongValue, code} }
+	wrong := func(code domain.ProblemCode) []domain.ProblemCode {
+		return []domain.ProblemCode{dnscheck.CodeWrongValue, code}
+	}
 	return []dkimCase{
 		{"generated record", []string{q(k.record)}, V, nil},
 		// RFC 6376 section 3.6.2.2: the strings of one TXT record are concatenated.
@@ -70,18 +72,18 @@ func dkimCases(k dkimKeys) []dkimCase {
 		// RFC 6376 section 3.6.1: whitespace in p= is ignored.
 		{"spaces in p", []string{q("v=DKIM1; k=rsa; p=" + k.spki[:64] + " " + k.spki[64:128] + "\t" + k.spki[128:])}, V, nil},
 		{"p only", []string{q("p=" + k.spki)}, V, nil},
-		{"v not first", []string{q("k=rsa; v=DKIM1; p=" + k.spki)}, V, []string{dnscheck.CodeDKIMNotStandard}},
+		{"v not first", []string{q("k=rsa; v=DKIM1; p=" + k.spki)}, V, []domain.ProblemCode{dnscheck.CodeDKIMNotStandard}},
 		// RFC 6376 section 3.2: tag names are case-sensitive, so V= is an unknown tag.
 		{"uppercase V", []string{q("V=DKIM1; k=rsa; p=" + k.spki)}, V, nil},
 		{"h lists sha256", []string{q("v=DKIM1; h=sha1:sha256; k=rsa; p=" + k.spki)}, V, nil},
 		{"s email list", []string{q("v=DKIM1; s=email:tlsrpt; p=" + k.spki)}, V, nil},
 		{"s star", []string{q("v=DKIM1; s=*; p=" + k.spki)}, V, nil},
 		{"t=s", []string{q("v=DKIM1; t=s; p=" + k.spki)}, V, nil},
-		{"testing", []string{q("v=DKIM1; t=y; p=" + k.spki)}, V, []string{dnscheck.CodeDKIMTesting}},
-		{"tag name with a hyphen", []string{q("v=DKIM1; k=rsa; p=" + k.spki + "; x-future=1")}, V, []string{dnscheck.CodeDKIMNotStandard}},
+		{"testing", []string{q("v=DKIM1; t=y; p=" + k.spki)}, V, []domain.ProblemCode{dnscheck.CodeDKIMTesting}},
+		{"tag name with a hyphen", []string{q("v=DKIM1; k=rsa; p=" + k.spki + "; x-future=1")}, V, []domain.ProblemCode{dnscheck.CodeDKIMNotStandard}},
 		{"cname to the key", []string{`autosend._domainkey 300 IN CNAME key1.dkim.provider.net.`, `key1.dkim.provider.net. 300 IN TXT "` + k.record + `"`}, V, nil},
 
-		{"missing", nil, X, []string{dnscheck.CodeNotFound}},
+		{"missing", nil, X, []domain.ProblemCode{dnscheck.CodeNotFound}},
 		{"bare key", []string{q(k.spki)}, M, wrong(dnscheck.CodeDKIMSyntax)},
 		{"uppercase P", []string{q("v=DKIM1; k=rsa; P=" + k.spki)}, M, wrong(dnscheck.CodeDKIMSyntax)},
 		{"uppercase rsa", []string{q("v=DKIM1; k=RSA; p=" + k.spki)}, M, wrong(dnscheck.CodeDKIMSyntax)},
@@ -91,18 +93,18 @@ func dkimCases(k dkimKeys) []dkimCase {
 		{"h sha1 only", []string{q("v=DKIM1; h=sha1; k=rsa; p=" + k.spki)}, M, wrong(dnscheck.CodeDKIMRestricted)},
 		{"s tlsrpt only", []string{q("v=DKIM1; s=tlsrpt; p=" + k.spki)}, M, wrong(dnscheck.CodeDKIMRestricted)},
 		{"ed25519 key", []string{q("v=DKIM1; k=ed25519; p=" + k.ed)}, M, wrong(dnscheck.CodeDKIMRestricted)},
-		{"quoted", []string{at + `"\"` + k.record[:200] + `" "` + k.record[200:] + `\""`}, M, []string{dnscheck.CodeQuotedValue}},
+		{"quoted", []string{at + `"\"` + k.record[:200] + `" "` + k.record[200:] + `\""`}, M, []domain.ProblemCode{dnscheck.CodeQuotedValue}},
 		// RFC 6376 section 3.3.1 names the PKCS#1 RSAPublicKey form, but OpenDKIM cannot read it.
 		{"pkcs1 key", []string{q("v=DKIM1; k=rsa; p=" + k.pkcs1)}, M, wrong(dnscheck.CodeDKIMKeyFormat)},
 		// OpenDKIM fails a selector with two records even when both publish the key.
-		{"two records of the same key", []string{q(k.record), q("v=DKIM1; p=" + k.spki)}, M, []string{dnscheck.CodeDKIMMultiple}},
+		{"two records of the same key", []string{q(k.record), q("v=DKIM1; p=" + k.spki)}, M, []domain.ProblemCode{dnscheck.CodeDKIMMultiple}},
 		{"ours and another key", []string{q(k.record), q("v=DKIM1; k=rsa; p=" + k.other)}, M,
-			[]string{dnscheck.CodeDKIMMultiple, dnscheck.CodeDKIMKeyMismatch}},
-		{"ours and a bare key", []string{q(k.record), q(k.spki)}, M, []string{dnscheck.CodeDKIMMultiple, dnscheck.CodeDKIMSyntax}},
+			[]domain.ProblemCode{dnscheck.CodeDKIMMultiple, dnscheck.CodeDKIMKeyMismatch}},
+		{"ours and a bare key", []string{q(k.record), q(k.spki)}, M, []domain.ProblemCode{dnscheck.CodeDKIMMultiple, dnscheck.CodeDKIMSyntax}},
 		{"two wrong records", []string{q("v=DKIM1; k=rsa; p="), q("v=DKIM1; k=rsa; p=" + k.other)}, M,
-			[]string{dnscheck.CodeDKIMMultiple, dnscheck.CodeDKIMKeyMismatch, dnscheck.CodeDKIMKeyMismatch}},
+			[]domain.ProblemCode{dnscheck.CodeDKIMMultiple, dnscheck.CodeDKIMKeyMismatch, dnscheck.CodeDKIMKeyMismatch}},
 		{"cname to another key", []string{`autosend._domainkey 300 IN CNAME key1.dkim.provider.net.`, `key1.dkim.provider.net. 300 IN TXT "v=DKIM1; p=` + k.other + `"`}, M,
-			[]string{dnscheck.CodeCNAMEConflict, dnscheck.CodeWrongValue, dnscheck.CodeDKIMKeyMismatch}},
+			[]domain.ProblemCode{dnscheck.CodeCNAMEConflict, dnscheck.CodeWrongValue, dnscheck.CodeDKIMKeyMismatch}},
 	}
 }
 

@@ -26,7 +26,7 @@ func TestSPFFixesVerify(t *testing.T) {
 		record string
 		zone   []string
 		status domain.CheckStatus
-		code   string
+		code   domain.ProblemCode
 		fix    string // the record the fix must quote
 	}{
 		{name: "all before include", record: "v=spf1 -all include:amazonses.com",
@@ -59,7 +59,7 @@ func TestSPFFixesVerify(t *testing.T) {
 				return tr.checker(t, dnscheck.ModeAuthoritative).Check(context.Background(), []dnscheck.Expectation{exp(domain.KeyMailFromSPF, "example.com")})[0]
 			}
 			o := check()
-			if o.Status != tc.status || len(o.Problems) == 0 || string(o.Problems[0].Code) != tc.code {
+			if o.Status != tc.status || len(o.Problems) == 0 || o.Problems[0].Code != tc.code {
 				t.Fatalf("%q: got %s %v, want %s with %s first: %+v", tc.record, o.Status, codes(o), tc.status, tc.code, o.Problems)
 			}
 			t.Log(o.Problems[0].Message)

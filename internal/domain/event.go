@@ -65,12 +65,12 @@ func KnownEventType(s string) bool { return slices.Contains(EventTypes, EventTyp
 
 // EventRecord is a record as a verification event describes it.
 type EventRecord struct {
-	Type       string    `json:"type"`
-	Name       string    `json:"name"`
-	RecordType string    `json:"recordType"`
-	IsVerified bool      `json:"isVerified"`
-	Status     string    `json:"status"`
-	Problems   []Problem `json:"problems"`
+	Type       string      `json:"type"`
+	Name       string      `json:"name"`
+	RecordType string      `json:"recordType"`
+	IsVerified bool        `json:"isVerified"`
+	Status     CheckStatus `json:"status"`
+	Problems   []Problem   `json:"problems"`
 }
 
 // EventData is the data of every verification event: the domain's state after

@@ -16,7 +16,7 @@ import (
 func toEventRecord(r *domain.Record) domain.EventRecord {
 	return domain.EventRecord{
 		Type: r.Key.Role(), Name: r.Name, RecordType: r.Type, IsVerified: r.Verified,
-		Status: string(r.Status), Problems: append([]domain.Problem{}, r.Problems...),
+		Status: r.Status, Problems: append([]domain.Problem{}, r.Problems...),
 	}
 }
 
