@@ -112,11 +112,9 @@ func toV2Delivery(d webhook.Delivery) v2Delivery {
 }
 
 func toV2Event(e domains.Event) v2Event {
-	var p struct {
-		Data json.RawMessage `json:"data"`
-	}
-	// Payloads are written by verify and never malformed; an empty object
-	// stands in should one ever be.
+	var p domain.Envelope[json.RawMessage]
+	// Payloads are written by verify and the rotator and never malformed; an
+	// empty object stands in should one ever be.
 	if err := json.Unmarshal(e.Payload, &p); err != nil || len(p.Data) == 0 {
 		p.Data = json.RawMessage(`{}`)
 	}

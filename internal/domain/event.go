@@ -90,10 +90,16 @@ type EventData struct {
 	Reason             string        `json:"reason,omitempty"`
 }
 
-// EventPayload is a verification event as it is stored and as webhooks
-// receive it, in the Standard Webhooks layout.
-type EventPayload struct {
+// Envelope is the layout of every event's payload, as it is stored and as
+// webhooks receive it (Standard Webhooks): the type, the time and the data, in
+// that order. The store relies on the order (package sqlstore keeps a payload
+// without the start its row gives back), so every kind of event is written
+// through this one type.
+type Envelope[T any] struct {
 	Type      EventType `json:"type"`
 	Timestamp string    `json:"timestamp"`
-	Data      EventData `json:"data"`
+	Data      T         `json:"data"`
 }
+
+// EventPayload is a verification event's payload.
+type EventPayload = Envelope[EventData]

@@ -484,12 +484,6 @@ type eventRecord struct {
 	Value string `json:"value"`
 }
 
-type payload struct {
-	Type      domain.EventType `json:"type"`
-	Timestamp string           `json:"timestamp"`
-	Data      eventData        `json:"data"`
-}
-
 func stamp(t time.Time) string {
 	if t.IsZero() {
 		return ""
@@ -517,7 +511,7 @@ func (r *Rotator) event(rot store.Rotation, typ domain.EventType, now time.Time)
 	case rot.Mode == domain.DKIMModeCNAME && typ == domain.EventDKIMRotationWaiting:
 		data.Record = &eventRecord{Name: records.DKIMName(rot.NextSelector, rot.Domain), Type: "CNAME", Value: r.Records.DKIMTarget(rot.NextSelector, rot.Domain)}
 	}
-	body, err := json.Marshal(payload{Type: typ, Timestamp: stamp(now), Data: data})
+	body, err := json.Marshal(domain.Envelope[eventData]{Type: typ, Timestamp: stamp(now), Data: data})
 	if err != nil {
 		return nil, fmt.Errorf("rotation: event payload: %w", err)
 	}
