@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/domaind/domaind/internal/domain"
 	"github.com/domaind/domaind/internal/records"
 )
 
@@ -397,10 +398,7 @@ func oneLine(err error) string {
 	}
 	s := strings.ReplaceAll(err.Error(), "\n", " ")
 	s = strings.ReplaceAll(s, "|", "/")
-	if len(s) > 160 {
-		s = s[:160] + "…"
-	}
-	return s
+	return domain.TruncateBytes(s, 160)
 }
 
 func fmtSeconds(d time.Duration) string {

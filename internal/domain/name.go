@@ -41,16 +41,7 @@ type NameError struct {
 
 // Error reports the input, shortened if it is long, and the message.
 func (e *NameError) Error() string {
-	in := e.Input
-	if len(in) > 80 {
-		// Cut on a rune boundary so the quoted text stays readable.
-		cut := 80
-		for cut > 0 && !utf8.RuneStart(in[cut]) {
-			cut--
-		}
-		in = in[:cut] + "..."
-	}
-	return fmt.Sprintf("invalid domain %q: %s", in, e.Message)
+	return fmt.Sprintf("invalid domain %q: %s", TruncateBytes(e.Input, 80), e.Message)
 }
 
 // NormalizeName turns what a customer typed into the canonical sending-domain name: surrounding

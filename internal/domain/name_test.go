@@ -184,7 +184,7 @@ func TestNameErrorShortensLongInput(t *testing.T) {
 		t.Fatal("NormalizeName accepted 3000 ü")
 	}
 	msg := err.Error()
-	if len(msg) > 300 || !strings.Contains(msg, "...") {
+	if len(msg) > 300 || !strings.Contains(msg, "…") {
 		t.Errorf("Error() of a long input is not shortened: %d bytes", len(msg))
 	}
 	if !utf8.ValidString(msg) {
