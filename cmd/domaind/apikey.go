@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,9 +25,6 @@ func apikeyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		project := fs.String("project", "", "project name (created if new)")
 		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
-		}
-		if *project == "" {
-			return errors.New("--project is required: the name of the project the key is for")
 		}
 		// Bad input is refused before a database is opened, which would
 		// create one.

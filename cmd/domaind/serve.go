@@ -263,6 +263,3 @@ func parseRegions(s string) ([]string, error) {
 	}
 	return out, nil
 }
-
-// redactDSN hides a password in a database URL for logs.
-func redactDSN(dsn string) string { return app.RedactDSN(dsn) }

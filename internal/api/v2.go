@@ -236,11 +236,11 @@ func queryInt(w http.ResponseWriter, r *http.Request, name string, def, lo, hi i
 }
 
 func (s *Server) v2ListDomains(w http.ResponseWriter, r *http.Request) error {
-	asked, ok := v2Page(w, r)
+	page, ok := v2Page(w, r)
 	if !ok {
 		return nil
 	}
-	page, limit, offset := asked, asked.Limit, asked.Offset
+	limit, offset := page.Limit, page.Offset
 	if q := r.URL.Query(); q.Has("cursor") {
 		after, ok := decodeCursor(q.Get("cursor"))
 		switch {
